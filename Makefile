@@ -1,0 +1,61 @@
+# One entry point for people and CI. `make run` = the whole stack locally; `make test` = every test.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+STAMP := .cairn/stamps
+export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
+
+help:
+	@echo "make run    - install, start anvil, deploy, index, serve the API and dashboard (SQLite)"
+	@echo "make test   - install and run every test (Solidity, Python unit/integration/property)"
+	@echo "make bench  - run every benchmark and write bench/results.json"
+	@echo "make lint   - ruff + mypy"
+
+$(STAMP):
+	@mkdir -p $(STAMP)
+
+# --- installation (idempotent; stamps are keyed on the lock files) ---------------------------------
+$(STAMP)/venv: pyproject.toml requirements.lock | $(STAMP)
+	@test -x $(PY) || python3 -m venv $(VENV)
+	@$(PIP) install -q --disable-pip-version-check -r requirements.lock
+	@$(PIP) install -q --disable-pip-version-check --no-deps -e .
+	@touch $@
+
+$(STAMP)/npm: package.json package-lock.json | $(STAMP)
+	@npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+install: $(STAMP)/venv $(STAMP)/npm
+
+build: install
+	@npx hardhat build --quiet
+
+# --- the two commands -------------------------------------------------------------------------------
+run: build
+	@$(VENV)/bin/cairn dev
+
+test: build
+	@bash scripts/ensure-postgres.sh
+	@echo "== Solidity tests (Hardhat 3) =="
+	@npx hardhat test solidity
+	@echo "== lint =="
+	@$(VENV)/bin/ruff check cairn indexer backend tests bench
+	@$(VENV)/bin/mypy cairn indexer backend
+	@echo "== Python tests =="
+	@CAIRN_TEST_POSTGRES_URL=$${CAIRN_TEST_POSTGRES_URL:-postgresql+psycopg://postgres@127.0.0.1:5432/postgres} \
+	  $(VENV)/bin/pytest -q -p no:cacheprovider tests
+
+bench: build
+	@bash scripts/ensure-postgres.sh
+	@$(PY) -m bench
+
+lint: install
+	@$(VENV)/bin/ruff check cairn indexer backend tests bench
+	@$(VENV)/bin/mypy cairn indexer backend
+
+clean:
+	rm -rf artifacts cache .cairn
+
+.PHONY: help install build run test bench lint clean
