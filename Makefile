@@ -24,7 +24,9 @@ $(STAMP)/venv: pyproject.toml requirements.lock | $(STAMP)
 	@touch $@
 
 $(STAMP)/npm: package.json package-lock.json | $(STAMP)
-	@npm ci --no-audit --no-fund --loglevel=error
+	@# `npm ci` refuses this lock: the registry here serves only the linux-x64 builds of anvil and EDR, so the
+	@# other platforms' optional packages cannot be locked. `npm install --no-save` installs exactly the lock.
+	@npm install --no-save --no-audit --no-fund --loglevel=error
 	@touch $@
 
 install: $(STAMP)/venv $(STAMP)/npm
