@@ -1,0 +1,62 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.37;
+
+/// @title IRewardToken
+/// @notice Cairn's ERC-20: EIP-2612 permit, EIP-3009 transfer/receive/cancel authorizations (FiatTokenV2
+/// semantics: random `bytes32` nonces, `validAfter < now < validBefore`), and an on-chain emission schedule.
+/// @dev Emission: `cap(e) = initialEpochCap * ((10000 - decayBps) / 10000)^e` (computed in 27-decimal fixed point,
+/// rounded down). Only MINTER_ROLE mints, only for an epoch that has started, and `mintedInEpoch(e) <= cap(e)`
+/// always, so total supply never exceeds the sum of the caps of started epochs.
+interface IRewardToken {
+    /// @notice `amount` new tokens were minted to `to` against epoch `epoch`'s emission cap.
+    event EmissionMinted(uint64 indexed epoch, address indexed to, uint256 amount);
+
+    /// @notice The epoch has not started yet, so nothing can be minted for it.
+    error RewardTokenEpochNotStarted(uint64 epoch);
+    /// @notice Minting `requested` would exceed the epoch's cap; `available` is what is left.
+    error RewardTokenEmissionCapExceeded(uint64 epoch, uint256 requested, uint256 available);
+    /// @notice Constructor parameter out of range (decay above 10000 bps or an initial cap above 2^128).
+    error RewardTokenInvalidSchedule();
+    /// @notice Zero recipient or zero amount.
+    error RewardTokenInvalidMint();
+
+    /// @notice Mint `amount` to `to` for `epoch` (MINTER_ROLE; the RewardDistributor holds it).
+    function mintEmission(uint64 epoch, address to, uint256 amount) external;
+
+    /// @notice The emission cap of epoch `epoch`.
+    function emissionCap(uint64 epoch) external view returns (uint256);
+
+    /// @notice How much has been minted for `epoch` so far (`<= emissionCap(epoch)`).
+    function mintedInEpoch(uint64 epoch) external view returns (uint256);
+
+    /// @notice Cap of epoch 0.
+    function initialEpochCap() external view returns (uint256);
+
+    /// @notice Decay of the cap per epoch, in basis points (0..10000).
+    function decayBps() external view returns (uint16);
+
+    /// @notice EIP-3009 `transferWithAuthorization` taking a packed 65-byte ECDSA signature or an EIP-1271 one.
+    function transferWithAuthorization(
+        address from,
+        address to,
+        uint256 value,
+        uint256 validAfter,
+        uint256 validBefore,
+        bytes32 nonce,
+        bytes calldata signature
+    ) external;
+
+    /// @notice EIP-3009 `receiveWithAuthorization` (caller must be `to`) with a bytes signature (ECDSA or EIP-1271).
+    function receiveWithAuthorization(
+        address from,
+        address to,
+        uint256 value,
+        uint256 validAfter,
+        uint256 validBefore,
+        bytes32 nonce,
+        bytes calldata signature
+    ) external;
+
+    /// @notice EIP-3009 `cancelAuthorization` with a bytes signature (ECDSA or EIP-1271).
+    function cancelAuthorization(address authorizer, bytes32 nonce, bytes calldata signature) external;
+}
