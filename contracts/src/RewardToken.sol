@@ -1,0 +1,213 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.37;
+
+import {ERC20} from "@openzeppelin/contracts/token/ERC20/ERC20.sol";
+import {ERC20Permit} from "@openzeppelin/contracts/token/ERC20/extensions/ERC20Permit.sol";
+import {ERC3009} from "@openzeppelin/contracts/token/ERC20/extensions/draft-ERC3009.sol";
+import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/SignatureChecker.sol";
+import {EpochClock} from "./EpochClock.sol";
+import {IRewardToken} from "./interfaces/IRewardToken.sol";
+
+/// @title RewardToken
+/// @notice Cairn's ERC-20 with EIP-2612 permit, EIP-3009 authorizations (what x402 `exact` clients sign) and an
+/// emission schedule enforced on-chain.
+/// @dev EIP-712 domain: name = token name, version "1", chain id, this contract (rebuilt if the chain id changes).
+/// EIP-3009 follows OpenZeppelin's ERC3009 (FiatTokenV2 semantics: random nonces, strict validity window), with
+/// every signature checked by SignatureChecker, so contract wallets (EIP-1271) can authorize too, like FiatTokenV2_2.
+contract RewardToken is IRewardToken, ERC20Permit, ERC3009, AccessControl, EpochClock {
+    /// @notice May mint emission (the RewardDistributor).
+    bytes32 public constant MINTER_ROLE = keccak256("MINTER_ROLE");
+
+    uint256 private constant _BPS = 10_000;
+    uint256 private constant _RAY = 1e27;
+
+    uint256 private immutable _INITIAL_EPOCH_CAP;
+    uint16 private immutable _DECAY_BPS;
+    /// @dev `(10000 - decayBps) / 10000` in ray (27 decimals).
+    uint256 private immutable _RETAIN_RAY;
+
+    mapping(uint64 epoch => uint256 minted) private _mintedInEpoch;
+
+    /// @param name_ Token name (also the EIP-712 domain name).
+    /// @param symbol_ Token symbol.
+    /// @param admin Holder of DEFAULT_ADMIN_ROLE (grants MINTER_ROLE).
+    /// @param genesis_ Epoch clock genesis (unix seconds).
+    /// @param epochLength_ Epoch clock length (seconds).
+    /// @param initialEpochCap_ Cap of epoch 0, at most 2^128.
+    /// @param decayBps_ Decay of the cap per epoch in basis points, at most 10000.
+    constructor(
+        string memory name_,
+        string memory symbol_,
+        address admin,
+        uint64 genesis_,
+        uint64 epochLength_,
+        uint256 initialEpochCap_,
+        uint16 decayBps_
+    ) ERC20(name_, symbol_) ERC20Permit(name_) EpochClock(genesis_, epochLength_) {
+        if (decayBps_ > _BPS || initialEpochCap_ > type(uint128).max) revert RewardTokenInvalidSchedule();
+        _INITIAL_EPOCH_CAP = initialEpochCap_;
+        _DECAY_BPS = decayBps_;
+        _RETAIN_RAY = (_BPS - decayBps_) * (_RAY / _BPS);
+        _grantRole(DEFAULT_ADMIN_ROLE, admin);
+    }
+
+    // --- emission ---------------------------------------------------------------------------------------
+
+    /// @inheritdoc IRewardToken
+    function mintEmission(uint64 epoch, address to, uint256 amount) external onlyRole(MINTER_ROLE) {
+        if (to == address(0) || amount == 0) revert RewardTokenInvalidMint();
+        if (!hasStarted(epoch)) revert RewardTokenEpochNotStarted(epoch);
+        uint256 cap = emissionCap(epoch);
+        uint256 minted = _mintedInEpoch[epoch];
+        // `minted <= cap` is an invariant of this function, so `cap - minted` cannot underflow.
+        uint256 available;
+        unchecked {
+            available = cap - minted;
+        }
+        if (amount > available) revert RewardTokenEmissionCapExceeded(epoch, amount, available);
+        // `minted + amount <= cap <= 2^128`: no overflow.
+        unchecked {
+            _mintedInEpoch[epoch] = minted + amount;
+        }
+        _mint(to, amount);
+        emit EmissionMinted(epoch, to, amount);
+    }
+
+    /// @inheritdoc IRewardToken
+    function emissionCap(uint64 epoch) public view returns (uint256) {
+        return (_INITIAL_EPOCH_CAP * _rpow(_RETAIN_RAY, epoch)) / _RAY;
+    }
+
+    /// @inheritdoc IRewardToken
+    function mintedInEpoch(uint64 epoch) external view returns (uint256) {
+        return _mintedInEpoch[epoch];
+    }
+
+    /// @inheritdoc IRewardToken
+    function initialEpochCap() external view returns (uint256) {
+        return _INITIAL_EPOCH_CAP;
+    }
+
+    /// @inheritdoc IRewardToken
+    function decayBps() external view returns (uint16) {
+        return _DECAY_BPS;
+    }
+
+    /// @dev `x^n` in ray fixed point, rounding down at every step (deterministic). `x <= 1 ray`, so every
+    /// intermediate product is below 1e54 and checked arithmetic never reverts.
+    function _rpow(uint256 x, uint256 n) private pure returns (uint256 z) {
+        z = _RAY;
+        while (n != 0) {
+            if (n & 1 != 0) z = (z * x) / _RAY;
+            n >>= 1;
+            if (n != 0) x = (x * x) / _RAY;
+            if (x == 0) return n == 0 ? z : 0;
+        }
+    }
+
+    // --- EIP-3009 -----------------------------------------------------------------------------------------
+
+    /// @notice EIP-3009 `transferWithAuthorization` (v, r, s); an EIP-1271 wallet gets `abi.encodePacked(r, s, v)`.
+    function transferWithAuthorization(
+        address from,
+        address to,
+        uint256 value,
+        uint256 validAfter,
+        uint256 validBefore,
+        bytes32 nonce,
+        uint8 v,
+        bytes32 r,
+        bytes32 s
+    ) public override {
+        bytes32 digest =
+            _transferDigest(TRANSFER_WITH_AUTHORIZATION_TYPEHASH, from, to, value, validAfter, validBefore, nonce);
+        _checkSigner(from, digest, abi.encodePacked(r, s, v));
+        _transferWithAuthorization(from, to, value, validAfter, validBefore, nonce);
+    }
+
+    /// @inheritdoc IRewardToken
+    function transferWithAuthorization(
+        address from,
+        address to,
+        uint256 value,
+        uint256 validAfter,
+        uint256 validBefore,
+        bytes32 nonce,
+        bytes calldata signature
+    ) external {
+        bytes32 digest =
+            _transferDigest(TRANSFER_WITH_AUTHORIZATION_TYPEHASH, from, to, value, validAfter, validBefore, nonce);
+        _checkSigner(from, digest, signature);
+        _transferWithAuthorization(from, to, value, validAfter, validBefore, nonce);
+    }
+
+    /// @notice EIP-3009 `receiveWithAuthorization` (v, r, s): the caller must be `to`.
+    function receiveWithAuthorization(
+        address from,
+        address to,
+        uint256 value,
+        uint256 validAfter,
+        uint256 validBefore,
+        bytes32 nonce,
+        uint8 v,
+        bytes32 r,
+        bytes32 s
+    ) public override {
+        if (to != _msgSender()) revert ERC20InvalidReceiver(to);
+        bytes32 digest =
+            _transferDigest(RECEIVE_WITH_AUTHORIZATION_TYPEHASH, from, to, value, validAfter, validBefore, nonce);
+        _checkSigner(from, digest, abi.encodePacked(r, s, v));
+        _transferWithAuthorization(from, to, value, validAfter, validBefore, nonce);
+    }
+
+    /// @inheritdoc IRewardToken
+    function receiveWithAuthorization(
+        address from,
+        address to,
+        uint256 value,
+        uint256 validAfter,
+        uint256 validBefore,
+        bytes32 nonce,
+        bytes calldata signature
+    ) external {
+        if (to != _msgSender()) revert ERC20InvalidReceiver(to);
+        bytes32 digest =
+            _transferDigest(RECEIVE_WITH_AUTHORIZATION_TYPEHASH, from, to, value, validAfter, validBefore, nonce);
+        _checkSigner(from, digest, signature);
+        _transferWithAuthorization(from, to, value, validAfter, validBefore, nonce);
+    }
+
+    /// @notice EIP-3009 `cancelAuthorization` (v, r, s).
+    function cancelAuthorization(address authorizer, bytes32 nonce, uint8 v, bytes32 r, bytes32 s) public override {
+        _checkSigner(authorizer, _cancelDigest(authorizer, nonce), abi.encodePacked(r, s, v));
+        _cancelAuthorization(authorizer, nonce);
+    }
+
+    /// @inheritdoc IRewardToken
+    function cancelAuthorization(address authorizer, bytes32 nonce, bytes calldata signature) external {
+        _checkSigner(authorizer, _cancelDigest(authorizer, nonce), signature);
+        _cancelAuthorization(authorizer, nonce);
+    }
+
+    function _transferDigest(
+        bytes32 typehash,
+        address from,
+        address to,
+        uint256 value,
+        uint256 validAfter,
+        uint256 validBefore,
+        bytes32 nonce
+    ) private view returns (bytes32) {
+        return _hashTypedDataV4(keccak256(abi.encode(typehash, from, to, value, validAfter, validBefore, nonce)));
+    }
+
+    function _cancelDigest(address authorizer, bytes32 nonce) private view returns (bytes32) {
+        return _hashTypedDataV4(keccak256(abi.encode(CANCEL_AUTHORIZATION_TYPEHASH, authorizer, nonce)));
+    }
+
+    /// @dev ECDSA (low-s only) for EOAs, EIP-1271 for contracts.
+    function _checkSigner(address signer, bytes32 digest, bytes memory signature) private view {
+        if (!SignatureChecker.isValidSignatureNow(signer, digest, signature)) revert ERC3009InvalidSignature();
+    }
+}
