@@ -1,0 +1,1 @@
+"""The rewards engine: policy-driven allocation, Merkle publication, epoch lifecycle and the outbox."""
