@@ -1,0 +1,421 @@
+"""The indexer loop: adaptive backfill of finalized ranges, then block-by-block live following by hash.
+
+The only state is the cursor (last committed block and its hash) and the hashes of unfinalized blocks, both in
+the database and committed in the same transaction as the rows. Each step:
+
+1. One batched round trip: `latest`, `finalized` (if the node has the tag) and the header at our cursor.
+2. Node behind (no header at our cursor): count it, fail over, wait. Never a rollback.
+3. Cursor hash differs from the node's: a reorg (also one that happened while we were down). Walk the stored
+   hashes back to the highest block the node still agrees with (the common ancestor); deeper than the stored
+   window -> `DeepReorgError` naming the block. The rollback is committed together with the re-applied blocks.
+4. Finalized blocks above the cursor: one `eth_getLogs` over an adaptive range `[cursor+1, hi]`, `hi <=
+   finalized` (the provider's suggested range on "too many results", else halve; grow additively after a
+   success, double over empty ranges; shrink to bound the events per range, which keeps memory flat).
+5. Otherwise the unfinalized blocks above the cursor, one by one: header by number, parent-hash check against
+   the previous block, logs by `blockHash` (so header and logs cannot come from different forks).
+
+Since every step starts exactly at `cursor + 1` and commits atomically, the switch from backfill to live, a
+kill -9, or a retried step can neither lose nor duplicate an event.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine
+
+from cairn.db import make_engine
+from cairn.deployment import Deployment
+from cairn.errors import CairnError
+from cairn.settings import Settings
+from indexer import metrics
+from indexer.abi import EventSpec, decode_log, specs_from_abis
+from indexer.rpc import RangeTooLargeError, RpcClient, RpcError
+from indexer.store import Cursor, Store, upgrade
+
+log = logging.getLogger("cairn.indexer")
+
+
+class DeepReorgError(CairnError):
+    """A reorganisation deeper than the kept window of unfinalized block hashes."""
+
+    code = "indexer_deep_reorg"
+    exit_code = 6
+
+
+class _NodeBehind(Exception):
+    pass
+
+
+class _Retry(Exception):
+    """The step saw an inconsistent view of the chain (reorg in flight, failover); just run it again."""
+
+
+@dataclass
+class IndexerOptions:
+    finality: str = "auto"  # "auto" (node's `finalized` tag if it has one), "tag", "confirmations"
+    confirmations: int | None = None  # default: Settings.confirmations
+    poll_interval: float = 1.0
+    initial_range: int = 2_000  # blocks per eth_getLogs at start
+    grow_step: int = 2_000  # additive growth after a success
+    max_range: int = 500_000
+    target_events: int = 20_000  # shrink the range when a query returns more (bounds memory)
+    live_batch: int = 64  # unfinalized blocks per transaction
+    rpc_timeout: float = 10.0
+    rpc_attempts: int = 12
+
+
+@dataclass
+class Progress:
+    """What the last step did (for progress bars and tests)."""
+
+    cursor: int
+    head: int
+    finalized: int
+    events: int
+    blocks: int
+    mode: str  # "backfill", "live", "idle", "behind"
+
+
+class Indexer:
+    """Mirror every event of a deployment into SQL. `run(stop_event)` follows the chain until stopped."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        deployment: Deployment,
+        *,
+        engine: Engine | None = None,
+        options: IndexerOptions | None = None,
+        on_progress: Callable[[Progress], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.deployment = deployment
+        self.options = options or IndexerOptions()
+        self.confirmations = (
+            self.options.confirmations if self.options.confirmations is not None else settings.confirmations
+        )
+        self.engine = engine or make_engine(settings.database_url)
+        self.stop = threading.Event()
+        self.rpc = RpcClient(
+            settings.rpc_urls,
+            timeout=self.options.rpc_timeout,
+            max_attempts=self.options.rpc_attempts,
+            on_error=lambda kind: metrics.RPC_ERRORS.labels(kind).inc(),
+            stop=self.stop,
+        )
+        uint_as_str = self.engine.dialect.name != "postgresql"
+        self.specs: dict[str, EventSpec] = specs_from_abis(
+            (c.abi for c in deployment.contracts.values()), uint_as_str=uint_as_str
+        )
+        self.addresses = sorted({c.address.lower() for c in deployment.contracts.values()})
+        self.start_block = deployment.start_block
+        self.store = Store(self.engine, self.specs)
+        self.on_progress = on_progress
+        self.range = self.options.initial_range
+        self.has_finalized_tag: bool | None = (
+            None if self.options.finality == "auto" else (self.options.finality == "tag")
+        )
+        self.cursor: Cursor | None = None
+        self.events_total = 0
+        self.reorgs = 0
+        self._prepared = False
+
+    # --- start-up ---------------------------------------------------------------------------------------
+    def prepare(self) -> None:
+        """Verify the chain id, run migrations, load the cursor. Idempotent."""
+        if self._prepared:
+            return
+        chain_id = self.rpc.chain_id()
+        self.deployment.require_chain(chain_id, self.rpc.url)
+        upgrade(self.engine, self.specs)
+        self.cursor = self.store.cursor()
+        if self.cursor is not None and self.cursor.chain_id != self.deployment.chain_id:
+            from cairn.errors import WrongChainError
+
+            raise WrongChainError(
+                f"database {self.engine.url!r} holds chain {self.cursor.chain_id}, "
+                f"the deployment is chain {self.deployment.chain_id}"
+            )
+        self._prepared = True
+
+    def close(self) -> None:
+        self.rpc.close()
+
+    # --- main loop --------------------------------------------------------------------------------------
+    def run(self, stop_event: threading.Event | None = None, *, once: bool = False) -> None:
+        """Follow the chain until `stop_event` is set (or, with `once`, until caught up with the head)."""
+        stop = stop_event or self.stop
+        if stop is not self.stop:
+            # propagate an external stop into RPC backoff waits
+            def relay() -> None:
+                stop.wait()
+                self.stop.set()
+
+            threading.Thread(target=relay, daemon=True).start()
+        self.prepare()
+        while not stop.is_set():
+            progress = self.step()
+            if self.on_progress is not None:
+                self.on_progress(progress)
+            if progress.mode in ("idle", "behind"):
+                if once and progress.mode == "idle":
+                    return
+                stop.wait(self.options.poll_interval)
+
+    def run_once(self) -> None:
+        """Catch up with the head and return."""
+        self.run(once=True)
+
+    def step(self) -> Progress:
+        """One unit of work; commits at most one transaction."""
+        try:
+            return self._step()
+        except _NodeBehind:
+            metrics.NODE_BEHIND.inc()
+            self.rpc.failover()
+            cur = self.cursor.block_number if self.cursor else self.start_block - 1
+            return Progress(cur, -1, -1, 0, 0, "behind")
+        except _Retry:
+            cur = self.cursor.block_number if self.cursor else self.start_block - 1
+            return Progress(cur, -1, -1, 0, 0, "retry")
+
+    def _heads(self) -> tuple[dict[str, Any], int, dict[str, Any] | None]:
+        calls: list[tuple[str, list[Any]]] = [("eth_getBlockByNumber", ["latest", False])]
+        if self.cursor is not None:
+            calls.append(("eth_getBlockByNumber", [hex(self.cursor.block_number), False]))
+        if self.has_finalized_tag is not False:
+            calls.append(("eth_getBlockByNumber", ["finalized", False]))
+        try:
+            results = self.rpc.batch(calls)
+        except RpcError:
+            if self.has_finalized_tag is None:  # node without the tag
+                self.has_finalized_tag = False
+                return self._heads()
+            raise
+        latest = results[0]
+        if not isinstance(latest, dict):
+            raise _Retry()
+        head = int(latest["number"], 16)
+        at_cursor = results[1] if self.cursor is not None else None
+        finalized = head - self.confirmations
+        if self.has_finalized_tag is not False:
+            fin = results[-1]
+            if isinstance(fin, dict):
+                self.has_finalized_tag = True
+                finalized = int(fin["number"], 16)
+            elif self.has_finalized_tag is None:
+                self.has_finalized_tag = False
+        return latest, min(max(finalized, -1), head), at_cursor
+
+    def _step(self) -> Progress:
+        latest, finalized, at_cursor = self._heads()
+        head = int(latest["number"], 16)
+        metrics.HEAD.set(head)
+        rollback_to: int | None = None
+        anchor: tuple[int, str | None]
+        if self.cursor is None:
+            anchor = (self.start_block - 1, None)
+        else:
+            if head < self.cursor.block_number or at_cursor is None:
+                raise _NodeBehind()
+            anchor = (self.cursor.block_number, self.cursor.block_hash)
+            if at_cursor["hash"] != self.cursor.block_hash:
+                rollback_to, anchor_hash = self._common_ancestor()
+                anchor = (rollback_to, anchor_hash)
+        metrics.LAG.set(max(0, head - anchor[0]))
+        if rollback_to is None and head <= anchor[0]:
+            return Progress(anchor[0], head, finalized, 0, 0, "idle")
+        if finalized > anchor[0] and rollback_to is None:
+            return self._backfill(anchor, head, finalized)
+        return self._live(anchor, head, finalized, rollback_to)
+
+    # --- reorgs -----------------------------------------------------------------------------------------
+    def _common_ancestor(self) -> tuple[int, str]:
+        stored = self.store.stored_blocks()
+        if not stored:
+            raise DeepReorgError("reorg detected but no block hashes are stored")
+        headers = self.rpc.batch([("eth_getBlockByNumber", [hex(n), False]) for n, _ in stored])
+        for (n, h), hdr in zip(stored, headers, strict=True):
+            if hdr is None:
+                raise _NodeBehind()
+            if hdr["hash"] == h:
+                assert self.cursor is not None
+                depth = self.cursor.block_number - n
+                log.warning("reorg: rolling back %d block(s) to common ancestor %d", depth, n)
+                self.reorgs += 1
+                metrics.REORGS.inc()
+                metrics.REORG_DEPTH.set(depth)
+                return n, h
+        low_n, low_h = stored[-1]
+        raise DeepReorgError(
+            f"reorg deeper than the finality window: block {low_n} ({low_h}) is no longer on the chain; "
+            f"re-index from scratch or raise the confirmation depth"
+        )
+
+    # --- backfill ---------------------------------------------------------------------------------------
+    def _get_logs(self, lo: int, hi_cap: int) -> tuple[int, list[dict[str, Any]], int]:
+        """Logs of [lo, hi <= hi_cap] with the adaptive range; returns (hi, logs, generation)."""
+        while True:
+            hi = min(hi_cap, lo + self.range - 1)
+            gen = self.rpc.generation
+            try:
+                logs = self.rpc.call(
+                    "eth_getLogs", [{"fromBlock": hex(lo), "toBlock": hex(hi), "address": self.addresses}]
+                )
+            except RangeTooLargeError as exc:
+                size = hi - lo + 1
+                if exc.suggested is not None and exc.suggested[0] <= lo <= exc.suggested[1]:
+                    new = exc.suggested[1] - lo + 1
+                elif exc.suggested is not None:
+                    new = exc.suggested[1] - exc.suggested[0] + 1
+                else:
+                    new = size // 2
+                if size <= 1:
+                    raise RpcError(f"eth_getLogs refuses even the single block {lo}: {exc.message}") from None
+                self.range = max(1, min(new, size - 1 if new >= size else new))
+                continue
+            if not isinstance(logs, list):
+                raise _Retry()
+            return hi, logs, gen
+
+    def _grow(self, size: int, n_events: int) -> None:
+        target = self.options.target_events
+        if n_events > target:
+            self.range = max(1, size * target // n_events)
+        elif n_events == 0:
+            self.range = min(self.options.max_range, max(self.range, size) * 2)
+        elif n_events < target // 2:
+            self.range = min(self.options.max_range, max(self.range, size) + self.options.grow_step)
+
+    def _backfill(self, anchor: tuple[int, str | None], head: int, finalized: int) -> Progress:
+        lo = anchor[0] + 1
+        hi, logs, gen = self._get_logs(lo, finalized)
+        calls: list[tuple[str, list[Any]]] = [("eth_getBlockByNumber", [hex(hi), False])]
+        if anchor[1] is not None:
+            calls.append(("eth_getBlockByNumber", [hex(anchor[0]), False]))
+        headers = self.rpc.batch(calls)
+        if gen != self.rpc.generation:
+            raise _Retry()  # the logs and the headers may come from different nodes
+        hdr = headers[0]
+        if hdr is None:
+            raise _NodeBehind()
+        if anchor[1] is not None and (headers[1] is None or headers[1]["hash"] != anchor[1]):
+            raise _Retry()  # the cursor block changed under us: the next step handles the reorg
+        rows = self._decode(logs, {})
+        assert self.cursor is None or anchor[0] == self.cursor.block_number
+        self.store.commit(
+            chain_id=self.deployment.chain_id,
+            rows=rows,
+            blocks=[(hi, hdr["hash"], hdr["parentHash"])],
+            cursor=(hi, hdr["hash"]),
+            prune_below=finalized,
+        )
+        self._committed(hi, hdr["hash"], len(logs))
+        self._grow(hi - lo + 1, len(logs))
+        return Progress(hi, head, finalized, len(logs), hi - lo + 1, "backfill")
+
+    def _decode(self, logs: list[dict[str, Any]], times: dict[str, int]) -> dict[str, list[tuple[Any, ...]]]:
+        rows: dict[str, list[tuple[Any, ...]]] = {}
+        specs = self.specs
+        missing: set[str] = set()
+        for lg in logs:
+            if "blockTimestamp" not in lg and lg["blockHash"] not in times:
+                missing.add(lg["blockNumber"])
+        if missing:
+            got = self.rpc.batch([("eth_getBlockByNumber", [n, False]) for n in sorted(missing)])
+            for hdr in got:
+                if hdr is None:
+                    raise _NodeBehind()
+                times[hdr["hash"]] = int(hdr["timestamp"], 16)
+        for lg in logs:
+            if lg.get("removed"):
+                raise _Retry()
+            topics = lg["topics"]
+            if not topics:
+                continue
+            spec = specs.get(topics[0])
+            if spec is None:
+                continue
+            ts = lg.get("blockTimestamp")
+            if ts is not None:
+                btime = int(ts, 16)
+            else:
+                if lg["blockHash"] not in times:
+                    raise _Retry()  # header fetched from another fork
+                btime = times[lg["blockHash"]]
+            rows.setdefault(spec.table, []).append(decode_log(spec, lg, btime))
+        return rows
+
+    def _committed(self, number: int, block_hash: str, n_events: int) -> None:
+        self.cursor = Cursor(self.deployment.chain_id, number, block_hash)
+        self.events_total += n_events
+        metrics.EVENTS.inc(n_events)
+        metrics.INDEXED_BLOCK.set(number)
+
+    # --- live -------------------------------------------------------------------------------------------
+    def _live(
+        self, anchor: tuple[int, str | None], head: int, finalized: int, rollback_to: int | None
+    ) -> Progress:
+        n0 = anchor[0] + 1
+        n1 = min(head, anchor[0] + self.options.live_batch)
+        if n1 < n0:  # reorg to a chain no longer than the ancestor: just roll back
+            assert rollback_to is not None and anchor[1] is not None
+            self.store.commit(
+                chain_id=self.deployment.chain_id,
+                rows={},
+                blocks=[],
+                cursor=(anchor[0], anchor[1]),
+                rollback_to=rollback_to,
+            )
+            self._committed(anchor[0], anchor[1], 0)
+            return Progress(anchor[0], head, finalized, 0, 0, "live")
+        gen = self.rpc.generation
+        headers = self.rpc.batch([("eth_getBlockByNumber", [hex(n), False]) for n in range(n0, n1 + 1)])
+        chain: list[dict[str, Any]] = []
+        prev = anchor[1]
+        for hdr in headers:
+            if hdr is None:
+                break
+            if prev is not None and hdr["parentHash"] != prev:
+                break  # a reorg in flight: stop at the last consistent block
+            chain.append(hdr)
+            prev = hdr["hash"]
+        if not chain:
+            if headers and headers[0] is None:
+                raise _NodeBehind()
+            raise _Retry()  # first block does not build on the cursor: next step finds the ancestor
+        try:
+            per_block = self.rpc.batch(
+                [("eth_getLogs", [{"blockHash": h["hash"], "address": self.addresses}]) for h in chain]
+            )
+        except RpcError:
+            raise _Retry() from None  # a block vanished between header and logs
+        if gen != self.rpc.generation:
+            raise _Retry()
+        logs: list[dict[str, Any]] = []
+        times: dict[str, int] = {}
+        for hdr, blogs in zip(chain, per_block, strict=True):
+            if not isinstance(blogs, list):
+                raise _Retry()
+            times[hdr["hash"]] = int(hdr["timestamp"], 16)
+            for lg in blogs:
+                if lg["blockHash"] != hdr["hash"]:
+                    raise _Retry()
+                logs.append(lg)
+        rows = self._decode(logs, times)
+        last = chain[-1]
+        self.store.commit(
+            chain_id=self.deployment.chain_id,
+            rows=rows,
+            blocks=[(int(h["number"], 16), h["hash"], h["parentHash"]) for h in chain],
+            cursor=(int(last["number"], 16), last["hash"]),
+            rollback_to=rollback_to,
+            prune_below=min(finalized, head - max(self.confirmations, 1)),
+        )
+        self._committed(int(last["number"], 16), last["hash"], len(logs))
+        return Progress(int(last["number"], 16), head, finalized, len(logs), len(chain), "live")

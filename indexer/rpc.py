@@ -1,0 +1,247 @@
+"""Raw JSON-RPC over persistent HTTP connections (httpx + orjson), with retries, backoff and failover.
+
+Transport faults (timeouts, connection errors, HTTP 429 and 5xx, truncated or non-JSON bodies) are retried
+with exponential backoff; after `switch_after` consecutive faults on one URL the client fails over to the
+next URL of `Settings.rpc_urls` (round robin). `generation` increases on every failover so that a caller can
+tell whether two answers came from the same node. JSON-RPC errors that say a log query is too large become
+`RangeTooLargeError` (with the provider's suggested range when the message names one).
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import httpx
+import orjson
+
+from cairn.errors import CairnError, ChainUnreachableError
+
+
+class RpcError(CairnError):
+    """A JSON-RPC error answer that retrying the same request will not fix."""
+
+    code = "rpc_error"
+
+    def __init__(self, message: str, *, rpc_code: int | None = None, method: str = "") -> None:
+        super().__init__(message, rpc_code=rpc_code, method=method)
+        self.rpc_code = rpc_code
+        self.method = method
+
+
+class RangeTooLargeError(RpcError):
+    """eth_getLogs asked for too much; `suggested` is the provider's proposed (from, to) if it gave one."""
+
+    code = "rpc_range_too_large"
+
+    def __init__(self, message: str, suggested: tuple[int, int] | None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.suggested = suggested
+
+
+_RANGE_PATTERNS = (
+    "more than",
+    "too many",
+    "range too large",
+    "range is too large",
+    "block range",
+    "response size",
+    "limit exceeded",
+    "exceed",
+    "too large",
+    "max results",
+)
+_TRANSIENT_PATTERNS = ("rate limit", "too many requests", "timeout", "timed out", "temporarily", "busy")
+_SUGGESTED = re.compile(r"\[\s*(0x[0-9a-fA-F]+|\d+)\s*,\s*(0x[0-9a-fA-F]+|\d+)\s*\]")
+
+
+def _num(s: str) -> int:
+    return int(s, 16) if s.lower().startswith("0x") else int(s)
+
+
+def parse_suggested_range(message: str) -> tuple[int, int] | None:
+    """`... Try with this block range [0x10, 0x20].` -> (16, 32)."""
+    m = _SUGGESTED.search(message)
+    if not m:
+        return None
+    lo, hi = _num(m.group(1)), _num(m.group(2))
+    return (lo, hi) if hi >= lo else None
+
+
+class _Transient(Exception):
+    pass
+
+
+class RpcClient:
+    """JSON-RPC client over a list of URLs (later ones are failovers)."""
+
+    def __init__(
+        self,
+        urls: Sequence[str],
+        *,
+        timeout: float = 10.0,
+        max_attempts: int = 12,
+        switch_after: int = 2,
+        backoff_base: float = 0.05,
+        backoff_cap: float = 2.0,
+        on_error: Callable[[str], None] | None = None,
+        stop: threading.Event | None = None,
+    ) -> None:
+        if not urls:
+            raise ChainUnreachableError("no RPC URL configured (CAIRN_RPC_URLS)")
+        self.urls = list(urls)
+        self.timeout = timeout
+        self.max_attempts = max_attempts
+        self.switch_after = switch_after
+        self.backoff_base = backoff_base
+        self.backoff_cap = backoff_cap
+        self.on_error = on_error or (lambda kind: None)
+        self.stop = stop
+        self.index = 0
+        self.generation = 0
+        self._id = 0
+        self._clients: dict[str, httpx.Client] = {}
+
+    @property
+    def url(self) -> str:
+        return self.urls[self.index]
+
+    def _client(self, url: str) -> httpx.Client:
+        client = self._clients.get(url)
+        if client is None:
+            client = httpx.Client(
+                timeout=httpx.Timeout(self.timeout, connect=min(self.timeout, 5.0)),
+                headers={"Content-Type": "application/json"},
+                limits=httpx.Limits(max_keepalive_connections=2, max_connections=4),
+            )
+            self._clients[url] = client
+        return client
+
+    def failover(self) -> None:
+        """Move to the next URL (used on transport faults and when a node is behind)."""
+        if len(self.urls) > 1:
+            self.index = (self.index + 1) % len(self.urls)
+        self.generation += 1
+
+    def close(self) -> None:
+        for c in self._clients.values():
+            c.close()
+        self._clients.clear()
+
+    def _post(self, payload: bytes) -> Any:
+        url = self.url
+        try:
+            resp = self._client(url).post(url, content=payload)
+        except (httpx.TimeoutException, httpx.TransportError) as exc:
+            self.on_error("timeout" if isinstance(exc, httpx.TimeoutException) else "transport")
+            raise _Transient(f"{type(exc).__name__}: {exc}") from None
+        if resp.status_code == 429 or resp.status_code >= 500:
+            self.on_error(f"http_{resp.status_code}")
+            ra = resp.headers.get("retry-after")
+            raise _Transient(f"HTTP {resp.status_code}" + (f" retry-after={ra}" if ra else ""))
+        if resp.status_code >= 400:
+            self.on_error(f"http_{resp.status_code}")
+            raise _Transient(f"HTTP {resp.status_code}")
+        try:
+            return orjson.loads(resp.content)
+        except orjson.JSONDecodeError:
+            self.on_error("bad_body")
+            raise _Transient("truncated or invalid JSON body") from None
+
+    def _check(self, method: str, reply: Any) -> Any:
+        if not isinstance(reply, dict):
+            self.on_error("bad_body")
+            raise _Transient("reply is not a JSON-RPC object")
+        err = reply.get("error")
+        if err is None:
+            if "result" not in reply:
+                self.on_error("bad_body")
+                raise _Transient("reply without result")
+            return reply["result"]
+        message = str(err.get("message", err)) if isinstance(err, dict) else str(err)
+        code = err.get("code") if isinstance(err, dict) else None
+        data = err.get("data") if isinstance(err, dict) else None
+        full = f"{message} {data}" if data else message
+        low = full.lower()
+        if any(p in low for p in _TRANSIENT_PATTERNS) and "result" not in low:
+            self.on_error("rpc_transient")
+            raise _Transient(f"{method}: {message}")
+        if method == "eth_getLogs" and (code == -32005 or any(p in low for p in _RANGE_PATTERNS)):
+            self.on_error("range_too_large")
+            raise RangeTooLargeError(
+                f"{method}: {message}", parse_suggested_range(full), rpc_code=code, method=method
+            )
+        self.on_error("rpc_error")
+        raise RpcError(f"{method} failed on {self.url}: {message}", rpc_code=code, method=method)
+
+    def _with_retries(self, method: str, fn: Callable[[], Any]) -> Any:
+        faults = 0
+        last = ""
+        for attempt in range(self.max_attempts):
+            try:
+                return fn()
+            except _Transient as exc:
+                last = str(exc)
+                faults += 1
+                if faults >= self.switch_after:
+                    self.failover()
+                    faults = 0
+                delay = min(self.backoff_cap, self.backoff_base * (2 ** min(attempt, 10)))
+                delay *= 0.5 + random.random() / 2
+                if self.stop is not None:
+                    if self.stop.wait(delay):
+                        break
+                else:
+                    time.sleep(delay)
+        raise ChainUnreachableError(
+            f"{method}: no RPC URL answered after {self.max_attempts} attempts (last: {last})"
+        )
+
+    def call(self, method: str, params: list[Any] | None = None) -> Any:
+        def once() -> Any:
+            self._id += 1
+            payload = orjson.dumps(
+                {"jsonrpc": "2.0", "id": self._id, "method": method, "params": params or []}
+            )
+            return self._check(method, self._post(payload))
+
+        return self._with_retries(method, once)
+
+    def batch(self, calls: Sequence[tuple[str, list[Any]]]) -> list[Any]:
+        """Several calls in one HTTP request (one round trip); results in order."""
+        if not calls:
+            return []
+
+        def once() -> list[Any]:
+            base = self._id
+            self._id += len(calls)
+            payload = orjson.dumps(
+                [
+                    {"jsonrpc": "2.0", "id": base + i, "method": m, "params": p}
+                    for i, (m, p) in enumerate(calls)
+                ]
+            )
+            reply = self._post(payload)
+            if not isinstance(reply, list) or len(reply) != len(calls):
+                self.on_error("bad_body")
+                raise _Transient("batch reply has the wrong shape")
+            by_id = {r.get("id"): r for r in reply if isinstance(r, dict)}
+            return [self._check(calls[i][0], by_id.get(base + i)) for i in range(len(calls))]
+
+        return self._with_retries(calls[0][0], once)  # type: ignore[no-any-return]
+
+    # --- typed helpers -------------------------------------------------------------------------------
+    def chain_id(self) -> int:
+        return int(self.call("eth_chainId"), 16)
+
+    def block_number(self) -> int:
+        return int(self.call("eth_blockNumber"), 16)
+
+    def header(self, tag: int | str) -> dict[str, Any] | None:
+        ref = hex(tag) if isinstance(tag, int) else tag
+        result = self.call("eth_getBlockByNumber", [ref, False])
+        return result if isinstance(result, dict) else None

@@ -1,0 +1,171 @@
+"""Database side of the indexer: migrations, the cursor, block hashes and batched upserts in one transaction.
+
+Every write goes through `Store.commit`, which in ONE transaction: optionally rolls back every row above a
+block (reorg), upserts the new rows keyed by (block_number, log_index), records the hashes of unfinalized
+blocks, prunes hashes that became final, and moves the cursor. A crash at any point leaves the database at
+the previous commit: rows, hashes and cursor always agree.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, text
+
+from indexer.abi import FIXED_COLUMNS, EventSpec
+from indexer.schema import sync_event_tables
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+
+@dataclass(frozen=True)
+class Cursor:
+    chain_id: int
+    block_number: int
+    block_hash: str
+
+
+def upgrade(engine: Engine, specs: dict[str, EventSpec]) -> None:
+    """Run the Alembic migrations to head, then reconcile the ABI-derived tables and views (idempotent)."""
+    from indexer.views import create_views
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            # serialise concurrent starters (API thread + CLI) on the same database
+            conn.execute(text("SELECT pg_advisory_xact_lock(727274)"))
+        cfg.attributes["connection"] = conn
+        cfg.attributes["specs"] = specs
+        command.upgrade(cfg, "head")
+        sync_event_tables(conn, specs)
+        create_views(conn, {s.table for s in specs.values()})
+
+
+class Store:
+    """Reads and atomic writes of the mirror for one deployment."""
+
+    def __init__(self, engine: Engine, specs: dict[str, EventSpec]) -> None:
+        self.engine = engine
+        self.specs = specs
+        self.dialect = engine.dialect.name
+        self.tables = sorted({s.table for s in specs.values()})
+        self._upsert_sql: dict[str, str] = {}
+        ph = "%s" if self.dialect == "postgresql" else "?"
+        for spec in specs.values():
+            if spec.table in self._upsert_sql:
+                continue
+            cols = spec.column_names
+            quoted = ", ".join(f'"{c}"' for c in cols)
+            values = ", ".join([ph] * len(cols))
+            updates = ", ".join(f'"{c}" = excluded."{c}"' for c in cols[2:])
+            self._upsert_sql[spec.table] = (
+                f'INSERT INTO "{spec.table}" ({quoted}) VALUES ({values}) '
+                f"ON CONFLICT (block_number, log_index) DO UPDATE SET {updates}"
+            )
+
+    # --- reads -------------------------------------------------------------------------------------
+    def cursor(self) -> Cursor | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                text("SELECT chain_id, block_number, block_hash FROM indexer_cursor WHERE id = 1")
+            ).first()
+        return Cursor(int(row[0]), int(row[1]), str(row[2])) if row else None
+
+    def stored_blocks(self) -> list[tuple[int, str]]:
+        """Hashes of the blocks we keep (unfinalized window + cursor), newest first."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                text("SELECT block_number, block_hash FROM indexer_blocks ORDER BY block_number DESC")
+            ).all()
+        return [(int(r[0]), str(r[1])) for r in rows]
+
+    # --- the one write -------------------------------------------------------------------------------
+    def commit(
+        self,
+        *,
+        chain_id: int,
+        rows: dict[str, list[tuple[Any, ...]]],
+        blocks: Sequence[tuple[int, str, str]],
+        cursor: tuple[int, str],
+        rollback_to: int | None = None,
+        prune_below: int | None = None,
+    ) -> None:
+        """Rollback (optional) + upsert rows + block hashes + prune + cursor, in one transaction."""
+        with self.engine.begin() as conn:
+            if rollback_to is not None:
+                for table in self.tables:
+                    conn.execute(text(f'DELETE FROM "{table}" WHERE block_number > :n'), {"n": rollback_to})
+                conn.execute(text("DELETE FROM indexer_blocks WHERE block_number > :n"), {"n": rollback_to})
+            if rows:
+                raw = conn.connection.driver_connection
+                assert raw is not None
+                cur = raw.cursor()
+                try:
+                    for table, batch in rows.items():
+                        if batch:
+                            cur.executemany(self._upsert_sql[table], batch)
+                finally:
+                    cur.close()
+            if blocks:
+                self._put_blocks(conn, blocks)
+            if prune_below is not None:
+                conn.execute(
+                    text("DELETE FROM indexer_blocks WHERE block_number < :n AND block_number < :c"),
+                    {"n": prune_below, "c": cursor[0]},
+                )
+            params = {"c": chain_id, "n": cursor[0], "h": cursor[1], "t": int(time.time())}
+            updated = conn.execute(
+                text(
+                    "UPDATE indexer_cursor SET chain_id = :c, block_number = :n, block_hash = :h, "
+                    "updated_at = :t WHERE id = 1"
+                ),
+                params,
+            ).rowcount
+            if not updated:
+                conn.execute(
+                    text(
+                        "INSERT INTO indexer_cursor (id, chain_id, block_number, block_hash, updated_at) "
+                        "VALUES (1, :c, :n, :h, :t)"
+                    ),
+                    params,
+                )
+
+    def _put_blocks(self, conn: Any, blocks: Sequence[tuple[int, str, str]]) -> None:
+        conn.execute(
+            text(
+                "INSERT INTO indexer_blocks (block_number, block_hash, parent_hash) VALUES (:n, :h, :p) "
+                "ON CONFLICT (block_number) DO UPDATE SET block_hash = excluded.block_hash, "
+                "parent_hash = excluded.parent_hash"
+            ),
+            [{"n": n, "h": h, "p": p} for n, h, p in blocks],
+        )
+
+
+def latest_indexed_block(engine: Engine) -> int | None:
+    """The last block committed by the indexer (None before the first commit or before migrations)."""
+    try:
+        with engine.connect() as conn:
+            row = conn.execute(text("SELECT block_number FROM indexer_cursor WHERE id = 1")).first()
+    except Exception:  # table not created yet
+        return None
+    return int(row[0]) if row else None
+
+
+def dump_events(engine: Engine, tables: Sequence[str]) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of the given event tables ordered by key (used by tests and `cairn index --verify`)."""
+    out: dict[str, list[tuple[Any, ...]]] = {}
+    with engine.connect() as conn:
+        for table in tables:
+            rows = conn.execute(text(f'SELECT * FROM "{table}" ORDER BY block_number, log_index')).all()
+            out[table] = [tuple(r) for r in rows]
+    return out
+
+
+__all__ = ["FIXED_COLUMNS", "Cursor", "Store", "dump_events", "latest_indexed_block", "upgrade"]
