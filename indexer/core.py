@@ -173,6 +173,7 @@ class Indexer:
 
     def step(self) -> Progress:
         """One unit of work; commits at most one transaction."""
+        self.prepare()
         try:
             return self._step()
         except _NodeBehind:
