@@ -9,3 +9,4 @@ def register(app: typer.Typer) -> None:
     from backend.rewards.cli import epoch_app
 
     app.add_typer(epoch_app, name="epoch")
+    __import__("backend.api.cli", fromlist=["register"]).register(app)

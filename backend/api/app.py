@@ -1,0 +1,131 @@
+"""`create_app(settings)`: the Cairn API and dashboard.
+
+The lifespan creates the database engine, connects to the RPC, loads the deployment file and checks the
+chain id against it (one clear error), applies migrations, starts the relayer and, when asked
+(`CAIRN_API_RUN_INDEXER=1` or `cairn api --with-indexer`), runs the indexer in a background thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy import Engine
+
+from backend.api.chain import connect_chain
+from backend.api.metrics import Metrics, install_metrics
+from backend.api.problems import install_problem_handlers
+from backend.api.relayer import Relayer
+from backend.api.routers import contributors, health, models, rewards
+from backend.api.services.health import package_version
+from backend.api.settings import ApiSettings, api_settings
+from cairn.db import make_engine
+from cairn.deployment import Deployment
+from cairn.settings import Settings
+
+STATIC = Path(__file__).parent / "static"
+log = logging.getLogger("cairn.api")
+
+
+def run_migrations(engine: Engine, settings: ApiSettings, deployment: Deployment) -> None:
+    """Bring the indexer's tables (`ev_*`, cursor, views) and the backend's tables up to date.
+
+    Each package owns its migrations; both upgrades are idempotent and safe next to a running indexer."""
+    from backend.migrations import upgrade as backend_upgrade
+    from indexer.abi import specs_from_abis
+    from indexer.store import upgrade as indexer_upgrade
+
+    specs = specs_from_abis(
+        (c.abi for c in deployment.contracts.values()), uint_as_str=engine.dialect.name != "postgresql"
+    )
+    indexer_upgrade(engine, specs)
+    backend_upgrade(engine)
+
+
+class BackgroundIndexer:
+    """The indexer in a daemon thread of the API process, stopped at shutdown."""
+
+    def __init__(self, settings: ApiSettings, deployment: Deployment, engine: Engine) -> None:
+        from indexer.core import Indexer
+
+        self.indexer = Indexer(settings, deployment, engine=engine)
+        self.stop_event = threading.Event()
+        self.thread: threading.Thread | None = None
+        self.error: BaseException | None = None
+
+    def start(self) -> None:
+        def _run() -> None:
+            try:
+                self.indexer.run(self.stop_event)
+            except BaseException as exc:  # reported by /health
+                self.error = exc
+                log.exception("background indexer stopped")
+
+        self.thread = threading.Thread(target=_run, name="cairn-indexer", daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        if self.thread is not None:
+            self.thread.join(timeout=30)
+        self.indexer.close()
+
+
+def create_app(settings: Settings | None = None, *, run_indexer: bool | None = None) -> FastAPI:
+    cfg = api_settings(settings if settings is not None else ApiSettings())
+    with_indexer = cfg.api_run_indexer if run_indexer is None else run_indexer
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(cfg.database_url)
+        chain = connect_chain(cfg)
+        if cfg.api_migrate:
+            run_migrations(engine, cfg, chain.deployment)
+        relayer = Relayer(
+            chain=chain,
+            engine=engine,
+            private_key=cfg.signing_key("relayer", chain.chain_id),
+            gas_limit=cfg.api_relay_gas_limit,
+        )
+        background = BackgroundIndexer(cfg, chain.deployment, engine) if with_indexer else None
+        app.state.settings = cfg
+        app.state.engine = engine
+        app.state.chain = chain
+        app.state.relayer = relayer
+        app.state.metrics = metrics
+        app.state.indexer = background
+        if background is not None:
+            background.start()
+        try:
+            yield
+        finally:
+            if background is not None:
+                background.stop()
+            engine.dispose()
+
+    app = FastAPI(
+        title="Cairn API",
+        version=package_version(),
+        summary="Contributor reward ledger for open AI: datasets, attestations, epochs, proofs.",
+        lifespan=lifespan,
+    )
+    install_problem_handlers(app)
+    install_metrics(app, metrics)
+    app.include_router(health.router)
+    app.include_router(contributors.router)
+    app.include_router(models.router)
+    app.include_router(rewards.router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/", include_in_schema=False)
+    def dashboard() -> FileResponse:
+        return FileResponse(STATIC / "index.html", media_type="text/html")
+
+    return app

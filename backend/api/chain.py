@@ -1,0 +1,64 @@
+"""The API's view of the chain: one web3 client, the deployment file and its contracts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from web3 import Web3
+from web3.contract import Contract
+
+from cairn.deployment import Deployment, load_deployment
+from cairn.errors import ChainUnreachableError
+from cairn.settings import Settings
+
+
+@dataclass
+class Chain:
+    """A connected RPC client checked against the deployment file."""
+
+    w3: Web3
+    deployment: Deployment
+    rpc_url: str
+    _contracts: dict[str, Contract] = field(default_factory=dict)
+
+    @property
+    def chain_id(self) -> int:
+        return self.deployment.chain_id
+
+    def contract(self, name: str) -> Contract:
+        if name not in self._contracts:
+            self._contracts[name] = self.w3.eth.contract(
+                address=Web3.to_checksum_address(self.deployment.address(name)),
+                abi=self.deployment.abi(name),
+            )
+        return self._contracts[name]
+
+    def has_function(self, contract: str, function: str) -> bool:
+        if contract not in self.deployment.contracts:
+            return False
+        abi: list[dict[str, Any]] = self.deployment.abi(contract)
+        return any(e.get("type") == "function" and e.get("name") == function for e in abi)
+
+    def latest_block(self) -> dict[str, Any]:
+        try:
+            block = self.w3.eth.get_block("latest")
+        except Exception as exc:
+            raise ChainUnreachableError(f"RPC {self.rpc_url} did not answer: {type(exc).__name__}") from None
+        return dict(block)
+
+
+def connect_chain(settings: Settings) -> Chain:
+    """Connect to the first answering RPC URL, load the deployment file and verify the chain id."""
+    deployment = load_deployment(settings.deployment_file)
+    errors: list[str] = []
+    for url in settings.rpc_urls:
+        w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 15}))
+        try:
+            chain_id = int(w3.eth.chain_id)
+        except Exception as exc:
+            errors.append(f"{url}: {type(exc).__name__}")
+            continue
+        deployment.require_chain(chain_id, url)
+        return Chain(w3=w3, deployment=deployment, rpc_url=url)
+    raise ChainUnreachableError(f"no RPC endpoint answered ({'; '.join(errors)})")

@@ -1,0 +1,327 @@
+"""Gasless dataset registration: verify the owner's EIP-712 signature, then relay it with the relayer key.
+
+Safety rules (docs: DESIGN.md "Known ways such systems fail"):
+- the signature is verified off-chain against the owner (and the current nonce, chain id and contract)
+  before any gas is spent; a signature by A submitted for owner B is rejected;
+- one signed message gives one transaction: a relay record keyed by the signature digest (and unique on the
+  typed-data digest) holding the signed raw transaction is committed *before* broadcasting, and a retry
+  returns the recorded transaction hash (re-broadcasting the same raw bytes if the node lost it);
+- relayer nonces are assigned under a lock, so concurrent requests never reuse one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from eth_account import Account
+from eth_account.messages import encode_typed_data
+from eth_hash.auto import keccak
+from sqlalchemy import BigInteger, Column, Engine, MetaData, String, Table, Text, insert, select, update
+from web3 import Web3
+from web3.exceptions import ContractCustomError, ContractLogicError, TransactionNotFound, Web3RPCError
+from web3.types import Nonce, TxParams
+
+from backend.api.chain import Chain
+from backend.api.typed import register_dataset_typed_data
+from cairn.errors import CairnError, ConflictError, ValidationError
+
+SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+EIP1271_MAGIC = bytes.fromhex("1626ba7e")
+
+metadata = MetaData()
+relay_records = Table(
+    "api_relay_records",
+    metadata,
+    Column("signature_digest", String(66), primary_key=True),
+    Column("message_digest", String(66), nullable=False, unique=True),
+    Column("request_digest", String(66), nullable=False),
+    Column("chain_id", BigInteger, nullable=False),
+    Column("owner", String(42), nullable=False),
+    Column("content_hash", String(66), nullable=False, index=True),
+    Column("owner_nonce", Text, nullable=False),
+    Column("deadline", Text, nullable=False),
+    Column("relayer", String(42), nullable=False),
+    Column("relayer_nonce", BigInteger, nullable=False),
+    Column("tx_hash", String(66), nullable=False, unique=True),
+    Column("raw_tx", Text, nullable=False),
+    Column("status", String(16), nullable=False),  # signed -> sent
+    Column("created_at", BigInteger, nullable=False),
+)
+
+
+class RelayError(CairnError):
+    """The node refused the relayed transaction."""
+
+    code = "relay_failed"
+    http_status = 502
+
+
+@dataclass(frozen=True)
+class DatasetFields:
+    content_hash: str
+    size: int
+    license_id: int
+    metadata_hash: str
+    uri: str
+
+
+def signature_digest(signature: bytes) -> str:
+    return "0x" + keccak(signature).hex()
+
+
+def request_digest(dataset: DatasetFields, owner: str, deadline: int) -> str:
+    """What the client asked for (everything the signature must cover except the nonce)."""
+    parts = [owner.lower(), dataset.content_hash, str(dataset.size), str(dataset.license_id)]
+    parts += [dataset.metadata_hash, dataset.uri, str(deadline)]
+    return "0x" + keccak("\x1f".join(parts).encode()).hex()
+
+
+def check_signature_shape(signature: bytes) -> None:
+    if len(signature) != 65:
+        raise ValidationError(
+            f"signature must be 65 bytes (r, s, v), got {len(signature)} bytes", field="signature"
+        )
+    s = int.from_bytes(signature[32:64], "big")
+    if s > SECP256K1_N // 2:
+        raise ValidationError("signature has a high s value (not canonical, EIP-2)", field="signature")
+    if signature[64] not in (0, 1, 27, 28):
+        raise ValidationError(f"signature has an invalid v byte {signature[64]}", field="signature")
+
+
+def typed_data_digest(typed: dict[str, Any]) -> bytes:
+    signable = encode_typed_data(full_message=typed)
+    return keccak(b"\x19" + signable.version + signable.header + signable.body)
+
+
+class Relayer:
+    """Relays signed registrations for one chain with one key; records live in `api_relay_records`."""
+
+    def __init__(self, *, chain: Chain, engine: Engine, private_key: str, gas_limit: int) -> None:
+        self.chain = chain
+        self.engine = engine
+        self.account = Account.from_key(private_key)
+        self.gas_limit = gas_limit
+        self._lock = threading.Lock()
+        metadata.create_all(engine, checkfirst=True)
+
+    @property
+    def address(self) -> str:
+        return str(self.account.address)
+
+    # --- reading ---------------------------------------------------------------------------------------
+    def _record(self, column: Column[Any], value: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(relay_records).where(column == value)).first()
+        return dict(row._mapping) if row else None
+
+    def status(self, tx_hash: str) -> dict[str, Any] | None:
+        record = self._record(relay_records.c.tx_hash, tx_hash)
+        return None if record is None else self._out(record, duplicate=False)
+
+    def _out(self, record: dict[str, Any], *, duplicate: bool) -> dict[str, Any]:
+        receipt_status: str = "pending"
+        block: int | None = None
+        try:
+            receipt = self.chain.w3.eth.get_transaction_receipt(record["tx_hash"])
+            receipt_status = "mined" if receipt["status"] == 1 else "reverted"
+            block = int(receipt["blockNumber"])
+        except TransactionNotFound:
+            pass
+        return {
+            "tx_hash": record["tx_hash"],
+            "status": receipt_status,
+            "block_number": block,
+            "relay_id": record["signature_digest"],
+            "message_digest": record["message_digest"],
+            "owner": record["owner"],
+            "content_hash": record["content_hash"],
+            "nonce": record["owner_nonce"],
+            "relayer": record["relayer"],
+            "duplicate": duplicate,
+        }
+
+    def _rebroadcast_if_lost(self, record: dict[str, Any]) -> None:
+        """The tx was signed and recorded; if the node does not know it, send the same bytes again."""
+        try:
+            self.chain.w3.eth.get_transaction(record["tx_hash"])
+            return
+        except TransactionNotFound:
+            pass
+        # already known or nonce consumed: the recorded hash stays the answer
+        with contextlib.suppress(Web3RPCError):
+            self.chain.w3.eth.send_raw_transaction(bytes.fromhex(record["raw_tx"][2:]))
+
+    # --- relaying --------------------------------------------------------------------------------------
+    def register_dataset(
+        self, *, dataset: DatasetFields, owner: str, deadline: int, signature: bytes
+    ) -> dict[str, Any]:
+        check_signature_shape(signature)
+        sig_digest = signature_digest(signature)
+        req_digest = request_digest(dataset, owner, deadline)
+        with self._lock:
+            existing = self._record(relay_records.c.signature_digest, sig_digest)
+            if existing is not None:
+                if existing["request_digest"] != req_digest:
+                    # Same signature, different owner or fields: a replay or a front-runner's edit.
+                    raise ValidationError(
+                        f"signature is not {owner}'s over this registration (it was relayed before for "
+                        f"owner {existing['owner']} and content hash {existing['content_hash']})",
+                        field="signature",
+                    )
+                self._rebroadcast_if_lost(existing)
+                return self._out(existing, duplicate=True)
+
+            head = self.chain.latest_block()
+            now = max(int(head["timestamp"]), int(time.time()))
+            if deadline <= now:
+                raise ValidationError(
+                    f"deadline {deadline} has passed (now {now}); sign again with a later deadline",
+                    field="deadline",
+                )
+            registry = self.chain.contract("ContributionRegistry")
+            nonce = int(registry.functions.nonces(owner).call())
+            typed = register_dataset_typed_data(
+                chain_id=self.chain.chain_id,
+                verifying_contract=registry.address,
+                dataset=dataset,
+                owner=owner,
+                nonce=nonce,
+                deadline=deadline,
+            )
+            digest = typed_data_digest(typed)
+            msg_digest = "0x" + digest.hex()
+            self._verify_owner(digest=digest, signature=signature, owner=owner, nonce=nonce)
+            existing = self._record(relay_records.c.message_digest, msg_digest)
+            if existing is not None:  # the same message under another valid signature
+                self._rebroadcast_if_lost(existing)
+                return self._out(existing, duplicate=True)
+            self._check_not_registered(dataset.content_hash)
+
+            call = registry.functions.registerDatasetFor(
+                (dataset.content_hash, dataset.size, dataset.license_id, dataset.metadata_hash, dataset.uri),
+                owner,
+                deadline,
+                signature,
+            )
+            try:
+                gas = int(call.estimate_gas({"from": self.address}))
+            except (ContractCustomError, ContractLogicError) as exc:
+                raise ValidationError(
+                    f"the registry would reject this registration: {_revert_reason(exc, registry)}",
+                    field="signature",
+                ) from None
+            if gas > self.gas_limit:
+                raise ValidationError(
+                    f"registration needs {gas} gas, above the relay limit {self.gas_limit}", field="uri"
+                )
+            relayer_nonce = int(self.chain.w3.eth.get_transaction_count(self.account.address, "pending"))
+            params: TxParams = {
+                "from": self.account.address,
+                "nonce": Nonce(relayer_nonce),
+                "gas": gas + gas // 5,
+                "chainId": self.chain.chain_id,
+            }
+            tx = call.build_transaction(params)
+            signed = self.account.sign_transaction(tx)
+            tx_hash = "0x" + bytes(signed.hash).hex()
+            raw = "0x" + bytes(signed.raw_transaction).hex()
+            record = {
+                "signature_digest": sig_digest,
+                "message_digest": msg_digest,
+                "request_digest": req_digest,
+                "chain_id": self.chain.chain_id,
+                "owner": owner,
+                "content_hash": dataset.content_hash,
+                "owner_nonce": str(nonce),
+                "deadline": str(deadline),
+                "relayer": self.address,
+                "relayer_nonce": relayer_nonce,
+                "tx_hash": tx_hash,
+                "raw_tx": raw,
+                "status": "signed",
+                "created_at": int(time.time()),
+            }
+            # Persist before broadcasting: a crash after this line never leads to a second transaction.
+            with self.engine.begin() as conn:
+                conn.execute(insert(relay_records).values(**record))
+            try:
+                self.chain.w3.eth.send_raw_transaction(bytes(signed.raw_transaction))
+            except Web3RPCError as exc:
+                # The node gave a definite refusal: nothing was broadcast, so forget the record.
+                with self.engine.begin() as conn:
+                    conn.execute(relay_records.delete().where(relay_records.c.signature_digest == sig_digest))
+                raise RelayError(f"the node refused the relayed transaction: {exc}") from None
+            with self.engine.begin() as conn:
+                conn.execute(
+                    update(relay_records)
+                    .where(relay_records.c.signature_digest == sig_digest)
+                    .values(status="sent")
+                )
+            return self._out(record, duplicate=False)
+
+    def _verify_owner(self, *, digest: bytes, signature: bytes, owner: str, nonce: int) -> None:
+        try:
+            signer = Account._recover_hash(digest, signature=signature)
+        except Exception:
+            signer = None
+        if signer is not None and signer.lower() == owner.lower():
+            return
+        w3 = self.chain.w3
+        if len(w3.eth.get_code(Web3.to_checksum_address(owner))) > 0 and self._eip1271(
+            owner, digest, signature
+        ):
+            return
+        raise ValidationError(
+            f"signature is not {owner}'s over this registration (nonce {nonce}, chain {self.chain.chain_id})"
+            + (f"; it was signed by {signer}" if signer else ""),
+            field="signature",
+        )
+
+    def _eip1271(self, owner: str, digest: bytes, signature: bytes) -> bool:
+        abi = [
+            {
+                "type": "function",
+                "name": "isValidSignature",
+                "stateMutability": "view",
+                "inputs": [{"name": "hash", "type": "bytes32"}, {"name": "signature", "type": "bytes"}],
+                "outputs": [{"name": "", "type": "bytes4"}],
+            }
+        ]
+        wallet = self.chain.w3.eth.contract(address=Web3.to_checksum_address(owner), abi=abi)
+        try:
+            return bytes(wallet.functions.isValidSignature(digest, signature).call()) == EIP1271_MAGIC
+        except Exception:
+            return False
+
+    def _check_not_registered(self, content_hash: str) -> None:
+        registry = self.chain.contract("ContributionRegistry")
+        record = registry.functions.contributionOf(content_hash).call()
+        kind = int(record[1])
+        if kind != 0:
+            raise ConflictError(
+                f"content hash {content_hash} is already registered (owner {record[0]})",
+                content_hash=content_hash,
+            )
+        pending = self._record(relay_records.c.content_hash, content_hash)
+        if pending is not None and self._out(pending, duplicate=False)["status"] != "reverted":
+            raise ConflictError(
+                f"content hash {content_hash} already has a relayed registration in tx {pending['tx_hash']}",
+                content_hash=content_hash,
+                tx_hash=pending["tx_hash"],
+            )
+
+
+def _revert_reason(exc: Exception, contract: Any) -> str:
+    data = getattr(exc, "data", None) or getattr(exc, "message", None) or str(exc)
+    if isinstance(data, str) and data.startswith("0x") and len(data) >= 10:
+        selector = data[:10].lower()
+        for entry in contract.abi:
+            if entry.get("type") == "error":
+                sig = f"{entry['name']}({','.join(i['type'] for i in entry.get('inputs', []))})"
+                if "0x" + keccak(sig.encode()).hex()[:8] == selector:
+                    return str(entry["name"])
+    return str(getattr(exc, "message", None) or exc)

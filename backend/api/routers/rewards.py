@@ -1,0 +1,66 @@
+"""Rewards and auditors: epochs, roots, proofs ready for `claim`, allocation files, policies."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import Response
+
+from backend.api.deps import ChainDep, SessionDep, SettingsDep
+from backend.api.services import allocations, epochs
+from backend.api.validation import parse_address, parse_bytes32, parse_epoch
+
+router = APIRouter(prefix="/v1", tags=["rewards"])
+
+
+def _now_and_epoch(chain: ChainDep) -> tuple[int, int]:
+    head = chain.latest_block()
+    now = int(head["timestamp"])
+    return now, chain.deployment.epoch.epoch_at(now)
+
+
+@router.get("/epochs")
+def list_epochs(session: SessionDep, chain: ChainDep) -> dict[str, Any]:
+    """Every funded epoch or epoch with a root, newest first, with status, root and pool."""
+    now, current = _now_and_epoch(chain)
+    return {"current_epoch": current, "epochs": epochs.list_epochs(session, now=now)}
+
+
+@router.get("/epochs/{epoch}")
+def get_epoch(epoch: int, session: SessionDep, chain: ChainDep, settings: SettingsDep) -> dict[str, Any]:
+    """Status, root, policy hash, totals and every root proposed for the epoch."""
+    now, current = _now_and_epoch(chain)
+    out = epochs.get_epoch(session, epoch=parse_epoch(epoch), now=now, current_epoch=current)
+    out["engine"] = allocations.engine_state(session, chain_id=chain.chain_id, epoch=epoch)
+    return out
+
+
+@router.get("/epochs/{epoch}/proofs/{address}")
+def get_proof(
+    epoch: int, address: str, session: SessionDep, chain: ChainDep, settings: SettingsDep
+) -> dict[str, Any]:
+    """Cumulative amount and Merkle proof of `address` under the epoch's root, ready for `claim`."""
+    return allocations.proof(
+        session,
+        settings=settings,
+        chain=chain,
+        epoch=parse_epoch(epoch),
+        address=parse_address(address, field="address"),
+    )
+
+
+@router.get("/allocations/{ref:path}")
+def get_allocation(ref: str, settings: SettingsDep) -> Response:
+    """The content-addressed allocation file, by its hash, file name or the `uri` published with the root."""
+    path = allocations.find_allocation_file(settings=settings, ref=ref)
+    return Response(path.read_bytes(), media_type="application/json")
+
+
+@router.get("/policy/{policy_hash}")
+def get_policy(policy_hash: str, settings: SettingsDep) -> Response:
+    """The reward policy whose hash was published with a root."""
+    body = allocations.find_policy(
+        settings=settings, policy_hash=parse_bytes32(policy_hash, field="policy_hash")
+    )
+    return Response(body, media_type="application/json")

@@ -1,0 +1,200 @@
+"""Allocation files (content-addressed, written by the rewards engine), Merkle proofs and policies."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from backend.api.chain import Chain
+from backend.api.mirror import rows, table_exists
+from backend.api.services import epochs
+from backend.api.settings import ApiSettings
+from cairn import merkle
+from cairn.errors import CairnError, NotFoundError, ValidationError
+from cairn.policy import POLICY_DIR, load_policy
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
+_HASH = re.compile(r"(0x)?([0-9a-fA-F]{64})")
+_trees: dict[Path, merkle.MerkleTree] = {}
+_trees_lock = threading.Lock()
+
+
+class AllocationMismatchError(CairnError):
+    """The allocation file on disk does not produce the root published on chain."""
+
+    code = "allocation_mismatch"
+    http_status = 409
+
+
+def allocation_dirs(settings: ApiSettings) -> list[Path]:
+    return [settings.data_dir / "rewards", settings.data_dir / "allocations"]
+
+
+def find_allocation_file(*, settings: ApiSettings, ref: str) -> Path:
+    """`ref` is a content hash, a file name, or a URI whose last segment is one of those."""
+    name = ref.rstrip("/").rsplit("/", 1)[-1]
+    if not _NAME.match(name):
+        raise ValidationError(f"allocation reference {ref!r} is not a hash, file name or URI", field="ref")
+    m = _HASH.fullmatch(name.removesuffix(".json"))
+    wanted = m.group(2).lower() if m else None
+    for folder in allocation_dirs(settings):
+        if not folder.is_dir():
+            continue
+        exact = folder / name
+        if exact.is_file():
+            return exact
+        if wanted:
+            for candidate in sorted(folder.iterdir()):
+                if wanted in candidate.name.lower() and candidate.is_file():
+                    return candidate
+    raise NotFoundError(f"no allocation file {name!r} on this server", ref=ref)
+
+
+def load_tree(path: Path) -> merkle.MerkleTree:
+    """The Merkle tree of an allocation file (cached: files are content-addressed, hence immutable)."""
+    with _trees_lock:
+        cached = _trees.get(path)
+    if cached is not None:
+        return cached
+    data = json.loads(path.read_bytes())
+    tree = _tree_from(data)
+    with _trees_lock:
+        _trees[path] = tree
+    return tree
+
+
+def _tree_from(data: Any) -> merkle.MerkleTree:
+    if isinstance(data, dict) and data.get("format") == merkle.FORMAT:
+        return merkle.MerkleTree.load(data)
+    if isinstance(data, dict) and isinstance(data.get("tree"), dict):
+        return merkle.MerkleTree.load(data["tree"])
+    leaves = data.get("leaves") if isinstance(data, dict) else None
+    if isinstance(leaves, list):
+        values: list[tuple[str, int]] = []
+        for leaf in leaves:
+            if isinstance(leaf, dict):
+                account = leaf.get("account") or leaf.get("address")
+                amount = leaf.get("cumulative") or leaf.get("cumulative_amount") or leaf.get("amount")
+                values.append((str(account), int(str(amount))))
+            else:
+                values.append((str(leaf[0]), int(str(leaf[1]))))
+        return merkle.build_tree(values)
+    raise ValidationError("allocation file holds neither a Merkle tree dump nor a list of leaves")
+
+
+def engine_state(session: Session, *, chain_id: int, epoch: int) -> dict[str, Any] | None:
+    """The rewards engine's row for the epoch (status closed/computed/proposed/accepted), if any."""
+    if not table_exists(session, "reward_epoch"):
+        return None
+    found = rows(
+        session,
+        "SELECT status, end_block, policy_hash, root, epoch_total, total_cumulative, leaf_count, "
+        "allocation_file, uri, valid_at FROM reward_epoch WHERE chain_id = :c AND epoch = :e",
+        {"c": chain_id, "e": epoch},
+    )
+    return found[0] if found else None
+
+
+def _allocation_for_root(
+    session: Session, *, settings: ApiSettings, chain: Chain, epoch: int, root: dict[str, Any]
+) -> Path:
+    state = engine_state(session, chain_id=chain.chain_id, epoch=epoch)
+    refs = []
+    if state and state.get("root") == root["root"] and state.get("allocation_file"):
+        refs.append(str(state["allocation_file"]))
+    if root.get("uri"):
+        refs.append(str(root["uri"]))
+    for ref in refs:
+        try:
+            return find_allocation_file(settings=settings, ref=ref)
+        except (NotFoundError, ValidationError):
+            continue
+    raise NotFoundError(
+        f"the allocation file of epoch {epoch} (root {root['root']}) is not on this server", epoch=epoch
+    )
+
+
+def proof(
+    session: Session, *, settings: ApiSettings, chain: Chain, epoch: int, address: str
+) -> dict[str, Any]:
+    root = epochs.live_root(session, epoch=epoch)
+    path = _allocation_for_root(session, settings=settings, chain=chain, epoch=epoch, root=root)
+    tree = load_tree(path)
+    if tree.root.lower() != str(root["root"]).lower():
+        raise AllocationMismatchError(
+            f"allocation file {path.name} gives root {tree.root}, "
+            f"the chain has {root['root']} for epoch {epoch}",
+            epoch=epoch,
+        )
+    try:
+        amount, proof_nodes = tree.proof_for(address)
+    except ValidationError:
+        raise NotFoundError(
+            f"{address} has no entitlement in epoch {epoch}", epoch=epoch, address=address
+        ) from None
+    claimed = epochs.claimed(session, address=address)
+    head = chain.latest_block()
+    return {
+        "epoch": epoch,
+        "account": address,
+        "root": root["root"],
+        "cumulative_amount": str(amount),
+        "proof": proof_nodes,
+        "claimed": str(claimed),
+        "claimable": str(max(0, amount - claimed)),
+        "valid_at": root["valid_at"],
+        "claimable_now": root["accepted_at"] is not None or int(head["timestamp"]) >= int(root["valid_at"]),
+        "allocation_file": path.name,
+        "claim": {"account": address, "cumulativeAmount": str(amount), "proof": proof_nodes},
+    }
+
+
+def latest_entitlement(
+    session: Session, *, settings: ApiSettings, chain: Chain, address: str
+) -> dict[str, Any] | None:
+    """The account's leaf under the newest live root whose allocation file is here (None if none)."""
+    for summary in epochs.list_epochs(session, now=int(chain.latest_block()["timestamp"])):
+        if summary["root"] is None:
+            continue
+        try:
+            found = proof(
+                session, settings=settings, chain=chain, epoch=int(summary["epoch"]), address=address
+            )
+        except NotFoundError:
+            continue
+        except AllocationMismatchError:
+            continue
+        return {
+            "epoch": found["epoch"],
+            "root": found["root"],
+            "cumulative_amount": int(found["cumulative_amount"]),
+            "claimable_now": found["claimable_now"],
+        }
+    return None
+
+
+def policy_dirs(settings: ApiSettings) -> list[Path]:
+    return [POLICY_DIR, settings.data_dir / "policies"]
+
+
+def find_policy(*, settings: ApiSettings, policy_hash: str) -> bytes:
+    """The canonical JSON of the known policy whose content hash is `policy_hash`.
+
+    The body's keccak256 is the hash itself, so a client can check what it received."""
+    want = policy_hash.lower()
+    for folder in policy_dirs(settings):
+        if not folder.is_dir():
+            continue
+        for candidate in sorted(folder.glob("*.json")):
+            try:
+                policy = load_policy(candidate)
+            except CairnError:
+                continue
+            if policy.content_hash() == want:
+                return policy.canonical_json()
+    raise NotFoundError(f"no policy with hash {policy_hash} on this server", policy_hash=policy_hash)

@@ -1,0 +1,199 @@
+"""Datasets, compute contributions and their attestations, read from the indexer's mirror."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session
+from web3 import Web3
+
+from backend.api.mirror import as_int, decode_cursor, encode_cursor, rows, table_exists
+from cairn.errors import NotFoundError
+
+DATASETS = "ev_dataset_registered"
+COMPUTE = "ev_compute_registered"
+ATTESTED = "ev_attested"
+WITHDRAWN = "ev_contribution_withdrawn"
+
+
+def _cs(address: str) -> str:
+    return str(Web3.to_checksum_address(address))
+
+
+def _withdrawn(session: Session, ids: list[str]) -> set[str]:
+    if not ids or not table_exists(session, WITHDRAWN):
+        return set()
+    from backend.api.mirror import in_clause
+
+    clause, params = in_clause("w", ids)
+    found = rows(
+        session, f"SELECT contribution_id FROM {WITHDRAWN} WHERE contribution_id IN {clause}", params
+    )
+    return {r["contribution_id"] for r in found}
+
+
+def _dataset_out(r: dict[str, Any], withdrawn: set[str]) -> dict[str, Any]:
+    return {
+        "kind": "dataset",
+        "content_hash": r["content_hash"],
+        "owner": _cs(r["owner"]),
+        "size": as_int(r["size"]),
+        "license_id": as_int(r["license_id"]),
+        "metadata_hash": r["metadata_hash"],
+        "uri": r["uri"],
+        "block_number": as_int(r["block_number"]),
+        "block_time": as_int(r["block_time"]),
+        "tx_hash": r["tx_hash"],
+        "withdrawn": r["content_hash"] in withdrawn,
+    }
+
+
+def get_dataset(session: Session, *, content_hash: str) -> dict[str, Any]:
+    found = (
+        rows(session, f"SELECT * FROM {DATASETS} WHERE content_hash = :h", {"h": content_hash})
+        if table_exists(session, DATASETS)
+        else []
+    )
+    if not found:
+        raise NotFoundError(
+            f"no dataset with content hash {content_hash} is registered", content_hash=content_hash
+        )
+    out = _dataset_out(found[0], _withdrawn(session, [content_hash]))
+    out["score"] = aggregate_score(attestations(session, contribution_id=content_hash))
+    return out
+
+
+def list_datasets(session: Session, *, owner: str | None, limit: int, cursor: str | None) -> dict[str, Any]:
+    """Newest first, keyset-paginated on (block_number, log_index)."""
+    if not table_exists(session, DATASETS):
+        return {"items": [], "next_cursor": None}
+    where: list[str] = []
+    params: dict[str, Any] = {"limit": limit + 1}
+    if owner is not None:
+        where.append("owner = :owner")
+        params["owner"] = owner.lower()
+    if cursor is not None:
+        b, i = decode_cursor(cursor)
+        where.append("(block_number < :cb OR (block_number = :cb AND log_index < :ci))")
+        params.update(cb=b, ci=i)
+    sql = f"SELECT * FROM {DATASETS}"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += " ORDER BY block_number DESC, log_index DESC LIMIT :limit"
+    found = rows(session, sql, params)
+    page, more = found[:limit], len(found) > limit
+    withdrawn = _withdrawn(session, [r["content_hash"] for r in page])
+    last = page[-1] if page else None
+    return {
+        "items": [_dataset_out(r, withdrawn) for r in page],
+        "next_cursor": encode_cursor(as_int(last["block_number"]), as_int(last["log_index"]))
+        if more and last
+        else None,
+    }
+
+
+def attestations(session: Session, *, contribution_id: str) -> list[dict[str, Any]]:
+    """The latest attestation of each validator (a later one replaces an earlier one)."""
+    if not table_exists(session, ATTESTED):
+        return []
+    found = rows(
+        session,
+        f"SELECT validator, score, block_number, log_index, block_time, tx_hash FROM {ATTESTED} "
+        "WHERE contribution_id = :c ORDER BY block_number, log_index",
+        {"c": contribution_id},
+    )
+    latest: dict[str, dict[str, Any]] = {}
+    for r in found:
+        latest[r["validator"]] = {
+            "validator": _cs(r["validator"]),
+            "score": as_int(r["score"]),
+            "block_number": as_int(r["block_number"]),
+            "block_time": as_int(r["block_time"]),
+            "tx_hash": r["tx_hash"],
+        }
+    return sorted(latest.values(), key=lambda a: str(a["validator"]).lower())
+
+
+def aggregate_score(atts: list[dict[str, Any]]) -> dict[str, Any]:
+    """Validators' latest scores (0..10000): count, integer mean (rounded down), min and max."""
+    scores = [int(a["score"]) for a in atts]
+    if not scores:
+        return {"validators": 0, "mean": None, "min": None, "max": None}
+    return {
+        "validators": len(scores),
+        "mean": sum(scores) // len(scores),
+        "min": min(scores),
+        "max": max(scores),
+    }
+
+
+def get_contribution(session: Session, *, contribution_id: str) -> dict[str, Any]:
+    withdrawn = _withdrawn(session, [contribution_id])
+    out: dict[str, Any] | None = None
+    if table_exists(session, DATASETS):
+        found = rows(session, f"SELECT * FROM {DATASETS} WHERE content_hash = :h", {"h": contribution_id})
+        if found:
+            out = _dataset_out(found[0], withdrawn)
+    if out is None and table_exists(session, COMPUTE):
+        found = rows(session, f"SELECT * FROM {COMPUTE} WHERE contribution_id = :h", {"h": contribution_id})
+        if found:
+            out = _compute_out(found[0], withdrawn)
+    if out is None:
+        raise NotFoundError(f"no contribution with id {contribution_id}", contribution_id=contribution_id)
+    atts = attestations(session, contribution_id=contribution_id)
+    out["id"] = contribution_id
+    out["attestations"] = atts
+    out["score"] = aggregate_score(atts)
+    return out
+
+
+def _compute_out(r: dict[str, Any], withdrawn: set[str]) -> dict[str, Any]:
+    return {
+        "kind": "compute",
+        "contribution_id": r["contribution_id"],
+        "owner": _cs(r["provider"]),
+        "model_id": r["model_id"],
+        "job_id": r["job_id"],
+        "work_units": as_int(r["work_units"]),
+        "result_hash": r["result_hash"],
+        "block_number": as_int(r["block_number"]),
+        "block_time": as_int(r["block_time"]),
+        "tx_hash": r["tx_hash"],
+        "withdrawn": r["contribution_id"] in withdrawn,
+    }
+
+
+def account_contributions(session: Session, *, address: str, limit: int) -> dict[str, Any]:
+    addr = address.lower()
+    datasets: list[dict[str, Any]] = []
+    compute: list[dict[str, Any]] = []
+    total_datasets = total_compute = 0
+    if table_exists(session, DATASETS):
+        total_datasets = as_int(
+            rows(session, f"SELECT COUNT(*) AS n FROM {DATASETS} WHERE owner = :a", {"a": addr})[0]["n"]
+        )
+        found = rows(
+            session,
+            f"SELECT * FROM {DATASETS} WHERE owner = :a ORDER BY block_number DESC, log_index DESC LIMIT :n",
+            {"a": addr, "n": limit},
+        )
+        wd = _withdrawn(session, [r["content_hash"] for r in found])
+        datasets = [_dataset_out(r, wd) for r in found]
+    if table_exists(session, COMPUTE):
+        total_compute = as_int(
+            rows(session, f"SELECT COUNT(*) AS n FROM {COMPUTE} WHERE provider = :a", {"a": addr})[0]["n"]
+        )
+        found = rows(
+            session,
+            f"SELECT * FROM {COMPUTE} WHERE provider = :a "
+            "ORDER BY block_number DESC, log_index DESC LIMIT :n",
+            {"a": addr, "n": limit},
+        )
+        wd = _withdrawn(session, [r["contribution_id"] for r in found])
+        compute = [_compute_out(r, wd) for r in found]
+    return {
+        "dataset_count": total_datasets,
+        "compute_count": total_compute,
+        "datasets": datasets,
+        "compute": compute,
+    }

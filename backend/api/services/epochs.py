@@ -1,0 +1,135 @@
+"""Epochs as the chain records them (funding, proposed/revoked/accepted roots) and claims per account.
+
+Everything here comes from the indexer's mirror of RewardDistributor events, so an auditor gets the same
+answer from any node; allocation files and proofs come from `backend.api.services.allocations`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from backend.api.mirror import as_int, rows, table_exists
+from cairn.errors import NotFoundError
+
+FUNDED = "ev_epoch_funded"
+PROPOSED = "ev_root_proposed"
+REVOKED = "ev_root_revoked"
+ACCEPTED = "ev_root_accepted"
+CLAIMED = "ev_claimed"
+SOURCES = {0: "emission", 1: "revenue"}
+
+
+def _roots(session: Session, epoch: int | None) -> list[dict[str, Any]]:
+    if not table_exists(session, PROPOSED):
+        return []
+    where = " WHERE epoch = :e" if epoch is not None else ""
+    proposed = rows(
+        session, f"SELECT * FROM {PROPOSED}{where} ORDER BY block_number, log_index", {"e": epoch}
+    )
+    revoked: set[tuple[int, str]] = set()
+    accepted: dict[tuple[int, str], int] = {}
+    if table_exists(session, REVOKED):
+        revoked = {
+            (as_int(r["epoch"]), r["root"])
+            for r in rows(session, f"SELECT epoch, root FROM {REVOKED}{where}", {"e": epoch})
+        }
+    if table_exists(session, ACCEPTED):
+        accepted = {
+            (as_int(r["epoch"]), r["root"]): as_int(r["block_time"])
+            for r in rows(session, f"SELECT epoch, root, block_time FROM {ACCEPTED}{where}", {"e": epoch})
+        }
+    out = []
+    for r in proposed:
+        key = (as_int(r["epoch"]), r["root"])
+        out.append(
+            {
+                "epoch": key[0],
+                "root": r["root"],
+                "policy_hash": r["policy_hash"],
+                "total_cumulative": str(as_int(r["total_cumulative"])),
+                "valid_at": as_int(r["valid_at"]),
+                "uri": r["uri"],
+                "proposed_block": as_int(r["block_number"]),
+                "proposed_tx": r["tx_hash"],
+                "revoked": key in revoked,
+                "accepted_at": accepted.get(key),
+            }
+        )
+    return out
+
+
+def _root_status(root: dict[str, Any], now: int) -> str:
+    if root["revoked"]:
+        return "revoked"
+    if root["accepted_at"] is not None:
+        return "accepted"
+    return "claimable" if now >= int(root["valid_at"]) else "pending"
+
+
+def _funding(session: Session, epoch: int | None) -> dict[int, dict[str, int]]:
+    out: dict[int, dict[str, int]] = {}
+    if not table_exists(session, FUNDED):
+        return out
+    where = " WHERE epoch = :e" if epoch is not None else ""
+    for r in rows(session, f"SELECT epoch, amount, source FROM {FUNDED}{where}", {"e": epoch}):
+        f = out.setdefault(as_int(r["epoch"]), {"emission": 0, "revenue": 0})
+        source = SOURCES.get(as_int(r["source"]), "other")
+        f[source] = f.get(source, 0) + as_int(r["amount"])
+    return out
+
+
+def _summary(epoch: int, roots: list[dict[str, Any]], funding: dict[str, int], now: int) -> dict[str, Any]:
+    live = [r for r in roots if not r["revoked"]]
+    current = live[-1] if live else None
+    for r in roots:
+        r["status"] = _root_status(r, now)
+    return {
+        "epoch": epoch,
+        "status": current["status"] if current else ("revoked" if roots else "open"),
+        "root": current["root"] if current else None,
+        "policy_hash": current["policy_hash"] if current else None,
+        "total_cumulative": current["total_cumulative"] if current else None,
+        "valid_at": current["valid_at"] if current else None,
+        "allocation_uri": current["uri"] if current else None,
+        "funded": {k: str(v) for k, v in sorted(funding.items())},
+        "pool": str(sum(funding.values())),
+    }
+
+
+def list_epochs(session: Session, *, now: int) -> list[dict[str, Any]]:
+    """Every epoch that was funded or had a root proposed, newest first."""
+    roots = _roots(session, None)
+    funding = _funding(session, None)
+    by_epoch: dict[int, list[dict[str, Any]]] = {}
+    for r in roots:
+        by_epoch.setdefault(int(r["epoch"]), []).append(r)
+    epochs = sorted(set(by_epoch) | set(funding), reverse=True)
+    return [_summary(e, by_epoch.get(e, []), funding.get(e, {}), now) for e in epochs]
+
+
+def get_epoch(session: Session, *, epoch: int, now: int, current_epoch: int) -> dict[str, Any]:
+    roots = _roots(session, epoch)
+    funding = _funding(session, epoch).get(epoch, {})
+    if not roots and not funding and epoch > current_epoch:
+        raise NotFoundError(f"epoch {epoch} has not started (current epoch is {current_epoch})", epoch=epoch)
+    out = _summary(epoch, roots, funding, now)
+    out["roots"] = roots
+    out["current_epoch"] = current_epoch
+    return out
+
+
+def live_root(session: Session, *, epoch: int) -> dict[str, Any]:
+    """The epoch's latest root that was not revoked, or NotFoundError."""
+    live = [r for r in _roots(session, epoch) if not r["revoked"]]
+    if not live:
+        raise NotFoundError(f"epoch {epoch} has no published root", epoch=epoch)
+    return live[-1]
+
+
+def claimed(session: Session, *, address: str) -> int:
+    """What `address` has claimed so far: the highest cumulative amount of its claims."""
+    if not table_exists(session, CLAIMED):
+        return 0
+    found = rows(session, f"SELECT amount FROM {CLAIMED} WHERE account = :a", {"a": address.lower()})
+    return sum(as_int(r["amount"]) for r in found)

@@ -1,0 +1,81 @@
+"""Model manifests and per-epoch inference revenue, read from the mirror."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session
+from web3 import Web3
+
+from backend.api.mirror import as_int, json_list, rows, table_exists
+from cairn.errors import NotFoundError
+
+MANIFESTS = "ev_model_manifest_registered"
+PAYMENTS = "ev_payment_settled"
+
+
+def get_model(session: Session, *, model_id: str) -> dict[str, Any]:
+    """The latest manifest (highest version) of a model, plus the versions seen."""
+    found = (
+        rows(
+            session,
+            f"SELECT * FROM {MANIFESTS} WHERE model_id = :m "
+            "ORDER BY version DESC, block_number DESC, log_index DESC",
+            {"m": model_id},
+        )
+        if table_exists(session, MANIFESTS)
+        else []
+    )
+    if not found:
+        raise NotFoundError(f"no manifest registered for model {model_id}", model_id=model_id)
+    latest = found[0]
+    dataset_ids = [str(d).lower() for d in json_list(latest["dataset_ids"])]
+    weights = [as_int(w) for w in json_list(latest["weights"])]
+    return {
+        "model_id": model_id,
+        "version": as_int(latest["version"]),
+        "trainer": Web3.to_checksum_address(latest["trainer"]),
+        "datasets": [{"dataset_id": d, "weight": w} for d, w in zip(dataset_ids, weights, strict=False)],
+        "block_number": as_int(latest["block_number"]),
+        "block_time": as_int(latest["block_time"]),
+        "tx_hash": latest["tx_hash"],
+        "versions": sorted({as_int(r["version"]) for r in found}),
+    }
+
+
+def epoch_revenue(session: Session, *, epoch: int) -> dict[str, Any]:
+    """Payments settled in `epoch`, per model: gross amount, protocol fee, net, requests, settlements.
+
+    Sums are done in Python on exact integers (SQLite stores uint256 as decimal text)."""
+    per_model: dict[str, dict[str, int]] = {}
+    if table_exists(session, PAYMENTS):
+        for r in rows(
+            session,
+            f"SELECT model_id, amount, fee, request_count FROM {PAYMENTS} WHERE epoch = :e",
+            {"e": epoch},
+        ):
+            m = per_model.setdefault(r["model_id"], {"amount": 0, "fee": 0, "requests": 0, "settlements": 0})
+            m["amount"] += as_int(r["amount"])
+            m["fee"] += as_int(r["fee"])
+            m["requests"] += as_int(r["request_count"])
+            m["settlements"] += 1
+    models = [
+        {
+            "model_id": mid,
+            "amount": str(v["amount"]),
+            "fee": str(v["fee"]),
+            "net": str(v["amount"] - v["fee"]),
+            "requests": v["requests"],
+            "settlements": v["settlements"],
+        }
+        for mid, v in sorted(per_model.items())
+    ]
+    total = sum(v["amount"] for v in per_model.values())
+    fees = sum(v["fee"] for v in per_model.values())
+    return {
+        "epoch": epoch,
+        "models": models,
+        "total_amount": str(total),
+        "total_fee": str(fees),
+        "total_net": str(total - fees),
+    }

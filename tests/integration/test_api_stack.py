@@ -1,0 +1,239 @@
+"""A real stack for the API tests: anvil, deployed contracts, seeded events, the real indexer's mirror in
+SQLite or PostgreSQL, and the app under FastAPI's TestClient. Other test_api_* modules import from here."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
+from web3 import Web3
+
+from backend.api.app import create_app
+from backend.api.settings import ApiSettings
+from cairn.deployment import ContractInfo, Deployment, EpochConfig
+from cairn.devchain import Anvil, start_anvil
+from cairn.errors import WrongChainError
+from cairn.settings import ANVIL_DEV_KEYS, REPO_ROOT
+from indexer.core import Indexer, IndexerOptions
+
+PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+EPOCH_LENGTH = 3600
+PROBLEM = "application/problem+json"
+
+
+def artifact(name: str) -> dict[str, Any]:
+    path = REPO_ROOT / f"artifacts/contracts/src/{name}.sol/{name}.json"
+    return dict(json.loads(path.read_text()))
+
+
+@dataclass
+class Stack:
+    anvil: Anvil
+    w3: Web3
+    deployment: Deployment
+    settings: ApiSettings
+    tmp: Path
+    admin: LocalAccount
+    validators: list[LocalAccount]
+    owners: list[LocalAccount]
+    client: TestClient | None = None
+    seeded: dict[str, Any] = field(default_factory=dict)
+
+    def contract(self, name: str) -> Any:
+        info = self.deployment.contracts[name]
+        return self.w3.eth.contract(address=Web3.to_checksum_address(info.address), abi=info.abi)
+
+    def transact(self, account: LocalAccount, fn: Any) -> dict[str, Any]:
+        tx = fn.build_transaction(
+            {"from": account.address, "nonce": self.w3.eth.get_transaction_count(account.address, "pending")}
+        )
+        signed = account.sign_transaction(tx)
+        h = self.w3.eth.send_raw_transaction(signed.raw_transaction)
+        receipt = dict(self.w3.eth.wait_for_transaction_receipt(h, timeout=30, poll_latency=0.02))
+        assert receipt["status"] == 1, receipt
+        return receipt
+
+    def index(self) -> None:
+        """Run the real indexer's catch-up once (to the chain head)."""
+        idx = Indexer(
+            self.settings, self.deployment, options=IndexerOptions(poll_interval=0.02, confirmations=0)
+        )
+        try:
+            idx.run_once()
+        finally:
+            idx.close()
+            idx.engine.dispose()
+
+    @property
+    def api(self) -> TestClient:
+        assert self.client is not None
+        return self.client
+
+
+def deploy(w3: Web3, admin: LocalAccount, tmp: Path) -> Deployment:
+    """Deploy the contracts the API reads and write the deployment file."""
+    now = int(w3.eth.get_block("latest")["timestamp"])
+    genesis = now - now % EPOCH_LENGTH
+    contracts: dict[str, ContractInfo] = {}
+
+    def _deploy(name: str, *args: Any) -> str:
+        art = artifact(name)
+        c = w3.eth.contract(abi=art["abi"], bytecode=art["bytecode"])
+        tx = c.constructor(*args).build_transaction(
+            {"from": admin.address, "nonce": w3.eth.get_transaction_count(admin.address, "pending")}
+        )
+        h = w3.eth.send_raw_transaction(admin.sign_transaction(tx).raw_transaction)
+        r = w3.eth.wait_for_transaction_receipt(h, timeout=30, poll_latency=0.02)
+        assert r["status"] == 1
+        contracts[name] = ContractInfo(
+            address=str(r["contractAddress"]), block=int(r["blockNumber"]), abi=art["abi"]
+        )
+        return str(r["contractAddress"])
+
+    registry = _deploy("ContributionRegistry", admin.address, genesis, EPOCH_LENGTH)
+    _deploy("ModelRegistry", admin.address, registry, genesis, EPOCH_LENGTH)
+    dep = Deployment(
+        chain_id=int(w3.eth.chain_id),
+        start_block=min(c.block for c in contracts.values()),
+        deployer=admin.address,
+        deployed_at="2026-11-23T00:00:00Z",
+        epoch=EpochConfig(genesis=genesis, length=EPOCH_LENGTH),
+        contracts=contracts,
+    )
+    dep.save(tmp / "deployment.json")
+    return dep
+
+
+def h32(label: str) -> str:
+    return "0x" + Web3.keccak(text=label).hex().removeprefix("0x")
+
+
+def seed(stack: Stack) -> None:
+    """Datasets (direct), a compute job, attestations and a model manifest."""
+    registry = stack.contract("ContributionRegistry")
+    models = stack.contract("ModelRegistry")
+    admin = stack.admin
+    datasets = []
+    for i, owner in enumerate([stack.owners[0], stack.owners[0], stack.owners[1]]):
+        ch = h32(f"dataset-{i}")
+        stack.transact(
+            owner, registry.functions.registerDataset(ch, 1000 + i, 1, h32(f"meta-{i}"), f"ipfs://d{i}")
+        )
+        datasets.append(ch)
+    stack.transact(
+        stack.owners[1], registry.functions.registerCompute(h32("job-0"), 77, h32("model-a"), h32("res"))
+    )
+    compute_id = (
+        "0x" + bytes(registry.functions.computeId(stack.owners[1].address, h32("job-0")).call()).hex()
+    )
+    role = registry.functions.VALIDATOR_ROLE().call()
+    for v in stack.validators:
+        stack.transact(admin, registry.functions.grantRole(role, v.address))
+    stack.transact(stack.validators[0], registry.functions.attest(datasets[0], 8000))
+    stack.transact(stack.validators[1], registry.functions.attest(datasets[0], 6000))
+    stack.transact(stack.validators[0], registry.functions.attest(datasets[0], 9000))  # replaces 8000
+    stack.transact(stack.validators[0], registry.functions.attest(compute_id, 5000))
+    stack.transact(stack.owners[0], registry.functions.withdraw(datasets[1]))
+    trainer_role = models.functions.TRAINER_ROLE().call()
+    stack.transact(admin, models.functions.grantRole(trainer_role, admin.address))
+    ids = sorted([datasets[0], datasets[2]])
+    stack.transact(admin, models.functions.registerManifest(h32("model-a"), ids, [3, 1]))
+    stack.transact(admin, models.functions.registerManifest(h32("model-a"), ids, [1, 1]))
+    stack.seeded.update(datasets=datasets, compute_id=compute_id, model_id=h32("model-a"), manifest_ids=ids)
+
+
+def _create_pg_db() -> str:
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    name = f"cairn_api_{uuid.uuid4().hex[:10]}"
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:  # pragma: no cover - depends on the machine
+        pytest.skip(f"PostgreSQL not running: {type(exc).__name__}")
+    finally:
+        admin.dispose()
+    return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+
+
+def _drop_pg_db(url: str) -> None:
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def build_stack(tmp: Path, database: str) -> Iterator[Stack]:
+    db_url = f"sqlite:///{tmp}/api.db" if database == "sqlite" else _create_pg_db()
+    try:
+        with start_anvil() as anvil:
+            w3 = Web3(Web3.HTTPProvider(anvil.url))
+            admin = Account.from_key(ANVIL_DEV_KEYS[0])
+            validators = [Account.from_key(k) for k in ANVIL_DEV_KEYS[2:4]]
+            owners = [Account.from_key(k) for k in ANVIL_DEV_KEYS[4:6]]
+            dep = deploy(w3, admin, tmp)
+            settings = ApiSettings(
+                rpc_urls=[anvil.url],
+                database_url=db_url,
+                deployment_file=tmp / "deployment.json",
+                data_dir=tmp / "data",
+                confirmations=0,
+            )
+            stack = Stack(anvil, w3, dep, settings, tmp, admin, validators, owners)
+            seed(stack)
+            stack.index()
+            with TestClient(create_app(settings)) as client:
+                stack.client = client
+                yield stack
+    finally:
+        if database != "sqlite":
+            _drop_pg_db(db_url)
+
+
+@pytest.fixture(name="stack", scope="module", params=["sqlite", "postgres"])
+def stack_fixture(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
+    """One seeded, indexed stack per module and database kind."""
+    yield from build_stack(tmp_path_factory.mktemp(f"api-{request.param}"), request.param)
+
+
+@pytest.fixture(name="sqlite_stack", scope="module")
+def sqlite_stack_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    yield from build_stack(tmp_path_factory.mktemp("api-sqlite"), "sqlite")
+
+
+def assert_problem(resp: Any, status: int, code: str, *needles: str) -> dict[str, Any]:
+    """An RFC 9457 problem with the given status and code whose detail contains every needle."""
+    assert resp.status_code == status, resp.text
+    assert resp.headers["content-type"].startswith(PROBLEM), resp.headers
+    body = dict(resp.json())
+    assert body["status"] == status and body["code"] == code, body
+    assert body["type"].endswith(code) and body["title"], body
+    for needle in needles:
+        assert needle in body["detail"], (needle, body["detail"])
+    return body
+
+
+def test_wrong_chain_is_one_clear_error(tmp_path: Path) -> None:
+    with start_anvil(chain_id=31338) as other, start_anvil() as anvil:
+        w3 = Web3(Web3.HTTPProvider(anvil.url))
+        deploy(w3, Account.from_key(ANVIL_DEV_KEYS[0]), tmp_path)
+        settings = ApiSettings(
+            rpc_urls=[other.url],
+            database_url=f"sqlite:///{tmp_path}/x.db",
+            deployment_file=tmp_path / "deployment.json",
+        )
+        with (
+            pytest.raises(WrongChainError, match="is chain 31338 but the deployment file is for chain 31337"),
+            TestClient(create_app(settings)),
+        ):
+            pass
