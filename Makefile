@@ -40,6 +40,7 @@ run: build
 
 test: build
 	@bash scripts/ensure-postgres.sh
+	@bash scripts/ensure-chromium.sh
 	@echo "== Solidity tests (Hardhat 3) =="
 	@npx hardhat test solidity
 	@echo "== lint =="

@@ -1,0 +1,100 @@
+"""The dashboard in a real browser (Debian chromium via Playwright) against real uvicorn, anvil and mirror."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import uvicorn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "integration"))
+from test_api_stack import Stack, build_stack
+
+from backend.api.app import create_app
+from cairn.devchain import free_port
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, str]]:
+    """A seeded stack served by uvicorn on a free port."""
+    for stack in build_stack(tmp_path_factory.mktemp("dash"), "sqlite"):
+        port = free_port()
+        server = uvicorn.Server(
+            uvicorn.Config(create_app(stack.settings), host="127.0.0.1", port=port, log_level="warning")
+        )
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 30
+        while not server.started and thread.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert server.started, "uvicorn did not start"
+        try:
+            yield stack, f"http://127.0.0.1:{port}"
+        finally:
+            server.should_exit = True
+            thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    if not CHROMIUM.exists():
+        pytest.fail("chromium missing: run scripts/ensure-chromium.sh (make test does)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+def test_dashboard_shows_health_datasets_and_account(served: tuple[Stack, str], browser: object) -> None:
+    from playwright.sync_api import Browser, expect
+
+    assert isinstance(browser, Browser)
+    stack, url = served
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(url + "/")
+    expect(page.locator("body[data-loaded=true]")).to_be_attached()
+    expect(page.get_by_test_id("health-status")).to_have_text("ok")
+    expect(page.get_by_test_id("health-lag")).to_have_text("0")
+    expect(page.locator("#health-list")).to_contain_text("31337")
+    # datasets: newest first, uri shown as text
+    rows = page.locator("#datasets-body tr")
+    expect(rows).to_have_count(3)
+    expect(rows.first).to_contain_text("ipfs://d2")
+    expect(page.locator("#epochs-empty")).to_be_visible()
+    # address lookup: contributions and rewards of owner 0
+    page.fill("#lookup-address", stack.owners[0].address)
+    page.click("#lookup-form button")
+    expect(page.locator("#lookup-result")).to_be_visible()
+    expect(page.locator("#acct-count")).to_have_text("2")
+    expect(page.locator("#acct-contributions li")).to_have_count(2)
+    expect(page.locator("#acct-contributions")).to_contain_text("(withdrawn)")
+    expect(page.locator("#acct-claimed")).to_have_text("0")
+    # a bad address shows the API's specific message
+    page.fill("#lookup-address", "0x1234")
+    page.click("#lookup-form button")
+    expect(page.locator("#lookup-error")).to_have_text(
+        "address must be 20 bytes (42 characters with 0x), got 6 characters"
+    )
+    expect(page.locator("#lookup-result")).to_be_hidden()
+    assert errors == []
+    page.close()
