@@ -1,0 +1,209 @@
+"""The events the reward function reads, from their signatures in docs/ARCHITECTURE.md, and a raw-log decoder.
+
+Rows use the indexer's column names and value forms (docs/ARCHITECTURE.md "Tables"), so the audit path
+(`eth_getLogs` -> these rows) and the fast path (SQL mirror) feed the same reduction: addresses and bytes32 as
+`0x`-lowercase text, integers as `int`, arrays as lists.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from eth_abi.abi import decode as abi_decode
+
+from cairn.merkle import keccak256
+
+SIGNATURES = {
+    "ev_dataset_registered": (
+        "ContributionRegistry",
+        "DatasetRegistered(bytes32 indexed contentHash, address indexed owner, uint64 size, "
+        "uint32 licenseId, bytes32 metadataHash, string uri)",
+    ),
+    "ev_compute_registered": (
+        "ContributionRegistry",
+        "ComputeRegistered(bytes32 indexed contributionId, address indexed provider, "
+        "bytes32 indexed modelId, bytes32 jobId, uint64 workUnits, bytes32 resultHash)",
+    ),
+    "ev_attested": (
+        "ContributionRegistry",
+        "Attested(bytes32 indexed contributionId, address indexed validator, uint16 score)",
+    ),
+    "ev_contribution_withdrawn": (
+        "ContributionRegistry",
+        "ContributionWithdrawn(bytes32 indexed contributionId, address indexed owner)",
+    ),
+    "ev_model_manifest_registered": (
+        "ModelRegistry",
+        "ModelManifestRegistered(bytes32 indexed modelId, uint32 indexed version, address indexed trainer, "
+        "bytes32[] datasetIds, uint32[] weights)",
+    ),
+    "ev_payment_settled": (
+        "PaymentRouter",
+        "PaymentSettled(address indexed payer, bytes32 indexed modelId, uint64 indexed epoch, "
+        "uint256 amount, uint256 fee, bytes32 requestHash, uint32 requestCount)",
+    ),
+    "ev_epoch_funded": (
+        "RewardDistributor",
+        "EpochFunded(uint64 indexed epoch, address indexed from, uint256 amount, uint8 source)",
+    ),
+}
+
+
+def snake_case(name: str) -> str:
+    s = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", name)
+    s = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", s)
+    return s.lower()
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str  # snake_case column name
+    type: str
+    indexed: bool
+
+
+@dataclass(frozen=True)
+class EventDef:
+    table: str
+    contract: str
+    name: str
+    params: tuple[Param, ...]
+
+    @property
+    def signature(self) -> str:
+        return f"{self.name}({','.join(p.type for p in self.params)})"
+
+    @property
+    def topic0(self) -> str:
+        return "0x" + keccak256(self.signature.encode()).hex()
+
+
+def parse_signature(table: str, contract: str, sig: str) -> EventDef:
+    name, rest = sig.split("(", 1)
+    params = []
+    for part in rest.rstrip(")").split(","):
+        words = part.split()
+        params.append(Param(name=snake_case(words[-1]), type=words[0], indexed="indexed" in words[1:-1]))
+    return EventDef(table=table, contract=contract, name=name.strip(), params=tuple(params))
+
+
+EVENTS: dict[str, EventDef] = {t: parse_signature(t, c, s) for t, (c, s) in SIGNATURES.items()}
+BY_TOPIC: dict[str, EventDef] = {e.topic0: e for e in EVENTS.values()}
+
+
+def _norm(typ: str, value: Any) -> Any:
+    if typ.endswith("[]"):
+        return [_norm(typ[:-2], v) for v in value]
+    if typ == "address":
+        return str(value).lower()
+    if typ.startswith("bytes"):
+        return "0x" + bytes(value).hex()
+    return value
+
+
+def decode_log(log: dict[str, Any], block_time: int = 0) -> tuple[str, dict[str, Any]] | None:
+    """A raw JSON-RPC log -> (table, row) for the events above; None for any other event."""
+    topics = [t.lower() if isinstance(t, str) else "0x" + bytes(t).hex() for t in log["topics"]]
+    if not topics:
+        return None
+    ev = BY_TOPIC.get(topics[0])
+    if ev is None:
+        return None
+    data = log["data"]
+    raw = bytes.fromhex(data[2:]) if isinstance(data, str) else bytes(data)
+    plain = [p for p in ev.params if not p.indexed]
+    values = iter(abi_decode([p.type for p in plain], raw))
+    topic_iter = iter(topics[1:])
+
+    def _int(x: Any) -> int:
+        return int(x, 16) if isinstance(x, str) else int(x)
+
+    row: dict[str, Any] = {
+        "block_number": _int(log["blockNumber"]),
+        "log_index": _int(log["logIndex"]),
+        "block_hash": str(log.get("blockHash", "")).lower(),
+        "tx_hash": str(log.get("transactionHash", "")).lower(),
+        "contract": str(log["address"]).lower(),
+        "block_time": block_time,
+    }
+    for p in ev.params:
+        if p.indexed:
+            word = bytes.fromhex(next(topic_iter)[2:])
+            row[p.name] = _norm(p.type, abi_decode([p.type], word)[0])
+        else:
+            row[p.name] = _norm(p.type, next(values))
+    return ev.table, row
+
+
+# --- the ev_* tables in the indexer's conventions (for tests and the benchmark; indexer/schema.py is the
+# authority in a running system and builds the same columns from the deployment's ABIs) ---------------------
+def _column_kind(typ: str) -> str:
+    m = re.match(r"^(u?)int(\d*)$", typ)
+    if m:
+        bits = int(m.group(2) or 256)
+        limit = 32 if m.group(1) == "u" else 64
+        return "bigint" if bits <= limit else "uint256"
+    if typ == "bool":
+        return "bool"
+    return "text"
+
+
+def column_kinds(table: str) -> dict[str, str]:
+    return {p.name: ("text" if p.type.endswith("[]") else _column_kind(p.type)) for p in EVENTS[table].params}
+
+
+def storage_value(kind: str, value: Any, dialect: str) -> Any:
+    """A Python value in the form the ev_* column stores (Uint256: decimal TEXT on SQLite, int on PostgreSQL;
+    arrays: JSON text of decimal / hex strings)."""
+    if isinstance(value, list):
+        import json
+
+        return json.dumps([str(v) for v in value])
+    if kind == "uint256":
+        return int(value) if dialect == "postgresql" else str(int(value))
+    return value
+
+
+def create_event_tables(bind: Any) -> None:
+    """Create the ev_* tables of EVENTS (if missing) with the documented column conventions."""
+    from sqlalchemy import BigInteger, Boolean, Column, Integer, MetaData, Numeric, Table, Text
+
+    md = MetaData()
+    pg = bind.dialect.name == "postgresql"
+    for table in EVENTS:
+        cols: list[Column[Any]] = [
+            Column("block_number", BigInteger, primary_key=True, autoincrement=False),
+            Column("log_index", Integer, primary_key=True, autoincrement=False),
+            Column("block_hash", Text, nullable=False),
+            Column("tx_hash", Text, nullable=False),
+            Column("contract", Text, nullable=False),
+            Column("block_time", BigInteger, nullable=False),
+        ]
+        for name, kind in column_kinds(table).items():
+            typ: Any = {"bigint": BigInteger, "bool": Boolean, "text": Text}.get(kind)
+            if typ is None:
+                typ = Numeric(78, 0) if pg else Text
+            cols.append(Column(name, typ))
+        Table(table, md, *cols)
+    md.create_all(bind, checkfirst=True)
+
+
+def insert_rows(conn: Any, table: str, rows: list[dict[str, Any]]) -> None:
+    """Insert decoded rows (Python values) into an ev_* table, converting to the storage forms."""
+    from sqlalchemy import text
+
+    if not rows:
+        return
+    kinds = column_kinds(table)
+    dialect = conn.dialect.name
+    cols = list(rows[0].keys())
+    names = ", ".join(f'"{c}"' for c in cols)
+    binds = ", ".join(f":p{i}" for i in range(len(cols)))
+    stmt = text(f"INSERT INTO {table} ({names}) VALUES ({binds})")
+    params = [
+        {f"p{i}": storage_value(kinds.get(c, "fixed"), r[c], dialect) for i, c in enumerate(cols)}
+        for r in rows
+    ]
+    conn.execute(stmt, params)

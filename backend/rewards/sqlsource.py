@@ -1,0 +1,143 @@
+"""Fast path: reduce the indexer's SQL mirror (`ev_*` tables) to `EpochInputs`, on SQLite and PostgreSQL.
+
+The heavy work runs inside the database: latest attestation per (contribution, validator), per-contribution
+quorum and median (window functions), eligibility joins and the per-owner sums of dataset scores. Only
+account-level aggregates, the compute contributions and the manifests' datasets come back to Python, where
+wide integers (work units x score, wei amounts) are multiplied exactly.
+
+Column conventions (docs/ARCHITECTURE.md): `uint64`..`uint256` columns are NUMERIC(78,0) on PostgreSQL and
+decimal TEXT on SQLite, so epochs and amounts are compared as bound parameters of that column's form and
+converted with `int()` in Python.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, Engine, inspect, text
+
+from backend.rewards.allocation import EVENT_TABLES, EpochInputs, latest_manifests, manifest_weights
+from cairn.policy import Policy
+
+# Latest attestation per (contribution, validator) at the end block, then quorum and floor-median.
+MEDIAN_SQL = """
+CREATE TEMPORARY TABLE cairn_eligible AS
+WITH latest AS (
+    SELECT contribution_id, score,
+           ROW_NUMBER() OVER (PARTITION BY contribution_id, validator
+                              ORDER BY block_number DESC, log_index DESC) AS rk
+    FROM ev_attested WHERE block_number <= :end
+), ranked AS (
+    SELECT contribution_id, score,
+           ROW_NUMBER() OVER (PARTITION BY contribution_id ORDER BY score) AS rn,
+           COUNT(*) OVER (PARTITION BY contribution_id) AS n
+    FROM latest WHERE rk = 1
+), med AS (
+    SELECT contribution_id, CAST(SUM(score) AS BIGINT) / COUNT(*) AS median, MAX(n) AS n
+    FROM ranked WHERE rn = (n + 1) / 2 OR rn = (n + 2) / 2
+    GROUP BY contribution_id
+)
+SELECT med.contribution_id AS cid, med.median AS median FROM med
+WHERE med.n >= :quorum AND med.median >= :min_score
+  AND NOT EXISTS (SELECT 1 FROM ev_contribution_withdrawn w
+                  WHERE w.contribution_id = med.contribution_id AND w.block_number <= :end)
+"""
+
+DATA_WEIGHTS_SQL = """
+SELECT d.owner, SUM(e.median) FROM ev_dataset_registered d JOIN cairn_eligible e ON e.cid = d.content_hash
+WHERE d.block_number <= :end GROUP BY d.owner
+"""
+
+COMPUTE_SQL = """
+SELECT c.provider, c.model_id, c.work_units, e.median
+FROM ev_compute_registered c JOIN cairn_eligible e ON e.cid = c.contribution_id
+WHERE c.block_number <= :end
+"""
+
+MANIFEST_DATASETS_SQL = """
+SELECT d.content_hash, d.owner, e.median
+FROM cairn_manifest_ref r
+JOIN ev_dataset_registered d ON d.content_hash = r.cid
+JOIN cairn_eligible e ON e.cid = d.content_hash
+WHERE d.block_number <= :end
+"""
+
+
+def _u256(conn: Connection, value: int) -> Any:
+    """A bound value in the form of a Uint256 column (decimal TEXT on SQLite, NUMERIC on PostgreSQL)."""
+    return value if conn.dialect.name == "postgresql" else str(value)
+
+
+def ensure_tables(conn: Connection) -> list[str]:
+    """The names of the event tables this reduction needs that the database lacks."""
+    have = set(inspect(conn).get_table_names())
+    return [t for t in EVENT_TABLES if t not in have]
+
+
+def inputs_from_conn(conn: Connection, epoch: int, end_block: int, policy: Policy) -> EpochInputs:
+    missing = ensure_tables(conn)
+    if missing:
+        from cairn.errors import ConfigError
+
+        raise ConfigError(f"the indexer mirror lacks tables {', '.join(missing)}: run `cairn index` first")
+    att = policy.attestation
+    p = {"end": end_block}
+    conn.execute(text("DROP TABLE IF EXISTS cairn_eligible"))
+    conn.execute(text("DROP TABLE IF EXISTS cairn_manifest_ref"))
+    conn.execute(text(MEDIAN_SQL), {**p, "quorum": att.quorum, "min_score": att.min_score})
+    conn.execute(text("CREATE INDEX cairn_eligible_cid ON cairn_eligible (cid)"))
+
+    inp = EpochInputs(epoch=epoch)
+    for owner, total in conn.execute(text(DATA_WEIGHTS_SQL), p):
+        inp.data_weights[owner] = int(total)
+    for provider, model, work, median in conn.execute(text(COMPUTE_SQL), p):
+        w = int(work) * int(median)
+        inp.compute_weights[provider] = inp.compute_weights.get(provider, 0) + w
+        mw = inp.model_compute_weights.setdefault(model, {})
+        mw[provider] = mw.get(provider, 0) + w
+
+    e = _u256(conn, epoch)
+    rows = conn.execute(
+        text(
+            "SELECT model_id, amount, fee FROM ev_payment_settled WHERE block_number <= :end AND epoch = :e"
+        ),
+        {**p, "e": e},
+    )
+    for model, amount, fee in rows:
+        inp.revenue[model] = inp.revenue.get(model, 0) + int(amount) - int(fee)
+    rows = conn.execute(
+        text("SELECT amount FROM ev_epoch_funded WHERE block_number <= :end AND epoch = :e AND source = 0"),
+        {**p, "e": e},
+    )
+    inp.emission = sum(int(a) for (a,) in rows)
+
+    manifest_rows = [
+        dict(r)
+        for r in conn.execute(
+            text(
+                "SELECT model_id, version, dataset_ids, weights, block_number, log_index "
+                "FROM ev_model_manifest_registered WHERE block_number <= :end"
+            ),
+            p,
+        ).mappings()
+    ]
+    manifests = latest_manifests(manifest_rows, end_block)
+    refs = sorted({did for m in manifests.values() for did, _ in m})
+    conn.execute(text("CREATE TEMPORARY TABLE cairn_manifest_ref (cid TEXT PRIMARY KEY)"))
+    if refs:
+        conn.execute(text("INSERT INTO cairn_manifest_ref (cid) VALUES (:c)"), [{"c": c} for c in refs])
+    datasets = {cid: (owner, int(med)) for cid, owner, med in conn.execute(text(MANIFEST_DATASETS_SQL), p)}
+    for model, manifest in manifests.items():
+        inp.model_data_weights[model] = manifest_weights(manifest, datasets)
+    conn.execute(text("DROP TABLE cairn_eligible"))
+    conn.execute(text("DROP TABLE cairn_manifest_ref"))
+    return inp.normalized()
+
+
+def inputs_from_db(engine: Engine, epoch: int, end_block: int, policy: Policy) -> EpochInputs:
+    """Reduce the mirror in `engine` to the epoch's inputs (one transaction, rolled back: read-only)."""
+    with engine.connect() as conn:
+        try:
+            return inputs_from_conn(conn, epoch, end_block, policy)
+        finally:
+            conn.rollback()
