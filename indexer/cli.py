@@ -89,6 +89,8 @@ def index(
     ] = "auto",
     poll: Annotated[float, typer.Option("--poll", help="Seconds between head polls.")] = 1.0,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+    initial_range: Annotated[int, typer.Option("--initial-range", min=1, help="First getLogs range.")] = 2000,
+    max_range: Annotated[int, typer.Option("--max-range", min=1, help="Largest getLogs range.")] = 500_000,
 ) -> None:
     """Mirror every event of the deployment into the database (reorg-safe, resumable)."""
     settings = load_settings(
@@ -106,7 +108,13 @@ def index(
     if metrics_port is not None:
         metrics.serve(metrics_port)
     bar = _Bar(enabled=not quiet and err.is_terminal)
-    options = IndexerOptions(finality=finality, poll_interval=poll)
+    options = IndexerOptions(
+        finality=finality,
+        poll_interval=poll,
+        initial_range=min(initial_range, max_range),
+        max_range=max_range,
+        grow_step=min(2000, max_range),
+    )
     indexer = Indexer(settings, deployment, options=options, on_progress=bar.update)
     stop = threading.Event()
     try:
