@@ -33,6 +33,7 @@ def _root() -> None:
 # Modules that contribute commands: each has `register(app: typer.Typer) -> None`.
 COMMAND_MODULES = (
     "cairn.commands",
+    "cairn.deploy",
     "indexer.cli",
     "backend.cli",
 )

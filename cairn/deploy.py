@@ -1,0 +1,283 @@
+"""Deploy Cairn's contracts, wire their roles and write the deployment file (`cairn deploy`).
+
+Order: RewardToken, ContributionRegistry, ModelRegistry, then (when their artifacts are built)
+RewardDistributor and PaymentRouter. Every contract gets the same epoch clock (genesis, length). Wiring
+roles granted on every chain: the RewardDistributor gets MINTER_ROLE on the token (emission is minted only
+through it).
+
+On the local chain (31337) the anvil development accounts also get the operational roles, so the demo works
+with the default keys (`cairn.settings.ANVIL_DEV_KEYS`):
+
+- dev 0 (deployer, default publisher key): DEFAULT_ADMIN of every contract, PAUSER (registry and
+  distributor), PUBLISHER and GUARDIAN (RewardDistributor), VALIDATOR, TRAINER, SETTLER and FEE_MANAGER;
+- dev 1 (default relayer key): SETTLER (PaymentRouter); relayed registration itself needs no role;
+- dev 2: VALIDATOR (ContributionRegistry);  dev 3: TRAINER (ModelRegistry);  dev 4: GUARDIAN.
+
+Elsewhere the deployer keeps DEFAULT_ADMIN_ROLE and grants operational roles explicitly.
+Transactions are signed locally with eth-account and sent raw through web3.py.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from rich.console import Console
+from web3 import Web3
+from web3.contract import Contract
+
+from cairn.contracts import CORE_CONTRACTS, PAYMENT_CONTRACTS, has_artifact, load_artifact
+from cairn.deployment import ContractInfo, Deployment, EpochConfig
+from cairn.errors import ChainUnreachableError, ConfigError, DeploymentError
+from cairn.settings import ANVIL_DEV_KEYS, LOCAL_CHAIN_ID, PLACEHOLDER_MARKERS, load_settings
+
+DEFAULT_EPOCH_LENGTH = 3600
+DEFAULT_TOKEN_NAME = "Cairn"
+DEFAULT_TOKEN_SYMBOL = "CAIRN"
+DEFAULT_INITIAL_EPOCH_CAP = 10_000 * 10**18
+DEFAULT_DECAY_BPS = 50
+DEFAULT_CHALLENGE_DELAY = 600
+DEFAULT_MAX_FEE_BPS = 1_000
+DEFAULT_FEE_BPS = 100
+
+# Constructor parameter name (without trailing "_") under which later contracts receive each address.
+ADDRESS_PARAMS: dict[str, str] = {
+    "RewardToken": "token",
+    "ContributionRegistry": "registry",
+    "ModelRegistry": "modelRegistry",
+    "RewardDistributor": "distributor",
+    "PaymentRouter": "router",
+}
+
+# role name -> (contract, dev account indices) granted on the local chain only.
+DEV_ROLES: dict[str, tuple[str, tuple[int, ...]]] = {
+    "VALIDATOR_ROLE": ("ContributionRegistry", (0, 2)),
+    "TRAINER_ROLE": ("ModelRegistry", (0, 3)),
+    "PUBLISHER_ROLE": ("RewardDistributor", (0,)),
+    "GUARDIAN_ROLE": ("RewardDistributor", (0, 4)),
+    "PAUSER_ROLE": ("RewardDistributor", (0,)),
+    "SETTLER_ROLE": ("PaymentRouter", (0, 1)),
+    "FEE_MANAGER_ROLE": ("PaymentRouter", (0,)),
+}
+
+
+def dev_address(index: int) -> str:
+    return str(Account.from_key(ANVIL_DEV_KEYS[index]).address)
+
+
+def connect(w3_or_rpc_url: Web3 | str) -> Web3:
+    """A connected Web3 (HTTP) or ChainUnreachableError."""
+    if isinstance(w3_or_rpc_url, Web3):
+        return w3_or_rpc_url
+    w3 = Web3(Web3.HTTPProvider(w3_or_rpc_url, request_kwargs={"timeout": 30}))
+    try:
+        w3.eth.chain_id  # noqa: B018 - probe
+    except Exception as exc:
+        raise ChainUnreachableError(f"cannot reach RPC {w3_or_rpc_url}: {type(exc).__name__}") from None
+    return w3
+
+
+class _Sender:
+    """Signs and sends transactions from one key, tracking the nonce locally; waits for each receipt."""
+
+    def __init__(self, w3: Web3, account: LocalAccount) -> None:
+        self.w3 = w3
+        self.account = account
+        self.nonce = int(w3.eth.get_transaction_count(account.address, "pending"))
+        self.chain_id = w3.eth.chain_id
+
+    def send(self, tx: dict[str, Any], what: str) -> Any:
+        tx = {**tx, "from": self.account.address, "nonce": self.nonce, "chainId": self.chain_id}
+        signed = self.account.sign_transaction(tx)
+        try:
+            tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
+        except Exception as exc:
+            raise DeploymentError(f"{what}: transaction rejected: {exc}") from None
+        self.nonce += 1
+        receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120, poll_latency=0.05)
+        if receipt["status"] != 1:
+            raise DeploymentError(f"{what}: transaction {tx_hash.hex()} reverted")
+        return receipt
+
+    def deploy(self, name: str, args: Sequence[Any]) -> tuple[Contract, int]:
+        art = load_artifact(name)
+        factory = self.w3.eth.contract(abi=art.abi, bytecode=art.bytecode)
+        try:
+            tx = factory.constructor(*args).build_transaction({"from": self.account.address})
+        except Exception as exc:
+            raise DeploymentError(f"deploying {name}: {type(exc).__name__}: {exc}") from None
+        receipt = self.send(dict(tx), f"deploying {name}")
+        address = receipt["contractAddress"]
+        return self.w3.eth.contract(address=address, abi=art.abi), int(receipt["blockNumber"])
+
+    def call(self, contract: Contract, fn: str, *args: Any) -> None:
+        what = f"{fn} on {contract.address}"
+        try:
+            tx = getattr(contract.functions, fn)(*args).build_transaction({"from": self.account.address})
+        except Exception as exc:
+            raise DeploymentError(f"{what}: {type(exc).__name__}: {exc}") from None
+        self.send(dict(tx), what)
+
+
+def _constructor_args(name: str, values: Mapping[str, Any]) -> list[Any]:
+    """Arguments of `name`'s constructor, by parameter name (so the order is taken from the ABI)."""
+    abi = load_artifact(name).abi
+    inputs: list[dict[str, Any]] = next(
+        (item.get("inputs", []) for item in abi if item.get("type") == "constructor"), []
+    )
+    args = []
+    for param in inputs:
+        key = str(param["name"]).rstrip("_")
+        if key not in values:
+            raise DeploymentError(f"{name} constructor has an unknown parameter {param['name']!r}")
+        args.append(values[key])
+    return args
+
+
+def _grant(sender: _Sender, contract: Contract, role_name: str, account: str) -> None:
+    role = getattr(contract.functions, role_name)().call()
+    if not contract.functions.hasRole(role, account).call():
+        sender.call(contract, "grantRole", role, account)
+
+
+def deploy_all(
+    w3_or_rpc_url: Web3 | str,
+    deployer_key: str,
+    *,
+    epoch_length: int = DEFAULT_EPOCH_LENGTH,
+    genesis: int | None = None,
+    out: Path | None = None,
+    token_name: str = DEFAULT_TOKEN_NAME,
+    token_symbol: str = DEFAULT_TOKEN_SYMBOL,
+    initial_epoch_cap: int = DEFAULT_INITIAL_EPOCH_CAP,
+    decay_bps: int = DEFAULT_DECAY_BPS,
+    challenge_delay: int = DEFAULT_CHALLENGE_DELAY,
+    max_fee_bps: int = DEFAULT_MAX_FEE_BPS,
+    fee_bps: int = DEFAULT_FEE_BPS,
+    fee_recipient: str | None = None,
+    include_payments: bool = True,
+    dev_roles: bool | None = None,
+) -> Deployment:
+    """Deploy and wire every contract; write the deployment file to `out` if given.
+
+    `genesis` defaults to the latest block's timestamp (epoch 0 starts now). `dev_roles` defaults to
+    "chain id is 31337". PaymentRouter and RewardDistributor are deployed when `include_payments` and their
+    artifacts exist.
+    """
+    if epoch_length <= 0:
+        raise ConfigError(f"epoch length must be positive, got {epoch_length}")
+    w3 = connect(w3_or_rpc_url)
+    account: LocalAccount = Account.from_key(deployer_key)
+    sender = _Sender(w3, account)
+    chain_id = sender.chain_id
+    if genesis is None:
+        genesis = int(w3.eth.get_block("latest")["timestamp"])
+    admin = account.address
+    values: dict[str, Any] = {
+        "name": token_name,
+        "symbol": token_symbol,
+        "admin": admin,
+        "genesis": genesis,
+        "epochLength": epoch_length,
+        "length": epoch_length,
+        "initialEpochCap": initial_epoch_cap,
+        "decayBps": decay_bps,
+        "challengeDelay": challenge_delay,
+        "maxFeeBps": max_fee_bps,
+        "feeBps": fee_bps,
+        "feeRecipient": fee_recipient or admin,
+    }
+    for name in CORE_CONTRACTS:
+        load_artifact(name)  # fail before sending anything if the build is missing
+    names = list(CORE_CONTRACTS)
+    if include_payments and all(has_artifact(n) for n in PAYMENT_CONTRACTS):
+        names += PAYMENT_CONTRACTS
+
+    deployed: dict[str, Contract] = {}
+    blocks: dict[str, int] = {}
+    for name in names:
+        contract, block = sender.deploy(name, _constructor_args(name, values))
+        deployed[name], blocks[name] = contract, block
+        values[ADDRESS_PARAMS[name]] = contract.address
+
+    if "RewardDistributor" in deployed:
+        _grant(sender, deployed["RewardToken"], "MINTER_ROLE", deployed["RewardDistributor"].address)
+    if dev_roles if dev_roles is not None else chain_id == LOCAL_CHAIN_ID:
+        for role_name, (contract_name, indices) in DEV_ROLES.items():
+            if contract_name in deployed:
+                for i in indices:
+                    _grant(sender, deployed[contract_name], role_name, dev_address(i))
+
+    deployment = Deployment(
+        chain_id=chain_id,
+        start_block=min(blocks.values()),
+        deployer=admin,
+        deployed_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        epoch=EpochConfig(genesis=genesis, length=epoch_length),
+        contracts={
+            name: ContractInfo(address=c.address, block=blocks[name], abi=load_artifact(name).abi)
+            for name, c in deployed.items()
+        },
+    )
+    if out is not None:
+        deployment.save(out)
+    return deployment
+
+
+def resolve_deployer_key(chain_id: int, key_env: str | None) -> str:
+    """The deployer key from `$key_env`; anvil dev key 0 on the local chain when none is given."""
+    value = os.environ.get(key_env, "").strip() if key_env else ""
+    if key_env and not value and chain_id != LOCAL_CHAIN_ID:
+        raise ConfigError(f"{key_env} is not set; it must hold the deployer key for chain {chain_id}")
+    if not value:
+        if chain_id == LOCAL_CHAIN_ID:
+            return load_settings().signing_key("publisher", chain_id)
+        raise ConfigError(
+            f"no deployer key: pass --key-env VAR (an environment variable) for chain {chain_id}"
+        )
+    if chain_id != LOCAL_CHAIN_ID:
+        if any(m in value.lower() for m in PLACEHOLDER_MARKERS):
+            raise ConfigError(f"{key_env} is a placeholder; set a real key for chain {chain_id}")
+        if value.lower() in ANVIL_DEV_KEYS:
+            raise ConfigError(f"{key_env} is a public anvil development key; refused on chain {chain_id}")
+    return value
+
+
+def deploy_command(
+    rpc_url: Annotated[
+        str | None, typer.Option("--rpc-url", help="JSON-RPC URL (default CAIRN_RPC_URLS)")
+    ] = None,
+    key_env: Annotated[
+        str | None, typer.Option("--key-env", help="Environment variable holding the deployer key")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Deployment file (default CAIRN_DEPLOYMENT_FILE)")
+    ] = None,
+    epoch_length: Annotated[int, typer.Option("--epoch-length", help="Epoch length in seconds")] = (
+        DEFAULT_EPOCH_LENGTH
+    ),
+    genesis: Annotated[
+        int | None, typer.Option("--genesis", help="Epoch 0 start (unix s; default now)")
+    ] = None,
+) -> None:
+    """Deploy the contracts, grant roles and write the deployment file."""
+    settings = load_settings()
+    url = rpc_url or settings.rpc_urls[0]
+    w3 = connect(url)
+    key = resolve_deployer_key(w3.eth.chain_id, key_env)
+    path = out or settings.deployment_file
+    deployment = deploy_all(w3, key, epoch_length=epoch_length, genesis=genesis, out=path)
+    console = Console()
+    for name, info in deployment.contracts.items():
+        console.print(f"{name:22} {info.address}  block {info.block}")
+    console.print(f"chain {deployment.chain_id}, start block {deployment.start_block} -> {path}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("deploy")(deploy_command)

@@ -1,0 +1,292 @@
+"""EIP-712 typed data Cairn's contracts verify: the single Python source of the type strings.
+
+The type definitions below must match the Solidity typehashes (`ContributionRegistry.*_TYPEHASH`, EIP-3009 and
+EIP-2612 in `RewardToken`); `tests/unit/test_eip712.py` checks them against the Solidity sources and
+`tests/integration/test_contracts_registry.py` against the deployed contracts.
+
+Every builder returns the full typed data (`types`, `primaryType`, `domain`, `message`), ready for
+`eth_signTypedData_v4` in a wallet or `sign_typed_data` below.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from eth_account import Account
+from eth_account.messages import encode_typed_data
+from eth_utils.crypto import keccak
+
+REGISTRY_DOMAIN_NAME = "Cairn ContributionRegistry"
+REGISTRY_DOMAIN_VERSION = "1"
+TOKEN_DOMAIN_VERSION = "1"  # OpenZeppelin ERC20Permit: EIP712(name, "1")
+
+Field = dict[str, str]
+
+DOMAIN_FIELDS: list[Field] = [
+    {"name": "name", "type": "string"},
+    {"name": "version", "type": "string"},
+    {"name": "chainId", "type": "uint256"},
+    {"name": "verifyingContract", "type": "address"},
+]
+
+TYPES: dict[str, list[Field]] = {
+    "Dataset": [
+        {"name": "contentHash", "type": "bytes32"},
+        {"name": "size", "type": "uint64"},
+        {"name": "licenseId", "type": "uint32"},
+        {"name": "metadataHash", "type": "bytes32"},
+        {"name": "uri", "type": "string"},
+    ],
+    "RegisterDataset": [
+        {"name": "owner", "type": "address"},
+        {"name": "dataset", "type": "Dataset"},
+        {"name": "nonce", "type": "uint256"},
+        {"name": "deadline", "type": "uint256"},
+    ],
+    "RegisterDatasets": [
+        {"name": "owner", "type": "address"},
+        {"name": "datasets", "type": "Dataset[]"},
+        {"name": "nonce", "type": "uint256"},
+        {"name": "deadline", "type": "uint256"},
+    ],
+    "Compute": [
+        {"name": "jobId", "type": "bytes32"},
+        {"name": "workUnits", "type": "uint64"},
+        {"name": "modelId", "type": "bytes32"},
+        {"name": "resultHash", "type": "bytes32"},
+    ],
+    "RegisterCompute": [
+        {"name": "provider", "type": "address"},
+        {"name": "job", "type": "Compute"},
+        {"name": "nonce", "type": "uint256"},
+        {"name": "deadline", "type": "uint256"},
+    ],
+    # EIP-3009, exactly as in the EIP (and USDC's FiatTokenV2).
+    "TransferWithAuthorization": [
+        {"name": "from", "type": "address"},
+        {"name": "to", "type": "address"},
+        {"name": "value", "type": "uint256"},
+        {"name": "validAfter", "type": "uint256"},
+        {"name": "validBefore", "type": "uint256"},
+        {"name": "nonce", "type": "bytes32"},
+    ],
+    "ReceiveWithAuthorization": [
+        {"name": "from", "type": "address"},
+        {"name": "to", "type": "address"},
+        {"name": "value", "type": "uint256"},
+        {"name": "validAfter", "type": "uint256"},
+        {"name": "validBefore", "type": "uint256"},
+        {"name": "nonce", "type": "bytes32"},
+    ],
+    "CancelAuthorization": [
+        {"name": "authorizer", "type": "address"},
+        {"name": "nonce", "type": "bytes32"},
+    ],
+    # EIP-2612.
+    "Permit": [
+        {"name": "owner", "type": "address"},
+        {"name": "spender", "type": "address"},
+        {"name": "value", "type": "uint256"},
+        {"name": "nonce", "type": "uint256"},
+        {"name": "deadline", "type": "uint256"},
+    ],
+}
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """The fields of one dataset registration (hex strings are 0x-prefixed 32 bytes)."""
+
+    content_hash: str
+    size: int
+    license_id: int
+    metadata_hash: str
+    uri: str
+
+    def message(self) -> dict[str, Any]:
+        return {
+            "contentHash": self.content_hash,
+            "size": self.size,
+            "licenseId": self.license_id,
+            "metadataHash": self.metadata_hash,
+            "uri": self.uri,
+        }
+
+    def as_tuple(self) -> tuple[bytes, int, int, bytes, str]:
+        """ABI tuple for the contract's `DatasetInput` struct."""
+        return (_b32(self.content_hash), self.size, self.license_id, _b32(self.metadata_hash), self.uri)
+
+
+@dataclass(frozen=True)
+class ComputeJob:
+    job_id: str
+    work_units: int
+    model_id: str
+    result_hash: str
+
+    def message(self) -> dict[str, Any]:
+        return {
+            "jobId": self.job_id,
+            "workUnits": self.work_units,
+            "modelId": self.model_id,
+            "resultHash": self.result_hash,
+        }
+
+    def as_tuple(self) -> tuple[bytes, int, bytes, bytes]:
+        return (_b32(self.job_id), self.work_units, _b32(self.model_id), _b32(self.result_hash))
+
+
+def _b32(value: str) -> bytes:
+    raw = bytes.fromhex(value.removeprefix("0x"))
+    if len(raw) != 32:
+        raise ValueError(f"expected 32 bytes of hex, got {len(raw)}")
+    return raw
+
+
+def _referenced(primary: str) -> list[str]:
+    """Struct types `primary` references (transitively), excluding itself, sorted by name (EIP-712)."""
+    found: set[str] = set()
+    stack = [primary]
+    while stack:
+        for field in TYPES[stack.pop()]:
+            base = field["type"].removesuffix("[]")
+            if base in TYPES and base != primary and base not in found:
+                found.add(base)
+                stack.append(base)
+    return sorted(found)
+
+
+def type_string(primary: str) -> str:
+    """The EIP-712 `encodeType` string, e.g. `RegisterDataset(address owner,...)Dataset(...)`."""
+
+    def one(name: str) -> str:
+        return name + "(" + ",".join(f"{f['type']} {f['name']}" for f in TYPES[name]) + ")"
+
+    return one(primary) + "".join(one(t) for t in _referenced(primary))
+
+
+def typehash(primary: str) -> bytes:
+    return keccak(text=type_string(primary))
+
+
+def _typed(primary: str, domain: dict[str, Any], message: dict[str, Any]) -> dict[str, Any]:
+    types: dict[str, list[Field]] = {"EIP712Domain": DOMAIN_FIELDS, primary: TYPES[primary]}
+    for name in _referenced(primary):
+        types[name] = TYPES[name]
+    return {"types": types, "primaryType": primary, "domain": domain, "message": message}
+
+
+def registry_domain(chain_id: int, verifying_contract: str) -> dict[str, Any]:
+    return {
+        "name": REGISTRY_DOMAIN_NAME,
+        "version": REGISTRY_DOMAIN_VERSION,
+        "chainId": chain_id,
+        "verifyingContract": verifying_contract,
+    }
+
+
+def token_domain(token_name: str, chain_id: int, verifying_contract: str) -> dict[str, Any]:
+    """The RewardToken's domain: its ERC-20 name, version "1" (what x402 puts in `extra.name/version`)."""
+    return {
+        "name": token_name,
+        "version": TOKEN_DOMAIN_VERSION,
+        "chainId": chain_id,
+        "verifyingContract": verifying_contract,
+    }
+
+
+def register_dataset_typed_data(
+    *, chain_id: int, verifying_contract: str, owner: str, dataset: Dataset, nonce: int, deadline: int
+) -> dict[str, Any]:
+    """`RegisterDataset` for `ContributionRegistry.registerDatasetFor`."""
+    message = {"owner": owner, "dataset": dataset.message(), "nonce": nonce, "deadline": deadline}
+    return _typed("RegisterDataset", registry_domain(chain_id, verifying_contract), message)
+
+
+def register_datasets_typed_data(
+    *,
+    chain_id: int,
+    verifying_contract: str,
+    owner: str,
+    datasets: Sequence[Dataset],
+    nonce: int,
+    deadline: int,
+) -> dict[str, Any]:
+    """`RegisterDatasets` (one signature over a batch) for `ContributionRegistry.registerDatasetsFor`."""
+    message = {
+        "owner": owner,
+        "datasets": [d.message() for d in datasets],
+        "nonce": nonce,
+        "deadline": deadline,
+    }
+    return _typed("RegisterDatasets", registry_domain(chain_id, verifying_contract), message)
+
+
+def register_compute_typed_data(
+    *, chain_id: int, verifying_contract: str, provider: str, job: ComputeJob, nonce: int, deadline: int
+) -> dict[str, Any]:
+    """`RegisterCompute` for `ContributionRegistry.registerComputeFor`."""
+    message = {"provider": provider, "job": job.message(), "nonce": nonce, "deadline": deadline}
+    return _typed("RegisterCompute", registry_domain(chain_id, verifying_contract), message)
+
+
+def transfer_authorization_typed_data(
+    *,
+    token_name: str,
+    chain_id: int,
+    verifying_contract: str,
+    from_: str,
+    to: str,
+    value: int,
+    valid_after: int,
+    valid_before: int,
+    nonce: str,
+    receive: bool = False,
+) -> dict[str, Any]:
+    """EIP-3009 `TransferWithAuthorization` (or `ReceiveWithAuthorization` when `receive`)."""
+    primary = "ReceiveWithAuthorization" if receive else "TransferWithAuthorization"
+    message = {
+        "from": from_,
+        "to": to,
+        "value": value,
+        "validAfter": valid_after,
+        "validBefore": valid_before,
+        "nonce": nonce,
+    }
+    return _typed(primary, token_domain(token_name, chain_id, verifying_contract), message)
+
+
+def cancel_authorization_typed_data(
+    *, token_name: str, chain_id: int, verifying_contract: str, authorizer: str, nonce: str
+) -> dict[str, Any]:
+    message = {"authorizer": authorizer, "nonce": nonce}
+    return _typed("CancelAuthorization", token_domain(token_name, chain_id, verifying_contract), message)
+
+
+def permit_typed_data(
+    *,
+    token_name: str,
+    chain_id: int,
+    verifying_contract: str,
+    owner: str,
+    spender: str,
+    value: int,
+    nonce: int,
+    deadline: int,
+) -> dict[str, Any]:
+    message = {"owner": owner, "spender": spender, "value": value, "nonce": nonce, "deadline": deadline}
+    return _typed("Permit", token_domain(token_name, chain_id, verifying_contract), message)
+
+
+def digest(typed: Mapping[str, Any]) -> bytes:
+    """The 32-byte EIP-712 digest (`keccak256(0x1901 || domainSeparator || hashStruct(message))`)."""
+    signable = encode_typed_data(full_message=dict(typed))
+    return keccak(b"\x19" + signable.version + signable.header + signable.body)
+
+
+def sign_typed_data(private_key: str | bytes, typed: Mapping[str, Any]) -> bytes:
+    """65-byte `r || s || v` signature (low-s, v in {27, 28}) as the contracts expect."""
+    signed = Account.sign_typed_data(private_key, full_message=dict(typed))
+    return bytes(signed.signature)
