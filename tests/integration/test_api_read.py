@@ -102,7 +102,15 @@ def test_account(stack: Stack) -> None:
     assert a["address"] == stack.owners[0].address
     assert a["dataset_count"] == 2 and a["compute_count"] == 0
     assert {d["content_hash"] for d in a["datasets"]} == set(stack.seeded["datasets"][:2])
-    assert a["rewards"]["claimed"] == "0"
+    # epoch 0's root is accepted and owner 0 claimed 3e18; epoch 1's root (5e18 cumulative) is still pending
+    assert a["rewards"] == {
+        "cumulative": str(5 * 10**18),
+        "claimed": str(3 * 10**18),
+        "claimable": str(2 * 10**18),
+        "epoch": 1,
+        "root": stack.seeded["tree1"].root,
+        "claimable_now": False,
+    }
     b = stack.api.get(f"/v1/accounts/{stack.owners[1].address}").json()
     assert b["compute_count"] == 1 and b["compute"][0]["contribution_id"] == stack.seeded["compute_id"]
     assert_problem(

@@ -19,14 +19,20 @@ from web3 import Web3
 
 from backend.api.app import create_app
 from backend.api.settings import ApiSettings
+from cairn import merkle
 from cairn.deployment import ContractInfo, Deployment, EpochConfig
 from cairn.devchain import Anvil, start_anvil
 from cairn.errors import WrongChainError
+from cairn.policy import load_policy
 from cairn.settings import ANVIL_DEV_KEYS, REPO_ROOT
 from indexer.core import Indexer, IndexerOptions
 
 PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 EPOCH_LENGTH = 3600
+CHALLENGE_DELAY = 600
+EMISSION_CAP = 10**24
+FEE_BPS = 250
+PAYMENT = 10**20
 PROBLEM = "application/problem+json"
 
 
@@ -45,6 +51,7 @@ class Stack:
     admin: LocalAccount
     validators: list[LocalAccount]
     owners: list[LocalAccount]
+    payer: LocalAccount
     client: TestClient | None = None
     seeded: dict[str, Any] = field(default_factory=dict)
 
@@ -81,8 +88,7 @@ class Stack:
 
 def deploy(w3: Web3, admin: LocalAccount, tmp: Path) -> Deployment:
     """Deploy the contracts the API reads and write the deployment file."""
-    now = int(w3.eth.get_block("latest")["timestamp"])
-    genesis = now - now % EPOCH_LENGTH
+    genesis = int(w3.eth.get_block("latest")["timestamp"])  # epoch 0 lasts a full hour from here
     contracts: dict[str, ContractInfo] = {}
 
     def _deploy(name: str, *args: Any) -> str:
@@ -101,6 +107,19 @@ def deploy(w3: Web3, admin: LocalAccount, tmp: Path) -> Deployment:
 
     registry = _deploy("ContributionRegistry", admin.address, genesis, EPOCH_LENGTH)
     _deploy("ModelRegistry", admin.address, registry, genesis, EPOCH_LENGTH)
+    token = _deploy("RewardToken", "Cairn", "CRN", admin.address, genesis, EPOCH_LENGTH, EMISSION_CAP, 100)
+    distributor = _deploy("RewardDistributor", token, genesis, EPOCH_LENGTH, admin.address, CHALLENGE_DELAY)
+    _deploy(
+        "PaymentRouter",
+        token,
+        genesis,
+        EPOCH_LENGTH,
+        admin.address,
+        distributor,
+        1000,
+        FEE_BPS,
+        admin.address,
+    )
     dep = Deployment(
         chain_id=int(w3.eth.chain_id),
         start_block=min(c.block for c in contracts.values()),
@@ -151,6 +170,101 @@ def seed(stack: Stack) -> None:
     stack.seeded.update(datasets=datasets, compute_id=compute_id, model_id=h32("model-a"), manifest_ids=ids)
 
 
+def travel_to(stack: Stack, timestamp: int) -> None:
+    """Mine the next block at `timestamp` (anvil), so epochs end and challenge delays pass for real."""
+    stack.anvil.rpc("evm_setNextBlockTimestamp", [timestamp])
+    stack.anvil.rpc("evm_mine")
+
+
+def write_allocation(stack: Stack, leaves: list[tuple[str, int]]) -> tuple[merkle.MerkleTree, str]:
+    """A content-addressed allocation file (OpenZeppelin tree dump) under <data_dir>/rewards/."""
+    tree = merkle.build_tree(leaves)
+    body = json.dumps(tree.dump(), sort_keys=True, separators=(",", ":")).encode()
+    name = "0x" + Web3.keccak(body).hex().removeprefix("0x") + ".json"
+    folder = stack.settings.data_dir / "rewards"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_bytes(body)
+    return tree, f"cairn://allocations/{name}"
+
+
+def seed_rewards(stack: Stack) -> None:
+    """A paid inference, epoch funding, a root accepted and claimed (epoch 0), then for epoch 1 a root
+    revoked by the guardian and a pending one."""
+    admin, payer = stack.admin, stack.payer
+    token, router = stack.contract("RewardToken"), stack.contract("PaymentRouter")
+    dist = stack.contract("RewardDistributor")
+    minter = token.functions.MINTER_ROLE().call()
+    stack.transact(admin, token.functions.grantRole(minter, dist.address))
+    stack.transact(admin, token.functions.grantRole(minter, admin.address))
+    stack.transact(admin, token.functions.mintEmission(0, payer.address, 10 * PAYMENT))
+    stack.transact(admin, router.functions.grantRole(router.functions.SETTLER_ROLE().call(), admin.address))
+    nonce = h32("payment-1")
+    typed = {
+        "types": {
+            "EIP712Domain": [
+                {"name": "name", "type": "string"},
+                {"name": "version", "type": "string"},
+                {"name": "chainId", "type": "uint256"},
+                {"name": "verifyingContract", "type": "address"},
+            ],
+            "ReceiveWithAuthorization": [
+                {"name": "from", "type": "address"},
+                {"name": "to", "type": "address"},
+                {"name": "value", "type": "uint256"},
+                {"name": "validAfter", "type": "uint256"},
+                {"name": "validBefore", "type": "uint256"},
+                {"name": "nonce", "type": "bytes32"},
+            ],
+        },
+        "primaryType": "ReceiveWithAuthorization",
+        "domain": {"name": "Cairn", "version": "1", "chainId": 31337, "verifyingContract": token.address},
+        "message": {
+            "from": payer.address,
+            "to": router.address,
+            "value": PAYMENT,
+            "validAfter": 0,
+            "validBefore": 2**40,
+            "nonce": nonce,
+        },
+    }
+    sig = Account.sign_typed_data(payer.key, full_message=typed)
+    payment = (
+        payer.address,
+        PAYMENT,
+        0,
+        2**40,
+        nonce,
+        sig.v,
+        sig.r.to_bytes(32, "big"),
+        sig.s.to_bytes(32, "big"),
+    )
+    payment += (stack.seeded["model_id"], h32("request-1"))
+    stack.transact(admin, router.functions.settleExact(payment))
+    stack.transact(admin, dist.functions.fundEmission(0))
+    genesis = stack.deployment.epoch.genesis
+    travel_to(stack, genesis + EPOCH_LENGTH + 1)
+    for role in ("PUBLISHER_ROLE", "GUARDIAN_ROLE"):
+        stack.transact(admin, dist.functions.grantRole(getattr(dist.functions, role)().call(), admin.address))
+    policy_hash = load_policy("v1").content_hash()
+    o0, o1 = stack.owners[0].address, stack.owners[1].address
+    tree0, uri0 = write_allocation(stack, [(o0, 3 * 10**18), (o1, 10**18)])
+    stack.transact(admin, dist.functions.proposeRoot(tree0.root, 0, policy_hash, 4 * 10**18, uri0))
+    now = int(stack.w3.eth.get_block("latest")["timestamp"])
+    travel_to(stack, now + CHALLENGE_DELAY + 1)
+    stack.transact(admin, dist.functions.acceptRoot())
+    amount, proof = tree0.proof_for(o0)
+    stack.transact(stack.owners[0], dist.functions.claim(amount, proof))
+    travel_to(stack, genesis + 2 * EPOCH_LENGTH + 1)
+    bad, bad_uri = write_allocation(stack, [(o0, 9 * 10**18), (o1, 10**18)])
+    stack.transact(admin, dist.functions.proposeRoot(bad.root, 1, policy_hash, 10 * 10**18, bad_uri))
+    stack.transact(admin, dist.functions.revokeRoot())
+    tree1, uri1 = write_allocation(stack, [(o0, 5 * 10**18), (o1, 10**18)])
+    stack.transact(admin, dist.functions.proposeRoot(tree1.root, 1, policy_hash, 6 * 10**18, uri1))
+    stack.seeded.update(
+        policy_hash=policy_hash, tree0=tree0, uri0=uri0, tree1=tree1, uri1=uri1, revoked_root=bad.root
+    )
+
+
 def _create_pg_db() -> str:
     admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     name = f"cairn_api_{uuid.uuid4().hex[:10]}"
@@ -179,6 +293,7 @@ def build_stack(tmp: Path, database: str) -> Iterator[Stack]:
             admin = Account.from_key(ANVIL_DEV_KEYS[0])
             validators = [Account.from_key(k) for k in ANVIL_DEV_KEYS[2:4]]
             owners = [Account.from_key(k) for k in ANVIL_DEV_KEYS[4:6]]
+            payer = Account.from_key(ANVIL_DEV_KEYS[6])
             dep = deploy(w3, admin, tmp)
             settings = ApiSettings(
                 rpc_urls=[anvil.url],
@@ -187,8 +302,9 @@ def build_stack(tmp: Path, database: str) -> Iterator[Stack]:
                 data_dir=tmp / "data",
                 confirmations=0,
             )
-            stack = Stack(anvil, w3, dep, settings, tmp, admin, validators, owners)
+            stack = Stack(anvil, w3, dep, settings, tmp, admin, validators, owners, payer)
             seed(stack)
+            seed_rewards(stack)
             stack.index()
             with TestClient(create_app(settings)) as client:
                 stack.client = client

@@ -18,7 +18,6 @@ from cairn import merkle
 from cairn.errors import CairnError, NotFoundError, ValidationError
 from cairn.policy import POLICY_DIR, load_policy
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
 _HASH = re.compile(r"(0x)?([0-9a-fA-F]{64})")
 _trees: dict[Path, merkle.MerkleTree] = {}
 _trees_lock = threading.Lock()
@@ -36,23 +35,23 @@ def allocation_dirs(settings: ApiSettings) -> list[Path]:
 
 
 def find_allocation_file(*, settings: ApiSettings, ref: str) -> Path:
-    """`ref` is a content hash, a file name, or a URI whose last segment is one of those."""
+    """`ref` is a content hash, `<hash>.json`, or a URI ending in one (files are content-addressed)."""
     name = ref.rstrip("/").rsplit("/", 1)[-1]
-    if not _NAME.match(name):
-        raise ValidationError(f"allocation reference {ref!r} is not a hash, file name or URI", field="ref")
     m = _HASH.fullmatch(name.removesuffix(".json"))
-    wanted = m.group(2).lower() if m else None
+    if m is None:
+        raise ValidationError(
+            f"allocation reference {ref!r} is not a content hash (0x + 64 hex), "
+            "<hash>.json or a URI ending in one",
+            field="ref",
+        )
+    wanted = m.group(2).lower()
     for folder in allocation_dirs(settings):
         if not folder.is_dir():
             continue
-        exact = folder / name
-        if exact.is_file():
-            return exact
-        if wanted:
-            for candidate in sorted(folder.iterdir()):
-                if wanted in candidate.name.lower() and candidate.is_file():
-                    return candidate
-    raise NotFoundError(f"no allocation file {name!r} on this server", ref=ref)
+        for candidate in sorted(folder.iterdir()):
+            if wanted in candidate.name.lower() and candidate.is_file():
+                return candidate
+    raise NotFoundError(f"no allocation file with hash 0x{wanted} on this server", ref=ref)
 
 
 def load_tree(path: Path) -> merkle.MerkleTree:
