@@ -14,11 +14,9 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from dataclasses import dataclass
 from typing import Any
 
 from eth_account import Account
-from eth_account.messages import encode_typed_data
 from eth_hash.auto import keccak
 from sqlalchemy import BigInteger, Column, Engine, MetaData, String, Table, Text, insert, select, update
 from web3 import Web3
@@ -26,7 +24,7 @@ from web3.exceptions import ContractCustomError, ContractLogicError, Transaction
 from web3.types import Nonce, TxParams
 
 from backend.api.chain import Chain
-from backend.api.typed import register_dataset_typed_data
+from cairn.eip712 import Dataset, digest, register_dataset_typed_data
 from cairn.errors import CairnError, ConflictError, ValidationError
 
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
@@ -60,20 +58,11 @@ class RelayError(CairnError):
     http_status = 502
 
 
-@dataclass(frozen=True)
-class DatasetFields:
-    content_hash: str
-    size: int
-    license_id: int
-    metadata_hash: str
-    uri: str
-
-
 def signature_digest(signature: bytes) -> str:
     return "0x" + keccak(signature).hex()
 
 
-def request_digest(dataset: DatasetFields, owner: str, deadline: int) -> str:
+def request_digest(dataset: Dataset, owner: str, deadline: int) -> str:
     """What the client asked for (everything the signature must cover except the nonce)."""
     parts = [owner.lower(), dataset.content_hash, str(dataset.size), str(dataset.license_id)]
     parts += [dataset.metadata_hash, dataset.uri, str(deadline)]
@@ -90,11 +79,6 @@ def check_signature_shape(signature: bytes) -> None:
         raise ValidationError("signature has a high s value (not canonical, EIP-2)", field="signature")
     if signature[64] not in (0, 1, 27, 28):
         raise ValidationError(f"signature has an invalid v byte {signature[64]}", field="signature")
-
-
-def typed_data_digest(typed: dict[str, Any]) -> bytes:
-    signable = encode_typed_data(full_message=typed)
-    return keccak(b"\x19" + signable.version + signable.header + signable.body)
 
 
 class Relayer:
@@ -157,7 +141,7 @@ class Relayer:
 
     # --- relaying --------------------------------------------------------------------------------------
     def register_dataset(
-        self, *, dataset: DatasetFields, owner: str, deadline: int, signature: bytes
+        self, *, dataset: Dataset, owner: str, deadline: int, signature: bytes
     ) -> dict[str, Any]:
         check_signature_shape(signature)
         sig_digest = signature_digest(signature)
@@ -192,9 +176,9 @@ class Relayer:
                 nonce=nonce,
                 deadline=deadline,
             )
-            digest = typed_data_digest(typed)
-            msg_digest = "0x" + digest.hex()
-            self._verify_owner(digest=digest, signature=signature, owner=owner, nonce=nonce)
+            typed_digest = digest(typed)
+            msg_digest = "0x" + typed_digest.hex()
+            self._verify_owner(digest=typed_digest, signature=signature, owner=owner, nonce=nonce)
             existing = self._record(relay_records.c.message_digest, msg_digest)
             if existing is not None:  # the same message under another valid signature
                 self._rebroadcast_if_lost(existing)
@@ -202,7 +186,7 @@ class Relayer:
             self._check_not_registered(dataset.content_hash)
 
             call = registry.functions.registerDatasetFor(
-                (dataset.content_hash, dataset.size, dataset.license_id, dataset.metadata_hash, dataset.uri),
+                dataset.as_tuple(),
                 owner,
                 deadline,
                 signature,

@@ -20,11 +20,13 @@ from web3 import Web3
 from backend.api.app import create_app
 from backend.api.settings import ApiSettings
 from cairn import merkle
-from cairn.deployment import ContractInfo, Deployment, EpochConfig
+from cairn.deploy import deploy_all
+from cairn.deployment import Deployment
 from cairn.devchain import Anvil, start_anvil
+from cairn.eip712 import transfer_authorization_typed_data
 from cairn.errors import WrongChainError
 from cairn.policy import load_policy
-from cairn.settings import ANVIL_DEV_KEYS, REPO_ROOT
+from cairn.settings import ANVIL_DEV_KEYS
 from indexer.core import Indexer, IndexerOptions
 
 PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -34,11 +36,6 @@ EMISSION_CAP = 10**24
 FEE_BPS = 250
 PAYMENT = 10**20
 PROBLEM = "application/problem+json"
-
-
-def artifact(name: str) -> dict[str, Any]:
-    path = REPO_ROOT / f"artifacts/contracts/src/{name}.sol/{name}.json"
-    return dict(json.loads(path.read_text()))
 
 
 @dataclass
@@ -87,49 +84,16 @@ class Stack:
 
 
 def deploy(w3: Web3, admin: LocalAccount, tmp: Path) -> Deployment:
-    """Deploy the contracts the API reads and write the deployment file."""
-    genesis = int(w3.eth.get_block("latest")["timestamp"])  # epoch 0 lasts a full hour from here
-    contracts: dict[str, ContractInfo] = {}
-
-    def _deploy(name: str, *args: Any) -> str:
-        art = artifact(name)
-        c = w3.eth.contract(abi=art["abi"], bytecode=art["bytecode"])
-        tx = c.constructor(*args).build_transaction(
-            {"from": admin.address, "nonce": w3.eth.get_transaction_count(admin.address, "pending")}
-        )
-        h = w3.eth.send_raw_transaction(admin.sign_transaction(tx).raw_transaction)
-        r = w3.eth.wait_for_transaction_receipt(h, timeout=30, poll_latency=0.02)
-        assert r["status"] == 1
-        contracts[name] = ContractInfo(
-            address=str(r["contractAddress"]), block=int(r["blockNumber"]), abi=art["abi"]
-        )
-        return str(r["contractAddress"])
-
-    registry = _deploy("ContributionRegistry", admin.address, genesis, EPOCH_LENGTH)
-    _deploy("ModelRegistry", admin.address, registry, genesis, EPOCH_LENGTH)
-    token = _deploy("RewardToken", "Cairn", "CRN", admin.address, genesis, EPOCH_LENGTH, EMISSION_CAP, 100)
-    distributor = _deploy("RewardDistributor", token, genesis, EPOCH_LENGTH, admin.address, CHALLENGE_DELAY)
-    _deploy(
-        "PaymentRouter",
-        token,
-        genesis,
-        EPOCH_LENGTH,
-        admin.address,
-        distributor,
-        1000,
-        FEE_BPS,
-        admin.address,
+    """Every contract through `cairn.deploy`, epoch 0 starting now; the deployment file under `tmp`."""
+    return deploy_all(
+        w3,
+        admin.key.hex(),
+        epoch_length=EPOCH_LENGTH,
+        out=tmp / "deployment.json",
+        initial_epoch_cap=EMISSION_CAP,
+        challenge_delay=CHALLENGE_DELAY,
+        fee_bps=FEE_BPS,
     )
-    dep = Deployment(
-        chain_id=int(w3.eth.chain_id),
-        start_block=min(c.block for c in contracts.values()),
-        deployer=admin.address,
-        deployed_at="2026-11-23T00:00:00Z",
-        epoch=EpochConfig(genesis=genesis, length=EPOCH_LENGTH),
-        contracts=contracts,
-    )
-    dep.save(tmp / "deployment.json")
-    return dep
 
 
 def h32(label: str) -> str:
@@ -199,34 +163,18 @@ def seed_rewards(stack: Stack) -> None:
     stack.transact(admin, token.functions.mintEmission(0, payer.address, 10 * PAYMENT))
     stack.transact(admin, router.functions.grantRole(router.functions.SETTLER_ROLE().call(), admin.address))
     nonce = h32("payment-1")
-    typed = {
-        "types": {
-            "EIP712Domain": [
-                {"name": "name", "type": "string"},
-                {"name": "version", "type": "string"},
-                {"name": "chainId", "type": "uint256"},
-                {"name": "verifyingContract", "type": "address"},
-            ],
-            "ReceiveWithAuthorization": [
-                {"name": "from", "type": "address"},
-                {"name": "to", "type": "address"},
-                {"name": "value", "type": "uint256"},
-                {"name": "validAfter", "type": "uint256"},
-                {"name": "validBefore", "type": "uint256"},
-                {"name": "nonce", "type": "bytes32"},
-            ],
-        },
-        "primaryType": "ReceiveWithAuthorization",
-        "domain": {"name": "Cairn", "version": "1", "chainId": 31337, "verifyingContract": token.address},
-        "message": {
-            "from": payer.address,
-            "to": router.address,
-            "value": PAYMENT,
-            "validAfter": 0,
-            "validBefore": 2**40,
-            "nonce": nonce,
-        },
-    }
+    typed = transfer_authorization_typed_data(
+        token_name="Cairn",
+        chain_id=31337,
+        verifying_contract=token.address,
+        from_=payer.address,
+        to=router.address,
+        value=PAYMENT,
+        valid_after=0,
+        valid_before=2**40,
+        nonce=nonce,
+        receive=True,
+    )
     sig = Account.sign_typed_data(payer.key, full_message=typed)
     payment = (
         payer.address,

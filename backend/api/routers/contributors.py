@@ -10,10 +10,10 @@ from pydantic import BaseModel, Field
 
 from backend.api.deps import ChainDep, RelayerDep, SessionDep, SettingsDep
 from backend.api.metrics import Metrics
-from backend.api.relayer import DatasetFields
 from backend.api.services import accounts, contributions
 from backend.api.services.eip712 import register_dataset_request
 from backend.api.validation import UINT32_MAX, UINT64_MAX, parse_address, parse_bytes32, parse_hex
+from cairn.eip712 import Dataset
 from cairn.errors import NotFoundError, ValidationError
 
 router = APIRouter(prefix="/v1", tags=["contributors"])
@@ -37,7 +37,7 @@ def register_dataset(body: DatasetRegistration, relayer: RelayerDep, request: Re
     """Verify the owner's signature, then relay `registerDatasetFor`; 202 with the transaction hash.
 
     Retrying the same signed message returns the same transaction hash and sends nothing new."""
-    dataset = DatasetFields(
+    dataset = Dataset(
         content_hash=parse_bytes32(body.content_hash, field="content_hash"),
         size=body.size,
         license_id=body.license_id,

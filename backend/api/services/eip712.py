@@ -6,8 +6,7 @@ import time
 from typing import Any
 
 from backend.api.chain import Chain
-from backend.api.relayer import DatasetFields
-from backend.api.typed import register_dataset_typed_data
+from cairn.eip712 import Dataset, register_dataset_typed_data
 
 DEFAULT_VALIDITY = 3600
 
@@ -29,7 +28,7 @@ def register_dataset_request(
         head = chain.latest_block()
         deadline = max(int(head["timestamp"]), int(time.time())) + DEFAULT_VALIDITY
     zero = "0x" + "00" * 32
-    dataset = DatasetFields(
+    dataset = Dataset(
         content_hash=content_hash or zero,
         size=size or 0,
         license_id=license_id or 0,
