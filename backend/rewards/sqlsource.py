@@ -23,15 +23,17 @@ from cairn.policy import Policy
 MEDIAN_SQL = """
 CREATE TEMPORARY TABLE cairn_eligible AS
 WITH latest AS (
-    SELECT contribution_id, score,
-           ROW_NUMBER() OVER (PARTITION BY contribution_id, validator
-                              ORDER BY block_number DESC, log_index DESC) AS rk
-    FROM ev_attested WHERE block_number <= :end
+    SELECT a.contribution_id, a.score FROM ev_attested a
+    WHERE a.block_number <= :end AND NOT EXISTS (
+        SELECT 1 FROM ev_attested b
+        WHERE b.contribution_id = a.contribution_id AND b.validator = a.validator AND b.block_number <= :end
+          AND (b.block_number > a.block_number
+               OR (b.block_number = a.block_number AND b.log_index > a.log_index)))
 ), ranked AS (
     SELECT contribution_id, score,
            ROW_NUMBER() OVER (PARTITION BY contribution_id ORDER BY score) AS rn,
            COUNT(*) OVER (PARTITION BY contribution_id) AS n
-    FROM latest WHERE rk = 1
+    FROM latest
 ), med AS (
     SELECT contribution_id, CAST(SUM(score) AS BIGINT) / COUNT(*) AS median, MAX(n) AS n
     FROM ranked WHERE rn = (n + 1) / 2 OR rn = (n + 2) / 2
@@ -61,6 +63,25 @@ JOIN ev_dataset_registered d ON d.content_hash = r.cid
 JOIN cairn_eligible e ON e.cid = d.content_hash
 WHERE d.block_number <= :end
 """
+
+
+# Indexes the reduction needs on the mirror (created if missing by `ensure_indexes`).
+INDEXES = (
+    ("cairn_ix_attested_cid_validator", "ev_attested", "contribution_id, validator"),
+    ("cairn_ix_dataset_content_hash", "ev_dataset_registered", "content_hash"),
+    ("cairn_ix_compute_cid", "ev_compute_registered", "contribution_id"),
+    ("cairn_ix_withdrawn_cid", "ev_contribution_withdrawn", "contribution_id"),
+)
+
+
+def ensure_indexes(engine: Engine) -> None:
+    """Create the lookup indexes the reduction relies on (idempotent; without them the latest-attestation
+    check is quadratic)."""
+    with engine.begin() as conn:
+        have = set(inspect(conn).get_table_names())
+        for name, table, cols in INDEXES:
+            if table in have:
+                conn.execute(text(f"CREATE INDEX IF NOT EXISTS {name} ON {table} ({cols})"))
 
 
 def _u256(conn: Connection, value: int) -> Any:

@@ -1,0 +1,130 @@
+"""Publication of an epoch: cumulative leaves, the Merkle tree, and the content-addressed allocation file.
+
+The allocation file (JSON, `format: cairn-allocation-v1`) holds the epoch, end block, chain, distributor,
+policy (and its hash), this epoch's amounts, the totals and the full OpenZeppelin `standard-v1` tree dump
+of the cumulative leaves (from which any proof is derived: `StandardMerkleTree.load(tree).getProof(i)` in JS,
+`cairn.merkle.MerkleTree.load(tree).proof_for(account)` in Python).
+
+Files are stored as `<data_dir>/rewards/allocations/0x<keccak256 of the file bytes>.json` and never
+rewritten; the on-chain `uri` of the root is `allocations/0x<keccak>.json`, served by the API under the same
+relative path. Anyone can check a downloaded file against its name, its root against the chain, and
+recompute both from the chain alone (the audit path).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from backend.rewards.allocation import check_publishable, cumulate
+from cairn.errors import NotFoundError, ValidationError
+from cairn.merkle import MerkleTree, build_tree, keccak256
+from cairn.policy import Policy
+
+FORMAT = "cairn-allocation-v1"
+SUBDIR = Path("rewards") / "allocations"
+
+
+@dataclass
+class Publication:
+    epoch: int
+    end_block: int
+    chain_id: int
+    distributor: str
+    policy: Policy
+    epoch_amounts: dict[str, int]
+    cumulative: dict[str, int]
+    tree: MerkleTree
+
+    @property
+    def root(self) -> str:
+        return self.tree.root
+
+    @property
+    def total_cumulative(self) -> int:
+        return sum(self.cumulative.values())
+
+    @property
+    def epoch_total(self) -> int:
+        return sum(self.epoch_amounts.values())
+
+    def document(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "chain_id": self.chain_id,
+            "distributor": self.distributor.lower(),
+            "epoch": self.epoch,
+            "end_block": self.end_block,
+            "policy_hash": self.policy.content_hash(),
+            "policy": self.policy.model_dump(mode="json"),
+            "root": self.root,
+            "epoch_total": str(self.epoch_total),
+            "total_cumulative": str(self.total_cumulative),
+            "epoch_amounts": {a: str(v) for a, v in sorted(self.epoch_amounts.items())},
+            "tree": self.tree.dump(),
+        }
+
+    def to_bytes(self) -> bytes:
+        return orjson.dumps(self.document(), option=orjson.OPT_SORT_KEYS)
+
+
+def build_publication(
+    *,
+    epoch: int,
+    end_block: int,
+    chain_id: int,
+    distributor: str,
+    policy: Policy,
+    previous: dict[str, int],
+    epoch_amounts: dict[str, int],
+    workers: int | None = None,
+) -> Publication:
+    """Cumulate, check (no decrease, no duplicate, nobody dropped) and build the tree (leaves by address)."""
+    cumulative = cumulate(previous, epoch_amounts)
+    leaves = sorted(cumulative.items())
+    check_publishable(previous, leaves)
+    if not leaves:
+        raise ValidationError(f"epoch {epoch} has nothing to publish: no pool and no previous leaves")
+    tree = build_tree(leaves, workers=workers)
+    return Publication(epoch, end_block, chain_id, distributor, policy, dict(epoch_amounts), cumulative, tree)
+
+
+def allocations_dir(data_dir: Path) -> Path:
+    return Path(data_dir) / SUBDIR
+
+
+def write_allocation_file(data_dir: Path, blob: bytes) -> tuple[str, str]:
+    """Store `blob` content-addressed (atomic, idempotent). Returns (file name, uri)."""
+    name = "0x" + keccak256(blob).hex() + ".json"
+    folder = allocations_dir(data_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    if not path.exists():
+        tmp = folder / f".{name}.{os.getpid()}.tmp"
+        with open(tmp, "wb") as f:
+            f.write(blob)
+            f.flush()
+            os.fsync(f.fileno())
+        tmp.replace(path)
+    return name, f"allocations/{name}"
+
+
+def read_allocation_file(data_dir: Path, name: str) -> dict[str, Any]:
+    """Load a stored allocation file and check it against its content address."""
+    path = allocations_dir(data_dir) / name
+    try:
+        blob = path.read_bytes()
+    except FileNotFoundError:
+        raise NotFoundError(f"allocation file {name} not found under {allocations_dir(data_dir)}") from None
+    if "0x" + keccak256(blob).hex() + ".json" != name:
+        raise ValidationError(f"allocation file {name} does not match its content hash")
+    doc: dict[str, Any] = orjson.loads(blob)
+    return doc
+
+
+def cumulative_from_document(doc: dict[str, Any]) -> dict[str, int]:
+    return {v["value"][0]: int(v["value"][1]) for v in doc["tree"]["values"]}

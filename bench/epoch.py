@@ -1,0 +1,216 @@
+"""Epoch build at scale: 1,000,000 contributors, 10,000,000 contribution rows in the SQL mirror.
+
+Figures
+* `epoch_seconds_1m`: SQL reduction (medians, joins) + split + cumulative leaves + Merkle tree + every proof
+  (1M proofs derived) + the content-addressed allocation file, for 1M accounts, measured in a fresh process;
+* `epoch_peak_rss_mb_1m`: that process's peak RSS plus the peak of its hashing workers;
+* `merkle_hashes_per_s`: keccak256 of 64 bytes, one core (the tree costs ~3 hashes per leaf);
+* `epoch_sql_seconds_1m`, `epoch_tree_seconds_1m`, `epoch_proofs_seconds_1m`, `epoch_file_seconds_1m`: parts.
+
+Database: SQLite (the embedded default), built once with `executemany` and cached at
+`bench/work/epoch-1m.db` (about 2 GB); delete it to rebuild. SQLite because the benchmark then measures the
+reduction itself, with no server configuration, and because it is the harder case (one core, no parallel
+query); PostgreSQL runs the same SQL (tests/property/test_sql_dialects.py) and is the scale path
+(docs/SCALING.md).
+
+Rows: 2,000,000 datasets owned by 1,000,000 accounts (2 each), 500,000 compute jobs over 100 models,
+7,500,000 attestations (3 validators per contribution) = 10,000,000 contribution rows; plus 100 manifests of
+1,000 datasets, 10,000 payments and the emission funding. `BENCH_EPOCH_ACCOUNTS` scales everything down
+for a quick run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import resource
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+WORK = Path(__file__).resolve().parent / "work"
+EPOCH = 3
+END_BLOCK = 1_000_000
+
+
+def _sizes() -> tuple[int, int, int]:
+    accounts = int(os.environ.get("BENCH_EPOCH_ACCOUNTS", "1000000"))
+    return accounts, 2 * accounts, accounts // 2
+
+
+def db_path() -> Path:
+    accounts, _, _ = _sizes()
+    return WORK / f"epoch-{accounts}.db"
+
+
+def _addr(i: int) -> str:
+    return f"0x{i + 0x100000:040x}"
+
+
+def _h(prefix: int, i: int) -> str:
+    return f"0x{prefix:08x}{i:056x}"
+
+
+def build_db(path: Path) -> None:
+    from sqlalchemy import create_engine
+
+    from backend.rewards.events import create_event_tables
+    from backend.rewards.sqlsource import ensure_indexes
+
+    accounts, n_data, n_comp = _sizes()
+    tmp = path.with_suffix(".building")
+    tmp.unlink(missing_ok=True)
+    engine = create_engine(f"sqlite:///{tmp}")
+    with engine.begin() as conn:
+        create_event_tables(conn)
+    engine.dispose()
+    rng = random.Random(42)
+    db = sqlite3.connect(tmp)
+    db.execute("PRAGMA journal_mode=OFF")
+    db.execute("PRAGMA synchronous=OFF")
+    fixed = ("0x" + "ab" * 32, "0x" + "cd" * 32, "0x" + "ee" * 20, 1_700_000_000)
+    chunk = 500_000
+    log = 0
+
+    def pos() -> tuple[int, int]:
+        nonlocal log
+        log += 1
+        return 1 + log // 1000, log % 1000
+
+    for start in range(0, n_data, chunk):
+        rows = []
+        for i in range(start, min(start + chunk, n_data)):
+            b, li = pos()
+            rows.append((b, li, *fixed, _h(0xD, i), _addr(i % accounts), "1000", 1, fixed[0], "ipfs://d"))
+        db.executemany("INSERT INTO ev_dataset_registered VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+    for start in range(0, n_comp, chunk):
+        rows = []
+        for i in range(start, min(start + chunk, n_comp)):
+            b, li = pos()
+            rows.append(
+                (b, li, *fixed, _h(0xC, i), _addr((i * 7) % accounts), _h(0xE, i % 100), fixed[0],
+                 str(rng.randrange(1, 10**6)), fixed[0])
+            )  # fmt: skip
+        db.executemany("INSERT INTO ev_compute_registered VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+    cids = [_h(0xD, i) for i in range(n_data)] + [_h(0xC, i) for i in range(n_comp)]
+    validators = [_addr(10**8 + v) for v in range(3)]
+    rows = []
+    rnd = rng.randrange
+    for cid in cids:
+        for v in validators:
+            b, li = pos()
+            rows.append((b, li, *fixed, cid, v, 4000 + rnd(6001)))
+        if len(rows) >= chunk:
+            db.executemany("INSERT INTO ev_attested VALUES (?,?,?,?,?,?,?,?,?)", rows)
+            rows = []
+    db.executemany("INSERT INTO ev_attested VALUES (?,?,?,?,?,?,?,?,?)", rows)
+    del cids
+    rows = []
+    for m in range(100):
+        ids = [_h(0xD, rng.randrange(n_data)) for _ in range(1000)]
+        weights = [str(rng.randrange(1, 100)) for _ in ids]
+        b, li = pos()
+        rows.append((b, li, *fixed, _h(0xE, m), 1, fixed[2], json.dumps(ids), json.dumps(weights)))
+    db.executemany("INSERT INTO ev_model_manifest_registered VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows)
+    rows = []
+    for _ in range(10_000):
+        b, li = pos()
+        amount = rng.randrange(10**15, 10**20)
+        rows.append((b, li, *fixed, fixed[2], _h(0xE, rng.randrange(100)), str(EPOCH), str(amount),
+                     str(amount // 100), fixed[0], 1))  # fmt: skip
+    db.executemany("INSERT INTO ev_payment_settled VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+    b, li = pos()
+    db.execute(
+        "INSERT INTO ev_epoch_funded VALUES (?,?,?,?,?,?,?,?,?,?)",
+        (b, li, *fixed, str(EPOCH), "0x" + "00" * 20, str(10**24), 0),
+    )
+    db.commit()
+    db.close()
+    engine = create_engine(f"sqlite:///{tmp}")
+    ensure_indexes(engine)  # what `cairn epoch close` does on a live mirror
+    engine.dispose()
+    tmp.replace(path)
+
+
+def measure(path: str, out_dir: str) -> dict[str, float]:
+    """The timed part, run in a fresh process so that RSS is the epoch build's own."""
+    from backend.rewards.allocation import allocate
+    from backend.rewards.publication import build_publication, write_allocation_file
+    from backend.rewards.sqlsource import inputs_from_db
+    from cairn.db import make_engine
+    from cairn.policy import load_policy
+
+    policy = load_policy("v1")
+    engine = make_engine(f"sqlite:///{path}")
+    t0 = time.perf_counter()
+    inputs = inputs_from_db(engine, EPOCH, END_BLOCK, policy)
+    t1 = time.perf_counter()
+    amounts = allocate(inputs, policy)
+    del inputs
+    t2 = time.perf_counter()
+    pub = build_publication(
+        epoch=EPOCH, end_block=END_BLOCK, chain_id=31337, distributor="0x" + "11" * 20, policy=policy,
+        previous={}, epoch_amounts=amounts,
+    )  # fmt: skip
+    t3 = time.perf_counter()
+    proof_nodes = 0
+    proof_bytes = pub.tree.proof_bytes
+    for i in range(len(pub.tree)):
+        proof_nodes += len(proof_bytes(i))
+    t4 = time.perf_counter()
+    write_allocation_file(Path(out_dir), pub.to_bytes())
+    t5 = time.perf_counter()
+    self_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    child_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return {
+        "epoch_seconds_1m": round(t5 - t0, 2),
+        "epoch_sql_seconds_1m": round(t1 - t0, 2),
+        "epoch_split_seconds_1m": round(t2 - t1, 2),
+        "epoch_tree_seconds_1m": round(t3 - t2, 2),
+        "epoch_proofs_seconds_1m": round(t4 - t3, 2),
+        "epoch_file_seconds_1m": round(t5 - t4, 2),
+        "epoch_peak_rss_mb_1m": round(self_rss + child_rss, 1),
+        "epoch_leaves_1m": float(len(pub.tree)),
+        "epoch_mean_proof_len_1m": round(proof_nodes / len(pub.tree), 2),
+    }
+
+
+def hashes_per_second(n: int = 300_000) -> float:
+    from cairn.merkle import hasher
+
+    h = hasher()
+    data = [i.to_bytes(64, "big") for i in range(n)]
+    t = time.perf_counter()
+    for d in data:
+        h(d)
+    return n / (time.perf_counter() - t)
+
+
+def run() -> dict[str, float]:
+    WORK.mkdir(parents=True, exist_ok=True)
+    path = db_path()
+    figures: dict[str, float] = {}
+    if not path.exists():
+        t = time.perf_counter()
+        build_db(path)
+        figures["epoch_db_build_seconds_1m"] = round(time.perf_counter() - t, 1)
+        print(f"   built {path} in {figures['epoch_db_build_seconds_1m']} s", flush=True)
+    out_dir = WORK / "epoch-out"
+    code = (
+        "import json, sys; from bench.epoch import measure; "
+        f"print(json.dumps(measure({str(path)!r}, {str(out_dir)!r})))"
+    )
+    root = Path(__file__).resolve().parent.parent
+    res = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=False)
+    if res.returncode != 0:
+        raise RuntimeError(f"epoch measurement failed: {res.stderr.strip()[-2000:]}")
+    figures.update(json.loads(res.stdout.strip().splitlines()[-1]))
+    figures["merkle_hashes_per_s"] = round(hashes_per_second())
+    return figures
+
+
+if __name__ == "__main__":
+    print(json.dumps(run(), indent=2))
