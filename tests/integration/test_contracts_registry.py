@@ -307,3 +307,30 @@ def test_cli_deploy_refuses_missing_key_env_off_local(tmp_path: Path) -> None:
     finally:
         del os.environ["CAIRN_TEST_DEV_KEY"]
     assert resolve_deployer_key(31337, None) == ANVIL_DEV_KEYS[0]
+
+
+def test_distributor_mints_emission_through_token(env: Env) -> None:
+    """The wiring role: the RewardDistributor holds MINTER_ROLE and mints within the epoch's cap."""
+    if "RewardDistributor" not in env.deployment.contracts:
+        pytest.skip("RewardDistributor not built")
+    token = env.contract("RewardToken")
+    dist = env.contract("RewardDistributor")
+    cap, before = token.functions.emissionCap(0).call(), token.functions.mintedInEpoch(0).call()
+    receipt = send(env.w3, ANVIL_DEV_KEYS[9], dist.functions.fundEmission(0))
+    (ev,) = token.events.EmissionMinted().process_receipt(receipt, errors=DISCARD)
+    assert ev["args"]["to"] == dist.address and ev["args"]["epoch"] == 0
+    assert ev["args"]["amount"] == cap - before
+    assert token.functions.mintedInEpoch(0).call() == cap
+    assert token.functions.balanceOf(dist.address).call() == cap - before
+
+
+def test_missing_artifact_and_unreachable_rpc_are_one_line_errors(tmp_path: Path) -> None:
+    from cairn.contracts import ArtifactError, load_artifact
+    from cairn.deploy import connect
+    from cairn.devchain import free_port
+    from cairn.errors import ChainUnreachableError
+
+    with pytest.raises(ArtifactError, match="npx hardhat build"):
+        load_artifact("RewardToken", tmp_path)
+    with pytest.raises(ChainUnreachableError, match="cannot reach RPC"):
+        connect(f"http://127.0.0.1:{free_port()}")
