@@ -13,7 +13,8 @@ def test_health(stack: Stack) -> None:
     head = stack.w3.eth.block_number
     assert h["latest_block"] == head
     assert h["latest_indexed_block"] == head and h["indexer_lag"] == 0
-    assert h["database"] == ("postgresql" if stack.settings.database_url.startswith("postgres") else "sqlite")
+    kind = "postgresql" if stack.settings.database_url.startswith("postgres") else "sqlite"
+    assert h["database"] == kind and h["database_kind"] == kind
     registry = stack.deployment.contracts["ContributionRegistry"].address
     assert h["contracts"]["ContributionRegistry"] == Web3.to_checksum_address(registry)
     assert h["version"]
@@ -26,7 +27,7 @@ def test_dataset_by_hash(stack: Stack) -> None:
     assert d["owner"] == stack.owners[0].address  # checksummed
     assert d["size"] == 1000 and d["license_id"] == 1 and d["uri"] == "ipfs://d0"
     assert d["withdrawn"] is False
-    assert d["score"] == {"validators": 2, "mean": 7500, "min": 6000, "max": 9000}
+    assert d["score"] == {"validators": 2, "median": 7500, "mean": 7500, "min": 6000, "max": 9000}
     assert stack.api.get(f"/v1/datasets/{stack.seeded['datasets'][1]}").json()["withdrawn"] is True
 
 
@@ -87,7 +88,7 @@ def test_contribution_with_attestations(stack: Stack) -> None:
     compute = stack.api.get(f"/v1/contributions/{stack.seeded['compute_id']}").json()
     assert compute["kind"] == "compute" and compute["work_units"] == 77
     assert compute["owner"] == stack.owners[1].address
-    assert compute["score"] == {"validators": 1, "mean": 5000, "min": 5000, "max": 5000}
+    assert compute["score"] == {"validators": 1, "median": 5000, "mean": 5000, "min": 5000, "max": 5000}
     missing = h32("nothing")
     assert_problem(
         stack.api.get(f"/v1/contributions/{missing}"), 404, "not_found", f"no contribution with id {missing}"

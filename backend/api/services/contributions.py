@@ -115,12 +115,16 @@ def attestations(session: Session, *, contribution_id: str) -> list[dict[str, An
 
 
 def aggregate_score(atts: list[dict[str, Any]]) -> dict[str, Any]:
-    """Validators' latest scores (0..10000): count, integer mean (rounded down), min and max."""
-    scores = [int(a["score"]) for a in atts]
+    """Validators' latest scores (0..10000): count, median (the reward policy's aggregate: floor of the mean
+    of the two middle scores for an even count), integer mean (rounded down), min and max."""
+    scores = sorted(int(a["score"]) for a in atts)
     if not scores:
-        return {"validators": 0, "mean": None, "min": None, "max": None}
+        return {"validators": 0, "median": None, "mean": None, "min": None, "max": None}
+    mid = len(scores) // 2
+    median = scores[mid] if len(scores) % 2 else (scores[mid - 1] + scores[mid]) // 2
     return {
         "validators": len(scores),
+        "median": median,
         "mean": sum(scores) // len(scores),
         "min": min(scores),
         "max": max(scores),

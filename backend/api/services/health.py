@@ -33,6 +33,7 @@ def health(*, chain: Chain, engine: Engine) -> dict[str, Any]:
         "latest_indexed_block": indexed,
         "indexer_lag": None if indexed is None else max(0, latest - indexed),
         "database": database_kind(engine),
+        "database_kind": database_kind(engine),
         "contracts": {
             name: chain.w3.to_checksum_address(info.address)
             for name, info in chain.deployment.contracts.items()
