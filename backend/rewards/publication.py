@@ -5,7 +5,7 @@ policy (and its hash), this epoch's amounts, the totals and the full OpenZeppeli
 of the cumulative leaves (from which any proof is derived: `StandardMerkleTree.load(tree).getProof(i)` in JS,
 `cairn.merkle.MerkleTree.load(tree).proof_for(account)` in Python).
 
-Files are stored as `<data_dir>/rewards/allocations/0x<keccak256 of the file bytes>.json` and never
+Files are stored as `<data_dir>/rewards/0x<keccak256 of the file bytes>.json` and never
 rewritten; the on-chain `uri` of the root is `allocations/0x<keccak>.json`, served by the API under the same
 relative path. Anyone can check a downloaded file against its name, its root against the chain, and
 recompute both from the chain alone (the audit path).
@@ -26,7 +26,7 @@ from cairn.merkle import MerkleTree, build_tree, keccak256
 from cairn.policy import Policy
 
 FORMAT = "cairn-allocation-v1"
-SUBDIR = Path("rewards") / "allocations"
+SUBDIR = Path("rewards")
 
 
 @dataclass

@@ -39,7 +39,7 @@ def test_file_is_content_addressed_and_proofs_verify(tmp_path: Path) -> None:
     for account, amount in pub.cumulative.items():
         got, proof = tree.proof_for(account)
         assert got == amount and merkle.verify(pub.root, (account, amount), proof)
-    (tmp_path / "rewards" / "allocations" / name).write_bytes(blob + b" ")
+    (tmp_path / "rewards" / name).write_bytes(blob + b" ")
     with pytest.raises(ValidationError, match="content hash"):
         read_allocation_file(tmp_path, name)
 
