@@ -63,6 +63,12 @@ TYPES: dict[str, list[Field]] = {
         {"name": "nonce", "type": "uint256"},
         {"name": "deadline", "type": "uint256"},
     ],
+    "RegisterComputes": [
+        {"name": "provider", "type": "address"},
+        {"name": "jobs", "type": "Compute[]"},
+        {"name": "nonce", "type": "uint256"},
+        {"name": "deadline", "type": "uint256"},
+    ],
     # EIP-3009, exactly as in the EIP (and USDC's FiatTokenV2).
     "TransferWithAuthorization": [
         {"name": "from", "type": "address"},
@@ -230,6 +236,25 @@ def register_compute_typed_data(
     """`RegisterCompute` for `ContributionRegistry.registerComputeFor`."""
     message = {"provider": provider, "job": job.message(), "nonce": nonce, "deadline": deadline}
     return _typed("RegisterCompute", registry_domain(chain_id, verifying_contract), message)
+
+
+def register_computes_typed_data(
+    *,
+    chain_id: int,
+    verifying_contract: str,
+    provider: str,
+    jobs: Sequence[ComputeJob],
+    nonce: int,
+    deadline: int,
+) -> dict[str, Any]:
+    """`RegisterComputes` (one signature over a batch) for `ContributionRegistry.registerComputesFor`."""
+    message = {
+        "provider": provider,
+        "jobs": [j.message() for j in jobs],
+        "nonce": nonce,
+        "deadline": deadline,
+    }
+    return _typed("RegisterComputes", registry_domain(chain_id, verifying_contract), message)
 
 
 def transfer_authorization_typed_data(

@@ -42,6 +42,12 @@ contract ContributionRegistry is IContributionRegistry, AccessControl, Pausable,
         "Compute(bytes32 jobId,uint64 workUnits,bytes32 modelId,bytes32 resultHash)"
     );
 
+    /// @notice EIP-712 type of a relayed batch of compute registrations (one signature for the batch).
+    bytes32 public constant REGISTER_COMPUTES_TYPEHASH = keccak256(
+        "RegisterComputes(address provider,Compute[] jobs,uint256 nonce,uint256 deadline)"
+        "Compute(bytes32 jobId,uint64 workUnits,bytes32 modelId,bytes32 resultHash)"
+    );
+
     uint16 private constant _MAX_SCORE = 10_000;
     uint256 private constant _KIND_SHIFT = 160;
     uint256 private constant _WITHDRAWN_BIT = 1 << 168;
@@ -153,9 +159,9 @@ contract ContributionRegistry is IContributionRegistry, AccessControl, Pausable,
         uint256 deadline,
         bytes calldata signature
     ) external whenNotPaused returns (bytes32) {
-        bytes32 jobHash = keccak256(abi.encode(COMPUTE_TYPEHASH, job.jobId, job.workUnits, job.modelId, job.resultHash));
-        bytes32 structHash =
-            keccak256(abi.encode(REGISTER_COMPUTE_TYPEHASH, provider, jobHash, _useNonce(provider), deadline));
+        bytes32 structHash = keccak256(
+            abi.encode(REGISTER_COMPUTE_TYPEHASH, provider, _hashCompute(job), _useNonce(provider), deadline)
+        );
         _verify(provider, structHash, deadline, signature);
         return _registerCompute(job.jobId, job.workUnits, job.modelId, job.resultHash, provider);
     }
@@ -165,6 +171,39 @@ contract ContributionRegistry is IContributionRegistry, AccessControl, Pausable,
         uint256 n = jobs.length;
         if (n == 0) revert ContributionRegistryInvalidInput();
         address provider = _msgSender();
+        for (uint256 i; i < n;) {
+            ComputeInput calldata j = jobs[i];
+            _registerCompute(j.jobId, j.workUnits, j.modelId, j.resultHash, provider);
+            // i < n <= calldata length: cannot overflow.
+            unchecked {
+                ++i;
+            }
+        }
+    }
+
+    /// @inheritdoc IContributionRegistry
+    function registerComputesFor(
+        ComputeInput[] calldata jobs,
+        address provider,
+        uint256 deadline,
+        bytes calldata signature
+    ) external whenNotPaused {
+        uint256 n = jobs.length;
+        if (n == 0) revert ContributionRegistryInvalidInput();
+        bytes32[] memory hashes = new bytes32[](n);
+        for (uint256 i; i < n;) {
+            hashes[i] = _hashCompute(jobs[i]);
+            // i < n <= calldata length: cannot overflow.
+            unchecked {
+                ++i;
+            }
+        }
+        bytes32 structHash = keccak256(
+            abi.encode(
+                REGISTER_COMPUTES_TYPEHASH, provider, keccak256(abi.encodePacked(hashes)), _useNonce(provider), deadline
+            )
+        );
+        _verify(provider, structHash, deadline, signature);
         for (uint256 i; i < n;) {
             ComputeInput calldata j = jobs[i];
             _registerCompute(j.jobId, j.workUnits, j.modelId, j.resultHash, provider);
@@ -285,6 +324,10 @@ contract ContributionRegistry is IContributionRegistry, AccessControl, Pausable,
         return keccak256(
             abi.encode(DATASET_TYPEHASH, d.contentHash, d.size, d.licenseId, d.metadataHash, keccak256(bytes(d.uri)))
         );
+    }
+
+    function _hashCompute(ComputeInput calldata j) private pure returns (bytes32) {
+        return keccak256(abi.encode(COMPUTE_TYPEHASH, j.jobId, j.workUnits, j.modelId, j.resultHash));
     }
 
     /// @dev Deadline, then ECDSA (low-s) for EOAs or EIP-1271 for contracts, over this chain's domain.

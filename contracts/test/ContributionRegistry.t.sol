@@ -110,6 +110,31 @@ abstract contract RegistryFixture is Test {
         return abi.encodePacked(rr, s, v);
     }
 
+    function _signComputes(
+        uint256 key,
+        address provider,
+        IContributionRegistry.ComputeInput[] memory js,
+        uint256 nonce,
+        uint256 deadline
+    ) internal view returns (bytes memory) {
+        bytes32[] memory hs = new bytes32[](js.length);
+        for (uint256 i; i < js.length; i++) {
+            hs[i] = keccak256(abi.encode(reg.COMPUTE_TYPEHASH(), js[i].jobId, js[i].workUnits, js[i].modelId, js[i].resultHash));
+        }
+        bytes32 sh = keccak256(
+            abi.encode(reg.REGISTER_COMPUTES_TYPEHASH(), provider, keccak256(abi.encodePacked(hs)), nonce, deadline)
+        );
+        (uint8 v, bytes32 rr, bytes32 s) = vm.sign(key, _digest(reg, sh));
+        return abi.encodePacked(rr, s, v);
+    }
+
+    function _jobs(uint256 n) internal pure returns (IContributionRegistry.ComputeInput[] memory js) {
+        js = new IContributionRegistry.ComputeInput[](n);
+        for (uint256 i; i < n; i++) {
+            js[i] = IContributionRegistry.ComputeInput(bytes32(i + 100), uint64(i + 1), keccak256("model"), bytes32(i));
+        }
+    }
+
     function _batch(uint256 n, uint256 salt) internal pure returns (IContributionRegistry.DatasetInput[] memory ds) {
         ds = new IContributionRegistry.DatasetInput[](n);
         for (uint256 i; i < n; i++) {
@@ -215,6 +240,69 @@ contract ContributionRegistryTest is RegistryFixture {
         vm.prank(alice);
         reg.registerComputes(js);
         assertEq(reg.contributionOf(reg.computeId(alice, bytes32(uint256(3)))).owner, alice);
+    }
+
+    function test_registerComputesFor_batchRelayedOneSignature() public {
+        IContributionRegistry.ComputeInput[] memory js = _jobs(4);
+        bytes memory sig = _signComputes(aliceKey, alice, js, 0, block.timestamp);
+        vm.prank(relayer);
+        reg.registerComputesFor(js, alice, block.timestamp, sig);
+        for (uint256 i; i < js.length; i++) {
+            assertEq(reg.contributionOf(reg.computeId(alice, js[i].jobId)).owner, alice);
+        }
+        assertEq(reg.nonces(alice), 1);
+    }
+
+    function test_registerComputesFor_revertsWhen_empty() public {
+        vm.expectRevert(IContributionRegistry.ContributionRegistryInvalidInput.selector);
+        reg.registerComputesFor(new IContributionRegistry.ComputeInput[](0), alice, block.timestamp, "");
+    }
+
+    function test_registerComputesFor_revertsWhen_paused() public {
+        IContributionRegistry.ComputeInput[] memory js = _jobs(1);
+        bytes memory sig = _signComputes(aliceKey, alice, js, 0, block.timestamp);
+        vm.prank(admin);
+        reg.pause();
+        vm.expectRevert(Pausable.EnforcedPause.selector);
+        reg.registerComputesFor(js, alice, block.timestamp, sig);
+    }
+
+    function test_registerComputesFor_revertsWhen_batchTampered() public {
+        IContributionRegistry.ComputeInput[] memory js = _jobs(3);
+        bytes memory sig = _signComputes(aliceKey, alice, js, 0, block.timestamp);
+        js[2].workUnits = 1e9;
+        vm.expectRevert(abi.encodeWithSelector(IContributionRegistry.ContributionRegistryInvalidSignature.selector, alice));
+        reg.registerComputesFor(js, alice, block.timestamp, sig);
+    }
+
+    function test_registerComputesFor_revertsWhen_reusedNonce() public {
+        IContributionRegistry.ComputeInput[] memory js = _jobs(2);
+        bytes memory sig = _signComputes(aliceKey, alice, js, 0, block.timestamp);
+        reg.registerComputesFor(js, alice, block.timestamp, sig);
+        IContributionRegistry.ComputeInput[] memory js2 = _jobs(3);
+        bytes memory sig2 = _signComputes(aliceKey, alice, js2, 0, block.timestamp);
+        vm.expectRevert(abi.encodeWithSelector(IContributionRegistry.ContributionRegistryInvalidSignature.selector, alice));
+        reg.registerComputesFor(js2, alice, block.timestamp, sig2);
+    }
+
+    function test_registerComputesFor_revertsWhen_expired() public {
+        IContributionRegistry.ComputeInput[] memory js = _jobs(1);
+        uint256 deadline = block.timestamp - 1;
+        bytes memory sig = _signComputes(aliceKey, alice, js, 0, deadline);
+        vm.expectRevert(
+            abi.encodeWithSelector(IContributionRegistry.ContributionRegistryExpiredSignature.selector, deadline)
+        );
+        reg.registerComputesFor(js, alice, deadline, sig);
+    }
+
+    function test_registerComputesFor_revertsWhen_alreadyRegistered() public {
+        IContributionRegistry.ComputeInput[] memory js = _jobs(2);
+        vm.prank(alice);
+        reg.registerCompute(js[1].jobId, 1, 0, 0);
+        bytes memory sig = _signComputes(aliceKey, alice, js, 0, block.timestamp);
+        bytes32 id = reg.computeId(alice, js[1].jobId);
+        vm.expectRevert(abi.encodeWithSelector(IContributionRegistry.ContributionRegistryAlreadyRegistered.selector, id));
+        reg.registerComputesFor(js, alice, block.timestamp, sig);
     }
 
     function test_attest_emitsAndLaterReplaces() public {

@@ -95,6 +95,7 @@ def test_typehashes_match_deployed_contracts(env: Env) -> None:
         ("REGISTER_DATASETS_TYPEHASH", "RegisterDatasets"),
         ("COMPUTE_TYPEHASH", "Compute"),
         ("REGISTER_COMPUTE_TYPEHASH", "RegisterCompute"),
+        ("REGISTER_COMPUTES_TYPEHASH", "RegisterComputes"),
     ]:
         assert getattr(reg.functions, const)().call() == eip712.typehash(primary), const
 
@@ -201,6 +202,24 @@ def test_relayed_batch_compute_attest_withdraw_manifest(env: Env) -> None:
     assert ev["args"]["provider"] == owner.address
     assert ev["args"]["workUnits"] == 3600
     assert ev["args"]["modelId"] == bytes.fromhex(job.model_id[2:])
+
+    jobs = [eip712.ComputeJob(h(f"job-b{i}"), 60 * (i + 1), h("model-x"), h(f"res-b{i}")) for i in range(2)]
+    typed = eip712.register_computes_typed_data(
+        chain_id=31337,
+        verifying_contract=reg.address,
+        provider=owner.address,
+        jobs=jobs,
+        nonce=2,
+        deadline=deadline,
+    )
+    sig = eip712.sign_typed_data(owner.key, typed)
+    receipt = send(
+        env.w3,
+        RELAYER,
+        reg.functions.registerComputesFor([j.as_tuple() for j in jobs], owner.address, deadline, sig),
+    )
+    events = reg.events.ComputeRegistered().process_receipt(receipt)
+    assert [e["args"]["workUnits"] for e in events] == [60, 120]
 
     validator = ANVIL_DEV_KEYS[2]
     receipt = send(env.w3, validator, reg.functions.attest(ds[0].content_hash, 8500))

@@ -32,6 +32,7 @@ def test_registry_typehashes_match_solidity() -> None:
         "REGISTER_DATASETS": "RegisterDatasets",
         "COMPUTE": "Compute",
         "REGISTER_COMPUTE": "RegisterCompute",
+        "REGISTER_COMPUTES": "RegisterComputes",
     }
     assert set(sol) == set(expected)
     for const, primary in expected.items():

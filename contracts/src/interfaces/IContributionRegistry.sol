@@ -116,6 +116,14 @@ interface IContributionRegistry {
     /// @notice Register many compute contributions by the caller.
     function registerComputes(ComputeInput[] calldata jobs) external;
 
+    /// @notice Register many compute contributions for `provider` with one `RegisterComputes` signature.
+    function registerComputesFor(
+        ComputeInput[] calldata jobs,
+        address provider,
+        uint256 deadline,
+        bytes calldata signature
+    ) external;
+
     /// @notice Record the caller's score for a contribution (VALIDATOR_ROLE). Nothing is stored; see `Attested`.
     function attest(bytes32 contributionId, uint16 score) external;
 
