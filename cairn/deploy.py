@@ -91,8 +91,10 @@ class _Sender:
         self.account = account
         self.nonce = int(w3.eth.get_transaction_count(account.address, "pending"))
         self.chain_id = w3.eth.chain_id
+        self.pending: list[tuple[Any, str]] = []
 
-    def send(self, tx: dict[str, Any], what: str) -> Any:
+    def send(self, tx: dict[str, Any], what: str, *, wait: bool = True) -> Any:
+        """Sign and send; wait for the receipt unless `wait` is false (then call `wait_pending`)."""
         tx = {**tx, "from": self.account.address, "nonce": self.nonce, "chainId": self.chain_id}
         signed = self.account.sign_transaction(tx)
         try:
@@ -100,10 +102,22 @@ class _Sender:
         except Exception as exc:
             raise DeploymentError(f"{what}: transaction rejected: {exc}") from None
         self.nonce += 1
+        if not wait:
+            self.pending.append((tx_hash, what))
+            return None
+        return self._receipt(tx_hash, what)
+
+    def _receipt(self, tx_hash: Any, what: str) -> Any:
         receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120, poll_latency=0.05)
         if receipt["status"] != 1:
             raise DeploymentError(f"{what}: transaction {tx_hash.hex()} reverted")
         return receipt
+
+    def wait_pending(self) -> None:
+        """Wait for every transaction sent with `wait=False` (they are independent, so they share blocks)."""
+        pending, self.pending = self.pending, []
+        for tx_hash, what in pending:
+            self._receipt(tx_hash, what)
 
     def deploy(self, name: str, args: Sequence[Any]) -> tuple[Contract, int]:
         art = load_artifact(name)
@@ -116,13 +130,13 @@ class _Sender:
         address = receipt["contractAddress"]
         return self.w3.eth.contract(address=address, abi=art.abi), int(receipt["blockNumber"])
 
-    def call(self, contract: Contract, fn: str, *args: Any) -> None:
+    def call(self, contract: Contract, fn: str, *args: Any, wait: bool = True) -> None:
         what = f"{fn} on {contract.address}"
         try:
             tx = getattr(contract.functions, fn)(*args).build_transaction({"from": self.account.address})
         except Exception as exc:
             raise DeploymentError(f"{what}: {type(exc).__name__}: {exc}") from None
-        self.send(dict(tx), what)
+        self.send(dict(tx), what, wait=wait)
 
 
 def _constructor_args(name: str, values: Mapping[str, Any]) -> list[Any]:
@@ -143,7 +157,7 @@ def _constructor_args(name: str, values: Mapping[str, Any]) -> list[Any]:
 def _grant(sender: _Sender, contract: Contract, role_name: str, account: str) -> None:
     role = getattr(contract.functions, role_name)().call()
     if not contract.functions.hasRole(role, account).call():
-        sender.call(contract, "grantRole", role, account)
+        sender.call(contract, "grantRole", role, account, wait=False)
 
 
 def deploy_all(
@@ -213,6 +227,8 @@ def deploy_all(
             if contract_name in deployed:
                 for i in indices:
                     _grant(sender, deployed[contract_name], role_name, dev_address(i))
+
+    sender.wait_pending()
 
     deployment = Deployment(
         chain_id=chain_id,
