@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import heapq
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -230,7 +230,7 @@ def _as_list(value: Any) -> list[Any]:
     return list(value)
 
 
-def eligible_scores(events: Mapping[str, list[Row]], end_block: int, policy: Policy) -> dict[str, int]:
+def eligible_scores(events: Mapping[str, Sequence[Row]], end_block: int, policy: Policy) -> dict[str, int]:
     """contribution id -> median score, for eligible (quorum, min score, not withdrawn) contributions."""
     latest: dict[tuple[str, str], tuple[int, int, int]] = {}
     for r in events.get("ev_attested", []):
@@ -289,7 +289,7 @@ def manifest_weights(manifest: list[tuple[str, int]], datasets: Mapping[str, tup
 
 
 def inputs_from_events(
-    events: Mapping[str, list[Row]], epoch: int, end_block: int, policy: Policy
+    events: Mapping[str, Sequence[Row]], epoch: int, end_block: int, policy: Policy
 ) -> EpochInputs:
     """Reduce decoded events (table name -> rows with the ev_* column names) to the epoch's inputs."""
     scores = eligible_scores(events, end_block, policy)

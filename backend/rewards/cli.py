@@ -1,6 +1,11 @@
-"""`cairn epoch close|publish|finalize|status`: the epoch lifecycle from the command line."""
+"""`cairn epoch close|publish|finalize|status|audit`: the epoch lifecycle from the command line.
+
+Every command is idempotent: re-running after a crash continues where the last run stopped.
+"""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import typer
 from rich.console import Console
@@ -8,24 +13,163 @@ from sqlalchemy import text
 
 from backend import migrations
 from cairn.db import make_engine
-from cairn.settings import load_settings
+from cairn.settings import Settings, load_settings
 
-epoch_app = typer.Typer(help="Reward epochs: close, publish (propose the root), finalize (accept), status.")
+epoch_app = typer.Typer(
+    help="Reward epochs: close (compute), publish (propose the root), finalize (accept), status, audit.",
+    no_args_is_help=True,
+)
 out = Console()
+
+DbOpt = typer.Option(None, "--database-url", help="SQLAlchemy URL (CAIRN_DATABASE_URL)")
+RpcOpt = typer.Option(None, "--rpc-url", help="JSON-RPC URL (CAIRN_RPC_URLS)")
+DeployOpt = typer.Option(None, "--deployment", help="Deployment file (CAIRN_DEPLOYMENT_FILE)")
+PolicyOpt = typer.Option("v1", "--policy", help="Policy version (cairn/policies/<v>.json) or a JSON file")
+SourceOpt = typer.Option("db", "--source", help="db: the indexer's SQL mirror; chain: eth_getLogs only")
+ConfOpt = typer.Option(None, "--confirmations", help="Blocks after the end block before closing")
+
+
+def _settings(database_url: str | None, rpc_url: str | None, deployment: Path | None) -> Settings:
+    return load_settings(database_url=database_url, rpc_urls=rpc_url, deployment_file=deployment)
+
+
+def _engine(
+    database_url: str | None,
+    rpc_url: str | None,
+    deployment: Path | None,
+    policy: str,
+    source: str,
+    confirmations: int | None,
+) -> object:
+    from backend.rewards.lifecycle import EpochEngine
+    from cairn.deploy import connect
+    from cairn.deployment import load_deployment
+    from cairn.errors import ValidationError
+    from cairn.policy import load_policy
+
+    if source not in ("db", "chain"):
+        raise ValidationError(f"--source must be db or chain, not {source!r}")
+    settings = _settings(database_url, rpc_url, deployment)
+    dep = load_deployment(settings.deployment_file)
+    w3 = connect(settings.rpc_urls[0])
+    dep.require_chain(int(w3.eth.chain_id), settings.rpc_urls[0])
+    return EpochEngine(
+        engine=make_engine(settings.database_url),
+        w3=w3,
+        deployment=dep,
+        policy=load_policy(policy),
+        data_dir=settings.data_dir,
+        publisher_key=settings.signing_key("publisher", dep.chain_id),
+        confirmations=settings.confirmations if confirmations is None else confirmations,
+        source=source,
+    )
+
+
+def _show(row: object) -> None:
+    r = row.__dict__
+    out.print(
+        f"epoch {r['epoch']}: {r['status']} end_block={r['end_block']} root={r['root'] or '-'} "
+        f"total={r['total_cumulative'] or '-'} file={r['allocation_file'] or '-'}",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+@epoch_app.command("close")
+def close(
+    epoch: int,
+    database_url: str | None = DbOpt,
+    rpc_url: str | None = RpcOpt,
+    deployment: Path | None = DeployOpt,
+    policy: str = PolicyOpt,
+    source: str = SourceOpt,
+    confirmations: int | None = ConfOpt,
+) -> None:
+    """Close an ended epoch (end block final) and compute its allocation, tree and file."""
+    eng = _engine(database_url, rpc_url, deployment, policy, source, confirmations)
+    _show(eng.compute(epoch))  # type: ignore[attr-defined]
+
+
+@epoch_app.command("publish")
+def publish(
+    epoch: int,
+    database_url: str | None = DbOpt,
+    rpc_url: str | None = RpcOpt,
+    deployment: Path | None = DeployOpt,
+    policy: str = PolicyOpt,
+    source: str = SourceOpt,
+    confirmations: int | None = ConfOpt,
+) -> None:
+    """Propose the epoch's root on chain (closing and computing it first if needed)."""
+    eng = _engine(database_url, rpc_url, deployment, policy, source, confirmations)
+    _show(eng.publish(epoch))  # type: ignore[attr-defined]
+
+
+@epoch_app.command("finalize")
+def finalize(
+    epoch: int,
+    database_url: str | None = DbOpt,
+    rpc_url: str | None = RpcOpt,
+    deployment: Path | None = DeployOpt,
+    policy: str = PolicyOpt,
+) -> None:
+    """Accept the proposed root once its challenge delay has passed."""
+    eng = _engine(database_url, rpc_url, deployment, policy, "db", None)
+    _show(eng.finalize(epoch))  # type: ignore[attr-defined]
+
+
+@epoch_app.command("audit")
+def audit(
+    epoch: int,
+    first_epoch: int = typer.Option(0, help="First epoch of the distributor (replayed from here)"),
+    rpc_url: str | None = RpcOpt,
+    deployment: Path | None = DeployOpt,
+    policy: str = PolicyOpt,
+) -> None:
+    """Recompute the epoch's root from the chain alone and compare it with the root proposed on chain."""
+    from backend.rewards.chainsource import audit_cumulative
+    from cairn.deploy import connect
+    from cairn.deployment import load_deployment
+    from cairn.errors import ConflictError
+    from cairn.merkle import build_tree
+    from cairn.policy import load_policy
+
+    settings = _settings(None, rpc_url, deployment)
+    dep = load_deployment(settings.deployment_file)
+    w3 = connect(settings.rpc_urls[0])
+    pol = load_policy(policy)
+    cumulative, _, end = audit_cumulative(w3, dep, first_epoch, epoch, pol)
+    root = build_tree(sorted((cumulative or {pol.treasury: 0}).items())).root
+    info = dep.contracts["RewardDistributor"]
+    dist = w3.eth.contract(address=w3.to_checksum_address(info.address), abi=info.abi)
+    logs = dist.events.RootProposed().get_logs(from_block=dep.start_block, argument_filters={"epoch": epoch})
+    proposed = ["0x" + bytes(lg["args"]["root"]).hex() for lg in logs]
+    out.print(f"epoch {epoch}: end block {end}, recomputed root {root}, on chain {proposed or 'none'}")
+    if proposed and proposed[-1] != root:
+        raise ConflictError(
+            f"epoch {epoch}: the chain has root {proposed[-1]}, the chain's events give {root}"
+        )
 
 
 @epoch_app.command("status")
-def status(database_url: str | None = typer.Option(None, help="SQLAlchemy URL (CAIRN_DATABASE_URL)")) -> None:
+def status(database_url: str | None = DbOpt) -> None:
     """List the epochs the rewards engine knows and their state."""
     settings = load_settings(database_url=database_url)
     engine = make_engine(settings.database_url)
     migrations.upgrade(engine)
     with engine.connect() as conn:
         rows = conn.execute(
-            text("SELECT chain_id, epoch, status, end_block, root FROM reward_epoch ORDER BY chain_id, epoch")
+            text(
+                "SELECT chain_id, epoch, status, end_block, root, total_cumulative, allocation_file "
+                "FROM reward_epoch ORDER BY chain_id, epoch"
+            )
         ).all()
     if not rows:
         out.print("no epochs yet")
     for r in rows:
-        root = r.root or "-"
-        out.print(f"chain {r.chain_id} epoch {r.epoch}: {r.status} end_block={r.end_block} root={root}")
+        out.print(
+            f"chain {r.chain_id} epoch {r.epoch}: {r.status} end_block={r.end_block} root={r.root or '-'} "
+            f"total={r.total_cumulative or '-'} file={r.allocation_file or '-'}",
+            highlight=False,
+            soft_wrap=True,
+        )

@@ -83,12 +83,14 @@ def build_publication(
     epoch_amounts: dict[str, int],
     workers: int | None = None,
 ) -> Publication:
-    """Cumulate, check (no decrease, no duplicate, nobody dropped) and build the tree (leaves by address)."""
+    """Cumulate, check (no decrease, no duplicate, nobody dropped) and build the tree (leaves by address).
+
+    An epoch before any allocation publishes the single leaf (treasury, 0)."""
     cumulative = cumulate(previous, epoch_amounts)
+    if not cumulative:  # nothing ever allocated: one zero leaf keeps the epoch sequence going (root != 0)
+        cumulative = {policy.treasury: 0}
     leaves = sorted(cumulative.items())
     check_publishable(previous, leaves)
-    if not leaves:
-        raise ValidationError(f"epoch {epoch} has nothing to publish: no pool and no previous leaves")
     tree = build_tree(leaves, workers=workers)
     return Publication(epoch, end_block, chain_id, distributor, policy, dict(epoch_amounts), cumulative, tree)
 

@@ -1,0 +1,107 @@
+"""Audit path: the epoch's inputs from the chain alone (eth_getLogs, decoded with eth_abi), and end blocks.
+
+Nothing here reads the database: an auditor with an RPC URL and the deployment file (addresses, start block,
+epoch clock) recomputes the allocation, the cumulative leaves and the root with the same pure core, and
+compares them with the root proposed on chain.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from web3 import Web3
+
+from backend.rewards.allocation import EVENT_TABLES, EpochInputs, allocate, cumulate, inputs_from_events
+from backend.rewards.events import EVENTS, decode_log
+from cairn.deployment import Deployment
+from cairn.errors import ValidationError
+from cairn.policy import Policy
+
+Rows = dict[str, list[dict[str, Any]]]
+
+
+def epoch_end_time(deployment: Deployment, epoch: int) -> int:
+    return deployment.epoch.bounds(epoch)[1]
+
+
+def end_block(w3: Web3, deployment: Deployment, epoch: int) -> int | None:
+    """The last block with timestamp < the epoch's end, or None while no block at/after the end exists."""
+    end_ts = epoch_end_time(deployment, epoch)
+    head = w3.eth.get_block("latest")
+    if int(head["timestamp"]) < end_ts:
+        return None
+
+    def ts(n: int) -> int:
+        return int(w3.eth.get_block(n)["timestamp"])
+
+    lo, hi = 0, int(head["number"])  # invariant: ts(hi) >= end_ts; answer is the last n with ts(n) < end_ts
+    if ts(0) >= end_ts:
+        return -1
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if ts(mid) < end_ts:
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+def fetch_events(
+    w3: Web3,
+    deployment: Deployment,
+    to_block: int,
+    *,
+    chunk: int = 5_000,
+    progress: Callable[[int], None] | None = None,
+) -> Rows:
+    """All reward-relevant events of the deployment's contracts from its start block to `to_block`."""
+    addresses = sorted({Web3.to_checksum_address(c.address) for c in deployment.contracts.values()})
+    topics = [e.topic0 for e in EVENTS.values()]
+    rows: Rows = {t: [] for t in EVENT_TABLES}
+    lo = deployment.start_block
+    step = chunk
+    while lo <= to_block:
+        hi = min(to_block, lo + step - 1)
+        try:
+            logs = w3.eth.get_logs({"fromBlock": lo, "toBlock": hi, "address": addresses, "topics": [topics]})
+        except Exception as exc:  # "too many results" or a range limit: halve the range
+            if step == 1:
+                raise ValidationError(f"eth_getLogs failed for block {lo}: {exc}") from None
+            step = max(1, step // 2)
+            continue
+        for log in logs:
+            decoded = decode_log(dict(log))
+            if decoded is not None:
+                rows[decoded[0]].append(decoded[1])
+        if progress is not None:
+            progress(hi)
+        lo = hi + 1
+    return rows
+
+
+def inputs_from_chain(
+    w3: Web3, deployment: Deployment, epoch: int, end: int, policy: Policy, events: Rows | None = None
+) -> EpochInputs:
+    return inputs_from_events(events or fetch_events(w3, deployment, end), epoch, end, policy)
+
+
+def audit_cumulative(
+    w3: Web3, deployment: Deployment, first_epoch: int, epoch: int, policy: Policy
+) -> tuple[dict[str, int], dict[str, int], int]:
+    """Recompute the cumulative leaves of `epoch` from the chain alone, replaying epochs first..epoch.
+
+    Returns (cumulative, this epoch's amounts, end block)."""
+    ends = {e: end_block(w3, deployment, e) for e in range(first_epoch, epoch + 1)}
+    last = ends[epoch]
+    if last is None:
+        raise ValidationError(f"epoch {epoch} has not ended on chain yet")
+    events = fetch_events(w3, deployment, last)
+    cumulative: dict[str, int] = {}
+    amounts: dict[str, int] = {}
+    for e in range(first_epoch, epoch + 1):
+        end = ends[e]
+        assert end is not None
+        amounts = allocate(inputs_from_events(events, e, end, policy), policy)
+        cumulative = cumulate(cumulative, amounts)
+    return cumulative, amounts, last

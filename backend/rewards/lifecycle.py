@@ -1,0 +1,269 @@
+"""Epoch lifecycle: a persisted state machine (`reward_epoch`), idempotent at every step.
+
+    (none) --close--> closed --compute--> computed --publish--> proposed --finalize--> accepted
+
+* close(e): the epoch has ended on chain (a block at/after its end time exists), its end block is final
+  (head >= end block + confirmations) and, with the SQL source, the indexer's cursor has passed it.
+  Records the end block and the policy hash.
+* compute(e): reduce (SQL mirror or chain), split, cumulate onto epoch e-1's leaves (read back from e-1's
+  allocation file), check, build the tree, write the content-addressed file. Re-running gives the same file.
+* publish(e): `proposeRoot(root, e, policyHash, totalCumulative, uri)` through the outbox (key
+  `propose:<chain>:<distributor>:<e>`: at most one proposal per epoch, whatever crashes).
+* finalize(e): once `validAt` has passed, `acceptRoot()` through the outbox (key `accept:...:<e>`); if the
+  chain already shows the root as current (a later proposal accepted it), just records it.
+Every step first looks at the chain, so a step interrupted after its transaction was mined is recorded, not
+repeated.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, inspect, text
+from web3 import Web3
+
+from backend import migrations
+from backend.rewards.allocation import allocate
+from backend.rewards.chainsource import end_block, inputs_from_chain
+from backend.rewards.outbox import Outbox
+from backend.rewards.publication import (
+    build_publication,
+    cumulative_from_document,
+    read_allocation_file,
+    write_allocation_file,
+)
+from backend.rewards.sqlsource import ensure_indexes, inputs_from_db
+from cairn.deployment import Deployment
+from cairn.errors import ConflictError, NotFoundError, ValidationError
+from cairn.policy import Policy
+
+CLOSED, COMPUTED, PROPOSED, ACCEPTED = "closed", "computed", "proposed", "accepted"
+ORDER = {CLOSED: 0, COMPUTED: 1, PROPOSED: 2, ACCEPTED: 3}
+
+
+class EpochNotReadyError(ConflictError):
+    code = "epoch_not_ready"
+
+
+@dataclass
+class EpochRow:
+    chain_id: int
+    epoch: int
+    status: str
+    end_block: int
+    policy_hash: str
+    root: str | None
+    total_cumulative: str | None
+    allocation_file: str | None
+    uri: str | None
+    valid_at: int | None
+
+
+class EpochEngine:
+    def __init__(
+        self,
+        *,
+        engine: Engine,
+        w3: Web3,
+        deployment: Deployment,
+        policy: Policy,
+        data_dir: Path,
+        publisher_key: str | None = None,
+        confirmations: int = 12,
+        source: str = "db",
+    ) -> None:
+        self.engine = engine
+        self.w3 = w3
+        self.deployment = deployment
+        self.policy = policy
+        self.data_dir = Path(data_dir)
+        self.confirmations = confirmations
+        self.source = source
+        self.chain_id = deployment.chain_id
+        info = deployment.contracts.get("RewardDistributor")
+        if info is None:
+            raise ValidationError("the deployment has no RewardDistributor")
+        self.distributor = w3.eth.contract(address=Web3.to_checksum_address(info.address), abi=info.abi)
+        self.publisher_key = publisher_key
+        migrations.upgrade(engine)
+
+    # --- rows -------------------------------------------------------------------------------------------
+    def row(self, epoch: int) -> EpochRow | None:
+        with self.engine.connect() as conn:
+            r = conn.execute(
+                text(
+                    "SELECT chain_id, epoch, status, end_block, policy_hash, root, total_cumulative, "
+                    "allocation_file, uri, valid_at FROM reward_epoch WHERE chain_id = :c AND epoch = :e"
+                ),
+                {"c": self.chain_id, "e": epoch},
+            ).first()
+        return EpochRow(*r) if r else None
+
+    def rows(self) -> list[EpochRow]:
+        with self.engine.connect() as conn:
+            rs = conn.execute(
+                text(
+                    "SELECT chain_id, epoch, status, end_block, policy_hash, root, total_cumulative, "
+                    "allocation_file, uri, valid_at FROM reward_epoch WHERE chain_id = :c ORDER BY epoch"
+                ),
+                {"c": self.chain_id},
+            ).all()
+        return [EpochRow(*r) for r in rs]
+
+    def _update(self, epoch: int, **fields: Any) -> None:
+        sets = ", ".join(f"{k} = :{k}" for k in fields)
+        with self.engine.begin() as conn:
+            conn.execute(
+                text(f"UPDATE reward_epoch SET {sets}, updated_at = :now WHERE chain_id = :c AND epoch = :e"),
+                {**fields, "now": int(time.time()), "c": self.chain_id, "e": epoch},
+            )
+
+    def _outbox(self) -> Outbox:
+        if not self.publisher_key:
+            raise ValidationError("no publisher key: set CAIRN_PUBLISHER_KEY")
+        return Outbox(self.engine, self.w3, self.publisher_key)
+
+    def _key(self, what: str, epoch: int) -> str:
+        return f"{what}:{self.chain_id}:{self.distributor.address.lower()}:{epoch}"
+
+    # --- steps -----------------------------------------------------------------------------------------
+    def close(self, epoch: int) -> EpochRow:
+        existing = self.row(epoch)
+        if existing is not None:
+            return existing
+        end = end_block(self.w3, self.deployment, epoch)
+        if end is None:
+            raise EpochNotReadyError(f"epoch {epoch} has not ended on chain yet")
+        head = int(self.w3.eth.block_number)
+        if head < end + self.confirmations:
+            raise EpochNotReadyError(
+                f"epoch {epoch} ends at block {end}; wait for {end + self.confirmations - head} more blocks"
+            )
+        if self.source == "db":
+            self._require_indexed(end)
+        with self.engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO reward_epoch (chain_id, epoch, status, end_block, policy_hash, updated_at) "
+                    "SELECT :c, :e, :s, :b, :p, :now WHERE NOT EXISTS "
+                    "(SELECT 1 FROM reward_epoch WHERE chain_id = :c AND epoch = :e)"
+                ),
+                {"c": self.chain_id, "e": epoch, "s": CLOSED, "b": end, "p": self.policy.content_hash(),
+                 "now": int(time.time())},
+            )  # fmt: skip
+        row = self.row(epoch)
+        assert row is not None
+        return row
+
+    def _require_indexed(self, end: int) -> None:
+        if "indexer_cursor" not in set(inspect(self.engine).get_table_names()):
+            raise EpochNotReadyError("the indexer mirror is empty: run `cairn index` (or use --source chain)")
+        with self.engine.connect() as conn:
+            cursor = conn.execute(text("SELECT MAX(block_number) FROM indexer_cursor")).scalar()
+        if cursor is None or int(cursor) < end:
+            raise EpochNotReadyError(f"the indexer is at block {cursor}, the epoch ends at block {end}")
+
+    def previous_cumulative(self, epoch: int) -> dict[str, int]:
+        prev = self.row(epoch - 1) if epoch > 0 else None
+        if prev is not None and prev.allocation_file:
+            return cumulative_from_document(read_allocation_file(self.data_dir, prev.allocation_file))
+        current_root, _, _ = self.distributor.functions.root().call()
+        if (
+            int.from_bytes(bytes(current_root), "big") == 0
+            and int(self.distributor.functions.nextEpoch().call()) == epoch
+        ):
+            return {}
+        raise EpochNotReadyError(f"epoch {epoch - 1} is not computed here: compute it first")
+
+    def compute(self, epoch: int) -> EpochRow:
+        row = self.close(epoch)
+        if ORDER[row.status] >= ORDER[COMPUTED]:
+            return row
+        if self.source == "db":
+            ensure_indexes(self.engine)
+            inputs = inputs_from_db(self.engine, epoch, row.end_block, self.policy)
+        else:
+            inputs = inputs_from_chain(self.w3, self.deployment, epoch, row.end_block, self.policy)
+        amounts = allocate(inputs, self.policy)
+        pub = build_publication(
+            epoch=epoch, end_block=row.end_block, chain_id=self.chain_id,
+            distributor=self.distributor.address, policy=self.policy,
+            previous=self.previous_cumulative(epoch), epoch_amounts=amounts,
+        )  # fmt: skip
+        name, uri = write_allocation_file(self.data_dir, pub.to_bytes())
+        self._update(
+            epoch, status=COMPUTED, root=pub.root, epoch_total=str(pub.epoch_total),
+            total_cumulative=str(pub.total_cumulative), leaf_count=len(pub.tree),
+            allocation_file=name, uri=uri,
+        )  # fmt: skip
+        out = self.row(epoch)
+        assert out is not None
+        return out
+
+    def _chain_roots(self) -> tuple[tuple[bytes, int, int], tuple[bytes, int, int]]:
+        cur = self.distributor.functions.root().call()
+        pend = self.distributor.functions.pendingRoot().call()
+        return (bytes(cur[0]), int(cur[1]), int(cur[2])), (bytes(pend[0]), int(pend[1]), int(pend[2]))
+
+    def publish(self, epoch: int) -> EpochRow:
+        row = self.compute(epoch)
+        if ORDER[row.status] >= ORDER[PROPOSED]:
+            return row
+        assert row.root is not None and row.uri is not None and row.total_cumulative is not None
+        root = bytes.fromhex(row.root[2:])
+        (cur, cur_e, cur_valid), (pend, pend_e, pend_valid) = self._chain_roots()
+        if (pend == root and pend_e == epoch) or (cur == root and cur_e == epoch):
+            self._update(epoch, status=PROPOSED, valid_at=pend_valid if pend == root else cur_valid)
+            return self.row(epoch)  # type: ignore[return-value]
+        call = self.distributor.functions.proposeRoot(
+            root, epoch, bytes.fromhex(row.policy_hash[2:]), int(row.total_cumulative), row.uri
+        )
+        data = call._encode_transaction_data()
+        box = self._outbox()
+        tx = box.enqueue(self._key("propose", epoch), to=self.distributor.address, data=data)
+        tx = box.wait(tx.key, timeout=120)
+        if tx.status != "confirmed":
+            raise ConflictError(f"proposeRoot for epoch {epoch} failed on chain (tx {tx.mined_hash})")
+        (cur, cur_e, cur_valid), (pend, pend_e, pend_valid) = self._chain_roots()
+        valid_at = pend_valid if pend == root else cur_valid
+        self._update(epoch, status=PROPOSED, valid_at=valid_at)
+        return self.row(epoch)  # type: ignore[return-value]
+
+    def finalize(self, epoch: int) -> EpochRow:
+        row = self.row(epoch)
+        if row is None or ORDER[row.status] < ORDER[PROPOSED]:
+            raise EpochNotReadyError(f"epoch {epoch} is not proposed yet: run `cairn epoch publish {epoch}`")
+        if row.status == ACCEPTED:
+            return row
+        assert row.root is not None
+        root = bytes.fromhex(row.root[2:])
+        (cur, cur_e, _), (pend, pend_e, pend_valid) = self._chain_roots()
+        has_root = int.from_bytes(cur, "big") != 0
+        accepted = (cur == root and cur_e == epoch) or (has_root and cur_e > epoch)
+        if not accepted:
+            if not (pend == root and pend_e == epoch):
+                raise ConflictError(f"the root of epoch {epoch} is neither pending nor current (revoked?)")
+            now = int(self.w3.eth.get_block("latest")["timestamp"])
+            if now < pend_valid:
+                raise EpochNotReadyError(f"epoch {epoch}'s root is acceptable in {pend_valid - now} s")
+            data = self.distributor.functions.acceptRoot()._encode_transaction_data()
+            box = self._outbox()
+            tx = box.wait(
+                box.enqueue(self._key("accept", epoch), to=self.distributor.address, data=data).key,
+                timeout=120,
+            )
+            if tx.status != "confirmed":
+                (cur, cur_e, _), _ = self._chain_roots()
+                if not (cur == root and cur_e == epoch):
+                    raise ConflictError(f"acceptRoot for epoch {epoch} failed (tx {tx.mined_hash})")
+        self._update(epoch, status=ACCEPTED)
+        return self.row(epoch)  # type: ignore[return-value]
+
+    def require_row(self, epoch: int) -> EpochRow:
+        row = self.row(epoch)
+        if row is None:
+            raise NotFoundError(f"epoch {epoch} is not known here: run `cairn epoch close {epoch}`")
+        return row
