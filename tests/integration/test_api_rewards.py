@@ -5,6 +5,7 @@ from __future__ import annotations
 from test_api_stack import FEE_BPS, PAYMENT, Stack, assert_problem, h32, stack_fixture  # noqa: F401
 from web3 import Web3
 
+from backend.rewards.publication import allocations_dir
 from cairn import merkle
 
 
@@ -86,7 +87,14 @@ def test_allocation_file_by_uri_and_hash(stack: Stack) -> None:
     by_name = stack.api.get(f"/v1/allocations/{name}")
     assert by_name.status_code == 200 and by_name.headers["content-type"].startswith("application/json")
     assert "0x" + Web3.keccak(by_name.content).hex().removeprefix("0x") == name.removesuffix(".json")
-    assert merkle.MerkleTree.load(by_name.json()).root == stack.seeded["tree0"].root
+    doc = by_name.json()
+    assert (
+        doc["format"] == "cairn-allocation-v1"
+        and doc["epoch"] == 0
+        and doc["root"] == stack.seeded["tree0"].root
+    )
+    assert doc["policy_hash"] == stack.seeded["policy_hash"]
+    assert merkle.MerkleTree.load(doc["tree"]).root == stack.seeded["tree0"].root
     assert stack.api.get(f"/v1/allocations/{uri}").content == by_name.content
     assert stack.api.get(f"/v1/allocations/{name.removesuffix('.json')}").content == by_name.content
     missing = h32("no such file")
@@ -95,6 +103,15 @@ def test_allocation_file_by_uri_and_hash(stack: Stack) -> None:
     )
     assert_problem(
         stack.api.get("/v1/allocations/..%2F..%2Fetc%2Fpasswd"), 422, "invalid_input", "is not a content hash"
+    )
+
+
+def test_tampered_allocation_file_is_refused(stack: Stack) -> None:
+    fake = h32("tampered")
+    folder = allocations_dir(stack.settings.data_dir)
+    (folder / f"{fake}.json").write_bytes(b'{"format": "cairn-allocation-v1"}')
+    assert_problem(
+        stack.api.get(f"/v1/allocations/{fake}"), 409, "allocation_mismatch", "does not hash to its name"
     )
 
 

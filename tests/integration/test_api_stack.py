@@ -3,7 +3,6 @@ SQLite or PostgreSQL, and the app under FastAPI's TestClient. Other test_api_* m
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from web3 import Web3
 
 from backend.api.app import create_app
 from backend.api.settings import ApiSettings
+from backend.rewards.publication import build_publication, write_allocation_file
 from cairn import merkle
 from cairn.deploy import deploy_all
 from cairn.deployment import Deployment
@@ -140,15 +140,21 @@ def travel_to(stack: Stack, timestamp: int) -> None:
     stack.anvil.rpc("evm_mine")
 
 
-def write_allocation(stack: Stack, leaves: list[tuple[str, int]]) -> tuple[merkle.MerkleTree, str]:
-    """A content-addressed allocation file (OpenZeppelin tree dump) under <data_dir>/rewards/."""
-    tree = merkle.build_tree(leaves)
-    body = json.dumps(tree.dump(), sort_keys=True, separators=(",", ":")).encode()
-    name = "0x" + Web3.keccak(body).hex().removeprefix("0x") + ".json"
-    folder = stack.settings.data_dir / "rewards"
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / name).write_bytes(body)
-    return tree, f"cairn://allocations/{name}"
+def write_allocation(
+    stack: Stack, epoch: int, previous: dict[str, int], amounts: dict[str, int]
+) -> tuple[merkle.MerkleTree, str]:
+    """The rewards engine's content-addressed allocation file for these amounts; returns (tree, uri)."""
+    publication = build_publication(
+        epoch=epoch,
+        end_block=int(stack.w3.eth.block_number),
+        chain_id=31337,
+        distributor=stack.deployment.address("RewardDistributor"),
+        policy=load_policy("v1"),
+        previous=previous,
+        epoch_amounts=amounts,
+    )
+    _, uri = write_allocation_file(stack.settings.data_dir, publication.to_bytes())
+    return publication.tree, uri
 
 
 def seed_rewards(stack: Stack) -> None:
@@ -195,7 +201,8 @@ def seed_rewards(stack: Stack) -> None:
         stack.transact(admin, dist.functions.grantRole(getattr(dist.functions, role)().call(), admin.address))
     policy_hash = load_policy("v1").content_hash()
     o0, o1 = stack.owners[0].address, stack.owners[1].address
-    tree0, uri0 = write_allocation(stack, [(o0, 3 * 10**18), (o1, 10**18)])
+    first = {o0.lower(): 3 * 10**18, o1.lower(): 10**18}
+    tree0, uri0 = write_allocation(stack, 0, {}, first)
     stack.transact(admin, dist.functions.proposeRoot(tree0.root, 0, policy_hash, 4 * 10**18, uri0))
     now = int(stack.w3.eth.get_block("latest")["timestamp"])
     travel_to(stack, now + CHALLENGE_DELAY + 1)
@@ -203,10 +210,10 @@ def seed_rewards(stack: Stack) -> None:
     amount, proof = tree0.proof_for(o0)
     stack.transact(stack.owners[0], dist.functions.claim(amount, proof))
     travel_to(stack, genesis + 2 * EPOCH_LENGTH + 1)
-    bad, bad_uri = write_allocation(stack, [(o0, 9 * 10**18), (o1, 10**18)])
+    bad, bad_uri = write_allocation(stack, 1, first, {o0.lower(): 6 * 10**18})
     stack.transact(admin, dist.functions.proposeRoot(bad.root, 1, policy_hash, 10 * 10**18, bad_uri))
     stack.transact(admin, dist.functions.revokeRoot())
-    tree1, uri1 = write_allocation(stack, [(o0, 5 * 10**18), (o1, 10**18)])
+    tree1, uri1 = write_allocation(stack, 1, first, {o0.lower(): 2 * 10**18})
     stack.transact(admin, dist.functions.proposeRoot(tree1.root, 1, policy_hash, 6 * 10**18, uri1))
     stack.seeded.update(
         policy_hash=policy_hash, tree0=tree0, uri0=uri0, tree1=tree1, uri1=uri1, revoked_root=bad.root

@@ -14,13 +14,16 @@ from backend.api.chain import Chain
 from backend.api.mirror import rows, table_exists
 from backend.api.services import epochs
 from backend.api.settings import ApiSettings
+from backend.rewards.publication import allocations_dir
 from cairn import merkle
 from cairn.errors import CairnError, NotFoundError, ValidationError
+from cairn.merkle import keccak256
 from cairn.policy import POLICY_DIR, load_policy
 
 _HASH = re.compile(r"(0x)?([0-9a-fA-F]{64})")
 _trees: dict[Path, merkle.MerkleTree] = {}
 _trees_lock = threading.Lock()
+_verified: set[Path] = set()  # content-addressed files already checked against their names
 
 
 class AllocationMismatchError(CairnError):
@@ -31,7 +34,8 @@ class AllocationMismatchError(CairnError):
 
 
 def allocation_dirs(settings: ApiSettings) -> list[Path]:
-    return [settings.data_dir / "rewards", settings.data_dir / "allocations"]
+    """Where the rewards engine writes allocation files (`<data_dir>/rewards/allocations/0x<keccak>.json`)."""
+    return [allocations_dir(settings.data_dir)]
 
 
 def find_allocation_file(*, settings: ApiSettings, ref: str) -> Path:
@@ -48,9 +52,15 @@ def find_allocation_file(*, settings: ApiSettings, ref: str) -> Path:
     for folder in allocation_dirs(settings):
         if not folder.is_dir():
             continue
-        for candidate in sorted(folder.iterdir()):
-            if wanted in candidate.name.lower() and candidate.is_file():
-                return candidate
+        candidate = folder / f"0x{wanted}.json"
+        if candidate.is_file():
+            if candidate not in _verified:
+                if keccak256(candidate.read_bytes()).hex() != wanted:
+                    raise AllocationMismatchError(
+                        f"allocation file {candidate.name} does not hash to its name; refusing to serve it"
+                    )
+                _verified.add(candidate)
+            return candidate
     raise NotFoundError(f"no allocation file with hash 0x{wanted} on this server", ref=ref)
 
 
