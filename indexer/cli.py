@@ -89,7 +89,7 @@ def index(
     ] = "auto",
     poll: Annotated[float, typer.Option("--poll", help="Seconds between head polls.")] = 1.0,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
-    initial_range: Annotated[int, typer.Option("--initial-range", min=1, help="First getLogs range.")] = 2000,
+    initial_range: Annotated[int, typer.Option("--initial-range", min=1, help="First getLogs range.")] = 1,
     max_range: Annotated[int, typer.Option("--max-range", min=1, help="Largest getLogs range.")] = 500_000,
 ) -> None:
     """Mirror every event of the deployment into the database (reorg-safe, resumable)."""

@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,10 +61,10 @@ class IndexerOptions:
     finality: str = "auto"  # "auto" (node's `finalized` tag if it has one), "tag", "confirmations"
     confirmations: int | None = None  # default: Settings.confirmations
     poll_interval: float = 1.0
-    initial_range: int = 2_000  # blocks per eth_getLogs at start
+    initial_range: int = 1  # blocks in the first eth_getLogs (grows fast over sparse blocks)
     grow_step: int = 2_000  # additive growth after a success
     max_range: int = 500_000
-    target_events: int = 20_000  # shrink the range when a query returns more (bounds memory)
+    target_events: int = 10_000  # shrink the range when a query returns more (bounds memory)
     live_batch: int = 64  # unfinalized blocks per transaction
     rpc_timeout: float = 10.0
     rpc_attempts: int = 12
@@ -124,6 +125,9 @@ class Indexer:
         self.events_total = 0
         self.reorgs = 0
         self._prepared = False
+        self._indexes_built = False
+        self._pool: ThreadPoolExecutor | None = None
+        self._prefetch: tuple[int, Future[tuple[int, list[dict[str, Any]], int]]] | None = None
 
     # --- start-up ---------------------------------------------------------------------------------------
     def prepare(self) -> None:
@@ -144,6 +148,9 @@ class Indexer:
         self._prepared = True
 
     def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
         self.rpc.close()
 
     # --- main loop --------------------------------------------------------------------------------------
@@ -230,6 +237,7 @@ class Indexer:
                 anchor = (rollback_to, anchor_hash)
         metrics.LAG.set(max(0, head - anchor[0]))
         if rollback_to is None and head <= anchor[0]:
+            self._ensure_indexes()
             return Progress(anchor[0], head, finalized, 0, 0, "idle")
         if finalized > anchor[0] and rollback_to is None:
             return self._backfill(anchor, head, finalized)
@@ -285,17 +293,21 @@ class Indexer:
             return hi, logs, gen
 
     def _grow(self, size: int, n_events: int) -> None:
+        """Next range: double over empty ranges, else grow additively (at most x2 per step), capped by the
+        observed density so that one query returns about `target_events` (memory flat in the range length)."""
         target = self.options.target_events
-        if n_events > target:
-            self.range = max(1, size * target // n_events)
-        elif n_events == 0:
-            self.range = min(self.options.max_range, max(self.range, size) * 2)
-        elif n_events < target // 2:
-            self.range = min(self.options.max_range, max(self.range, size) + self.options.grow_step)
+        cap = self.options.max_range
+        if n_events == 0:
+            self.range = min(cap, max(self.range, size) * 2)
+            return
+        by_density = max(1, size * target // n_events)
+        base = max(self.range, size)
+        self.range = max(1, min(cap, base + self.options.grow_step, 2 * base, by_density))
 
     def _backfill(self, anchor: tuple[int, str | None], head: int, finalized: int) -> Progress:
         lo = anchor[0] + 1
-        hi, logs, gen = self._get_logs(lo, finalized)
+        fetched = self._take_prefetch(lo)
+        hi, logs, gen = fetched if fetched is not None else self._get_logs(lo, finalized)
         calls: list[tuple[str, list[Any]]] = [("eth_getBlockByNumber", [hex(hi), False])]
         if anchor[1] is not None:
             calls.append(("eth_getBlockByNumber", [hex(anchor[0]), False]))
@@ -307,7 +319,15 @@ class Indexer:
             raise _NodeBehind()
         if anchor[1] is not None and (headers[1] is None or headers[1]["hash"] != anchor[1]):
             raise _Retry()  # the cursor block changed under us: the next step handles the reorg
+        hi_hex = hex(hi)
+        if any(lg["blockNumber"] == hi_hex and lg["blockHash"] != hdr["hash"] for lg in logs[-64:]):
+            raise _Retry()  # logs and header from different forks
+        n_logs = len(logs)
         rows = self._decode(logs, {})
+        del logs
+        self._grow(hi - lo + 1, n_logs)
+        if hi < finalized:  # fetch the next range while this one is written
+            self._start_prefetch(hi + 1, finalized)
         assert self.cursor is None or anchor[0] == self.cursor.block_number
         self.store.commit(
             chain_id=self.deployment.chain_id,
@@ -316,9 +336,24 @@ class Indexer:
             cursor=(hi, hdr["hash"]),
             prune_below=finalized,
         )
-        self._committed(hi, hdr["hash"], len(logs))
-        self._grow(hi - lo + 1, len(logs))
-        return Progress(hi, head, finalized, len(logs), hi - lo + 1, "backfill")
+        self._committed(hi, hdr["hash"], n_logs)
+        return Progress(hi, head, finalized, n_logs, hi - lo + 1, "backfill")
+
+    def _start_prefetch(self, lo: int, hi_cap: int) -> None:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cairn-prefetch")
+        self._prefetch = (lo, self._pool.submit(self._get_logs, lo, hi_cap))
+
+    def _take_prefetch(self, lo: int) -> tuple[int, list[dict[str, Any]], int] | None:
+        pending, self._prefetch = self._prefetch, None
+        if pending is None:
+            return None
+        start, future = pending
+        try:
+            result = future.result()
+        except Exception:  # fetched again in the foreground, with the foreground's error handling
+            return None
+        return result if start == lo else None
 
     def _decode(self, logs: list[dict[str, Any]], times: dict[str, int]) -> dict[str, list[tuple[Any, ...]]]:
         rows: dict[str, list[tuple[Any, ...]]] = {}
@@ -359,9 +394,19 @@ class Indexer:
         metrics.INDEXED_BLOCK.set(number)
 
     # --- live -------------------------------------------------------------------------------------------
+    def _ensure_indexes(self) -> None:
+        if not self._indexes_built:
+            from indexer.views import create_indexes
+
+            with self.engine.begin() as conn:
+                create_indexes(conn, self.store.tables)
+            self._indexes_built = True
+
     def _live(
         self, anchor: tuple[int, str | None], head: int, finalized: int, rollback_to: int | None
     ) -> Progress:
+        self._prefetch = None  # only ever consumed by the backfill step right after the one that started it
+        self._ensure_indexes()
         n0 = anchor[0] + 1
         n1 = min(head, anchor[0] + self.options.live_batch)
         if n1 < n0:  # reorg to a chain no longer than the ancestor: just roll back

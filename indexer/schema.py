@@ -115,7 +115,8 @@ def event_table(spec: EventSpec, metadata: MetaData) -> Table:
         Column("block_time", BigInteger, nullable=False),
     ]
     cols += [Column(c.name, _column_type(c.kind)) for c in spec.columns]
-    return Table(spec.table, metadata, *cols, comment=spec.signature)
+    # SQLite: cluster rows on the primary key (one b-tree, not a rowid table plus a key index)
+    return Table(spec.table, metadata, *cols, comment=spec.signature, sqlite_with_rowid=False)
 
 
 def event_metadata(specs: dict[str, EventSpec]) -> MetaData:

@@ -112,17 +112,24 @@ INDEXES = {
 }
 
 
-def create_views(conn: Connection, tables: Iterable[str]) -> None:
-    """(Re)create the views and their supporting indexes for the tables that exist."""
+def create_indexes(conn: Connection, tables: Iterable[str]) -> None:
+    """Secondary indexes for the views and the backend's lookups. The indexer builds them once it has caught
+    up with the chain (building them after the backfill is several times faster than maintaining them row by
+    row during it); idempotent."""
     present = set(tables)
-    dialect = conn.dialect.name
-    for name in VIEWS:
-        conn.execute(text(f"DROP VIEW IF EXISTS {name}"))
     for table, cols in INDEXES.items():
         if table in present:
             conn.execute(
                 text(f"CREATE INDEX IF NOT EXISTS ix_{table}_{'_'.join(cols)} ON {table} ({', '.join(cols)})")
             )
+
+
+def create_views(conn: Connection, tables: Iterable[str]) -> None:
+    """(Re)create the views for the tables that exist."""
+    present = set(tables)
+    dialect = conn.dialect.name
+    for name in VIEWS:
+        conn.execute(text(f"DROP VIEW IF EXISTS {name}"))
     for name, sql in view_sql(dialect, present).items():
         conn.execute(text(f"CREATE VIEW {name} AS {sql}"))
 
