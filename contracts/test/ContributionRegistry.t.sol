@@ -529,6 +529,61 @@ contract ContributionRegistryTest is RegistryFixture {
         reg.registerComputeFor(j2, alice, block.timestamp, sig2);
     }
 
+    function test_registerComputeFor_revertsWhen_paused() public {
+        IContributionRegistry.ComputeInput memory j = _job(bytes32("job"));
+        bytes memory sig = _signCompute(aliceKey, alice, j, 0, block.timestamp);
+        vm.prank(admin);
+        reg.pause();
+        vm.expectRevert(Pausable.EnforcedPause.selector);
+        reg.registerComputeFor(j, alice, block.timestamp, sig);
+    }
+
+    function test_registerComputeFor_revertsWhen_zeroProvider() public {
+        vm.expectRevert(IContributionRegistry.ContributionRegistryInvalidInput.selector);
+        reg.registerComputeFor(_job(bytes32("job")), address(0), block.timestamp, new bytes(65));
+    }
+
+    function test_registerComputeFor_revertsWhen_alreadyRegistered() public {
+        IContributionRegistry.ComputeInput memory j = _job(bytes32("job"));
+        vm.prank(alice);
+        bytes32 id = reg.registerCompute(j.jobId, 1, 0, 0);
+        bytes memory sig = _signCompute(aliceKey, alice, j, 0, block.timestamp);
+        vm.expectRevert(abi.encodeWithSelector(IContributionRegistry.ContributionRegistryAlreadyRegistered.selector, id));
+        reg.registerComputeFor(j, alice, block.timestamp, sig);
+    }
+
+    function test_registerComputes_revertsWhen_paused() public {
+        vm.prank(admin);
+        reg.pause();
+        vm.expectRevert(Pausable.EnforcedPause.selector);
+        reg.registerComputes(_jobs(1));
+    }
+
+    function test_registerComputes_revertsWhen_duplicateInBatch() public {
+        IContributionRegistry.ComputeInput[] memory js = _jobs(3);
+        js[2].jobId = js[0].jobId;
+        bytes32 id = reg.computeId(alice, js[0].jobId);
+        vm.prank(alice);
+        vm.expectRevert(abi.encodeWithSelector(IContributionRegistry.ContributionRegistryAlreadyRegistered.selector, id));
+        reg.registerComputes(js);
+    }
+
+    function test_registerDatasetsFor_revertsWhen_paused() public {
+        IContributionRegistry.DatasetInput[] memory ds = _batch(1, 8);
+        bytes memory sig = _signBatch(aliceKey, alice, ds, 0, block.timestamp);
+        vm.prank(admin);
+        reg.pause();
+        vm.expectRevert(Pausable.EnforcedPause.selector);
+        reg.registerDatasetsFor(ds, alice, block.timestamp, sig);
+    }
+
+    function test_registerDatasetsFor_revertsWhen_wrongSigner() public {
+        IContributionRegistry.DatasetInput[] memory ds = _batch(2, 7);
+        bytes memory sig = _signBatch(bobKey, alice, ds, 0, block.timestamp);
+        vm.expectRevert(abi.encodeWithSelector(IContributionRegistry.ContributionRegistryInvalidSignature.selector, alice));
+        reg.registerDatasetsFor(ds, alice, block.timestamp, sig);
+    }
+
     function test_registerComputes_revertsWhen_empty() public {
         vm.expectRevert(IContributionRegistry.ContributionRegistryInvalidInput.selector);
         reg.registerComputes(new IContributionRegistry.ComputeInput[](0));
