@@ -3,7 +3,7 @@
 Figures
 * `epoch_seconds_1m`: SQL reduction (medians, joins) + split + cumulative leaves + Merkle tree + every proof
   (1M proofs derived) + the content-addressed allocation file, for 1M accounts, measured in a fresh process;
-* `epoch_peak_rss_mb_1m`: that process's peak RSS plus the peak of its hashing workers;
+* `epoch_peak_rss_mb_1m`: that process's peak RSS plus its hashing workers' (each at the largest one's peak);
 * `merkle_hashes_per_s`: keccak256 of 64 bytes, one core (the tree costs ~3 hashes per leaf);
 * `epoch_sql_seconds_1m`, `epoch_tree_seconds_1m`, `epoch_proofs_seconds_1m`, `epoch_file_seconds_1m`: parts.
 
@@ -135,6 +135,63 @@ def build_db(path: Path) -> None:
     tmp.replace(path)
 
 
+PG_ADMIN = os.environ.get("CAIRN_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+
+
+def pg_url() -> str:
+    accounts, _, _ = _sizes()
+    return PG_ADMIN.rsplit("/", 1)[0] + f"/cairn_bench_epoch_{accounts}"
+
+
+def build_pg(sqlite_path: Path) -> bool:
+    """Copy the cached SQLite mirror into PostgreSQL with COPY (once, kept). False without a server."""
+    from sqlalchemy import create_engine, text
+
+    from backend.rewards.allocation import EVENT_TABLES
+    from backend.rewards.events import create_event_tables
+    from backend.rewards.sqlsource import ensure_indexes
+
+    url = pg_url()
+    name = url.rsplit("/", 1)[1]
+    try:
+        admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            exists = conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).first()
+            if exists:
+                eng = create_engine(url)
+                with eng.connect() as c2:
+                    done = c2.execute(text("SELECT to_regclass('bench_done')")).scalar()
+                eng.dispose()
+                if done:
+                    return True
+                conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        admin.dispose()
+    except Exception:
+        return False
+    eng = create_engine(url)
+    with eng.begin() as conn:
+        create_event_tables(conn)
+    src = sqlite3.connect(sqlite_path)
+    raw = eng.raw_connection()
+    try:
+        cur = raw.cursor()
+        for table in EVENT_TABLES:
+            with cur.copy(f"COPY {table} FROM STDIN") as copy:  # type: ignore[attr-defined]
+                for row in src.execute(f"SELECT * FROM {table}"):
+                    copy.write_row(row)
+        raw.commit()
+    finally:
+        raw.close()
+    ensure_indexes(eng)
+    with eng.begin() as conn:
+        for table in EVENT_TABLES:
+            conn.execute(text(f"ANALYZE {table}"))
+        conn.execute(text("CREATE TABLE bench_done (x int)"))
+    eng.dispose()
+    return True
+
+
 def measure(path: str, out_dir: str) -> dict[str, float]:
     """The timed part, run in a fresh process so that RSS is the epoch build's own."""
     from backend.rewards.allocation import allocate
@@ -144,7 +201,7 @@ def measure(path: str, out_dir: str) -> dict[str, float]:
     from cairn.policy import load_policy
 
     policy = load_policy("v1")
-    engine = make_engine(f"sqlite:///{path}")
+    engine = make_engine(path if "://" in path else f"sqlite:///{path}")
     t0 = time.perf_counter()
     inputs = inputs_from_db(engine, EPOCH, END_BLOCK, policy)
     t1 = time.perf_counter()
@@ -172,7 +229,9 @@ def measure(path: str, out_dir: str) -> dict[str, float]:
         "epoch_tree_seconds_1m": round(t3 - t2, 2),
         "epoch_proofs_seconds_1m": round(t4 - t3, 2),
         "epoch_file_seconds_1m": round(t5 - t4, 2),
-        "epoch_peak_rss_mb_1m": round(self_rss + child_rss, 1),
+        # the hashing workers run at the same time: count each at the largest one's peak
+        "epoch_peak_rss_mb_1m": round(self_rss + (os.cpu_count() or 1) * child_rss, 1),
+        "epoch_parent_rss_mb_1m": round(self_rss, 1),
         "epoch_leaves_1m": float(len(pub.tree)),
         "epoch_mean_proof_len_1m": round(proof_nodes / len(pub.tree), 2),
     }
@@ -189,6 +248,19 @@ def hashes_per_second(n: int = 300_000) -> float:
     return n / (time.perf_counter() - t)
 
 
+def _measure_in_subprocess(target: str, out_dir: Path) -> dict[str, float]:
+    code = (
+        "import json, sys; from bench.epoch import measure; "
+        f"print(json.dumps(measure({target!r}, {str(out_dir)!r})))"
+    )
+    root = Path(__file__).resolve().parent.parent
+    res = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=False)
+    if res.returncode != 0:
+        raise RuntimeError(f"epoch measurement failed: {res.stderr.strip()[-2000:]}")
+    figures: dict[str, float] = json.loads(res.stdout.strip().splitlines()[-1])
+    return figures
+
+
 def run() -> dict[str, float]:
     WORK.mkdir(parents=True, exist_ok=True)
     path = db_path()
@@ -199,15 +271,13 @@ def run() -> dict[str, float]:
         figures["epoch_db_build_seconds_1m"] = round(time.perf_counter() - t, 1)
         print(f"   built {path} in {figures['epoch_db_build_seconds_1m']} s", flush=True)
     out_dir = WORK / "epoch-out"
-    code = (
-        "import json, sys; from bench.epoch import measure; "
-        f"print(json.dumps(measure({str(path)!r}, {str(out_dir)!r})))"
-    )
-    root = Path(__file__).resolve().parent.parent
-    res = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=False)
-    if res.returncode != 0:
-        raise RuntimeError(f"epoch measurement failed: {res.stderr.strip()[-2000:]}")
-    figures.update(json.loads(res.stdout.strip().splitlines()[-1]))
+    figures.update(_measure_in_subprocess(str(path), out_dir))
+    if os.environ.get("BENCH_EPOCH_POSTGRES", "1") == "1":
+        t = time.perf_counter()
+        if build_pg(path):
+            print(f"   PostgreSQL copy ready in {time.perf_counter() - t:.1f} s", flush=True)
+            pg = _measure_in_subprocess(pg_url(), out_dir)
+            figures.update({k.replace("_1m", "_1m_pg"): v for k, v in pg.items() if k.startswith("epoch_")})
     figures["merkle_hashes_per_s"] = round(hashes_per_second())
     return figures
 

@@ -17,6 +17,7 @@ hashing is spread over processes for big trees. Proofs are derived from the node
 from __future__ import annotations
 
 import ctypes
+import multiprocessing
 import os
 import threading
 from collections.abc import Callable, Iterable, Sequence
@@ -258,7 +259,9 @@ def build_tree(
     if workers > 1:
         step = -(-count // (workers * 4))
         chunks = [values[i : i + step] for i in range(0, count, step)]
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        # forkserver: the workers do not inherit (and count in their RSS) the caller's memory
+        ctx = multiprocessing.get_context("forkserver")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
             blob = b"".join(pool.map(_hash_leaves_chunk, chunks))
         hashes = [blob[i : i + 32] for i in range(0, len(blob), 32)]
     else:

@@ -52,8 +52,8 @@ class Publication:
     def epoch_total(self) -> int:
         return sum(self.epoch_amounts.values())
 
-    def document(self) -> dict[str, Any]:
-        return {
+    def document(self, *, with_tree: bool = True) -> dict[str, Any]:
+        doc: dict[str, Any] = {
             "format": FORMAT,
             "chain_id": self.chain_id,
             "distributor": self.distributor.lower(),
@@ -65,11 +65,26 @@ class Publication:
             "epoch_total": str(self.epoch_total),
             "total_cumulative": str(self.total_cumulative),
             "epoch_amounts": {a: str(v) for a, v in sorted(self.epoch_amounts.items())},
-            "tree": self.tree.dump(),
         }
+        if with_tree:
+            doc["tree"] = self.tree.dump()
+        return doc
 
     def to_bytes(self) -> bytes:
-        return orjson.dumps(self.document(), option=orjson.OPT_SORT_KEYS)
+        """The file: `document()` as JSON with sorted keys; the (large) tree is written without building
+        intermediate dicts ("tree" sorts last: same bytes as orjson.dumps(document(), OPT_SORT_KEYS))."""
+        body = orjson.dumps(self.document(with_tree=False), option=orjson.OPT_SORT_KEYS)
+        t = self.tree
+        nodes = b",".join(b'"0x' + n.hex().encode() + b'"' for n in t.tree)
+        values = b",".join(
+            b'{"treeIndex":%d,"value":["%s","%d"]}' % (ti, a.encode(), v)
+            for (a, v), ti in zip(t.values, t.tree_index, strict=True)
+        )
+        tree = (
+            b'{"format":"standard-v1","leafEncoding":["address","uint256"],"tree":[' + nodes + b'],"values":['
+            + values + b"]}"
+        )  # fmt: skip
+        return body[:-1] + b',"tree":' + tree + b"}"
 
 
 def build_publication(

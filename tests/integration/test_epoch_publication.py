@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import orjson
 import pytest
 
 from backend.rewards.allocation import PublishRefusedError
@@ -29,6 +30,7 @@ def test_file_is_content_addressed_and_proofs_verify(tmp_path: Path) -> None:
     assert pub.cumulative == {A: 15, B: 1, C: 7}
     assert pub.total_cumulative == 23 and pub.epoch_total == 17
     blob = pub.to_bytes()
+    assert blob == orjson.dumps(pub.document(), option=orjson.OPT_SORT_KEYS)  # the fast writer is exact
     name, uri = write_allocation_file(tmp_path, blob)
     assert uri == f"allocations/{name}"
     assert write_allocation_file(tmp_path, blob) == (name, uri)  # idempotent
