@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from eth_abi.abi import decode as abi_decode
 from eth_hash.auto import keccak
 
 # Fixed columns of every event table, in order.
@@ -226,6 +225,8 @@ def _make_decoder(columns: list[Column], uint_as_str: bool) -> Callable[[list[st
     dyn_convs = [(pos, _decoded_converter(c.abi_type, c.kind, uint_as_str)) for pos, c in data_cols]
 
     def decode_dynamic(topics: list[str], data: str) -> list[Any]:
+        from eth_abi.abi import decode as abi_decode  # imported on first use: ~0.4 s of start-up
+
         out: list[Any] = [None] * n
         for pos, ti, conv in topic_convs:
             out[pos] = conv(topics[ti][2:])

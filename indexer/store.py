@@ -14,14 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from alembic import command
-from alembic.config import Config
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, inspect, text
 
 from indexer.abi import FIXED_COLUMNS, EventSpec
 from indexer.schema import sync_event_tables
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+HEAD_REVISION = "0002"  # the newest file in indexer/migrations/versions (checked by a unit test)
+VERSION_TABLE = "alembic_version_indexer"
 
 
 @dataclass(frozen=True)
@@ -32,18 +32,28 @@ class Cursor:
 
 
 def upgrade(engine: Engine, specs: dict[str, EventSpec]) -> None:
-    """Run the Alembic migrations to head, then reconcile the ABI-derived tables and views (idempotent)."""
+    """Run the Alembic migrations to head, then reconcile the ABI-derived tables and views (idempotent).
+
+    Alembic itself is imported only when the database is not at HEAD_REVISION yet (it costs about a second
+    of start-up, and a restart after a crash must commit its first block fast)."""
     from indexer.views import create_views
 
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     with engine.begin() as conn:
         if engine.dialect.name == "postgresql":
             # serialise concurrent starters (API thread + CLI) on the same database
             conn.execute(text("SELECT pg_advisory_xact_lock(727274)"))
-        cfg.attributes["connection"] = conn
-        cfg.attributes["specs"] = specs
-        command.upgrade(cfg, "head")
+        current = None
+        if inspect(conn).has_table(VERSION_TABLE):
+            current = conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar()
+        if current != HEAD_REVISION:
+            from alembic import command
+            from alembic.config import Config
+
+            cfg = Config()
+            cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+            cfg.attributes["connection"] = conn
+            cfg.attributes["specs"] = specs
+            command.upgrade(cfg, "head")
         sync_event_tables(conn, specs)
         create_views(conn, {s.table for s in specs.values()})
 

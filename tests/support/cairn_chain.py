@@ -1,0 +1,96 @@
+"""Deploy the real Cairn ContributionRegistry and ModelRegistry (hardhat artifacts) on anvil and drive them
+with batch calls, for the indexer tests that must run against real Cairn events."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from eth_abi.abi import encode
+from eth_hash.auto import keccak
+
+from cairn.deployment import ContractInfo, Deployment, EpochConfig
+from cairn.settings import REPO_ROOT
+from support.indexer_chain import DEV_ACCOUNT, send, wait_receipt
+
+ARTIFACTS = REPO_ROOT / "artifacts" / "contracts" / "src"
+
+
+def artifact(name: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((ARTIFACTS / f"{name}.sol" / f"{name}.json").read_text())
+    return data
+
+
+def call_data(sig: str, types: list[str], values: list[Any]) -> str:
+    return "0x" + (keccak(sig.encode())[:4] + encode(types, values)).hex()
+
+
+def _deploy(url: str, name: str, types: list[str], args: list[Any]) -> tuple[str, int, list[dict[str, Any]]]:
+    from cairn.devchain import rpc_call
+
+    art = artifact(name)
+    data = art["bytecode"] + encode(types, args).hex()
+    tx_hash = str(
+        rpc_call(url, "eth_sendTransaction", [{"from": DEV_ACCOUNT, "data": data, "gas": hex(30_000_000)}])
+    )
+    r = wait_receipt(url, tx_hash)
+    assert r["status"] == "0x1", f"deploying {name} failed"
+    return str(r["contractAddress"]).lower(), int(r["blockNumber"], 16), art["abi"]
+
+
+def deploy_cairn(url: str, path: Path) -> Deployment:
+    genesis = int(time.time()) - 60
+    reg, reg_block, reg_abi = _deploy(url, "ContributionRegistry", ["address", "uint64", "uint64"],
+                                      [DEV_ACCOUNT, genesis, 3600])  # fmt: skip
+    models, models_block, models_abi = _deploy(
+        url, "ModelRegistry", ["address", "address", "uint64", "uint64"], [DEV_ACCOUNT, reg, genesis, 3600]
+    )
+    grant = "grantRole(bytes32,address)"
+    send(url, reg, call_data(grant, ["bytes32", "address"], [keccak(b"VALIDATOR_ROLE"), DEV_ACCOUNT]))
+    send(url, models, call_data(grant, ["bytes32", "address"], [keccak(b"TRAINER_ROLE"), DEV_ACCOUNT]))
+    dep = Deployment(
+        chain_id=31337, start_block=reg_block, deployer=DEV_ACCOUNT, deployed_at="test",
+        epoch=EpochConfig(genesis=genesis, length=3600),
+        contracts={
+            "ContributionRegistry": ContractInfo(address=reg, block=reg_block, abi=reg_abi),
+            "ModelRegistry": ContractInfo(address=models, block=models_block, abi=models_abi),
+        },
+    )  # fmt: skip
+    dep.save(path)
+    return dep
+
+
+def register_datasets(url: str, dep: Deployment, start: int, n: int) -> list[bytes]:
+    hashes = [keccak(f"dataset-{i}".encode()) for i in range(start, start + n)]
+    items = [(h, 1000 + i, i % 4, keccak(h), f"ipfs://bafy{i}") for i, h in enumerate(hashes)]
+    send(url, dep.address("ContributionRegistry"),
+         call_data("registerDatasets((bytes32,uint64,uint32,bytes32,string)[])",
+                   ["(bytes32,uint64,uint32,bytes32,string)[]"], [items]))  # fmt: skip
+    return hashes
+
+
+def register_computes(url: str, dep: Deployment, start: int, n: int) -> list[bytes]:
+    jobs = [
+        ((start + i).to_bytes(32, "big"), 10 + i, b"\x07" * 32, keccak(bytes([i % 256]))) for i in range(n)
+    ]
+    typ = "(bytes32,uint64,bytes32,bytes32)[]"
+    send(url, dep.address("ContributionRegistry"), call_data(f"registerComputes({typ})", [typ], [jobs]))
+    return [keccak(encode(["address", "bytes32"], [DEV_ACCOUNT, j[0]])) for j in jobs]
+
+
+def attest(url: str, dep: Deployment, ids: list[bytes], scores: list[int]) -> None:
+    send(url, dep.address("ContributionRegistry"),
+         call_data("attestBatch(bytes32[],uint16[])", ["bytes32[]", "uint16[]"], [ids, scores]))  # fmt: skip
+
+
+def withdraw(url: str, dep: Deployment, cid: bytes) -> None:
+    send(url, dep.address("ContributionRegistry"), call_data("withdraw(bytes32)", ["bytes32"], [cid]))
+
+
+def manifest(url: str, dep: Deployment, model: bytes, datasets: list[bytes], weights: list[int]) -> None:
+    pairs = sorted(zip(datasets, weights, strict=True))
+    send(url, dep.address("ModelRegistry"),
+         call_data("registerManifest(bytes32,bytes32[],uint32[])", ["bytes32", "bytes32[]", "uint32[]"],
+                   [model, [p[0] for p in pairs], [p[1] for p in pairs]]))  # fmt: skip
