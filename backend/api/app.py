@@ -94,6 +94,9 @@ def create_app(settings: Settings | None = None, *, run_indexer: bool | None = N
             private_key=cfg.signing_key("relayer", chain.chain_id),
             gas_limit=cfg.api_relay_gas_limit,
         )
+        recovered = relayer.reconcile()
+        if any(recovered.values()):
+            log.warning("relay records reconciled at start-up: %s", recovered)
         background = BackgroundIndexer(cfg, chain.deployment, engine) if with_indexer else None
         app.state.settings = cfg
         app.state.engine = engine

@@ -18,7 +18,7 @@ from typing import Any
 
 from eth_account import Account
 from eth_hash.auto import keccak
-from sqlalchemy import BigInteger, Column, Engine, MetaData, String, Table, Text, insert, select, update
+from sqlalchemy import BigInteger, Column, Engine, MetaData, String, Table, Text, func, insert, select, update
 from web3 import Web3
 from web3.exceptions import ContractCustomError, ContractLogicError, TransactionNotFound, Web3RPCError
 from web3.types import Nonce, TxParams
@@ -89,7 +89,7 @@ class Relayer:
         self.engine = engine
         self.account = Account.from_key(private_key)
         self.gas_limit = gas_limit
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         metadata.create_all(engine, checkfirst=True)
 
     @property
@@ -132,21 +132,39 @@ class Relayer:
         """The tx was signed and recorded; if the node does not know it, send the same bytes again."""
         try:
             self.chain.w3.eth.get_transaction(record["tx_hash"])
-            return
         except TransactionNotFound:
-            pass
-        # already known or nonce consumed: the recorded hash stays the answer
-        with contextlib.suppress(Web3RPCError):
-            self.chain.w3.eth.send_raw_transaction(bytes.fromhex(record["raw_tx"][2:]))
+            # already known or nonce consumed: the recorded hash stays the answer (reconcile() cleans up)
+            with contextlib.suppress(Web3RPCError):
+                self.chain.w3.eth.send_raw_transaction(bytes.fromhex(record["raw_tx"][2:]))
+                if record["status"] == "signed":
+                    self._mark_sent(record["signature_digest"])
+            return
+        if record["status"] == "signed":
+            self._mark_sent(record["signature_digest"])
 
     # --- relaying --------------------------------------------------------------------------------------
     def register_dataset(
         self, *, dataset: Dataset, owner: str, deadline: int, signature: bytes
     ) -> dict[str, Any]:
+        """Verify, sign and record, then broadcast; a known signed message returns its recorded tx."""
+        with self._lock:
+            prepared = self.prepare_dataset(
+                dataset=dataset, owner=owner, deadline=deadline, signature=signature
+            )
+            if prepared["status"] != "signed":
+                return prepared
+            return self._broadcast(prepared)
+
+    def prepare_dataset(
+        self, *, dataset: Dataset, owner: str, deadline: int, signature: bytes
+    ) -> dict[str, Any]:
+        """Everything up to the broadcast: checks, then the signed transaction committed as a relay record
+        (status `signed`). Returns that record, or the API answer for an already recorded message.
+        A crash right after this leaves a record that `reconcile()` broadcasts at the next start."""
         check_signature_shape(signature)
         sig_digest = signature_digest(signature)
         req_digest = request_digest(dataset, owner, deadline)
-        with self._lock:
+        with self._lock:  # re-entrant: register_dataset already holds it
             existing = self._record(relay_records.c.signature_digest, sig_digest)
             if existing is not None:
                 if existing["request_digest"] != req_digest:
@@ -202,7 +220,7 @@ class Relayer:
                 raise ValidationError(
                     f"registration needs {gas} gas, above the relay limit {self.gas_limit}", field="uri"
                 )
-            relayer_nonce = int(self.chain.w3.eth.get_transaction_count(self.account.address, "pending"))
+            relayer_nonce = self._next_relayer_nonce()
             params: TxParams = {
                 "from": self.account.address,
                 "nonce": Nonce(relayer_nonce),
@@ -232,20 +250,87 @@ class Relayer:
             # Persist before broadcasting: a crash after this line never leads to a second transaction.
             with self.engine.begin() as conn:
                 conn.execute(insert(relay_records).values(**record))
-            try:
-                self.chain.w3.eth.send_raw_transaction(bytes(signed.raw_transaction))
-            except Web3RPCError as exc:
-                # The node gave a definite refusal: nothing was broadcast, so forget the record.
-                with self.engine.begin() as conn:
-                    conn.execute(relay_records.delete().where(relay_records.c.signature_digest == sig_digest))
-                raise RelayError(f"the node refused the relayed transaction: {exc}") from None
-            with self.engine.begin() as conn:
-                conn.execute(
-                    update(relay_records)
-                    .where(relay_records.c.signature_digest == sig_digest)
-                    .values(status="sent")
+            return record
+
+    def _next_relayer_nonce(self) -> int:
+        """The node's pending count, but never a nonce a recorded, not yet broadcast transaction holds."""
+        pending = int(self.chain.w3.eth.get_transaction_count(self.account.address, "pending"))
+        with self.engine.connect() as conn:
+            held = conn.execute(
+                select(func.max(relay_records.c.relayer_nonce)).where(
+                    relay_records.c.relayer == self.address,
+                    relay_records.c.chain_id == self.chain.chain_id,
+                    relay_records.c.status == "signed",
                 )
-            return self._out(record, duplicate=False)
+            ).scalar()
+        return pending if held is None else max(pending, int(held) + 1)
+
+    def _broadcast(self, record: dict[str, Any]) -> dict[str, Any]:
+        sig_digest = record["signature_digest"]
+        try:
+            self.chain.w3.eth.send_raw_transaction(bytes.fromhex(record["raw_tx"][2:]))
+        except Web3RPCError as exc:
+            # The node gave a definite refusal: nothing was broadcast, so forget the record.
+            with self.engine.begin() as conn:
+                conn.execute(relay_records.delete().where(relay_records.c.signature_digest == sig_digest))
+            raise RelayError(f"the node refused the relayed transaction: {exc}") from None
+        self._mark_sent(sig_digest)
+        return self._out(record, duplicate=False)
+
+    def _mark_sent(self, sig_digest: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(relay_records)
+                .where(relay_records.c.signature_digest == sig_digest)
+                .values(status="sent")
+            )
+
+    def reconcile(self) -> dict[str, int]:
+        """At start-up: broadcast every recorded transaction that may never have left (status `signed`).
+
+        Same bytes, same hash: a transaction the node already has or has mined is just marked sent. One
+        whose relayer nonce was taken by another transaction can never be mined; its record is dropped so
+        that a retry of the same signed message is relayed afresh."""
+        counts = {"sent": 0, "dropped": 0}
+        with self._lock:
+            with self.engine.connect() as conn:
+                pending = [
+                    dict(r._mapping)
+                    for r in conn.execute(
+                        select(relay_records)
+                        .where(
+                            relay_records.c.status == "signed",
+                            relay_records.c.chain_id == self.chain.chain_id,
+                            relay_records.c.relayer == self.address,
+                        )
+                        .order_by(relay_records.c.relayer_nonce)
+                    )
+                ]
+            for record in pending:
+                try:
+                    self.chain.w3.eth.get_transaction(record["tx_hash"])
+                    known = True
+                except TransactionNotFound:
+                    known = False
+                if not known:
+                    try:
+                        self.chain.w3.eth.send_raw_transaction(bytes.fromhex(record["raw_tx"][2:]))
+                    except Web3RPCError:
+                        confirmed = int(
+                            self.chain.w3.eth.get_transaction_count(self.account.address, "latest")
+                        )
+                        if confirmed > int(record["relayer_nonce"]):
+                            with self.engine.begin() as conn:
+                                conn.execute(
+                                    relay_records.delete().where(
+                                        relay_records.c.signature_digest == record["signature_digest"]
+                                    )
+                                )
+                            counts["dropped"] += 1
+                        continue
+                self._mark_sent(record["signature_digest"])
+                counts["sent"] += 1
+        return counts
 
     def _verify_owner(self, *, digest: bytes, signature: bytes, owner: str, nonce: int) -> None:
         try:

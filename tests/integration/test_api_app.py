@@ -9,15 +9,18 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from eth_account import Account
 from fastapi.testclient import TestClient
 from test_api_relay import relayer_nonce, signed_body
 from test_api_stack import Stack, deploy
 from web3 import Web3
+from web3.exceptions import TransactionNotFound
 
 from backend.api.app import create_app
 from backend.api.settings import ApiSettings
 from cairn.devchain import Anvil
+from cairn.eip712 import Dataset
 from cairn.settings import ANVIL_DEV_KEYS
 
 
@@ -30,6 +33,14 @@ def wait_for(predicate: Any, timeout: float = 60.0) -> Any:
             return value
         time.sleep(0.05)
     raise AssertionError("condition not reached in time")
+
+
+def local_settings(anvil: Anvil, tmp_path: Path, name: str) -> ApiSettings:
+    return ApiSettings(
+        rpc_urls=[anvil.url],
+        database_url=f"sqlite:///{tmp_path}/{name}.db",
+        deployment_file=tmp_path / "deployment.json",
+    )
 
 
 def test_in_process_indexer_follows_the_chain(anvil: Anvil, database_url: str, tmp_path: Path) -> None:
@@ -63,11 +74,7 @@ def test_concurrent_identical_relays_send_one_transaction(anvil: Anvil, tmp_path
     w3 = Web3(Web3.HTTPProvider(anvil.url))
     admin = Account.from_key(ANVIL_DEV_KEYS[0])
     dep = deploy(w3, admin, tmp_path)
-    settings = ApiSettings(
-        rpc_urls=[anvil.url],
-        database_url=f"sqlite:///{tmp_path}/c.db",
-        deployment_file=tmp_path / "deployment.json",
-    )
+    settings = local_settings(anvil, tmp_path, "c")
     with TestClient(create_app(settings)) as client:
         stack = Stack(anvil, w3, dep, settings, tmp_path, admin, [], [], admin, client=client)
         body = signed_body(stack, Account.create(), "concurrent")
@@ -105,3 +112,63 @@ def test_cairn_api_refuses_a_missing_deployment_with_one_line(tmp_path: Path, an
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0, proc.stderr  # one line, no traceback
     assert proc.stderr.startswith("error: deployment file") and "not found" in proc.stderr
+
+
+def _prepare_only(client: TestClient, body: dict[str, Any]) -> dict[str, Any]:
+    """Stop right after the relay record is committed, as a crash between recording and broadcasting would."""
+    relayer = client.app.state.relayer  # type: ignore[attr-defined]
+    dataset = Dataset(
+        body["content_hash"], body["size"], body["license_id"], body["metadata_hash"], body["uri"]
+    )
+    record: dict[str, Any] = relayer.prepare_dataset(
+        dataset=dataset,
+        owner=body["owner"],
+        deadline=body["deadline"],
+        signature=bytes.fromhex(body["signature"][2:]),
+    )
+    assert record["status"] == "signed"
+    return record
+
+
+def test_crash_between_record_and_broadcast_is_recovered(anvil: Anvil, tmp_path: Path) -> None:
+    w3 = Web3(Web3.HTTPProvider(anvil.url))
+    admin = Account.from_key(ANVIL_DEV_KEYS[0])
+    dep = deploy(w3, admin, tmp_path)
+    settings = local_settings(anvil, tmp_path, "r")
+    with TestClient(create_app(settings)) as client:
+        stack = Stack(anvil, w3, dep, settings, tmp_path, admin, [], [], admin, client=client)
+        body = signed_body(stack, Account.create(), "crash-recovery")
+        before = relayer_nonce(stack)
+        record = _prepare_only(client, body)
+        with pytest.raises(TransactionNotFound):
+            w3.eth.get_transaction(record["tx_hash"])
+    # restart: the lifespan broadcasts the recorded bytes, the retry gets the same hash, one tx in total
+    with TestClient(create_app(settings)) as client:
+        receipt = w3.eth.wait_for_transaction_receipt(record["tx_hash"], timeout=30, poll_latency=0.02)
+        assert receipt["status"] == 1
+        again = client.post("/v1/datasets", json=body)
+        assert again.status_code == 202 and again.json()["tx_hash"] == record["tx_hash"]
+        assert again.json()["status"] == "mined"
+        assert relayer_nonce(stack) == before + 1
+
+
+def test_record_whose_nonce_was_taken_is_dropped_and_relayed_afresh(anvil: Anvil, tmp_path: Path) -> None:
+    w3 = Web3(Web3.HTTPProvider(anvil.url))
+    admin = Account.from_key(ANVIL_DEV_KEYS[0])
+    dep = deploy(w3, admin, tmp_path)
+    settings = local_settings(anvil, tmp_path, "d")
+    relayer_key = Account.from_key(ANVIL_DEV_KEYS[1])
+    with TestClient(create_app(settings)) as client:
+        stack = Stack(anvil, w3, dep, settings, tmp_path, admin, [], [], admin, client=client)
+        body = signed_body(stack, Account.create(), "nonce-taken")
+        record = _prepare_only(client, body)
+    # someone else uses the relayer key's nonce before the restart
+    tx = {"to": admin.address, "value": 1, "gas": 21000, "gasPrice": w3.eth.gas_price, "chainId": 31337}
+    tx["nonce"] = record["relayer_nonce"]
+    w3.eth.send_raw_transaction(relayer_key.sign_transaction(tx).raw_transaction)
+    with TestClient(create_app(settings)) as client:
+        fresh = client.post("/v1/datasets", json=body)
+        assert fresh.status_code == 202, fresh.text
+        assert fresh.json()["tx_hash"] != record["tx_hash"] and fresh.json()["status"] == "mined"
+        with pytest.raises(TransactionNotFound):
+            w3.eth.get_transaction(record["tx_hash"])
