@@ -1,4 +1,4 @@
-"""`cairn epoch close|publish|finalize|status|audit`: the epoch lifecycle from the command line.
+"""`cairn epoch close|publish|finalize|relay|status|audit`: the epoch lifecycle from the command line.
 
 Every command is idempotent: re-running after a crash continues where the last run stopped.
 """
@@ -16,7 +16,7 @@ from cairn.db import make_engine
 from cairn.settings import Settings, load_settings
 
 epoch_app = typer.Typer(
-    help="Reward epochs: close (compute), publish (propose the root), finalize (accept), status, audit.",
+    help="Reward epochs: close (compute), publish (propose), finalize (accept), relay claims, status, audit.",
     no_args_is_help=True,
 )
 out = Console()
@@ -116,6 +116,24 @@ def finalize(
     """Accept the proposed root once its challenge delay has passed."""
     eng = _engine(database_url, rpc_url, deployment, policy, "db", None)
     _show(eng.finalize(epoch))  # type: ignore[attr-defined]
+
+
+@epoch_app.command("relay")
+def relay(
+    epoch: int,
+    account: list[str] | None = typer.Option(None, "--account", help="Only these accounts (repeatable)"),
+    batch_size: int = typer.Option(100, help="Accounts per claimForBatch transaction"),
+    database_url: str | None = DbOpt,
+    rpc_url: str | None = RpcOpt,
+    deployment: Path | None = DeployOpt,
+    policy: str = PolicyOpt,
+) -> None:
+    """Relayed claims (claimForBatch, publisher pays gas) for accounts that cannot claim themselves."""
+    from backend.rewards.payouts import relay_claims
+
+    eng = _engine(database_url, rpc_url, deployment, policy, "db", None)
+    sent = relay_claims(eng, epoch, accounts=account or None, batch_size=batch_size)  # type: ignore[arg-type]
+    out.print(f"{len(sent)} claim batch(es): " + ", ".join(f"{t.status} {t.mined_hash}" for t in sent))
 
 
 @epoch_app.command("audit")

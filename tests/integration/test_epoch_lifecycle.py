@@ -15,6 +15,7 @@ from web3 import Web3
 
 from backend.rewards.chainsource import audit_cumulative, end_block
 from backend.rewards.lifecycle import ACCEPTED, COMPUTED, PROPOSED, EpochEngine, EpochNotReadyError
+from backend.rewards.payouts import relay_claims
 from backend.rewards.publication import read_allocation_file
 from cairn import merkle
 from cairn.db import make_engine
@@ -121,3 +122,10 @@ def test_close_publish_finalize_claim(anvil: Anvil, sqlite_url: str, tmp_path: P
     before = token.functions.balanceOf(owner).call()
     _send(w3, owner_key, distributor.functions.claim(amount, [bytes.fromhex(p[2:]) for p in proof]))
     assert token.functions.balanceOf(owner).call() - before == amount
+
+    # relayed claims (claimForBatch through the outbox) pay everyone else, once
+    sent = relay_claims(eng, 0)
+    assert sent and all(tx.status == "confirmed" for tx in sent)
+    for account, cum in tree.values:
+        assert distributor.functions.claimed(Web3.to_checksum_address(account)).call() == cum
+    assert relay_claims(eng, 0) == []  # nothing left: no transaction
