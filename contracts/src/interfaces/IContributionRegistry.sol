@@ -42,9 +42,13 @@ interface IContributionRegistry {
         uint64 registeredAt;
     }
 
+    /// @notice A dataset was registered; its contribution id is `contentHash`. `licenseId` is an off-chain
+    /// licence table index, `metadataHash` commits to off-chain metadata, `uri` says where to fetch the data.
     event DatasetRegistered(
         bytes32 indexed contentHash, address indexed owner, uint64 size, uint32 licenseId, bytes32 metadataHash, string uri
     );
+    /// @notice A compute job was registered; `contributionId = keccak256(abi.encode(provider, jobId))`.
+    /// `workUnits` is the job's measured work (e.g. GPU-seconds), `resultHash` commits to its output.
     event ComputeRegistered(
         bytes32 indexed contributionId,
         address indexed provider,
@@ -55,6 +59,7 @@ interface IContributionRegistry {
     );
     /// @notice `score` in 0..10000; a later attestation by the same validator replaces the earlier one.
     event Attested(bytes32 indexed contributionId, address indexed validator, uint16 score);
+    /// @notice The owner withdrew the contribution from future epochs' rewards (the id stays taken).
     event ContributionWithdrawn(bytes32 indexed contributionId, address indexed owner);
 
     /// @notice The content hash (or compute contribution id) is already registered (possibly withdrawn).

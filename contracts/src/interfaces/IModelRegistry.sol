@@ -7,6 +7,7 @@ pragma solidity 0.8.37;
 /// off-chain through its manifest. The first TRAINER to register a model id owns it; only that trainer adds
 /// versions. Only a hash of each manifest is stored; the lists are in `ModelManifestRegistered`.
 interface IModelRegistry {
+    /// @notice Version `version` of `modelId`'s training manifest: `weights[i]` is the share of `datasetIds[i]`.
     event ModelManifestRegistered(
         bytes32 indexed modelId, uint32 indexed version, address indexed trainer, bytes32[] datasetIds, uint32[] weights
     );
