@@ -13,6 +13,9 @@ from cairn.errors import NotFoundError
 DATASETS = "ev_dataset_registered"
 COMPUTE = "ev_compute_registered"
 ATTESTED = "ev_attested"
+LATEST_ATTESTATIONS = (
+    "v_attestations_latest"  # the indexer's view: latest score per (contribution, validator)
+)
 WITHDRAWN = "ev_contribution_withdrawn"
 
 
@@ -94,24 +97,25 @@ def list_datasets(session: Session, *, owner: str | None, limit: int, cursor: st
 
 def attestations(session: Session, *, contribution_id: str) -> list[dict[str, Any]]:
     """The latest attestation of each validator (a later one replaces an earlier one)."""
-    if not table_exists(session, ATTESTED):
+    if not table_exists(session, LATEST_ATTESTATIONS):
         return []
     found = rows(
         session,
-        f"SELECT validator, score, block_number, log_index, block_time, tx_hash FROM {ATTESTED} "
-        "WHERE contribution_id = :c ORDER BY block_number, log_index",
+        f"SELECT v.validator, v.score, v.block_number, v.block_time, a.tx_hash FROM {LATEST_ATTESTATIONS} v "
+        f"JOIN {ATTESTED} a ON a.block_number = v.block_number AND a.log_index = v.log_index "
+        "WHERE v.contribution_id = :c ORDER BY v.validator",
         {"c": contribution_id},
     )
-    latest: dict[str, dict[str, Any]] = {}
-    for r in found:
-        latest[r["validator"]] = {
+    return [
+        {
             "validator": _cs(r["validator"]),
             "score": as_int(r["score"]),
             "block_number": as_int(r["block_number"]),
             "block_time": as_int(r["block_time"]),
             "tx_hash": r["tx_hash"],
         }
-    return sorted(latest.values(), key=lambda a: str(a["validator"]).lower())
+        for r in found
+    ]
 
 
 def aggregate_score(atts: list[dict[str, Any]]) -> dict[str, Any]:

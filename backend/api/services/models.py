@@ -9,9 +9,9 @@ from web3 import Web3
 
 from backend.api.mirror import as_int, json_list, rows, table_exists
 from cairn.errors import NotFoundError
+from indexer.views import payments_per_model_epoch
 
 MANIFESTS = "ev_model_manifest_registered"
-PAYMENTS = "ev_payment_settled"
 
 
 def get_model(session: Session, *, model_id: str) -> dict[str, Any]:
@@ -46,32 +46,23 @@ def get_model(session: Session, *, model_id: str) -> dict[str, Any]:
 def epoch_revenue(session: Session, *, epoch: int) -> dict[str, Any]:
     """Payments settled in `epoch`, per model: gross amount, protocol fee, net, requests, settlements.
 
-    Sums are done in Python on exact integers (SQLite stores uint256 as decimal text)."""
-    per_model: dict[str, dict[str, int]] = {}
-    if table_exists(session, PAYMENTS):
-        for r in rows(
-            session,
-            f"SELECT model_id, amount, fee, request_count FROM {PAYMENTS} WHERE epoch = :e",
-            {"e": epoch},
-        ):
-            m = per_model.setdefault(r["model_id"], {"amount": 0, "fee": 0, "requests": 0, "settlements": 0})
-            m["amount"] += as_int(r["amount"])
-            m["fee"] += as_int(r["fee"])
-            m["requests"] += as_int(r["request_count"])
-            m["settlements"] += 1
+    Exact integer sums from the indexer's `payments_per_model_epoch` (SQLite stores uint256 as text)."""
+    totals = (
+        payments_per_model_epoch(session.connection(), epoch) if table_exists(session, "v_payments") else []
+    )
     models = [
         {
-            "model_id": mid,
-            "amount": str(v["amount"]),
-            "fee": str(v["fee"]),
-            "net": str(v["amount"] - v["fee"]),
-            "requests": v["requests"],
-            "settlements": v["settlements"],
+            "model_id": t.model_id,
+            "amount": str(t.amount),
+            "fee": str(t.fee),
+            "net": str(t.amount - t.fee),
+            "requests": t.requests,
+            "settlements": t.payments,
         }
-        for mid, v in sorted(per_model.items())
+        for t in totals
     ]
-    total = sum(v["amount"] for v in per_model.values())
-    fees = sum(v["fee"] for v in per_model.values())
+    total = sum(t.amount for t in totals)
+    fees = sum(t.fee for t in totals)
     return {
         "epoch": epoch,
         "models": models,
