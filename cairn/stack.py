@@ -126,9 +126,30 @@ def _child_env(settings: Settings, rpc_url: str, database_url: str, deployment_f
     return env
 
 
+def migrate_all(database_url: str, deployment_file: Path) -> None:
+    """Bring every package's tables up to date once, before the indexer and API start side by side."""
+    from backend.migrations import upgrade as backend_upgrade
+    from cairn.db import make_engine
+    from cairn.deployment import load_deployment
+    from indexer.abi import specs_from_abis
+    from indexer.store import upgrade as indexer_upgrade
+
+    deployment = load_deployment(deployment_file)
+    engine = make_engine(database_url)
+    try:
+        specs = specs_from_abis(
+            (c.abi for c in deployment.contracts.values()), uint_as_str=engine.dialect.name != "postgresql"
+        )
+        indexer_upgrade(engine, specs)
+        backend_upgrade(engine)
+    finally:
+        engine.dispose()
+
+
 def _serve(supervisor: Supervisor, settings: Settings, *, on_ready: list[str]) -> None:
-    """Start indexer and API, wait for health, print where to go, then supervise until a signal."""
+    """Migrate, start indexer and API, wait for health, print where to go, then supervise until a signal."""
     api_url = f"http://{settings.api_host}:{settings.api_port}"
+    migrate_all(supervisor.env["CAIRN_DATABASE_URL"], Path(supervisor.env["CAIRN_DEPLOYMENT_FILE"]))
     supervisor.spawn("indexer", ["index"])
     supervisor.spawn("api", ["api", "--host", settings.api_host, "--port", str(settings.api_port)])
     health = wait_for_health(api_url, supervisor)
@@ -153,11 +174,13 @@ def _install_signal_handlers() -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, _raise_interrupt)
+    # A shell that starts us in the background sets SIGINT to "ignore"; Ctrl-C must always stop the stack.
+    signal.signal(signal.SIGINT, _raise_interrupt)
 
 
 def run_dev(settings: Settings, *, reset: bool, port: int, demo: bool) -> None:
     """The local stack on anvil and SQLite (what `make run` runs)."""
-    from cairn.deploy import deploy_all  # type: ignore[import-not-found,unused-ignore]  # lazy: loads artifacts
+    from cairn.deploy import deploy_all  # lazy: loads compiled artifacts
 
     _install_signal_handlers()
     dev_dir = settings.data_dir / "dev"
@@ -170,6 +193,7 @@ def run_dev(settings: Settings, *, reset: bool, port: int, demo: bool) -> None:
         out.print(f"[bold]reset[/]: starting a fresh local chain ({why})")
         _wipe(dev_dir, deployment_file, database_url)
     supervisor = Supervisor(log_dir=settings.data_dir / "logs", env={})
+    supervisor.log_dir.mkdir(parents=True, exist_ok=True)
     try:
         chain = start_anvil(
             port, state_file=state_file, block_time=1, log_file=supervisor.log_dir / "anvil.log"
