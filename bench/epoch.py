@@ -207,6 +207,7 @@ def measure(path: str, out_dir: str) -> dict[str, float]:
     t1 = time.perf_counter()
     amounts = allocate(inputs, policy)
     del inputs
+    engine.dispose()
     t2 = time.perf_counter()
     pub = build_publication(
         epoch=EPOCH, end_block=END_BLOCK, chain_id=31337, distributor="0x" + "11" * 20, policy=policy,
@@ -218,7 +219,7 @@ def measure(path: str, out_dir: str) -> dict[str, float]:
     for i in range(len(pub.tree)):
         proof_nodes += len(proof_bytes(i))
     t4 = time.perf_counter()
-    write_allocation_file(Path(out_dir), pub.to_bytes())
+    write_allocation_file(Path(out_dir), pub.chunks())
     t5 = time.perf_counter()
     self_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     child_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024

@@ -193,7 +193,7 @@ class EpochEngine:
             distributor=self.distributor.address, policy=self.policy,
             previous=self.previous_cumulative(epoch), epoch_amounts=amounts,
         )  # fmt: skip
-        name, uri = write_allocation_file(self.data_dir, pub.to_bytes())
+        name, uri = write_allocation_file(self.data_dir, pub.chunks())
         self._update(
             epoch, status=COMPUTED, root=pub.root, epoch_total=str(pub.epoch_total),
             total_cumulative=str(pub.total_cumulative), leaf_count=len(pub.tree),

@@ -14,6 +14,7 @@ recompute both from the chain alone (the audit path).
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -70,21 +71,27 @@ class Publication:
             doc["tree"] = self.tree.dump()
         return doc
 
-    def to_bytes(self) -> bytes:
-        """The file: `document()` as JSON with sorted keys; the (large) tree is written without building
-        intermediate dicts ("tree" sorts last: same bytes as orjson.dumps(document(), OPT_SORT_KEYS))."""
+    def chunks(self) -> Iterator[bytes]:
+        """The file's bytes in pieces: `document()` as JSON with sorted keys ("tree" sorts last), the large
+        tree written without intermediate dicts. Joined, equal to orjson.dumps(document(), OPT_SORT_KEYS)."""
         body = orjson.dumps(self.document(with_tree=False), option=orjson.OPT_SORT_KEYS)
+        yield body[:-1] + b',"tree":{"format":"standard-v1","leafEncoding":["address","uint256"],"tree":['
         t = self.tree
-        nodes = b",".join(b'"0x' + n.hex().encode() + b'"' for n in t.tree)
-        values = b",".join(
-            b'{"treeIndex":%d,"value":["%s","%d"]}' % (ti, a.encode(), v)
-            for (a, v), ti in zip(t.values, t.tree_index, strict=True)
-        )
-        tree = (
-            b'{"format":"standard-v1","leafEncoding":["address","uint256"],"tree":[' + nodes + b'],"values":['
-            + values + b"]}"
-        )  # fmt: skip
-        return body[:-1] + b',"tree":' + tree + b"}"
+        step = 65_536
+        for i in range(0, len(t.tree), step):
+            part = b",".join(b'"0x' + n.hex().encode() + b'"' for n in t.tree[i : i + step])
+            yield part if i == 0 else b"," + part
+        yield b'],"values":['
+        for i in range(0, len(t.values), step):
+            part = b",".join(
+                b'{"treeIndex":%d,"value":["%s","%d"]}' % (ti, a.encode(), v)
+                for (a, v), ti in zip(t.values[i : i + step], t.tree_index[i : i + step], strict=True)
+            )
+            yield part if i == 0 else b"," + part
+        yield b"]}}"
+
+    def to_bytes(self) -> bytes:
+        return b"".join(self.chunks())
 
 
 def build_publication(
@@ -114,18 +121,25 @@ def allocations_dir(data_dir: Path) -> Path:
     return Path(data_dir) / SUBDIR
 
 
-def write_allocation_file(data_dir: Path, blob: bytes) -> tuple[str, str]:
-    """Store `blob` content-addressed (atomic, idempotent). Returns (file name, uri)."""
-    name = "0x" + keccak256(blob).hex() + ".json"
+def write_allocation_file(data_dir: Path, blob: bytes | Iterable[bytes]) -> tuple[str, str]:
+    """Store the file content-addressed (streamed, fsynced, renamed, idempotent). Returns (name, uri)."""
+    from Crypto.Hash import keccak as _keccak
+
     folder = allocations_dir(data_dir)
     folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".allocation.{os.getpid()}.tmp"
+    h = _keccak.new(digest_bits=256)
+    with open(tmp, "wb") as f:
+        for piece in [blob] if isinstance(blob, bytes) else blob:
+            h.update(piece)
+            f.write(piece)
+        f.flush()
+        os.fsync(f.fileno())
+    name = "0x" + h.hexdigest() + ".json"
     path = folder / name
-    if not path.exists():
-        tmp = folder / f".{name}.{os.getpid()}.tmp"
-        with open(tmp, "wb") as f:
-            f.write(blob)
-            f.flush()
-            os.fsync(f.fileno())
+    if path.exists():
+        tmp.unlink()
+    else:
         tmp.replace(path)
     return name, f"allocations/{name}"
 
