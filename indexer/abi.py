@@ -86,6 +86,8 @@ class EventSpec:
     columns: list[Column]
     anonymous: bool = False
     decode_args: Callable[[list[str], str], list[Any]] = field(default=lambda t, d: [], repr=False)
+    # whole-row decoder compiled for events whose fields are all static (the hot path), else None
+    decode_row: Callable[[dict[str, Any], int], tuple[Any, ...]] | None = field(default=None, repr=False)
 
     @property
     def column_names(self) -> list[str]:
@@ -189,6 +191,7 @@ def build_spec(event: dict[str, Any], *, uint_as_str: bool) -> EventSpec:
         anonymous=bool(event.get("anonymous")),
     )
     spec.decode_args = _make_decoder(columns, uint_as_str)
+    spec.decode_row = _compile_static(columns, uint_as_str)
     return spec
 
 
@@ -238,6 +241,59 @@ def _make_decoder(columns: list[Column], uint_as_str: bool) -> Callable[[list[st
     return decode_dynamic
 
 
+def _signed(v: int) -> int:
+    return v - (1 << 256) if v >> 255 else v
+
+
+def _static_expr(src: str, typ: str, kind: str, uint_as_str: bool) -> str:
+    """Python expression turning the 64-hex-char word `src` (an expression) into the stored value."""
+    m = _INT_RE.match(typ)
+    if m:
+        expr = f"int({src}, 16)"
+        if m.group(1) != "u":
+            expr = f"_signed({expr})"
+        return f"str({expr})" if kind == UINT256 and uint_as_str else expr
+    if typ == "bool":
+        return f"({src})[63] != '0'"
+    if typ == "address":
+        return f"'0x' + ({src})[24:64].lower()"
+    if typ.startswith("bytes"):
+        return f"'0x' + ({src})[:{2 * int(typ[5:])}].lower()"
+    raise ValueError(typ)
+
+
+def _compile_static(
+    columns: list[Column], uint_as_str: bool
+) -> Callable[[dict[str, Any], int], tuple[Any, ...]] | None:
+    """Generate `f(log, block_time) -> row` with straight-line hex slicing (no per-field calls)."""
+    if not all(_is_static(c.abi_type) for c in columns):
+        return None
+    exprs = [
+        "int(lg['blockNumber'], 16)",
+        "int(lg['logIndex'], 16)",
+        "lg['blockHash'].lower()",
+        "lg['transactionHash'].lower()",
+        "lg['address'].lower()",
+        "bt",
+    ]
+    t = 1
+    k = 0
+    for c in columns:
+        if c.indexed:
+            src = f"t[{t}][2:]"
+            t += 1
+        else:
+            src = f"d[{2 + 64 * k}:{66 + 64 * k}]"
+            k += 1
+        exprs.append(_static_expr(src, c.abi_type, c.kind, uint_as_str))
+    body = ", ".join(exprs)
+    code = f"def f(lg, bt):\n    t = lg['topics']\n    d = lg['data']\n    return ({body},)\n"
+    namespace: dict[str, Any] = {"_signed": _signed}
+    exec(compile(code, "<indexer.abi decoder>", "exec"), namespace)
+    fn: Callable[[dict[str, Any], int], tuple[Any, ...]] = namespace["f"]
+    return fn
+
+
 def specs_from_abis(abis: Iterable[list[dict[str, Any]]], *, uint_as_str: bool) -> dict[str, EventSpec]:
     """All non-anonymous events of the given ABIs, keyed by topic0.
 
@@ -262,6 +318,8 @@ def specs_from_abis(abis: Iterable[list[dict[str, Any]]], *, uint_as_str: bool) 
 
 def decode_log(spec: EventSpec, log: dict[str, Any], block_time: int) -> tuple[Any, ...]:
     """One raw JSON-RPC log -> one row tuple in `spec.column_names` order."""
+    if spec.decode_row is not None:
+        return spec.decode_row(log, block_time)
     return (
         int(log["blockNumber"], 16),
         int(log["logIndex"], 16),

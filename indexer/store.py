@@ -68,6 +68,7 @@ class Store:
         self.tables = sorted({s.table for s in specs.values()})
         self._upsert_sql: dict[str, str] = {}
         self._columns: dict[str, list[str]] = {s.table: s.column_names for s in specs.values()}
+        self._copy_formatters = {s.table: _copy_formatter(s) for s in specs.values()}
         ph = "%s" if self.dialect == "postgresql" else "?"
         for spec in specs.values():
             if spec.table in self._upsert_sql:
@@ -160,9 +161,11 @@ class Store:
         hi = max(r[0] for r in batch)
         cur.execute(f'DELETE FROM "{table}" WHERE block_number >= %s AND block_number <= %s', (lo, hi))
         cols = ", ".join(f'"{c}"' for c in self._columns[table])
+        fmt = self._copy_formatters[table]
         with cur.copy(f'COPY "{table}" ({cols}) FROM STDIN') as copy:
-            for row in batch:
-                copy.write_row(row)
+            # rows are preformatted as COPY text in one string per chunk (much faster than write_row)
+            for start in range(0, len(batch), 5000):
+                copy.write("".join([fmt(row) for row in batch[start : start + 5000]]))
 
     def _put_blocks(self, conn: Any, blocks: Sequence[tuple[int, str, str]]) -> None:
         conn.execute(
@@ -173,6 +176,44 @@ class Store:
             ),
             [{"n": n, "h": h, "p": p} for n, h, p in blocks],
         )
+
+
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_value(v: Any) -> str:
+    """Any value in PostgreSQL COPY text format (the general, slower path)."""
+    if v is None:
+        return "\\N"
+    if v is True:
+        return "t"
+    if v is False:
+        return "f"
+    if isinstance(v, int):
+        return str(v)
+    return str(v).translate(_COPY_ESCAPES)
+
+
+def _copy_formatter(spec: EventSpec) -> Any:
+    """`row -> line` in COPY text format. Integer and 0x-hex columns (never NULL, never escaped) are
+    formatted inline; strings, JSON, booleans and anything else go through `_copy_value`."""
+    from indexer.abi import BIGINT, UINT256
+
+    parts = ["str(r[0])", "str(r[1])", "r[2]", "r[3]", "r[4]", "str(r[5])"]
+    for i, col in enumerate(spec.columns, start=6):
+        typ = col.abi_type
+        fixed_bytes = typ.startswith("bytes") and typ != "bytes" and not typ.endswith("]")
+        simple_hex = typ == "address" or fixed_bytes
+        if col.kind in (BIGINT, UINT256) and not col.abi_type.endswith("]"):
+            parts.append(f"str(r[{i}])")
+        elif simple_hex or (col.indexed and col.abi_type in ("string", "bytes")):
+            parts.append(f"r[{i}]")
+        else:
+            parts.append(f"_v(r[{i}])")
+    code = "def f(r):\n    return " + " + '\\t' + ".join(parts) + " + '\\n'\n"
+    namespace: dict[str, Any] = {"_v": _copy_value}
+    exec(compile(code, "<indexer.store copy>", "exec"), namespace)
+    return namespace["f"]
 
 
 def latest_indexed_block(engine: Engine) -> int | None:
