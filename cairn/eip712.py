@@ -69,6 +69,12 @@ TYPES: dict[str, list[Field]] = {
         {"name": "nonce", "type": "uint256"},
         {"name": "deadline", "type": "uint256"},
     ],
+    "Withdraw": [
+        {"name": "owner", "type": "address"},
+        {"name": "contributionId", "type": "bytes32"},
+        {"name": "nonce", "type": "uint256"},
+        {"name": "deadline", "type": "uint256"},
+    ],
     # EIP-3009, exactly as in the EIP (and USDC's FiatTokenV2).
     "TransferWithAuthorization": [
         {"name": "from", "type": "address"},
@@ -255,6 +261,14 @@ def register_computes_typed_data(
         "deadline": deadline,
     }
     return _typed("RegisterComputes", registry_domain(chain_id, verifying_contract), message)
+
+
+def withdraw_typed_data(
+    *, chain_id: int, verifying_contract: str, owner: str, contribution_id: str, nonce: int, deadline: int
+) -> dict[str, Any]:
+    """`Withdraw` for `ContributionRegistry.withdrawFor` (a gasless owner withdraws through the relayer)."""
+    message = {"owner": owner, "contributionId": contribution_id, "nonce": nonce, "deadline": deadline}
+    return _typed("Withdraw", registry_domain(chain_id, verifying_contract), message)
 
 
 def transfer_authorization_typed_data(

@@ -48,6 +48,10 @@ contract ContributionRegistry is IContributionRegistry, AccessControl, Pausable,
         "Compute(bytes32 jobId,uint64 workUnits,bytes32 modelId,bytes32 resultHash)"
     );
 
+    /// @notice EIP-712 type of a relayed withdrawal.
+    bytes32 public constant WITHDRAW_TYPEHASH =
+        keccak256("Withdraw(address owner,bytes32 contributionId,uint256 nonce,uint256 deadline)");
+
     uint16 private constant _MAX_SCORE = 10_000;
     uint256 private constant _KIND_SHIFT = 160;
     uint256 private constant _WITHDRAWN_BIT = 1 << 168;
@@ -240,13 +244,17 @@ contract ContributionRegistry is IContributionRegistry, AccessControl, Pausable,
 
     /// @inheritdoc IContributionRegistry
     function withdraw(bytes32 contributionId) external {
-        uint256 rec = _records[contributionId];
-        if (rec == 0) revert ContributionRegistryUnknownContribution(contributionId);
-        address owner = address(uint160(rec));
-        if (owner != _msgSender()) revert ContributionRegistryNotOwner(contributionId, _msgSender());
-        if (rec & _WITHDRAWN_BIT != 0) revert ContributionRegistryAlreadyWithdrawn(contributionId);
-        _records[contributionId] = rec | _WITHDRAWN_BIT;
-        emit ContributionWithdrawn(contributionId, owner);
+        _withdraw(contributionId, _msgSender());
+    }
+
+    /// @inheritdoc IContributionRegistry
+    function withdrawFor(bytes32 contributionId, address owner, uint256 deadline, bytes calldata signature)
+        external
+    {
+        bytes32 structHash =
+            keccak256(abi.encode(WITHDRAW_TYPEHASH, owner, contributionId, _useNonce(owner), deadline));
+        _verify(owner, structHash, deadline, signature);
+        _withdraw(contributionId, owner);
     }
 
     /// @notice Stop registrations (PAUSER_ROLE). Attestations and withdrawals continue.
@@ -310,6 +318,16 @@ contract ContributionRegistry is IContributionRegistry, AccessControl, Pausable,
         if (_records[id] != 0) revert ContributionRegistryAlreadyRegistered(id);
         _records[id] = uint256(uint160(provider)) | _COMPUTE | (block.timestamp << _TIME_SHIFT);
         emit ComputeRegistered(id, provider, modelId, jobId, workUnits, resultHash);
+    }
+
+    function _withdraw(bytes32 contributionId, address caller) private {
+        uint256 rec = _records[contributionId];
+        if (rec == 0) revert ContributionRegistryUnknownContribution(contributionId);
+        address owner = address(uint160(rec));
+        if (owner != caller) revert ContributionRegistryNotOwner(contributionId, caller);
+        if (rec & _WITHDRAWN_BIT != 0) revert ContributionRegistryAlreadyWithdrawn(contributionId);
+        _records[contributionId] = rec | _WITHDRAWN_BIT;
+        emit ContributionWithdrawn(contributionId, owner);
     }
 
     function _attest(bytes32 contributionId, uint16 score, address validator) private {

@@ -128,6 +128,16 @@ abstract contract RegistryFixture is Test {
         return abi.encodePacked(rr, s, v);
     }
 
+    function _signWithdraw(uint256 key, address owner, bytes32 id, uint256 nonce, uint256 deadline)
+        internal
+        view
+        returns (bytes memory)
+    {
+        bytes32 sh = keccak256(abi.encode(reg.WITHDRAW_TYPEHASH(), owner, id, nonce, deadline));
+        (uint8 v, bytes32 rr, bytes32 s) = vm.sign(key, _digest(reg, sh));
+        return abi.encodePacked(rr, s, v);
+    }
+
     function _jobs(uint256 n) internal pure returns (IContributionRegistry.ComputeInput[] memory js) {
         js = new IContributionRegistry.ComputeInput[](n);
         for (uint256 i; i < n; i++) {
@@ -664,6 +674,71 @@ contract ContributionRegistryTest is RegistryFixture {
         vm.expectRevert(abi.encodeWithSelector(IContributionRegistry.ContributionRegistryAlreadyWithdrawn.selector, h));
         reg.withdraw(h);
         vm.stopPrank();
+    }
+
+    function test_withdrawFor_relayedBySignature() public {
+        bytes32 h = keccak256("data");
+        vm.prank(alice);
+        reg.registerDataset(h, 1, 0, 0, "");
+        bytes memory sig = _signWithdraw(aliceKey, alice, h, 0, block.timestamp);
+        vm.expectEmit(true, true, false, false, address(reg));
+        emit IContributionRegistry.ContributionWithdrawn(h, alice);
+        vm.prank(relayer);
+        reg.withdrawFor(h, alice, block.timestamp, sig);
+        assertTrue(reg.contributionOf(h).withdrawn);
+        assertEq(reg.nonces(alice), 1);
+    }
+
+    function test_withdrawFor_revertsWhen_wrongSigner() public {
+        bytes32 h = keccak256("data");
+        vm.prank(alice);
+        reg.registerDataset(h, 1, 0, 0, "");
+        bytes memory sig = _signWithdraw(bobKey, alice, h, 0, block.timestamp);
+        vm.expectRevert(abi.encodeWithSelector(IContributionRegistry.ContributionRegistryInvalidSignature.selector, alice));
+        reg.withdrawFor(h, alice, block.timestamp, sig);
+    }
+
+    function test_withdrawFor_revertsWhen_notOwner() public {
+        bytes32 h = keccak256("data");
+        vm.prank(alice);
+        reg.registerDataset(h, 1, 0, 0, "");
+        // bob signs a valid withdrawal for himself, but he does not own the dataset
+        bytes memory sig = _signWithdraw(bobKey, bob, h, 0, block.timestamp);
+        vm.expectRevert(abi.encodeWithSelector(IContributionRegistry.ContributionRegistryNotOwner.selector, h, bob));
+        reg.withdrawFor(h, bob, block.timestamp, sig);
+    }
+
+    function test_withdrawFor_revertsWhen_expired() public {
+        bytes32 h = keccak256("data");
+        vm.prank(alice);
+        reg.registerDataset(h, 1, 0, 0, "");
+        uint256 deadline = block.timestamp - 1;
+        bytes memory sig = _signWithdraw(aliceKey, alice, h, 0, deadline);
+        vm.expectRevert(
+            abi.encodeWithSelector(IContributionRegistry.ContributionRegistryExpiredSignature.selector, deadline)
+        );
+        reg.withdrawFor(h, alice, deadline, sig);
+    }
+
+    function test_withdrawFor_revertsWhen_reusedNonce() public {
+        bytes32 h = keccak256("data");
+        bytes32 h2 = keccak256("data2");
+        vm.startPrank(alice);
+        reg.registerDataset(h, 1, 0, 0, "");
+        reg.registerDataset(h2, 1, 0, 0, "");
+        vm.stopPrank();
+        reg.withdrawFor(h, alice, block.timestamp, _signWithdraw(aliceKey, alice, h, 0, block.timestamp));
+        bytes memory sig = _signWithdraw(aliceKey, alice, h2, 0, block.timestamp);
+        vm.expectRevert(abi.encodeWithSelector(IContributionRegistry.ContributionRegistryInvalidSignature.selector, alice));
+        reg.withdrawFor(h2, alice, block.timestamp, sig);
+    }
+
+    function test_withdrawFor_revertsWhen_unknown() public {
+        bytes memory sig = _signWithdraw(aliceKey, alice, bytes32("x"), 0, block.timestamp);
+        vm.expectRevert(
+            abi.encodeWithSelector(IContributionRegistry.ContributionRegistryUnknownContribution.selector, bytes32("x"))
+        );
+        reg.withdrawFor(bytes32("x"), alice, block.timestamp, sig);
     }
 
     function test_pause_revertsWhen_notPauser() public {

@@ -96,6 +96,7 @@ def test_typehashes_match_deployed_contracts(env: Env) -> None:
         ("COMPUTE_TYPEHASH", "Compute"),
         ("REGISTER_COMPUTE_TYPEHASH", "RegisterCompute"),
         ("REGISTER_COMPUTES_TYPEHASH", "RegisterComputes"),
+        ("WITHDRAW_TYPEHASH", "Withdraw"),
     ]:
         assert getattr(reg.functions, const)().call() == eip712.typehash(primary), const
 
@@ -253,6 +254,23 @@ def test_relayed_batch_compute_attest_withdraw_manifest(env: Env) -> None:
     (ev,) = reg.events.ContributionWithdrawn().process_receipt(receipt)
     assert ev["args"]["owner"] == owner.address
     assert reg.functions.contributionOf(ds[1].content_hash).call()[2] is True
+
+    # a gasless owner withdraws through the relayer with a signature
+    typed = eip712.withdraw_typed_data(
+        chain_id=31337,
+        verifying_contract=reg.address,
+        owner=owner.address,
+        contribution_id=ds[2].content_hash,
+        nonce=reg.functions.nonces(owner.address).call(),
+        deadline=deadline,
+    )
+    sig = eip712.sign_typed_data(owner.key, typed)
+    receipt = send(
+        env.w3, RELAYER, reg.functions.withdrawFor(ds[2].content_hash, owner.address, deadline, sig)
+    )
+    (ev,) = reg.events.ContributionWithdrawn().process_receipt(receipt)
+    assert ev["args"]["contributionId"] == bytes.fromhex(ds[2].content_hash[2:])
+    assert ev["args"]["owner"] == owner.address
 
 
 def test_batch_of_100_gas_per_item(env: Env) -> None:

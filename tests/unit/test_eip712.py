@@ -33,6 +33,7 @@ def test_registry_typehashes_match_solidity() -> None:
         "COMPUTE": "Compute",
         "REGISTER_COMPUTE": "RegisterCompute",
         "REGISTER_COMPUTES": "RegisterComputes",
+        "WITHDRAW": "Withdraw",
     }
     assert set(sol) == set(expected)
     for const, primary in expected.items():

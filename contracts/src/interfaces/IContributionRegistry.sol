@@ -138,6 +138,9 @@ interface IContributionRegistry {
     /// @notice Withdraw the caller's contribution from future epochs (cannot be undone; the id stays taken).
     function withdraw(bytes32 contributionId) external;
 
+    /// @notice Withdraw `owner`'s contribution, relayed with the owner's `Withdraw` signature (gasless owners).
+    function withdrawFor(bytes32 contributionId, address owner, uint256 deadline, bytes calldata signature) external;
+
     /// @notice The stored record of a contribution (`kind == None` if unknown).
     function contributionOf(bytes32 contributionId) external view returns (Contribution memory);
 
