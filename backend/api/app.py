@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
@@ -121,6 +122,15 @@ def create_app(settings: Settings | None = None, *, run_indexer: bool | None = N
     )
     install_problem_handlers(app)
     install_metrics(app, metrics)
+    origins = [o.strip() for o in cfg.api_cors_origins.split(",") if o.strip()]
+    if origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Content-Type"],
+            expose_headers=["Content-Type"],
+        )
     app.include_router(health.router)
     app.include_router(contributors.router)
     app.include_router(models.router)

@@ -5,12 +5,14 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import requests
+import sqlalchemy.exc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from cairn.errors import CairnError
+from cairn.errors import CairnError, ChainUnreachableError, DatabaseUnreachableError
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 TYPE_BASE = "https://cairn.dev/problems/"
@@ -52,10 +54,12 @@ def _jsonable(value: object) -> object:
 
 async def _cairn_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, CairnError)
-    if exc.http_status >= 500:
+    # A dependency that is down (node, database) is the service being unavailable, not a bug.
+    status = 503 if isinstance(exc, ChainUnreachableError | DatabaseUnreachableError) else exc.http_status
+    if status >= 500:
         log.error("%s: %s", exc.code, exc.message)
     fields = {k: _jsonable(v) for k, v in exc.fields.items()}
-    return problem(exc.http_status, exc.code, exc.message, **fields)
+    return problem(status, exc.code, exc.message, **fields)
 
 
 def _location(loc: tuple[Any, ...] | list[Any]) -> str:
@@ -78,6 +82,20 @@ async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     return problem(exc.status_code, code, str(exc.detail))
 
 
+async def _rpc_down(request: Request, exc: Exception) -> JSONResponse:
+    chain = getattr(request.app.state, "chain", None)
+    where = chain.rpc_url if chain is not None else "endpoint"
+    log.error("RPC %s did not answer: %s", where, type(exc).__name__)
+    return problem(503, ChainUnreachableError.code, f"RPC {where} did not answer: {type(exc).__name__}")
+
+
+async def _database_down(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, sqlalchemy.exc.DBAPIError)
+    first = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+    log.error("database unavailable: %s", first)
+    return problem(503, DatabaseUnreachableError.code, f"database unavailable: {first}")
+
+
 async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error")
     return problem(500, "internal_error", f"internal error: {type(exc).__name__}")
@@ -87,4 +105,9 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(CairnError, _cairn_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    # A dependency that is down (node, database) is the service being unavailable (503), not a bug.
+    app.add_exception_handler(requests.exceptions.ConnectionError, _rpc_down)
+    app.add_exception_handler(requests.exceptions.Timeout, _rpc_down)
+    app.add_exception_handler(sqlalchemy.exc.OperationalError, _database_down)
+    app.add_exception_handler(sqlalchemy.exc.InterfaceError, _database_down)
     app.add_exception_handler(Exception, _unexpected)

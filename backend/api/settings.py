@@ -15,6 +15,10 @@ class ApiSettings(Settings):
     api_page_limit: int = Field(
         default=100, ge=1, le=1000, description="Largest page a list endpoint returns."
     )
+    api_cors_origins: str = Field(
+        default="",
+        description="Comma-separated browser origins allowed to call the API (wallet front-ends).",
+    )
     api_relay_gas_limit: int = Field(
         default=500_000, ge=21_000, description="Gas ceiling for one relayed registration."
     )

@@ -13,13 +13,13 @@ import pytest
 from eth_account import Account
 from fastapi.testclient import TestClient
 from test_api_relay import relayer_nonce, signed_body
-from test_api_stack import Stack, deploy
+from test_api_stack import Stack, assert_problem, deploy
 from web3 import Web3
 from web3.exceptions import TransactionNotFound
 
 from backend.api.app import create_app
 from backend.api.settings import ApiSettings
-from cairn.devchain import Anvil
+from cairn.devchain import Anvil, start_anvil
 from cairn.eip712 import Dataset
 from cairn.settings import ANVIL_DEV_KEYS
 
@@ -172,3 +172,40 @@ def test_record_whose_nonce_was_taken_is_dropped_and_relayed_afresh(anvil: Anvil
         assert fresh.json()["tx_hash"] != record["tx_hash"] and fresh.json()["status"] == "mined"
         with pytest.raises(TransactionNotFound):
             w3.eth.get_transaction(record["tx_hash"])
+
+
+def test_node_down_is_503_problem(tmp_path: Path) -> None:
+    anvil = start_anvil()
+    try:
+        w3 = Web3(Web3.HTTPProvider(anvil.url))
+        deploy(w3, Account.from_key(ANVIL_DEV_KEYS[0]), tmp_path)
+        settings = local_settings(anvil, tmp_path, "down")
+        with TestClient(create_app(settings)) as client:
+            assert client.get("/health").status_code == 200
+            anvil.stop()
+            assert_problem(client.get("/health"), 503, "chain_unreachable", f"RPC {anvil.url} did not answer")
+            owner = Account.create().address
+            assert_problem(
+                client.get("/v1/eip712/register-dataset", params={"owner": owner}),
+                503,
+                "chain_unreachable",
+                "did not answer",
+            )
+            assert client.get("/metrics").status_code == 200  # metrics still render
+    finally:
+        anvil.stop()
+
+
+def test_cors_origins(anvil: Anvil, tmp_path: Path) -> None:
+    deploy(Web3(Web3.HTTPProvider(anvil.url)), Account.from_key(ANVIL_DEV_KEYS[0]), tmp_path)
+    settings = local_settings(anvil, tmp_path, "cors").model_copy(
+        update={"api_cors_origins": "https://wallet.example"}
+    )
+    with TestClient(create_app(settings)) as client:
+        ok = client.options(
+            "/v1/datasets",
+            headers={"Origin": "https://wallet.example", "Access-Control-Request-Method": "POST"},
+        )
+        assert ok.headers["access-control-allow-origin"] == "https://wallet.example"
+        other = client.get("/health", headers={"Origin": "https://evil.example"})
+        assert "access-control-allow-origin" not in other.headers
