@@ -5,7 +5,6 @@ import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
-import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
 import {EpochClock} from "./EpochClock.sol";
 import {IRewardToken} from "./interfaces/IRewardToken.sol";
 import {IRewardDistributor} from "./interfaces/IRewardDistributor.sol";
@@ -229,7 +228,7 @@ contract RewardDistributor is IRewardDistributor, AccessControl, Pausable, Epoch
             mstore(0x00, keccak256(0x00, 0x40))
             leaf := keccak256(0x00, 0x20)
         }
-        if (!MerkleProof.verifyCalldata(proof, r, leaf)) revert RewardDistributorInvalidProof();
+        if (!_verify(proof, r, leaf)) revert RewardDistributorInvalidProof();
         uint256 already = _claimed[account];
         if (cumulativeAmount <= already) revert RewardDistributorNothingToClaim(account, cumulativeAmount, already);
         // Cannot underflow: checked just above.
@@ -237,9 +236,26 @@ contract RewardDistributor is IRewardDistributor, AccessControl, Pausable, Epoch
             amount = cumulativeAmount - already;
         }
         _claimed[account] = cumulativeAmount;
-        // The token is Cairn's own OpenZeppelin ERC-20: it reverts on failure and has no hooks.
-        IERC20(address(TOKEN)).safeTransfer(account, amount);
+        // The token is Cairn's own OpenZeppelin ERC-20: it reverts on failure, returns true, and has no hooks.
+        if (!IERC20(address(TOKEN)).transfer(account, amount)) revert RewardDistributorZeroValue();
         emit Claimed(account, msg.sender, amount, cumulativeAmount);
+    }
+
+    /// @dev OpenZeppelin `MerkleProof.verifyCalldata` with sorted-pair hashing (`Hashes.commutativeKeccak256`),
+    /// as a branchless loop over scratch space: the smaller hash goes first. The ABI decoder has already checked
+    /// that `proof` lies inside calldata, so `proof.offset + 32 * proof.length` cannot overflow.
+    function _verify(bytes32[] calldata proof, bytes32 r, bytes32 leaf) private pure returns (bool ok) {
+        assembly ("memory-safe") {
+            let end := add(proof.offset, shl(5, proof.length))
+            for { let p := proof.offset } lt(p, end) { p := add(p, 0x20) } {
+                let sibling := calldataload(p)
+                let first := shl(5, gt(leaf, sibling)) // 0x20 when leaf > sibling: sibling goes first
+                mstore(first, leaf)
+                mstore(xor(first, 0x20), sibling)
+                leaf := keccak256(0x00, 0x40)
+            }
+            ok := eq(leaf, r)
+        }
     }
 
     // ------------------------------------------------------------------------------------------------ pause

@@ -8,6 +8,7 @@ import {RewardDistributor} from "../src/RewardDistributor.sol";
 import {IRewardDistributor} from "../src/interfaces/IRewardDistributor.sol";
 import {IAccessControl} from "@openzeppelin/contracts/access/IAccessControl.sol";
 import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
+import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
 
 /// @notice Shared fixture: clock (genesis 1,000,000, 1-day epochs), mock token, distributor with roles granted.
 abstract contract RewardDistributorFixture is Test {
@@ -548,5 +549,27 @@ contract RewardDistributorTest is RewardDistributorFixture {
             vm.expectRevert(abi.encodeWithSelector(IRewardDistributor.RewardDistributorEpochNotEnded.selector, 0));
         }
         dist.proposeRoot(root1, epoch, bytes32(0), 0, "");
+    }
+
+    /// The distributor's assembly proof check accepts exactly what OpenZeppelin's MerkleProof accepts.
+    function testFuzz_claim_proofCheckMatchesOpenZeppelin(uint256 seed, uint8 size, uint8 pick, uint8 flip) public {
+        uint256 n = bound(size, 1, 40);
+        address[] memory a = new address[](n);
+        uint256[] memory c = new uint256[](n);
+        for (uint256 i; i < n; ++i) {
+            a[i] = address(uint160(uint256(keccak256(abi.encode(seed, i)))));
+            c[i] = uint256(keccak256(abi.encode(seed, i, "amt"))) % 1e18 + 1;
+        }
+        bytes32[] memory l = _leaves(a, c);
+        bytes32 r = MerkleHelper.root(l);
+        uint256 i = bound(pick, 0, n - 1);
+        _fund(1e18 * n);
+        _publish(r, 0);
+        bytes32[] memory p = MerkleHelper.proof(l, i);
+        if (p.length > 0 && flip % 2 == 1) p[flip % p.length] ^= bytes32(uint256(1) << (flip % 256));
+        bool oz = MerkleProof.verify(p, r, MerkleHelper.leaf(a[i], c[i]));
+        if (!oz) vm.expectRevert(IRewardDistributor.RewardDistributorInvalidProof.selector);
+        dist.claimFor(a[i], c[i], p);
+        assertEq(token.balanceOf(a[i]), oz ? c[i] : 0);
     }
 }
