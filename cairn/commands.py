@@ -57,6 +57,20 @@ def check(
     out.print(f"ok: chain {chain_id}, {len(dep.contracts)} contracts, database {settings.database_kind}")
 
 
+def demo(
+    api_url: Annotated[
+        str | None, typer.Option(help="API base URL (default from CAIRN_API_HOST/PORT).")
+    ] = None,
+) -> None:
+    """Play the register -> attest -> pay -> close epoch -> claim loop on the running local stack."""
+    from cairn.demo import Demo
+    from cairn.deployment import load_deployment
+
+    settings = load_settings()
+    url = api_url or f"http://{settings.api_host}:{settings.api_port}"
+    Demo(settings, load_deployment(settings.deployment_file), url).run()
+
+
 def config_show() -> None:
     """Show the effective configuration (secrets hidden)."""
     settings = load_settings()
@@ -71,4 +85,5 @@ def register(app: typer.Typer) -> None:
     app.command("dev")(dev)
     app.command("up")(up)
     app.command("check")(check)
+    app.command("demo")(demo)
     app.command("config")(config_show)

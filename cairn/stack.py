@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -146,7 +147,13 @@ def migrate_all(database_url: str, deployment_file: Path) -> None:
         engine.dispose()
 
 
-def _serve(supervisor: Supervisor, settings: Settings, *, on_ready: list[str]) -> None:
+def _serve(
+    supervisor: Supervisor,
+    settings: Settings,
+    *,
+    on_ready: list[str],
+    after_ready: Callable[[str], None] | None = None,
+) -> None:
     """Migrate, start indexer and API, wait for health, print where to go, then supervise until a signal."""
     api_url = f"http://{settings.api_host}:{settings.api_port}"
     migrate_all(supervisor.env["CAIRN_DATABASE_URL"], Path(supervisor.env["CAIRN_DEPLOYMENT_FILE"]))
@@ -163,6 +170,8 @@ def _serve(supervisor: Supervisor, settings: Settings, *, on_ready: list[str]) -
     out.print(f"  logs           {supervisor.log_dir}/")
     for line in on_ready:
         out.print(line)
+    if after_ready is not None:
+        after_ready(api_url)
     out.print("Ctrl-C stops everything.")
     while True:
         supervisor.check_alive()
@@ -224,13 +233,28 @@ def run_dev(settings: Settings, *, reset: bool, port: int, demo: bool) -> None:
             f"  chain          {chain.url} (anvil, chain id {LOCAL_CHAIN_ID})",
             f"  deployment     {deployment_file}",
         ]
-        if demo and fresh:
-            hints.append("  demo           cairn demo   (plays register -> attest -> pay -> epoch -> claim)")
-        _serve(supervisor, settings, on_ready=hints)
+        player = _play_demo(settings, deployment_file) if demo and fresh else None
+        _serve(supervisor, settings, on_ready=hints, after_ready=player)
     except KeyboardInterrupt:
         out.print("stopping: indexer, API, then the chain (state saved for the next `make run`)")
     finally:
         supervisor.stop()
+
+
+def _play_demo(settings: Settings, deployment_file: Path) -> Callable[[str], None]:
+    def play(api_url: str) -> None:
+        from cairn.demo import Demo
+        from cairn.deployment import load_deployment
+
+        started = time.monotonic()
+        try:
+            Demo(settings, load_deployment(deployment_file), api_url).run()
+        except CairnError as exc:
+            out.print(f"[yellow]demo stopped[/]: {exc.message} (the stack keeps running)")
+            return
+        out.print(f"demo played in {time.monotonic() - started:.0f} s")
+
+    return play
 
 
 def run_up(settings: Settings) -> None:
