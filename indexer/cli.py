@@ -39,7 +39,7 @@ class _Bar:
             self.first = p.cursor - p.blocks
         self.events += p.events
         if self.progress is None:
-            if p.mode != "backfill" or p.head - p.cursor < 1000:
+            if p.mode != "backfill" or p.head - p.cursor < 100:
                 return
             self.progress = Progress(
                 TextColumn("indexing"),
