@@ -142,3 +142,27 @@ def test_metrics(stack: Stack) -> None:
 
 def test_unknown_route_is_problem(stack: Stack) -> None:
     assert_problem(stack.api.get("/v1/nope"), 404, "not_found", "Not Found")
+
+
+def test_openapi_documents_every_endpoint(stack: Stack) -> None:
+    spec = stack.api.get("/openapi.json").json()
+    paths = set(spec["paths"])
+    assert {
+        "/health",
+        "/v1/datasets",
+        "/v1/datasets/{content_hash}",
+        "/v1/contributions/{contribution_id}",
+        "/v1/accounts/{address}",
+        "/v1/eip712/register-dataset",
+        "/v1/models/{model_id}",
+        "/v1/epochs",
+        "/v1/epochs/{epoch}",
+        "/v1/epochs/{epoch}/revenue",
+        "/v1/epochs/{epoch}/proofs/{address}",
+        "/v1/allocations/{ref}",
+        "/v1/policy/{policy_hash}",
+        "/v1/relay/{tx_hash}",
+    } <= paths
+    proof = spec["components"]["schemas"]["Proof"]["properties"]
+    assert {"cumulative_amount", "proof", "claim"} <= set(proof)
+    assert stack.api.get("/").headers["content-type"].startswith("text/html")

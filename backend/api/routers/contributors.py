@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from backend.api import schemas
 from backend.api.deps import ChainDep, RelayerDep, SessionDep, SettingsDep
 from backend.api.metrics import Metrics
 from backend.api.services import accounts, contributions
@@ -32,8 +32,8 @@ class DatasetRegistration(BaseModel):
     signature: str = Field(description="65-byte EIP-712 signature, 0x + 130 hex")
 
 
-@router.post("/datasets", status_code=202)
-def register_dataset(body: DatasetRegistration, relayer: RelayerDep, request: Request) -> JSONResponse:
+@router.post("/datasets", status_code=202, response_model=schemas.RelayReceipt)
+def register_dataset(body: DatasetRegistration, relayer: RelayerDep, request: Request) -> dict[str, Any]:
     """Verify the owner's signature, then relay `registerDatasetFor`; 202 with the transaction hash.
 
     Retrying the same signed message returns the same transaction hash and sends nothing new."""
@@ -57,10 +57,10 @@ def register_dataset(body: DatasetRegistration, relayer: RelayerDep, request: Re
         metrics.relayed.labels(type(exc).__name__).inc()
         raise
     metrics.relayed.labels("duplicate" if out["duplicate"] else "sent").inc()
-    return JSONResponse(out, status_code=202)
+    return out
 
 
-@router.get("/relay/{tx_hash}")
+@router.get("/relay/{tx_hash}", response_model=schemas.RelayReceipt)
 def relay_status(tx_hash: str, relayer: RelayerDep) -> dict[str, Any]:
     """Status of a relayed registration by its transaction hash."""
     h = parse_bytes32(tx_hash, field="tx_hash")
@@ -70,12 +70,12 @@ def relay_status(tx_hash: str, relayer: RelayerDep) -> dict[str, Any]:
     return found
 
 
-@router.get("/datasets/{content_hash}")
+@router.get("/datasets/{content_hash}", response_model=schemas.Dataset)
 def get_dataset(content_hash: str, session: SessionDep) -> dict[str, Any]:
     return contributions.get_dataset(session, content_hash=parse_bytes32(content_hash, field="content_hash"))
 
 
-@router.get("/datasets")
+@router.get("/datasets", response_model=schemas.DatasetPage)
 def list_datasets(
     session: SessionDep,
     settings: SettingsDep,
@@ -94,7 +94,7 @@ def list_datasets(
     )
 
 
-@router.get("/contributions/{contribution_id}")
+@router.get("/contributions/{contribution_id}", response_model=schemas.Contribution)
 def get_contribution(contribution_id: str, session: SessionDep) -> dict[str, Any]:
     """A dataset or compute contribution with each validator's latest attestation and the aggregate."""
     return contributions.get_contribution(
@@ -102,7 +102,7 @@ def get_contribution(contribution_id: str, session: SessionDep) -> dict[str, Any
     )
 
 
-@router.get("/accounts/{address}")
+@router.get("/accounts/{address}", response_model=schemas.Account)
 def get_account(address: str, session: SessionDep, settings: SettingsDep, chain: ChainDep) -> dict[str, Any]:
     """Contributions, cumulative rewards, claimed and claimable amounts of an address."""
     return accounts.get_account(

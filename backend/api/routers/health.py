@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
+from backend.api import schemas
 from backend.api.deps import ChainDep, EngineDep
 from backend.api.metrics import Metrics
 from backend.api.services.health import health as health_service
@@ -13,7 +14,7 @@ from backend.api.services.health import health as health_service
 router = APIRouter(tags=["health"])
 
 
-@router.get("/health")
+@router.get("/health", response_model=schemas.Health)
 def health(request: Request, chain: ChainDep, engine: EngineDep) -> dict[str, Any]:
     """Chain id and head, indexed block and lag, database kind, contract addresses, version."""
     out = health_service(chain=chain, engine=engine)

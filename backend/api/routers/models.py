@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from backend.api import schemas
 from backend.api.deps import SessionDep
 from backend.api.services import models
 from backend.api.validation import parse_bytes32, parse_epoch
@@ -13,13 +14,13 @@ from backend.api.validation import parse_bytes32, parse_epoch
 router = APIRouter(prefix="/v1", tags=["models"])
 
 
-@router.get("/models/{model_id}")
+@router.get("/models/{model_id}", response_model=schemas.Model)
 def get_model(model_id: str, session: SessionDep) -> dict[str, Any]:
     """The model's latest manifest: trainer, datasets and their weights."""
     return models.get_model(session, model_id=parse_bytes32(model_id, field="model_id"))
 
 
-@router.get("/epochs/{epoch}/revenue")
+@router.get("/epochs/{epoch}/revenue", response_model=schemas.Revenue)
 def epoch_revenue(epoch: int, session: SessionDep) -> dict[str, Any]:
     """Payments settled in the epoch, per model (gross, fee, net, requests)."""
     return models.epoch_revenue(session, epoch=parse_epoch(epoch))

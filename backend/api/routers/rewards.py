@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import Response
 
+from backend.api import schemas
 from backend.api.deps import ChainDep, SessionDep, SettingsDep
 from backend.api.services import allocations, epochs
 from backend.api.validation import parse_address, parse_bytes32, parse_epoch
@@ -20,14 +21,14 @@ def _now_and_epoch(chain: ChainDep) -> tuple[int, int]:
     return now, chain.deployment.epoch.epoch_at(now)
 
 
-@router.get("/epochs")
+@router.get("/epochs", response_model=schemas.EpochList)
 def list_epochs(session: SessionDep, chain: ChainDep) -> dict[str, Any]:
     """Every funded epoch or epoch with a root, newest first, with status, root and pool."""
     now, current = _now_and_epoch(chain)
     return {"current_epoch": current, "epochs": epochs.list_epochs(session, now=now)}
 
 
-@router.get("/epochs/{epoch}")
+@router.get("/epochs/{epoch}", response_model=schemas.EpochDetail)
 def get_epoch(epoch: int, session: SessionDep, chain: ChainDep, settings: SettingsDep) -> dict[str, Any]:
     """Status, root, policy hash, totals and every root proposed for the epoch."""
     now, current = _now_and_epoch(chain)
@@ -36,7 +37,7 @@ def get_epoch(epoch: int, session: SessionDep, chain: ChainDep, settings: Settin
     return out
 
 
-@router.get("/epochs/{epoch}/proofs/{address}")
+@router.get("/epochs/{epoch}/proofs/{address}", response_model=schemas.Proof)
 def get_proof(
     epoch: int, address: str, session: SessionDep, chain: ChainDep, settings: SettingsDep
 ) -> dict[str, Any]:
