@@ -237,7 +237,7 @@ contract RewardDistributor is IRewardDistributor, AccessControl, Pausable, Epoch
         }
         _claimed[account] = cumulativeAmount;
         // The token is Cairn's own OpenZeppelin ERC-20: it reverts on failure, returns true, and has no hooks.
-        if (!IERC20(address(TOKEN)).transfer(account, amount)) revert RewardDistributorZeroValue();
+        if (!IERC20(address(TOKEN)).transfer(account, amount)) revert RewardDistributorTransferFailed();
         emit Claimed(account, msg.sender, amount, cumulativeAmount);
     }
 

@@ -2,7 +2,7 @@
 pragma solidity 0.8.37;
 
 import {Test} from "./utils/Test.sol";
-import {MockRewardToken} from "./mocks/MockRewardToken.sol";
+import {MockRewardToken, FalseReturningToken} from "./mocks/MockRewardToken.sol";
 import {MerkleHelper} from "./mocks/MerkleHelper.sol";
 import {RewardDistributor} from "../src/RewardDistributor.sol";
 import {IRewardDistributor} from "../src/interfaces/IRewardDistributor.sol";
@@ -571,5 +571,25 @@ contract RewardDistributorTest is RewardDistributorFixture {
         if (!oz) vm.expectRevert(IRewardDistributor.RewardDistributorInvalidProof.selector);
         dist.claimFor(a[i], c[i], p);
         assertEq(token.balanceOf(a[i]), oz ? c[i] : 0);
+    }
+
+    function test_claim_revertsWhen_tokenTransferReturnsFalse() public {
+        FalseReturningToken bad = new FalseReturningToken();
+        RewardDistributor d2 = new RewardDistributor(address(bad), GENESIS, LENGTH, admin, DELAY);
+        bytes32 publisherRole = d2.PUBLISHER_ROLE();
+        vm.prank(admin);
+        d2.grantRole(publisherRole, publisher);
+        bad.mint(address(this), 1_500e18);
+        bad.approve(address(d2), 1_500e18);
+        d2.fundRevenue(1_500e18);
+        vm.warp(GENESIS + LENGTH);
+        vm.prank(publisher);
+        d2.proposeRoot(root1, 0, bytes32(0), 1_500e18, "");
+        vm.warp(block.timestamp + DELAY);
+        d2.acceptRoot();
+        bytes32[] memory p = MerkleHelper.proof(leaves, 0);
+        vm.expectRevert(IRewardDistributor.RewardDistributorTransferFailed.selector);
+        d2.claimFor(accts[0], amts[0], p);
+        assertEq(d2.claimed(accts[0]), 0);
     }
 }

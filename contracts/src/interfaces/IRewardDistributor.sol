@@ -72,6 +72,8 @@ interface IRewardDistributor {
     error RewardDistributorZeroValue();
     /// @notice Challenge delay out of range.
     error RewardDistributorInvalidDelay();
+    /// @notice The token's `transfer` returned false.
+    error RewardDistributorTransferFailed();
 
     // --- roles ---
     function PUBLISHER_ROLE() external view returns (bytes32);

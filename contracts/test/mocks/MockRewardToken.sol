@@ -30,3 +30,12 @@ contract MockRewardToken is ERC20, ERC20Permit, ERC3009 {
         _mint(to, amount);
     }
 }
+
+/// @notice Test-only token whose `transfer` returns false instead of reverting (a non-conforming ERC-20).
+contract FalseReturningToken is MockRewardToken {
+    constructor() MockRewardToken(1e30) {}
+
+    function transfer(address, uint256) public pure override returns (bool) {
+        return false;
+    }
+}
