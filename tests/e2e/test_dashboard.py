@@ -12,7 +12,7 @@ import pytest
 import uvicorn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "integration"))
-from test_api_stack import Stack, build_stack
+from test_api_stack import Stack, shared_stack
 
 from backend.api.app import create_app
 from cairn.devchain import free_port
@@ -29,24 +29,24 @@ CHROMIUM_ARGS = [
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, str]]:
-    """A seeded stack served by uvicorn on a free port."""
-    for stack in build_stack(tmp_path_factory.mktemp("dash"), "sqlite"):
-        port = free_port()
-        server = uvicorn.Server(
-            uvicorn.Config(create_app(stack.settings), host="127.0.0.1", port=port, log_level="warning")
-        )
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 30
-        while not server.started and thread.is_alive() and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert server.started, "uvicorn did not start"
-        try:
-            yield stack, f"http://127.0.0.1:{port}"
-        finally:
-            server.should_exit = True
-            thread.join(10)
+def served(request: pytest.FixtureRequest) -> Iterator[tuple[Stack, str]]:
+    """The shared seeded SQLite stack, served by uvicorn on a free port."""
+    stack = shared_stack(request, "sqlite")
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(stack.settings), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert server.started, "uvicorn did not start"
+    try:
+        yield stack, f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
 
 
 @pytest.fixture(scope="module")

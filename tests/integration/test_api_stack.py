@@ -3,6 +3,7 @@ SQLite or PostgreSQL, and the app under FastAPI's TestClient. Other test_api_* m
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -269,12 +270,30 @@ def build_stack(tmp: Path, database: str) -> Iterator[Stack]:
             _drop_pg_db(db_url)
 
 
+_SHARED: dict[str, Stack] = {}
+
+
+def shared_stack(request: pytest.FixtureRequest, kind: str) -> Stack:
+    """One seeded, indexed, read-only stack per database kind for the whole session (built on first use,
+    torn down when the session ends): the read, rewards and dashboard tests only read from it."""
+    if kind not in _SHARED:
+        factory: pytest.TempPathFactory = request.getfixturevalue("tmp_path_factory")
+        gen = build_stack(factory.mktemp(f"api-{kind}"), kind)
+        _SHARED[kind] = next(gen)
+
+        def close() -> None:
+            _SHARED.pop(kind, None)
+            with contextlib.suppress(StopIteration):
+                next(gen)
+
+        request.config.add_cleanup(close)
+    return _SHARED[kind]
+
+
 @pytest.fixture(name="stack", scope="module", params=["sqlite", "postgres"])
-def stack_fixture(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Stack]:
-    """One seeded, indexed stack per module and database kind."""
-    yield from build_stack(tmp_path_factory.mktemp(f"api-{request.param}"), request.param)
+def stack_fixture(request: pytest.FixtureRequest) -> Stack:
+    """The shared read-only stack of this database kind."""
+    return shared_stack(request, request.param)
 
 
 @pytest.fixture(name="sqlite_stack", scope="module")
