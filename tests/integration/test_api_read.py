@@ -34,7 +34,11 @@ def test_dataset_by_hash(stack: Stack) -> None:
 def test_dataset_errors(stack: Stack) -> None:
     missing = h32("never registered")
     assert_problem(
-        stack.api.get(f"/v1/datasets/{missing}"), 404, "not_found", f"no dataset with content hash {missing}"
+        stack.api.get(f"/v1/datasets/{missing}"),
+        404,
+        "not_found",
+        f"no dataset with content hash {missing} is registered",
+        f"(indexed up to block {stack.w3.eth.block_number})",
     )
     assert_problem(
         stack.api.get("/v1/datasets/0x1234"), 422, "invalid_input", "content_hash must be 32 bytes"

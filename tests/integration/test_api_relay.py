@@ -86,6 +86,13 @@ def test_relay_registers_once_and_is_idempotent(sqlite_stack: Stack) -> None:
     # the owner now owns it on chain, and the mirror shows it after indexing
     record = s.contract("ContributionRegistry").functions.contributionOf(body["content_hash"]).call()
     assert record[0] == owner.address and record[1] == 1
+    assert_problem(
+        s.api.get(f"/v1/datasets/{body['content_hash']}"),
+        404,
+        "not_found",
+        "indexed up to block",
+        f"a relayed registration was sent in tx {out['tx_hash']}",
+    )
     s.index()
     d = s.api.get(f"/v1/datasets/{body['content_hash']}").json()
     assert d["owner"] == owner.address and d["uri"] == "ar://relayed-1" and d["tx_hash"] == out["tx_hash"]

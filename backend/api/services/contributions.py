@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 from web3 import Web3
 
 from backend.api.mirror import as_int, decode_cursor, encode_cursor, rows, table_exists
+from backend.api.relayer import relay_records
 from cairn.errors import NotFoundError
+from indexer.store import latest_indexed_block
 
 DATASETS = "ev_dataset_registered"
 COMPUTE = "ev_compute_registered"
@@ -59,11 +62,28 @@ def get_dataset(session: Session, *, content_hash: str) -> dict[str, Any]:
     )
     if not found:
         raise NotFoundError(
-            f"no dataset with content hash {content_hash} is registered", content_hash=content_hash
+            f"no dataset with content hash {content_hash} is registered"
+            f" (indexed up to block {_indexed(session)}){_relay_note(session, content_hash)}",
+            content_hash=content_hash,
         )
     out = _dataset_out(found[0], _withdrawn(session, [content_hash]))
     out["score"] = aggregate_score(attestations(session, contribution_id=content_hash))
     return out
+
+
+def _indexed(session: Session) -> int | None:
+    bind = session.get_bind()
+    return latest_indexed_block(bind if isinstance(bind, Engine) else bind.engine)
+
+
+def _relay_note(session: Session, content_hash: str) -> str:
+    """Point at a relayed registration that the mirror has not caught up with yet."""
+    if not table_exists(session, relay_records.name):
+        return ""
+    found = session.execute(
+        select(relay_records.c.tx_hash).where(relay_records.c.content_hash == content_hash)
+    ).first()
+    return "" if found is None else f"; a relayed registration was sent in tx {found[0]}"
 
 
 def list_datasets(session: Session, *, owner: str | None, limit: int, cursor: str | None) -> dict[str, Any]:
