@@ -5,12 +5,15 @@ the database and committed in the same transaction as the rows. Each step:
 
 1. One batched round trip: `latest`, `finalized` (if the node has the tag) and the header at our cursor.
 2. Node behind (no header at our cursor): count it, fail over, wait. Never a rollback.
-3. Cursor hash differs from the node's: a reorg (also one that happened while we were down). Walk the stored
-   hashes back to the highest block the node still agrees with (the common ancestor); deeper than the stored
-   window -> `DeepReorgError` naming the block. The rollback is committed together with the re-applied blocks.
+3. Cursor hash differs from the node's: a reorg (also one that happened while we were down: this check runs on
+   the first step after start-up, and since block hashes chain, any change below the cursor changes the cursor
+   block's hash too). Walk the stored hashes back to the highest block the node still agrees with (the common
+   ancestor); deeper than the stored window -> `DeepReorgError` naming the block. The rollback is committed
+   together with the re-applied blocks.
 4. Finalized blocks above the cursor: one `eth_getLogs` over an adaptive range `[cursor+1, hi]`, `hi <=
    finalized` (the provider's suggested range on "too many results", else halve; grow additively after a
-   success, double over empty ranges; shrink to bound the events per range, which keeps memory flat).
+   success, double over empty ranges; shrink to bound the events per range, which keeps memory flat). The
+   next range is fetched in a background thread while this one is decoded and written.
 5. Otherwise the unfinalized blocks above the cursor, one by one: header by number, parent-hash check against
    the previous block, logs by `blockHash` (so header and logs cannot come from different forks).
 
@@ -118,6 +121,7 @@ class Indexer:
         self.store = Store(self.engine, self.specs)
         self.on_progress = on_progress
         self.range = self.options.initial_range
+        self._ceiling = self.options.max_range  # lowered when the provider says a range is too large
         self.has_finalized_tag: bool | None = (
             None if self.options.finality == "auto" else (self.options.finality == "tag")
         )
@@ -287,6 +291,7 @@ class Indexer:
                 if size <= 1:
                     raise RpcError(f"eth_getLogs refuses even the single block {lo}: {exc.message}") from None
                 self.range = max(1, min(new, size - 1 if new >= size else new))
+                self._ceiling = self.range  # grow back past the provider's limit only slowly
                 continue
             if not isinstance(logs, list):
                 raise _Retry()
@@ -296,7 +301,8 @@ class Indexer:
         """Next range: double over empty ranges, else grow additively (at most x2 per step), capped by the
         observed density so that one query returns about `target_events` (memory flat in the range length)."""
         target = self.options.target_events
-        cap = self.options.max_range
+        cap = min(self.options.max_range, self._ceiling)
+        self._ceiling = min(self.options.max_range, self._ceiling + max(1, self._ceiling // 10))
         if n_events == 0:
             self.range = min(cap, max(self.range, size) * 2)
             return

@@ -111,6 +111,9 @@ class Store:
     ) -> None:
         """Rollback (optional) + upsert rows + block hashes + prune + cursor, in one transaction."""
         with self.engine.begin() as conn:
+            if self.dialect == "postgresql":
+                # rows and cursor stay atomic; a server crash may only lose the last commits (we resume there)
+                conn.execute(text("SET LOCAL synchronous_commit = off"))
             if rollback_to is not None:
                 for table in self.tables:
                     conn.execute(text(f'DELETE FROM "{table}" WHERE block_number > :n'), {"n": rollback_to})
