@@ -19,30 +19,45 @@ from sqlalchemy import Connection, Engine, inspect, text
 from backend.rewards.allocation import EVENT_TABLES, EpochInputs, latest_manifests, manifest_weights
 from cairn.policy import Policy
 
-# Latest attestation per (contribution, validator) at the end block, then quorum and floor-median.
-MEDIAN_SQL = """
-CREATE TEMPORARY TABLE cairn_eligible AS
-WITH latest AS (
-    SELECT a.contribution_id, a.score FROM ev_attested a
-    WHERE a.block_number <= :end AND NOT EXISTS (
+# A validator's latest attestation (at the end block) replaces its earlier ones.
+_LATEST = """a.block_number <= :end AND NOT EXISTS (
         SELECT 1 FROM ev_attested b
         WHERE b.contribution_id = a.contribution_id AND b.validator = a.validator AND b.block_number <= :end
           AND (b.block_number > a.block_number
-               OR (b.block_number = a.block_number AND b.log_index > a.log_index)))
-), ranked AS (
-    SELECT contribution_id, score,
-           ROW_NUMBER() OVER (PARTITION BY contribution_id ORDER BY score) AS rn,
-           COUNT(*) OVER (PARTITION BY contribution_id) AS n
-    FROM latest
-), med AS (
-    SELECT contribution_id, CAST(SUM(score) AS BIGINT) / COUNT(*) AS median, MAX(n) AS n
-    FROM ranked WHERE rn = (n + 1) / 2 OR rn = (n + 2) / 2
-    GROUP BY contribution_id
+               OR (b.block_number = a.block_number AND b.log_index > a.log_index)))"""
+
+# Pass 1: count, min, max and sum of the latest scores per contribution, in one streaming GROUP BY over the
+# (contribution_id, validator) index (no sort).
+AGG_SQL = f"""
+CREATE TEMPORARY TABLE cairn_agg AS
+SELECT a.contribution_id AS cid, COUNT(*) AS n, MIN(a.score) AS lo, MAX(a.score) AS hi,
+       CAST(SUM(a.score) AS BIGINT) AS total
+FROM ev_attested a WHERE {_LATEST}
+GROUP BY a.contribution_id
+"""
+
+# Pass 2: the floor-median. Up to 4 scores it follows from the aggregates (n=3: total-lo-hi; n=4: the two
+# middle ones sum to total-lo-hi); only contributions with 5 or more validators need the window function.
+MEDIAN_SQL = f"""
+CREATE TEMPORARY TABLE cairn_eligible AS
+WITH med AS (
+    SELECT cid, n,
+           CASE WHEN n = 1 THEN total WHEN n = 2 THEN total / 2
+                WHEN n = 3 THEN total - lo - hi ELSE (total - lo - hi) / 2 END AS median
+    FROM cairn_agg WHERE n >= :quorum AND n <= 4
+    UNION ALL
+    SELECT cid, MAX(n) AS n, CAST(SUM(score) AS BIGINT) / COUNT(*) AS median FROM (
+        SELECT g.cid AS cid, g.n AS n, a.score AS score,
+               ROW_NUMBER() OVER (PARTITION BY g.cid ORDER BY a.score) AS rn
+        FROM cairn_agg g JOIN ev_attested a ON a.contribution_id = g.cid
+        WHERE g.n >= 5 AND g.n >= :quorum AND {_LATEST}
+    ) r WHERE rn = (n + 1) / 2 OR rn = (n + 2) / 2
+    GROUP BY cid
 )
-SELECT med.contribution_id AS cid, med.median AS median FROM med
-WHERE med.n >= :quorum AND med.median >= :min_score
+SELECT med.cid AS cid, med.median AS median FROM med
+WHERE med.median >= :min_score
   AND NOT EXISTS (SELECT 1 FROM ev_contribution_withdrawn w
-                  WHERE w.contribution_id = med.contribution_id AND w.block_number <= :end)
+                  WHERE w.contribution_id = med.cid AND w.block_number <= :end)
 """
 
 DATA_WEIGHTS_SQL = """
@@ -67,7 +82,8 @@ WHERE d.block_number <= :end
 
 # Indexes the reduction needs on the mirror (created if missing by `ensure_indexes`).
 INDEXES = (
-    ("cairn_ix_attested_cid_validator", "ev_attested", "contribution_id, validator"),
+    # covering: the latest-attestation check and the per-contribution GROUP BY never touch the table
+    ("cairn_ix_attested_latest", "ev_attested", "contribution_id, validator, block_number, log_index, score"),
     ("cairn_ix_dataset_content_hash", "ev_dataset_registered", "content_hash"),
     ("cairn_ix_compute_cid", "ev_compute_registered", "contribution_id"),
     ("cairn_ix_withdrawn_cid", "ev_contribution_withdrawn", "contribution_id"),
@@ -103,8 +119,9 @@ def inputs_from_conn(conn: Connection, epoch: int, end_block: int, policy: Polic
         raise ConfigError(f"the indexer mirror lacks tables {', '.join(missing)}: run `cairn index` first")
     att = policy.attestation
     p = {"end": end_block}
-    conn.execute(text("DROP TABLE IF EXISTS cairn_eligible"))
-    conn.execute(text("DROP TABLE IF EXISTS cairn_manifest_ref"))
+    for tmp in ("cairn_agg", "cairn_eligible", "cairn_manifest_ref"):
+        conn.execute(text(f"DROP TABLE IF EXISTS {tmp}"))
+    conn.execute(text(AGG_SQL), p)
     conn.execute(text(MEDIAN_SQL), {**p, "quorum": att.quorum, "min_score": att.min_score})
     conn.execute(text("CREATE INDEX cairn_eligible_cid ON cairn_eligible (cid)"))
 
@@ -151,6 +168,7 @@ def inputs_from_conn(conn: Connection, epoch: int, end_block: int, policy: Polic
     for model, manifest in manifests.items():
         inp.model_data_weights[model] = manifest_weights(manifest, datasets)
     conn.execute(text("DROP TABLE cairn_eligible"))
+    conn.execute(text("DROP TABLE cairn_agg"))
     conn.execute(text("DROP TABLE cairn_manifest_ref"))
     return inp.normalized()
 

@@ -22,7 +22,7 @@ from cairn.policy import Policy, load_policy, parse_policy
 EXAMPLES = 600 if os.environ.get("CI") == "true" else 150
 EPOCH = 5
 ACCOUNTS = [f"0x{0x1000 + i:040x}" for i in range(6)]
-VALIDATORS = [f"0x{0xA000 + i:040x}" for i in range(5)]
+VALIDATORS = [f"0x{0xA000 + i:040x}" for i in range(7)]
 MODELS = [f"0x{0xE000 + i:064x}" for i in range(3)]
 DATASETS = [f"0x{0xD000 + i:064x}" for i in range(8)]
 COMPUTE = [f"0x{0xC000 + i:064x}" for i in range(5)]
@@ -73,7 +73,7 @@ def histories(draw: st.DrawFn) -> tuple[dict[str, list[dict[str, Any]]], int, Po
     cids = DATASETS[:n_data] + COMPUTE[:n_comp] + [UNKNOWN]
     scores = st.one_of(st.integers(0, 10_000), st.integers(4_000, 10_000), st.sampled_from([5_000, 7_000]))
     for cid in cids:
-        for validator in draw(st.lists(st.sampled_from(VALIDATORS), max_size=5)):
+        for validator in draw(st.lists(st.sampled_from(VALIDATORS), max_size=9)):
             ev["ev_attested"].append(
                 {**_base(draw(blocks)), "contribution_id": cid, "validator": validator, "score": draw(scores)}
             )
@@ -126,7 +126,7 @@ def histories(draw: st.DrawFn) -> tuple[dict[str, list[dict[str, Any]]], int, Po
         r["log_index"] = counters.get(r["block_number"], 0)
         counters[r["block_number"]] = r["log_index"] + 1
     raw = load_policy("v1").model_dump(mode="json")
-    raw["attestation"]["quorum"] = draw(st.integers(1, 3))
+    raw["attestation"]["quorum"] = draw(st.integers(1, 6))
     raw["attestation"]["min_score"] = draw(st.sampled_from([0, 5000, 9000]))
     raw["account_cap_bps"] = draw(st.sampled_from([10_000, 3_000, 1_000]))
     raw["cap_excess"] = draw(st.sampled_from(["redistribute", "treasury"]))
