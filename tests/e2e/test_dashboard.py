@@ -84,6 +84,7 @@ def test_dashboard_shows_health_datasets_and_account(served: tuple[Stack, str], 
     expect(epochs).to_have_count(2)
     expect(epochs.first).to_contain_text("pending")
     expect(epochs.nth(1)).to_contain_text("accepted")
+    expect(epochs.first.locator("td").nth(4)).to_have_text("6")  # 6e18 wei total cumulative
     expect(page.locator("#epochs-empty")).to_be_hidden()
     # address lookup: contributions and rewards of owner 0
     page.fill("#lookup-address", stack.owners[0].address)
@@ -92,8 +93,9 @@ def test_dashboard_shows_health_datasets_and_account(served: tuple[Stack, str], 
     expect(page.locator("#acct-count")).to_have_text("2")
     expect(page.locator("#acct-contributions li")).to_have_count(2)
     expect(page.locator("#acct-contributions")).to_contain_text("(withdrawn)")
-    expect(page.locator("#acct-claimed")).to_have_text(str(3 * 10**18))
-    expect(page.locator("#acct-claimable")).to_have_text(str(2 * 10**18))
+    expect(page.locator("#acct-cumulative")).to_have_text(f"5 ({5 * 10**18} wei)")
+    expect(page.locator("#acct-claimed")).to_have_text(f"3 ({3 * 10**18} wei)")
+    expect(page.locator("#acct-claimable")).to_have_text(f"2 ({2 * 10**18} wei) — root pending")
     expect(page.locator("#acct-root")).to_contain_text(stack.seeded["tree1"].root)
     _, proof = stack.seeded["tree1"].proof_for(stack.owners[0].address)
     expect(page.locator("#acct-proof")).to_contain_text('"cumulativeAmount": "5000000000000000000"')

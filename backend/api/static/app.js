@@ -2,6 +2,15 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
+// wei (decimal string) -> token units with 18 decimals, exact (BigInt), trailing zeros trimmed.
+function tokens(wei) {
+  if (wei === null || wei === undefined) return "—";
+  const v = BigInt(wei);
+  const unit = 10n ** 18n;
+  const frac = (v % unit).toString().padStart(18, "0").replace(/0+$/, "");
+  return frac ? `${v / unit}.${frac}` : `${v / unit}`;
+}
+const withWei = (wei) => `${tokens(wei)} (${wei} wei)`;
 const short = (h) => (h && h.length > 14 ? `${h.slice(0, 8)}…${h.slice(-6)}` : h ?? "—");
 
 async function getJSON(path) {
@@ -66,7 +75,13 @@ async function loadEpochs() {
   const data = await getJSON("/v1/epochs");
   body.replaceChildren(
     ...data.epochs.slice(0, 10).map((e) =>
-      row([cell(e.epoch), cell(e.status), cell(short(e.root), e.root || ""), cell(e.pool), cell(e.total_cumulative ?? "—")])
+      row([
+        cell(e.epoch),
+        cell(e.status),
+        cell(short(e.root), e.root || ""),
+        cell(tokens(e.pool), `${e.pool} wei`),
+        cell(tokens(e.total_cumulative), e.total_cumulative ? `${e.total_cumulative} wei` : ""),
+      ])
     )
   );
   $("epochs-empty").hidden = data.epochs.length > 0;
@@ -99,9 +114,10 @@ async function lookup(address) {
   error.hidden = true;
   try {
     const a = await getJSON(`/v1/accounts/${encodeURIComponent(address)}`);
-    $("acct-cumulative").textContent = a.rewards.cumulative;
-    $("acct-claimed").textContent = a.rewards.claimed;
-    $("acct-claimable").textContent = a.rewards.claimable;
+    $("acct-cumulative").textContent = withWei(a.rewards.cumulative);
+    $("acct-claimed").textContent = withWei(a.rewards.claimed);
+    $("acct-claimable").textContent =
+      withWei(a.rewards.claimable) + (a.rewards.epoch !== null && !a.rewards.claimable_now ? " — root pending" : "");
     $("acct-root").textContent = a.rewards.epoch === null ? "no published root" : `${a.rewards.epoch} / ${a.rewards.root}`;
     $("acct-count").textContent = String(a.dataset_count + a.compute_count);
     const items = [...a.datasets, ...a.compute].map((c) => {
