@@ -556,9 +556,9 @@ contract RewardDistributorTest is RewardDistributorFixture {
         uint256 n = bound(size, 1, 40);
         address[] memory a = new address[](n);
         uint256[] memory c = new uint256[](n);
-        for (uint256 i; i < n; ++i) {
-            a[i] = address(uint160(uint256(keccak256(abi.encode(seed, i)))));
-            c[i] = uint256(keccak256(abi.encode(seed, i, "amt"))) % 1e18 + 1;
+        for (uint256 k; k < n; ++k) {
+            a[k] = address(uint160(uint256(keccak256(abi.encode(seed, k)))));
+            c[k] = uint256(keccak256(abi.encode(seed, k, "amt"))) % 1e18 + 1;
         }
         bytes32[] memory l = _leaves(a, c);
         bytes32 r = MerkleHelper.root(l);
