@@ -95,14 +95,15 @@ class Supervisor:
 
 
 def wait_for_health(url: str, supervisor: Supervisor, timeout: float = HEALTH_TIMEOUT_S) -> dict[str, object]:
-    """Poll GET /health until it answers 200, failing fast if a child dies."""
+    """Poll GET /health until it answers with an indexed block, failing fast if a child dies."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         supervisor.check_alive()
         try:
             with urllib.request.urlopen(f"{url}/health", timeout=2) as resp:
-                if resp.status == 200:
-                    body: dict[str, object] = json.loads(resp.read())
+                body: dict[str, object] = json.loads(resp.read())
+                # ready = the API answers and the indexer has committed its first block
+                if resp.status == 200 and body.get("latest_indexed_block") is not None:
                     return body
         except OSError:
             pass
