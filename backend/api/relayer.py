@@ -216,6 +216,8 @@ class Relayer:
                     f"the registry would reject this registration: {_revert_reason(exc, registry)}",
                     field="signature",
                 ) from None
+            except Web3RPCError as exc:  # e.g. the relayer account cannot pay for gas
+                raise RelayError(f"the node refused to estimate the relayed transaction: {exc}") from None
             if gas > self.gas_limit:
                 raise ValidationError(
                     f"registration needs {gas} gas, above the relay limit {self.gas_limit}", field="uri"

@@ -12,12 +12,14 @@ from typing import Any
 import pytest
 from eth_account import Account
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 from test_api_relay import relayer_nonce, signed_body
 from test_api_stack import Stack, assert_problem, deploy
 from web3 import Web3
 from web3.exceptions import TransactionNotFound
 
 from backend.api.app import create_app
+from backend.api.relayer import relay_records
 from backend.api.settings import ApiSettings
 from cairn.devchain import Anvil, start_anvil
 from cairn.eip712 import Dataset
@@ -209,3 +211,20 @@ def test_cors_origins(anvil: Anvil, tmp_path: Path) -> None:
         assert ok.headers["access-control-allow-origin"] == "https://wallet.example"
         other = client.get("/health", headers={"Origin": "https://evil.example"})
         assert "access-control-allow-origin" not in other.headers
+
+
+def test_relayer_without_funds_is_502_and_records_nothing(anvil: Anvil, tmp_path: Path) -> None:
+    w3 = Web3(Web3.HTTPProvider(anvil.url))
+    admin = Account.from_key(ANVIL_DEV_KEYS[0])
+    dep = deploy(w3, admin, tmp_path)
+    broke = Account.create()
+    settings = local_settings(anvil, tmp_path, "broke").model_copy(
+        update={"relayer_key": SecretStr(broke.key.hex())}
+    )
+    with TestClient(create_app(settings)) as client:
+        stack = Stack(anvil, w3, dep, settings, tmp_path, admin, [], [], admin, client=client)
+        body = signed_body(stack, Account.create(), "no-gas")
+        assert_problem(client.post("/v1/datasets", json=body), 502, "relay_failed", "the node refused")
+        with client.app.state.engine.connect() as conn:  # type: ignore[attr-defined]
+            assert conn.execute(relay_records.select()).fetchall() == []
+        assert w3.eth.get_transaction_count(broke.address) == 0
