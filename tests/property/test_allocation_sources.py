@@ -19,7 +19,7 @@ from backend.rewards.sqlsource import inputs_from_db
 from cairn.db import make_engine
 from cairn.policy import Policy, load_policy, parse_policy
 
-EXAMPLES = 600 if os.environ.get("CI") == "true" else 150
+EXAMPLES = 400 if os.environ.get("CI") == "true" else 150
 EPOCH = 5
 ACCOUNTS = [f"0x{0x1000 + i:040x}" for i in range(6)]
 VALIDATORS = [f"0x{0xA000 + i:040x}" for i in range(7)]
