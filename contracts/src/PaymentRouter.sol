@@ -34,6 +34,8 @@ contract PaymentRouter is IPaymentRouter, AccessControl, Pausable, EIP712, Epoch
     uint40 public constant MIN_WITHDRAW_DELAY = 15 minutes;
     uint40 public constant MAX_WITHDRAW_DELAY = 30 days;
     uint16 private constant _BPS = 10_000;
+    /// @notice Hard ceiling of the immutable fee cap: 10%.
+    uint16 public constant FEE_CAP_LIMIT_BPS = 1_000;
 
     struct FeeConfig {
         address recipient;
@@ -58,7 +60,7 @@ contract PaymentRouter is IPaymentRouter, AccessControl, Pausable, EIP712, Epoch
     /// @param length_ epoch length (seconds).
     /// @param admin receives DEFAULT_ADMIN_ROLE only.
     /// @param distributor_ the RewardDistributor (revenue destination; approved for unlimited pulls).
-    /// @param maxFeeBps_ immutable fee cap in basis points (<= 10000).
+    /// @param maxFeeBps_ immutable fee cap in basis points (<= FEE_CAP_LIMIT_BPS = 1000, i.e. 10%).
     /// @param feeBps_ initial fee (<= maxFeeBps_).
     /// @param feeRecipient_ receives the protocol fee.
     constructor(
@@ -74,7 +76,7 @@ contract PaymentRouter is IPaymentRouter, AccessControl, Pausable, EIP712, Epoch
         if (token_ == address(0) || admin == address(0) || distributor_ == address(0) || feeRecipient_ == address(0)) {
             revert PaymentRouterZeroValue();
         }
-        if (maxFeeBps_ > _BPS) revert PaymentRouterFeeTooHigh(maxFeeBps_, _BPS);
+        if (maxFeeBps_ > FEE_CAP_LIMIT_BPS) revert PaymentRouterFeeTooHigh(maxFeeBps_, FEE_CAP_LIMIT_BPS);
         if (feeBps_ > maxFeeBps_) revert PaymentRouterFeeTooHigh(feeBps_, maxFeeBps_);
         TOKEN = token_;
         DISTRIBUTOR = IRewardDistributor(distributor_);

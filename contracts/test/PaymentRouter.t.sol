@@ -142,8 +142,8 @@ contract PaymentRouterTest is PaymentRouterFixture {
     }
 
     function test_constructor_revertsWhen_feeAboveCap() public {
-        vm.expectRevert(abi.encodeWithSelector(IPaymentRouter.PaymentRouterFeeTooHigh.selector, 10_001, 10_000));
-        new PaymentRouter(address(token), GENESIS, LENGTH, admin, address(dist), 10_001, 0, feeRecipient);
+        vm.expectRevert(abi.encodeWithSelector(IPaymentRouter.PaymentRouterFeeTooHigh.selector, 1001, 1000));
+        new PaymentRouter(address(token), GENESIS, LENGTH, admin, address(dist), 1001, 0, feeRecipient);
         vm.expectRevert(abi.encodeWithSelector(IPaymentRouter.PaymentRouterFeeTooHigh.selector, 1001, 1000));
         new PaymentRouter(address(token), GENESIS, LENGTH, admin, address(dist), 1000, 1001, feeRecipient);
     }

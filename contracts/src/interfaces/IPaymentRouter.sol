@@ -10,7 +10,7 @@ pragma solidity 0.8.37;
 ///   - `genesis`, `length` the shared epoch clock;
 ///   - `admin` receives DEFAULT_ADMIN_ROLE only; it grants SETTLER_ROLE (the inference gateway: settles exact
 ///     payments and claims channel vouchers), FEE_MANAGER_ROLE (sets the fee below the cap) and PAUSER_ROLE;
-///   - `distributor` the RewardDistributor; `maxFeeBps` immutable fee cap (<= 10000); `feeBps` initial fee
+///   - `distributor` the RewardDistributor; `maxFeeBps` immutable fee cap (<= 1000 bps = 10%); `feeBps` initial fee
 ///     (<= maxFeeBps); `feeRecipient` receives the fee.
 ///
 /// Two ways to pay:
@@ -99,7 +99,7 @@ interface IPaymentRouter {
 
     // --- errors ---
     error PaymentRouterZeroValue();
-    /// @notice Fee above the immutable cap (or the cap above 100%).
+    /// @notice Fee above the immutable cap (or the cap above the 10% limit).
     error PaymentRouterFeeTooHigh(uint256 feeBps, uint256 maxFeeBps);
     /// @notice `config.receiver` is not this router or `config.token` is not the RewardToken.
     error PaymentRouterInvalidChannel();
