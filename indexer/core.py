@@ -374,23 +374,30 @@ class Indexer:
                 if hdr is None:
                     raise _NodeBehind()
                 times[hdr["hash"]] = int(hdr["timestamp"], 16)
+        ts_cache: dict[str, int] = {}
+        by_topic: dict[str, tuple[Any, list[tuple[Any, ...]]]] = {}
         for lg in logs:
-            if lg.get("removed"):
-                raise _Retry()
             topics = lg["topics"]
-            if not topics:
+            if not topics or lg.get("removed"):
+                if lg.get("removed"):
+                    raise _Retry()
                 continue
-            spec = specs.get(topics[0])
-            if spec is None:
-                continue
+            entry = by_topic.get(topics[0])
+            if entry is None:
+                spec = specs.get(topics[0])
+                if spec is None:
+                    continue
+                entry = by_topic[topics[0]] = (spec, rows.setdefault(spec.table, []))
             ts = lg.get("blockTimestamp")
             if ts is not None:
-                btime = int(ts, 16)
+                btime = ts_cache.get(ts)
+                if btime is None:
+                    btime = ts_cache[ts] = int(ts, 16)
             else:
                 if lg["blockHash"] not in times:
                     raise _Retry()  # header fetched from another fork
                 btime = times[lg["blockHash"]]
-            rows.setdefault(spec.table, []).append(decode_log(spec, lg, btime))
+            entry[1].append(decode_log(entry[0], lg, btime))
         return rows
 
     def _committed(self, number: int, block_hash: str, n_events: int) -> None:
