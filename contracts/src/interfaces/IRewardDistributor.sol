@@ -81,8 +81,10 @@ interface IRewardDistributor {
     function PAUSER_ROLE() external view returns (bytes32);
 
     // --- funding ---
-    /// @notice Mint epoch `epoch`'s remaining emission cap to the pool (anyone; once per epoch; epoch started).
-    /// @return amount minted (may be 0 if the cap is exhausted).
+    /// @notice Mint epoch `epoch`'s remaining emission cap to the pool (anyone; epoch started). Reverts with
+    /// RewardDistributorEmissionUnavailable before the epoch starts or once its cap is minted (so: once per epoch).
+    /// Call it at the start of each epoch so the epoch's pool is known when its root is built.
+    /// @return amount minted.
     function fundEmission(uint64 epoch) external returns (uint256 amount);
 
     /// @notice Pull `amount` tokens from the caller into the current epoch's pool (revenue, source 1).
@@ -101,7 +103,8 @@ interface IRewardDistributor {
     /// @notice Make the pending root current once due (anyone).
     function acceptRoot() external;
 
-    /// @notice Claimable root and the epoch it covers (zero root if none; zero while paused is NOT reported).
+    /// @notice The accepted root, its epoch and when it became valid (zero root if none accepted yet). Reported
+    /// even while paused (claims then revert with Pausable's EnforcedPause).
     function root() external view returns (bytes32 root, uint64 epoch, uint64 validAt);
 
     /// @notice The pending root, its epoch and due time (`validAt == 0`: none pending).
