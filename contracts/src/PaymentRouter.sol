@@ -37,9 +37,12 @@ contract PaymentRouter is IPaymentRouter, AccessControl, Pausable, EIP712, Epoch
     /// @notice Hard ceiling of the immutable fee cap: 10%.
     uint16 public constant FEE_CAP_LIMIT_BPS = 1_000;
 
+    /// @dev One slot read by every settlement: fee recipient, fee, and the pause flag (Pausable's own flag is
+    /// unused: `paused()` is overridden to read this slot, saving a cold storage read per settlement).
     struct FeeConfig {
         address recipient;
         uint16 feeBps;
+        bool paused;
     }
 
     struct Withdrawal {
@@ -81,7 +84,7 @@ contract PaymentRouter is IPaymentRouter, AccessControl, Pausable, EIP712, Epoch
         TOKEN = token_;
         DISTRIBUTOR = IRewardDistributor(distributor_);
         MAX_FEE_BPS = maxFeeBps_;
-        _fee = FeeConfig(feeRecipient_, feeBps_);
+        _fee = FeeConfig(feeRecipient_, feeBps_, false);
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
         IERC20(token_).forceApprove(distributor_, type(uint256).max);
         emit ProtocolFeeUpdated(0, feeBps_);
@@ -331,6 +334,21 @@ contract PaymentRouter is IPaymentRouter, AccessControl, Pausable, EIP712, Epoch
     /// @inheritdoc IPaymentRouter
     function pause() external onlyRole(PAUSER_ROLE) {
         _pause();
+    }
+
+    /// @notice Whether settlements, deposits and claims are paused.
+    function paused() public view override returns (bool) {
+        return _fee.paused;
+    }
+
+    function _pause() internal override whenNotPaused {
+        _fee.paused = true;
+        emit Paused(msg.sender);
+    }
+
+    function _unpause() internal override whenPaused {
+        _fee.paused = false;
+        emit Unpaused(msg.sender);
     }
 
     /// @inheritdoc IPaymentRouter

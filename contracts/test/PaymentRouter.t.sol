@@ -728,4 +728,23 @@ contract PaymentRouterTest is PaymentRouterFixture {
         assertEq(token.balanceOf(address(router)), deposit - second);
         assertEq(token.balanceOf(address(dist)) + token.balanceOf(feeRecipient), second);
     }
+
+    function test_pause_unpauseRestoresAndKeepsFee() public {
+        vm.startPrank(pauser);
+        router.pause();
+        assertTrue(router.paused());
+        vm.expectRevert(Pausable.EnforcedPause.selector);
+        router.pause();
+        router.unpause();
+        vm.expectRevert(Pausable.ExpectedPause.selector);
+        router.unpause();
+        vm.stopPrank();
+        assertFalse(router.paused());
+        assertEq(router.feeBps(), FEE);
+        assertEq(router.feeRecipient(), feeRecipient);
+        IPaymentRouter.ExactPayment memory p = _exact(1e18, keccak256("after-unpause"));
+        vm.prank(gateway);
+        router.settleExact(p);
+        assertEq(token.balanceOf(feeRecipient), 5e16);
+    }
 }
