@@ -34,7 +34,7 @@ from sqlalchemy import Engine
 
 from cairn.db import make_engine
 from cairn.deployment import Deployment
-from cairn.errors import CairnError
+from cairn.errors import CairnError, ChainUnreachableError
 from cairn.settings import Settings
 from indexer import metrics
 from indexer.abi import EventSpec, decode_log, specs_from_abis
@@ -130,6 +130,8 @@ class Indexer:
         self.reorgs = 0
         self._prepared = False
         self._indexes_built = False
+        self._verified_urls: set[str] = set()
+        self._step_gen = 0
         self._pool: ThreadPoolExecutor | None = None
         self._prefetch: tuple[int, Future[tuple[int, list[dict[str, Any]], int]]] | None = None
 
@@ -138,8 +140,7 @@ class Indexer:
         """Verify the chain id, run migrations, load the cursor. Idempotent."""
         if self._prepared:
             return
-        chain_id = self.rpc.chain_id()
-        self.deployment.require_chain(chain_id, self.rpc.url)
+        self._verify_chain()
         upgrade(self.engine, self.specs)
         self.cursor = self.store.cursor()
         if self.cursor is not None and self.cursor.chain_id != self.deployment.chain_id:
@@ -170,7 +171,14 @@ class Indexer:
             threading.Thread(target=relay, daemon=True).start()
         self.prepare()
         while not stop.is_set():
-            progress = self.step()
+            try:
+                progress = self.step()
+            except ChainUnreachableError as exc:
+                if once:
+                    raise
+                log.warning("%s; retrying", exc.message)  # a follower outlives RPC outages
+                stop.wait(max(1.0, self.options.poll_interval))
+                continue
             if self.on_progress is not None:
                 self.on_progress(progress)
             if progress.mode in ("idle", "behind"):
@@ -224,7 +232,18 @@ class Indexer:
                 self.has_finalized_tag = False
         return latest, min(max(finalized, -1), head), at_cursor
 
+    def _verify_chain(self) -> None:
+        """Every URL we read from (failovers too) must serve the deployment's chain."""
+        while self.rpc.url not in self._verified_urls:
+            gen, url = self.rpc.generation, self.rpc.url
+            chain_id = self.rpc.chain_id()
+            if self.rpc.generation == gen:
+                self.deployment.require_chain(chain_id, url)
+                self._verified_urls.add(url)
+        self._step_gen = self.rpc.generation
+
     def _step(self) -> Progress:
+        self._verify_chain()
         latest, finalized, at_cursor = self._heads()
         head = int(latest["number"], 16)
         metrics.HEAD.set(head)
@@ -318,7 +337,7 @@ class Indexer:
         if anchor[1] is not None:
             calls.append(("eth_getBlockByNumber", [hex(anchor[0]), False]))
         headers = self.rpc.batch(calls)
-        if gen != self.rpc.generation:
+        if not gen == self._step_gen == self.rpc.generation:
             raise _Retry()  # the logs and the headers may come from different nodes
         hdr = headers[0]
         if hdr is None:
@@ -454,8 +473,8 @@ class Indexer:
             )
         except RpcError:
             raise _Retry() from None  # a block vanished between header and logs
-        if gen != self.rpc.generation:
-            raise _Retry()
+        if not gen == self._step_gen == self.rpc.generation:
+            raise _Retry()  # failover during the step: redo it on the (verified) new node
         logs: list[dict[str, Any]] = []
         times: dict[str, int] = {}
         for hdr, blogs in zip(chain, per_block, strict=True):

@@ -128,6 +128,12 @@ def create_views(conn: Connection, tables: Iterable[str]) -> None:
     """(Re)create the views for the tables that exist."""
     present = set(tables)
     dialect = conn.dialect.name
+    wanted = {name: f"CREATE VIEW {name} AS {sql}" for name, sql in view_sql(dialect, present).items()}
+    if dialect == "sqlite":  # unchanged views are left alone (no schema change at every start)
+        rows = conn.execute(text("SELECT name, sql FROM sqlite_master WHERE type = 'view'")).all()
+        have: dict[str, str] = {str(r[0]): str(r[1]) for r in rows}
+        if all(have.get(n) == wanted.get(n) for n in VIEWS):
+            return
     for name in VIEWS:
         conn.execute(text(f"DROP VIEW IF EXISTS {name}"))
     for name, sql in view_sql(dialect, present).items():

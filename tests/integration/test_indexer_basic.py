@@ -105,3 +105,21 @@ def test_wrong_chain_is_refused(anvil: Anvil, sqlite_url: str, tmp_path: Path) -
     assert proc.returncode == 2
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and "deployment file is for chain 1" in lines[0], proc.stderr
+
+
+def test_failover_url_on_another_chain_is_refused(anvil: Anvil, sqlite_url: str, tmp_path: Path) -> None:
+    from support.rpc_fault_proxy import FaultProxy, Faults
+
+    from cairn.devchain import start_anvil
+
+    emitter_deployment(anvil.url, tmp_path / "dep.json")
+    with start_anvil(chain_id=999) as other, FaultProxy(anvil.url, Faults(http_5xx=1.0)) as dead:
+        settings = Settings(rpc_urls=[dead.url, other.url], database_url=sqlite_url,
+                            deployment_file=tmp_path / "dep.json")  # fmt: skip
+        from cairn.deployment import load_deployment
+
+        idx = Indexer(
+            settings, load_deployment(tmp_path / "dep.json"), options=IndexerOptions(rpc_attempts=6)
+        )
+        with pytest.raises(WrongChainError, match=f"RPC {other.url} is chain 999"):
+            idx.run_once()
