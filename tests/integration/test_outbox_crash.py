@@ -32,14 +32,15 @@ def amount(batch: int, i: int) -> int:
 
 
 def worker(rpc: str, db_url: str, batch: int, count: int) -> None:
+    from web3 import Web3
+
     from backend import migrations
     from backend.rewards.outbox import Outbox
     from cairn.db import make_engine
-    from cairn.deploy import connect
 
     engine = make_engine(db_url)
     migrations.upgrade(engine)
-    box = Outbox(engine, connect(rpc), SENDER_KEY, stuck_after=5)
+    box = Outbox(engine, Web3(Web3.HTTPProvider(rpc)), SENDER_KEY, stuck_after=5)
     while box.process():  # reconcile what a previous (killed) run left pending
         time.sleep(0.02)
     for i in range(count):
