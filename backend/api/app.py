@@ -86,15 +86,19 @@ def create_app(settings: Settings | None = None, *, run_indexer: bool | None = N
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = make_engine(cfg.database_url)
-        chain = connect_chain(cfg)
-        if cfg.api_migrate:
-            run_migrations(engine, cfg, chain.deployment)
-        relayer = Relayer(
-            chain=chain,
-            engine=engine,
-            private_key=cfg.signing_key("relayer", chain.chain_id),
-            gas_limit=cfg.api_relay_gas_limit,
-        )
+        try:
+            chain = connect_chain(cfg)
+            if cfg.api_migrate:
+                run_migrations(engine, cfg, chain.deployment)
+            relayer = Relayer(
+                chain=chain,
+                engine=engine,
+                private_key=cfg.signing_key("relayer", chain.chain_id),
+                gas_limit=cfg.api_relay_gas_limit,
+            )
+        except BaseException:
+            engine.dispose()
+            raise
         recovered = relayer.reconcile()
         if any(recovered.values()):
             log.warning("relay records reconciled at start-up: %s", recovered)
