@@ -103,6 +103,7 @@ class Indexer:
         self.confirmations = (
             self.options.confirmations if self.options.confirmations is not None else settings.confirmations
         )
+        self._own_engine = engine is None
         self.engine = engine or make_engine(settings.database_url)
         self.stop = threading.Event()
         self.rpc = RpcClient(
@@ -157,18 +158,15 @@ class Indexer:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
         self.rpc.close()
+        if self._own_engine:
+            self.engine.dispose()
 
     # --- main loop --------------------------------------------------------------------------------------
     def run(self, stop_event: threading.Event | None = None, *, once: bool = False) -> None:
         """Follow the chain until `stop_event` is set (or, with `once`, until caught up with the head)."""
         stop = stop_event or self.stop
-        if stop is not self.stop:
-            # propagate an external stop into RPC backoff waits
-            def relay() -> None:
-                stop.wait()
-                self.stop.set()
-
-            threading.Thread(target=relay, daemon=True).start()
+        self.stop = stop
+        self.rpc.stop = stop  # RPC backoff waits end as soon as we are told to stop
         self.prepare()
         while not stop.is_set():
             try:
@@ -181,7 +179,7 @@ class Indexer:
                 continue
             if self.on_progress is not None:
                 self.on_progress(progress)
-            if progress.mode in ("idle", "behind"):
+            if progress.mode in ("idle", "behind", "retry"):
                 if once and progress.mode == "idle":
                     return
                 stop.wait(self.options.poll_interval)
