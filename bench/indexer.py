@@ -1,6 +1,7 @@
 """Indexer benchmark: >= 500k real Cairn events on anvil; raw eth_getLogs vs our indexer, side by side.
 
-Events come from the real ContributionRegistry (artifact from `npx hardhat build`): batch compute
+Events come from the real Cairn contracts deployed by `cairn.deploy.deploy_all` (the indexer follows all of
+them; the load is on ContributionRegistry): batch compute
 registrations (`registerComputes`, ComputeRegistered) and batch attestations (`attestBatch`, Attested), many
 events per transaction. Figures:
 
@@ -31,7 +32,7 @@ from eth_hash.auto import keccak
 from sqlalchemy import create_engine, text
 
 from cairn.db import make_engine
-from cairn.deployment import ContractInfo, Deployment, EpochConfig, load_deployment
+from cairn.deployment import Deployment, load_deployment
 from cairn.devchain import Anvil, rpc_call, start_anvil
 from cairn.settings import REPO_ROOT, Settings
 from indexer import latest_indexed_block
@@ -70,36 +71,11 @@ def _receipt(url: str, tx_hash: str) -> dict[str, Any]:
 
 
 def deploy_registry(anvil: Anvil, path: Path) -> Deployment:
-    art = json.loads(
-        (REPO_ROOT / "artifacts/contracts/src/ContributionRegistry.sol/ContributionRegistry.json").read_text()
-    )
-    genesis = int(time.time()) - 10
-    ctor = encode(["address", "uint64", "uint64"], [ADMIN, genesis, 3600])
-    receipt = _receipt(anvil.url, _send(anvil.url, None, bytes.fromhex(art["bytecode"][2:]) + ctor))
-    address = str(receipt["contractAddress"]).lower()
-    role = keccak(b"VALIDATOR_ROLE")
-    _receipt(
-        anvil.url,
-        _send(
-            anvil.url,
-            address,
-            _sel("grantRole(bytes32,address)") + encode(["bytes32", "address"], [role, ADMIN]),
-        ),
-    )
-    dep = Deployment(
-        chain_id=31337,
-        start_block=int(receipt["blockNumber"], 16),
-        deployer=ADMIN,
-        deployed_at="bench",
-        epoch=EpochConfig(genesis=genesis, length=3600),
-        contracts={
-            "ContributionRegistry": ContractInfo(
-                address=address, block=int(receipt["blockNumber"], 16), abi=art["abi"]
-            )
-        },
-    )
-    dep.save(path)
-    return dep
+    """The whole Cairn deployment (`cairn.deploy.deploy_all`); the indexer mirrors every contract's events."""
+    from cairn.deploy import deploy_all
+    from cairn.settings import ANVIL_DEV_KEYS
+
+    return deploy_all(anvil.url, ANVIL_DEV_KEYS[0], out=path)
 
 
 def generate(anvil: Anvil, dep: Deployment, n_events: int) -> int:

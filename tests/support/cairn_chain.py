@@ -4,14 +4,13 @@ with batch calls, for the indexer tests that must run against real Cairn events.
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
 
 from eth_abi.abi import encode
 from eth_hash.auto import keccak
 
-from cairn.deployment import ContractInfo, Deployment, EpochConfig
+from cairn.deployment import Deployment
 from cairn.settings import REPO_ROOT
 from support.indexer_chain import DEV_ACCOUNT, send, wait_receipt
 
@@ -41,25 +40,12 @@ def _deploy(url: str, name: str, types: list[str], args: list[Any]) -> tuple[str
 
 
 def deploy_cairn(url: str, path: Path) -> Deployment:
-    genesis = int(time.time()) - 60
-    reg, reg_block, reg_abi = _deploy(url, "ContributionRegistry", ["address", "uint64", "uint64"],
-                                      [DEV_ACCOUNT, genesis, 3600])  # fmt: skip
-    models, models_block, models_abi = _deploy(
-        url, "ModelRegistry", ["address", "address", "uint64", "uint64"], [DEV_ACCOUNT, reg, genesis, 3600]
-    )
-    grant = "grantRole(bytes32,address)"
-    send(url, reg, call_data(grant, ["bytes32", "address"], [keccak(b"VALIDATOR_ROLE"), DEV_ACCOUNT]))
-    send(url, models, call_data(grant, ["bytes32", "address"], [keccak(b"TRAINER_ROLE"), DEV_ACCOUNT]))
-    dep = Deployment(
-        chain_id=31337, start_block=reg_block, deployer=DEV_ACCOUNT, deployed_at="test",
-        epoch=EpochConfig(genesis=genesis, length=3600),
-        contracts={
-            "ContributionRegistry": ContractInfo(address=reg, block=reg_block, abi=reg_abi),
-            "ModelRegistry": ContractInfo(address=models, block=models_block, abi=models_abi),
-        },
-    )  # fmt: skip
-    dep.save(path)
-    return dep
+    """Every Cairn contract, deployed and wired by `cairn.deploy.deploy_all` (dev roles: account 0 is a
+    validator and a trainer); the deployment file carries every contract's ABI."""
+    from cairn.deploy import deploy_all
+    from cairn.settings import ANVIL_DEV_KEYS
+
+    return deploy_all(url, ANVIL_DEV_KEYS[0], out=path)
 
 
 def register_datasets(url: str, dep: Deployment, start: int, n: int) -> list[bytes]:
