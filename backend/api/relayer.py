@@ -18,7 +18,9 @@ from typing import Any
 
 from eth_account import Account
 from eth_hash.auto import keccak
+from eth_typing import HexStr
 from sqlalchemy import BigInteger, Column, Engine, MetaData, String, Table, Text, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 from web3 import Web3
 from web3.exceptions import ContractCustomError, ContractLogicError, TransactionNotFound, Web3RPCError
 from web3.types import Nonce, TxParams
@@ -196,12 +198,23 @@ class Relayer:
             )
             typed_digest = digest(typed)
             msg_digest = "0x" + typed_digest.hex()
-            self._verify_owner(digest=typed_digest, signature=signature, owner=owner, nonce=nonce)
+            try:
+                self._verify_owner(digest=typed_digest, signature=signature, owner=owner, nonce=nonce)
+            except ValidationError:
+                # the owner's nonce moved because another API process just relayed this very message?
+                if (elsewhere := self._recorded(sig_digest, msg_digest, req_digest)) is not None:
+                    return elsewhere
+                raise
             existing = self._record(relay_records.c.message_digest, msg_digest)
             if existing is not None:  # the same message under another valid signature
                 self._rebroadcast_if_lost(existing)
                 return self._out(existing, duplicate=True)
-            self._check_not_registered(dataset.content_hash)
+            try:
+                self._check_not_registered(dataset.content_hash)
+            except ConflictError:
+                if (elsewhere := self._recorded(sig_digest, msg_digest, req_digest)) is not None:
+                    return elsewhere
+                raise
 
             call = registry.functions.registerDatasetFor(
                 dataset.as_tuple(),
@@ -212,6 +225,8 @@ class Relayer:
             try:
                 gas = int(call.estimate_gas({"from": self.address}))
             except (ContractCustomError, ContractLogicError) as exc:
+                if (elsewhere := self._recorded(sig_digest, msg_digest, req_digest)) is not None:
+                    return elsewhere
                 raise ValidationError(
                     f"the registry would reject this registration: {_revert_reason(exc, registry)}",
                     field="signature",
@@ -250,8 +265,14 @@ class Relayer:
                 "created_at": int(time.time()),
             }
             # Persist before broadcasting: a crash after this line never leads to a second transaction.
-            with self.engine.begin() as conn:
-                conn.execute(insert(relay_records).values(**record))
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(insert(relay_records).values(**record))
+            except IntegrityError:
+                # Another API process recorded this signature or message first: its transaction is the answer.
+                if (elsewhere := self._recorded(sig_digest, msg_digest, req_digest)) is not None:
+                    return elsewhere
+                raise
             return record
 
     def _next_relayer_nonce(self) -> int:
@@ -272,12 +293,34 @@ class Relayer:
         try:
             self.chain.w3.eth.send_raw_transaction(bytes.fromhex(record["raw_tx"][2:]))
         except Web3RPCError as exc:
+            if self._node_has(record["tx_hash"]):  # "already known": the same bytes went out another way
+                self._mark_sent(sig_digest)
+                return self._out(record, duplicate=False)
             # The node gave a definite refusal: nothing was broadcast, so forget the record.
             with self.engine.begin() as conn:
                 conn.execute(relay_records.delete().where(relay_records.c.signature_digest == sig_digest))
             raise RelayError(f"the node refused the relayed transaction: {exc}") from None
         self._mark_sent(sig_digest)
         return self._out(record, duplicate=False)
+
+    def _recorded(self, sig_digest: str, msg_digest: str, req_digest: str) -> dict[str, Any] | None:
+        """The API answer for this very request if it is already recorded (maybe by another process)."""
+        for column, value in (
+            (relay_records.c.signature_digest, sig_digest),
+            (relay_records.c.message_digest, msg_digest),
+        ):
+            existing = self._record(column, value)
+            if existing is not None and existing["request_digest"] == req_digest:
+                self._rebroadcast_if_lost(existing)
+                return self._out(existing, duplicate=True)
+        return None
+
+    def _node_has(self, tx_hash: str) -> bool:
+        try:
+            self.chain.w3.eth.get_transaction(HexStr(tx_hash))
+            return True
+        except TransactionNotFound:
+            return False
 
     def _mark_sent(self, sig_digest: str) -> None:
         with self.engine.begin() as conn:

@@ -228,3 +228,26 @@ def test_relayer_without_funds_is_502_and_records_nothing(anvil: Anvil, tmp_path
         with client.app.state.engine.connect() as conn:  # type: ignore[attr-defined]
             assert conn.execute(relay_records.select()).fetchall() == []
         assert w3.eth.get_transaction_count(broke.address) == 0
+
+
+def test_two_api_processes_on_one_database_relay_a_message_once(anvil: Anvil, tmp_path: Path) -> None:
+    w3 = Web3(Web3.HTTPProvider(anvil.url))
+    admin = Account.from_key(ANVIL_DEV_KEYS[0])
+    dep = deploy(w3, admin, tmp_path)
+    settings = local_settings(anvil, tmp_path, "shared")
+    with TestClient(create_app(settings)) as a, TestClient(create_app(settings)) as b:
+        stack = Stack(anvil, w3, dep, settings, tmp_path, admin, [], [], admin, client=a)
+        body = signed_body(stack, Account.create(), "two-processes")
+        before = relayer_nonce(stack)
+        results: list[Any] = []
+        threads = [
+            threading.Thread(target=lambda c=c: results.append(c.post("/v1/datasets", json=body)))
+            for c in (a, b, a, b)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert [r.status_code for r in results] == [202] * 4, [r.text for r in results]
+        assert len({r.json()["tx_hash"] for r in results}) == 1
+        assert relayer_nonce(stack) == before + 1
