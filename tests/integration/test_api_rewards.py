@@ -121,6 +121,9 @@ def test_policy_by_hash(stack: Stack) -> None:
     assert resp.status_code == 200
     assert "0x" + Web3.keccak(resp.content).hex().removeprefix("0x") == h
     assert "attestation" in resp.json()
+    custom = stack.api.get(f"/v1/policy/{stack.seeded['custom_policy_hash']}")  # only in an allocation file
+    assert custom.status_code == 200 and custom.json()["account_cap_bps"] == 9000
+    assert "0x" + Web3.keccak(custom.content).hex().removeprefix("0x") == stack.seeded["custom_policy_hash"]
     missing = h32("no policy")
     assert_problem(stack.api.get(f"/v1/policy/{missing}"), 404, "not_found", f"no policy with hash {missing}")
     assert_problem(

@@ -26,7 +26,7 @@ from cairn.deployment import Deployment
 from cairn.devchain import Anvil, start_anvil
 from cairn.eip712 import transfer_authorization_typed_data
 from cairn.errors import WrongChainError
-from cairn.policy import load_policy
+from cairn.policy import Policy, load_policy, parse_policy
 from cairn.settings import ANVIL_DEV_KEYS
 from indexer.core import Indexer, IndexerOptions
 
@@ -142,7 +142,7 @@ def travel_to(stack: Stack, timestamp: int) -> None:
 
 
 def write_allocation(
-    stack: Stack, epoch: int, previous: dict[str, int], amounts: dict[str, int]
+    stack: Stack, epoch: int, previous: dict[str, int], amounts: dict[str, int], policy: Policy | None = None
 ) -> tuple[merkle.MerkleTree, str]:
     """The rewards engine's content-addressed allocation file for these amounts; returns (tree, uri)."""
     publication = build_publication(
@@ -150,7 +150,7 @@ def write_allocation(
         end_block=int(stack.w3.eth.block_number),
         chain_id=31337,
         distributor=stack.deployment.address("RewardDistributor"),
-        policy=load_policy("v1"),
+        policy=policy or load_policy("v1"),
         previous=previous,
         epoch_amounts=amounts,
     )
@@ -211,13 +211,23 @@ def seed_rewards(stack: Stack) -> None:
     amount, proof = tree0.proof_for(o0)
     stack.transact(stack.owners[0], dist.functions.claim(amount, proof))
     travel_to(stack, genesis + 2 * EPOCH_LENGTH + 1)
-    bad, bad_uri = write_allocation(stack, 1, first, {o0.lower(): 6 * 10**18})
-    stack.transact(admin, dist.functions.proposeRoot(bad.root, 1, policy_hash, 10 * 10**18, bad_uri))
+    # the revoked root was computed under a policy that exists nowhere but in its allocation file
+    custom = parse_policy({**load_policy("v1").model_dump(mode="json"), "account_cap_bps": 9000})
+    bad, bad_uri = write_allocation(stack, 1, first, {o0.lower(): 6 * 10**18}, custom)
+    stack.transact(
+        admin, dist.functions.proposeRoot(bad.root, 1, custom.content_hash(), 10 * 10**18, bad_uri)
+    )
     stack.transact(admin, dist.functions.revokeRoot())
     tree1, uri1 = write_allocation(stack, 1, first, {o0.lower(): 2 * 10**18})
     stack.transact(admin, dist.functions.proposeRoot(tree1.root, 1, policy_hash, 6 * 10**18, uri1))
     stack.seeded.update(
-        policy_hash=policy_hash, tree0=tree0, uri0=uri0, tree1=tree1, uri1=uri1, revoked_root=bad.root
+        policy_hash=policy_hash,
+        custom_policy_hash=custom.content_hash(),
+        tree0=tree0,
+        uri0=uri0,
+        tree1=tree1,
+        uri1=uri1,
+        revoked_root=bad.root,
     )
 
 

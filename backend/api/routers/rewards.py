@@ -59,9 +59,9 @@ def get_allocation(ref: str, settings: SettingsDep) -> Response:
 
 
 @router.get("/policy/{policy_hash}")
-def get_policy(policy_hash: str, settings: SettingsDep) -> Response:
+def get_policy(policy_hash: str, session: SessionDep, settings: SettingsDep) -> Response:
     """The reward policy whose hash was published with a root."""
     body = allocations.find_policy(
-        settings=settings, policy_hash=parse_bytes32(policy_hash, field="policy_hash")
+        session, settings=settings, policy_hash=parse_bytes32(policy_hash, field="policy_hash")
     )
     return Response(body, media_type="application/json")

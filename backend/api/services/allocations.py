@@ -18,7 +18,7 @@ from backend.rewards.publication import allocations_dir
 from cairn import merkle
 from cairn.errors import CairnError, NotFoundError, ValidationError
 from cairn.merkle import keccak256
-from cairn.policy import POLICY_DIR, load_policy
+from cairn.policy import POLICY_DIR, load_policy, parse_policy
 
 _HASH = re.compile(r"(0x)?([0-9a-fA-F]{64})")
 _trees: dict[Path, merkle.MerkleTree] = {}
@@ -191,10 +191,11 @@ def policy_dirs(settings: ApiSettings) -> list[Path]:
     return [POLICY_DIR, settings.data_dir / "policies"]
 
 
-def find_policy(*, settings: ApiSettings, policy_hash: str) -> bytes:
+def find_policy(session: Session, *, settings: ApiSettings, policy_hash: str) -> bytes:
     """The canonical JSON of the known policy whose content hash is `policy_hash`.
 
-    The body's keccak256 is the hash itself, so a client can check what it received."""
+    Looked up in the policy folders, then in the allocation file of a root published with that hash (the
+    file embeds its policy). The body's keccak256 is the hash itself, so a client can check what it got."""
     want = policy_hash.lower()
     for folder in policy_dirs(settings):
         if not folder.is_dir():
@@ -203,6 +204,20 @@ def find_policy(*, settings: ApiSettings, policy_hash: str) -> bytes:
             try:
                 policy = load_policy(candidate)
             except CairnError:
+                continue
+            if policy.content_hash() == want:
+                return policy.canonical_json()
+    if table_exists(session, epochs.PROPOSED):
+        for r in rows(
+            session,
+            f"SELECT uri FROM {epochs.PROPOSED} WHERE policy_hash = :p ORDER BY block_number",
+            {"p": want},
+        ):
+            try:
+                path = find_allocation_file(settings=settings, ref=str(r["uri"]))
+                embedded = json.loads(path.read_bytes()).get("policy")
+                policy = parse_policy(embedded)
+            except (CairnError, ValueError, AttributeError):
                 continue
             if policy.content_hash() == want:
                 return policy.canonical_json()
