@@ -16,7 +16,8 @@ query); PostgreSQL runs the same SQL (tests/property/test_sql_dialects.py) and i
 Rows: 2,000,000 datasets owned by 1,000,000 accounts (2 each), 500,000 compute jobs over 100 models,
 7,500,000 attestations (3 validators per contribution) = 10,000,000 contribution rows; plus 100 manifests of
 1,000 datasets, 10,000 payments and the emission funding. `BENCH_EPOCH_ACCOUNTS` scales everything down
-for a quick run.
+for a quick run; `BENCH_EPOCH_POSTGRES=1` also copies the rows into PostgreSQL (COPY, cached as database
+`cairn_bench_epoch_<accounts>`) and reports the same figures with a `_pg` suffix.
 """
 
 from __future__ import annotations
@@ -278,7 +279,7 @@ def run() -> dict[str, float]:
     ready.dispose()
     out_dir = WORK / "epoch-out"
     figures.update(_measure_in_subprocess(str(path), out_dir))
-    if os.environ.get("BENCH_EPOCH_POSTGRES", "1") == "1":
+    if os.environ.get("BENCH_EPOCH_POSTGRES", "0") == "1":
         t = time.perf_counter()
         if build_pg(path):
             print(f"   PostgreSQL copy ready in {time.perf_counter() - t:.1f} s", flush=True)
