@@ -71,6 +71,7 @@ class IndexerOptions:
     live_batch: int = 64  # unfinalized blocks per transaction
     rpc_timeout: float = 10.0
     rpc_attempts: int = 12
+    max_response_bytes: int = 24 * 1024 * 1024  # bigger eth_getLogs answers are split (bounds memory)
 
 
 @dataclass
@@ -112,6 +113,7 @@ class Indexer:
             max_attempts=self.options.rpc_attempts,
             on_error=lambda kind: metrics.RPC_ERRORS.labels(kind).inc(),
             stop=self.stop,
+            max_response_bytes=self.options.max_response_bytes,
         )
         uint_as_str = self.engine.dialect.name != "postgresql"
         self.specs: dict[str, EventSpec] = specs_from_abis(
@@ -295,7 +297,9 @@ class Indexer:
             gen = self.rpc.generation
             try:
                 logs = self.rpc.call(
-                    "eth_getLogs", [{"fromBlock": hex(lo), "toBlock": hex(hi), "address": self.addresses}]
+                    "eth_getLogs",
+                    [{"fromBlock": hex(lo), "toBlock": hex(hi), "address": self.addresses}],
+                    bounded=hi > lo,  # one block cannot be split: no memory bound then
                 )
             except RangeTooLargeError as exc:
                 size = hi - lo + 1

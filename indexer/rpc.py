@@ -76,6 +76,10 @@ class _Transient(Exception):
     pass
 
 
+class _TooBig(Exception):
+    pass
+
+
 class RpcClient:
     """JSON-RPC client over a list of URLs (later ones are failovers)."""
 
@@ -90,6 +94,7 @@ class RpcClient:
         backoff_cap: float = 2.0,
         on_error: Callable[[str], None] | None = None,
         stop: threading.Event | None = None,
+        max_response_bytes: int | None = 32 * 1024 * 1024,
     ) -> None:
         if not urls:
             raise ChainUnreachableError("no RPC URL configured (CAIRN_RPC_URLS)")
@@ -101,6 +106,7 @@ class RpcClient:
         self.backoff_cap = backoff_cap
         self.on_error = on_error or (lambda kind: None)
         self.stop = stop
+        self.max_response_bytes = max_response_bytes
         self.index = 0
         self.generation = 0
         self._id = 0
@@ -132,22 +138,33 @@ class RpcClient:
             c.close()
         self._clients.clear()
 
-    def _post(self, payload: bytes) -> Any:
+    def _post(self, payload: bytes, limit: int | None = None) -> Any:
+        """POST one request; with `limit`, stop reading a body larger than `limit` bytes (_TooBig)."""
         url = self.url
         try:
-            resp = self._client(url).post(url, content=payload)
+            with self._client(url).stream("POST", url, content=payload) as resp:
+                status = resp.status_code
+                if status == 429 or status >= 400:
+                    self.on_error(f"http_{status}")
+                    ra = resp.headers.get("retry-after")
+                    raise _Transient(f"HTTP {status}" + (f" retry-after={ra}" if ra else ""))
+                if limit is None:
+                    body = resp.read()
+                else:
+                    chunks: list[bytes] = []
+                    size = 0
+                    for chunk in resp.iter_bytes():
+                        size += len(chunk)
+                        if size > limit:
+                            raise _TooBig(size)
+                        chunks.append(chunk)
+                    body = b"".join(chunks)
+                    del chunks
         except (httpx.TimeoutException, httpx.TransportError) as exc:
             self.on_error("timeout" if isinstance(exc, httpx.TimeoutException) else "transport")
             raise _Transient(f"{type(exc).__name__}: {exc}") from None
-        if resp.status_code == 429 or resp.status_code >= 500:
-            self.on_error(f"http_{resp.status_code}")
-            ra = resp.headers.get("retry-after")
-            raise _Transient(f"HTTP {resp.status_code}" + (f" retry-after={ra}" if ra else ""))
-        if resp.status_code >= 400:
-            self.on_error(f"http_{resp.status_code}")
-            raise _Transient(f"HTTP {resp.status_code}")
         try:
-            return orjson.loads(resp.content)
+            return orjson.loads(body)
         except orjson.JSONDecodeError:
             self.on_error("bad_body")
             raise _Transient("truncated or invalid JSON body") from None
@@ -201,13 +218,25 @@ class RpcClient:
             f"{method}: no RPC URL answered after {self.max_attempts} attempts (last: {last})"
         )
 
-    def call(self, method: str, params: list[Any] | None = None) -> Any:
+    def call(self, method: str, params: list[Any] | None = None, *, bounded: bool = True) -> Any:
+        """One call. eth_getLogs answers above `max_response_bytes` raise RangeTooLargeError unless not
+        `bounded` (used for a single block, which cannot be split)."""
+        limit = self.max_response_bytes if method == "eth_getLogs" and bounded else None
+
         def once() -> Any:
             self._id += 1
             payload = orjson.dumps(
                 {"jsonrpc": "2.0", "id": self._id, "method": method, "params": params or []}
             )
-            return self._check(method, self._post(payload))
+            try:
+                reply = self._post(payload, limit)
+            except _TooBig:
+                # our own memory bound: a range whose answer is too large is split like a provider's refusal
+                self.on_error("response_too_large")
+                raise RangeTooLargeError(
+                    f"{method}: response larger than {limit} bytes", None, method=method
+                ) from None
+            return self._check(method, reply)
 
         return self._with_retries(method, once)
 

@@ -98,3 +98,19 @@ def test_range_error_is_classified(anvil: Anvil, tmp_path: Path) -> None:
             client.call("eth_getLogs", [{"fromBlock": "0x0", "toBlock": "latest", "address": addr}])
         assert info.value.suggested is None  # "latest" has no numeric range to suggest from
         client.close()
+
+
+def test_response_size_bound_splits_ranges(anvil: Anvil, sqlite_url: str, tmp_path: Path) -> None:
+    from indexer import metrics
+
+    dep_path = populate(anvil, tmp_path)
+    settings = Settings(
+        rpc_urls=[anvil.url], database_url=sqlite_url, deployment_file=dep_path, confirmations=2
+    )
+    options = IndexerOptions(finality="confirmations", initial_range=64, max_response_bytes=12_000)
+    before = metrics.RPC_ERRORS.labels("response_too_large")._value.get()
+    idx = Indexer(settings, load_deployment(dep_path), options=options)
+    idx.run_once()
+    assert metrics.RPC_ERRORS.labels("response_too_large")._value.get() > before
+    truth = ground_truth(anvil.url, load_deployment(dep_path), postgres=False)
+    assert db_rows(idx.engine, list(truth)) == truth
