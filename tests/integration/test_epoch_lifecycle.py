@@ -129,3 +129,19 @@ def test_close_publish_finalize_claim(anvil: Anvil, sqlite_url: str, tmp_path: P
     for account, cum in tree.values:
         assert distributor.functions.claimed(Web3.to_checksum_address(account)).call() == cum
     assert relay_claims(eng, 0) == []  # nothing left: no transaction
+
+    # the CLI: status lists the epoch, audit recomputes the root from the chain alone and agrees
+    from typer.testing import CliRunner
+
+    from cairn.cli import app
+
+    runner = CliRunner()
+    res = runner.invoke(app, ["epoch", "status", "--database-url", sqlite_url])
+    assert res.exit_code == 0 and "accepted" in res.output and (computed.root or "") in res.output
+    res = runner.invoke(
+        app,
+        ["epoch", "audit", "0", "--rpc-url", anvil.url, "--deployment", str(tmp_path / "deployment.json"),
+         "--policy", str(tmp_path / "policy.json")],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert res.output.count(computed.root or "") == 2  # recomputed and on chain
