@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import sqlalchemy.exc
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse
@@ -28,9 +30,12 @@ from backend.api.services.health import package_version
 from backend.api.settings import ApiSettings, api_settings
 from cairn.db import make_engine
 from cairn.deployment import Deployment
+from cairn.errors import DatabaseUnreachableError
 from cairn.settings import Settings
 
 STATIC = Path(__file__).parent / "static"
+MIGRATION_ATTEMPTS = 5
+_MIGRATION_LOCK = threading.Lock()
 log = logging.getLogger("cairn.api")
 
 
@@ -45,8 +50,20 @@ def run_migrations(engine: Engine, settings: ApiSettings, deployment: Deployment
     specs = specs_from_abis(
         (c.abi for c in deployment.contracts.values()), uint_as_str=engine.dialect.name != "postgresql"
     )
-    indexer_upgrade(engine, specs)
-    backend_upgrade(engine)
+    # `cairn dev` starts the indexer and the API together: on SQLite (no advisory lock) both may try to
+    # create the same tables; the loser retries and then finds the schema at head.
+    for attempt in range(1, MIGRATION_ATTEMPTS + 1):
+        try:
+            with _MIGRATION_LOCK:  # Alembic's context is process-global: one upgrade at a time per process
+                indexer_upgrade(engine, specs)
+                backend_upgrade(engine)
+            return
+        except sqlalchemy.exc.DBAPIError as exc:
+            if attempt == MIGRATION_ATTEMPTS:
+                first = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+                raise DatabaseUnreachableError(f"database migrations failed: {first}") from None
+            log.info("migrations raced with another process (%s); retrying", type(exc).__name__)
+            time.sleep(0.2 * attempt)
 
 
 class BackgroundIndexer:

@@ -251,3 +251,48 @@ def test_two_api_processes_on_one_database_relay_a_message_once(anvil: Anvil, tm
         assert [r.status_code for r in results] == [202] * 4, [r.text for r in results]
         assert len({r.json()["tx_hash"] for r in results}) == 1
         assert relayer_nonce(stack) == before + 1
+
+
+def test_simultaneous_starts_on_a_fresh_database(anvil: Anvil, database_url: str, tmp_path: Path) -> None:
+    """`cairn dev` starts the indexer and the API at once: concurrent migrations must not fail a start."""
+    deploy(Web3(Web3.HTTPProvider(anvil.url)), Account.from_key(ANVIL_DEV_KEYS[0]), tmp_path)
+    settings = local_settings(anvil, tmp_path, "fresh").model_copy(update={"database_url": database_url})
+    results: list[Any] = []
+
+    def start() -> None:
+        try:
+            with TestClient(create_app(settings)) as client:
+                results.append(client.get("/health").status_code)
+        except Exception as exc:  # collected, asserted below
+            results.append(exc)
+
+    threads = [threading.Thread(target=start) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert results == [200, 200, 200]
+
+
+MIGRATE = """
+import sys
+from pathlib import Path
+from backend.api.app import run_migrations
+from backend.api.settings import ApiSettings
+from cairn.db import make_engine
+from cairn.deployment import load_deployment
+settings = ApiSettings(database_url=sys.argv[1], deployment_file=Path(sys.argv[2]))
+run_migrations(make_engine(settings.database_url), settings, load_deployment(settings.deployment_file))
+print("migrated")
+"""
+
+
+def test_two_processes_migrating_a_fresh_database(anvil: Anvil, database_url: str, tmp_path: Path) -> None:
+    deploy(Web3(Web3.HTTPProvider(anvil.url)), Account.from_key(ANVIL_DEV_KEYS[0]), tmp_path)
+    args = [sys.executable, "-c", MIGRATE, database_url, str(tmp_path / "deployment.json")]
+    procs = [
+        subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)
+    ]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [err for _, err in outs]
+    assert all(out.strip() == "migrated" for out, _ in outs)
