@@ -146,3 +146,33 @@ def test_make_run_stack_demo_register_read_back_stop_and_resume(stack: DevStack)
     again = stack.get(f"/v1/datasets/{content_hash}")
     assert again["owner"] == owner
     assert stack.interrupt() == []
+
+
+def test_cairn_up_on_an_existing_chain_and_postgresql(anvil: Any, postgres_url: str, tmp_path: Path) -> None:
+    from cairn.deploy import deploy_all
+
+    deploy_all(anvil.url, ANVIL_DEV_KEYS[0], out=tmp_path / "deployment.json")
+    api_port = free_port()
+    env = dict(os.environ, CAIRN_DATA_DIR=str(tmp_path / "data"), CAIRN_CONFIRMATIONS="0")
+    output = tmp_path / "up.out"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cairn.cli", "up", "--rpc-url", anvil.url, "--database-url", postgres_url,
+         "--deployment", str(tmp_path / "deployment.json"), "--api-port", str(api_port)],
+        stdout=output.open("ab"), stderr=subprocess.STDOUT, env=env,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while "ready: API" not in output.read_text() and time.monotonic() < deadline:
+            assert proc.poll() is None, output.read_text()
+            time.sleep(0.2)
+        with urllib.request.urlopen(f"http://127.0.0.1:{api_port}/health", timeout=10) as resp:
+            health = json.loads(resp.read())
+        assert health["database_kind"] == "postgresql" and health["chain_id"] == 31337
+        assert isinstance(health["latest_indexed_block"], int)
+        kids = psutil.Process(proc.pid).children(recursive=True)
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
+        assert psutil.wait_procs(kids, timeout=20)[1] == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
