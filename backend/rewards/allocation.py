@@ -94,7 +94,8 @@ def split_largest_remainder(pool: int, weights: Mapping[str, int]) -> dict[str, 
     if total == 0:
         raise ValidationError("cannot split over zero total weight")
     shares: dict[str, int] = {}
-    rems: list[tuple[int, str]] = []
+    rkeys: list[str] = []
+    rvals: list[int] = []
     given = 0
     for key, w in weights.items():
         if not w:
@@ -103,10 +104,21 @@ def split_largest_remainder(pool: int, weights: Mapping[str, int]) -> dict[str, 
         shares[key] = q
         given += q
         if r:
-            rems.append((-r, key))
-    left = pool - given
+            rkeys.append(key)
+            rvals.append(r)
+    left = pool - given  # < len(rvals): the remainders sum to left * total and each is < total
     if left:
-        for _, key in heapq.nsmallest(left, rems) if left < len(rems) // 8 else sorted(rems)[:left]:
+        # the `left` largest remainders, ties by ascending key: every key above the left-th largest
+        # remainder, then the smallest keys among those exactly at it (sorting ints, not (r, key) tuples)
+        if left < len(rvals) // 8:
+            cut = heapq.nlargest(left, rvals)[-1]
+        else:
+            cut = sorted(rvals, reverse=True)[left - 1]
+        above = [k for k, r in zip(rkeys, rvals, strict=True) if r > cut]
+        at = sorted(k for k, r in zip(rkeys, rvals, strict=True) if r == cut)
+        for key in above:
+            shares[key] += 1
+        for key in at[: left - len(above)]:
             shares[key] += 1
     return shares
 

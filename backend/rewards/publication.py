@@ -79,15 +79,16 @@ class Publication:
         t = self.tree
         step = 65_536
         for i in range(0, len(t.tree), step):
-            part = b",".join(b'"0x' + n.hex().encode() + b'"' for n in t.tree[i : i + step])
-            yield part if i == 0 else b"," + part
+            # every node is 32 bytes: hex the whole slice at once, a separator every 64 hex digits
+            hx = b"".join(t.tree[i : i + step]).hex("|", 32).replace("|", '","0x')
+            yield ('"0x' if i == 0 else ',"0x').encode() + hx.encode() + b'"'
         yield b'],"values":['
         for i in range(0, len(t.values), step):
-            part = b",".join(
-                b'{"treeIndex":%d,"value":["%s","%d"]}' % (ti, a.encode(), v)
+            part = ",".join(
+                f'{{"treeIndex":{ti},"value":["{a}","{v}"]}}'
                 for (a, v), ti in zip(t.values[i : i + step], t.tree_index[i : i + step], strict=True)
             )
-            yield part if i == 0 else b"," + part
+            yield (part if i == 0 else "," + part).encode()
         yield b"]}}"
 
     def to_bytes(self) -> bytes:

@@ -26,15 +26,32 @@ _LATEST = """a.block_number <= :end AND NOT EXISTS (
           AND (b.block_number > a.block_number
                OR (b.block_number = a.block_number AND b.log_index > a.log_index)))"""
 
-# Pass 1: count, min, max and sum of the latest scores per contribution, in one streaming GROUP BY over the
-# (contribution_id, validator) index (no sort).
-AGG_SQL = f"""
+# Pass 1: count, distinct validators, min, max and sum of the scores per contribution, in one streaming GROUP
+# BY over the (contribution_id, validator, ...) covering index (no sort, no per-row latest check). Where every
+# validator attested once (n = nv, the common case) these are the latest scores' aggregates already.
+AGG_SQL = """
 CREATE TEMPORARY TABLE cairn_agg AS
+SELECT contribution_id AS cid, COUNT(*) AS n, COUNT(DISTINCT validator) AS nv, MIN(score) AS lo,
+       MAX(score) AS hi, CAST(SUM(score) AS BIGINT) AS total
+FROM ev_attested WHERE block_number <= :end
+GROUP BY contribution_id
+"""
+
+# Pass 1b: contributions where a validator attested more than once are aggregated again over the latest
+# attestation of each validator only, and replace their pass-1 rows.
+AGG_FIX_SQL = f"""
+CREATE TEMPORARY TABLE cairn_agg_fix AS
 SELECT a.contribution_id AS cid, COUNT(*) AS n, MIN(a.score) AS lo, MAX(a.score) AS hi,
        CAST(SUM(a.score) AS BIGINT) AS total
-FROM ev_attested a WHERE {_LATEST}
+FROM ev_attested a
+WHERE a.contribution_id IN (SELECT cid FROM cairn_agg WHERE n > nv) AND {_LATEST}
 GROUP BY a.contribution_id
 """
+AGG_FIX_STEPS = (
+    "DELETE FROM cairn_agg WHERE n > nv",
+    "INSERT INTO cairn_agg (cid, n, nv, lo, hi, total) SELECT cid, n, n, lo, hi, total FROM cairn_agg_fix",
+    "DROP TABLE cairn_agg_fix",
+)
 
 # Pass 2: the floor-median. Up to 4 scores it follows from the aggregates (n=3: total-lo-hi; n=4: the two
 # middle ones sum to total-lo-hi); only contributions with 5 or more validators need the window function.
@@ -119,9 +136,12 @@ def inputs_from_conn(conn: Connection, epoch: int, end_block: int, policy: Polic
         raise ConfigError(f"the indexer mirror lacks tables {', '.join(missing)}: run `cairn index` first")
     att = policy.attestation
     p = {"end": end_block}
-    for tmp in ("cairn_agg", "cairn_eligible", "cairn_manifest_ref"):
+    for tmp in ("cairn_agg", "cairn_agg_fix", "cairn_eligible", "cairn_manifest_ref"):
         conn.execute(text(f"DROP TABLE IF EXISTS {tmp}"))
     conn.execute(text(AGG_SQL), p)
+    conn.execute(text(AGG_FIX_SQL), p)
+    for step in AGG_FIX_STEPS:
+        conn.execute(text(step))
     conn.execute(text(MEDIAN_SQL), {**p, "quorum": att.quorum, "min_score": att.min_score})
     conn.execute(text("CREATE INDEX cairn_eligible_cid ON cairn_eligible (cid)"))
 
