@@ -169,8 +169,10 @@ class MerkleTree:
         tree = self.tree
         i = self.tree_index[index]
         proof: list[bytes] = []
-        while i > 0:
-            proof.append(tree[i + 1 if i & 1 else i - 1])
+        append = proof.append
+        while i:
+            # the sibling of i is i + 1 when i is odd (a left child), i - 1 when even
+            append(tree[i + 1 if i & 1 else i - 1])
             i = (i - 1) >> 1
         return proof
 

@@ -132,7 +132,11 @@ def _split_or_treasury(pool: int, weights: Mapping[str, int], treasury: str, int
     if pool == 0:
         return
     if any(weights.values()):
-        _add(into, split_largest_remainder(pool, weights))
+        shares = split_largest_remainder(pool, weights)
+        if into:
+            _add(into, shares)
+        else:  # the first pool: nothing to add to
+            into.update(shares)
     else:
         into[treasury] = into.get(treasury, 0) + pool
 

@@ -146,9 +146,9 @@ def inputs_from_conn(conn: Connection, epoch: int, end_block: int, policy: Polic
     conn.execute(text("CREATE INDEX cairn_eligible_cid ON cairn_eligible (cid)"))
 
     inp = EpochInputs(epoch=epoch)
-    for owner, total in conn.execute(text(DATA_WEIGHTS_SQL), p):
+    for owner, total in conn.execute(text(DATA_WEIGHTS_SQL), p).all():  # fetchall: no per-row fetchone
         inp.data_weights[owner] = int(total)
-    for provider, model, work, median in conn.execute(text(COMPUTE_SQL), p):
+    for provider, model, work, median in conn.execute(text(COMPUTE_SQL), p).all():
         w = int(work) * int(median)
         inp.compute_weights[provider] = inp.compute_weights.get(provider, 0) + w
         mw = inp.model_compute_weights.setdefault(model, {})
