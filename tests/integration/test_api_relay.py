@@ -72,8 +72,10 @@ def test_relay_registers_once_and_is_idempotent(sqlite_stack: Stack) -> None:
     first = s.api.post("/v1/datasets", json=body)
     assert first.status_code == 202, first.text
     out = first.json()
-    assert out["status"] == "mined" and out["duplicate"] is False and out["owner"] == owner.address
-    receipt = s.w3.eth.get_transaction_receipt(out["tx_hash"])
+    # "pending" when the node has not mined it by the time the API answers (a loaded machine)
+    assert out["status"] in ("mined", "pending") and out["duplicate"] is False
+    assert out["owner"] == owner.address
+    receipt = s.w3.eth.wait_for_transaction_receipt(out["tx_hash"], timeout=60)
     assert receipt["status"] == 1
     # retry with the very same signed message: same hash, no second transaction
     for _ in range(2):
