@@ -130,20 +130,13 @@ def _child_env(settings: Settings, rpc_url: str, database_url: str, deployment_f
 
 def migrate_all(database_url: str, deployment_file: Path) -> None:
     """Bring every package's tables up to date once, before the indexer and API start side by side."""
-    from backend.migrations import upgrade as backend_upgrade
+    from backend.api.app import run_migrations
     from cairn.db import make_engine
     from cairn.deployment import load_deployment
-    from indexer.abi import specs_from_abis
-    from indexer.store import upgrade as indexer_upgrade
 
-    deployment = load_deployment(deployment_file)
     engine = make_engine(database_url)
     try:
-        specs = specs_from_abis(
-            (c.abi for c in deployment.contracts.values()), uint_as_str=engine.dialect.name != "postgresql"
-        )
-        indexer_upgrade(engine, specs)
-        backend_upgrade(engine)
+        run_migrations(engine, load_deployment(deployment_file))
     finally:
         engine.dispose()
 

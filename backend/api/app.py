@@ -39,7 +39,7 @@ _MIGRATION_LOCK = threading.Lock()
 log = logging.getLogger("cairn.api")
 
 
-def run_migrations(engine: Engine, settings: ApiSettings, deployment: Deployment) -> None:
+def run_migrations(engine: Engine, deployment: Deployment) -> None:
     """Bring the indexer's tables (`ev_*`, cursor, views) and the backend's tables up to date.
 
     Each package owns its migrations; both upgrades are idempotent and safe next to a running indexer."""
@@ -106,7 +106,7 @@ def create_app(settings: Settings | None = None, *, run_indexer: bool | None = N
         try:
             chain = connect_chain(cfg)
             if cfg.api_migrate:
-                run_migrations(engine, cfg, chain.deployment)
+                run_migrations(engine, chain.deployment)
             relayer = Relayer(
                 chain=chain,
                 engine=engine,

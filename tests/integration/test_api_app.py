@@ -282,7 +282,7 @@ from backend.api.settings import ApiSettings
 from cairn.db import make_engine
 from cairn.deployment import load_deployment
 settings = ApiSettings(database_url=sys.argv[1], deployment_file=Path(sys.argv[2]))
-run_migrations(make_engine(settings.database_url), settings, load_deployment(settings.deployment_file))
+run_migrations(make_engine(settings.database_url), load_deployment(settings.deployment_file))
 print("migrated")
 """
 
