@@ -17,9 +17,16 @@ from cairn.settings import REPO_ROOT
 
 ARTIFACTS_DIR = REPO_ROOT / "artifacts" / "contracts" / "src"
 
-# Deployable Cairn contracts, in deployment order.
-CORE_CONTRACTS: tuple[str, ...] = ("RewardToken", "ContributionRegistry", "ModelRegistry")
-PAYMENT_CONTRACTS: tuple[str, ...] = ("RewardDistributor", "PaymentRouter")
+# Deployable Cairn contracts, in deployment order. The RewardDistributor comes right after the RewardToken:
+# the token names it (immutable DISTRIBUTOR, the only caller of its claim ledger), so its address is predicted
+# from the deployer's next nonce.
+CORE_CONTRACTS: tuple[str, ...] = (
+    "RewardToken",
+    "RewardDistributor",
+    "ContributionRegistry",
+    "ModelRegistry",
+    "PaymentRouter",
+)
 
 
 class ArtifactError(CairnError):

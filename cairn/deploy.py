@@ -1,9 +1,10 @@
 """Deploy Cairn's contracts, wire their roles and write the deployment file (`cairn deploy`).
 
-Order: RewardToken, ContributionRegistry, ModelRegistry, then (when their artifacts are built)
-RewardDistributor and PaymentRouter. Every contract gets the same epoch clock (genesis, length). Wiring
-roles granted on every chain: the RewardDistributor gets MINTER_ROLE on the token (emission is minted only
-through it).
+Order: RewardToken, RewardDistributor, ContributionRegistry, ModelRegistry, PaymentRouter. The token is
+given the distributor's address before the distributor exists (predicted from the deployer's nonce; the
+distributor's constructor reverts unless the token names it). Every contract gets the same epoch clock
+(genesis, length). Wiring roles granted on every chain: the RewardDistributor gets MINTER_ROLE on the token
+(emission is minted only through it).
 
 On the local chain (31337) the anvil development accounts also get the operational roles, so the demo works
 with the default keys (`cairn.settings.ANVIL_DEV_KEYS`):
@@ -25,14 +26,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
+import rlp  # type: ignore[import-untyped]
 import typer
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from eth_hash.auto import keccak
 from rich.console import Console
 from web3 import Web3
 from web3.contract import Contract
 
-from cairn.contracts import CORE_CONTRACTS, PAYMENT_CONTRACTS, has_artifact, load_artifact
+from cairn.contracts import CORE_CONTRACTS, load_artifact
 from cairn.deployment import ContractInfo, Deployment, EpochConfig
 from cairn.errors import ChainUnreachableError, ConfigError, DeploymentError
 from cairn.settings import ANVIL_DEV_KEYS, LOCAL_CHAIN_ID, PLACEHOLDER_MARKERS, load_settings
@@ -69,6 +72,12 @@ DEV_ROLES: dict[str, tuple[str, tuple[int, ...]]] = {
 
 def dev_address(index: int) -> str:
     return str(Account.from_key(ANVIL_DEV_KEYS[index]).address)
+
+
+def create_address(deployer: str, nonce: int) -> str:
+    """Where a CREATE from `deployer` with `nonce` deploys: `keccak256(rlp([deployer, nonce]))[12:]`."""
+    digest = keccak(rlp.encode([bytes.fromhex(deployer.removeprefix("0x")), nonce]))
+    return Web3.to_checksum_address(digest[12:])
 
 
 def connect(w3_or_rpc_url: Web3 | str) -> Web3:
@@ -175,14 +184,12 @@ def deploy_all(
     max_fee_bps: int = DEFAULT_MAX_FEE_BPS,
     fee_bps: int = DEFAULT_FEE_BPS,
     fee_recipient: str | None = None,
-    include_payments: bool = True,
     dev_roles: bool | None = None,
 ) -> Deployment:
     """Deploy and wire every contract; write the deployment file to `out` if given.
 
     `genesis` defaults to the latest block's timestamp (epoch 0 starts now). `dev_roles` defaults to
-    "chain id is 31337". PaymentRouter and RewardDistributor are deployed when `include_payments` and their
-    artifacts exist.
+    "chain id is 31337".
     """
     if epoch_length <= 0:
         raise ConfigError(f"epoch length must be positive, got {epoch_length}")
@@ -210,18 +217,20 @@ def deploy_all(
     for name in CORE_CONTRACTS:
         load_artifact(name)  # fail before sending anything if the build is missing
     names = list(CORE_CONTRACTS)
-    if include_payments and all(has_artifact(n) for n in PAYMENT_CONTRACTS):
-        names += PAYMENT_CONTRACTS
+    # RewardDistributor is deployed with the nonce right after the token's.
+    values["distributor"] = create_address(admin, sender.nonce + names.index("RewardDistributor"))
 
     deployed: dict[str, Contract] = {}
     blocks: dict[str, int] = {}
     for name in names:
         contract, block = sender.deploy(name, _constructor_args(name, values))
         deployed[name], blocks[name] = contract, block
+        predicted = values.get(ADDRESS_PARAMS[name], contract.address)
+        if predicted != contract.address:
+            raise DeploymentError(f"{name} deployed at {contract.address}, predicted {predicted}")
         values[ADDRESS_PARAMS[name]] = contract.address
 
-    if "RewardDistributor" in deployed:
-        _grant(sender, deployed["RewardToken"], "MINTER_ROLE", deployed["RewardDistributor"].address)
+    _grant(sender, deployed["RewardToken"], "MINTER_ROLE", deployed["RewardDistributor"].address)
     if dev_roles if dev_roles is not None else chain_id == LOCAL_CHAIN_ID:
         for role_name, (contract_name, indices) in DEV_ROLES.items():
             if contract_name in deployed:

@@ -11,8 +11,9 @@ import {IRewardDistributor} from "./interfaces/IRewardDistributor.sol";
 
 /// @title RewardDistributor
 /// @notice Epoch reward pool (emission + inference revenue) paid out through cumulative Merkle claims.
-/// @dev Gas design (see contracts/SECURITY.md): a claim reads one root slot and writes one slot (the account's
-/// claimed cumulative) besides the token transfer. Pausing zeroes the "live" root that claims read, so the pause
+/// @dev Gas design (see contracts/SECURITY.md): a claim reads one root slot here; the claimed cumulative lives in
+/// the account's word in the token (`RewardToken.payClaim`), so paying and recording a claim is one write of the
+/// account's word plus the distributor's balance. Pausing zeroes the "live" root that claims read, so the pause
 /// check costs nothing on the hot path. A proposal writes two slots (pending root, packed root state).
 contract RewardDistributor is IRewardDistributor, AccessControl, Pausable, EpochClock {
     using SafeERC20 for IERC20;
@@ -43,9 +44,9 @@ contract RewardDistributor is IRewardDistributor, AccessControl, Pausable, Epoch
     bytes32 private _pendingRoot;
     RootState private _state;
     uint256 private _totalFunded;
-    mapping(address account => uint256) private _claimed;
 
-    /// @param token_ the RewardToken (grant this contract its MINTER_ROLE for emission).
+    /// @param token_ the RewardToken, which must name this contract as its DISTRIBUTOR (grant this contract its
+    /// MINTER_ROLE for emission).
     /// @param genesis_ epoch clock genesis (unix seconds).
     /// @param length_ epoch length (seconds).
     /// @param admin receives DEFAULT_ADMIN_ROLE only.
@@ -55,6 +56,7 @@ contract RewardDistributor is IRewardDistributor, AccessControl, Pausable, Epoch
     {
         if (token_ == address(0) || admin == address(0)) revert RewardDistributorZeroValue();
         if (challengeDelay_ == 0 || challengeDelay_ > MAX_CHALLENGE_DELAY) revert RewardDistributorInvalidDelay();
+        if (IRewardToken(token_).DISTRIBUTOR() != address(this)) revert RewardDistributorNotTokenDistributor(token_);
         TOKEN = IRewardToken(token_);
         _CHALLENGE_DELAY = challengeDelay_;
         FIRST_EPOCH = currentEpoch();
@@ -195,7 +197,7 @@ contract RewardDistributor is IRewardDistributor, AccessControl, Pausable, Epoch
 
     /// @inheritdoc IRewardDistributor
     function claimed(address account) external view returns (uint256) {
-        return _claimed[account];
+        return TOKEN.claimedOf(account);
     }
 
     /// @inheritdoc IRewardDistributor
@@ -229,15 +231,14 @@ contract RewardDistributor is IRewardDistributor, AccessControl, Pausable, Epoch
             leaf := keccak256(0x00, 0x20)
         }
         if (!_verify(proof, r, leaf)) revert RewardDistributorInvalidProof();
-        uint256 already = _claimed[account];
+        // The token (immutable, Cairn's own, no hooks) records the claim and moves the tokens in one step; it
+        // changes nothing when nothing is owed, and this call then reverts.
+        uint256 already = TOKEN.payClaim(account, cumulativeAmount);
         if (cumulativeAmount <= already) revert RewardDistributorNothingToClaim(account, cumulativeAmount, already);
         // Cannot underflow: checked just above.
         unchecked {
             amount = cumulativeAmount - already;
         }
-        _claimed[account] = cumulativeAmount;
-        // The token is Cairn's own OpenZeppelin ERC-20: it reverts on failure, returns true, and has no hooks.
-        if (!IERC20(address(TOKEN)).transfer(account, amount)) revert RewardDistributorTransferFailed();
         emit Claimed(account, msg.sender, amount, cumulativeAmount);
     }
 

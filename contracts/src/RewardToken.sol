@@ -15,12 +15,23 @@ import {IRewardToken} from "./interfaces/IRewardToken.sol";
 /// @dev EIP-712 domain: name = token name, version "1", chain id, this contract (rebuilt if the chain id changes).
 /// EIP-3009 follows OpenZeppelin's ERC3009 (FiatTokenV2 semantics: random nonces, strict validity window), with
 /// every signature checked by SignatureChecker, so contract wallets (EIP-1271) can authorize too, like FiatTokenV2_2.
+///
+/// Storage: one word per account, `balance (bits 0..127) | claimedCumulative (bits 128..255)`. The second field is
+/// the RewardDistributor's claim ledger, kept here so that a claim reads and writes the account's single word
+/// instead of a separate "claimed" slot in the distributor (a fresh 22.1k-gas slot on a first claim, 5k later).
+/// Total supply is capped at 2^128 - 1, so every balance fits its 128 bits. OpenZeppelin's `_balances` and
+/// `_totalSupply` are never used: `_update`, `balanceOf` and `totalSupply` are overridden.
 contract RewardToken is IRewardToken, ERC20Permit, ERC3009, AccessControl, EpochClock {
     /// @notice May mint emission (the RewardDistributor).
     bytes32 public constant MINTER_ROLE = keccak256("MINTER_ROLE");
 
     uint256 private constant _BPS = 10_000;
     uint256 private constant _RAY = 1e27;
+    uint256 private constant _BALANCE_MASK = type(uint128).max;
+    uint256 private constant _CLAIMED_SHIFT = 128;
+
+    /// @inheritdoc IRewardToken
+    address public immutable DISTRIBUTOR;
 
     uint256 private immutable _INITIAL_EPOCH_CAP;
     uint16 private immutable _DECAY_BPS;
@@ -28,6 +39,9 @@ contract RewardToken is IRewardToken, ERC20Permit, ERC3009, AccessControl, Epoch
     uint256 private immutable _RETAIN_RAY;
 
     mapping(uint64 epoch => uint256 minted) private _mintedInEpoch;
+    /// @dev `balance | claimedCumulative << 128` per account (see the contract's NatSpec).
+    mapping(address account => uint256 word) private _accounts;
+    uint256 private _supply;
 
     /// @param name_ Token name (also the EIP-712 domain name).
     /// @param symbol_ Token symbol.
@@ -36,6 +50,8 @@ contract RewardToken is IRewardToken, ERC20Permit, ERC3009, AccessControl, Epoch
     /// @param epochLength_ Epoch clock length (seconds).
     /// @param initialEpochCap_ Cap of epoch 0, at most 2^128.
     /// @param decayBps_ Decay of the cap per epoch in basis points, at most 10000.
+    /// @param distributor_ The RewardDistributor (the only caller of `payClaim`); deployed after this token, so
+    /// its address is predicted (the distributor's constructor checks that it is the one named here).
     constructor(
         string memory name_,
         string memory symbol_,
@@ -43,9 +59,12 @@ contract RewardToken is IRewardToken, ERC20Permit, ERC3009, AccessControl, Epoch
         uint64 genesis_,
         uint64 epochLength_,
         uint256 initialEpochCap_,
-        uint16 decayBps_
+        uint16 decayBps_,
+        address distributor_
     ) ERC20(name_, symbol_) ERC20Permit(name_) EpochClock(genesis_, epochLength_) {
         if (decayBps_ > _BPS || initialEpochCap_ > type(uint128).max) revert RewardTokenInvalidSchedule();
+        if (distributor_ == address(0)) revert RewardTokenZeroDistributor();
+        DISTRIBUTOR = distributor_;
         _INITIAL_EPOCH_CAP = initialEpochCap_;
         _DECAY_BPS = decayBps_;
         _RETAIN_RAY = (_BPS - decayBps_) * (_RAY / _BPS);
@@ -104,6 +123,78 @@ contract RewardToken is IRewardToken, ERC20Permit, ERC3009, AccessControl, Epoch
             if (n != 0) x = (x * x) / _RAY;
             if (x == 0) return n == 0 ? z : 0;
         }
+    }
+
+    // --- balances and the claim ledger -------------------------------------------------------------------
+
+    /// @inheritdoc ERC20
+    function totalSupply() public view override returns (uint256) {
+        return _supply;
+    }
+
+    /// @inheritdoc ERC20
+    function balanceOf(address account) public view override returns (uint256) {
+        return _accounts[account] & _BALANCE_MASK;
+    }
+
+    /// @inheritdoc IRewardToken
+    function claimedOf(address account) external view returns (uint256) {
+        return _accounts[account] >> _CLAIMED_SHIFT;
+    }
+
+    /// @inheritdoc IRewardToken
+    function payClaim(address account, uint256 cumulativeAmount) external returns (uint256 previous) {
+        address distributor = DISTRIBUTOR;
+        if (msg.sender != distributor) revert RewardTokenNotDistributor(msg.sender);
+        if (account == address(0) || account == distributor) revert ERC20InvalidReceiver(account);
+        uint256 word = _accounts[account];
+        previous = word >> _CLAIMED_SHIFT;
+        if (cumulativeAmount <= previous) return previous; // nothing owed: the distributor reverts
+        if (cumulativeAmount > _BALANCE_MASK) revert RewardTokenClaimTooLarge(cumulativeAmount);
+        uint256 amount;
+        // Cannot underflow: cumulativeAmount > previous.
+        unchecked {
+            amount = cumulativeAmount - previous;
+        }
+        uint256 dword = _accounts[distributor];
+        uint256 dbalance = dword & _BALANCE_MASK;
+        if (dbalance < amount) revert ERC20InsufficientBalance(distributor, dbalance, amount);
+        // `dword - amount` only lowers the balance field (dbalance >= amount). The account's new balance is at
+        // most the total supply (< 2^128) and cumulativeAmount < 2^128, so both fields fit their bits.
+        unchecked {
+            _accounts[distributor] = dword - amount;
+            _accounts[account] = (cumulativeAmount << _CLAIMED_SHIFT) | ((word & _BALANCE_MASK) + amount);
+        }
+        emit Transfer(distributor, account, amount);
+    }
+
+    /// @dev OpenZeppelin's `_update` on the packed account words (same checks, errors and event).
+    function _update(address from, address to, uint256 value) internal override {
+        if (from == address(0)) {
+            uint256 supply = _supply + value;
+            if (supply > _BALANCE_MASK) revert RewardTokenSupplyOverflow(supply);
+            _supply = supply;
+        } else {
+            uint256 word = _accounts[from];
+            uint256 balance = word & _BALANCE_MASK;
+            if (balance < value) revert ERC20InsufficientBalance(from, balance, value);
+            // Only the balance field changes: balance >= value.
+            unchecked {
+                _accounts[from] = word - value;
+            }
+        }
+        if (to == address(0)) {
+            // value <= balance of `from` <= total supply.
+            unchecked {
+                _supply -= value;
+            }
+        } else {
+            // balance + value <= total supply < 2^128: no carry into the claimed field.
+            unchecked {
+                _accounts[to] += value;
+            }
+        }
+        emit Transfer(from, to, value);
     }
 
     // --- EIP-3009 -----------------------------------------------------------------------------------------

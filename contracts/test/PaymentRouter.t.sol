@@ -39,7 +39,7 @@ abstract contract PaymentRouterFixture is Test {
         vm.warp(GENESIS + 10);
         (payer, payerKey) = makeAddrAndKey("payer");
         (other, otherKey) = makeAddrAndKey("other");
-        token = new RewardToken("Cairn", "CAIRN", address(this), GENESIS, LENGTH, 1e30, 0);
+        token = new RewardToken("Cairn", "CAIRN", address(this), GENESIS, LENGTH, 1e30, 0, predictCreate(1));
         token.grantRole(token.MINTER_ROLE(), address(this));
         dist = new RewardDistributor(address(token), GENESIS, LENGTH, admin, 1 hours);
         router = new PaymentRouter(address(token), GENESIS, LENGTH, admin, address(dist), MAX_FEE, FEE, feeRecipient);

@@ -111,7 +111,9 @@ contract PaymentRouterInvariantTest is Test {
 
     function setUp() public {
         vm.warp(1_000_010);
-        token = new RewardToken("Cairn", "CAIRN", address(this), 1_000_000, 1 days, type(uint128).max, 0);
+        token = new RewardToken(
+            "Cairn", "CAIRN", address(this), 1_000_000, 1 days, type(uint128).max, 0, predictCreate(1)
+        );
         token.grantRole(token.MINTER_ROLE(), address(this));
         dist = new RewardDistributor(address(token), 1_000_000, 1 days, address(this), 1 hours);
         router = new PaymentRouter(address(token), 1_000_000, 1 days, address(this), address(dist), 1000, 300, feeRecipient);

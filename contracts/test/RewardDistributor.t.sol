@@ -2,7 +2,7 @@
 pragma solidity 0.8.37;
 
 import {Test} from "./utils/Test.sol";
-import {MockRewardToken, FalseReturningToken} from "./mocks/MockRewardToken.sol";
+import {MockRewardToken} from "./mocks/MockRewardToken.sol";
 import {MerkleHelper} from "./mocks/MerkleHelper.sol";
 import {RewardDistributor} from "../src/RewardDistributor.sol";
 import {IRewardDistributor} from "../src/interfaces/IRewardDistributor.sol";
@@ -27,7 +27,7 @@ abstract contract RewardDistributorFixture is Test {
 
     function setUp() public virtual {
         vm.warp(GENESIS + 10);
-        token = new MockRewardToken(CAP);
+        token = new MockRewardToken(CAP, predictCreate(1));
         dist = new RewardDistributor(address(token), GENESIS, LENGTH, admin, DELAY);
         vm.startPrank(admin);
         dist.grantRole(dist.PUBLISHER_ROLE(), publisher);
@@ -573,23 +573,19 @@ contract RewardDistributorTest is RewardDistributorFixture {
         assertEq(token.balanceOf(a[i]), oz ? c[i] : 0);
     }
 
-    function test_claim_revertsWhen_tokenTransferReturnsFalse() public {
-        FalseReturningToken bad = new FalseReturningToken();
-        RewardDistributor d2 = new RewardDistributor(address(bad), GENESIS, LENGTH, admin, DELAY);
-        bytes32 publisherRole = d2.PUBLISHER_ROLE();
-        vm.prank(admin);
-        d2.grantRole(publisherRole, publisher);
-        bad.mint(address(this), 1_500e18);
-        bad.approve(address(d2), 1_500e18);
-        d2.fundRevenue(1_500e18);
-        vm.warp(GENESIS + LENGTH);
-        vm.prank(publisher);
-        d2.proposeRoot(root1, 0, bytes32(0), 1_500e18, "");
-        vm.warp(block.timestamp + DELAY);
-        d2.acceptRoot();
-        bytes32[] memory p = MerkleHelper.proof(leaves, 0);
-        vm.expectRevert(IRewardDistributor.RewardDistributorTransferFailed.selector);
-        d2.claimFor(accts[0], amts[0], p);
-        assertEq(d2.claimed(accts[0]), 0);
+    function test_constructor_revertsWhen_tokenNamesAnotherDistributor() public {
+        // `token` names `dist`; a second distributor over it would have no claim ledger to write to.
+        vm.expectRevert(
+            abi.encodeWithSelector(IRewardDistributor.RewardDistributorNotTokenDistributor.selector, address(token))
+        );
+        new RewardDistributor(address(token), GENESIS, LENGTH, admin, DELAY);
+    }
+
+    function test_claim_ledgerLivesInTheToken() public {
+        _fund(1_500e18);
+        _publish(root1, 1_500e18);
+        dist.claimFor(accts[0], amts[0], MerkleHelper.proof(leaves, 0));
+        assertEq(token.claimedOf(accts[0]), amts[0]);
+        assertEq(dist.claimed(accts[0]), amts[0]);
     }
 }

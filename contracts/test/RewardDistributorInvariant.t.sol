@@ -117,7 +117,7 @@ contract RewardDistributorInvariantTest is Test {
 
     function setUp() public {
         vm.warp(1_000_010);
-        token = new MockRewardToken(1_000_000e18);
+        token = new MockRewardToken(1_000_000e18, predictCreate(1));
         dist = new RewardDistributor(address(token), 1_000_000, 1 days, address(this), 1 hours);
         address publisher = address(0xB0B);
         dist.grantRole(dist.PUBLISHER_ROLE(), publisher);

@@ -6,6 +6,7 @@ import {RewardToken} from "../src/RewardToken.sol";
 import {IRewardToken} from "../src/interfaces/IRewardToken.sol";
 import {EpochClock} from "../src/EpochClock.sol";
 import {IAccessControl} from "@openzeppelin/contracts/access/IAccessControl.sol";
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {IERC20Errors} from "@openzeppelin/contracts/interfaces/draft-IERC6093.sol";
 import {ERC20Permit} from "@openzeppelin/contracts/token/ERC20/extensions/ERC20Permit.sol";
 import {ERC3009} from "@openzeppelin/contracts/token/ERC20/extensions/draft-ERC3009.sol";
@@ -35,6 +36,7 @@ abstract contract TokenFixture is Test {
     RewardToken internal token;
     address internal admin = makeAddr("admin");
     address internal minter = makeAddr("minter");
+    address internal distributor = makeAddr("distributor");
     address internal alice;
     uint256 internal aliceKey;
     address internal bob;
@@ -49,7 +51,7 @@ abstract contract TokenFixture is Test {
     }
 
     function _deploy() internal returns (RewardToken t) {
-        t = new RewardToken("Cairn", "CAIRN", admin, GENESIS, LENGTH, CAP0, DECAY);
+        t = new RewardToken("Cairn", "CAIRN", admin, GENESIS, LENGTH, CAP0, DECAY, distributor);
         bytes32 role = t.MINTER_ROLE();
         vm.prank(admin);
         t.grantRole(role, minter);
@@ -98,6 +100,113 @@ abstract contract TokenFixture is Test {
 }
 
 contract RewardTokenTest is TokenFixture {
+    // --- the claim ledger (payClaim / claimedOf on the packed account word) ---
+
+    function test_constructor_revertsWhen_zeroDistributor() public {
+        vm.expectRevert(IRewardToken.RewardTokenZeroDistributor.selector);
+        new RewardToken("Cairn", "CAIRN", admin, GENESIS, LENGTH, CAP0, DECAY, address(0));
+    }
+
+    function test_payClaim_paysTheDifferenceAndRecordsCumulative() public {
+        _fund(token, distributor, 50e18);
+        vm.expectEmit(true, true, false, true, address(token));
+        emit IERC20.Transfer(distributor, bob, 7e18);
+        vm.prank(distributor);
+        assertEq(token.payClaim(bob, 7e18), 0);
+        assertEq(token.balanceOf(bob), 7e18);
+        assertEq(token.claimedOf(bob), 7e18);
+        vm.prank(distributor);
+        assertEq(token.payClaim(bob, 10e18), 7e18);
+        assertEq(token.balanceOf(bob), 10e18);
+        assertEq(token.claimedOf(bob), 10e18);
+        assertEq(token.balanceOf(distributor), 40e18);
+        assertEq(token.totalSupply(), 150e18); // alice's 100 + the distributor's 50
+    }
+
+    function test_payClaim_changesNothingWhen_nothingOwed() public {
+        _fund(token, distributor, 50e18);
+        vm.prank(distributor);
+        token.payClaim(bob, 7e18);
+        vm.prank(distributor);
+        assertEq(token.payClaim(bob, 7e18), 7e18);
+        vm.prank(distributor);
+        assertEq(token.payClaim(bob, 1e18), 7e18);
+        assertEq(token.balanceOf(bob), 7e18);
+        assertEq(token.claimedOf(bob), 7e18);
+        assertEq(token.balanceOf(distributor), 43e18);
+    }
+
+    function test_payClaim_revertsWhen_notDistributor() public {
+        _fund(token, distributor, 50e18);
+        vm.prank(alice);
+        vm.expectRevert(abi.encodeWithSelector(IRewardToken.RewardTokenNotDistributor.selector, alice));
+        token.payClaim(alice, 1e18);
+    }
+
+    function test_payClaim_revertsWhen_accountIsZeroOrTheDistributor() public {
+        _fund(token, distributor, 50e18);
+        vm.startPrank(distributor);
+        vm.expectRevert(abi.encodeWithSelector(IERC20Errors.ERC20InvalidReceiver.selector, address(0)));
+        token.payClaim(address(0), 1e18);
+        vm.expectRevert(abi.encodeWithSelector(IERC20Errors.ERC20InvalidReceiver.selector, distributor));
+        token.payClaim(distributor, 1e18);
+        vm.stopPrank();
+    }
+
+    function test_payClaim_revertsWhen_distributorBalanceTooLow() public {
+        _fund(token, distributor, 5e18);
+        vm.prank(distributor);
+        vm.expectRevert(
+            abi.encodeWithSelector(IERC20Errors.ERC20InsufficientBalance.selector, distributor, 5e18, 6e18)
+        );
+        token.payClaim(bob, 6e18);
+    }
+
+    function test_payClaim_revertsWhen_cumulativeAtLeast2pow128() public {
+        _fund(token, distributor, 5e18);
+        uint256 huge = uint256(type(uint128).max) + 1;
+        vm.prank(distributor);
+        vm.expectRevert(abi.encodeWithSelector(IRewardToken.RewardTokenClaimTooLarge.selector, huge));
+        token.payClaim(bob, huge);
+    }
+
+    function test_mint_revertsWhen_supplyWouldReach2pow128() public {
+        RewardToken t = new RewardToken("Cairn", "CAIRN", admin, GENESIS, LENGTH, type(uint128).max, 0, distributor);
+        bytes32 role = t.MINTER_ROLE();
+        vm.prank(admin);
+        t.grantRole(role, minter);
+        vm.startPrank(minter);
+        t.mintEmission(0, bob, type(uint128).max);
+        vm.warp(GENESIS + LENGTH);
+        vm.expectRevert(
+            abi.encodeWithSelector(IRewardToken.RewardTokenSupplyOverflow.selector, uint256(type(uint128).max) + 1)
+        );
+        t.mintEmission(1, bob, 1);
+        vm.stopPrank();
+    }
+
+    /// Balances and claimed totals share one word per account: neither field ever leaks into the other, whatever
+    /// the order of transfers and claims.
+    function testFuzz_payClaimAndTransfers_keepFieldsApart(uint256 c1, uint256 c2, uint256 t1, uint256 t2) public {
+        _fund(token, distributor, 800e18);
+        uint256 cum1 = bound(c1, 1, 400e18);
+        uint256 cum2 = cum1 + bound(c2, 0, 400e18);
+        vm.prank(distributor);
+        token.payClaim(bob, cum1);
+        vm.prank(bob);
+        token.transfer(alice, bound(t1, 0, cum1));
+        vm.prank(distributor);
+        token.payClaim(bob, cum2);
+        uint256 aliceBalance = token.balanceOf(alice);
+        vm.prank(alice);
+        token.transfer(bob, bound(t2, 0, aliceBalance));
+        assertEq(token.claimedOf(bob), cum2);
+        assertEq(token.claimedOf(alice), 0);
+        assertEq(token.balanceOf(distributor), 800e18 - cum2);
+        assertEq(token.balanceOf(bob) + token.balanceOf(alice) + token.balanceOf(distributor), token.totalSupply());
+        assertEq(token.totalSupply(), 900e18);
+    }
+
     // --- emission ---
 
     function test_emissionCap_decaysPerEpoch() public view {
@@ -112,7 +221,7 @@ contract RewardTokenTest is TokenFixture {
     }
 
     function test_emissionCap_fullDecayOnlyEpochZero() public {
-        RewardToken t = new RewardToken("Cairn", "CAIRN", admin, GENESIS, LENGTH, CAP0, 10_000);
+        RewardToken t = new RewardToken("Cairn", "CAIRN", admin, GENESIS, LENGTH, CAP0, 10_000, distributor);
         assertEq(t.emissionCap(0), CAP0);
         assertEq(t.emissionCap(1), 0);
     }
@@ -134,17 +243,17 @@ contract RewardTokenTest is TokenFixture {
 
     function test_constructor_revertsWhen_decayAbove10000() public {
         vm.expectRevert(IRewardToken.RewardTokenInvalidSchedule.selector);
-        new RewardToken("Cairn", "CAIRN", admin, GENESIS, LENGTH, CAP0, 10_001);
+        new RewardToken("Cairn", "CAIRN", admin, GENESIS, LENGTH, CAP0, 10_001, distributor);
     }
 
     function test_constructor_revertsWhen_capAbove2pow128() public {
         vm.expectRevert(IRewardToken.RewardTokenInvalidSchedule.selector);
-        new RewardToken("Cairn", "CAIRN", admin, GENESIS, LENGTH, uint256(type(uint128).max) + 1, 0);
+        new RewardToken("Cairn", "CAIRN", admin, GENESIS, LENGTH, uint256(type(uint128).max) + 1, 0, distributor);
     }
 
     function test_constructor_revertsWhen_zeroEpochLength() public {
         vm.expectRevert(EpochClock.EpochClockZeroLength.selector);
-        new RewardToken("Cairn", "CAIRN", admin, GENESIS, 0, CAP0, 0);
+        new RewardToken("Cairn", "CAIRN", admin, GENESIS, 0, CAP0, 0, distributor);
     }
 
     function test_mintEmission_revertsWhen_notMinter() public {
@@ -546,7 +655,7 @@ contract RewardTokenInvariantTest is Test {
 
     function setUp() public {
         vm.warp(GENESIS);
-        token = new RewardToken("Cairn", "CAIRN", address(this), GENESIS, 3600, 1000e18, 500);
+        token = new RewardToken("Cairn", "CAIRN", address(this), GENESIS, 3600, 1000e18, 500, address(0xD157));
         handler = new TokenHandler(token);
         token.grantRole(token.MINTER_ROLE(), address(handler));
         targetContract(address(handler));

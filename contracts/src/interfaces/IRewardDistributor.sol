@@ -72,8 +72,8 @@ interface IRewardDistributor {
     error RewardDistributorZeroValue();
     /// @notice Challenge delay out of range.
     error RewardDistributorInvalidDelay();
-    /// @notice The token's `transfer` returned false.
-    error RewardDistributorTransferFailed();
+    /// @notice The token does not name this contract as its DISTRIBUTOR (the claim ledger lives in the token).
+    error RewardDistributorNotTokenDistributor(address token);
 
     // --- roles ---
     function PUBLISHER_ROLE() external view returns (bytes32);

@@ -19,6 +19,26 @@ interface IRewardToken {
     error RewardTokenInvalidSchedule();
     /// @notice Zero recipient or zero amount.
     error RewardTokenInvalidMint();
+    /// @notice The constructor was given no distributor.
+    error RewardTokenZeroDistributor();
+    /// @notice Only the RewardDistributor may pay claims.
+    error RewardTokenNotDistributor(address caller);
+    /// @notice A cumulative claim amount at or above 2^128 (more than the supply can ever be).
+    error RewardTokenClaimTooLarge(uint256 cumulativeAmount);
+    /// @notice Minting would take the total supply to 2^128 or above.
+    error RewardTokenSupplyOverflow(uint256 supply);
+
+    /// @notice The RewardDistributor, the only caller of `payClaim` (immutable).
+    function DISTRIBUTOR() external view returns (address);
+
+    /// @notice The claim ledger of the RewardDistributor: `account`'s claimed cumulative amount.
+    function claimedOf(address account) external view returns (uint256);
+
+    /// @notice Pay a verified cumulative claim (DISTRIBUTOR only): moves `cumulativeAmount - claimedOf(account)`
+    /// from the distributor's balance to `account` (one `Transfer` event) and records `cumulativeAmount` as
+    /// claimed. Changes nothing when `cumulativeAmount <= claimedOf(account)`.
+    /// @return previous the claimed cumulative amount before this call.
+    function payClaim(address account, uint256 cumulativeAmount) external returns (uint256 previous);
 
     /// @notice Mint `amount` to `to` for `epoch` (MINTER_ROLE; the RewardDistributor holds it).
     function mintEmission(uint64 epoch, address to, uint256 amount) external;

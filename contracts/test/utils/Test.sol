@@ -19,6 +19,12 @@ abstract contract Test {
 
     bool public IS_TEST = true;
 
+    /// @dev The address this contract's `ahead`-th next CREATE will deploy to (0 = the very next one). Used to
+    /// give RewardToken its DISTRIBUTOR before the distributor exists.
+    function predictCreate(uint256 ahead) internal view returns (address) {
+        return vm.computeCreateAddress(address(this), uint256(vm.getNonce(address(this))) + ahead);
+    }
+
     // --- invariant targeting (read by the runner) ---
     function targetContract(address target) internal {
         _targetedContracts.push(target);
