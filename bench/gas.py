@@ -4,7 +4,9 @@ Everything is deployed by `cairn.deploy.deploy_all` (the same deployer `cairn de
 locally signed transactions. Figures (gas, per item where the name says so):
 
 * `gas_register_dataset`: one `registerDataset` (the owner's second registration: steady state);
-* `gas_register_dataset_batch_per_item`: `registerDatasets` of 100, divided by 100;
+* `gas_register_dataset_batch_per_item`: `registerDatasetBatch` of 100 (shared licence, metadata and location;
+  one event), divided by 100; `gas_register_dataset_list_per_item`: `registerDatasets` of 100 datasets each
+  with its own fields and event, divided by 100;
 * `gas_attest`: one `attest` (a validator's first score on a contribution);
 * `gas_attest_batch_per_item`: `attestBatch` of 100 by one validator, divided by 100;
 * `gas_publish_root`: `proposeRoot` of epoch 1 (steady state: the pending slot was used before);
@@ -262,9 +264,20 @@ def measure(tree_size: int = TREE_SIZE, log: Callable[[str], None] = lambda _m: 
 
         d.send(owner, reg.functions.registerDataset(*ds(0)))
         figures["gas_register_dataset"] = d.gas(owner, reg.functions.registerDataset(*ds(1)))
+        listed = [ds(i) for i in range(2000, 2100)]
+        figures["gas_register_dataset_list_per_item"] = (
+            d.gas(owner, reg.functions.registerDatasets(listed)) / 100
+        )
         batch = [ds(i) for i in range(1000, 1100)]
+        shared = (
+            [b[0] for b in batch],
+            [b[1] for b in batch],
+            1,
+            keccak(b"batch-manifest"),
+            "ipfs://bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi",
+        )
         figures["gas_register_dataset_batch_per_item"] = (
-            d.gas(owner, reg.functions.registerDatasets(batch)) / 100
+            d.gas(owner, reg.functions.registerDatasetBatch(shared)) / 100
         )
         validators = [ANVIL_DEV_KEYS[0], ANVIL_DEV_KEYS[2], ANVIL_DEV_KEYS[6]]
         role = reg.functions.VALIDATOR_ROLE().call()

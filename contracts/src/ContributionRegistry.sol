@@ -33,6 +33,15 @@ contract ContributionRegistry is IContributionRegistry, AccessControl, Pausable,
         "RegisterDatasets(address owner,Dataset[] datasets,uint256 nonce,uint256 deadline)"
         "Dataset(bytes32 contentHash,uint64 size,uint32 licenseId,bytes32 metadataHash,string uri)"
     );
+    /// @notice EIP-712 type of a batch sharing licence, metadata and location.
+    bytes32 public constant DATASET_BATCH_TYPEHASH = keccak256(
+        "DatasetBatch(bytes32[] contentHashes,uint64[] sizes,uint32 licenseId,bytes32 metadataHash,string uri)"
+    );
+    /// @notice EIP-712 type of a relayed `registerDatasetBatchFor`.
+    bytes32 public constant REGISTER_DATASET_BATCH_TYPEHASH = keccak256(
+        "RegisterDatasetBatch(address owner,DatasetBatch batch,uint256 nonce,uint256 deadline)"
+        "DatasetBatch(bytes32[] contentHashes,uint64[] sizes,uint32 licenseId,bytes32 metadataHash,string uri)"
+    );
     /// @notice EIP-712 type of one compute job.
     bytes32 public constant COMPUTE_TYPEHASH =
         keccak256("Compute(bytes32 jobId,uint64 workUnits,bytes32 modelId,bytes32 resultHash)");
@@ -143,6 +152,23 @@ contract ContributionRegistry is IContributionRegistry, AccessControl, Pausable,
                 ++i;
             }
         }
+    }
+
+    /// @inheritdoc IContributionRegistry
+    function registerDatasetBatch(DatasetBatch calldata batch) external whenNotPaused {
+        _registerDatasetBatch(batch, _msgSender());
+    }
+
+    /// @inheritdoc IContributionRegistry
+    function registerDatasetBatchFor(DatasetBatch calldata batch, address owner, uint256 deadline, bytes calldata signature)
+        external
+        whenNotPaused
+    {
+        bytes32 structHash = keccak256(
+            abi.encode(REGISTER_DATASET_BATCH_TYPEHASH, owner, _hashDatasetBatch(batch), _useNonce(owner), deadline)
+        );
+        _verify(owner, structHash, deadline, signature);
+        _registerDatasetBatch(batch, owner);
     }
 
     // --- compute ------------------------------------------------------------------------------------------
@@ -309,6 +335,26 @@ contract ContributionRegistry is IContributionRegistry, AccessControl, Pausable,
         emit DatasetRegistered(contentHash, owner, size, licenseId, metadataHash, uri);
     }
 
+    /// @dev One fresh slot per content hash (the uniqueness check reads the same slot), one event per batch.
+    function _registerDatasetBatch(DatasetBatch calldata batch, address owner) private {
+        bytes32[] calldata hashes = batch.contentHashes;
+        uint256 n = hashes.length;
+        if (n == 0 || owner == address(0)) revert ContributionRegistryInvalidInput();
+        if (batch.sizes.length != n) revert ContributionRegistryLengthMismatch();
+        uint256 record = uint256(uint160(owner)) | _DATASET | (block.timestamp << _TIME_SHIFT);
+        for (uint256 i; i < n;) {
+            bytes32 contentHash = hashes[i];
+            if (contentHash == bytes32(0)) revert ContributionRegistryInvalidInput();
+            if (_records[contentHash] != 0) revert ContributionRegistryAlreadyRegistered(contentHash);
+            _records[contentHash] = record;
+            // i < n <= calldata length: cannot overflow.
+            unchecked {
+                ++i;
+            }
+        }
+        emit DatasetBatchRegistered(owner, batch.licenseId, batch.metadataHash, batch.uri, hashes, batch.sizes);
+    }
+
     function _registerCompute(bytes32 jobId, uint64 workUnits, bytes32 modelId, bytes32 resultHash, address provider)
         private
         returns (bytes32 id)
@@ -341,6 +387,21 @@ contract ContributionRegistry is IContributionRegistry, AccessControl, Pausable,
     function _hashDataset(DatasetInput calldata d) private pure returns (bytes32) {
         return keccak256(
             abi.encode(DATASET_TYPEHASH, d.contentHash, d.size, d.licenseId, d.metadataHash, keccak256(bytes(d.uri)))
+        );
+    }
+
+    /// @dev EIP-712 `hashStruct(DatasetBatch)`: arrays of atomic values hash as the keccak of their 32-byte
+    /// words (abi.encodePacked pads array elements to 32 bytes), the string as its keccak.
+    function _hashDatasetBatch(DatasetBatch calldata b) private pure returns (bytes32) {
+        return keccak256(
+            abi.encode(
+                DATASET_BATCH_TYPEHASH,
+                keccak256(abi.encodePacked(b.contentHashes)),
+                keccak256(abi.encodePacked(b.sizes)),
+                b.licenseId,
+                b.metadataHash,
+                keccak256(bytes(b.uri))
+            )
         );
     }
 

@@ -26,6 +26,18 @@ interface IContributionRegistry {
         string uri;
     }
 
+    /// @notice Datasets registered together, sharing one licence, one metadata document and one location:
+    /// the cheap batch (one event for the whole batch, ~1k gas per item above the fresh storage slot).
+    /// `uri` is where the batch is fetched (an IPFS directory, an object-store prefix, an archive manifest); an
+    /// item is found there by its content hash. `metadataHash` commits to the batch's metadata document.
+    struct DatasetBatch {
+        bytes32[] contentHashes;
+        uint64[] sizes;
+        uint32 licenseId;
+        bytes32 metadataHash;
+        string uri;
+    }
+
     /// @notice One compute job in a batch (and the fields of a single registration).
     struct ComputeInput {
         bytes32 jobId;
@@ -46,6 +58,11 @@ interface IContributionRegistry {
     /// licence table index, `metadataHash` commits to off-chain metadata, `uri` says where to fetch the data.
     event DatasetRegistered(
         bytes32 indexed contentHash, address indexed owner, uint64 size, uint32 licenseId, bytes32 metadataHash, string uri
+    );
+    /// @notice `owner` registered the datasets `contentHashes` (sizes `sizes`, same order) in one batch sharing
+    /// `licenseId`, `metadataHash` and `uri`; each content hash is a contribution id, as with `DatasetRegistered`.
+    event DatasetBatchRegistered(
+        address indexed owner, uint32 licenseId, bytes32 metadataHash, string uri, bytes32[] contentHashes, uint64[] sizes
     );
     /// @notice A compute job was registered; `contributionId = keccak256(abi.encode(provider, jobId))`.
     /// `workUnits` is the job's measured work (e.g. GPU-seconds), `resultHash` commits to its output.
@@ -104,6 +121,13 @@ interface IContributionRegistry {
         uint256 deadline,
         bytes calldata signature
     ) external;
+
+    /// @notice Register a batch of datasets owned by the caller, sharing licence, metadata and location.
+    function registerDatasetBatch(DatasetBatch calldata batch) external;
+
+    /// @notice Register a batch of datasets for `owner`, who signed `RegisterDatasetBatch` typed data.
+    function registerDatasetBatchFor(DatasetBatch calldata batch, address owner, uint256 deadline, bytes calldata signature)
+        external;
 
     /// @notice Register a compute contribution by the caller; returns its id `keccak256(abi.encode(caller, jobId))`.
     function registerCompute(bytes32 jobId, uint64 workUnits, bytes32 modelId, bytes32 resultHash)

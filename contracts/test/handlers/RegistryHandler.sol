@@ -50,6 +50,22 @@ contract RegistryHandler {
         } catch {}
     }
 
+    /// @dev The shared-fields batch (`registerDatasetBatch`), possibly with a hash twice.
+    function registerDatasetBatch(uint256 actorSeed, uint256 hashSeedA, uint256 hashSeedB) external {
+        address actor = vm.addr(actorKey(actorSeed));
+        IContributionRegistry.DatasetBatch memory b;
+        b.contentHashes = new bytes32[](2);
+        b.contentHashes[0] = hashAt(hashSeedA);
+        b.contentHashes[1] = hashAt(hashSeedB);
+        b.sizes = new uint64[](2);
+        b.uri = "ipfs://batch";
+        vm.prank(actor);
+        try REGISTRY.registerDatasetBatch(b) {
+            _record(b.contentHashes[0], actor);
+            _record(b.contentHashes[1], actor);
+        } catch {}
+    }
+
     /// @dev A relayed registration signed by `owner` but submitted by `relayer` (possibly another actor).
     function registerRelayed(uint256 ownerSeed, uint256 relayerSeed, uint256 hashSeed) external {
         uint256 key = actorKey(ownerSeed);
