@@ -51,6 +51,19 @@ TYPES: dict[str, list[Field]] = {
         {"name": "nonce", "type": "uint256"},
         {"name": "deadline", "type": "uint256"},
     ],
+    "DatasetBatch": [
+        {"name": "contentHashes", "type": "bytes32[]"},
+        {"name": "sizes", "type": "uint64[]"},
+        {"name": "licenseId", "type": "uint32"},
+        {"name": "metadataHash", "type": "bytes32"},
+        {"name": "uri", "type": "string"},
+    ],
+    "RegisterDatasetBatch": [
+        {"name": "owner", "type": "address"},
+        {"name": "batch", "type": "DatasetBatch"},
+        {"name": "nonce", "type": "uint256"},
+        {"name": "deadline", "type": "uint256"},
+    ],
     "Compute": [
         {"name": "jobId", "type": "bytes32"},
         {"name": "workUnits", "type": "uint64"},
@@ -234,6 +247,44 @@ def register_datasets_typed_data(
         "deadline": deadline,
     }
     return _typed("RegisterDatasets", registry_domain(chain_id, verifying_contract), message)
+
+
+@dataclass(frozen=True)
+class DatasetBatch:
+    """Datasets sharing licence, metadata and location (`ContributionRegistry.registerDatasetBatch`)."""
+
+    content_hashes: tuple[str, ...]
+    sizes: tuple[int, ...]
+    license_id: int
+    metadata_hash: str
+    uri: str
+
+    def message(self) -> dict[str, Any]:
+        return {
+            "contentHashes": list(self.content_hashes),
+            "sizes": list(self.sizes),
+            "licenseId": self.license_id,
+            "metadataHash": self.metadata_hash,
+            "uri": self.uri,
+        }
+
+    def as_tuple(self) -> tuple[list[bytes], list[int], int, bytes, str]:
+        """ABI tuple for the contract's `DatasetBatch` struct."""
+        return (
+            [_b32(h) for h in self.content_hashes],
+            list(self.sizes),
+            self.license_id,
+            _b32(self.metadata_hash),
+            self.uri,
+        )
+
+
+def register_dataset_batch_typed_data(
+    *, chain_id: int, verifying_contract: str, owner: str, batch: DatasetBatch, nonce: int, deadline: int
+) -> dict[str, Any]:
+    """`RegisterDatasetBatch` for `ContributionRegistry.registerDatasetBatchFor`."""
+    message = {"owner": owner, "batch": batch.message(), "nonce": nonce, "deadline": deadline}
+    return _typed("RegisterDatasetBatch", registry_domain(chain_id, verifying_contract), message)
 
 
 def register_compute_typed_data(

@@ -29,6 +29,14 @@ FIXED_COLUMNS: tuple[str, ...] = (
     "block_time",
 )
 
+# Events whose parallel array fields are stored one row per element: event name -> {array field: column}.
+# Their tables get an `item_index` column (the element's position) in the primary key after `log_index`, so a
+# batch of datasets lands as one row per dataset, indexable like the single-registration table.
+EXPLODED_EVENTS: dict[str, dict[str, str]] = {
+    "DatasetBatchRegistered": {"contentHashes": "content_hash", "sizes": "size"},
+}
+ITEM_INDEX = "item_index"
+
 # Column kinds (mapped to SQL types by indexer.schema).
 BIGINT = "bigint"
 UINT256 = "uint256"
@@ -88,10 +96,18 @@ class EventSpec:
     decode_args: Callable[[list[str], str], list[Any]] = field(default=lambda t, d: [], repr=False)
     # whole-row decoder compiled for events whose fields are all static (the hot path), else None
     decode_row: Callable[[dict[str, Any], int], tuple[Any, ...]] | None = field(default=None, repr=False)
+    # EXPLODED_EVENTS: positions (in `columns`) of the array columns stored one element per row
+    exploded: tuple[int, ...] = ()
+
+    @property
+    def key_columns(self) -> list[str]:
+        """Primary key: (block_number, log_index), plus item_index for exploded events."""
+        return ["block_number", "log_index", ITEM_INDEX] if self.exploded else ["block_number", "log_index"]
 
     @property
     def column_names(self) -> list[str]:
-        return [*FIXED_COLUMNS, *(c.name for c in self.columns)]
+        extra = [ITEM_INDEX] if self.exploded else []
+        return [*FIXED_COLUMNS, *extra, *(c.name for c in self.columns)]
 
 
 def _hex_to_text(word: str, typ: str) -> str:
@@ -172,15 +188,23 @@ def build_spec(event: dict[str, Any], *, uint_as_str: bool) -> EventSpec:
     signature = f"{name}({','.join(types)})"
     topic0 = "0x" + keccak(signature.encode()).hex()
     columns: list[Column] = []
-    used = set(FIXED_COLUMNS)
+    used = {*FIXED_COLUMNS, ITEM_INDEX}
+    explode = EXPLODED_EVENTS.get(name, {})
+    exploded: list[int] = []
     for i, (param, typ) in enumerate(zip(inputs, types, strict=True)):
-        col = snake_case(param.get("name") or f"arg{i}")
+        pname = param.get("name") or f"arg{i}"
+        col = explode.get(pname) or snake_case(pname)
         if col in used:
             col = f"arg_{col}"
         used.add(col)
         indexed = bool(param.get("indexed"))
         # indexed dynamic values are only their keccak hash in the topic
         kind = TEXT if indexed and not _is_static(typ) else column_kind(typ)
+        if pname in explode:
+            if indexed or not typ.endswith("[]"):
+                raise ValueError(f"{name}.{pname}: only non-indexed arrays can be exploded")
+            exploded.append(i)
+            kind = column_kind(typ[:-2])
         columns.append(Column(col, typ, kind, indexed))
     spec = EventSpec(
         name=name,
@@ -189,13 +213,17 @@ def build_spec(event: dict[str, Any], *, uint_as_str: bool) -> EventSpec:
         table=f"ev_{snake_case(name)}",
         columns=columns,
         anonymous=bool(event.get("anonymous")),
+        exploded=tuple(exploded),
     )
-    spec.decode_args = _make_decoder(columns, uint_as_str)
-    spec.decode_row = _compile_static(columns, uint_as_str)
+    spec.decode_args = _make_decoder(columns, uint_as_str, exploded=spec.exploded)
+    spec.decode_row = None if exploded else _compile_static(columns, uint_as_str)
     return spec
 
 
-def _make_decoder(columns: list[Column], uint_as_str: bool) -> Callable[[list[str], str], list[Any]]:
+def _make_decoder(
+    columns: list[Column], uint_as_str: bool, *, exploded: tuple[int, ...] = ()
+) -> Callable[[list[str], str], list[Any]]:
+    """`(topics, data) -> column values`; exploded array columns come back as lists of stored values."""
     topic_convs: list[tuple[int, int, Callable[[str], Any]]] = []  # (column position, topic index, conv)
     data_cols = [(pos, c) for pos, c in enumerate(columns) if not c.indexed]
     t = 1
@@ -225,7 +253,12 @@ def _make_decoder(columns: list[Column], uint_as_str: bool) -> Callable[[list[st
         return decode_static
 
     data_types = [c.abi_type for _, c in data_cols]
-    dyn_convs = [(pos, _decoded_converter(c.abi_type, c.kind, uint_as_str)) for pos, c in data_cols]
+    dyn_convs = [
+        (pos, _element_list(_decoded_converter(c.abi_type[:-2], c.kind, uint_as_str)))
+        if pos in exploded
+        else (pos, _decoded_converter(c.abi_type, c.kind, uint_as_str))
+        for pos, c in data_cols
+    ]
 
     def decode_dynamic(topics: list[str], data: str) -> list[Any]:
         from eth_abi.abi import decode as abi_decode  # imported on first use: ~0.4 s of start-up
@@ -239,6 +272,10 @@ def _make_decoder(columns: list[Column], uint_as_str: bool) -> Callable[[list[st
         return out
 
     return decode_dynamic
+
+
+def _element_list(conv: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    return lambda values: [conv(v) for v in values]
 
 
 def _signed(v: int) -> int:
@@ -317,7 +354,7 @@ def specs_from_abis(abis: Iterable[list[dict[str, Any]]], *, uint_as_str: bool) 
 
 
 def decode_log(spec: EventSpec, log: dict[str, Any], block_time: int) -> tuple[Any, ...]:
-    """One raw JSON-RPC log -> one row tuple in `spec.column_names` order."""
+    """One raw JSON-RPC log -> one row tuple in `spec.column_names` order (not for exploded events)."""
     if spec.decode_row is not None:
         return spec.decode_row(log, block_time)
     return (
@@ -329,3 +366,28 @@ def decode_log(spec: EventSpec, log: dict[str, Any], block_time: int) -> tuple[A
         block_time,
         *spec.decode_args(log["topics"], log["data"]),
     )
+
+
+def decode_exploded(spec: EventSpec, log: dict[str, Any], block_time: int) -> list[tuple[Any, ...]]:
+    """One raw log of an EXPLODED_EVENTS event -> one row per array element, in `spec.column_names` order.
+
+    The exploded arrays must have equal lengths (the contract checks it); a log breaking that is refused."""
+    args = spec.decode_args(log["topics"], log["data"])
+    arrays = [args[i] for i in spec.exploded]
+    n = len(arrays[0])
+    if any(len(a) != n for a in arrays):
+        raise ValueError(f"{spec.name} log {log['transactionHash']}:{log['logIndex']} has unequal arrays")
+    head = (
+        int(log["blockNumber"], 16),
+        int(log["logIndex"], 16),
+        log["blockHash"].lower(),
+        log["transactionHash"].lower(),
+        log["address"].lower(),
+        block_time,
+    )
+    rows = []
+    for k in range(n):
+        for i in spec.exploded:
+            args[i] = arrays[spec.exploded.index(i)][k]
+        rows.append((*head, k, *args))
+    return rows

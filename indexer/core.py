@@ -37,7 +37,7 @@ from cairn.deployment import Deployment
 from cairn.errors import CairnError, ChainUnreachableError
 from cairn.settings import Settings
 from indexer import metrics
-from indexer.abi import EventSpec, decode_log, specs_from_abis
+from indexer.abi import EventSpec, decode_exploded, decode_log, specs_from_abis
 from indexer.rpc import RangeTooLargeError, RpcClient, RpcError
 from indexer.store import Cursor, Store, upgrade
 
@@ -418,7 +418,10 @@ class Indexer:
                 if lg["blockHash"] not in times:
                     raise _Retry()  # header fetched from another fork
                 btime = times[lg["blockHash"]]
-            entry[1].append(decode_log(entry[0], lg, btime))
+            if entry[0].exploded:
+                entry[1].extend(decode_exploded(entry[0], lg, btime))
+            else:
+                entry[1].append(decode_log(entry[0], lg, btime))
         return rows
 
     def _committed(self, number: int, block_hash: str, n_events: int) -> None:

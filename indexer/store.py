@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import Engine, inspect, text
 
-from indexer.abi import FIXED_COLUMNS, EventSpec
+from indexer.abi import FIXED_COLUMNS, ITEM_INDEX, EventSpec
 from indexer.schema import sync_event_tables
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -212,7 +212,9 @@ def _copy_formatter(spec: EventSpec) -> Any:
     from indexer.abi import BIGINT, UINT256
 
     parts = ["str(r[0])", "str(r[1])", "r[2]", "r[3]", "r[4]", "str(r[5])"]
-    for i, col in enumerate(spec.columns, start=6):
+    if spec.exploded:
+        parts.append("str(r[6])")  # item_index
+    for i, col in enumerate(spec.columns, start=len(parts)):
         typ = col.abi_type
         fixed_bytes = typ.startswith("bytes") and typ != "bytes" and not typ.endswith("]")
         simple_hex = typ == "address" or fixed_bytes
@@ -243,8 +245,13 @@ def dump_events(engine: Engine, tables: Sequence[str]) -> dict[str, list[tuple[A
     out: dict[str, list[tuple[Any, ...]]] = {}
     with engine.connect() as conn:
         for table in tables:
-            rows = conn.execute(text(f'SELECT * FROM "{table}" ORDER BY block_number, log_index')).all()
-            out[table] = [tuple(r) for r in rows]
+            result = conn.execute(text(f'SELECT * FROM "{table}" ORDER BY block_number, log_index'))
+            rows = [tuple(r) for r in result.all()]
+            keys = list(result.keys())
+            if ITEM_INDEX in keys:  # exploded events: several rows per log
+                k = keys.index(ITEM_INDEX)
+                rows.sort(key=lambda r: (r[0], r[1], r[k]))
+            out[table] = rows
     return out
 
 

@@ -2,11 +2,16 @@
 
 Created (or replaced) at every indexer start after the tables, only when their source tables exist.
 
+`v_datasets` — every registered dataset, one row each, whether registered alone (`DatasetRegistered`,
+    item_index 0) or in a batch (`DatasetBatchRegistered`, one row per item): content_hash, owner,
+    size (Uint256), license_id BIGINT, metadata_hash, uri, block_number, log_index, item_index, block_hash,
+    tx_hash, contract, block_time. Ordered keys: (block_number, log_index, item_index).
 `v_contributions` — every registered contribution (datasets and compute), one row each:
     contribution_id TEXT (dataset content hash or compute contribution id), kind TEXT ('dataset'|'compute'),
     owner TEXT (dataset owner / compute provider), model_id TEXT (compute only, else NULL),
     size (dataset bytes, Uint256, else NULL), work_units (compute, Uint256, else NULL), uri TEXT (datasets),
-    block_number, log_index, block_time, withdrawn BOOLEAN (a ContributionWithdrawn after the registration).
+    block_number, log_index, item_index, block_time, withdrawn BOOLEAN (a ContributionWithdrawn after the
+    registration).
 `v_attestations_latest` — the latest attestation per (contribution_id, validator):
     contribution_id, validator, score BIGINT, block_number, log_index, block_time.
 `v_payments` — every PaymentSettled: payer, model_id, epoch BIGINT, amount, fee (Uint256), request_hash,
@@ -29,6 +34,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 VIEWS = (
+    "v_datasets",
     "v_contributions",
     "v_attestations_latest",
     "v_payments",
@@ -55,22 +61,39 @@ def view_sql(dialect: str, tables: set[str]) -> dict[str, str]:
             f"AND w.log_index > {alias}.log_index)))"
         )
 
+    dataset_parts = []
+    common = "block_number, log_index, {item} AS item_index, block_hash, tx_hash, contract, block_time"
+    if "ev_dataset_registered" in tables:
+        dataset_parts.append(
+            "SELECT content_hash, owner, size, license_id, metadata_hash, uri, "
+            + common.format(item=0)
+            + " FROM ev_dataset_registered"
+        )
+    if "ev_dataset_batch_registered" in tables:
+        dataset_parts.append(
+            "SELECT content_hash, owner, size, license_id, metadata_hash, uri, "
+            + common.format(item="item_index")
+            + " FROM ev_dataset_batch_registered"
+        )
+    if dataset_parts:
+        out["v_datasets"] = " UNION ALL ".join(dataset_parts)
+
     parts = []
     null_num = "CAST(NULL AS NUMERIC)" if dialect == "postgresql" else "NULL"
-    if "ev_dataset_registered" in tables:
+    if dataset_parts:
         parts.append(
             "SELECT d.content_hash AS contribution_id, 'dataset' AS kind, d.owner AS owner, "
             f"CAST(NULL AS TEXT) AS model_id, d.size AS size, {null_num} AS work_units, d.uri AS uri, "
-            f"d.block_number, d.log_index, d.block_time, {withdrawn('d', 'content_hash')} AS withdrawn "
-            "FROM ev_dataset_registered d"
+            f"d.block_number, d.log_index, d.item_index, d.block_time, "
+            f"{withdrawn('d', 'content_hash')} AS withdrawn FROM v_datasets d"
         )
     if "ev_compute_registered" in tables:
         parts.append(
             "SELECT c.contribution_id AS contribution_id, 'compute' AS kind, c.provider AS owner, "
             f"c.model_id AS model_id, {null_num} AS size, c.work_units AS work_units, "
             "CAST(NULL AS TEXT) AS uri, "
-            f"c.block_number, c.log_index, c.block_time, {withdrawn('c', 'contribution_id')} AS withdrawn "
-            "FROM ev_compute_registered c"
+            f"c.block_number, c.log_index, 0 AS item_index, c.block_time, "
+            f"{withdrawn('c', 'contribution_id')} AS withdrawn FROM ev_compute_registered c"
         )
     if parts:
         out["v_contributions"] = " UNION ALL ".join(parts)
@@ -108,6 +131,7 @@ INDEXES = {
     "ev_contribution_withdrawn": ("contribution_id",),
     "ev_model_manifest_registered": ("model_id", "version"),
     "ev_dataset_registered": ("owner",),
+    "ev_dataset_batch_registered": ("owner",),
     "ev_compute_registered": ("provider",),
 }
 
@@ -134,7 +158,7 @@ def create_views(conn: Connection, tables: Iterable[str]) -> None:
         have: dict[str, str] = {str(r[0]): str(r[1]) for r in rows}
         if all(have.get(n) == wanted.get(n) for n in VIEWS):
             return
-    for name in VIEWS:
+    for name in reversed(VIEWS):  # dependants first (v_contributions reads v_datasets)
         conn.execute(text(f"DROP VIEW IF EXISTS {name}"))
     for name, sql in view_sql(dialect, present).items():
         conn.execute(text(f"CREATE VIEW {name} AS {sql}"))

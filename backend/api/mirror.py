@@ -53,22 +53,26 @@ def json_list(value: object) -> list[Any]:
     return parsed if isinstance(parsed, list) else []
 
 
-def encode_cursor(block_number: int, log_index: int) -> str:
-    return f"{block_number}-{log_index}"
+def encode_cursor(block_number: int, log_index: int, item_index: int = 0) -> str:
+    """A keyset position `<block>-<log index>-<item index>` (item: the position in a batch event)."""
+    return f"{block_number}-{log_index}-{item_index}"
 
 
-def decode_cursor(cursor: str) -> tuple[int, int]:
+def decode_cursor(cursor: str) -> tuple[int, int, int]:
+    """`encode_cursor`'s inverse; `<block>-<log index>` (item 0) is accepted too."""
     try:
-        block, log = cursor.split("-", 1)
-        b, i = int(block), int(log)
+        parts = [int(p) for p in cursor.split("-")]
+        if len(parts) == 2:
+            parts.append(0)
+        b, i, k = parts
     except ValueError:
         raise ValidationError(
-            f"cursor must be the next_cursor of a previous page (<block>-<log index>), got {cursor!r}",
+            f"cursor must be the next_cursor of a previous page (<block>-<log index>-<item>), got {cursor!r}",
             field="cursor",
         ) from None
-    if b < 0 or i < 0:
+    if b < 0 or i < 0 or k < 0:
         raise ValidationError(f"cursor {cursor!r} has a negative position", field="cursor")
-    return b, i
+    return b, i, k
 
 
 def in_clause(prefix: str, values: Sequence[object]) -> tuple[str, dict[str, object]]:

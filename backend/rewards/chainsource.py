@@ -13,7 +13,7 @@ from typing import Any
 from web3 import Web3
 
 from backend.rewards.allocation import EVENT_TABLES, EpochInputs, allocate, cumulate, inputs_from_events
-from backend.rewards.events import EVENTS, decode_log
+from backend.rewards.events import DATASET_BATCH, EVENTS, decode_log, explode_dataset_batch
 from cairn.deployment import Deployment
 from cairn.errors import ValidationError
 from cairn.policy import Policy
@@ -57,7 +57,7 @@ def fetch_events(
 ) -> Rows:
     """All reward-relevant events of the deployment's contracts from its start block to `to_block`."""
     addresses = sorted({Web3.to_checksum_address(c.address) for c in deployment.contracts.values()})
-    topics = [e.topic0 for e in EVENTS.values()]
+    topics = [e.topic0 for e in [*EVENTS.values(), DATASET_BATCH]]
     rows: Rows = {t: [] for t in EVENT_TABLES}
     lo = deployment.start_block
     step = chunk
@@ -72,7 +72,11 @@ def fetch_events(
             continue
         for log in logs:
             decoded = decode_log(dict(log))
-            if decoded is not None:
+            if decoded is None:
+                continue
+            if decoded[0] == DATASET_BATCH.table:
+                rows["ev_dataset_registered"].extend(explode_dataset_batch(decoded[1]))
+            else:
                 rows[decoded[0]].append(decoded[1])
         if progress is not None:
             progress(hi)

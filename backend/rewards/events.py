@@ -90,7 +90,26 @@ def parse_signature(table: str, contract: str, sig: str) -> EventDef:
 
 
 EVENTS: dict[str, EventDef] = {t: parse_signature(t, c, s) for t, (c, s) in SIGNATURES.items()}
-BY_TOPIC: dict[str, EventDef] = {e.topic0: e for e in EVENTS.values()}
+# A batch of datasets (one log) stands for one `ev_dataset_registered` row per item, with `item_index` (the
+# indexer stores it exploded the same way: indexer.abi.EXPLODED_EVENTS).
+DATASET_BATCH = parse_signature(
+    "ev_dataset_batch_registered",
+    "ContributionRegistry",
+    "DatasetBatchRegistered(address indexed owner, uint32 licenseId, bytes32 metadataHash, string uri, "
+    "bytes32[] contentHashes, uint64[] sizes)",
+)
+BY_TOPIC: dict[str, EventDef] = {e.topic0: e for e in [*EVENTS.values(), DATASET_BATCH]}
+
+
+def explode_dataset_batch(row: dict[str, Any]) -> list[dict[str, Any]]:
+    """A decoded `DatasetBatchRegistered` row -> one `ev_dataset_registered`-shaped row per item."""
+    fixed_keys = ("block_number", "log_index", "block_hash", "tx_hash", "contract", "block_time")
+    fixed = {k: row[k] for k in fixed_keys}
+    shared = {k: row[k] for k in ("owner", "license_id", "metadata_hash", "uri")}
+    return [
+        {**fixed, "item_index": k, "content_hash": h, "size": size, **shared}
+        for k, (h, size) in enumerate(zip(row["content_hashes"], row["sizes"], strict=True))
+    ]
 
 
 def _norm(typ: str, value: Any) -> Any:

@@ -7,7 +7,15 @@ import json
 from pathlib import Path
 
 from sqlalchemy import inspect, text
-from support.cairn_chain import attest, deploy_cairn, manifest, register_computes, register_datasets, withdraw
+from support.cairn_chain import (
+    attest,
+    deploy_cairn,
+    manifest,
+    register_computes,
+    register_dataset_batch,
+    register_datasets,
+    withdraw,
+)
 from support.indexer_chain import db_rows, ground_truth
 
 from cairn.deployment import load_deployment
@@ -21,6 +29,8 @@ def test_real_cairn_events_mirrored_exactly(anvil: Anvil, database_url: str, tmp
     dep = deploy_cairn(anvil.url, dep_path)
     datasets = register_datasets(anvil.url, dep, 0, 12)
     computes = register_computes(anvil.url, dep, 0, 8)
+    batch = register_dataset_batch(anvil.url, dep, 0, 5)
+    withdraw(anvil.url, dep, batch[3])
     attest(anvil.url, dep, datasets + computes, [(37 * i) % 10001 for i in range(20)])
     attest(anvil.url, dep, datasets[:5], [10000, 1, 2, 3, 4])  # later attestations replace earlier ones
     withdraw(anvil.url, dep, datasets[11])
@@ -42,8 +52,20 @@ def test_real_cairn_events_mirrored_exactly(anvil: Anvil, database_url: str, tmp
     assert {"DatasetRegistered", "ComputeRegistered", "Attested", "ModelManifestRegistered"} <= abi_events
     with idx.engine.connect() as conn:
         rows = conn.execute(text("SELECT contribution_id, kind, withdrawn FROM v_contributions")).all()
-        assert len(rows) == 20
-        assert [r[0] for r in rows if r[2]] == ["0x" + datasets[11].hex()]
+        assert len(rows) == 25
+        withdrawn = sorted(["0x" + datasets[11].hex(), "0x" + batch[3].hex()])
+        assert sorted(r[0] for r in rows if r[2]) == withdrawn
+        # a batch is one log but one v_datasets row per item, with the shared fields on each
+        items = conn.execute(
+            text(
+                "SELECT content_hash, size, license_id, uri, item_index FROM v_datasets "
+                "WHERE uri = 'ipfs://bafybatch' ORDER BY item_index"
+            )
+        ).all()
+        assert [(r[0], int(r[1]), int(r[2]), r[4]) for r in items] == [
+            ("0x" + h.hex(), 5000 + i, 9, i) for i, h in enumerate(batch)
+        ]
+        assert conn.execute(text("SELECT COUNT(*) FROM v_datasets")).scalar() == 17
         latest = dict(
             conn.execute(
                 text("SELECT contribution_id, score FROM v_attestations_latest WHERE contribution_id = :c"),

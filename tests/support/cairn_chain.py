@@ -57,6 +57,15 @@ def register_datasets(url: str, dep: Deployment, start: int, n: int) -> list[byt
     return hashes
 
 
+def register_dataset_batch(url: str, dep: Deployment, start: int, n: int) -> list[bytes]:
+    """`registerDatasetBatch` of n datasets sharing licence 9, one metadata hash and one URI."""
+    hashes = [keccak(f"batch-dataset-{i}".encode()) for i in range(start, start + n)]
+    batch = (hashes, [5000 + i for i in range(n)], 9, keccak(b"batch-manifest"), "ipfs://bafybatch")
+    typ = "(bytes32[],uint64[],uint32,bytes32,string)"
+    send(url, dep.address("ContributionRegistry"), call_data(f"registerDatasetBatch({typ})", [typ], [batch]))
+    return hashes
+
+
 def register_computes(url: str, dep: Deployment, start: int, n: int) -> list[bytes]:
     jobs = [
         ((start + i).to_bytes(32, "big"), 10 + i, b"\x07" * 32, keccak(bytes([i % 256]))) for i in range(n)

@@ -14,7 +14,7 @@ from sqlalchemy import Engine
 from cairn.deployment import ContractInfo, Deployment, EpochConfig
 from cairn.devchain import rpc_call
 from cairn.settings import REPO_ROOT
-from indexer.abi import decode_log, specs_from_abis
+from indexer.abi import decode_exploded, decode_log, specs_from_abis
 from indexer.store import dump_events
 
 EMITTER_ARTIFACT = REPO_ROOT / "artifacts/contracts/test/mocks/IndexerEmitter.sol/IndexerEmitter.json"
@@ -107,9 +107,12 @@ def ground_truth(url: str, dep: Deployment, *, postgres: bool) -> dict[str, list
     out: dict[str, list[tuple[Any, ...]]] = {s.table: [] for s in specs.values()}
     for lg in logs:
         spec = specs[lg["topics"][0]]
-        out[spec.table].append(decode_log(spec, lg, int(lg["blockTimestamp"], 16)))
-    for rows in out.values():
-        rows.sort(key=lambda r: (r[0], r[1]))
+        if spec.exploded:
+            out[spec.table].extend(decode_exploded(spec, lg, int(lg["blockTimestamp"], 16)))
+        else:
+            out[spec.table].append(decode_log(spec, lg, int(lg["blockTimestamp"], 16)))
+    for spec in specs.values():  # exploded events: several rows per log, ordered by item_index (column 6)
+        out[spec.table].sort(key=lambda r: (r[0], r[1], r[6] if len(r) > 6 else 0))
     return out
 
 

@@ -30,6 +30,8 @@ def test_registry_typehashes_match_solidity() -> None:
         "DATASET": "Dataset",
         "REGISTER_DATASET": "RegisterDataset",
         "REGISTER_DATASETS": "RegisterDatasets",
+        "DATASET_BATCH": "DatasetBatch",
+        "REGISTER_DATASET_BATCH": "RegisterDatasetBatch",
         "COMPUTE": "Compute",
         "REGISTER_COMPUTE": "RegisterCompute",
         "REGISTER_COMPUTES": "RegisterComputes",

@@ -17,6 +17,7 @@ from indexer.abi import (
     UINT256,
     build_spec,
     column_kind,
+    decode_exploded,
     decode_log,
     snake_case,
     specs_from_abis,
@@ -159,3 +160,46 @@ def test_head_revision_constant_matches_migrations() -> None:
             revisions[rev.group(1)] = None if down.group(1) == "None" else down.group(1).strip('"')
     heads = set(revisions) - {d for d in revisions.values() if d}
     assert heads == {HEAD_REVISION}
+
+
+BATCH = _abi_event(
+    "DatasetBatchRegistered",
+    [("owner", "address", True), ("licenseId", "uint32", False), ("metadataHash", "bytes32", False),
+     ("uri", "string", False), ("contentHashes", "bytes32[]", False), ("sizes", "uint64[]", False)],
+)  # fmt: skip
+
+
+@pytest.mark.parametrize("uint_as_str", [True, False])
+def test_batch_event_is_stored_one_row_per_item(uint_as_str: bool) -> None:
+    spec = build_spec(BATCH, uint_as_str=uint_as_str)
+    assert spec.table == "ev_dataset_batch_registered"
+    assert spec.key_columns == ["block_number", "log_index", "item_index"]
+    assert spec.column_names[6:] == [
+        "item_index", "owner", "license_id", "metadata_hash", "uri", "content_hash", "size",
+    ]  # fmt: skip
+    # the exploded columns hold one element each: the element's kind, not JSON text
+    kinds = {c.name: c.kind for c in spec.columns}
+    assert kinds["content_hash"] == TEXT and kinds["size"] == UINT256
+    table = event_metadata({spec.topic0: spec}).tables[spec.table]
+    assert [c.name for c in table.primary_key.columns] == spec.key_columns
+    hashes = [keccak(bytes([i])) for i in range(3)]
+    data = encode(
+        ["uint32", "bytes32", "string", "bytes32[]", "uint64[]"],
+        [7, b"\x11" * 32, "ipfs://dir", hashes, [10, 2**40, 0]],
+    )
+    lg = _log([spec.topic0, "0x" + "00" * 12 + OWNER[2:]], data)
+    rows = decode_exploded(spec, lg, 1234)
+    size = str if uint_as_str else int
+    assert rows == [
+        (31, 3, HASH, "0x" + "ee" * 32, OWNER, 1234, k, OWNER, 7, "0x" + "11" * 32, "ipfs://dir",
+         "0x" + hashes[k].hex(), size(s))
+        for k, s in enumerate([10, 2**40, 0])
+    ]  # fmt: skip
+
+
+def test_batch_event_with_unequal_arrays_is_refused() -> None:
+    spec = build_spec(BATCH, uint_as_str=True)
+    types = ["uint32", "bytes32", "string", "bytes32[]", "uint64[]"]
+    data = encode(types, [1, b"\0" * 32, "", [b"\1" * 32], []])
+    with pytest.raises(ValueError, match="unequal arrays"):
+        decode_exploded(spec, _log([spec.topic0, "0x" + "00" * 12 + OWNER[2:]], data), 0)

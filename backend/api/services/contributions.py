@@ -13,7 +13,7 @@ from backend.api.relayer import relay_records
 from cairn.errors import NotFoundError
 from indexer.store import latest_indexed_block
 
-DATASETS = "ev_dataset_registered"
+DATASETS = "v_datasets"  # the indexer's view: single and batch registrations, one row per dataset
 COMPUTE = "ev_compute_registered"
 ATTESTED = "ev_attested"
 LATEST_ATTESTATIONS = (
@@ -87,7 +87,7 @@ def _relay_note(session: Session, content_hash: str) -> str:
 
 
 def list_datasets(session: Session, *, owner: str | None, limit: int, cursor: str | None) -> dict[str, Any]:
-    """Newest first, keyset-paginated on (block_number, log_index)."""
+    """Newest first, keyset-paginated on (block_number, log_index, item_index)."""
     if not table_exists(session, DATASETS):
         return {"items": [], "next_cursor": None}
     where: list[str] = []
@@ -96,20 +96,25 @@ def list_datasets(session: Session, *, owner: str | None, limit: int, cursor: st
         where.append("owner = :owner")
         params["owner"] = owner.lower()
     if cursor is not None:
-        b, i = decode_cursor(cursor)
-        where.append("(block_number < :cb OR (block_number = :cb AND log_index < :ci))")
-        params.update(cb=b, ci=i)
+        b, i, k = decode_cursor(cursor)
+        where.append(
+            "(block_number < :cb OR (block_number = :cb AND (log_index < :ci"
+            " OR (log_index = :ci AND item_index < :ck))))"
+        )
+        params.update(cb=b, ci=i, ck=k)
     sql = f"SELECT * FROM {DATASETS}"
     if where:
         sql += " WHERE " + " AND ".join(where)
-    sql += " ORDER BY block_number DESC, log_index DESC LIMIT :limit"
+    sql += " ORDER BY block_number DESC, log_index DESC, item_index DESC LIMIT :limit"
     found = rows(session, sql, params)
     page, more = found[:limit], len(found) > limit
     withdrawn = _withdrawn(session, [r["content_hash"] for r in page])
     last = page[-1] if page else None
     return {
         "items": [_dataset_out(r, withdrawn) for r in page],
-        "next_cursor": encode_cursor(as_int(last["block_number"]), as_int(last["log_index"]))
+        "next_cursor": encode_cursor(
+            as_int(last["block_number"]), as_int(last["log_index"]), as_int(last["item_index"])
+        )
         if more and last
         else None,
     }
@@ -202,7 +207,8 @@ def account_contributions(session: Session, *, address: str, limit: int) -> dict
         )
         found = rows(
             session,
-            f"SELECT * FROM {DATASETS} WHERE owner = :a ORDER BY block_number DESC, log_index DESC LIMIT :n",
+            f"SELECT * FROM {DATASETS} WHERE owner = :a "
+            "ORDER BY block_number DESC, log_index DESC, item_index DESC LIMIT :n",
             {"a": addr, "n": limit},
         )
         wd = _withdrawn(session, [r["content_hash"] for r in found])
