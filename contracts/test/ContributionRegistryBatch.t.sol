@@ -2,6 +2,7 @@
 pragma solidity 0.8.37;
 
 import {RegistryFixture} from "./ContributionRegistry.t.sol";
+import {ContributionRegistry} from "../src/ContributionRegistry.sol";
 import {IContributionRegistry} from "../src/interfaces/IContributionRegistry.sol";
 import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
 
@@ -207,6 +208,30 @@ contract ContributionRegistryBatchTest is RegistryFixture {
         vm.chainId(block.chainid + 1);
         vm.expectRevert(abi.encodeWithSelector(IContributionRegistry.ContributionRegistryInvalidSignature.selector, alice));
         reg.registerDatasetBatchFor(b, alice, block.timestamp, sig);
+    }
+
+    function test_registerDatasetBatchFor_revertsWhen_otherContract() public {
+        IContributionRegistry.DatasetBatch memory b = _dsBatch(2, 17);
+        ContributionRegistry other = new ContributionRegistry(admin, GENESIS, LENGTH);
+        bytes32 sh = keccak256(
+            abi.encode(other.REGISTER_DATASET_BATCH_TYPEHASH(), alice, _batchStructHash(b), 0, block.timestamp)
+        );
+        (uint8 v, bytes32 r, bytes32 s) = vm.sign(aliceKey, _digest(other, sh));
+        vm.expectRevert(abi.encodeWithSelector(IContributionRegistry.ContributionRegistryInvalidSignature.selector, alice));
+        reg.registerDatasetBatchFor(b, alice, block.timestamp, abi.encodePacked(r, s, v));
+    }
+
+    function test_registerDatasetBatchFor_revertsWhen_highS() public {
+        IContributionRegistry.DatasetBatch memory b = _dsBatch(2, 18);
+        bytes32 sh = keccak256(
+            abi.encode(reg.REGISTER_DATASET_BATCH_TYPEHASH(), alice, _batchStructHash(b), 0, block.timestamp)
+        );
+        (uint8 v, bytes32 r, bytes32 s) = vm.sign(aliceKey, _digest(reg, sh));
+        bytes32 highS = bytes32(N - uint256(s));
+        uint8 flippedV = v == 27 ? 28 : 27;
+        assertEq(ecrecover(_digest(reg, sh), flippedV, r, highS), alice); // the malleable twin recovers
+        vm.expectRevert(abi.encodeWithSelector(IContributionRegistry.ContributionRegistryInvalidSignature.selector, alice));
+        reg.registerDatasetBatchFor(b, alice, block.timestamp, abi.encodePacked(r, highS, flippedV));
     }
 
     /// Whatever the batch and whoever registers first, a content hash keeps its first owner.
