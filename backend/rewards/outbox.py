@@ -22,6 +22,7 @@ from typing import Any
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from sqlalchemy import Engine, text
+from sqlalchemy.exc import IntegrityError
 from web3 import Web3
 from web3.exceptions import TransactionNotFound
 
@@ -103,13 +104,27 @@ class Outbox:
             )
             gas = int(est * 12 // 10) + 10_000
         max_fee, tip = self._fees()
+        for _ in range(5):  # another process took the same nonce first: the unique index says so, retry
+            try:
+                self._persist(key, to_cs, data, value, gas, max_fee, tip)
+                break
+            except IntegrityError:
+                continue
+        else:
+            raise OutboxError(f"could not reserve a nonce for {key}: other senders keep taking it")
+        row = self.get(key)
+        assert row is not None
+        if row.status == PENDING:
+            self._broadcast_latest(row.id)
+        return row
+
+    def _persist(self, key: str, to_cs: str, data: str, value: int, gas: int, max_fee: int, tip: int) -> None:
+        """Sign with the next free nonce and store the row and its first attempt in one transaction."""
         chain_next = int(self.w3.eth.get_transaction_count(self.account.address, "latest"))
         now = _now()
         with self.engine.begin() as conn:
             again = conn.execute(text("SELECT id FROM outbox_tx WHERE key = :k"), {"k": key}).first()
-            if again is not None:
-                pass
-            else:
+            if again is None:
                 top = conn.execute(
                     text("SELECT MAX(nonce) FROM outbox_tx WHERE chain_id = :c AND sender = :s"),
                     {"c": self.chain_id, "s": self.sender},
@@ -136,11 +151,6 @@ class Outbox:
                     ),
                     {"o": oid, "h": tx_hash, "r": raw, "mf": str(max_fee), "pf": str(tip), "now": now},
                 )
-        row = self.get(key)
-        assert row is not None
-        if row.status == PENDING:
-            self._broadcast_latest(row.id)
-        return row
 
     # --- chain side ------------------------------------------------------------------------------------
     def _attempts(self, oid: int) -> list[Any]:
@@ -251,6 +261,14 @@ class Outbox:
             else:
                 self._broadcast_latest(row.id)
         return pending
+
+    def drain(self, *, timeout: float = 120.0, poll: float = 0.05) -> None:
+        """Process until nothing of this sender is pending (what a killed run left behind is settled)."""
+        deadline = time.monotonic() + timeout
+        while self.process():
+            if time.monotonic() > deadline:
+                raise OutboxError(f"outbox transactions of {self.sender} still pending after {timeout:.0f} s")
+            time.sleep(poll)
 
     def wait(self, key: str, *, timeout: float = 60.0, poll: float = 0.05) -> OutboxTx:
         """Process until `key` is settled (confirmed or failed)."""
