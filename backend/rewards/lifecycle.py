@@ -302,10 +302,10 @@ class EpochEngine:
         raise EpochNotReadyError(f"epoch {epoch - 1} is not computed here: compute it first")
 
     def compute(self, epoch: int) -> EpochRow:
+        self.require_real_treasury()
         row = self.close(epoch)
         if ORDER[row.status] >= ORDER[COMPUTED]:
             return row
-        self.require_real_treasury()
         if self.source == "db":
             ensure_indexes(self.engine)
             inputs = inputs_from_db(self.engine, epoch, row.end_block, self.policy)
@@ -333,10 +333,9 @@ class EpochEngine:
         return (bytes(cur[0]), int(cur[1]), int(cur[2])), (bytes(pend[0]), int(pend[1]), int(pend[2]))
 
     def publish(self, epoch: int) -> EpochRow:
-        row = self.compute(epoch)
+        row = self.compute(epoch)  # refuses a placeholder treasury first
         if ORDER[row.status] >= ORDER[PROPOSED]:
             return row
-        self.require_real_treasury()
         assert row.root is not None and row.uri is not None and row.total_cumulative is not None
         root = bytes.fromhex(row.root[2:])
         (cur, cur_e, cur_valid), (pend, pend_e, pend_valid) = self._chain_roots()
