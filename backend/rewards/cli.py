@@ -135,7 +135,9 @@ def fund(
     res = eng.fund(epoch)  # type: ignore[attr-defined]
     tx = f" tx {res.tx.mined_hash}" if res.status == "sent" and res.tx is not None else ""
     what = "funded" if res.status == "sent" else "already funded (nothing sent)"
-    out.print(f"epoch {res.epoch}: {what}, emission minted {res.minted} wei{tx}", highlight=False)
+    out.print(
+        f"epoch {res.epoch}: {what}, emission minted {res.minted} wei{tx}", highlight=False, soft_wrap=True
+    )
 
 
 @epoch_app.command("payout")
@@ -155,7 +157,7 @@ def payout(
     report = push_payouts(eng, epoch, min_amount=min_amount, batch_size=batch_size)  # type: ignore[arg-type]
     out.print(report.summary(), highlight=False, soft_wrap=True)
     for tx in report.batches:
-        out.print(f"  batch {tx.status} {tx.mined_hash} (nonce {tx.nonce})", highlight=False)
+        out.print(f"  batch {tx.status} {tx.mined_hash} (nonce {tx.nonce})", highlight=False, soft_wrap=True)
     if report.unpaid:
         raise ConflictError(
             f"{len(report.unpaid)} account(s) unpaid after repeated reverts (first {report.unpaid[0]}); "

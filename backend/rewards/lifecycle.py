@@ -74,7 +74,7 @@ class TreasuryError(ConfigError):
 
 @dataclass(frozen=True)
 class FundResult:
-    """What `fund` found or did: `sent` (our fundEmission confirmed), `already` (cap minted before)."""
+    """What `fund` did: `sent` (this call's, or a killed run's, fundEmission confirmed now), `already`."""
 
     epoch: int
     status: str
@@ -230,12 +230,13 @@ class EpochEngine:
         keys = [self._key("fund", e)] + [f"{self._key('fund', e)}#{i}" for i in range(1, FUND_TRIES)]
         rows = [r for r in (box.get(k) for k in keys) if r is not None]
         last = rows[-1] if rows else None
-        if last is not None and last.status == PENDING:
+        resumed = last is not None and last.status == PENDING  # a killed run's transaction: settle it
+        if last is not None and resumed:
             last = box.wait(last.key, timeout=timeout)
         token = self._token()
         if self.emission_left(e) == 0:
             minted = int(token.functions.mintedInEpoch(e).call())
-            sent = last is not None and last.status == "confirmed"
+            sent = resumed and last is not None and last.status == "confirmed"
             return FundResult(e, "sent" if sent else "already", minted, last)
         if self._now() >= end:
             raise EpochEndedError(
