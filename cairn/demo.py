@@ -76,9 +76,14 @@ class Demo:
 
     def send(self, key: str, fn: Any) -> None:
         acct = Account.from_key(key)
-        tx = fn.build_transaction(
-            {"from": acct.address, "nonce": self.w3.eth.get_transaction_count(acct.address, "pending")}
-        )
+        try:
+            tx = fn.build_transaction(
+                {"from": acct.address, "nonce": self.w3.eth.get_transaction_count(acct.address, "pending")}
+            )
+        except Exception as exc:  # the node's gas estimate reverted: say which call, in one line
+            raise CairnError(
+                f"demo transaction {fn.fn_name} would revert: {type(exc).__name__} {exc}"
+            ) from None
         tx_hash = self.w3.eth.send_raw_transaction(acct.sign_transaction(tx).raw_transaction)
         if self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=60)["status"] != 1:
             raise CairnError(f"demo transaction {fn.fn_name} reverted")
@@ -141,7 +146,7 @@ class Demo:
         self.send(
             CONTRIBUTOR_B, registry.functions.registerDataset(ds_b, 524288, 2, _h("meta-b"), "ipfs://demo-b")
         )
-        job = _h("demo-training-job-1")
+        job = _h(f"demo-training-job-{time.time_ns()}")  # a new job per run: `cairn demo` replays
         self.send(
             PROVIDER, registry.functions.registerCompute(job, 3600, bytes.fromhex(MODEL_ID[2:]), _h("res"))
         )
