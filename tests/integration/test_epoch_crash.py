@@ -213,6 +213,33 @@ def _known(w3: Any, tx_hash: str) -> bool:
         return False
 
 
+def _not_confirmed(w3: Any, engine: Any) -> list[tuple[Any, ...]]:
+    """Rows not confirmed, with what the chain says about each attempt (for the assertion message)."""
+    from sqlalchemy import text
+    from web3.exceptions import TransactionNotFound
+
+    out: list[tuple[Any, ...]] = []
+    with engine.connect() as conn:
+        for r in conn.execute(
+            text("SELECT id, key, nonce, status, mined_hash FROM outbox_tx WHERE status != 'confirmed'")
+        ):
+            hashes = [
+                h
+                for (h,) in conn.execute(
+                    text("SELECT tx_hash FROM outbox_attempt WHERE outbox_id = :o"), {"o": r.id}
+                )
+            ]
+            seen = []
+            for h in hashes:
+                try:
+                    rc = w3.eth.get_transaction_receipt(h)
+                    seen.append((h, "mined", int(rc["status"]), int(rc["blockNumber"])))
+                except TransactionNotFound:
+                    seen.append((h, "unknown"))
+            out.append((r.key, r.nonce, r.status, r.mined_hash, seen))
+    return out
+
+
 def chain_state(w3: Any, dep_file: Path, epochs: int) -> dict[str, Any]:
     """Everything the loop changes on chain, from events and views (addresses and amounts only)."""
     from eth_account import Account
@@ -365,7 +392,7 @@ def test_kill_9_through_fund_publish_accept_payout_never_doubles_or_loses(tmp_pa
             by_status = dict(
                 conn.execute(text("SELECT status, COUNT(*) FROM outbox_tx GROUP BY status")).all()
             )
-        assert set(by_status) == {"confirmed"}
+        assert set(by_status) == {"confirmed"}, _not_confirmed(w3, engine)
         assert w3.eth.get_transaction_count(publisher) - nonce0 == by_status["confirmed"]
         assert kills >= KILLS
         engine.dispose()
