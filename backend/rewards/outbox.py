@@ -8,7 +8,8 @@ Rules that make a kill -9 at any point harmless:
    at most one of its signed versions can ever be mined: no double publication or payment.
 3. `process()` (run at start and in a loop) reconciles every pending row with the chain: a receipt
    for any of its attempts' hashes settles it; if the sender's mined nonce has passed the row's nonce
-   without a receipt for any attempt (replaced from outside), it is marked `failed`; otherwise the
+   without a receipt for any attempt, on looks at least `PASSED_BLOCKS` blocks apart (a node may show a
+   block's state before its receipts), it was replaced from outside and is marked `failed`; otherwise the
    latest attempt is re-broadcast (nothing is lost), and after `stuck_after` seconds it is replaced by a
    new attempt with the same nonce and fees bumped by `bump_percent` (persisted before broadcast).
 """
@@ -29,6 +30,7 @@ from web3.exceptions import TransactionNotFound
 from cairn.errors import CairnError
 
 PENDING, CONFIRMED, FAILED = "pending", "confirmed", "failed"
+PASSED_BLOCKS = 2  # a used nonce without a receipt for this many blocks: replaced from outside
 
 
 class OutboxError(CairnError):
@@ -70,6 +72,7 @@ class Outbox:
         self.stuck_after = stuck_after
         self.bump_percent = max(bump_percent, 11)  # nodes require >= 10% on both fees to replace
         self.priority_fee = priority_fee
+        self._passed: dict[int, int] = {}  # row id -> head block when its nonce was first seen used
 
     # --- writing ------------------------------------------------------------------------------------
     def get(self, key: str) -> OutboxTx | None:
@@ -241,15 +244,23 @@ class Outbox:
         for row in rows:
             receipt = self._find_receipt(row.id)
             if receipt is None:
+                head = int(self.w3.eth.block_number)
                 mined_nonce = int(self.w3.eth.get_transaction_count(self.account.address, "latest"))
                 if mined_nonce > int(row.nonce):
-                    receipt = self._find_receipt(row.id)  # mined between the two looks?
-                    if receipt is None:
+                    # The nonce is used but no attempt has a receipt. A node can show a block's state (the new
+                    # nonce) before its receipts (anvil does, for a moment; so can two load-balanced RPC
+                    # backends): decide only when the nonce was already passed PASSED_BLOCKS blocks ago.
+                    first = self._passed.setdefault(row.id, head)
+                    receipt = self._find_receipt(row.id)
+                    if receipt is None and head - first >= PASSED_BLOCKS:
                         with self.engine.begin() as conn:
                             conn.execute(
                                 text("UPDATE outbox_tx SET status = :f, updated_at = :now WHERE id = :o"),
                                 {"f": FAILED, "now": _now(), "o": row.id},
                             )
+                        continue
+                    if receipt is None:
+                        pending += 1
                         continue
             if receipt is not None:
                 self._settle(row.id, receipt)
