@@ -25,9 +25,9 @@ from eth_account.signers.local import LocalAccount
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import IntegrityError
 from web3 import Web3
-from web3.exceptions import TransactionNotFound
+from web3.exceptions import ContractLogicError, TransactionNotFound
 
-from cairn.errors import CairnError
+from cairn.errors import CairnError, ConflictError
 
 PENDING, CONFIRMED, FAILED = "pending", "confirmed", "failed"
 PASSED_BLOCKS = 2  # a used nonce without a receipt for this many blocks: replaced from outside
@@ -35,6 +35,12 @@ PASSED_BLOCKS = 2  # a used nonce without a receipt for this many blocks: replac
 
 class OutboxError(CairnError):
     code = "outbox_error"
+
+
+class OutboxRevertError(ConflictError):
+    """The node's gas estimate says the transaction would revert (exit code 5)."""
+
+    code = "would_revert"
 
 
 @dataclass(frozen=True)
@@ -102,9 +108,12 @@ class Outbox:
             return existing
         to_cs = Web3.to_checksum_address(to)
         if gas is None:
-            est = self.w3.eth.estimate_gas(
-                {"from": self.account.address, "to": to_cs, "data": data, "value": value}  # type: ignore[typeddict-item]
-            )
+            try:
+                est = self.w3.eth.estimate_gas(
+                    {"from": self.account.address, "to": to_cs, "data": data, "value": value}  # type: ignore[typeddict-item]
+                )
+            except ContractLogicError as exc:  # nothing signed or stored: the caller re-reads the chain
+                raise OutboxRevertError(f"{key} would revert now ({exc}); nothing sent") from None
             gas = int(est * 12 // 10) + 10_000
         max_fee, tip = self._fees()
         for _ in range(5):  # another process took the same nonce first: the unique index says so, retry
