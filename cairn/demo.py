@@ -57,6 +57,45 @@ def _http(method: str, url: str, body: dict[str, Any] | None = None) -> dict[str
         raise CairnError(f"{method} {url} answered {exc.code}: {detail}") from None
 
 
+def _send(w3: Web3, key: str, fn: Any) -> None:
+    acct = Account.from_key(key)
+    try:
+        tx = fn.build_transaction(
+            {"from": acct.address, "nonce": w3.eth.get_transaction_count(acct.address, "pending")}
+        )
+    except Exception as exc:  # the node's gas estimate reverted: say which call, in one line
+        raise CairnError(f"demo transaction {fn.fn_name} would revert: {type(exc).__name__} {exc}") from None
+    tx_hash = w3.eth.send_raw_transaction(acct.sign_transaction(tx).raw_transaction)
+    if w3.eth.wait_for_transaction_receipt(tx_hash, timeout=60)["status"] != 1:
+        raise CairnError(f"demo transaction {fn.fn_name} reverted")
+
+
+def give_agent_test_tokens(w3: Web3, dep: Deployment) -> bool:
+    """Local chain only: mint the demo agent ten requests' worth of tokens from the current epoch's emission
+    cap, unless it holds enough already. `cairn dev` calls it on a fresh chain before the keeper moves the
+    rest of the cap into the pool (so `cairn dev --no-demo`, then `cairn demo`, works). True if minted."""
+    if dep.chain_id != LOCAL_CHAIN_ID:
+        raise ConfigError(f"test tokens exist only on the local chain {LOCAL_CHAIN_ID}, not {dep.chain_id}")
+    token = w3.eth.contract(
+        address=Web3.to_checksum_address(dep.address("RewardToken")), abi=dep.abi("RewardToken")
+    )
+    admin, agent = Account.from_key(ADMIN).address, Account.from_key(AGENT).address
+    if int(token.functions.balanceOf(agent).call()) >= PRICE:
+        return False
+    epoch = dep.epoch.epoch_at(int(w3.eth.get_block("latest")["timestamp"]))
+    left = int(token.functions.emissionCap(epoch).call()) - int(token.functions.mintedInEpoch(epoch).call())
+    if left < 10 * PRICE:
+        raise CairnError(
+            f"the demo agent has no test tokens and epoch {epoch}'s emission is already in the reward pool "
+            "(the keeper funds each epoch as it starts): replay on a fresh chain (cairn dev --reset)"
+        )
+    minter = token.functions.MINTER_ROLE().call()
+    _send(w3, ADMIN, token.functions.grantRole(minter, admin))
+    _send(w3, ADMIN, token.functions.mintEmission(epoch, agent, 10 * PRICE))
+    _send(w3, ADMIN, token.functions.revokeRole(minter, admin))
+    return True
+
+
 class Demo:
     def __init__(self, settings: Settings, deployment: Deployment, api_url: str) -> None:
         if deployment.chain_id != LOCAL_CHAIN_ID:
@@ -75,18 +114,7 @@ class Demo:
         )
 
     def send(self, key: str, fn: Any) -> None:
-        acct = Account.from_key(key)
-        try:
-            tx = fn.build_transaction(
-                {"from": acct.address, "nonce": self.w3.eth.get_transaction_count(acct.address, "pending")}
-            )
-        except Exception as exc:  # the node's gas estimate reverted: say which call, in one line
-            raise CairnError(
-                f"demo transaction {fn.fn_name} would revert: {type(exc).__name__} {exc}"
-            ) from None
-        tx_hash = self.w3.eth.send_raw_transaction(acct.sign_transaction(tx).raw_transaction)
-        if self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=60)["status"] != 1:
-            raise CairnError(f"demo transaction {fn.fn_name} reverted")
+        _send(self.w3, key, fn)
 
     def travel_past(self, timestamp: int) -> None:
         now = int(self.w3.eth.get_block("latest")["timestamp"])
@@ -98,24 +126,17 @@ class Demo:
         token, registry = self.contract("RewardToken"), self.contract("ContributionRegistry")
         models, router = self.contract("ModelRegistry"), self.contract("PaymentRouter")
         dist = self.contract("RewardDistributor")
-        admin, agent = Account.from_key(ADMIN).address, Account.from_key(AGENT).address
+        agent = Account.from_key(AGENT).address
         a, b = Account.from_key(CONTRIBUTOR_A).address, Account.from_key(CONTRIBUTOR_B).address
         epoch = self.dep.epoch.epoch_at(int(self.w3.eth.get_block("latest")["timestamp"]))
 
         eng = self.epoch_engine()
-        if int(token.functions.balanceOf(agent).call()) < PRICE:
-            if eng.emission_left(epoch) < 10 * PRICE:
-                raise CairnError(
-                    f"the agent has no test tokens and epoch {epoch}'s emission is already in the pool "
-                    "(the keeper funds each epoch as it starts): replay on a fresh chain (cairn dev --reset)"
-                )
-            out.print(
-                f"[bold]demo[/] epoch {epoch}: the agent gets test tokens from the epoch's capped emission"
-            )
-            minter = token.functions.MINTER_ROLE().call()
-            self.send(ADMIN, token.functions.grantRole(minter, admin))
-            self.send(ADMIN, token.functions.mintEmission(epoch, agent, 10 * PRICE))
-            self.send(ADMIN, token.functions.revokeRole(minter, admin))
+        give_agent_test_tokens(self.w3, self.dep)  # a no-op when `cairn dev` or an earlier run gave them
+        held = int(token.functions.balanceOf(agent).call())
+        out.print(
+            f"[bold]demo[/] epoch {epoch}: the agent holds {held / 1e18:.0f} test tokens "
+            "(minted from a capped epoch emission)"
+        )
         funded = eng.fund(epoch)  # what the keeper does at each epoch's start; a no-op if it already did
         out.print(f"       epoch {epoch}'s emission in the reward pool: {funded.minted / 1e18:.2f} tokens")
 

@@ -177,8 +177,7 @@ def _serve(
 
 def start_keeper(supervisor: Supervisor) -> None:
     """The epoch keeper (`cairn epoch keeper`: each epoch's emission funded as it starts), unless
-    CAIRN_KEEPER_ENABLED=false. Started after the demo, which takes the agent's test tokens from epoch 0's
-    emission cap before the pool gets the rest."""
+    CAIRN_KEEPER_ENABLED=false. Started once the API answers and the demo (if any) has played."""
     from backend.rewards.keeper import KeeperSettings
 
     if KeeperSettings().enabled:
@@ -232,6 +231,12 @@ def run_dev(settings: Settings, *, reset: bool, port: int, demo: bool) -> None:
                 f"deployed {len(deployment.contracts)} contracts at block {deployment.start_block} "
                 f"-> {deployment_file}"
             )
+            from web3 import Web3
+
+            from cairn.demo import give_agent_test_tokens
+
+            # the demo agent's test tokens come from epoch 0's cap, before the keeper mints the rest
+            give_agent_test_tokens(Web3(Web3.HTTPProvider(chain.url)), deployment)
         else:
             out.print(
                 f"[bold]resume[/]: same chain ({state_file}), deployment ({deployment_file}) and database"

@@ -56,7 +56,9 @@ def keep(
                 else:
                     what = "funded" if res.status == "sent" else "already funded"
                     tx = f" (tx {res.tx.mined_hash})" if res.status == "sent" and res.tx is not None else ""
-                    log.info("epoch %d: emission %s, %d wei%s", epoch, what, res.minted, tx)
+                    log.info(
+                        "epoch %d: emission %s, %d wei minted in the epoch%s", epoch, what, res.minted, tx
+                    )
                 funded = epoch
         except EpochNotReadyError as exc:  # before genesis
             log.info("%s", exc.message)
