@@ -1,13 +1,15 @@
 """`cairn demo`: play the whole Cairn loop once on the local chain, through the running API and contracts.
 
-1. an AI agent gets test tokens from epoch 0's capped emission, and the distributor is funded with the rest;
+1. an AI agent gets test tokens from epoch 0's capped emission (unless it still holds some from an earlier
+   run), and the distributor is funded with the rest (`EpochEngine.fund`, what the keeper does);
 2. contributor A registers a dataset gaslessly through the API relayer (EIP-712), contributor B directly,
    and a compute provider registers a training job;
 3. three validators attest (the policy's quorum is 3), a trainer publishes the model's manifest;
 4. the agent pays for one inference with an x402-style EIP-3009 authorization, settled by the router;
 5. the chain moves past the epoch's end; the rewards engine closes the epoch from the indexer's mirror,
    proposes the Merkle root, waits the challenge delay and accepts it;
-6. contributor A claims with the proof served by the API; everyone else is paid by relayed claims.
+6. contributor A claims with the proof served by the API; everyone else is paid by push payouts
+   (`claimForBatch` through the outbox, as `cairn epoch payout` does).
 
 Only for the local chain (31337): it uses the public anvil development keys and moves the chain's clock.
 """
@@ -55,6 +57,45 @@ def _http(method: str, url: str, body: dict[str, Any] | None = None) -> dict[str
         raise CairnError(f"{method} {url} answered {exc.code}: {detail}") from None
 
 
+def _send(w3: Web3, key: str, fn: Any) -> None:
+    acct = Account.from_key(key)
+    try:
+        tx = fn.build_transaction(
+            {"from": acct.address, "nonce": w3.eth.get_transaction_count(acct.address, "pending")}
+        )
+    except Exception as exc:  # the node's gas estimate reverted: say which call, in one line
+        raise CairnError(f"demo transaction {fn.fn_name} would revert: {type(exc).__name__} {exc}") from None
+    tx_hash = w3.eth.send_raw_transaction(acct.sign_transaction(tx).raw_transaction)
+    if w3.eth.wait_for_transaction_receipt(tx_hash, timeout=60)["status"] != 1:
+        raise CairnError(f"demo transaction {fn.fn_name} reverted")
+
+
+def give_agent_test_tokens(w3: Web3, dep: Deployment) -> bool:
+    """Local chain only: mint the demo agent ten requests' worth of tokens from the current epoch's emission
+    cap, unless it holds enough already. `cairn dev` calls it on a fresh chain before the keeper moves the
+    rest of the cap into the pool (so `cairn dev --no-demo`, then `cairn demo`, works). True if minted."""
+    if dep.chain_id != LOCAL_CHAIN_ID:
+        raise ConfigError(f"test tokens exist only on the local chain {LOCAL_CHAIN_ID}, not {dep.chain_id}")
+    token = w3.eth.contract(
+        address=Web3.to_checksum_address(dep.address("RewardToken")), abi=dep.abi("RewardToken")
+    )
+    admin, agent = Account.from_key(ADMIN).address, Account.from_key(AGENT).address
+    if int(token.functions.balanceOf(agent).call()) >= PRICE:
+        return False
+    epoch = dep.epoch.epoch_at(int(w3.eth.get_block("latest")["timestamp"]))
+    left = int(token.functions.emissionCap(epoch).call()) - int(token.functions.mintedInEpoch(epoch).call())
+    if left < 10 * PRICE:
+        raise CairnError(
+            f"the demo agent has no test tokens and epoch {epoch}'s emission is already in the reward pool "
+            "(the keeper funds each epoch as it starts): replay on a fresh chain (cairn dev --reset)"
+        )
+    minter = token.functions.MINTER_ROLE().call()
+    _send(w3, ADMIN, token.functions.grantRole(minter, admin))
+    _send(w3, ADMIN, token.functions.mintEmission(epoch, agent, 10 * PRICE))
+    _send(w3, ADMIN, token.functions.revokeRole(minter, admin))
+    return True
+
+
 class Demo:
     def __init__(self, settings: Settings, deployment: Deployment, api_url: str) -> None:
         if deployment.chain_id != LOCAL_CHAIN_ID:
@@ -73,13 +114,7 @@ class Demo:
         )
 
     def send(self, key: str, fn: Any) -> None:
-        acct = Account.from_key(key)
-        tx = fn.build_transaction(
-            {"from": acct.address, "nonce": self.w3.eth.get_transaction_count(acct.address)}
-        )
-        tx_hash = self.w3.eth.send_raw_transaction(acct.sign_transaction(tx).raw_transaction)
-        if self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=60)["status"] != 1:
-            raise CairnError(f"demo transaction {fn.fn_name} reverted")
+        _send(self.w3, key, fn)
 
     def travel_past(self, timestamp: int) -> None:
         now = int(self.w3.eth.get_block("latest")["timestamp"])
@@ -91,18 +126,19 @@ class Demo:
         token, registry = self.contract("RewardToken"), self.contract("ContributionRegistry")
         models, router = self.contract("ModelRegistry"), self.contract("PaymentRouter")
         dist = self.contract("RewardDistributor")
-        admin, agent = Account.from_key(ADMIN).address, Account.from_key(AGENT).address
+        agent = Account.from_key(AGENT).address
         a, b = Account.from_key(CONTRIBUTOR_A).address, Account.from_key(CONTRIBUTOR_B).address
         epoch = self.dep.epoch.epoch_at(int(self.w3.eth.get_block("latest")["timestamp"]))
 
+        eng = self.epoch_engine()
+        give_agent_test_tokens(self.w3, self.dep)  # a no-op when `cairn dev` or an earlier run gave them
+        held = int(token.functions.balanceOf(agent).call())
         out.print(
-            f"[bold]demo[/] epoch {epoch}: the agent receives test tokens from the epoch's capped emission"
+            f"[bold]demo[/] epoch {epoch}: the agent holds {held / 1e18:.0f} test tokens "
+            "(minted from a capped epoch emission)"
         )
-        minter = token.functions.MINTER_ROLE().call()
-        self.send(ADMIN, token.functions.grantRole(minter, admin))
-        self.send(ADMIN, token.functions.mintEmission(epoch, agent, 10 * PRICE))
-        self.send(ADMIN, token.functions.revokeRole(minter, admin))
-        self.send(ADMIN, dist.functions.fundEmission(epoch))
+        funded = eng.fund(epoch)  # what the keeper does at each epoch's start; a no-op if it already did
+        out.print(f"       epoch {epoch}'s emission in the reward pool: {funded.minted / 1e18:.2f} tokens")
 
         out.print("[bold]demo[/] contributors register: A gasless through the API relayer, B directly")
         ds_a, ds_b = _h(f"demo-dataset-a-{time.time_ns()}"), _h(f"demo-dataset-b-{time.time_ns()}")
@@ -131,7 +167,7 @@ class Demo:
         self.send(
             CONTRIBUTOR_B, registry.functions.registerDataset(ds_b, 524288, 2, _h("meta-b"), "ipfs://demo-b")
         )
-        job = _h("demo-training-job-1")
+        job = _h(f"demo-training-job-{time.time_ns()}")  # a new job per run: `cairn demo` replays
         self.send(
             PROVIDER, registry.functions.registerCompute(job, 3600, bytes.fromhex(MODEL_ID[2:]), _h("res"))
         )
@@ -187,7 +223,24 @@ class Demo:
         )
         self.send(RELAYER, router.functions.settleExact(payment))
 
-        return self._close_and_claim(epoch, dist, token, a, b)
+        return self._close_and_claim(eng, epoch, dist, token, a, b)
+
+    def epoch_engine(self) -> Any:
+        """The rewards engine on the stack's database, publishing with the development publisher key."""
+        from backend.rewards.lifecycle import EpochEngine
+        from cairn.db import make_engine
+        from cairn.policy import load_policy
+
+        return EpochEngine(
+            engine=make_engine(self.settings.database_url),
+            w3=self.w3,
+            deployment=self.dep,
+            policy=load_policy("v1"),
+            data_dir=self.settings.data_dir,
+            publisher_key=ADMIN,
+            confirmations=0,
+            source="db",
+        )
 
     def _wait_relayed(self, content_hash: bytes) -> None:
         deadline = time.monotonic() + WAIT_S
@@ -199,25 +252,12 @@ class Demo:
                 time.sleep(0.5)
         raise CairnError("the relayed registration did not appear in the API within 60 s")
 
-    def _close_and_claim(self, epoch: int, dist: Any, token: Any, a: str, b: str) -> dict[str, int]:
-        from backend.rewards.lifecycle import EpochEngine, EpochNotReadyError
-        from backend.rewards.payouts import relay_claims
-        from cairn.db import make_engine
-        from cairn.policy import load_policy
+    def _close_and_claim(self, eng: Any, epoch: int, dist: Any, token: Any, a: str, b: str) -> dict[str, int]:
+        from backend.rewards.lifecycle import EpochNotReadyError
+        from backend.rewards.payouts import push_payouts
 
         out.print(f"[bold]demo[/] the chain's clock moves past the end of epoch {epoch}; the epoch closes")
         self.travel_past(self.dep.epoch.bounds(epoch)[1])
-        engine = make_engine(self.settings.database_url)
-        eng = EpochEngine(
-            engine=engine,
-            w3=self.w3,
-            deployment=self.dep,
-            policy=load_policy("v1"),
-            data_dir=self.settings.data_dir,
-            publisher_key=ADMIN,
-            confirmations=0,
-            source="db",
-        )
         deadline = time.monotonic() + WAIT_S
         while True:
             try:
@@ -248,8 +288,9 @@ class Demo:
                 int(proof["cumulative_amount"]), [bytes.fromhex(p[2:]) for p in proof["proof"]]
             ),
         )
-        relay_claims(eng, epoch)
-        engine.dispose()
+        report = push_payouts(eng, epoch)
+        out.print(f"[bold]demo[/] push payouts (relayed claimForBatch): {report.summary()}")
+        eng.engine.dispose()
         balances = {name: int(token.functions.balanceOf(addr).call()) for name, addr in (("A", a), ("B", b))}
         out.print(
             f"[green]demo done[/]: A holds {balances['A'] / 1e18:.4f}, B holds {balances['B'] / 1e18:.4f} "

@@ -21,6 +21,12 @@ Parameters (all shares in basis points, 10000 = 100%)
   amounts, repeated until nobody is over the cap; to the treasury when every receiving account is
   capped) or `treasury`.
 * `treasury`: receives the protocol share, pools with nobody eligible, and (with `treasury`) cap excess.
+  It is part of the policy (so its hash, published with every root, fixes who the protocol is and the audit
+  needs nothing but the chain and the policy file). Outside the local chain it must be the deployment's
+  treasury, the PaymentRouter's fee recipient: the rewards engine refuses to compute or publish with a
+  placeholder (`PLACEHOLDER_TREASURIES`, anything below 2**64, an anvil development account) or another
+  address. The shipped `v1.json` holds the local placeholder `0x...c41a`; a deployment publishes its own
+  copy of v1 with its treasury (`cairn epoch publish N --policy FILE`).
 * `rounding`: `largest_remainder_address` - every integer split gives each party floor(pool x w / W),
   then the leftover wei one each to the largest remainders, ties broken by ascending address.
   Sums are exact.
@@ -41,6 +47,8 @@ from cairn.merkle import keccak256
 
 POLICY_DIR = Path(__file__).resolve().parent / "policies"
 BPS = 10_000
+# Treasuries that only stand in for the real one on the local chain (policies/v1.json ships the first).
+PLACEHOLDER_TREASURIES = frozenset({"0x000000000000000000000000000000000000c41a"})
 
 
 class _Strict(BaseModel):

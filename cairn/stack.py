@@ -1,9 +1,11 @@
 """`cairn dev` (what `make run` runs) and `cairn up`: run the whole stack as supervised child processes.
 
 `cairn dev` starts a local anvil (state persisted in `.cairn/dev/anvil-state.json`), deploys the contracts on
-first start, then runs the indexer (`cairn index`) and the API (`cairn api`) on SQLite. A second `cairn dev`
+first start, then runs the indexer (`cairn index`) and the API (`cairn api`) on SQLite, and once the API
+answers (and the demo, if any, has played) the epoch keeper (`cairn epoch keeper`). A second `cairn dev`
 resumes the same chain and database when both are still consistent, and resets otherwise (or with
-`--reset`); it says which. `cairn up` runs the indexer and API against an existing chain and database.
+`--reset`); it says which. `cairn up` runs the indexer, the API and the keeper against an existing chain and
+database.
 Ctrl-C (SIGINT) or SIGTERM stops every child, the chain last so that its state is saved.
 """
 
@@ -166,10 +168,21 @@ def _serve(
         out.print(line)
     if after_ready is not None:
         after_ready(api_url)
+    start_keeper(supervisor)
     out.print("Ctrl-C stops everything.")
     while True:
         supervisor.check_alive()
         time.sleep(0.5)
+
+
+def start_keeper(supervisor: Supervisor) -> None:
+    """The epoch keeper (`cairn epoch keeper`: each epoch's emission funded as it starts), unless
+    CAIRN_KEEPER_ENABLED=false. Started once the API answers and the demo (if any) has played."""
+    from backend.rewards.keeper import KeeperSettings
+
+    if KeeperSettings().enabled:
+        supervisor.spawn("keeper", ["epoch", "keeper"])
+        out.print(f"  keeper         funds each epoch as it starts ({supervisor.log_dir}/keeper.log)")
 
 
 def _install_signal_handlers() -> None:
@@ -218,6 +231,12 @@ def run_dev(settings: Settings, *, reset: bool, port: int, demo: bool) -> None:
                 f"deployed {len(deployment.contracts)} contracts at block {deployment.start_block} "
                 f"-> {deployment_file}"
             )
+            from web3 import Web3
+
+            from cairn.demo import give_agent_test_tokens
+
+            # the demo agent's test tokens come from epoch 0's cap, before the keeper mints the rest
+            give_agent_test_tokens(Web3(Web3.HTTPProvider(chain.url)), deployment)
         else:
             out.print(
                 f"[bold]resume[/]: same chain ({state_file}), deployment ({deployment_file}) and database"
@@ -230,7 +249,7 @@ def run_dev(settings: Settings, *, reset: bool, port: int, demo: bool) -> None:
         player = _play_demo(settings, deployment_file) if demo and fresh else None
         _serve(supervisor, settings, on_ready=hints, after_ready=player)
     except KeyboardInterrupt:
-        out.print("stopping: indexer, API, then the chain (state saved for the next `make run`)")
+        out.print("stopping: indexer, API, keeper, then the chain (state saved for the next `make run`)")
     finally:
         supervisor.stop()
 
@@ -270,7 +289,7 @@ def run_up(settings: Settings) -> None:
             on_ready=[f"  contracts      {len(deployment.contracts)} from {settings.deployment_file}"],
         )
     except KeyboardInterrupt:
-        out.print("stopping: indexer and API")
+        out.print("stopping: indexer, API and keeper")
     finally:
         supervisor.stop()
 

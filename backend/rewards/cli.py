@@ -1,4 +1,4 @@
-"""`cairn epoch close|publish|finalize|relay|status|audit`: the epoch lifecycle from the command line.
+"""`cairn epoch close|publish|finalize|fund|payout|relay|keeper|status|audit`: the epoch lifecycle.
 
 Every command is idempotent: re-running after a crash continues where the last run stopped.
 """
@@ -13,10 +13,12 @@ from sqlalchemy import text
 
 from backend import migrations
 from cairn.db import make_engine
+from cairn.errors import ConflictError
 from cairn.settings import Settings, load_settings
 
 epoch_app = typer.Typer(
-    help="Reward epochs: close (compute), publish (propose), finalize (accept), relay claims, status, audit.",
+    help="Reward epochs: fund, close (compute), publish (propose), finalize (accept), payout, relay, keeper, "
+    "status, audit.",
     no_args_is_help=True,
 )
 out = Console()
@@ -40,6 +42,8 @@ def _engine(
     policy: str,
     source: str,
     confirmations: int | None,
+    *,
+    migrate: bool = True,
 ) -> object:
     from backend.rewards.lifecycle import EpochEngine
     from cairn.deploy import connect
@@ -62,6 +66,7 @@ def _engine(
         publisher_key=settings.signing_key("publisher", dep.chain_id),
         confirmations=settings.confirmations if confirmations is None else confirmations,
         source=source,
+        migrate=migrate,
     )
 
 
@@ -116,6 +121,66 @@ def finalize(
     """Accept the proposed root once its challenge delay has passed."""
     eng = _engine(database_url, rpc_url, deployment, policy, "db", None)
     _show(eng.finalize(epoch))  # type: ignore[attr-defined]
+
+
+@epoch_app.command("fund")
+def fund(
+    epoch: int | None = typer.Argument(None, help="Epoch to fund (default: the chain's current epoch)"),
+    database_url: str | None = DbOpt,
+    rpc_url: str | None = RpcOpt,
+    deployment: Path | None = DeployOpt,
+) -> None:
+    """Mint the epoch's emission into the pool (fundEmission) while it runs; once, through the outbox."""
+    eng = _engine(database_url, rpc_url, deployment, "v1", "db", None)
+    res = eng.fund(epoch)  # type: ignore[attr-defined]
+    tx = f" tx {res.tx.mined_hash}" if res.status == "sent" and res.tx is not None else ""
+    what = "funded" if res.status == "sent" else "already funded (nothing sent)"
+    out.print(
+        f"epoch {res.epoch}: {what}, emission minted {res.minted} wei{tx}", highlight=False, soft_wrap=True
+    )
+
+
+@epoch_app.command("payout")
+def payout(
+    epoch: int,
+    min_amount: int = typer.Option(1, "--min-amount", help="Pay accounts with at least this many wei due"),
+    batch_size: int = typer.Option(100, "--batch-size", help="Accounts per claimForBatch transaction"),
+    database_url: str | None = DbOpt,
+    rpc_url: str | None = RpcOpt,
+    deployment: Path | None = DeployOpt,
+    policy: str = PolicyOpt,
+) -> None:
+    """Push payouts: claimForBatch for every account of the accepted epoch with something due."""
+    from backend.rewards.payouts import push_payouts
+
+    eng = _engine(database_url, rpc_url, deployment, policy, "db", None)
+    report = push_payouts(eng, epoch, min_amount=min_amount, batch_size=batch_size)  # type: ignore[arg-type]
+    out.print(report.summary(), highlight=False, soft_wrap=True)
+    for tx in report.batches:
+        out.print(f"  batch {tx.status} {tx.mined_hash} (nonce {tx.nonce})", highlight=False, soft_wrap=True)
+    if report.unpaid:
+        raise ConflictError(
+            f"{len(report.unpaid)} account(s) unpaid after repeated reverts (first {report.unpaid[0]}); "
+            "run it again"
+        )
+
+
+@epoch_app.command("keeper")
+def keeper(
+    interval: float | None = typer.Option(None, help="Seconds between looks (CAIRN_KEEPER_INTERVAL)"),
+    database_url: str | None = DbOpt,
+    rpc_url: str | None = RpcOpt,
+    deployment: Path | None = DeployOpt,
+) -> None:
+    """Fund each epoch's emission as soon as it starts (what `cairn dev` / `cairn up` run next to the API)."""
+    import logging
+
+    from backend.rewards.keeper import KeeperSettings, keep
+
+    settings = _settings(database_url, rpc_url, deployment)
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    eng = _engine(database_url, rpc_url, deployment, "v1", "db", None)
+    keep(eng, interval=interval if interval is not None else KeeperSettings().interval)  # type: ignore[arg-type]
 
 
 @epoch_app.command("relay")

@@ -13,6 +13,15 @@
   chain already shows the root as current (a later proposal accepted it), just records it.
 Every step first looks at the chain, so a step interrupted after its transaction was mined is recorded, not
 repeated.
+
+Funding is not part of the state machine (it happens while the epoch runs, not after it ends):
+* fund(e): `fundEmission(e)` through the outbox (key `fund:...:<e>`, then `#1`, `#2` after a failed try) while
+  epoch e runs; nothing is sent when the epoch's emission cap is already minted. `cairn epoch keeper` calls it
+  once per epoch as soon as the epoch starts.
+
+The treasury (policy `treasury`) must be the protocol's real treasury outside the local chain: compute and
+publish refuse a placeholder, a development account or an address other than the PaymentRouter's fee recipient
+(see `require_real_treasury`).
 """
 
 from __future__ import annotations
@@ -25,10 +34,9 @@ from typing import Any
 from sqlalchemy import Engine, inspect, text
 from web3 import Web3
 
-from backend import migrations
 from backend.rewards.allocation import allocate
 from backend.rewards.chainsource import end_block, inputs_from_chain
-from backend.rewards.outbox import Outbox
+from backend.rewards.outbox import PENDING, Outbox, OutboxTx
 from backend.rewards.publication import (
     build_publication,
     cumulative_from_document,
@@ -37,15 +45,41 @@ from backend.rewards.publication import (
 )
 from backend.rewards.sqlsource import ensure_indexes, inputs_from_db
 from cairn.deployment import Deployment
-from cairn.errors import ConflictError, NotFoundError, ValidationError
-from cairn.policy import Policy
+from cairn.errors import ConfigError, ConflictError, NotFoundError, ValidationError
+from cairn.policy import PLACEHOLDER_TREASURIES, Policy
+from cairn.settings import ANVIL_DEV_KEYS, LOCAL_CHAIN_ID
 
 CLOSED, COMPUTED, PROPOSED, ACCEPTED = "closed", "computed", "proposed", "accepted"
 ORDER = {CLOSED: 0, COMPUTED: 1, PROPOSED: 2, ACCEPTED: 3}
 
 
+FUND_TRIES = 3
+
+
 class EpochNotReadyError(ConflictError):
     code = "epoch_not_ready"
+
+
+class EpochEndedError(ConflictError):
+    """Too late: the epoch has ended (its emission would fall outside its allocation)."""
+
+    code = "epoch_ended"
+
+
+class TreasuryError(ConfigError):
+    """The policy's treasury is not a real treasury for this chain (exit code 2)."""
+
+    code = "treasury_invalid"
+
+
+@dataclass(frozen=True)
+class FundResult:
+    """What `fund` did: `sent` (this call's, or a killed run's, fundEmission confirmed now), `already`."""
+
+    epoch: int
+    status: str
+    minted: int
+    tx: OutboxTx | None
 
 
 @dataclass
@@ -74,6 +108,7 @@ class EpochEngine:
         publisher_key: str | None = None,
         confirmations: int = 12,
         source: str = "db",
+        migrate: bool = True,
     ) -> None:
         self.engine = engine
         self.w3 = w3
@@ -88,7 +123,10 @@ class EpochEngine:
             raise ValidationError("the deployment has no RewardDistributor")
         self.distributor = w3.eth.contract(address=Web3.to_checksum_address(info.address), abi=info.abi)
         self.publisher_key = publisher_key
-        migrations.upgrade(engine)
+        if migrate:
+            from backend import migrations  # alembic is slow to import: only when needed
+
+            migrations.upgrade(engine)
 
     # --- rows -------------------------------------------------------------------------------------------
     def row(self, epoch: int) -> EpochRow | None:
@@ -128,6 +166,92 @@ class EpochEngine:
 
     def _key(self, what: str, epoch: int) -> str:
         return f"{what}:{self.chain_id}:{self.distributor.address.lower()}:{epoch}"
+
+    def _now(self) -> int:
+        return int(self.w3.eth.get_block("latest")["timestamp"])
+
+    def current_epoch(self) -> int:
+        """The epoch of the chain's latest block (0 before genesis)."""
+        return self.deployment.epoch.epoch_at(self._now())
+
+    # --- treasury -------------------------------------------------------------------------------------
+    def require_real_treasury(self) -> None:
+        """Outside the local chain the policy's treasury must be the deployment's treasury.
+
+        Refused: a known placeholder (policy v1 ships `0x...c41a` for the local chain), an address below
+        2**64 (hand-typed), a public anvil development account, and, when the deployment has a PaymentRouter,
+        any address other than its `feeRecipient()` (one protocol treasury receives the protocol fee and the
+        policy's protocol share)."""
+        if self.chain_id == LOCAL_CHAIN_ID:
+            return
+        from eth_account import Account
+
+        t = self.policy.treasury
+        hint = f"on chain {self.chain_id} use a policy file whose treasury is the protocol's (--policy FILE)"
+        dev = {Account.from_key(k).address.lower() for k in ANVIL_DEV_KEYS}
+        if t in PLACEHOLDER_TREASURIES or int(t, 16) < 2**64 or t in dev:
+            raise TreasuryError(f"policy treasury {t} is a placeholder; {hint}")
+        router = self.deployment.contracts.get("PaymentRouter")
+        if router is not None:
+            c = self.w3.eth.contract(address=Web3.to_checksum_address(router.address), abi=router.abi)
+            fee_recipient = str(c.functions.feeRecipient().call()).lower()
+            if fee_recipient != t:
+                raise TreasuryError(
+                    f"policy treasury {t} is not the PaymentRouter's fee recipient {fee_recipient}; {hint}"
+                )
+
+    # --- funding ----------------------------------------------------------------------------------------
+    def _token(self) -> Any:
+        info = self.deployment.contracts.get("RewardToken")
+        if info is None:
+            raise ValidationError("the deployment has no RewardToken")
+        return self.w3.eth.contract(address=Web3.to_checksum_address(info.address), abi=info.abi)
+
+    def emission_left(self, epoch: int) -> int:
+        """Wei of `epoch`'s emission cap not minted yet."""
+        token = self._token()
+        cap = int(token.functions.emissionCap(epoch).call())
+        return cap - int(token.functions.mintedInEpoch(epoch).call())
+
+    def fund(self, epoch: int | None = None, *, timeout: float = 120.0) -> FundResult:
+        """Mint epoch `epoch`'s emission (default: the current epoch) into the pool, once, while it runs.
+
+        Idempotent and crash-safe: what an earlier run left in the outbox for this epoch is settled first;
+        nothing is sent when the cap is already minted; a failed try (reverted, replaced) leaves the next
+        key (`#1`, `#2`) free, so the outbox never wedges on it."""
+        now = self._now()
+        e = self.deployment.epoch.epoch_at(now) if epoch is None else epoch
+        if e < 0:
+            raise ValidationError(f"epoch must be >= 0, not {e}")
+        start, end = self.deployment.epoch.bounds(e)
+        if now < start:
+            raise EpochNotReadyError(f"epoch {e} starts in {start - now} s; its emission cannot be minted")
+        box = self._outbox()
+        keys = [self._key("fund", e)] + [f"{self._key('fund', e)}#{i}" for i in range(1, FUND_TRIES)]
+        rows = [r for r in (box.get(k) for k in keys) if r is not None]
+        last = rows[-1] if rows else None
+        resumed = last is not None and last.status == PENDING  # a killed run's transaction: settle it
+        if last is not None and resumed:
+            last = box.wait(last.key, timeout=timeout)
+        token = self._token()
+        if self.emission_left(e) == 0:
+            minted = int(token.functions.mintedInEpoch(e).call())
+            sent = resumed and last is not None and last.status == "confirmed"
+            return FundResult(e, "sent" if sent else "already", minted, last)
+        if self._now() >= end:
+            raise EpochEndedError(
+                f"epoch {e} has ended: emission minted now would fall outside its allocation; not funded"
+            )
+        if len(rows) >= FUND_TRIES:
+            last_hash = last.mined_hash if last is not None else "-"
+            raise ConflictError(f"fundEmission({e}) failed {len(rows)} times (last tx {last_hash})")
+        data = self.distributor.functions.fundEmission(e)._encode_transaction_data()
+        queued = box.enqueue(keys[len(rows)], to=self.distributor.address, data=data)
+        tx = box.wait(queued.key, timeout=timeout)
+        minted = int(token.functions.mintedInEpoch(e).call())
+        if tx.status != "confirmed" and self.emission_left(e) != 0:
+            raise ConflictError(f"fundEmission({e}) failed on chain (tx {tx.mined_hash}); run it again")
+        return FundResult(e, "sent" if tx.status == "confirmed" else "already", minted, tx)
 
     # --- steps -----------------------------------------------------------------------------------------
     def close(self, epoch: int) -> EpochRow:
@@ -179,6 +303,7 @@ class EpochEngine:
         raise EpochNotReadyError(f"epoch {epoch - 1} is not computed here: compute it first")
 
     def compute(self, epoch: int) -> EpochRow:
+        self.require_real_treasury()
         row = self.close(epoch)
         if ORDER[row.status] >= ORDER[COMPUTED]:
             return row
@@ -209,7 +334,7 @@ class EpochEngine:
         return (bytes(cur[0]), int(cur[1]), int(cur[2])), (bytes(pend[0]), int(pend[1]), int(pend[2]))
 
     def publish(self, epoch: int) -> EpochRow:
-        row = self.compute(epoch)
+        row = self.compute(epoch)  # refuses a placeholder treasury first
         if ORDER[row.status] >= ORDER[PROPOSED]:
             return row
         assert row.root is not None and row.uri is not None and row.total_cumulative is not None

@@ -8,7 +8,8 @@ Rules that make a kill -9 at any point harmless:
    at most one of its signed versions can ever be mined: no double publication or payment.
 3. `process()` (run at start and in a loop) reconciles every pending row with the chain: a receipt
    for any of its attempts' hashes settles it; if the sender's mined nonce has passed the row's nonce
-   without a receipt for any attempt (replaced from outside), it is marked `failed`; otherwise the
+   without a receipt for any attempt, on looks at least `PASSED_BLOCKS` blocks apart (a node may show a
+   block's state before its receipts), it was replaced from outside and is marked `failed`; otherwise the
    latest attempt is re-broadcast (nothing is lost), and after `stuck_after` seconds it is replaced by a
    new attempt with the same nonce and fees bumped by `bump_percent` (persisted before broadcast).
 """
@@ -22,16 +23,24 @@ from typing import Any
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from sqlalchemy import Engine, text
+from sqlalchemy.exc import IntegrityError
 from web3 import Web3
-from web3.exceptions import TransactionNotFound
+from web3.exceptions import ContractLogicError, TransactionNotFound
 
-from cairn.errors import CairnError
+from cairn.errors import CairnError, ConflictError
 
 PENDING, CONFIRMED, FAILED = "pending", "confirmed", "failed"
+PASSED_BLOCKS = 2  # a used nonce without a receipt for this many blocks: replaced from outside
 
 
 class OutboxError(CairnError):
     code = "outbox_error"
+
+
+class OutboxRevertError(ConflictError):
+    """The node's gas estimate says the transaction would revert (exit code 5)."""
+
+    code = "would_revert"
 
 
 @dataclass(frozen=True)
@@ -69,6 +78,7 @@ class Outbox:
         self.stuck_after = stuck_after
         self.bump_percent = max(bump_percent, 11)  # nodes require >= 10% on both fees to replace
         self.priority_fee = priority_fee
+        self._passed: dict[int, int] = {}  # row id -> head block when its nonce was first seen used
 
     # --- writing ------------------------------------------------------------------------------------
     def get(self, key: str) -> OutboxTx | None:
@@ -98,18 +108,35 @@ class Outbox:
             return existing
         to_cs = Web3.to_checksum_address(to)
         if gas is None:
-            est = self.w3.eth.estimate_gas(
-                {"from": self.account.address, "to": to_cs, "data": data, "value": value}  # type: ignore[typeddict-item]
-            )
+            try:
+                est = self.w3.eth.estimate_gas(
+                    {"from": self.account.address, "to": to_cs, "data": data, "value": value}  # type: ignore[typeddict-item]
+                )
+            except ContractLogicError as exc:  # nothing signed or stored: the caller re-reads the chain
+                raise OutboxRevertError(f"{key} would revert now ({exc}); nothing sent") from None
             gas = int(est * 12 // 10) + 10_000
         max_fee, tip = self._fees()
+        for _ in range(5):  # another process took the same nonce first: the unique index says so, retry
+            try:
+                self._persist(key, to_cs, data, value, gas, max_fee, tip)
+                break
+            except IntegrityError:
+                continue
+        else:
+            raise OutboxError(f"could not reserve a nonce for {key}: other senders keep taking it")
+        row = self.get(key)
+        assert row is not None
+        if row.status == PENDING:
+            self._broadcast_latest(row.id)
+        return row
+
+    def _persist(self, key: str, to_cs: str, data: str, value: int, gas: int, max_fee: int, tip: int) -> None:
+        """Sign with the next free nonce and store the row and its first attempt in one transaction."""
         chain_next = int(self.w3.eth.get_transaction_count(self.account.address, "latest"))
         now = _now()
         with self.engine.begin() as conn:
             again = conn.execute(text("SELECT id FROM outbox_tx WHERE key = :k"), {"k": key}).first()
-            if again is not None:
-                pass
-            else:
+            if again is None:
                 top = conn.execute(
                     text("SELECT MAX(nonce) FROM outbox_tx WHERE chain_id = :c AND sender = :s"),
                     {"c": self.chain_id, "s": self.sender},
@@ -136,11 +163,6 @@ class Outbox:
                     ),
                     {"o": oid, "h": tx_hash, "r": raw, "mf": str(max_fee), "pf": str(tip), "now": now},
                 )
-        row = self.get(key)
-        assert row is not None
-        if row.status == PENDING:
-            self._broadcast_latest(row.id)
-        return row
 
     # --- chain side ------------------------------------------------------------------------------------
     def _attempts(self, oid: int) -> list[Any]:
@@ -231,15 +253,23 @@ class Outbox:
         for row in rows:
             receipt = self._find_receipt(row.id)
             if receipt is None:
+                head = int(self.w3.eth.block_number)
                 mined_nonce = int(self.w3.eth.get_transaction_count(self.account.address, "latest"))
                 if mined_nonce > int(row.nonce):
-                    receipt = self._find_receipt(row.id)  # mined between the two looks?
-                    if receipt is None:
+                    # The nonce is used but no attempt has a receipt. A node can show a block's state (the new
+                    # nonce) before its receipts (anvil does, for a moment; so can two load-balanced RPC
+                    # backends): decide only when the nonce was already passed PASSED_BLOCKS blocks ago.
+                    first = self._passed.setdefault(row.id, head)
+                    receipt = self._find_receipt(row.id)
+                    if receipt is None and head - first >= PASSED_BLOCKS:
                         with self.engine.begin() as conn:
                             conn.execute(
                                 text("UPDATE outbox_tx SET status = :f, updated_at = :now WHERE id = :o"),
                                 {"f": FAILED, "now": _now(), "o": row.id},
                             )
+                        continue
+                    if receipt is None:
+                        pending += 1
                         continue
             if receipt is not None:
                 self._settle(row.id, receipt)
@@ -251,6 +281,14 @@ class Outbox:
             else:
                 self._broadcast_latest(row.id)
         return pending
+
+    def drain(self, *, timeout: float = 120.0, poll: float = 0.05) -> None:
+        """Process until nothing of this sender is pending (what a killed run left behind is settled)."""
+        deadline = time.monotonic() + timeout
+        while self.process():
+            if time.monotonic() > deadline:
+                raise OutboxError(f"outbox transactions of {self.sender} still pending after {timeout:.0f} s")
+            time.sleep(poll)
 
     def wait(self, key: str, *, timeout: float = 60.0, poll: float = 0.05) -> OutboxTx:
         """Process until `key` is settled (confirmed or failed)."""

@@ -1,5 +1,6 @@
 """Outbox reconciliation on real anvil with mining paused: a stuck transaction is replaced by a fee bump
-(same nonce, one of the two is mined, the row records which); a nonce used from outside marks it failed."""
+(same nonce, one of the two is mined, the row records which); a nonce used from outside marks it failed,
+once the nonce has been used without a receipt for PASSED_BLOCKS blocks."""
 
 from __future__ import annotations
 
@@ -57,6 +58,11 @@ def test_nonce_consumed_elsewhere_marks_the_row_failed(anvil: Anvil, sqlite_url:
          "value": 7, "gas": 21_000, "maxFeePerGas": 10**12, "maxPriorityFeePerGas": 10**11}
     )  # fmt: skip
     w3.eth.send_raw_transaction(other.raw_transaction)  # replaces ours in the pool
+    anvil.rpc("evm_mine", [])
+    assert box.process() == 1  # the nonce is used, no receipt: decided only blocks later (see PASSED_BLOCKS)
+    got = box.get("ext:1")
+    assert got is not None and got.status == "pending"
+    anvil.rpc("evm_mine", [])
     anvil.rpc("evm_mine", [])
     assert box.process() == 0
     got = box.get("ext:1")
