@@ -67,7 +67,9 @@ contract RewardDistributor is IRewardDistributor, AccessControl, Pausable, Epoch
 
     /// @inheritdoc IRewardDistributor
     function fundEmission(uint64 epoch) external returns (uint256 amount) {
-        if (!hasStarted(epoch)) revert RewardDistributorEmissionUnavailable(epoch);
+        // Only while the epoch runs: its pool is read up to its end block, so emission minted later would sit in
+        // the distributor outside every allocation.
+        if (!hasStarted(epoch) || hasEnded(epoch)) revert RewardDistributorEmissionUnavailable(epoch);
         amount = TOKEN.emissionCap(epoch) - TOKEN.mintedInEpoch(epoch);
         if (amount == 0) revert RewardDistributorEmissionUnavailable(epoch);
         _totalFunded += amount;

@@ -131,6 +131,13 @@ contract RewardDistributorTest is RewardDistributorFixture {
         dist.fundEmission(0);
     }
 
+    function test_fundEmission_revertsWhen_epochEnded() public {
+        vm.warp(GENESIS + LENGTH); // epoch 0 has ended: its pool is closed
+        vm.expectRevert(abi.encodeWithSelector(IRewardDistributor.RewardDistributorEmissionUnavailable.selector, 0));
+        dist.fundEmission(0);
+        assertEq(dist.fundEmission(1), CAP); // the running epoch can be funded
+    }
+
     function test_fundEmission_revertsWhen_epochNotStarted() public {
         vm.expectRevert(abi.encodeWithSelector(IRewardDistributor.RewardDistributorEmissionUnavailable.selector, 1));
         dist.fundEmission(1);

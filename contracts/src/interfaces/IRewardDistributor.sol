@@ -11,7 +11,7 @@ pragma solidity 0.8.37;
 ///               (revokes pending roots) and PAUSER_ROLE (pauses/unpauses claims) to separate keys;
 ///   - `challengeDelay` seconds between a root's proposal and the moment it can be accepted (1 s .. 30 days).
 ///
-/// Funding: `fundEmission(epoch)` (anyone, once per started epoch) mints the epoch's remaining emission cap to the
+/// Funding: `fundEmission(epoch)` (anyone, once per epoch, while it runs) mints the epoch's remaining emission cap to the
 /// distributor; `fundRevenue(amount)` (anyone; the PaymentRouter calls it) pulls tokens from the caller. Both emit
 /// `EpochFunded` and raise `totalFunded`.
 ///
@@ -66,7 +66,7 @@ interface IRewardDistributor {
     error RewardDistributorZeroRoot();
     /// @notice A root's total exceeds everything ever funded.
     error RewardDistributorExceedsFunded(uint256 totalCumulative, uint256 totalFunded);
-    /// @notice Emission for `epoch` was already minted, or the epoch has not started.
+    /// @notice Emission for `epoch` was already minted, or the epoch is not running (not started or ended).
     error RewardDistributorEmissionUnavailable(uint64 epoch);
     /// @notice Zero address or zero amount.
     error RewardDistributorZeroValue();
@@ -81,8 +81,9 @@ interface IRewardDistributor {
     function PAUSER_ROLE() external view returns (bytes32);
 
     // --- funding ---
-    /// @notice Mint epoch `epoch`'s remaining emission cap to the pool (anyone; epoch started). Reverts with
-    /// RewardDistributorEmissionUnavailable before the epoch starts or once its cap is minted (so: once per epoch).
+    /// @notice Mint epoch `epoch`'s remaining emission cap to the pool (anyone; while the epoch runs). Reverts with
+    /// RewardDistributorEmissionUnavailable before the epoch starts, after it ends (the pool is read up to the
+    /// epoch's end block) or once its cap is minted (so: once per epoch).
     /// Call it at the start of each epoch so the epoch's pool is known when its root is built.
     /// @return amount minted.
     function fundEmission(uint64 epoch) external returns (uint256 amount);
