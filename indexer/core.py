@@ -13,7 +13,9 @@ the database and committed in the same transaction as the rows. Each step:
 4. Finalized blocks above the cursor: one `eth_getLogs` over an adaptive range `[cursor+1, hi]`, `hi <=
    finalized` (the provider's suggested range on "too many results", else halve; grow additively after a
    success, double over empty ranges; shrink to bound the events per range, which keeps memory flat). The
-   next range is fetched in a background thread while this one is decoded and written.
+   next range is fetched in a background thread while this one is decoded and written; one transaction
+   spans consecutive ranges for about a second (`backfill_commit_s`), then their end headers and the cursor
+   block are checked in one round trip and the rows commit with the new cursor.
 5. Otherwise the unfinalized blocks above the cursor, one by one: header by number, parent-hash check against
    the previous block, logs by `blockHash` (so header and logs cannot come from different forks).
 
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -39,7 +42,7 @@ from cairn.settings import Settings
 from indexer import metrics
 from indexer.abi import EventSpec, decode_log, specs_from_abis
 from indexer.rpc import RangeTooLargeError, RpcClient, RpcError
-from indexer.store import Cursor, Store, upgrade
+from indexer.store import Cursor, Store, Transaction, upgrade
 
 log = logging.getLogger("cairn.indexer")
 
@@ -69,6 +72,8 @@ class IndexerOptions:
     max_range: int = 500_000
     target_events: int = 10_000  # shrink the range when a query returns more (bounds memory)
     live_batch: int = 64  # unfinalized blocks per transaction
+    backfill_commit_s: float = 1.0  # a backfill transaction spans consecutive ranges for about this long
+    backfill_max_events: int = 250_000  # ... or this many events
     rpc_timeout: float = 10.0
     rpc_attempts: int = 12
     max_response_bytes: int = 24 * 1024 * 1024  # bigger eth_getLogs answers are split (bounds memory)
@@ -135,6 +140,7 @@ class Indexer:
         self._indexes_built = False
         self._verified_urls: set[str] = set()
         self._step_gen = 0
+        self._backfill_steps = 0
         self._pool: ThreadPoolExecutor | None = None
         self._prefetch: tuple[int, Future[tuple[int, list[dict[str, Any]], int]]] | None = None
 
@@ -332,39 +338,81 @@ class Indexer:
         self.range = max(1, min(cap, base + self.options.grow_step, 2 * base, by_density))
 
     def _backfill(self, anchor: tuple[int, str | None], head: int, finalized: int) -> Progress:
-        lo = anchor[0] + 1
+        """Consecutive finalized ranges from `cursor + 1` in ONE transaction with the cursor: for up to
+        `backfill_commit_s` seconds or `backfill_max_events` events (the first step of a process commits its
+        first range alone, so a restart shows progress at once). The ranges' end headers and the anchor are
+        checked in one round trip before the commit."""
+        lo0 = lo = anchor[0] + 1
+        started = time.monotonic()
+        budget = self.options.backfill_commit_s if self._backfill_steps else 0.0
+        self._backfill_steps += 1
+        ends: list[tuple[int, list[dict[str, Any]]]] = []  # (range end, its last logs)
+        n_events = 0
+        with self.store.transaction() as tx:
+            while True:
+                hi, tail, n = self._backfill_range(tx, lo, finalized)
+                ends.append((hi, tail))
+                n_events += n
+                lo = hi + 1
+                if (
+                    hi >= finalized
+                    or n_events >= self.options.backfill_max_events
+                    or time.monotonic() - started >= budget
+                ):
+                    break
+            hdr = self._check_range_ends(anchor, ends)
+            tx.finish(
+                chain_id=self.deployment.chain_id,
+                blocks=[(hi, hdr["hash"], hdr["parentHash"])],
+                cursor=(hi, hdr["hash"]),
+                prune_below=finalized,
+            )
+        assert self.cursor is None or anchor[0] == self.cursor.block_number
+        self._committed(hi, hdr["hash"], n_events)
+        return Progress(hi, head, finalized, n_events, hi - lo0 + 1, "backfill")
+
+    def _backfill_range(
+        self, tx: Transaction, lo: int, finalized: int
+    ) -> tuple[int, list[dict[str, Any]], int]:
+        """Fetch (or take the prefetched) logs of [lo, hi], start fetching the next range, decode and write
+        them into `tx`; returns (hi, the range's last logs, number of logs)."""
         fetched = self._take_prefetch(lo)
         hi, logs, gen = fetched if fetched is not None else self._get_logs(lo, finalized)
-        calls: list[tuple[str, list[Any]]] = [("eth_getBlockByNumber", [hex(hi), False])]
+        if not gen == self._step_gen == self.rpc.generation:
+            raise _Retry()  # the logs and the headers may come from different nodes
+        n_logs = len(logs)
+        self._grow(hi - lo + 1, n_logs)
+        if hi < finalized:  # fetch the next range while this one is decoded and written
+            self._start_prefetch(hi + 1, finalized)
+        tail = logs[-64:]
+        rows = self._decode(logs, {})
+        del logs
+        tx.write(rows)
+        return hi, tail, n_logs
+
+    def _check_range_ends(
+        self, anchor: tuple[int, str | None], ends: list[tuple[int, list[dict[str, Any]]]]
+    ) -> dict[str, Any]:
+        """One round trip: each range end's header must match its logs (same fork) and the anchor must still
+        be on the chain; returns the last end's header."""
+        calls: list[tuple[str, list[Any]]] = [("eth_getBlockByNumber", [hex(hi), False]) for hi, _ in ends]
         if anchor[1] is not None:
             calls.append(("eth_getBlockByNumber", [hex(anchor[0]), False]))
         headers = self.rpc.batch(calls)
-        if not gen == self._step_gen == self.rpc.generation:
-            raise _Retry()  # the logs and the headers may come from different nodes
-        hdr = headers[0]
-        if hdr is None:
-            raise _NodeBehind()
-        if anchor[1] is not None and (headers[1] is None or headers[1]["hash"] != anchor[1]):
-            raise _Retry()  # the cursor block changed under us: the next step handles the reorg
-        hi_hex = hex(hi)
-        if any(lg["blockNumber"] == hi_hex and lg["blockHash"] != hdr["hash"] for lg in logs[-64:]):
-            raise _Retry()  # logs and header from different forks
-        n_logs = len(logs)
-        rows = self._decode(logs, {})
-        del logs
-        self._grow(hi - lo + 1, n_logs)
-        if hi < finalized:  # fetch the next range while this one is written
-            self._start_prefetch(hi + 1, finalized)
-        assert self.cursor is None or anchor[0] == self.cursor.block_number
-        self.store.commit(
-            chain_id=self.deployment.chain_id,
-            rows=rows,
-            blocks=[(hi, hdr["hash"], hdr["parentHash"])],
-            cursor=(hi, hdr["hash"]),
-            prune_below=finalized,
-        )
-        self._committed(hi, hdr["hash"], n_logs)
-        return Progress(hi, head, finalized, n_logs, hi - lo + 1, "backfill")
+        if not self._step_gen == self.rpc.generation:
+            raise _Retry()  # failover during the step: redo it on the (verified) new node
+        if anchor[1] is not None:
+            at_anchor = headers.pop()
+            if at_anchor is None or at_anchor["hash"] != anchor[1]:
+                raise _Retry()  # the cursor block changed under us: the next step handles the reorg
+        for (hi, tail), hdr in zip(ends, headers, strict=True):
+            if hdr is None:
+                raise _NodeBehind()
+            hi_hex = hex(hi)
+            if any(lg["blockNumber"] == hi_hex and lg["blockHash"] != hdr["hash"] for lg in tail):
+                raise _Retry()  # logs and header from different forks
+        last: dict[str, Any] = headers[-1]
+        return last
 
     def _start_prefetch(self, lo: int, hi_cap: int) -> None:
         if self._pool is None:
