@@ -25,6 +25,7 @@ kill -9, or a retried step can neither lose nor duplicate an event.
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -52,6 +53,21 @@ class DeepReorgError(CairnError):
 
     code = "indexer_deep_reorg"
     exit_code = 6
+
+
+_frozen = False
+
+
+def _freeze_startup_objects() -> None:
+    """Once per process: collect, then move every surviving object (modules, SQLAlchemy metadata, ABIs, specs)
+    out of the collector's reach (`gc.freeze`). Backfill allocates millions of short-lived dicts, lists and
+    tuples; without this, the full collections they trigger re-traverse all those long-lived objects each time
+    (measured: about a third of the backfill's CPU time)."""
+    global _frozen
+    if not _frozen:
+        _frozen = True
+        gc.collect()
+        gc.freeze()
 
 
 class _NodeBehind(Exception):
@@ -176,6 +192,7 @@ class Indexer:
         self.stop = stop
         self.rpc.stop = stop  # RPC backoff waits end as soon as we are told to stop
         self.prepare()
+        _freeze_startup_objects()
         while not stop.is_set():
             try:
                 progress = self.step()
