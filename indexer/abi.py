@@ -282,20 +282,21 @@ def _signed(v: int) -> int:
     return v - (1 << 256) if v >> 255 else v
 
 
-def _static_expr(src: str, typ: str, kind: str, uint_as_str: bool) -> str:
-    """Python expression turning the 64-hex-char word `src` (an expression) into the stored value."""
+def _static_expr(src: str, off: int, typ: str, kind: str, uint_as_str: bool) -> str:
+    """Python expression turning the 64-hex-char word at `src[off:off + 64]` (`src` an expression) into the
+    stored value, with a single slice per field."""
     m = _INT_RE.match(typ)
     if m:
-        expr = f"int({src}, 16)"
+        expr = f"int({src}[{off}:{off + 64}], 16)"
         if m.group(1) != "u":
             expr = f"_signed({expr})"
         return f"str({expr})" if kind == UINT256 and uint_as_str else expr
     if typ == "bool":
-        return f"({src})[63] != '0'"
+        return f"{src}[{off + 63}] != '0'"
     if typ == "address":
-        return f"'0x' + ({src})[24:64].lower()"
+        return f"'0x' + {src}[{off + 24}:{off + 64}].lower()"
     if typ.startswith("bytes"):
-        return f"'0x' + ({src})[:{2 * int(typ[5:])}].lower()"
+        return f"'0x' + {src}[{off}:{off + 2 * int(typ[5:])}].lower()"
     raise ValueError(typ)
 
 
@@ -317,12 +318,12 @@ def _compile_static(
     k = 0
     for c in columns:
         if c.indexed:
-            src = f"t[{t}][2:]"
+            src, off = f"t[{t}]", 2
             t += 1
         else:
-            src = f"d[{2 + 64 * k}:{66 + 64 * k}]"
+            src, off = "d", 2 + 64 * k
             k += 1
-        exprs.append(_static_expr(src, c.abi_type, c.kind, uint_as_str))
+        exprs.append(_static_expr(src, off, c.abi_type, c.kind, uint_as_str))
     body = ", ".join(exprs)
     code = f"def f(lg, bt):\n    t = lg['topics']\n    d = lg['data']\n    return ({body},)\n"
     namespace: dict[str, Any] = {"_signed": _signed}

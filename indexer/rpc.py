@@ -122,7 +122,7 @@ class RpcClient:
             client = httpx.Client(
                 timeout=httpx.Timeout(self.timeout, connect=min(self.timeout, 5.0)),
                 headers={"Content-Type": "application/json"},
-                limits=httpx.Limits(max_keepalive_connections=2, max_connections=4),
+                limits=httpx.Limits(max_keepalive_connections=4, max_connections=6),  # prefetch + foreground
             )
             self._clients[url] = client
         return client

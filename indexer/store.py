@@ -1,21 +1,24 @@
 """Database side of the indexer: migrations, the cursor, block hashes and batched upserts in one transaction.
 
-Every write goes through `Store.commit`, which in ONE transaction: optionally rolls back every row above a
-block (reorg), upserts the new rows keyed by (block_number, log_index) (as a replace of the batch's blocks:
-delete their rows, then COPY on PostgreSQL / executemany on SQLite), records the hashes of unfinalized blocks,
-prunes hashes that became final, and moves the cursor. A crash at any point leaves the database at
-the previous commit: rows, hashes and cursor always agree.
+Every write goes through `Store.transaction` (`Store.commit` is its one-batch form), which in ONE transaction:
+optionally rolls back every row above a block (reorg), upserts the new rows keyed by (block_number, log_index)
+(as a replace of the batch's blocks: delete their rows, then COPY on PostgreSQL / executemany on SQLite; a
+backfill transaction writes several consecutive ranges' batches), records the hashes of unfinalized blocks,
+prunes hashes that became final, and moves the cursor; it cannot commit without the cursor. A crash at any
+point leaves the database at the previous commit: rows, hashes and cursor always agree. Commits are durable
+(PostgreSQL's default `synchronous_commit`; see docs/ARCHITECTURE.md, "Indexer durability").
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, inspect, text
+from sqlalchemy import Connection, Engine, inspect, text
 
 from indexer.abi import FIXED_COLUMNS, ITEM_INDEX, EventSpec
 from indexer.schema import sync_event_tables
@@ -107,51 +110,24 @@ class Store:
         prune_below: int | None = None,
     ) -> None:
         """Rollback (optional) + upsert rows + block hashes + prune + cursor, in one transaction."""
+        with self.transaction(rollback_to=rollback_to) as tx:
+            tx.write(rows)
+            tx.finish(chain_id=chain_id, blocks=blocks, cursor=cursor, prune_below=prune_below)
+
+    @contextmanager
+    def transaction(self, *, rollback_to: int | None = None) -> Iterator[Transaction]:
+        """One transaction that may write rows in several batches (`write`) and must end with `finish` (block
+        hashes + cursor); it commits only then. An exception, or leaving without `finish`, rolls back."""
         with self.engine.begin() as conn:
-            if self.dialect == "postgresql":
-                # rows and cursor stay atomic; a server crash may only lose the last commits (we resume there)
-                conn.execute(text("SET LOCAL synchronous_commit = off"))
+            tx = Transaction(self, conn)
             if rollback_to is not None:
-                for table in self.tables:
-                    conn.execute(text(f'DELETE FROM "{table}" WHERE block_number > :n'), {"n": rollback_to})
-                conn.execute(text("DELETE FROM indexer_blocks WHERE block_number > :n"), {"n": rollback_to})
-            if rows:
-                raw = conn.connection.driver_connection
-                assert raw is not None
-                cur = raw.cursor()
-                try:
-                    for table, batch in rows.items():
-                        if not batch:
-                            continue
-                        if self.dialect == "postgresql":
-                            self._copy_upsert(cur, table, batch)
-                        else:
-                            self._replace_sqlite(cur, table, batch)
-                finally:
-                    cur.close()
-            if blocks:
-                self._put_blocks(conn, blocks)
-            if prune_below is not None:
-                conn.execute(
-                    text("DELETE FROM indexer_blocks WHERE block_number < :n AND block_number < :c"),
-                    {"n": prune_below, "c": cursor[0]},
-                )
-            params = {"c": chain_id, "n": cursor[0], "h": cursor[1], "t": int(time.time())}
-            updated = conn.execute(
-                text(
-                    "UPDATE indexer_cursor SET chain_id = :c, block_number = :n, block_hash = :h, "
-                    "updated_at = :t WHERE id = 1"
-                ),
-                params,
-            ).rowcount
-            if not updated:
-                conn.execute(
-                    text(
-                        "INSERT INTO indexer_cursor (id, chain_id, block_number, block_hash, updated_at) "
-                        "VALUES (1, :c, :n, :h, :t)"
-                    ),
-                    params,
-                )
+                tx.rollback_above(rollback_to)
+            try:
+                yield tx
+            finally:
+                tx.close()
+            if not tx.finished:
+                raise RuntimeError("indexer transaction left without finish(): rolled back")
 
     def _replace_sqlite(self, cur: Any, table: str, batch: list[tuple[Any, ...]]) -> None:
         """SQLite: replace the batch's blocks (same upsert semantics as `_copy_upsert`; a plain INSERT into a
@@ -182,6 +158,79 @@ class Store:
             ),
             [{"n": n, "h": h, "p": p} for n, h, p in blocks],
         )
+
+
+class Transaction:
+    """An open write transaction of `Store.transaction`: row batches, then `finish` with hashes and cursor."""
+
+    def __init__(self, store: Store, conn: Connection) -> None:
+        self.store = store
+        self.conn = conn
+        self.finished = False
+        self._cur: Any = None
+
+    def rollback_above(self, block: int) -> None:
+        """Delete every row and block hash above `block` (reorg)."""
+        for table in self.store.tables:
+            self.conn.execute(text(f'DELETE FROM "{table}" WHERE block_number > :n'), {"n": block})
+        self.conn.execute(text("DELETE FROM indexer_blocks WHERE block_number > :n"), {"n": block})
+
+    def write(self, rows: dict[str, list[tuple[Any, ...]]]) -> None:
+        """Upsert one batch of rows (each table's batch holds every log of its blocks)."""
+        if self.finished:
+            raise RuntimeError("write after finish()")
+        for table, batch in rows.items():
+            if not batch:
+                continue
+            if self._cur is None:
+                raw = self.conn.connection.driver_connection
+                assert raw is not None
+                self._cur = raw.cursor()
+            if self.store.dialect == "postgresql":
+                self.store._copy_upsert(self._cur, table, batch)
+            else:
+                self.store._replace_sqlite(self._cur, table, batch)
+
+    def finish(
+        self,
+        *,
+        chain_id: int,
+        blocks: Sequence[tuple[int, str, str]],
+        cursor: tuple[int, str],
+        prune_below: int | None = None,
+    ) -> None:
+        """Record block hashes, prune final ones, move the cursor: the transaction may commit after this."""
+        self.close()
+        conn = self.conn
+        if blocks:
+            self.store._put_blocks(conn, blocks)
+        if prune_below is not None:
+            conn.execute(
+                text("DELETE FROM indexer_blocks WHERE block_number < :n AND block_number < :c"),
+                {"n": prune_below, "c": cursor[0]},
+            )
+        params = {"c": chain_id, "n": cursor[0], "h": cursor[1], "t": int(time.time())}
+        updated = conn.execute(
+            text(
+                "UPDATE indexer_cursor SET chain_id = :c, block_number = :n, block_hash = :h, "
+                "updated_at = :t WHERE id = 1"
+            ),
+            params,
+        ).rowcount
+        if not updated:
+            conn.execute(
+                text(
+                    "INSERT INTO indexer_cursor (id, chain_id, block_number, block_hash, updated_at) "
+                    "VALUES (1, :c, :n, :h, :t)"
+                ),
+                params,
+            )
+        self.finished = True
+
+    def close(self) -> None:
+        if self._cur is not None:
+            self._cur.close()
+            self._cur = None
 
 
 def _block_span(batch: list[tuple[Any, ...]]) -> tuple[int, int]:
@@ -255,4 +304,12 @@ def dump_events(engine: Engine, tables: Sequence[str]) -> dict[str, list[tuple[A
     return out
 
 
-__all__ = ["FIXED_COLUMNS", "Cursor", "Store", "dump_events", "latest_indexed_block", "upgrade"]
+__all__ = [
+    "FIXED_COLUMNS",
+    "Cursor",
+    "Store",
+    "Transaction",
+    "dump_events",
+    "latest_indexed_block",
+    "upgrade",
+]

@@ -1,15 +1,20 @@
 """Reorgs injected with anvil_reorg at every depth up to the confirmation depth, while the indexer follows the
-chain; after each, the database equals a from-scratch reindex and the ground truth. Also: a reorg while the
-indexer is down, a reorg deeper than the window (clear error), and a node that is behind (not a reorg)."""
+chain; after each, the database equals a from-scratch reindex into a new database of the same kind (SQLite
+or PostgreSQL) and the ground truth. Also: a reorg while the indexer is down, a reorg deeper than the window
+(clear error), and a node that is behind (not a reorg)."""
 
 from __future__ import annotations
 
 import os
 import threading
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, text
 from support.indexer_chain import DEV_ACCOUNT, db_rows, emit, emit_all_data, emitter_deployment, ground_truth
 
 from cairn.deployment import Deployment, load_deployment
@@ -19,6 +24,9 @@ from indexer.core import DeepReorgError, Indexer, IndexerOptions
 
 Rows = dict[str, list[tuple[object, ...]]]
 CONFIRMATIONS = 12 if os.environ.get("CI") == "true" else 5
+PG_ADMIN_URL = os.environ.get(
+    "CAIRN_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
 
 
 def make_indexer(urls: list[str], db: str, dep_path: Path, confirmations: int = CONFIRMATIONS) -> Indexer:
@@ -51,11 +59,33 @@ def wait_at_head(idx: Indexer, anvil: Anvil, timeout: float = 30.0) -> None:
     raise AssertionError("indexer did not reach the head")
 
 
-def reindex_from_scratch(anvil: Anvil, dep_path: Path, tmp: Path, n: int) -> Rows:
-    fresh = make_indexer([anvil.url], f"sqlite:///{tmp}/scratch-{n}.db", dep_path)
-    fresh.run_once()
-    fresh.close()
-    return db_rows(fresh.engine, sorted({s.table for s in fresh.specs.values()}))
+@contextmanager
+def fresh_database(like: str, tmp: Path, n: int) -> Iterator[str]:
+    """A new, empty database of the same kind as `like` (a new PostgreSQL database is dropped afterwards)."""
+    if not like.startswith("postgres"):
+        yield f"sqlite:///{tmp}/scratch-{n}.db"
+        return
+    name = f"cairn_t_scratch_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def reindex_from_scratch(anvil: Anvil, dep_path: Path, like: str, tmp: Path, n: int) -> Rows:
+    """Every event table after indexing the whole chain into a new database of the kind of `like`."""
+    with fresh_database(like, tmp, n) as url:
+        fresh = make_indexer([anvil.url], url, dep_path)
+        try:
+            fresh.run_once()
+            return db_rows(fresh.engine, sorted({s.table for s in fresh.specs.values()}))
+        finally:
+            fresh.close()
 
 
 def test_reorgs_every_depth_while_following(anvil: Anvil, database_url: str, tmp_path: Path) -> None:
@@ -77,9 +107,10 @@ def test_reorgs_every_depth_while_following(anvil: Anvil, database_url: str, tmp
             reorg(anvil, dep, depth, seed=depth)
             wait_at_head(idx, anvil)
             truth = ground_truth(anvil.url, dep, postgres=postgres)
-            assert db_rows(idx.engine, list(truth)) == truth, f"depth {depth}"
-            if not postgres:
-                assert reindex_from_scratch(anvil, dep_path, tmp_path, depth) == truth
+            rows = db_rows(idx.engine, list(truth))
+            assert rows == truth, f"depth {depth}"
+            scratch = reindex_from_scratch(anvil, dep_path, database_url, tmp_path, depth)
+            assert scratch == rows, f"depth {depth}: after the reorg != a from-scratch reindex"
         assert idx.reorgs == CONFIRMATIONS
     finally:
         stop.set()

@@ -143,6 +143,34 @@ def test_uint256_round_trip_sqlite(tmp_path: Path) -> None:
     assert amount == 2**256 - 1 and isinstance(amount, int)
 
 
+def test_transaction_commits_only_with_its_cursor(tmp_path: Path) -> None:
+    """Rows written in several batches commit together with finish(); without it (or on an error) nothing."""
+    engine = create_engine(f"sqlite:///{tmp_path}/t.db")
+    specs = specs_from_abis([[PAYMENT]], uint_as_str=True)
+    upgrade(engine, specs)
+    spec = next(iter(specs.values()))
+    data = encode(["uint256", "uint256", "bytes32", "uint32"], [5, 1, b"\x22" * 32, 9])
+    topics = [spec.topic0, "0x" + "00" * 12 + OWNER[2:], HASH, _word(3)]
+    row = decode_log(spec, _log(topics, data), 0)
+    second = (row[0] + 1, *row[1:])
+    store = Store(engine, specs)
+    with pytest.raises(RuntimeError, match="without finish"), store.transaction() as tx:
+        tx.write({spec.table: [row]})
+    with pytest.raises(ValueError), store.transaction() as tx:
+        tx.write({spec.table: [row]})
+        raise ValueError("a failed check before the commit")
+    assert store.cursor() is None
+    with store.transaction() as tx:
+        tx.write({spec.table: [row]})
+        tx.write({spec.table: [second]})
+        tx.finish(chain_id=1, blocks=[(second[0], HASH, HASH)], cursor=(second[0], HASH))
+    table = Table(spec.table, MetaData(), autoload_with=engine)
+    with engine.connect() as conn:
+        assert conn.execute(select(table.c.block_number)).all() == [(row[0],), (second[0],)]
+    cursor = store.cursor()
+    assert cursor is not None and cursor.block_number == second[0]
+
+
 def test_suggested_range_parsing() -> None:
     msg = "query returned more than 10000 results. Try with this block range [0x1E8480, 0x1E84FF]."
     assert parse_suggested_range(msg) == (0x1E8480, 0x1E84FF)
