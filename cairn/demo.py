@@ -239,6 +239,7 @@ class Demo:
             data_dir=self.settings.data_dir,
             publisher_key=ADMIN,
             confirmations=0,
+            finality="confirmations",  # the dev chain's blocks are final at once
             source="db",
         )
 

@@ -1,14 +1,17 @@
 """Raw JSON-RPC over persistent HTTP connections (httpx + orjson), with retries, backoff and failover.
 
-Transport faults (timeouts, connection errors, HTTP 429 and 5xx, truncated or non-JSON bodies) are retried
-with exponential backoff; after `switch_after` consecutive faults on one URL the client fails over to the
-next URL of `Settings.rpc_urls` (round robin). `generation` increases on every failover so that a caller can
-tell whether two answers came from the same node. JSON-RPC errors that say a log query is too large become
-`RangeTooLargeError` (with the provider's suggested range when the message names one).
+Transport faults (timeouts, connection errors, HTTP 408, 429 and 5xx, truncated or non-JSON bodies) are
+retried with exponential backoff; after `switch_after` consecutive faults on one URL the client fails over to
+the next URL of `Settings.rpc_urls` (round robin). Other HTTP 4xx answers (a wrong URL or API key) fail over
+at once, and when every URL refuses, the call fails with one clear error. `generation` increases on every
+failover so that a caller can tell whether two answers came from the same node. JSON-RPC errors that say a
+log query is too large become `RangeTooLargeError` (with the provider's suggested range when the message
+names one).
 """
 
 from __future__ import annotations
 
+import itertools
 import random
 import re
 import threading
@@ -76,6 +79,10 @@ class _Transient(Exception):
     pass
 
 
+class _Refused(Exception):
+    """HTTP 4xx other than 408/429 (bad URL, missing or wrong API key): retrying this URL will not help."""
+
+
 class _TooBig(Exception):
     pass
 
@@ -109,7 +116,7 @@ class RpcClient:
         self.max_response_bytes = max_response_bytes
         self.index = 0
         self.generation = 0
-        self._id = 0
+        self._ids = itertools.count(1)  # next() is atomic: the prefetch thread and the main thread share it
         self._clients: dict[str, httpx.Client] = {}
 
     @property
@@ -144,10 +151,13 @@ class RpcClient:
         try:
             with self._client(url).stream("POST", url, content=payload) as resp:
                 status = resp.status_code
-                if status == 429 or status >= 400:
+                if status in (408, 429) or status >= 500:
                     self.on_error(f"http_{status}")
                     ra = resp.headers.get("retry-after")
                     raise _Transient(f"HTTP {status}" + (f" retry-after={ra}" if ra else ""))
+                if status >= 400:
+                    self.on_error(f"http_{status}")
+                    raise _Refused(f"HTTP {status} from {url}")
                 if limit is None:
                     body = resp.read()
                 else:
@@ -197,10 +207,21 @@ class RpcClient:
 
     def _with_retries(self, method: str, fn: Callable[[], Any]) -> Any:
         faults = 0
+        refused: set[str] = set()
         last = ""
         for attempt in range(self.max_attempts):
             try:
                 return fn()
+            except _Refused as exc:  # this URL will keep refusing: the next one at once, no backoff
+                last = str(exc)
+                refused.add(self.url)
+                if len(refused) >= len(self.urls):
+                    raise ChainUnreachableError(
+                        f"{method}: every RPC URL refused the request (last: {last}); check the URLs and keys"
+                    ) from None
+                self.failover()
+                faults = 0
+                continue
             except _Transient as exc:
                 last = str(exc)
                 faults += 1
@@ -224,9 +245,8 @@ class RpcClient:
         limit = self.max_response_bytes if method == "eth_getLogs" and bounded else None
 
         def once() -> Any:
-            self._id += 1
             payload = orjson.dumps(
-                {"jsonrpc": "2.0", "id": self._id, "method": method, "params": params or []}
+                {"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": params or []}
             )
             try:
                 reply = self._post(payload, limit)
@@ -246,11 +266,10 @@ class RpcClient:
             return []
 
         def once() -> list[Any]:
-            base = self._id
-            self._id += len(calls)
+            ids = [next(self._ids) for _ in calls]
             payload = orjson.dumps(
                 [
-                    {"jsonrpc": "2.0", "id": base + i, "method": m, "params": p}
+                    {"jsonrpc": "2.0", "id": ids[i], "method": m, "params": p}
                     for i, (m, p) in enumerate(calls)
                 ]
             )
@@ -259,7 +278,7 @@ class RpcClient:
                 self.on_error("bad_body")
                 raise _Transient("batch reply has the wrong shape")
             by_id = {r.get("id"): r for r in reply if isinstance(r, dict)}
-            return [self._check(calls[i][0], by_id.get(base + i)) for i in range(len(calls))]
+            return [self._check(calls[i][0], by_id.get(ids[i])) for i in range(len(calls))]
 
         return self._with_retries(calls[0][0], once)  # type: ignore[no-any-return]
 

@@ -28,7 +28,11 @@ RpcOpt = typer.Option(None, "--rpc-url", help="JSON-RPC URL (CAIRN_RPC_URLS)")
 DeployOpt = typer.Option(None, "--deployment", help="Deployment file (CAIRN_DEPLOYMENT_FILE)")
 PolicyOpt = typer.Option("v1", "--policy", help="Policy version (cairn/policies/<v>.json) or a JSON file")
 SourceOpt = typer.Option("db", "--source", help="db: the indexer's SQL mirror; chain: eth_getLogs only")
-ConfOpt = typer.Option(None, "--confirmations", help="Blocks after the end block before closing")
+ConfOpt = typer.Option(
+    None,
+    "--confirmations",
+    help="Close N blocks after the end block (default: the node's `finalized` tag, else CAIRN_CONFIRMATIONS)",
+)
 
 
 def _settings(database_url: str | None, rpc_url: str | None, deployment: Path | None) -> Settings:
@@ -65,6 +69,7 @@ def _engine(
         data_dir=settings.data_dir,
         publisher_key=settings.signing_key("publisher", dep.chain_id),
         confirmations=settings.confirmations if confirmations is None else confirmations,
+        finality="auto" if confirmations is None else "confirmations",
         source=source,
         migrate=migrate,
     )

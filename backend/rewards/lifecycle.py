@@ -96,6 +96,25 @@ class EpochRow:
     valid_at: int | None
 
 
+FINALITY_MODES = ("auto", "tag", "confirmations")
+
+
+def finalized_block(w3: Web3, *, finality: str, confirmations: int) -> int:
+    """The last final block, by the indexer's rule: the node's `finalized` tag where it has one ("auto"; "tag"
+    requires it), else `head - confirmations` ("confirmations" always uses the depth)."""
+    head = int(w3.eth.block_number)
+    by_depth = head - confirmations
+    if finality == "confirmations":
+        return by_depth
+    try:
+        tagged = int(w3.eth.get_block("finalized")["number"])
+    except Exception:  # a node without the tag answers with an error
+        if finality == "tag":
+            raise EpochNotReadyError("the node has no `finalized` block tag: use confirmations") from None
+        return by_depth
+    return min(tagged, head)
+
+
 class EpochEngine:
     def __init__(
         self,
@@ -107,6 +126,7 @@ class EpochEngine:
         data_dir: Path,
         publisher_key: str | None = None,
         confirmations: int = 12,
+        finality: str = "auto",
         source: str = "db",
         migrate: bool = True,
     ) -> None:
@@ -115,7 +135,10 @@ class EpochEngine:
         self.deployment = deployment
         self.policy = policy
         self.data_dir = Path(data_dir)
+        if finality not in FINALITY_MODES:
+            raise ValidationError(f"finality must be one of {', '.join(FINALITY_MODES)}, not {finality!r}")
         self.confirmations = confirmations
+        self.finality = finality
         self.source = source
         self.chain_id = deployment.chain_id
         info = deployment.contracts.get("RewardDistributor")
@@ -261,10 +284,11 @@ class EpochEngine:
         end = end_block(self.w3, self.deployment, epoch)
         if end is None:
             raise EpochNotReadyError(f"epoch {epoch} has not ended on chain yet")
-        head = int(self.w3.eth.block_number)
-        if head < end + self.confirmations:
+        final = finalized_block(self.w3, finality=self.finality, confirmations=self.confirmations)
+        if final < end:
             raise EpochNotReadyError(
-                f"epoch {epoch} ends at block {end}; wait for {end + self.confirmations - head} more blocks"
+                f"epoch {epoch} ends at block {end} but the chain is final only up to block {final} "
+                f"({self.finality} finality); wait for {end - final} more final blocks"
             )
         if self.source == "db":
             self._require_indexed(end)

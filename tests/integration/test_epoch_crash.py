@@ -85,7 +85,8 @@ def worker(rpc: str, db_url: str, dep_file: str, data_dir: str, policy_file: str
     eng = EpochEngine(
         engine=make_engine(db_url), w3=w3, deployment=load_deployment(Path(dep_file)),
         policy=load_policy(Path(policy_file)), data_dir=Path(data_dir), publisher_key=PUBLISHER,
-        confirmations=0, source="chain", migrate=False,  # tables created once by the test
+        confirmations=0, finality="confirmations", source="chain",
+        migrate=False,  # tables created once by the test
     )  # fmt: skip
     eng._outbox().drain()
     print("ready", flush=True)

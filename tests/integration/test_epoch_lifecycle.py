@@ -21,6 +21,7 @@ from cairn import merkle
 from cairn.db import make_engine
 from cairn.deploy import deploy_all
 from cairn.devchain import Anvil
+from cairn.errors import ValidationError
 from cairn.policy import POLICY_DIR, load_policy
 from cairn.settings import ANVIL_DEV_KEYS, Settings
 from indexer.core import Indexer, IndexerOptions
@@ -77,7 +78,8 @@ def test_close_publish_finalize_claim(anvil: Anvil, sqlite_url: str, tmp_path: P
 
     engine = make_engine(sqlite_url)
     eng = EpochEngine(engine=engine, w3=w3, deployment=dep, policy=policy, data_dir=tmp_path / "data",
-                      publisher_key=ANVIL_DEV_KEYS[0], confirmations=0, source="db")  # fmt: skip
+                      publisher_key=ANVIL_DEV_KEYS[0], confirmations=0,
+                      finality="confirmations", source="db")  # fmt: skip
     with pytest.raises(EpochNotReadyError, match="not ended"):
         eng.close(0)
     anvil.rpc("evm_increaseTime", [EPOCH_LENGTH])
@@ -145,3 +147,29 @@ def test_close_publish_finalize_claim(anvil: Anvil, sqlite_url: str, tmp_path: P
     )  # fmt: skip
     assert res.exit_code == 0, res.output
     assert res.output.count(computed.root or "") == 2  # recomputed and on chain
+
+
+def test_close_waits_for_the_nodes_finalized_block(anvil: Anvil, sqlite_url: str, tmp_path: Path) -> None:
+    """With `auto` finality (the CLI's default) an epoch closes only once its end block is at or below the
+    node's `finalized` block — the rule the indexer follows — not after a fixed depth (anvil: head - 64)."""
+    w3 = Web3(Web3.HTTPProvider(anvil.url))
+    dep = deploy_all(anvil.url, ANVIL_DEV_KEYS[0], epoch_length=EPOCH_LENGTH, challenge_delay=DELAY,
+                     out=tmp_path / "deployment.json")  # fmt: skip
+    eng = EpochEngine(engine=make_engine(sqlite_url), w3=w3, deployment=dep, policy=load_policy("v1"),
+                      data_dir=tmp_path / "data", publisher_key=ANVIL_DEV_KEYS[0], confirmations=0,
+                      finality="auto", source="chain")  # fmt: skip
+    anvil.rpc("evm_increaseTime", [EPOCH_LENGTH])
+    anvil.rpc("evm_mine", [])
+    end = end_block(w3, dep, 0)
+    assert end is not None
+    finalized = int(w3.eth.get_block("finalized")["number"])
+    with pytest.raises(EpochNotReadyError, match="more final blocks") as info:
+        eng.close(0)
+    assert f"final only up to block {finalized}" in str(info.value)
+    head = int(w3.eth.block_number)
+    anvil.rpc("anvil_mine", [hex(end + 64 - head)])  # anvil: finalized = head - 64, now exactly the end block
+    assert int(w3.eth.get_block("finalized")["number"]) >= end
+    assert eng.close(0).end_block == end
+    with pytest.raises(ValidationError, match="finality must be one of"):
+        EpochEngine(engine=make_engine(sqlite_url), w3=w3, deployment=dep, policy=load_policy("v1"),
+                    data_dir=tmp_path / "data", finality="soon", migrate=False)  # fmt: skip

@@ -66,6 +66,7 @@ def _accepted_epoch(anvil: Anvil, sqlite_url: str, tmp_path: Path) -> tuple[Web3
     migrations.upgrade(engine)
     eng = EpochEngine(engine=engine, w3=w3, deployment=dep, policy=load_policy(tmp_path / "policy.json"),
                       data_dir=tmp_path / "data", publisher_key=ANVIL_DEV_KEYS[0], confirmations=0,
+                      finality="confirmations",
                       source="chain")  # fmt: skip
     eng.fund(0)
     anvil.rpc("evm_setNextBlockTimestamp", [dep.epoch.bounds(0)[1]])

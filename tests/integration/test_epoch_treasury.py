@@ -52,6 +52,7 @@ def test_treasury_must_be_the_deployments_fee_recipient_off_the_local_chain(
         def eng(policy: Path | str) -> EpochEngine:
             return EpochEngine(engine=engine, w3=w3, deployment=dep, policy=load_policy(policy),
                                data_dir=tmp_path / "data", publisher_key=OPERATOR_KEY, confirmations=0,
+                               finality="confirmations",
                                source="chain", migrate=False)  # fmt: skip
 
         with pytest.raises(TreasuryError, match=r"0x0+c41a is a placeholder; on chain 1337"):

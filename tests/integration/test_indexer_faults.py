@@ -13,6 +13,7 @@ from support.rpc_fault_proxy import FaultProxy, Faults
 
 from cairn.deployment import load_deployment
 from cairn.devchain import Anvil
+from cairn.errors import ChainUnreachableError
 from cairn.settings import Settings
 from indexer.core import Indexer, IndexerOptions
 from indexer.rpc import RangeTooLargeError, RpcClient, parse_suggested_range
@@ -114,3 +115,20 @@ def test_response_size_bound_splits_ranges(anvil: Anvil, sqlite_url: str, tmp_pa
     assert metrics.RPC_ERRORS.labels("response_too_large")._value.get() > before
     truth = ground_truth(anvil.url, load_deployment(dep_path), postgres=False)
     assert db_rows(idx.engine, list(truth)) == truth
+
+
+def test_refusing_url_fails_over_at_once_and_all_refusing_is_one_error(
+    anvil: Anvil, sqlite_url: str, tmp_path: Path
+) -> None:
+    """HTTP 401/403/404 mean a wrong URL or key: the indexer moves to the next URL without backing off, and
+    when every URL refuses it stops with one error instead of retrying for minutes."""
+    dep_path = populate(anvil, tmp_path)
+    refusing = Faults(http_refused=401)
+    with FaultProxy(anvil.url, refusing) as bad, FaultProxy(anvil.url, Faults()) as good:
+        idx = make_indexer([bad.url, good.url], sqlite_url, dep_path)
+        idx.run(threading.Event(), once=True)
+        truth = ground_truth(anvil.url, load_deployment(dep_path), postgres=False)
+        assert db_rows(idx.engine, list(truth)) == truth
+        assert 1 <= refusing.counts["refused"] <= 2  # tried once (twice at most), never in a backoff loop
+        with pytest.raises(ChainUnreachableError, match="every RPC URL refused the request"):
+            RpcClient([bad.url, bad.url + "/"], max_attempts=50).call("eth_chainId")

@@ -1,7 +1,8 @@
 """A fault-injecting JSON-RPC proxy: a real HTTP server on 127.0.0.1 between the indexer and anvil.
 
 Faults (each with its own probability, from a seeded RNG so runs reproduce): hangs longer than the client's
-timeout, HTTP 429 (with Retry-After), HTTP 5xx, "query returned more than N results" errors for eth_getLogs
+timeout, HTTP 429 (with Retry-After), HTTP 5xx, a URL that refuses every request (401/403/404),
+"query returned more than N results" errors for eth_getLogs
 answers above `max_results` (with or without a suggested block range, like Infura/Alchemy), and truncated
 bodies (cut short with a lying Content-Length, or cut short but consistent, i.e. invalid JSON).
 """
@@ -25,6 +26,7 @@ class Faults:
     hang_seconds: float = 1.5
     http_429: float = 0.0
     http_5xx: float = 0.0
+    http_refused: int | None = None  # answer every request with this 4xx (401/403/404: a bad URL or key)
     truncate: float = 0.0
     max_results: int | None = None  # eth_getLogs answers above this become "too many results" errors
     suggest_range: bool = True
@@ -106,6 +108,10 @@ class FaultProxy:
             f.hit("hang")
             time.sleep(f.hang_seconds)
             handler.close_connection = True
+            return
+        if f.http_refused is not None:
+            f.hit("refused")
+            self._send(handler, f.http_refused, b'{"error":"unauthorized"}')
             return
         if self._roll(f.http_429):
             f.hit("429")
