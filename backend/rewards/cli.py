@@ -31,7 +31,8 @@ SourceOpt = typer.Option("db", "--source", help="db: the indexer's SQL mirror; c
 ConfOpt = typer.Option(
     None,
     "--confirmations",
-    help="Close N blocks after the end block (default: the node's `finalized` tag, else CAIRN_CONFIRMATIONS)",
+    help="Close N blocks after the end block (default: the node's `finalized` tag, else CAIRN_CONFIRMATIONS;"
+    " on the local chain CAIRN_CONFIRMATIONS)",
 )
 
 
@@ -54,6 +55,7 @@ def _engine(
     from cairn.deployment import load_deployment
     from cairn.errors import ValidationError
     from cairn.policy import load_policy
+    from cairn.settings import LOCAL_CHAIN_ID
 
     if source not in ("db", "chain"):
         raise ValidationError(f"--source must be db or chain, not {source!r}")
@@ -69,7 +71,9 @@ def _engine(
         data_dir=settings.data_dir,
         publisher_key=settings.signing_key("publisher", dep.chain_id),
         confirmations=settings.confirmations if confirmations is None else confirmations,
-        finality="auto" if confirmations is None else "confirmations",
+        # the node's `finalized` tag (the indexer's rule) unless a depth is asked for; the local dev chain has
+        # no real finality, so there the configured depth (CAIRN_CONFIRMATIONS) applies
+        finality="auto" if confirmations is None and dep.chain_id != LOCAL_CHAIN_ID else "confirmations",
         source=source,
         migrate=migrate,
     )
