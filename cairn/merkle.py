@@ -35,8 +35,9 @@ Hasher = Callable[[bytes], bytes]
 
 
 # --- keccak256 ---------------------------------------------------------------------------------------
-def _make_fast_hasher() -> Hasher | None:
-    """A keccak256 over pycryptodome's raw library with one state; None if the library is unusable."""
+def _make_fast_hashers() -> tuple[Hasher, Hasher] | None:
+    """keccak256 and the double keccak256 of a leaf over pycryptodome's raw library with one state; None if
+    the library is unusable."""
     try:
         from Crypto.Hash import keccak as _k
 
@@ -64,11 +65,24 @@ def _make_fast_hasher() -> Hasher | None:
             digest(s, out, n32, pad)
             return out.raw
 
+        def keccak_twice(data: bytes) -> bytes:
+            """keccak256(keccak256(data)); the inner digest is absorbed from the output buffer."""
+            size = sizes.get(len(data))
+            if size is None:
+                size = ctypes.c_size_t(len(data))
+            reset(s)
+            absorb(s, data, size)
+            digest(s, out, n32, pad)
+            reset(s)
+            absorb(s, out, n32)
+            digest(s, out, n32, pad)
+            return out.raw
+
         if keccak_fast(b"") != bytes.fromhex(
             "c5d2460186f7233c927e7db2dcc703c0e500b653ca82273b7bfad8045d85a470"
-        ):
+        ) or keccak_twice(b"") != keccak_fast(keccak_fast(b"")):
             return None
-        return keccak_fast
+        return keccak_fast, keccak_twice
     except Exception:  # pragma: no cover - exotic builds of pycryptodome
         return None
 
@@ -82,13 +96,26 @@ def _slow_keccak(data: bytes) -> bytes:
 _local = threading.local()
 
 
+def _slow_twice(data: bytes) -> bytes:
+    return _slow_keccak(_slow_keccak(data))
+
+
+def _hashers() -> tuple[Hasher, Hasher]:
+    pair: tuple[Hasher, Hasher] | None = getattr(_local, "h", None)
+    if pair is None:
+        pair = _make_fast_hashers() or (_slow_keccak, _slow_twice)
+        _local.h = pair
+    return pair
+
+
 def hasher() -> Hasher:
     """This thread's keccak256 function (the fast one holds a state, so one per thread)."""
-    h: Hasher | None = getattr(_local, "h", None)
-    if h is None:
-        h = _make_fast_hasher() or _slow_keccak
-        _local.h = h
-    return h
+    return _hashers()[0]
+
+
+def leaf_hasher() -> Hasher:
+    """This thread's keccak256(keccak256(x)) function (the leaf hash of an encoded value)."""
+    return _hashers()[1]
 
 
 def keccak256(data: bytes) -> bytes:
@@ -113,15 +140,14 @@ def encode_leaf(address: str, amount: int) -> bytes:
 
 
 def leaf_hash(address: str, amount: int) -> bytes:
-    h = hasher()
-    return h(h(encode_leaf(address, amount)))
+    return leaf_hasher()(encode_leaf(address, amount))
 
 
 def _hash_leaves(values: Sequence[tuple[str, int]]) -> list[bytes]:
-    h = hasher()
+    h2 = leaf_hasher()
     z = _ZERO12
     fromhex = bytes.fromhex
-    return [h(h(z + fromhex(a[2:]) + n.to_bytes(32, "big"))) for a, n in values]
+    return [h2(z + fromhex(a[2:]) + n.to_bytes(32, "big")) for a, n in values]
 
 
 def _hash_leaves_chunk(values: list[tuple[str, int]]) -> bytes:
@@ -172,14 +198,9 @@ class MerkleTree:
         if not 0 <= index < len(self.values):
             raise ValidationError(f"leaf index {index} out of range")
         tree = self.tree
-        i = self.tree_index[index]
-        proof: list[bytes] = []
-        append = proof.append
-        while i:
-            # the sibling of i is i + 1 when i is odd (a left child), i - 1 when even
-            append(tree[i + 1 if i & 1 else i - 1])
-            i = (i - 1) >> 1
-        return proof
+        # 1-based heap position p: the ancestors are p >> k, the sibling of q is q ^ 1 (array index q - 1)
+        p = self.tree_index[index] + 1
+        return [tree[((p >> k) ^ 1) - 1] for k in range(p.bit_length() - 1)]
 
     def proof(self, index: int) -> list[str]:
         """Proof for value `index` (input order), as `0x` hex strings, leaf to root (OZ `getProof`)."""
@@ -275,19 +296,30 @@ def build_tree(
 
     order = sorted(range(count), key=hashes.__getitem__)
     size = 2 * count - 1
-    tree: list[bytes] = [b""] * size
-    tree_index = [0] * count
     last = size - 1
+    # the sorted leaf hashes fill the array from its end backwards: tree[last - k] = k-th smallest
+    tree: list[bytes] = [b""] * (count - 1) + [hashes[vi] for vi in reversed(order)]
+    tree_index = [0] * count
     for k, vi in enumerate(order):
-        tree[last - k] = hashes[vi]
         tree_index[vi] = last - k
     del hashes, order
-    h = hasher()
-    for i in range(count - 2, -1, -1):
-        left = tree[2 * i + 1]
-        right = tree[2 * i + 2]
-        tree[i] = h(left + right if left < right else right + left)
+    _fill_inner_nodes(tree, count)
     return MerkleTree(values=values, tree=tree, tree_index=tree_index)
+
+
+def _fill_inner_nodes(tree: list[bytes], count: int) -> None:
+    """Hash the inner nodes 0..count-2 level by level, bottom up: the parents [a, b) of one heap level have
+    their children in the contiguous slice [2a+1, 2b+1), all hashed already (a level below or leaves)."""
+    h = hasher()
+    if count < 2:
+        return
+    level = (count - 1).bit_length() - 1  # the heap level of node count - 2, the last inner node
+    while level >= 0:
+        a = (1 << level) - 1
+        b = min((1 << (level + 1)) - 1, count - 1)
+        kids = tree[2 * a + 1 : 2 * b + 1]
+        tree[a:b] = [h(x + y if x < y else y + x) for x, y in zip(kids[0::2], kids[1::2], strict=True)]
+        level -= 1
 
 
 def process_proof(leaf: bytes, proof: Sequence[str | bytes]) -> bytes:
