@@ -67,16 +67,22 @@ class EpochInputs:
         def clean(w: Mapping[str, int]) -> Weights:
             return {a: v for a, v in sorted(w.items()) if v}
 
+        def clean_all(by_model: Mapping[str, Mapping[str, int]]) -> dict[str, Weights]:
+            out: dict[str, Weights] = {}
+            for m, w in sorted(by_model.items()):
+                c = clean(w)
+                if c:
+                    out[m] = c
+            return out
+
         return EpochInputs(
             epoch=self.epoch,
             emission=self.emission,
             data_weights=clean(self.data_weights),
             compute_weights=clean(self.compute_weights),
             revenue={m: v for m, v in sorted(self.revenue.items()) if v},
-            model_data_weights={m: clean(w) for m, w in sorted(self.model_data_weights.items()) if clean(w)},
-            model_compute_weights={
-                m: clean(w) for m, w in sorted(self.model_compute_weights.items()) if clean(w)
-            },
+            model_data_weights=clean_all(self.model_data_weights),
+            model_compute_weights=clean_all(self.model_compute_weights),
         )
 
 

@@ -101,10 +101,20 @@ WHERE d.block_number <= :end
 INDEXES = (
     # covering: the latest-attestation check and the per-contribution GROUP BY never touch the table
     ("cairn_ix_attested_latest", "ev_attested", "contribution_id, validator, block_number, log_index, score"),
-    ("cairn_ix_dataset_content_hash", "ev_dataset_registered", "content_hash"),
-    ("cairn_ix_compute_cid", "ev_compute_registered", "contribution_id"),
+    # covering: the joins from the eligible contributions read owner / provider, model and work units from
+    # the index alone, without a lookup of each of the 2M dataset and 0.5M compute rows in its table
+    ("cairn_ix_dataset_cover", "ev_dataset_registered", "content_hash, block_number, owner"),
+    (
+        "cairn_ix_compute_cover",
+        "ev_compute_registered",
+        "contribution_id, block_number, provider, model_id, work_units",
+    ),
     ("cairn_ix_withdrawn_cid", "ev_contribution_withdrawn", "contribution_id"),
 )
+
+
+# Earlier single-column indexes that the covering ones above replace (dropped: every insert paid for them).
+SUPERSEDED_INDEXES = ("cairn_ix_dataset_content_hash", "cairn_ix_compute_cid")
 
 
 def ensure_indexes(engine: Engine) -> None:
@@ -115,11 +125,55 @@ def ensure_indexes(engine: Engine) -> None:
         for name, table, cols in INDEXES:
             if table in have:
                 conn.execute(text(f"CREATE INDEX IF NOT EXISTS {name} ON {table} ({cols})"))
+        for name in SUPERSEDED_INDEXES:
+            conn.execute(text(f"DROP INDEX IF EXISTS {name}"))
 
 
 def _u256(conn: Connection, value: int) -> Any:
     """A bound value in the form of a Uint256 column (decimal TEXT on SQLite, NUMERIC on PostgreSQL)."""
     return value if conn.dialect.name == "postgresql" else str(value)
+
+
+def _rows(conn: Connection, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """Every row of a query as plain tuples. SQLite: straight from the DBAPI cursor of the same connection
+    (SQLAlchemy's Row objects cost ~1 s per million rows); other databases through SQLAlchemy."""
+    if conn.dialect.name == "sqlite":
+        cur = conn.connection.cursor()  # sqlite3 binds the :name parameters itself
+        try:
+            cur.execute(sql, params)
+            rows: list[tuple[Any, ...]] = list(cur.fetchall())
+            return rows
+        finally:
+            cur.close()
+    return [tuple(r) for r in conn.execute(text(sql), params)]
+
+
+def _insert_refs(conn: Connection, refs: list[str]) -> None:
+    """Fill cairn_manifest_ref (one executemany; on SQLite without SQLAlchemy's per-row parameter dicts)."""
+    if not refs:
+        return
+    if conn.dialect.name == "sqlite":
+        cur = conn.connection.cursor()
+        try:
+            cur.executemany("INSERT INTO cairn_manifest_ref (cid) VALUES (?)", [(c,) for c in refs])
+        finally:
+            cur.close()
+    else:
+        conn.execute(text("INSERT INTO cairn_manifest_ref (cid) VALUES (:c)"), [{"c": c} for c in refs])
+
+
+def _add_compute(inp: EpochInputs, rows: list[tuple[Any, ...]]) -> None:
+    """Compute weights (work units x median, exact in Python: the product exceeds 64 bits) per provider,
+    overall and per model."""
+    cw = inp.compute_weights
+    by_model = inp.model_compute_weights
+    for provider, model, work, median in rows:
+        w = int(work) * int(median)
+        cw[provider] = cw.get(provider, 0) + w
+        mw = by_model.get(model)
+        if mw is None:
+            mw = by_model[model] = {}
+        mw[provider] = mw.get(provider, 0) + w
 
 
 def ensure_tables(conn: Connection) -> list[str]:
@@ -149,13 +203,8 @@ def inputs_from_conn(conn: Connection, epoch: int, end_block: int, policy: Polic
         conn.execute(text("CREATE INDEX cairn_eligible_cid ON cairn_eligible (cid)"))
 
     inp = EpochInputs(epoch=epoch)
-    for owner, total in conn.execute(text(DATA_WEIGHTS_SQL), p).all():  # fetchall: no per-row fetchone
-        inp.data_weights[owner] = int(total)
-    for provider, model, work, median in conn.execute(text(COMPUTE_SQL), p).all():
-        w = int(work) * int(median)
-        inp.compute_weights[provider] = inp.compute_weights.get(provider, 0) + w
-        mw = inp.model_compute_weights.setdefault(model, {})
-        mw[provider] = mw.get(provider, 0) + w
+    inp.data_weights = {owner: int(total) for owner, total in _rows(conn, DATA_WEIGHTS_SQL, p) if total}
+    _add_compute(inp, _rows(conn, COMPUTE_SQL, p))
 
     e = _u256(conn, epoch)
     rows = conn.execute(
@@ -185,9 +234,8 @@ def inputs_from_conn(conn: Connection, epoch: int, end_block: int, policy: Polic
     manifests = latest_manifests(manifest_rows, end_block)
     refs = sorted({did for m in manifests.values() for did, _ in m})
     conn.execute(text("CREATE TEMPORARY TABLE cairn_manifest_ref (cid TEXT PRIMARY KEY)"))
-    if refs:
-        conn.execute(text("INSERT INTO cairn_manifest_ref (cid) VALUES (:c)"), [{"c": c} for c in refs])
-    datasets = {cid: (owner, int(med)) for cid, owner, med in conn.execute(text(MANIFEST_DATASETS_SQL), p)}
+    _insert_refs(conn, refs)
+    datasets = {cid: (owner, int(med)) for cid, owner, med in _rows(conn, MANIFEST_DATASETS_SQL, p)}
     for model, manifest in manifests.items():
         inp.model_data_weights[model] = manifest_weights(manifest, datasets)
     conn.execute(text("DROP TABLE cairn_eligible"))
