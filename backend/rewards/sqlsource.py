@@ -79,7 +79,7 @@ WHERE med.median >= :min_score
 
 DATA_WEIGHTS_SQL = """
 SELECT d.owner, SUM(e.median) FROM ev_dataset_registered d JOIN cairn_eligible e ON e.cid = d.content_hash
-WHERE d.block_number <= :end GROUP BY d.owner
+WHERE d.block_number <= :end GROUP BY d.owner ORDER BY d.owner
 """
 
 COMPUTE_SQL = """
@@ -203,7 +203,9 @@ def inputs_from_conn(conn: Connection, epoch: int, end_block: int, policy: Polic
         conn.execute(text("CREATE INDEX cairn_eligible_cid ON cairn_eligible (cid)"))
 
     inp = EpochInputs(epoch=epoch)
-    inp.data_weights = {owner: int(total) for owner, total in _rows(conn, DATA_WEIGHTS_SQL, p) if total}
+    data = {owner: int(total) for owner, total in _rows(conn, DATA_WEIGHTS_SQL, p) if total}
+    if conn.dialect.name != "sqlite":  # SQLite's BINARY collation orders like Python; a server's may not
+        data = dict(sorted(data.items()))
     _add_compute(inp, _rows(conn, COMPUTE_SQL, p))
 
     e = _u256(conn, epoch)
@@ -241,7 +243,9 @@ def inputs_from_conn(conn: Connection, epoch: int, end_block: int, policy: Polic
     conn.execute(text("DROP TABLE cairn_eligible"))
     conn.execute(text("DROP TABLE cairn_agg"))
     conn.execute(text("DROP TABLE cairn_manifest_ref"))
-    return inp.normalized()
+    out = inp.normalized()
+    out.data_weights = data  # normalized already (no zero weight, sorted keys): not copied again
+    return out
 
 
 def inputs_from_db(engine: Engine, epoch: int, end_block: int, policy: Policy) -> EpochInputs:
