@@ -19,8 +19,10 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import multiprocessing
+import operator
 import os
 import shutil
+import struct
 import subprocess
 import threading
 from collections.abc import Callable, Iterable, Sequence
@@ -133,7 +135,8 @@ def normalize_address(address: str) -> str:
     if len(a) != 42 or not a.startswith("0x"):
         raise ValidationError(f"not an address: {address!r}")
     try:
-        bytes.fromhex(a[2:])
+        if len(bytes.fromhex(a[2:])) != 20:  # fromhex skips whitespace
+            raise ValueError
     except ValueError:
         raise ValidationError(f"not an address: {address!r}") from None
     return a
@@ -275,24 +278,67 @@ def build_tree(
     Refuses an empty list, a bad address or amount, and (unless allowed) two leaves for one account.
     `workers` > 1 spreads the leaf hashing over that many processes (default: in-process).
     """
-    values: list[tuple[str, int]] = []
-    for a, n in leaves:
-        if not isinstance(n, int) or not 0 <= n <= _MAX_UINT256:
-            raise ValidationError(f"amount out of uint256 range for {a}: {n!r}")
-        values.append((normalize_address(a), n))
+    items = leaves if isinstance(leaves, list) else list(leaves)
+    bulk = _checked_in_bulk(items)
+    if bulk is None:  # some leaf is not plain: check one by one (and name the bad one)
+        values = _checked_one_by_one(items)
+        encoded: tuple[bytes, bytes] | None = None
+    else:
+        values, encoded = bulk[0], bulk[1:]
     count = len(values)
     if count == 0:
         raise ValidationError("cannot build a Merkle tree with no leaves")
-    if not allow_duplicates and len({a for a, _ in values}) != count:
-        raise ValidationError("two leaves for one account")
+    if not allow_duplicates:
+        accounts = [a for a, _ in values]
+        # strictly ascending (the usual, sorted input) has no duplicate; otherwise count them
+        if not all(map(operator.lt, accounts, accounts[1:])) and len(set(accounts)) != count:
+            raise ValidationError("two leaves for one account")
 
     if workers is None:  # measured: on 2 shared cores the pickling costs about what the second core gains
         workers = 1
     if workers == 1:
-        built = _native_tree(values)
+        built = _native_tree(values, encoded)
         if built is not None:
             return MerkleTree(values=values, tree=built[0], tree_index=built[1])
     return _python_tree(values, workers)
+
+
+def _checked_one_by_one(items: Iterable[tuple[str, int]]) -> list[tuple[str, int]]:
+    values: list[tuple[str, int]] = []
+    for a, n in items:
+        if not isinstance(n, int) or not 0 <= n <= _MAX_UINT256:
+            raise ValidationError(f"amount out of uint256 range for {a}: {n!r}")
+        values.append((normalize_address(a), n))
+    return values
+
+
+def _checked_in_bulk(items: list[tuple[str, int]]) -> tuple[list[tuple[str, int]], bytes, bytes] | None:
+    """Check every leaf with a few whole-list operations: each address `0x` + 40 hex digits (any case), each
+    amount an `int` in uint256 range. Returns (values with lowercase addresses, the addresses' hex digits, the
+    32-byte big-endian amounts), or None when any leaf fails or is not a plain str / int."""
+    try:
+        accounts = [a for a, _ in items]
+        amounts = [n for _, n in items]
+        count = len(accounts)
+        if (
+            set(map(type, accounts)) - {str}
+            or set(map(type, amounts)) - {int}
+            or set(map(len, accounts)) - {42}
+        ):
+            return None
+        joined = "".join(accounts)
+        low = joined.lower()
+        if low[0::42] != "0" * count or low[1::42] != "x" * count:
+            return None
+        digits = low.replace("0x", "")  # only the prefixes: "x" is no hex digit, any other one fails below
+        if len(digits) != 40 * count or len(bytes.fromhex(digits)) != 20 * count:  # fromhex skips spaces
+            return None
+        be = b"".join([n.to_bytes(32, "big") for n in amounts])  # OverflowError: negative or > uint256
+    except (TypeError, ValueError, OverflowError):
+        return None
+    if low != joined:
+        accounts = [low[i : i + 42] for i in range(0, 42 * count, 42)]
+    return list(zip(accounts, amounts, strict=True)), digits.encode("ascii"), be
 
 
 def _python_tree(values: list[tuple[str, int]], workers: int) -> MerkleTree:
@@ -390,12 +436,18 @@ def native_builder() -> tuple[Any, Any] | None:
         return pair
 
 
-def _run_native(pair: tuple[Any, Any], values: list[tuple[str, int]]) -> tuple[list[bytes], list[int]] | None:
-    """(node array, tree index) from the C builder over checked values, with a keccak state of its own."""
+def _run_native(
+    pair: tuple[Any, Any], values: list[tuple[str, int]], encoded: tuple[bytes, bytes] | None = None
+) -> tuple[list[bytes], list[int]] | None:
+    """(node array, tree index) from the C builder over checked values, with a keccak state of its own.
+    `encoded`: the addresses' hex digits and the big-endian amounts, when the check made them already."""
     lib, kl = pair
     count = len(values)
-    hex_digits = "".join([a for a, _ in values]).replace("0x", "").encode("ascii")  # checked addresses
-    amounts = b"".join([n.to_bytes(32, "big") for _, n in values])
+    if encoded is None:
+        hex_digits = "".join([a for a, _ in values]).replace("0x", "").encode("ascii")  # checked addresses
+        amounts = b"".join([n.to_bytes(32, "big") for _, n in values])
+    else:
+        hex_digits, amounts = encoded
     nodes = bytearray(32 * (2 * count - 1))
     index = (ctypes.c_int64 * count)()
     state = ctypes.c_void_p()
@@ -412,15 +464,17 @@ def _run_native(pair: tuple[Any, Any], values: list[tuple[str, int]]) -> tuple[l
         return None
     raw = bytes(nodes)
     del nodes
-    tree = [raw[i : i + 32] for i in range(0, len(raw), 32)]
+    tree = [node for (node,) in struct.iter_unpack("32s", raw)]
     tree_index: list[int] = memoryview(index).cast("B").cast("q").tolist()
     return tree, tree_index
 
 
-def _native_tree(values: list[tuple[str, int]]) -> tuple[list[bytes], list[int]] | None:
+def _native_tree(
+    values: list[tuple[str, int]], encoded: tuple[bytes, bytes] | None = None
+) -> tuple[list[bytes], list[int]] | None:
     """(node array, tree index) built by the C builder; None when it is unavailable."""
     pair = native_builder()
-    return None if pair is None else _run_native(pair, values)
+    return None if pair is None else _run_native(pair, values, encoded)
 
 
 def _fill_inner_nodes(tree: list[bytes], count: int) -> None:
