@@ -67,16 +67,22 @@ class EpochInputs:
         def clean(w: Mapping[str, int]) -> Weights:
             return {a: v for a, v in sorted(w.items()) if v}
 
+        def clean_all(by_model: Mapping[str, Mapping[str, int]]) -> dict[str, Weights]:
+            out: dict[str, Weights] = {}
+            for m, w in sorted(by_model.items()):
+                c = clean(w)
+                if c:
+                    out[m] = c
+            return out
+
         return EpochInputs(
             epoch=self.epoch,
             emission=self.emission,
             data_weights=clean(self.data_weights),
             compute_weights=clean(self.compute_weights),
             revenue={m: v for m, v in sorted(self.revenue.items()) if v},
-            model_data_weights={m: clean(w) for m, w in sorted(self.model_data_weights.items()) if clean(w)},
-            model_compute_weights={
-                m: clean(w) for m, w in sorted(self.model_compute_weights.items()) if clean(w)
-            },
+            model_data_weights=clean_all(self.model_data_weights),
+            model_compute_weights=clean_all(self.model_compute_weights),
         )
 
 
@@ -192,8 +198,9 @@ def allocate(inputs: EpochInputs, policy: Policy) -> dict[str, int]:
 
 def cumulate(previous: Mapping[str, int], epoch_amounts: Mapping[str, int]) -> dict[str, int]:
     """New cumulative leaves = previous cumulative + this epoch's amounts."""
-    out = dict(previous)
-    _add(out, epoch_amounts)
+    out = {**previous, **epoch_amounts}
+    for a in previous.keys() & epoch_amounts.keys():  # only the accounts in both need a sum
+        out[a] = previous[a] + epoch_amounts[a]
     return out
 
 
@@ -201,6 +208,17 @@ def check_publishable(previous: Mapping[str, int], leaves: Iterable[tuple[str, i
     """Refuse a decreasing cumulative leaf, a dropped account or two leaves for one account.
 
     Returns the total of the new leaves."""
+    items = list(leaves)
+    accounts = [a.lower() for a, _ in items]
+    amounts = [v for _, v in items]
+    if len(set(accounts)) == len(accounts) and (not amounts or min(amounts) >= 0):
+        new = dict(zip(accounts, amounts, strict=True))
+        if all(new.get(a, -1) >= v if v > 0 else new.get(a, 0) >= v for a, v in previous.items()):
+            return sum(amounts)  # the whole-list checks passed; otherwise the loop below names the culprit
+    return _check_one_by_one(previous, items)
+
+
+def _check_one_by_one(previous: Mapping[str, int], leaves: Iterable[tuple[str, int]]) -> int:
     seen: set[str] = set()
     total = 0
     for account, amount in leaves:

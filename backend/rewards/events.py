@@ -156,21 +156,13 @@ def decode_log(log: dict[str, Any], block_time: int = 0) -> tuple[str, dict[str,
     return ev.table, row
 
 
-# --- the ev_* tables in the indexer's conventions (for tests and the benchmark; indexer/schema.py is the
-# authority in a running system and builds the same columns from the deployment's ABIs) ---------------------
-def _column_kind(typ: str) -> str:
-    m = re.match(r"^(u?)int(\d*)$", typ)
-    if m:
-        bits = int(m.group(2) or 256)
-        limit = 32 if m.group(1) == "u" else 64
-        return "bigint" if bits <= limit else "uint256"
-    if typ == "bool":
-        return "bool"
-    return "text"
-
-
+# --- the ev_* tables (for tests and the benchmark): created by indexer.schema from these signatures; the
+# value forms of their columns for inserting decoded rows ----------------------------------------------------
 def column_kinds(table: str) -> dict[str, str]:
-    return {p.name: ("text" if p.type.endswith("[]") else _column_kind(p.type)) for p in EVENTS[table].params}
+    """column -> kind ("bigint", "uint256", "bool", "text") of an ev_* table, as indexer.abi assigns them."""
+    from indexer.abi import column_kind
+
+    return {p.name: ("text" if p.type.endswith("[]") else column_kind(p.type)) for p in EVENTS[table].params}
 
 
 def storage_value(kind: str, value: Any, dialect: str) -> Any:
@@ -185,28 +177,28 @@ def storage_value(kind: str, value: Any, dialect: str) -> Any:
     return value
 
 
-def create_event_tables(bind: Any) -> None:
-    """Create the ev_* tables of EVENTS (if missing) with the documented column conventions."""
-    from sqlalchemy import BigInteger, Boolean, Column, Integer, MetaData, Numeric, Table, Text
+def abi_events() -> list[dict[str, Any]]:
+    """EVENTS as ABI event entries (parameter names in their snake_case column form)."""
+    return [
+        {
+            "type": "event",
+            "name": ev.name,
+            "anonymous": False,
+            "inputs": [{"name": p.name, "type": p.type, "indexed": p.indexed} for p in ev.params],
+        }
+        for ev in EVENTS.values()
+    ]
 
-    md = MetaData()
-    pg = bind.dialect.name == "postgresql"
-    for table in EVENTS:
-        cols: list[Column[Any]] = [
-            Column("block_number", BigInteger, primary_key=True, autoincrement=False),
-            Column("log_index", Integer, primary_key=True, autoincrement=False),
-            Column("block_hash", Text, nullable=False),
-            Column("tx_hash", Text, nullable=False),
-            Column("contract", Text, nullable=False),
-            Column("block_time", BigInteger, nullable=False),
-        ]
-        for name, kind in column_kinds(table).items():
-            typ: Any = {"bigint": BigInteger, "bool": Boolean, "text": Text}.get(kind)
-            if typ is None:
-                typ = Numeric(78, 0) if pg else Text
-            cols.append(Column(name, typ))
-        Table(table, md, *cols)
-    md.create_all(bind, checkfirst=True)
+
+def create_event_tables(bind: Any) -> None:
+    """Create the ev_* tables of EVENTS (if missing) with the indexer's own definitions: the table specs of
+    `indexer.abi` and the DDL of `indexer.schema` (on SQLite `WITHOUT ROWID`, Uint256 as decimal TEXT), so the
+    tests and the benchmark run the fast path on the schema a running indexer writes."""
+    from indexer.abi import specs_from_abis
+    from indexer.schema import sync_event_tables
+
+    specs = specs_from_abis([abi_events()], uint_as_str=bind.dialect.name != "postgresql")
+    sync_event_tables(bind, specs)
 
 
 def insert_rows(conn: Any, table: str, rows: list[dict[str, Any]]) -> None:

@@ -12,6 +12,10 @@ converted with `int()` in Python.
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import threading
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, Engine, inspect, text
@@ -33,7 +37,7 @@ AGG_SQL = """
 CREATE TEMPORARY TABLE cairn_agg AS
 SELECT contribution_id AS cid, COUNT(*) AS n, COUNT(DISTINCT validator) AS nv, MIN(score) AS lo,
        MAX(score) AS hi, CAST(SUM(score) AS BIGINT) AS total
-FROM ev_attested WHERE block_number <= :end
+FROM ev_attested WHERE block_number <= :end{range}
 GROUP BY contribution_id
 """
 
@@ -79,7 +83,7 @@ WHERE med.median >= :min_score
 
 DATA_WEIGHTS_SQL = """
 SELECT d.owner, SUM(e.median) FROM ev_dataset_registered d JOIN cairn_eligible e ON e.cid = d.content_hash
-WHERE d.block_number <= :end GROUP BY d.owner
+WHERE d.block_number <= :end GROUP BY d.owner ORDER BY d.owner
 """
 
 COMPUTE_SQL = """
@@ -101,10 +105,20 @@ WHERE d.block_number <= :end
 INDEXES = (
     # covering: the latest-attestation check and the per-contribution GROUP BY never touch the table
     ("cairn_ix_attested_latest", "ev_attested", "contribution_id, validator, block_number, log_index, score"),
-    ("cairn_ix_dataset_content_hash", "ev_dataset_registered", "content_hash"),
-    ("cairn_ix_compute_cid", "ev_compute_registered", "contribution_id"),
+    # covering: the joins from the eligible contributions read owner / provider, model and work units from
+    # the index alone, without a lookup of each of the 2M dataset and 0.5M compute rows in its table
+    ("cairn_ix_dataset_cover", "ev_dataset_registered", "content_hash, block_number, owner"),
+    (
+        "cairn_ix_compute_cover",
+        "ev_compute_registered",
+        "contribution_id, block_number, provider, model_id, work_units",
+    ),
     ("cairn_ix_withdrawn_cid", "ev_contribution_withdrawn", "contribution_id"),
 )
+
+
+# Earlier single-column indexes that the covering ones above replace (dropped: every insert paid for them).
+SUPERSEDED_INDEXES = ("cairn_ix_dataset_content_hash", "cairn_ix_compute_cid")
 
 
 def ensure_indexes(engine: Engine) -> None:
@@ -115,11 +129,55 @@ def ensure_indexes(engine: Engine) -> None:
         for name, table, cols in INDEXES:
             if table in have:
                 conn.execute(text(f"CREATE INDEX IF NOT EXISTS {name} ON {table} ({cols})"))
+        for name in SUPERSEDED_INDEXES:
+            conn.execute(text(f"DROP INDEX IF EXISTS {name}"))
 
 
 def _u256(conn: Connection, value: int) -> Any:
     """A bound value in the form of a Uint256 column (decimal TEXT on SQLite, NUMERIC on PostgreSQL)."""
     return value if conn.dialect.name == "postgresql" else str(value)
+
+
+def _rows(conn: Connection, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """Every row of a query as plain tuples. SQLite: straight from the DBAPI cursor of the same connection
+    (SQLAlchemy's Row objects cost ~1 s per million rows); other databases through SQLAlchemy."""
+    if conn.dialect.name == "sqlite":
+        cur = conn.connection.cursor()  # sqlite3 binds the :name parameters itself
+        try:
+            cur.execute(sql, params)
+            rows: list[tuple[Any, ...]] = list(cur.fetchall())
+            return rows
+        finally:
+            cur.close()
+    return [tuple(r) for r in conn.execute(text(sql), params)]
+
+
+def _insert_refs(conn: Connection, refs: list[str]) -> None:
+    """Fill cairn_manifest_ref (one executemany; on SQLite without SQLAlchemy's per-row parameter dicts)."""
+    if not refs:
+        return
+    if conn.dialect.name == "sqlite":
+        cur = conn.connection.cursor()
+        try:
+            cur.executemany("INSERT INTO cairn_manifest_ref (cid) VALUES (?)", [(c,) for c in refs])
+        finally:
+            cur.close()
+    else:
+        conn.execute(text("INSERT INTO cairn_manifest_ref (cid) VALUES (:c)"), [{"c": c} for c in refs])
+
+
+def _add_compute(inp: EpochInputs, rows: list[tuple[Any, ...]]) -> None:
+    """Compute weights (work units x median, exact in Python: the product exceeds 64 bits) per provider,
+    overall and per model."""
+    cw = inp.compute_weights
+    by_model = inp.model_compute_weights
+    for provider, model, work, median in rows:
+        w = int(work) * int(median)
+        cw[provider] = cw.get(provider, 0) + w
+        mw = by_model.get(model)
+        if mw is None:
+            mw = by_model[model] = {}
+        mw[provider] = mw.get(provider, 0) + w
 
 
 def ensure_tables(conn: Connection) -> list[str]:
@@ -128,17 +186,33 @@ def ensure_tables(conn: Connection) -> list[str]:
     return [t for t in EVENT_TABLES if t not in have]
 
 
-def inputs_from_conn(conn: Connection, epoch: int, end_block: int, policy: Policy) -> EpochInputs:
-    missing = ensure_tables(conn)
-    if missing:
-        from cairn.errors import ConfigError
+@dataclass
+class _Part:
+    """The contributions of one id range, reduced: per-owner dataset scores, compute rows (provider, model,
+    work units, median) and the medians of the manifests' datasets (id -> (owner, median))."""
 
-        raise ConfigError(f"the indexer mirror lacks tables {', '.join(missing)}: run `cairn index` first")
+    data: dict[str, int]
+    compute: list[tuple[Any, ...]]
+    datasets: dict[str, tuple[str, int]]
+
+
+def _reduce_range(
+    conn: Connection, end_block: int, policy: Policy, refs: list[str], lo: str | None, hi: str | None
+) -> _Part:
+    """Medians, eligibility and the joins for the contributions with lo <= id < hi (None: unbounded)."""
     att = policy.attestation
-    p = {"end": end_block}
+    p: dict[str, Any] = {"end": end_block}
+    bounds = ""
+    if lo is not None:
+        bounds += " AND contribution_id >= :lo"
+        p["lo"] = lo
+    if hi is not None:
+        bounds += " AND contribution_id < :hi"
+        p["hi"] = hi
     for tmp in ("cairn_agg", "cairn_agg_fix", "cairn_eligible", "cairn_manifest_ref"):
         conn.execute(text(f"DROP TABLE IF EXISTS {tmp}"))
-    conn.execute(text(AGG_SQL), p)
+    conn.execute(text(AGG_SQL.replace("{range}", bounds)), p)  # every later step reads cairn_agg only
+    p = {"end": end_block}
     conn.execute(text(AGG_FIX_SQL), p)
     for step in AGG_FIX_STEPS:
         conn.execute(text(step))
@@ -147,16 +221,101 @@ def inputs_from_conn(conn: Connection, epoch: int, end_block: int, policy: Polic
         # SQLite's plans scan cairn_eligible once and seek into the mirror's indexes: an index on it costs
         # ~2.5 s at 1M and no join uses it (measured); PostgreSQL keeps it for its planner
         conn.execute(text("CREATE INDEX cairn_eligible_cid ON cairn_eligible (cid)"))
+    data = {owner: int(total) for owner, total in _rows(conn, DATA_WEIGHTS_SQL, p) if total}
+    compute = _rows(conn, COMPUTE_SQL, p)
+    conn.execute(text("CREATE TEMPORARY TABLE cairn_manifest_ref (cid TEXT PRIMARY KEY)"))
+    _insert_refs(conn, refs)
+    datasets = {cid: (owner, int(med)) for cid, owner, med in _rows(conn, MANIFEST_DATASETS_SQL, p)}
+    for tmp in ("cairn_eligible", "cairn_agg", "cairn_manifest_ref"):
+        conn.execute(text(f"DROP TABLE {tmp}"))
+    return _Part(data, compute, datasets)
 
+
+# Below this many registered contributions the reduction runs in one process (forking costs more).
+PARALLEL_MIN_CONTRIBUTIONS = int(os.environ.get("CAIRN_REDUCE_PARALLEL_MIN", "100000"))
+
+
+def _sqlite_file(conn: Connection) -> str | None:
+    """The database file of a SQLite connection another process can open, else None."""
+    if conn.dialect.name != "sqlite" or not hasattr(os, "fork") or threading.active_count() > 1:
+        return None  # forking a process with other threads could copy a lock one of them holds
+    db = conn.engine.url.database
+    return db if db and db != ":memory:" and not db.startswith("file:") else None
+
+
+def _split_point(conn: Connection) -> str | None:
+    """A contribution id that splits the registered contributions about in half (None: too few to split).
+
+    The k-th dataset id (index walk), with k chosen so that datasets plus compute jobs below it are half of
+    all: the compute ids below the dataset median are counted, not assumed uniform."""
+    nd = int(conn.execute(text("SELECT COUNT(*) FROM ev_dataset_registered")).scalar() or 0)
+    nc = int(conn.execute(text("SELECT COUNT(*) FROM ev_compute_registered")).scalar() or 0)
+    if nd == 0 or nd + nc < PARALLEL_MIN_CONTRIBUTIONS:
+        return None
+    nth = text("SELECT content_hash FROM ev_dataset_registered ORDER BY content_hash LIMIT 1 OFFSET :k")
+    median = conn.execute(nth, {"k": nd // 2}).scalar()
+    below = conn.execute(
+        text("SELECT COUNT(*) FROM ev_compute_registered WHERE contribution_id < :m"), {"m": median}
+    ).scalar()
+    k = min(max((nd + nc) // 2 - int(below or 0), 0), nd - 1)
+    split: str | None = conn.execute(nth, {"k": k}).scalar()
+    return split
+
+
+def _reduce_in_child(path: str, end_block: int, policy: Policy, refs: list[str], lo: str, send: Any) -> None:
+    """Worker process: reduce the ids >= lo on a connection of its own and send the `_Part` back."""
+    try:
+        from cairn.db import make_engine
+
+        engine = make_engine(f"sqlite:///{path}", check=False)
+        with engine.connect() as conn:
+            part = _reduce_range(conn, end_block, policy, refs, lo, None)
+            conn.rollback()
+        engine.dispose()
+        send.send(("ok", part))
+    except BaseException as exc:  # reported to the parent, which raises
+        send.send(("error", f"{type(exc).__name__}: {exc}"))
+    finally:
+        send.close()
+
+
+def _reduce(conn: Connection, end_block: int, policy: Policy, refs: list[str]) -> list[_Part]:
+    """Reduce every contribution: on a SQLite file big enough, the two halves of the id space at once (this
+    connection and a forked worker process with its own; each contribution's attestations, registration and
+    withdrawal fall in one half, so the parts add up exactly), else in one pass."""
+    path = _sqlite_file(conn)
+    split = _split_point(conn) if path is not None else None
+    if path is None or split is None:
+        return [_reduce_range(conn, end_block, policy, refs, None, None)]
+    ctx = multiprocessing.get_context("fork")  # the worker opens its own connection, never this one
+    recv, send = ctx.Pipe(duplex=False)
+    worker = ctx.Process(
+        target=_reduce_in_child, args=(path, end_block, policy, refs, split, send), daemon=True
+    )
+    worker.start()
+    send.close()
+    try:
+        mine = _reduce_range(conn, end_block, policy, refs, None, split)
+        status, theirs = recv.recv()
+    except BaseException:
+        worker.terminate()
+        raise
+    finally:
+        worker.join()
+        recv.close()
+    if status != "ok":
+        raise RuntimeError(f"the reduction of contribution ids >= {split} failed: {theirs}")
+    return [mine, theirs]
+
+
+def inputs_from_conn(conn: Connection, epoch: int, end_block: int, policy: Policy) -> EpochInputs:
+    missing = ensure_tables(conn)
+    if missing:
+        from cairn.errors import ConfigError
+
+        raise ConfigError(f"the indexer mirror lacks tables {', '.join(missing)}: run `cairn index` first")
+    p = {"end": end_block}
     inp = EpochInputs(epoch=epoch)
-    for owner, total in conn.execute(text(DATA_WEIGHTS_SQL), p).all():  # fetchall: no per-row fetchone
-        inp.data_weights[owner] = int(total)
-    for provider, model, work, median in conn.execute(text(COMPUTE_SQL), p).all():
-        w = int(work) * int(median)
-        inp.compute_weights[provider] = inp.compute_weights.get(provider, 0) + w
-        mw = inp.model_compute_weights.setdefault(model, {})
-        mw[provider] = mw.get(provider, 0) + w
-
     e = _u256(conn, epoch)
     rows = conn.execute(
         text(
@@ -184,16 +343,25 @@ def inputs_from_conn(conn: Connection, epoch: int, end_block: int, policy: Polic
     ]
     manifests = latest_manifests(manifest_rows, end_block)
     refs = sorted({did for m in manifests.values() for did, _ in m})
-    conn.execute(text("CREATE TEMPORARY TABLE cairn_manifest_ref (cid TEXT PRIMARY KEY)"))
-    if refs:
-        conn.execute(text("INSERT INTO cairn_manifest_ref (cid) VALUES (:c)"), [{"c": c} for c in refs])
-    datasets = {cid: (owner, int(med)) for cid, owner, med in conn.execute(text(MANIFEST_DATASETS_SQL), p)}
+
+    parts = _reduce(conn, end_block, policy, refs)
+    data = parts[0].data
+    datasets = parts[0].datasets
+    for part in parts[1:]:
+        for owner, total in part.data.items():
+            data[owner] = data.get(owner, 0) + total
+        datasets.update(part.datasets)
+    if conn.dialect.name != "sqlite" or len(parts) > 1:
+        # one SQLite part comes ordered by owner (BINARY collation orders like Python); two sorted parts
+        # appended are two runs, which the sort merges in one pass
+        data = dict(sorted(data.items()))
+    for part in parts:
+        _add_compute(inp, part.compute)
     for model, manifest in manifests.items():
         inp.model_data_weights[model] = manifest_weights(manifest, datasets)
-    conn.execute(text("DROP TABLE cairn_eligible"))
-    conn.execute(text("DROP TABLE cairn_agg"))
-    conn.execute(text("DROP TABLE cairn_manifest_ref"))
-    return inp.normalized()
+    out = inp.normalized()
+    out.data_weights = data  # normalized already (no zero weight, sorted keys): not copied again
+    return out
 
 
 def inputs_from_db(engine: Engine, epoch: int, end_block: int, policy: Policy) -> EpochInputs:

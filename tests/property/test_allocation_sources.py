@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
 
+from backend.rewards import sqlsource
 from backend.rewards.allocation import EVENT_TABLES, allocate, cumulate, inputs_from_events
 from backend.rewards.events import create_event_tables, insert_rows
 from backend.rewards.sqlsource import inputs_from_db
@@ -136,8 +137,61 @@ def histories(draw: st.DrawFn) -> tuple[dict[str, list[dict[str, Any]]], int, Po
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(case=histories())
 def test_sql_mirror_and_raw_events_give_identical_allocations(case: Any, tmp_path_factory: Any) -> None:
+    _check_sources(case, Path(tmp_path_factory.getbasetemp()) / "property-mirror.db")
+
+
+@settings(max_examples=EXAMPLES // 2, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=histories())
+def test_two_process_reduction_gives_identical_allocations(case: Any, tmp_path_factory: Any) -> None:
+    """The split of the id space over this process and a forked worker (used on big SQLite mirrors), forced
+    on every history: the parts add up to what the audit path computes."""
+    saved = sqlsource.PARALLEL_MIN_CONTRIBUTIONS
+    sqlsource.PARALLEL_MIN_CONTRIBUTIONS = 1
+    try:
+        _check_sources(case, Path(tmp_path_factory.getbasetemp()) / "property-mirror-split.db")
+    finally:
+        sqlsource.PARALLEL_MIN_CONTRIBUTIONS = saved
+
+
+def test_split_point_halves_the_contributions(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'split.db'}")
+    rows = {
+        "ev_dataset_registered": [
+            {**_base(1), "log_index": i, "content_hash": f"0x{0xD0000 + i:064x}", "owner": ACCOUNTS[0],
+             "size": 1, "license_id": 1, "metadata_hash": "0x" + "33" * 32, "uri": "u"}
+            for i in range(60)
+        ],
+        "ev_compute_registered": [
+            {**_base(2), "log_index": i, "contribution_id": f"0x{0xC0000 + i:064x}",
+             "provider": ACCOUNTS[1], "model_id": MODELS[0], "job_id": "0x" + "44" * 32, "work_units": 1,
+             "result_hash": "0x" + "55" * 32}
+            for i in range(40)
+        ],
+    }  # fmt: skip
+    try:
+        with engine.begin() as conn:
+            create_event_tables(conn)
+            for table, table_rows in rows.items():
+                insert_rows(conn, table, table_rows)
+        saved = sqlsource.PARALLEL_MIN_CONTRIBUTIONS
+        sqlsource.PARALLEL_MIN_CONTRIBUTIONS = 1
+        try:
+            with engine.connect() as conn:
+                split = sqlsource._split_point(conn)
+                # the two halves really run in two processes here (and the property test above uses them)
+                parts = sqlsource._reduce(conn, 10, load_policy("v1"), [])
+                conn.rollback()
+        finally:
+            sqlsource.PARALLEL_MIN_CONTRIBUTIONS = saved
+    finally:
+        engine.dispose()
+    # every compute id sorts below every dataset id: 40 compute + 10 datasets below the split, 50 above
+    assert split == f"0x{0xD0000 + 10:064x}"
+    assert len(parts) == 2
+
+
+def _check_sources(case: Any, db: Path) -> None:
     events, end_block, policy = case
-    db = Path(tmp_path_factory.getbasetemp()) / "property-mirror.db"
     engine = make_engine(f"sqlite:///{db}")
     try:
         with engine.begin() as conn:

@@ -134,3 +134,31 @@ def test_keccak_matches_reference() -> None:
     data = bytes(range(64))
     assert merkle.keccak256(data) == keccak(data)
     assert merkle.keccak256(b"") == keccak(b"")
+
+
+def test_compiled_builder_equals_python_builder() -> None:
+    """The C builder (cairn/_merkle_native.c, used by default when a C compiler is present) and the Python
+    builder give the same node array and tree indexes, for every shape of the heap and for equal leaves."""
+    if merkle.native_builder() is None:
+        pytest.skip("no C compiler here: build_tree uses the Python builder")
+    rng = random.Random(11)
+    sizes = [*range(1, 34), 127, 128, 129, 1023, 1024, 1025, 5000]
+    for n in sizes:
+        amounts = [0, 1, 2**256 - 1, rng.randrange(2**256)]
+        values = [("0x" + rng.randbytes(20).hex(), rng.choice(amounts)) for _ in range(n)]
+        native = merkle.build_tree(values)
+        python = merkle._python_tree(values, 1)
+        assert (native.tree, native.tree_index) == (python.tree, python.tree_index), n
+    equal = [("0x" + "11" * 20, 5)] * 3 + [("0x" + "22" * 20, 5), ("0x" + "11" * 20, 5)]
+    native = merkle.build_tree(equal, allow_duplicates=True)
+    python = merkle._python_tree(equal, 1)
+    assert (native.tree, native.tree_index) == (python.tree, python.tree_index)
+
+
+def test_python_builder_when_the_compiled_one_is_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CAIRN_MERKLE_NATIVE", "0")
+    monkeypatch.setattr(merkle, "_native_state", {})
+    assert merkle.native_builder() is None
+    tree = merkle.build_tree(VALUES)
+    assert tree.root == OZ_ROOT
+    assert tree.dump() == OZ_DUMP
