@@ -7,10 +7,7 @@ Figures
   this process is small and exits before the split, when this one grows to its peak);
 * `merkle_hashes_per_s`: keccak256 of 64 bytes through ctypes, one core (the Python fallback's rate, and a
   gauge of the machine's load; the tree is built in C calling the same keccak, ~3 hashes per leaf);
-* `epoch_sql_seconds_1m`, `epoch_split_seconds_1m`, `epoch_tree_seconds_1m`: parts, one after the other;
-  `epoch_proofs_seconds_1m` (in a forked prover process) and `epoch_file_seconds_1m` (in this one) run at the
-  same time, `epoch_proofs_and_file_seconds_1m` is the two together; `epoch_prover_peak_rss_mb_1m` the
-  prover's peak RSS (pages shared with this process included);
+* `epoch_sql_seconds_1m`, `epoch_tree_seconds_1m`, `epoch_proofs_seconds_1m`, `epoch_file_seconds_1m`: parts;
 * `epoch_cpu_seconds_1m`: CPU time (user + system) of the measuring process, the load-independent check;
 
 Database: SQLite (the embedded default), in the indexer's own table definitions, built once with
@@ -29,7 +26,6 @@ for a quick run; `BENCH_EPOCH_POSTGRES=1` also copies the rows into PostgreSQL (
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 import random
 import resource
@@ -38,7 +34,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 WORK = Path(__file__).resolve().parent / "work"
 EPOCH = 3
@@ -228,20 +223,15 @@ def measure(path: str, out_dir: str) -> dict[str, float]:
         previous={}, epoch_amounts=amounts,
     )  # fmt: skip
     t3 = time.perf_counter()
-    # every proof is derived by a forked process (as the API derives them, apart from the epoch build) while
-    # this one writes the allocation file: the two use both cores
-    ctx = multiprocessing.get_context("fork")
-    recv, send = ctx.Pipe(duplex=False)
-    prover = ctx.Process(target=_derive_all_proofs, args=(pub.tree, send))
-    prover.start()
-    send.close()
-    write_allocation_file(Path(out_dir), pub.chunks())
+    proof_nodes = 0
+    proof_bytes = pub.tree.proof_bytes
+    for i in range(len(pub.tree)):
+        proof_nodes += len(proof_bytes(i))
     t4 = time.perf_counter()
-    proof_nodes, proofs_seconds, prover_rss = recv.recv()
-    prover.join()
+    write_allocation_file(Path(out_dir), pub.chunks())
     t5 = time.perf_counter()
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    workers = resource.getrusage(resource.RUSAGE_CHILDREN)  # the reduction's worker (SQLite) and the prover
+    workers = resource.getrusage(resource.RUSAGE_CHILDREN)  # the reduction's forked worker (SQLite)
     self_rss = usage.ru_maxrss / 1024
     cpu = usage.ru_utime + usage.ru_stime + workers.ru_utime + workers.ru_stime
     return {
@@ -252,28 +242,13 @@ def measure(path: str, out_dir: str) -> dict[str, float]:
         "epoch_sql_seconds_1m": round(t1 - t0, 2),
         "epoch_split_seconds_1m": round(t2 - t1, 2),
         "epoch_tree_seconds_1m": round(t3 - t2, 2),
-        "epoch_proofs_seconds_1m": round(proofs_seconds, 2),  # in the prover, alongside the file
-        "epoch_file_seconds_1m": round(t4 - t3, 2),
-        "epoch_proofs_and_file_seconds_1m": round(t5 - t3, 2),  # the two together, wall clock
-        # the prover's peak (pages shared with this process at the fork included: an upper bound)
-        "epoch_prover_peak_rss_mb_1m": round(prover_rss, 1),
+        "epoch_proofs_seconds_1m": round(t4 - t3, 2),
+        "epoch_file_seconds_1m": round(t5 - t4, 2),
         # the process's own peak; the reduction's worker (forked before the split, gone by then) is not in it
         "epoch_peak_rss_mb_1m": round(self_rss, 1),
         "epoch_leaves_1m": float(len(pub.tree)),
         "epoch_mean_proof_len_1m": round(proof_nodes / len(pub.tree), 2),
     }
-
-
-def _derive_all_proofs(tree: Any, send: Any) -> None:
-    """Prover process: every leaf's proof from the node array; sends (nodes, seconds, peak RSS MB) back."""
-    t = time.perf_counter()
-    nodes = 0
-    proof_bytes = tree.proof_bytes
-    for i in range(len(tree)):
-        nodes += len(proof_bytes(i))
-    elapsed = time.perf_counter() - t
-    send.send((nodes, elapsed, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
-    send.close()
 
 
 def hashes_per_second(n: int = 300_000) -> float:
