@@ -189,18 +189,18 @@ def build_spec(event: dict[str, Any], *, uint_as_str: bool) -> EventSpec:
     topic0 = "0x" + keccak(signature.encode()).hex()
     columns: list[Column] = []
     used = {*FIXED_COLUMNS, ITEM_INDEX}
-    explode = EXPLODED_EVENTS.get(name, {})
+    explode = {snake_case(k): v for k, v in EXPLODED_EVENTS.get(name, {}).items()}
     exploded: list[int] = []
     for i, (param, typ) in enumerate(zip(inputs, types, strict=True)):
         pname = param.get("name") or f"arg{i}"
-        col = explode.get(pname) or snake_case(pname)
+        col = explode.get(snake_case(pname)) or snake_case(pname)
         if col in used:
             col = f"arg_{col}"
         used.add(col)
         indexed = bool(param.get("indexed"))
         # indexed dynamic values are only their keccak hash in the topic
         kind = TEXT if indexed and not _is_static(typ) else column_kind(typ)
-        if pname in explode:
+        if snake_case(pname) in explode:
             if indexed or not typ.endswith("[]"):
                 raise ValueError(f"{name}.{pname}: only non-indexed arrays can be exploded")
             exploded.append(i)

@@ -159,9 +159,12 @@ def decode_log(log: dict[str, Any], block_time: int = 0) -> tuple[str, dict[str,
 # --- the ev_* tables (for tests and the benchmark): created by indexer.schema from these signatures; the
 # value forms of their columns for inserting decoded rows ----------------------------------------------------
 def column_kinds(table: str) -> dict[str, str]:
-    """column -> kind ("bigint", "uint256", "bool", "text") of an ev_* table, as indexer.abi assigns them."""
+    """column -> kind ("bigint", "uint256", "bool", "text") of an ev_* table, as indexer.abi assigns them
+    (the batch table holds exploded rows: the dataset columns plus item_index)."""
     from indexer.abi import column_kind
 
+    if table == DATASET_BATCH.table:
+        return {**column_kinds("ev_dataset_registered"), "item_index": "bigint"}
     return {p.name: ("text" if p.type.endswith("[]") else column_kind(p.type)) for p in EVENTS[table].params}
 
 
@@ -178,7 +181,7 @@ def storage_value(kind: str, value: Any, dialect: str) -> Any:
 
 
 def abi_events() -> list[dict[str, Any]]:
-    """EVENTS as ABI event entries (parameter names in their snake_case column form)."""
+    """EVENTS and DATASET_BATCH as ABI event entries (parameter names in their snake_case column form)."""
     return [
         {
             "type": "event",
@@ -186,7 +189,7 @@ def abi_events() -> list[dict[str, Any]]:
             "anonymous": False,
             "inputs": [{"name": p.name, "type": p.type, "indexed": p.indexed} for p in ev.params],
         }
-        for ev in EVENTS.values()
+        for ev in [*EVENTS.values(), DATASET_BATCH]
     ]
 
 

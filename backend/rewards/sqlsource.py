@@ -81,8 +81,12 @@ WHERE med.median >= :min_score
                   WHERE w.contribution_id = med.cid AND w.block_number <= :end)
 """
 
+# Datasets are registered alone (ev_dataset_registered) or in batches (ev_dataset_batch_registered, a row per
+# item, the same dataset columns): the dataset queries run over each table and their results are merged.
+DATASET_TABLES = ("ev_dataset_registered", "ev_dataset_batch_registered")
+
 DATA_WEIGHTS_SQL = """
-SELECT d.owner, SUM(e.median) FROM ev_dataset_registered d JOIN cairn_eligible e ON e.cid = d.content_hash
+SELECT d.owner, SUM(e.median) FROM {datasets} d JOIN cairn_eligible e ON e.cid = d.content_hash
 WHERE d.block_number <= :end GROUP BY d.owner ORDER BY d.owner
 """
 
@@ -95,7 +99,7 @@ WHERE c.block_number <= :end
 MANIFEST_DATASETS_SQL = """
 SELECT d.content_hash, d.owner, e.median
 FROM cairn_manifest_ref r
-JOIN ev_dataset_registered d ON d.content_hash = r.cid
+JOIN {datasets} d ON d.content_hash = r.cid
 JOIN cairn_eligible e ON e.cid = d.content_hash
 WHERE d.block_number <= :end
 """
@@ -108,6 +112,7 @@ INDEXES = (
     # covering: the joins from the eligible contributions read owner / provider, model and work units from
     # the index alone, without a lookup of each of the 2M dataset and 0.5M compute rows in its table
     ("cairn_ix_dataset_cover", "ev_dataset_registered", "content_hash, block_number, owner"),
+    ("cairn_ix_dataset_batch_cover", "ev_dataset_batch_registered", "content_hash, block_number, owner"),
     (
         "cairn_ix_compute_cover",
         "ev_compute_registered",
@@ -221,14 +226,39 @@ def _reduce_range(
         # SQLite's plans scan cairn_eligible once and seek into the mirror's indexes: an index on it costs
         # ~2.5 s at 1M and no join uses it (measured); PostgreSQL keeps it for its planner
         conn.execute(text("CREATE INDEX cairn_eligible_cid ON cairn_eligible (cid)"))
-    data = {owner: int(total) for owner, total in _rows(conn, DATA_WEIGHTS_SQL, p) if total}
+    tables = _dataset_tables(conn)
+    data = _data_weights(conn, tables, p)
     compute = _rows(conn, COMPUTE_SQL, p)
     conn.execute(text("CREATE TEMPORARY TABLE cairn_manifest_ref (cid TEXT PRIMARY KEY)"))
     _insert_refs(conn, refs)
-    datasets = {cid: (owner, int(med)) for cid, owner, med in _rows(conn, MANIFEST_DATASETS_SQL, p)}
+    datasets = {
+        cid: (owner, int(med))
+        for table in tables
+        for cid, owner, med in _rows(conn, MANIFEST_DATASETS_SQL.format(datasets=table), p)
+    }
     for tmp in ("cairn_eligible", "cairn_agg", "cairn_manifest_ref"):
         conn.execute(text(f"DROP TABLE {tmp}"))
     return _Part(data, compute, datasets)
+
+
+def _dataset_tables(conn: Connection) -> list[str]:
+    """The dataset tables present: the single-registration table, and the batch table once it has rows."""
+    have = set(inspect(conn).get_table_names())
+    tables = [DATASET_TABLES[0]]
+    batch = DATASET_TABLES[1]
+    if batch in have and conn.execute(text(f"SELECT 1 FROM {batch} LIMIT 1")).first() is not None:
+        tables.append(batch)
+    return tables
+
+
+def _data_weights(conn: Connection, tables: list[str], p: dict[str, Any]) -> dict[str, int]:
+    """Per owner, the sum of the medians of its eligible datasets, ordered by owner (both tables merged)."""
+    data: dict[str, int] = {}
+    for table in tables:
+        for owner, total in _rows(conn, DATA_WEIGHTS_SQL.format(datasets=table), p):
+            if total:
+                data[owner] = data.get(owner, 0) + int(total)
+    return data if len(tables) == 1 else dict(sorted(data.items()))
 
 
 # Below this many registered contributions the reduction runs in one process (forking costs more).

@@ -74,6 +74,14 @@ def test_close_publish_finalize_claim(anvil: Anvil, sqlite_url: str, tmp_path: P
     _send(w3, owner_key, registry.functions.registerDataset(cid, 1234, 1, b"\x01" * 32, "ipfs://data"))
     _send(w3, ANVIL_DEV_KEYS[0], registry.functions.attest(cid, 9000))
     _send(w3, ANVIL_DEV_KEYS[2], registry.functions.attest(cid, 7000))
+    # a second contributor registers two datasets in one batch (one log, exploded by the indexer)
+    batch_key = ANVIL_DEV_KEYS[6]
+    batch_owner = Account.from_key(batch_key).address
+    batch = [b"\x51" * 32, b"\x52" * 32]
+    _send(w3, batch_key, registry.functions.registerDatasetBatch((batch, [10, 20], 1, b"\x02" * 32, "ipfs://b")))
+    for b, score in zip(batch, (6000, 8000), strict=True):
+        _send(w3, ANVIL_DEV_KEYS[0], registry.functions.attest(b, score))
+        _send(w3, ANVIL_DEV_KEYS[2], registry.functions.attest(b, score))
     _send(w3, ANVIL_DEV_KEYS[7], distributor.functions.fundEmission(0))
 
     engine = make_engine(sqlite_url)
@@ -99,6 +107,8 @@ def test_close_publish_finalize_claim(anvil: Anvil, sqlite_url: str, tmp_path: P
     amounts = {a: int(v) for a, v in doc["epoch_amounts"].items()}
     assert sum(amounts.values()) == int(doc["total_cumulative"]) > 0
     assert amounts[owner.lower()] > 0  # the dataset owner earns the data emission (quorum 2, median 8000)
+    # the batch's datasets earn for their owner too (weight 6000 + 8000 against 8000; v1 caps each account)
+    assert amounts[batch_owner.lower()] >= amounts[owner.lower()] > 0
 
     cumulative, _, _ = audit_cumulative(w3, dep, 0, 0, policy)  # chain only, same pure core
     assert merkle.build_tree(sorted(cumulative.items())).root == computed.root

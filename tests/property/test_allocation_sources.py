@@ -15,7 +15,7 @@ from sqlalchemy import text
 
 from backend.rewards import sqlsource
 from backend.rewards.allocation import EVENT_TABLES, allocate, cumulate, inputs_from_events
-from backend.rewards.events import create_event_tables, insert_rows
+from backend.rewards.events import DATASET_BATCH, create_event_tables, explode_dataset_batch, insert_rows
 from backend.rewards.sqlsource import inputs_from_db
 from cairn.db import make_engine
 from cairn.policy import Policy, load_policy, parse_policy
@@ -28,6 +28,7 @@ MODELS = [f"0x{0xE000 + i:064x}" for i in range(3)]
 DATASETS = [f"0x{0xD000 + i:064x}" for i in range(8)]
 COMPUTE = [f"0x{0xC000 + i:064x}" for i in range(5)]
 UNKNOWN = f"0x{0xBAD:064x}"
+BATCH = DATASET_BATCH.table
 
 
 def _base(block: int) -> dict[str, Any]:
@@ -44,9 +45,26 @@ def _base(block: int) -> dict[str, Any]:
 @st.composite
 def histories(draw: st.DrawFn) -> tuple[dict[str, list[dict[str, Any]]], int, Policy]:
     blocks = st.integers(1, 40)
-    ev: dict[str, list[dict[str, Any]]] = {t: [] for t in EVENT_TABLES}
+    ev: dict[str, list[dict[str, Any]]] = {t: [] for t in [*EVENT_TABLES, BATCH]}
     n_data = draw(st.integers(0, len(DATASETS)))
-    for cid in DATASETS[:n_data]:
+    # the last datasets are registered in up to two batches (one log each, shared owner, licence, location)
+    n_single = draw(st.integers(0, n_data))
+    batched = DATASETS[n_single:n_data]
+    cut = draw(st.integers(0, len(batched)))
+    for items in (batched[:cut], batched[cut:]):
+        if items:
+            ev[BATCH].append(
+                {
+                    **_base(draw(blocks)),
+                    "owner": draw(st.sampled_from(ACCOUNTS)),
+                    "license_id": 2,
+                    "metadata_hash": "0x" + "77" * 32,
+                    "uri": "ipfs://batch",
+                    "content_hashes": list(items),
+                    "sizes": [draw(st.integers(0, 2**64 - 1)) for _ in items],
+                }
+            )
+    for cid in DATASETS[:n_single]:
         ev["ev_dataset_registered"].append(
             {
                 **_base(draw(blocks)),
@@ -196,13 +214,21 @@ def _check_sources(case: Any, db: Path) -> None:
     try:
         with engine.begin() as conn:
             create_event_tables(conn)
-            for table in EVENT_TABLES:
+            for table in [*EVENT_TABLES, BATCH]:
                 conn.execute(text(f"DELETE FROM {table}"))
+            for table in EVENT_TABLES:
                 insert_rows(conn, table, events[table])
+            # the indexer stores a batch log one row per item (indexer.abi.EXPLODED_EVENTS)
+            insert_rows(conn, BATCH, [item for b in events[BATCH] for item in explode_dataset_batch(b)])
         from_sql = inputs_from_db(engine, EPOCH, end_block, policy)
     finally:
         engine.dispose()
-    from_chain = inputs_from_events(events, EPOCH, end_block, policy)
+    # the audit path expands batch logs into dataset rows, as chainsource.fetch_events does
+    chain_events = {t: rows for t, rows in events.items() if t != BATCH}
+    chain_events["ev_dataset_registered"] = events["ev_dataset_registered"] + [
+        item for b in events[BATCH] for item in explode_dataset_batch(b)
+    ]
+    from_chain = inputs_from_events(chain_events, EPOCH, end_block, policy)
     assert from_sql == from_chain
 
     alloc_sql = allocate(from_sql, policy)
