@@ -358,6 +358,11 @@ def decode_log(spec: EventSpec, log: dict[str, Any], block_time: int) -> tuple[A
     """One raw JSON-RPC log -> one row tuple in `spec.column_names` order (not for exploded events)."""
     if spec.decode_row is not None:
         return spec.decode_row(log, block_time)
+    return (*_fixed_values(log, block_time), *spec.decode_args(log["topics"], log["data"]))
+
+
+def _fixed_values(log: dict[str, Any], block_time: int) -> tuple[Any, ...]:
+    """The FIXED_COLUMNS values of a raw log."""
     return (
         int(log["blockNumber"], 16),
         int(log["logIndex"], 16),
@@ -365,7 +370,6 @@ def decode_log(spec: EventSpec, log: dict[str, Any], block_time: int) -> tuple[A
         log["transactionHash"].lower(),
         log["address"].lower(),
         block_time,
-        *spec.decode_args(log["topics"], log["data"]),
     )
 
 
@@ -378,14 +382,7 @@ def decode_exploded(spec: EventSpec, log: dict[str, Any], block_time: int) -> li
     n = len(arrays[0])
     if any(len(a) != n for a in arrays):
         raise ValueError(f"{spec.name} log {log['transactionHash']}:{log['logIndex']} has unequal arrays")
-    head = (
-        int(log["blockNumber"], 16),
-        int(log["logIndex"], 16),
-        log["blockHash"].lower(),
-        log["transactionHash"].lower(),
-        log["address"].lower(),
-        block_time,
-    )
+    head = _fixed_values(log, block_time)
     rows = []
     for k in range(n):
         for i in spec.exploded:

@@ -6,18 +6,15 @@ With CI=true a missing service is an error, never a skip.
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import create_engine, text
+from support.pg import PG_ADMIN_URL, temporary_database
 
 from cairn.devchain import Anvil, start_anvil
 
 IN_CI = os.environ.get("CI") == "true"
-PG_ADMIN_URL = os.environ.get(
-    "CAIRN_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-)
 
 
 @pytest.fixture(scope="session")
@@ -57,17 +54,8 @@ def postgres_url() -> Iterator[str]:
         if IN_CI:
             pytest.fail(f"PostgreSQL is not reachable at {PG_ADMIN_URL} (CI must not skip it)")
         pytest.skip("PostgreSQL not running")
-    name = f"cairn_t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    base = PG_ADMIN_URL.rsplit("/", 1)[0]
-    try:
-        yield f"{base}/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with temporary_database() as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -4,7 +4,6 @@ SQLite or PostgreSQL, and the app under FastAPI's TestClient. Other test_api_* m
 from __future__ import annotations
 
 import contextlib
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +13,7 @@ import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, text
+from support.pg import create_database, drop_database
 from web3 import Web3
 
 from backend.api.app import create_app
@@ -30,7 +29,6 @@ from cairn.policy import Policy, load_policy, parse_policy
 from cairn.settings import ANVIL_DEV_KEYS
 from indexer.core import Indexer, IndexerOptions
 
-PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 EPOCH_LENGTH = 3600
 CHALLENGE_DELAY = 600
 EMISSION_CAP = 10**24
@@ -232,23 +230,10 @@ def seed_rewards(stack: Stack) -> None:
 
 
 def _create_pg_db() -> str:
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    name = f"cairn_api_{uuid.uuid4().hex[:10]}"
     try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        return create_database("cairn_api")
     except Exception as exc:  # pragma: no cover - depends on the machine
         pytest.skip(f"PostgreSQL not running: {type(exc).__name__}")
-    finally:
-        admin.dispose()
-    return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
-
-
-def _drop_pg_db(url: str) -> None:
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)'))
-    admin.dispose()
 
 
 def build_stack(tmp: Path, database: str) -> Iterator[Stack]:
@@ -277,7 +262,7 @@ def build_stack(tmp: Path, database: str) -> Iterator[Stack]:
                 yield stack
     finally:
         if database != "sqlite":
-            _drop_pg_db(db_url)
+            drop_database(db_url)
 
 
 _SHARED: dict[str, Stack] = {}

@@ -8,14 +8,13 @@ from __future__ import annotations
 import os
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
 from support.indexer_chain import DEV_ACCOUNT, db_rows, emit, emit_all_data, emitter_deployment, ground_truth
+from support.pg import temporary_database
 
 from cairn.deployment import Deployment, load_deployment
 from cairn.devchain import Anvil, start_anvil
@@ -24,9 +23,6 @@ from indexer.core import DeepReorgError, Indexer, IndexerOptions
 
 Rows = dict[str, list[tuple[object, ...]]]
 CONFIRMATIONS = 12 if os.environ.get("CI") == "true" else 5
-PG_ADMIN_URL = os.environ.get(
-    "CAIRN_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-)
 
 
 def make_indexer(urls: list[str], db: str, dep_path: Path, confirmations: int = CONFIRMATIONS) -> Indexer:
@@ -65,16 +61,8 @@ def fresh_database(like: str, tmp: Path, n: int) -> Iterator[str]:
     if not like.startswith("postgres"):
         yield f"sqlite:///{tmp}/scratch-{n}.db"
         return
-    name = f"cairn_t_scratch_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with temporary_database("cairn_t_scratch") as url:
+        yield url
 
 
 def reindex_from_scratch(anvil: Anvil, dep_path: Path, like: str, tmp: Path, n: int) -> Rows:
