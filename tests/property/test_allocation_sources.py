@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import random
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -193,6 +194,10 @@ def test_split_point_halves_the_contributions(tmp_path: Path) -> None:
                 insert_rows(conn, table, table_rows)
         saved = sqlsource.PARALLEL_MIN_CONTRIBUTIONS
         sqlsource.PARALLEL_MIN_CONTRIBUTIONS = 1
+        # another thread in this process (an API or indexer thread, a test's leftover) must not stop the split
+        idle = threading.Event()
+        bystander = threading.Thread(target=idle.wait, daemon=True)
+        bystander.start()
         try:
             with engine.connect() as conn:
                 split = sqlsource._split_point(conn)
@@ -200,6 +205,7 @@ def test_split_point_halves_the_contributions(tmp_path: Path) -> None:
                 parts = sqlsource._reduce(conn, 10, load_policy("v1"), [])
                 conn.rollback()
         finally:
+            idle.set()
             sqlsource.PARALLEL_MIN_CONTRIBUTIONS = saved
     finally:
         engine.dispose()
