@@ -3,8 +3,8 @@
 Figures
 * `epoch_seconds_1m`: SQL reduction (medians, joins) + split + cumulative leaves + Merkle tree + every proof
   (1M proofs derived) + the content-addressed allocation file, for 1M accounts, measured in a fresh process;
-* `epoch_peak_rss_mb_1m`: that process's peak RSS (the reduction's worker process on SQLite is forked while
-  this process is small and exits before the split, when this one grows to its peak);
+* `epoch_peak_rss_mb_1m`: that process's peak RSS (the reduction's worker process on SQLite is a spawned
+  interpreter that exits before the split, when this one grows to its peak);
 * `merkle_hashes_per_s`: keccak256 of 64 bytes through ctypes, one core (the Python fallback's rate, and a
   gauge of the machine's load; the tree is built in C calling the same keccak, ~3 hashes per leaf);
 * `epoch_sql_seconds_1m`, `epoch_tree_seconds_1m`, `epoch_proofs_seconds_1m`, `epoch_file_seconds_1m`: parts;
@@ -231,7 +231,7 @@ def measure(path: str, out_dir: str) -> dict[str, float]:
     write_allocation_file(Path(out_dir), pub.chunks())
     t5 = time.perf_counter()
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    workers = resource.getrusage(resource.RUSAGE_CHILDREN)  # the reduction's forked worker (SQLite)
+    workers = resource.getrusage(resource.RUSAGE_CHILDREN)  # the reduction's spawned worker (SQLite)
     self_rss = usage.ru_maxrss / 1024
     cpu = usage.ru_utime + usage.ru_stime + workers.ru_utime + workers.ru_stime
     return {
@@ -244,7 +244,7 @@ def measure(path: str, out_dir: str) -> dict[str, float]:
         "epoch_tree_seconds_1m": round(t3 - t2, 2),
         "epoch_proofs_seconds_1m": round(t4 - t3, 2),
         "epoch_file_seconds_1m": round(t5 - t4, 2),
-        # the process's own peak; the reduction's worker (forked before the split, gone by then) is not in it
+        # the process's own peak; the reduction's worker (spawned, gone before the split) is not in it
         "epoch_peak_rss_mb_1m": round(self_rss, 1),
         "epoch_leaves_1m": float(len(pub.tree)),
         "epoch_mean_proof_len_1m": round(proof_nodes / len(pub.tree), 2),

@@ -50,10 +50,6 @@ def artifact_path(name: str, artifacts_dir: Path = ARTIFACTS_DIR) -> Path:
     return artifacts_dir / f"{name}.sol" / f"{name}.json"
 
 
-def has_artifact(name: str, artifacts_dir: Path = ARTIFACTS_DIR) -> bool:
-    return artifact_path(name, artifacts_dir).is_file()
-
-
 @lru_cache(maxsize=32)
 def load_artifact(name: str, artifacts_dir: Path = ARTIFACTS_DIR) -> Artifact:
     """ABI and bytecode of contract `name`; raises ArtifactError with the fix if it is not built."""

@@ -74,12 +74,7 @@ def _make_fast_hashers() -> tuple[Hasher, Hasher] | None:
 
         def keccak_twice(data: bytes) -> bytes:
             """keccak256(keccak256(data)); the inner digest is absorbed from the output buffer."""
-            size = sizes.get(len(data))
-            if size is None:
-                size = ctypes.c_size_t(len(data))
-            reset(s)
-            absorb(s, data, size)
-            digest(s, out, n32, pad)
+            keccak_fast(data)
             reset(s)
             absorb(s, out, n32)
             digest(s, out, n32, pad)

@@ -294,13 +294,10 @@ def dump_events(engine: Engine, tables: Sequence[str]) -> dict[str, list[tuple[A
     out: dict[str, list[tuple[Any, ...]]] = {}
     with engine.connect() as conn:
         for table in tables:
-            result = conn.execute(text(f'SELECT * FROM "{table}" ORDER BY block_number, log_index'))
-            rows = [tuple(r) for r in result.all()]
-            keys = list(result.keys())
-            if ITEM_INDEX in keys:  # exploded events: several rows per log
-                k = keys.index(ITEM_INDEX)
-                rows.sort(key=lambda r: (r[0], r[1], r[k]))
-            out[table] = rows
+            columns = {c["name"] for c in inspect(conn).get_columns(table)}
+            key = "block_number, log_index" + (f", {ITEM_INDEX}" if ITEM_INDEX in columns else "")
+            rows = conn.execute(text(f'SELECT * FROM "{table}" ORDER BY {key}')).all()
+            out[table] = [tuple(r) for r in rows]
     return out
 
 

@@ -141,11 +141,9 @@ class EpochEngine:
         self.finality = finality
         self.source = source
         self.chain_id = deployment.chain_id
-        info = deployment.contracts.get("RewardDistributor")
-        if info is None:
-            raise ValidationError("the deployment has no RewardDistributor")
-        self.distributor = w3.eth.contract(address=Web3.to_checksum_address(info.address), abi=info.abi)
+        self.distributor = self._contract("RewardDistributor")
         self.publisher_key = publisher_key
+        self._token_contract: Any = None
         if migrate:
             from backend import migrations  # alembic is slow to import: only when needed
 
@@ -214,21 +212,25 @@ class EpochEngine:
         dev = {Account.from_key(k).address.lower() for k in ANVIL_DEV_KEYS}
         if t in PLACEHOLDER_TREASURIES or int(t, 16) < 2**64 or t in dev:
             raise TreasuryError(f"policy treasury {t} is a placeholder; {hint}")
-        router = self.deployment.contracts.get("PaymentRouter")
-        if router is not None:
-            c = self.w3.eth.contract(address=Web3.to_checksum_address(router.address), abi=router.abi)
-            fee_recipient = str(c.functions.feeRecipient().call()).lower()
+        if "PaymentRouter" in self.deployment.contracts:
+            fee_recipient = str(self._contract("PaymentRouter").functions.feeRecipient().call()).lower()
             if fee_recipient != t:
                 raise TreasuryError(
                     f"policy treasury {t} is not the PaymentRouter's fee recipient {fee_recipient}; {hint}"
                 )
 
     # --- funding ----------------------------------------------------------------------------------------
-    def _token(self) -> Any:
-        info = self.deployment.contracts.get("RewardToken")
+    def _contract(self, name: str) -> Any:
+        """The deployment's contract `name` on this engine's chain."""
+        info = self.deployment.contracts.get(name)
         if info is None:
-            raise ValidationError("the deployment has no RewardToken")
+            raise ValidationError(f"the deployment has no {name}")
         return self.w3.eth.contract(address=Web3.to_checksum_address(info.address), abi=info.abi)
+
+    def _token(self) -> Any:
+        if self._token_contract is None:
+            self._token_contract = self._contract("RewardToken")
+        return self._token_contract
 
     def emission_left(self, epoch: int) -> int:
         """Wei of `epoch`'s emission cap not minted yet."""

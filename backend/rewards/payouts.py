@@ -21,11 +21,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from web3 import Web3
-from web3.exceptions import ContractLogicError
 from web3.logs import DISCARD
 
 from backend.rewards.lifecycle import ACCEPTED, EpochEngine, EpochNotReadyError
-from backend.rewards.outbox import CONFIRMED, FAILED, OutboxTx
+from backend.rewards.outbox import CONFIRMED, FAILED, OutboxRevertError, OutboxTx
 from backend.rewards.publication import read_allocation_file
 from cairn.errors import ValidationError
 from cairn.merkle import MerkleTree, keccak256
@@ -164,10 +163,9 @@ def _send_batch(
     proofs = [tree.proof_bytes(tree.index_of(a)) for a in batch]
     call = dist.functions.claimForBatch([Web3.to_checksum_address(a) for a in batch], amounts, proofs)
     try:
-        gas = int(call.estimate_gas({"from": box.account.address}))
-    except ContractLogicError:  # an account of the batch was paid between the read and now
+        tx = box.enqueue(key, to=dist.address, data=call._encode_transaction_data())
+    except OutboxRevertError:  # an account of the batch was paid between the read and now
         return None
-    tx = box.enqueue(key, to=dist.address, data=call._encode_transaction_data(), gas=gas * 12 // 10 + 10_000)
     return box.wait(tx.key, timeout=timeout)
 
 

@@ -111,8 +111,8 @@ def ground_truth(url: str, dep: Deployment, *, postgres: bool) -> dict[str, list
             out[spec.table].extend(decode_exploded(spec, lg, int(lg["blockTimestamp"], 16)))
         else:
             out[spec.table].append(decode_log(spec, lg, int(lg["blockTimestamp"], 16)))
-    for spec in specs.values():  # exploded events: several rows per log, ordered by item_index (column 6)
-        out[spec.table].sort(key=lambda r: (r[0], r[1], r[6] if len(r) > 6 else 0))
+    for spec in specs.values():  # by the key: (block, log), or (block, log, item) for exploded events
+        out[spec.table].sort(key=(lambda r: (r[0], r[1], r[6])) if spec.exploded else (lambda r: r[:2]))
     return out
 
 
