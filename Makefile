@@ -11,7 +11,7 @@ help:
 	@echo "make run    - install, start anvil, deploy, index, serve the API and dashboard (SQLite)"
 	@echo "make test   - install and run every test (Solidity, Python unit/integration/property)"
 	@echo "make bench  - run every benchmark and write bench/results.json"
-	@echo "make lint   - ruff + mypy"
+	@echo "make lint   - ruff + mypy + lint-imports (the layer rule)"
 
 $(STAMP):
 	@mkdir -p $(STAMP)
@@ -46,6 +46,7 @@ test: build
 	@echo "== lint =="
 	@$(VENV)/bin/ruff check cairn indexer backend tests bench
 	@$(VENV)/bin/mypy cairn indexer backend
+	@$(VENV)/bin/lint-imports --no-cache
 	@echo "== Python tests =="
 	@CAIRN_TEST_POSTGRES_URL=$${CAIRN_TEST_POSTGRES_URL:-postgresql+psycopg://postgres@127.0.0.1:5432/postgres} \
 	  $(VENV)/bin/pytest -q -p no:cacheprovider tests
@@ -57,6 +58,7 @@ bench: build
 lint: install
 	@$(VENV)/bin/ruff check cairn indexer backend tests bench
 	@$(VENV)/bin/mypy cairn indexer backend
+	@$(VENV)/bin/lint-imports --no-cache
 
 clean:
 	rm -rf artifacts cache .cairn

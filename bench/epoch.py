@@ -206,8 +206,8 @@ def measure(path: str, out_dir: str) -> dict[str, float]:
     from backend.rewards.allocation import allocate
     from backend.rewards.publication import build_publication, write_allocation_file
     from backend.rewards.sqlsource import inputs_from_db
-    from cairn.db import make_engine
-    from cairn.policy import load_policy
+    from cairn.core.db import make_engine
+    from cairn.core.policy import load_policy
 
     policy = load_policy("v1")
     engine = make_engine(path if "://" in path else f"sqlite:///{path}")
@@ -252,7 +252,7 @@ def measure(path: str, out_dir: str) -> dict[str, float]:
 
 
 def hashes_per_second(n: int = 300_000) -> float:
-    from cairn.merkle import hasher
+    from cairn.core.merkle import hasher
 
     h = hasher()
     data = [i.to_bytes(64, "big") for i in range(n)]

@@ -1,6 +1,7 @@
 """Gas of every hot path, measured with real transactions on a fresh anvil (receipts' `gasUsed`).
 
-Everything is deployed by `cairn.deploy.deploy_all` (the same deployer `cairn deploy` uses), then driven with
+Everything is deployed by `cairn.cli.deploy.deploy_all` (the same deployer `cairn deploy` uses), then
+driven with
 locally signed transactions. Figures (gas, per item where the name says so):
 
 * `gas_register_dataset`: one `registerDataset` (the owner's second registration: steady state);
@@ -46,12 +47,12 @@ from eth_utils.crypto import keccak
 from web3 import Web3
 from web3.contract import Contract
 
-from cairn import eip712
-from cairn.deploy import deploy_all
-from cairn.deployment import Deployment
-from cairn.devchain import Anvil, start_anvil
-from cairn.merkle import MerkleTree, build_tree
-from cairn.settings import ANVIL_DEV_KEYS
+from cairn.cli.deploy import deploy_all
+from cairn.cli.devchain import Anvil, start_anvil
+from cairn.core import eip712
+from cairn.core.deployment import Deployment
+from cairn.core.merkle import MerkleTree, build_tree
+from cairn.core.settings import ANVIL_DEV_KEYS
 
 REPO = Path(__file__).resolve().parent.parent
 SNAPSHOT = REPO / "contracts" / "gas-snapshot.json"

@@ -1,6 +1,7 @@
 """Indexer benchmark: >= 500k real Cairn events on anvil; raw eth_getLogs vs our indexer, side by side.
 
-Events come from the real Cairn contracts deployed by `cairn.deploy.deploy_all` (the indexer follows all of
+Events come from the real Cairn contracts deployed by `cairn.cli.deploy.deploy_all` (the indexer follows
+all of
 them; the load is on ContributionRegistry): batch compute
 registrations (`registerComputes`, ComputeRegistered) and batch attestations (`attestBatch`, Attested), many
 events per transaction. Figures:
@@ -8,7 +9,8 @@ events per transaction. Figures:
 - raw_getlogs_events_per_s: eth_getLogs over the same ranges, httpx + orjson parse, nothing else (the ceiling)
 - indexer_events_per_s_sqlite / _postgres: our indexer end to end (fetch, decode, upsert, commit)
 - indexer_ratio_sqlite / _postgres: ours / raw, each raw figure measured right before its indexer run
-- indexer_peak_rss_mb: peak RSS of a `python -m indexer --once` process indexing everything into SQLite
+- indexer_peak_rss_mb: peak RSS of a `python -m cairn.cli.index --once` process indexing everything into
+SQLite
 - indexer_restart_s: after kill -9 mid-backfill, from process start to its first committed block
 """
 
@@ -32,10 +34,10 @@ from eth_abi.abi import encode
 from eth_hash.auto import keccak
 from sqlalchemy import create_engine, text
 
-from cairn.db import make_engine
-from cairn.deployment import Deployment, load_deployment
-from cairn.devchain import Anvil, rpc_call, start_anvil
-from cairn.settings import REPO_ROOT, Settings
+from cairn.cli.devchain import Anvil, rpc_call, start_anvil
+from cairn.core.db import make_engine
+from cairn.core.deployment import Deployment, load_deployment
+from cairn.core.settings import REPO_ROOT, Settings
 from indexer import latest_indexed_block
 from indexer.core import Indexer, IndexerOptions
 
@@ -72,9 +74,10 @@ def _receipt(url: str, tx_hash: str) -> dict[str, Any]:
 
 
 def deploy_registry(anvil: Anvil, path: Path) -> Deployment:
-    """The whole Cairn deployment (`cairn.deploy.deploy_all`); the indexer mirrors every contract's events."""
-    from cairn.deploy import deploy_all
-    from cairn.settings import ANVIL_DEV_KEYS
+    """The whole Cairn deployment (`cairn.cli.deploy.deploy_all`); the indexer mirrors every contract's
+    events."""
+    from cairn.cli.deploy import deploy_all
+    from cairn.core.settings import ANVIL_DEV_KEYS
 
     return deploy_all(anvil.url, ANVIL_DEV_KEYS[0], out=path)
 
@@ -139,7 +142,7 @@ def index_once(url: str, db: str, dep_path: Path) -> tuple[int, float]:
 
 
 def _cmd(url: str, db: str, dep_path: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "indexer", "--rpc-url", url, "--database-url", db,
+    return [sys.executable, "-m", "cairn.cli.index", "--rpc-url", url, "--database-url", db,
             "--deployment-file", str(dep_path), "--quiet", *extra]  # fmt: skip
 
 
@@ -155,7 +158,7 @@ print(os.waitstatus_to_exitcode(status), usage.ru_maxrss)
 
 
 def peak_rss_mb(url: str, db: str, dep_path: Path) -> float:
-    """Peak RSS of a `python -m indexer --once` process, measured by a launcher that forks it."""
+    """Peak RSS of a `python -m cairn.cli.index --once` process, measured by a launcher that forks it."""
     out = subprocess.run(
         [sys.executable, "-c", _RSS_LAUNCHER, *_cmd(url, db, dep_path, "--once")],
         cwd=REPO_ROOT,

@@ -1,12 +1,13 @@
 """Cairn indexer: an exact, reorg-safe, resumable SQL mirror of every event of every Cairn contract.
 
-* `cairn index` (or `python -m indexer`) follows the chain; `--once` catches up and exits; `--metrics-port N`
+* `cairn index` (or `python -m cairn.cli.index`) follows the chain; `--once` catches up and exits;
+`--metrics-port N`
   serves Prometheus metrics (lag, events, reorgs, RPC errors); `--finality auto|tag|confirmations`.
 * Library: `indexer.core.Indexer(settings, deployment).run(stop_event)` (e.g. a daemon thread of the API),
   `latest_indexed_block(engine)` for GET /health, `indexer.store.upgrade(engine, specs)` for migrations.
 * Tables: `ev_<snake_event>` per event (indexer.schema), `indexer_cursor`, `indexer_blocks`; derived views for
   the backend in `indexer.views` (stable column names documented there).
-* How it works: indexer.core (loop, reorgs), indexer.rpc (JSON-RPC, retries, failover), indexer.abi
+* How it works: indexer.core (loop, reorgs), indexer.rpc (JSON-RPC, retries, failover), cairn.core.events
   (decoding), indexer.store (one transaction per step).
 """
 

@@ -37,12 +37,12 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from cairn.db import make_engine
-from cairn.deployment import Deployment
-from cairn.errors import CairnError, ChainUnreachableError
-from cairn.settings import Settings
+from cairn.core.db import make_engine
+from cairn.core.deployment import Deployment
+from cairn.core.errors import CairnError, ChainUnreachableError
+from cairn.core.events import EventSpec, decode_exploded, decode_log, specs_from_abis
+from cairn.core.settings import Settings
 from indexer import metrics
-from indexer.abi import EventSpec, decode_exploded, decode_log, specs_from_abis
 from indexer.rpc import RangeTooLargeError, RpcClient, RpcError
 from indexer.store import Cursor, Store, Transaction, upgrade
 
@@ -172,7 +172,7 @@ class Indexer:
         upgrade(self.engine, self.specs)
         self.cursor = self.store.cursor()
         if self.cursor is not None and self.cursor.chain_id != self.deployment.chain_id:
-            from cairn.errors import WrongChainError
+            from cairn.core.errors import WrongChainError
 
             raise WrongChainError(
                 f"database {self.engine.url!r} holds chain {self.cursor.chain_id}, "
@@ -504,7 +504,7 @@ class Indexer:
         if spec is None:
             return None
         batch = rows.setdefault(spec.table, [])
-        if spec.exploded:  # one log -> one row per array element (indexer.abi.EXPLODED_EVENTS)
+        if spec.exploded:  # one log -> one row per array element (cairn.core.events.EXPLODED_EVENTS)
             return functools.partial(decode_exploded, spec), batch.extend
         decode = spec.decode_row or functools.partial(decode_log, spec)
         return decode, batch.append

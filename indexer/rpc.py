@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import orjson
 
-from cairn.errors import CairnError, ChainUnreachableError
+from cairn.core.errors import CairnError, ChainUnreachableError
 
 
 class RpcError(CairnError):

@@ -13,7 +13,7 @@ How Alembic and the ABI-derived tables coexist
 * The derived views of `indexer.views` are (re)created after the tables, also at every start.
 
 Column conventions (docs/ARCHITECTURE.md): `block_number` BIGINT + `log_index` INTEGER primary key (plus
-`item_index` INTEGER for the events of `indexer.abi.EXPLODED_EVENTS`, stored one row per array element),
+`item_index` INTEGER for the events of `cairn.core.events.EXPLODED_EVENTS`, stored one row per array element),
 `block_hash`/`tx_hash`/`contract` TEXT 0x-lowercase, `block_time` BIGINT, then one column per argument.
 `Uint256` is NUMERIC(78,0) on PostgreSQL and decimal TEXT on SQLite, read back as Python `int`.
 """
@@ -40,8 +40,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
-from cairn.errors import ConfigError
-from indexer.abi import BIGINT, BOOL, ITEM_INDEX, UINT256, EventSpec
+from cairn.core.errors import ConfigError
+from cairn.core.events import BIGINT, BOOL, ITEM_INDEX, UINT256, EventSpec
 
 
 class SchemaMismatchError(ConfigError):
@@ -115,7 +115,7 @@ def event_table(spec: EventSpec, metadata: MetaData) -> Table:
         Column("contract", Text, nullable=False),
         Column("block_time", BigInteger, nullable=False),
     ]
-    if spec.exploded:  # one row per array element (indexer.abi.EXPLODED_EVENTS)
+    if spec.exploded:  # one row per array element (cairn.core.events.EXPLODED_EVENTS)
         cols.append(Column(ITEM_INDEX, Integer, primary_key=True, autoincrement=False))
     cols += [Column(c.name, _column_type(c.kind)) for c in spec.columns]
     # SQLite: cluster rows on the primary key (one b-tree, not a rowid table plus a key index)

@@ -20,7 +20,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, inspect, text
 
-from indexer.abi import FIXED_COLUMNS, ITEM_INDEX, EventSpec
+from cairn.core.events import FIXED_COLUMNS, ITEM_INDEX, EventSpec
 from indexer.schema import sync_event_tables
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -258,7 +258,7 @@ def _copy_value(v: Any) -> str:
 def _copy_formatter(spec: EventSpec) -> Any:
     """`row -> line` in COPY text format. Integer and 0x-hex columns (never NULL, never escaped) are
     formatted inline; strings, JSON, booleans and anything else go through `_copy_value`."""
-    from indexer.abi import BIGINT, UINT256
+    from cairn.core.events import BIGINT, UINT256
 
     parts = ["str(r[0])", "str(r[1])", "r[2]", "r[3]", "r[4]", "str(r[5])"]
     if spec.exploded:

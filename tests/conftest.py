@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from support.pg import PG_ADMIN_URL, temporary_database
 
-from cairn.devchain import Anvil, start_anvil
+from cairn.cli.devchain import Anvil, start_anvil
 
 IN_CI = os.environ.get("CI") == "true"
 

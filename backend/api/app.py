@@ -28,10 +28,10 @@ from backend.api.relayer import Relayer
 from backend.api.routers import contributors, health, models, rewards
 from backend.api.services.health import package_version
 from backend.api.settings import ApiSettings, api_settings
-from cairn.db import make_engine
-from cairn.deployment import Deployment
-from cairn.errors import DatabaseUnreachableError
-from cairn.settings import Settings
+from cairn.core.db import make_engine
+from cairn.core.deployment import Deployment
+from cairn.core.errors import DatabaseUnreachableError
+from cairn.core.settings import Settings
 
 STATIC = Path(__file__).parent / "static"
 MIGRATION_ATTEMPTS = 5
@@ -44,7 +44,7 @@ def run_migrations(engine: Engine, deployment: Deployment) -> None:
 
     Each package owns its migrations; both upgrades are idempotent and safe next to a running indexer."""
     from backend.migrations import upgrade as backend_upgrade
-    from indexer.abi import specs_from_abis
+    from cairn.core.events import specs_from_abis
     from indexer.store import upgrade as indexer_upgrade
 
     specs = specs_from_abis(

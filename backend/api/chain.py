@@ -8,9 +8,9 @@ from typing import Any
 from web3 import Web3
 from web3.contract import Contract
 
-from cairn.deployment import Deployment, load_deployment
-from cairn.errors import ChainUnreachableError
-from cairn.settings import Settings
+from cairn.core.deployment import Deployment, load_deployment
+from cairn.core.errors import ChainUnreachableError
+from cairn.core.settings import Settings
 
 
 @dataclass

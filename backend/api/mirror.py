@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import Engine, inspect, text
 from sqlalchemy.orm import Session
 
-from cairn.errors import ValidationError
+from cairn.core.errors import ValidationError
 
 _known: dict[tuple[int, str], bool] = {}
 _known_lock = threading.Lock()

@@ -12,7 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from cairn.errors import CairnError, ChainUnreachableError, DatabaseUnreachableError
+from cairn.core.errors import CairnError, ChainUnreachableError, DatabaseUnreachableError
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 TYPE_BASE = "https://cairn.dev/problems/"

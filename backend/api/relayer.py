@@ -26,8 +26,8 @@ from web3.exceptions import ContractCustomError, ContractLogicError, Transaction
 from web3.types import Nonce, TxParams
 
 from backend.api.chain import Chain
-from cairn.eip712 import Dataset, digest, register_dataset_typed_data
-from cairn.errors import CairnError, ConflictError, ValidationError
+from cairn.core.eip712 import Dataset, digest, register_dataset_typed_data
+from cairn.core.errors import CairnError, ConflictError, ValidationError
 
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 EIP1271_MAGIC = bytes.fromhex("1626ba7e")

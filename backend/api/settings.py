@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from cairn.settings import Settings
+from cairn.core.settings import Settings
 
 
 class ApiSettings(Settings):

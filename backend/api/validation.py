@@ -6,7 +6,7 @@ import re
 
 from web3 import Web3
 
-from cairn.errors import ValidationError
+from cairn.core.errors import ValidationError
 
 _HEX = re.compile(r"^0x[0-9a-fA-F]*$")
 UINT64_MAX = 2**64 - 1

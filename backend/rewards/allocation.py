@@ -36,8 +36,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from cairn.errors import ValidationError
-from cairn.policy import BPS, Policy
+from cairn.core.errors import ValidationError
+from cairn.core.policy import BPS, Policy
 
 
 class PublishRefusedError(ValidationError):
@@ -148,7 +148,8 @@ def _split_or_treasury(pool: int, weights: Mapping[str, int], treasury: str, int
 
 
 def apply_cap(amounts: dict[str, int], policy: Policy) -> dict[str, int]:
-    """Cap every account (treasury excepted) at `account_cap_bps` of the epoch total; see cairn.policy."""
+    """Cap every account (treasury excepted) at `account_cap_bps` of the epoch total; see
+    cairn.core.policy."""
     treasury = policy.treasury
     total = sum(amounts.values())
     cap = total * policy.account_cap_bps // BPS

@@ -14,9 +14,9 @@ from web3 import Web3
 
 from backend.rewards.allocation import EVENT_TABLES, EpochInputs, allocate, cumulate, inputs_from_events
 from backend.rewards.events import DATASET_BATCH, EVENTS, decode_log, explode_dataset_batch
-from cairn.deployment import Deployment
-from cairn.errors import ValidationError
-from cairn.policy import Policy
+from cairn.core.deployment import Deployment
+from cairn.core.errors import ValidationError
+from cairn.core.policy import Policy
 
 Rows = dict[str, list[dict[str, Any]]]
 

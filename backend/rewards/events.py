@@ -13,7 +13,7 @@ from typing import Any
 
 from eth_abi.abi import decode as abi_decode
 
-from cairn.merkle import keccak256
+from cairn.core.merkle import keccak256
 
 SIGNATURES = {
     "ev_dataset_registered": (
@@ -91,7 +91,7 @@ def parse_signature(table: str, contract: str, sig: str) -> EventDef:
 
 EVENTS: dict[str, EventDef] = {t: parse_signature(t, c, s) for t, (c, s) in SIGNATURES.items()}
 # A batch of datasets (one log) stands for one `ev_dataset_registered` row per item, with `item_index` (the
-# indexer stores it exploded the same way: indexer.abi.EXPLODED_EVENTS).
+# indexer stores it exploded the same way: cairn.core.events.EXPLODED_EVENTS).
 DATASET_BATCH = parse_signature(
     "ev_dataset_batch_registered",
     "ContributionRegistry",
@@ -159,9 +159,10 @@ def decode_log(log: dict[str, Any], block_time: int = 0) -> tuple[str, dict[str,
 # --- the ev_* tables (for tests and the benchmark): created by indexer.schema from these signatures; the
 # value forms of their columns for inserting decoded rows ----------------------------------------------------
 def column_kinds(table: str) -> dict[str, str]:
-    """column -> kind ("bigint", "uint256", "bool", "text") of an ev_* table, as indexer.abi assigns them
+    """column -> kind ("bigint", "uint256", "bool", "text") of an ev_* table, as cairn.core.events assigns
+    them
     (the batch table holds exploded rows: the dataset columns plus item_index)."""
-    from indexer.abi import column_kind
+    from cairn.core.events import column_kind
 
     if table == DATASET_BATCH.table:
         return {**column_kinds("ev_dataset_registered"), "item_index": "bigint"}
@@ -195,9 +196,10 @@ def abi_events() -> list[dict[str, Any]]:
 
 def create_event_tables(bind: Any) -> None:
     """Create the ev_* tables of EVENTS (if missing) with the indexer's own definitions: the table specs of
-    `indexer.abi` and the DDL of `indexer.schema` (on SQLite `WITHOUT ROWID`, Uint256 as decimal TEXT), so the
+    `cairn.core.events` and the DDL of `indexer.schema` (on SQLite `WITHOUT ROWID`, Uint256 as decimal
+    TEXT), so the
     tests and the benchmark run the fast path on the schema a running indexer writes."""
-    from indexer.abi import specs_from_abis
+    from cairn.core.events import specs_from_abis
     from indexer.schema import sync_event_tables
 
     specs = specs_from_abis([abi_events()], uint_as_str=bind.dialect.name != "postgresql")

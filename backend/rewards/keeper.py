@@ -18,7 +18,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from backend.rewards.lifecycle import EpochEndedError, EpochEngine, EpochNotReadyError
-from cairn.errors import CairnError, ConfigError
+from cairn.core.errors import CairnError, ConfigError
 
 log = logging.getLogger("cairn.keeper")
 

@@ -34,9 +34,9 @@ from typing import Any
 from sqlalchemy import Engine, inspect, text
 from web3 import Web3
 
+from backend.outbox import PENDING, Outbox, OutboxTx
 from backend.rewards.allocation import allocate
 from backend.rewards.chainsource import end_block, inputs_from_chain
-from backend.rewards.outbox import PENDING, Outbox, OutboxTx
 from backend.rewards.publication import (
     build_publication,
     cumulative_from_document,
@@ -44,10 +44,10 @@ from backend.rewards.publication import (
     write_allocation_file,
 )
 from backend.rewards.sqlsource import ensure_indexes, inputs_from_db
-from cairn.deployment import Deployment
-from cairn.errors import ConfigError, ConflictError, NotFoundError, ValidationError
-from cairn.policy import PLACEHOLDER_TREASURIES, Policy
-from cairn.settings import ANVIL_DEV_KEYS, LOCAL_CHAIN_ID
+from cairn.core.deployment import Deployment
+from cairn.core.errors import ConfigError, ConflictError, NotFoundError, ValidationError
+from cairn.core.policy import PLACEHOLDER_TREASURIES, Policy
+from cairn.core.settings import ANVIL_DEV_KEYS, LOCAL_CHAIN_ID
 
 CLOSED, COMPUTED, PROPOSED, ACCEPTED = "closed", "computed", "proposed", "accepted"
 ORDER = {CLOSED: 0, COMPUTED: 1, PROPOSED: 2, ACCEPTED: 3}

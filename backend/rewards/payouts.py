@@ -23,11 +23,11 @@ from dataclasses import dataclass, field
 from web3 import Web3
 from web3.logs import DISCARD
 
+from backend.outbox import CONFIRMED, FAILED, OutboxRevertError, OutboxTx
 from backend.rewards.lifecycle import ACCEPTED, EpochEngine, EpochNotReadyError
-from backend.rewards.outbox import CONFIRMED, FAILED, OutboxRevertError, OutboxTx
 from backend.rewards.publication import read_allocation_file
-from cairn.errors import ValidationError
-from cairn.merkle import MerkleTree, keccak256
+from cairn.core.errors import ValidationError
+from cairn.core.merkle import MerkleTree, keccak256
 
 MAX_TRIES = 3
 

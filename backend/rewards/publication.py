@@ -3,7 +3,7 @@
 The allocation file (JSON, `format: cairn-allocation-v1`) holds the epoch, end block, chain, distributor,
 policy (and its hash), this epoch's amounts, the totals and the full OpenZeppelin `standard-v1` tree dump
 of the cumulative leaves (from which any proof is derived: `StandardMerkleTree.load(tree).getProof(i)` in JS,
-`cairn.merkle.MerkleTree.load(tree).proof_for(account)` in Python).
+`cairn.core.merkle.MerkleTree.load(tree).proof_for(account)` in Python).
 
 Files are stored as `<data_dir>/rewards/0x<keccak256 of the file bytes>.json` and never
 rewritten; the on-chain `uri` of the root is `allocations/0x<keccak>.json`, served by the API under the same
@@ -22,9 +22,9 @@ from typing import Any
 import orjson
 
 from backend.rewards.allocation import check_publishable, cumulate
-from cairn.errors import NotFoundError, ValidationError
-from cairn.merkle import MerkleTree, build_tree, keccak256
-from cairn.policy import Policy
+from cairn.core.errors import NotFoundError, ValidationError
+from cairn.core.merkle import MerkleTree, build_tree, keccak256
+from cairn.core.policy import Policy
 
 FORMAT = "cairn-allocation-v1"
 SUBDIR = Path("rewards")

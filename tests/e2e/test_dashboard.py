@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "integration"))
 from test_api_stack import Stack, shared_stack
 
 from backend.api.app import create_app
-from cairn.devchain import free_port
+from cairn.cli.devchain import free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

@@ -24,8 +24,8 @@ import pytest
 from eth_account import Account
 from eth_hash.auto import keccak
 
-from cairn.devchain import free_port
-from cairn.settings import ANVIL_DEV_KEYS
+from cairn.cli.devchain import free_port
+from cairn.core.settings import ANVIL_DEV_KEYS
 
 READY_TIMEOUT_S = 120
 
@@ -149,7 +149,7 @@ def test_make_run_stack_demo_register_read_back_stop_and_resume(stack: DevStack)
 
 
 def test_cairn_up_on_an_existing_chain_and_postgresql(anvil: Any, postgres_url: str, tmp_path: Path) -> None:
-    from cairn.deploy import deploy_all
+    from cairn.cli.deploy import deploy_all
 
     deploy_all(anvil.url, ANVIL_DEV_KEYS[0], out=tmp_path / "deployment.json")
     api_port = free_port()

@@ -21,9 +21,9 @@ from web3.exceptions import TransactionNotFound
 from backend.api.app import create_app
 from backend.api.relayer import relay_records
 from backend.api.settings import ApiSettings
-from cairn.devchain import Anvil, start_anvil
-from cairn.eip712 import Dataset
-from cairn.settings import ANVIL_DEV_KEYS
+from cairn.cli.devchain import Anvil, start_anvil
+from cairn.core.eip712 import Dataset
+from cairn.core.settings import ANVIL_DEV_KEYS
 
 
 def wait_for(predicate: Any, timeout: float = 60.0) -> Any:
@@ -279,8 +279,8 @@ import sys
 from pathlib import Path
 from backend.api.app import run_migrations
 from backend.api.settings import ApiSettings
-from cairn.db import make_engine
-from cairn.deployment import load_deployment
+from cairn.core.db import make_engine
+from cairn.core.deployment import load_deployment
 settings = ApiSettings(database_url=sys.argv[1], deployment_file=Path(sys.argv[2]))
 run_migrations(make_engine(settings.database_url), load_deployment(settings.deployment_file))
 print("migrated")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from test_api_stack import Stack, h32, sqlite_stack_fixture  # noqa: F401
 
-from cairn import eip712
+from cairn.core import eip712
 
 
 def test_batch_items_listed_and_paginated_one_by_one(sqlite_stack: Stack) -> None:

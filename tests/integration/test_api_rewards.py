@@ -6,7 +6,7 @@ from test_api_stack import FEE_BPS, PAYMENT, Stack, assert_problem, h32, stack_f
 from web3 import Web3
 
 from backend.rewards.publication import allocations_dir
-from cairn import merkle
+from cairn.core import merkle
 
 
 def test_epoch_list(stack: Stack) -> None:

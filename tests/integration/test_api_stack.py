@@ -19,14 +19,14 @@ from web3 import Web3
 from backend.api.app import create_app
 from backend.api.settings import ApiSettings
 from backend.rewards.publication import build_publication, write_allocation_file
-from cairn import merkle
-from cairn.deploy import deploy_all
-from cairn.deployment import Deployment
-from cairn.devchain import Anvil, start_anvil
-from cairn.eip712 import transfer_authorization_typed_data
-from cairn.errors import WrongChainError
-from cairn.policy import Policy, load_policy, parse_policy
-from cairn.settings import ANVIL_DEV_KEYS
+from cairn.cli.deploy import deploy_all
+from cairn.cli.devchain import Anvil, start_anvil
+from cairn.core import merkle
+from cairn.core.deployment import Deployment
+from cairn.core.eip712 import transfer_authorization_typed_data
+from cairn.core.errors import WrongChainError
+from cairn.core.policy import Policy, load_policy, parse_policy
+from cairn.core.settings import ANVIL_DEV_KEYS
 from indexer.core import Indexer, IndexerOptions
 
 EPOCH_LENGTH = 3600
@@ -83,7 +83,7 @@ class Stack:
 
 
 def deploy(w3: Web3, admin: LocalAccount, tmp: Path) -> Deployment:
-    """Every contract through `cairn.deploy`, epoch 0 starting now; the deployment file under `tmp`."""
+    """Every contract through `cairn.cli.deploy`, epoch 0 starting now; the deployment file under `tmp`."""
     return deploy_all(
         w3,
         admin.key.hex(),

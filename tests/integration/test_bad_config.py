@@ -6,8 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from cairn.deployment import ContractInfo, Deployment, EpochConfig
-from cairn.devchain import Anvil, free_port
+from cairn.cli.devchain import Anvil, free_port
+from cairn.core.deployment import ContractInfo, Deployment, EpochConfig
 
 
 def _deployment_file(tmp_path: Path, chain_id: int) -> Path:

@@ -3,7 +3,7 @@
 * an x402 `exact` payment: EIP-3009 ReceiveWithAuthorization signed with eth-account, settled by the gateway;
 * an x402 `batch-settlement` channel: deposit, cumulative voucher (EIP-712 typed data), gateway claim, and the
   payer's timed withdrawal of the rest;
-* a root proposal, the challenge delay, and a claim with a proof from cairn.merkle.
+* a root proposal, the challenge delay, and a claim with a proof from cairn.core.merkle.
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ from eth_account import Account
 from eth_utils.crypto import keccak
 from web3 import Web3
 
-from cairn import eip712
-from cairn.devchain import start_anvil
-from cairn.merkle import build_tree, verify
-from cairn.settings import ANVIL_DEV_KEYS
+from cairn.cli.devchain import start_anvil
+from cairn.core import eip712
+from cairn.core.merkle import build_tree, verify
+from cairn.core.settings import ANVIL_DEV_KEYS
 
 
 def _bench_gas() -> ModuleType:

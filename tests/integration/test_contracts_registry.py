@@ -1,4 +1,4 @@
-"""End to end against anvil: deploy with cairn.deploy, register directly and relayed (eth-account EIP-712
+"""End to end against anvil: deploy with cairn.cli.deploy, register directly and relayed (eth-account EIP-712
 signatures), check the events' decoded fields, the typehashes and the gas of the hot paths."""
 
 from __future__ import annotations
@@ -17,13 +17,13 @@ from web3 import Web3
 from web3.contract import Contract
 from web3.logs import DISCARD
 
-from cairn import eip712
-from cairn.cli import app
-from cairn.deploy import DEV_ROLES, deploy_all, dev_address
-from cairn.deployment import Deployment, load_deployment
-from cairn.devchain import Anvil, start_anvil
-from cairn.errors import ConfigError
-from cairn.settings import ANVIL_DEV_KEYS
+from cairn.cli.app import app
+from cairn.cli.deploy import DEV_ROLES, deploy_all, dev_address
+from cairn.cli.devchain import Anvil, start_anvil
+from cairn.core import eip712
+from cairn.core.deployment import Deployment, load_deployment
+from cairn.core.errors import ConfigError
+from cairn.core.settings import ANVIL_DEV_KEYS
 
 DEPLOYER = ANVIL_DEV_KEYS[0]
 RELAYER = ANVIL_DEV_KEYS[1]
@@ -376,7 +376,7 @@ def test_cli_deploy_writes_file(anvil: Anvil, tmp_path: Path) -> None:
 
 
 def test_cli_deploy_refuses_missing_key_env_off_local(tmp_path: Path) -> None:
-    from cairn.deploy import resolve_deployer_key
+    from cairn.cli.deploy import resolve_deployer_key
 
     with pytest.raises(ConfigError, match="NOPE_KEY is not set"):
         resolve_deployer_key(1, "NOPE_KEY")
@@ -406,10 +406,10 @@ def test_distributor_mints_emission_through_token(env: Env) -> None:
 
 
 def test_missing_artifact_and_unreachable_rpc_are_one_line_errors(tmp_path: Path) -> None:
-    from cairn.contracts import ArtifactError, load_artifact
-    from cairn.deploy import connect
-    from cairn.devchain import free_port
-    from cairn.errors import ChainUnreachableError
+    from cairn.cli.devchain import free_port
+    from cairn.core.chain import connect
+    from cairn.core.contracts import ArtifactError, load_artifact
+    from cairn.core.errors import ChainUnreachableError
 
     with pytest.raises(ArtifactError, match="npx hardhat build"):
         load_artifact("RewardToken", tmp_path)

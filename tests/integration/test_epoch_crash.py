@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # --- the worker ---------------------------------------------------------------------------------------
 def travel(rpc: str, w3: Any, ts: int) -> None:
     """Move the chain's clock to `ts` (absolute, so a repeat after a kill moves nothing)."""
-    from cairn.devchain import rpc_call
+    from cairn.cli.devchain import rpc_call
 
     if int(w3.eth.get_block("latest")["timestamp"]) >= ts:
         return
@@ -77,9 +77,9 @@ def worker(rpc: str, db_url: str, dep_file: str, data_dir: str, policy_file: str
     from web3 import Web3
 
     from backend.rewards.lifecycle import EpochEngine
-    from cairn.db import make_engine
-    from cairn.deployment import load_deployment
-    from cairn.policy import load_policy
+    from cairn.core.db import make_engine
+    from cairn.core.deployment import load_deployment
+    from cairn.core.policy import load_policy
 
     w3 = Web3(Web3.HTTPProvider(rpc))
     eng = EpochEngine(
@@ -103,7 +103,7 @@ class Miner(threading.Thread):
         self.active, self.done, self.lock = threading.Event(), threading.Event(), threading.Lock()
 
     def run(self) -> None:
-        from cairn.devchain import rpc_call
+        from cairn.cli.devchain import rpc_call
 
         while not self.done.is_set():
             with self.lock:
@@ -121,7 +121,7 @@ class Miner(threading.Thread):
 
 
 def contributor_keys() -> list[str]:
-    from cairn.merkle import keccak256
+    from cairn.core.merkle import keccak256
 
     return ["0x" + keccak256(f"cairn-crash-contributor-{i}".encode()).hex() for i in range(CONTRIBUTORS)]
 
@@ -131,9 +131,9 @@ def setup_chain(rpc: str, folder: Path) -> tuple[Any, Path]:
     from eth_account import Account
     from web3 import Web3
 
-    from cairn.deploy import deploy_all
-    from cairn.policy import POLICY_DIR
-    from cairn.settings import ANVIL_DEV_KEYS
+    from cairn.cli.deploy import deploy_all
+    from cairn.core.policy import POLICY_DIR
+    from cairn.core.settings import ANVIL_DEV_KEYS
 
     w3 = Web3(Web3.HTTPProvider(rpc))
     dep_file = folder / "deployment.json"
@@ -246,7 +246,7 @@ def chain_state(w3: Any, dep_file: Path, epochs: int) -> dict[str, Any]:
     from eth_account import Account
     from web3 import Web3
 
-    from cairn.deployment import load_deployment
+    from cairn.core.deployment import load_deployment
 
     dep = load_deployment(dep_file)
     c = {
@@ -287,8 +287,8 @@ def test_kill_9_through_fund_publish_accept_payout_never_doubles_or_loses(tmp_pa
 
     from backend import migrations
     from backend.rewards.publication import read_allocation_file
-    from cairn.db import make_engine
-    from cairn.devchain import start_anvil
+    from cairn.cli.devchain import start_anvil
+    from cairn.core.db import make_engine
 
     rng = random.Random(int(os.environ.get("CAIRN_CRASH_SEED", "4321")))
     crashed, clean = tmp_path / "crashed", tmp_path / "clean"

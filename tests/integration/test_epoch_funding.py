@@ -16,10 +16,10 @@ from eth_account import Account
 from sqlalchemy import text
 from web3 import Web3
 
-from cairn.db import make_engine
-from cairn.deploy import deploy_all
-from cairn.devchain import Anvil
-from cairn.settings import ANVIL_DEV_KEYS
+from cairn.cli.deploy import deploy_all
+from cairn.cli.devchain import Anvil
+from cairn.core.db import make_engine
+from cairn.core.settings import ANVIL_DEV_KEYS
 
 EPOCH_LENGTH = 1000
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,7 +43,7 @@ def _one_line(proc: subprocess.CompletedProcess[str], code: int) -> str:
 def _setup(anvil: Anvil, sqlite_url: str, tmp_path: Path) -> tuple[Web3, Any, dict[str, str]]:
     w3 = Web3(Web3.HTTPProvider(anvil.url))
     deploy_all(anvil.url, ANVIL_DEV_KEYS[0], epoch_length=EPOCH_LENGTH, out=tmp_path / "deployment.json")
-    from cairn.deployment import load_deployment
+    from cairn.core.deployment import load_deployment
 
     dep = load_deployment(tmp_path / "deployment.json")
     env = dict(

@@ -17,13 +17,13 @@ from backend.rewards.chainsource import audit_cumulative, end_block
 from backend.rewards.lifecycle import ACCEPTED, COMPUTED, PROPOSED, EpochEngine, EpochNotReadyError
 from backend.rewards.payouts import relay_claims
 from backend.rewards.publication import read_allocation_file
-from cairn import merkle
-from cairn.db import make_engine
-from cairn.deploy import deploy_all
-from cairn.devchain import Anvil
-from cairn.errors import ValidationError
-from cairn.policy import POLICY_DIR, load_policy
-from cairn.settings import ANVIL_DEV_KEYS, Settings
+from cairn.cli.deploy import deploy_all
+from cairn.cli.devchain import Anvil
+from cairn.core import merkle
+from cairn.core.db import make_engine
+from cairn.core.errors import ValidationError
+from cairn.core.policy import POLICY_DIR, load_policy
+from cairn.core.settings import ANVIL_DEV_KEYS, Settings
 from indexer.core import Indexer, IndexerOptions
 
 EPOCH_LENGTH = 1000
@@ -145,7 +145,7 @@ def test_close_publish_finalize_claim(anvil: Anvil, sqlite_url: str, tmp_path: P
     # the CLI: status lists the epoch, audit recomputes the root from the chain alone and agrees
     from typer.testing import CliRunner
 
-    from cairn.cli import app
+    from cairn.cli.app import app
 
     runner = CliRunner()
     res = runner.invoke(app, ["epoch", "status", "--database-url", sqlite_url])

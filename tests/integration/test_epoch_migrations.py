@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import inspect
 
 from backend import migrations
-from cairn.db import make_engine
+from cairn.core.db import make_engine
 
 
 def test_upgrade_creates_tables_and_is_idempotent(database_url: str) -> None:

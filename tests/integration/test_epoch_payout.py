@@ -20,12 +20,12 @@ from backend import migrations
 from backend.rewards.lifecycle import EpochEngine
 from backend.rewards.payouts import push_payouts
 from backend.rewards.publication import read_allocation_file
-from cairn.db import make_engine
-from cairn.deploy import deploy_all
-from cairn.devchain import Anvil
-from cairn.merkle import MerkleTree
-from cairn.policy import POLICY_DIR, load_policy
-from cairn.settings import ANVIL_DEV_KEYS
+from cairn.cli.deploy import deploy_all
+from cairn.cli.devchain import Anvil
+from cairn.core.db import make_engine
+from cairn.core.merkle import MerkleTree
+from cairn.core.policy import POLICY_DIR, load_policy
+from cairn.core.settings import ANVIL_DEV_KEYS
 
 ROOT = Path(__file__).resolve().parents[2]
 OWNERS = [ANVIL_DEV_KEYS[i] for i in (5, 6, 7, 8, 9)]

@@ -14,9 +14,9 @@ from backend.rewards.publication import (
     read_allocation_file,
     write_allocation_file,
 )
-from cairn import merkle
-from cairn.errors import ValidationError
-from cairn.policy import load_policy
+from cairn.core import merkle
+from cairn.core.errors import ValidationError
+from cairn.core.policy import load_policy
 
 A, B, C = (f"0x{i:040x}" for i in (0xA, 0xB, 0xC))
 

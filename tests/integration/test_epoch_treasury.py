@@ -16,11 +16,11 @@ from web3 import Web3
 
 from backend import migrations
 from backend.rewards.lifecycle import EpochEngine, EpochNotReadyError, TreasuryError
-from cairn.db import make_engine
-from cairn.deploy import deploy_all
-from cairn.devchain import start_anvil
-from cairn.policy import POLICY_DIR, load_policy
-from cairn.settings import ANVIL_DEV_KEYS
+from cairn.cli.deploy import deploy_all
+from cairn.cli.devchain import start_anvil
+from cairn.core.db import make_engine
+from cairn.core.policy import POLICY_DIR, load_policy
+from cairn.core.settings import ANVIL_DEV_KEYS
 
 CHAIN = 1337
 TREASURY = "0x7ea5000000000000000000000000000000c0ffee"

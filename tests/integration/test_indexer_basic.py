@@ -11,9 +11,9 @@ import pytest
 from sqlalchemy import text
 from support.indexer_chain import db_rows, emit, emitter_deployment, ground_truth, total
 
-from cairn.devchain import Anvil
-from cairn.errors import WrongChainError
-from cairn.settings import REPO_ROOT, Settings
+from cairn.cli.devchain import Anvil
+from cairn.core.errors import WrongChainError
+from cairn.core.settings import REPO_ROOT, Settings
 from indexer import latest_indexed_block
 from indexer.core import Indexer, IndexerOptions
 from indexer.views import payments_per_model_epoch
@@ -21,7 +21,7 @@ from indexer.views import payments_per_model_epoch
 
 def make_indexer(anvil: Anvil, db: str, dep_path: Path, **opts: object) -> Indexer:
     settings = Settings(rpc_urls=[anvil.url], database_url=db, deployment_file=dep_path, confirmations=3)
-    from cairn.deployment import load_deployment
+    from cairn.core.deployment import load_deployment
 
     options = IndexerOptions(poll_interval=0.05, **opts)  # type: ignore[arg-type]
     return Indexer(settings, load_deployment(dep_path), options=options)
@@ -110,13 +110,13 @@ def test_wrong_chain_is_refused(anvil: Anvil, sqlite_url: str, tmp_path: Path) -
 def test_failover_url_on_another_chain_is_refused(anvil: Anvil, sqlite_url: str, tmp_path: Path) -> None:
     from support.rpc_fault_proxy import FaultProxy, Faults
 
-    from cairn.devchain import start_anvil
+    from cairn.cli.devchain import start_anvil
 
     emitter_deployment(anvil.url, tmp_path / "dep.json")
     with start_anvil(chain_id=999) as other, FaultProxy(anvil.url, Faults(http_5xx=1.0)) as dead:
         settings = Settings(rpc_urls=[dead.url, other.url], database_url=sqlite_url,
                             deployment_file=tmp_path / "dep.json")  # fmt: skip
-        from cairn.deployment import load_deployment
+        from cairn.core.deployment import load_deployment
 
         idx = Indexer(
             settings, load_deployment(tmp_path / "dep.json"), options=IndexerOptions(rpc_attempts=6)

@@ -18,9 +18,9 @@ from support.cairn_chain import (
 )
 from support.indexer_chain import db_rows, ground_truth
 
-from cairn.deployment import load_deployment
-from cairn.devchain import Anvil
-from cairn.settings import Settings
+from cairn.cli.devchain import Anvil
+from cairn.core.deployment import load_deployment
+from cairn.core.settings import Settings
 from indexer.core import Indexer, IndexerOptions
 
 
@@ -46,7 +46,7 @@ def test_real_cairn_events_mirrored_exactly(anvil: Anvil, database_url: str, tmp
     # coverage: one table per event of every ABI in the deployment file
     abi_events = {e["name"] for c in dep.contracts.values() for e in c.abi if e.get("type") == "event"}
     tables = set(inspect(idx.engine).get_table_names())
-    from indexer.abi import snake_case
+    from cairn.core.events import snake_case
 
     assert {f"ev_{snake_case(n)}" for n in abi_events} <= tables
     assert {"DatasetRegistered", "ComputeRegistered", "Attested", "ModelManifestRegistered"} <= abi_events

@@ -1,4 +1,5 @@
-"""`cairn index --once` and `python -m indexer --metrics-port` as real processes: exit code, metrics."""
+"""`cairn index --once` and `python -m cairn.cli.index --metrics-port` as real processes: exit code,
+metrics."""
 
 from __future__ import annotations
 
@@ -11,9 +12,9 @@ from pathlib import Path
 
 from support.indexer_chain import emit, emitter_deployment, ground_truth, total
 
-from cairn.db import make_engine
-from cairn.devchain import Anvil, free_port
-from cairn.settings import REPO_ROOT
+from cairn.cli.devchain import Anvil, free_port
+from cairn.core.db import make_engine
+from cairn.core.settings import REPO_ROOT
 from indexer import latest_indexed_block
 
 
@@ -49,7 +50,7 @@ def test_cairn_index_once_and_metrics(anvil: Anvil, sqlite_url: str, tmp_path: P
 
     rows_before = total(ground_truth(anvil.url, dep, postgres=False))
     port = free_port()
-    cmd = [sys.executable, "-m", "indexer", "--metrics-port", str(port), "--poll", "0.05", *env_args]
+    cmd = [sys.executable, "-m", "cairn.cli.index", "--metrics-port", str(port), "--poll", "0.05", *env_args]
     proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         for seed in range(6, 9):

@@ -1,4 +1,5 @@
-"""kill -9 of the indexer process (`python -m indexer`) at random points during backfill; after the final
+"""kill -9 of the indexer process (`python -m cairn.cli.index`) at random points during backfill; after the
+final
 run the database is identical to the ground truth read directly with eth_getLogs (no gap, no duplicate)."""
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ from pathlib import Path
 from sqlalchemy import text
 from support.indexer_chain import attest_many_data, db_rows, emit, emitter_deployment, ground_truth, send
 
-from cairn.db import make_engine
-from cairn.deployment import load_deployment
-from cairn.devchain import Anvil
-from cairn.settings import REPO_ROOT
+from cairn.cli.devchain import Anvil
+from cairn.core.db import make_engine
+from cairn.core.deployment import load_deployment
+from cairn.core.settings import REPO_ROOT
 from indexer import latest_indexed_block
 
 KILLS = 10 if os.environ.get("CI") == "true" else 4
@@ -25,7 +26,7 @@ KILLS = 10 if os.environ.get("CI") == "true" else 4
 
 def indexer_cmd(anvil: Anvil, db: str, dep_path: Path, *extra: str) -> list[str]:
     return [
-        sys.executable, "-m", "indexer", "--rpc-url", anvil.url, "--database-url", db,
+        sys.executable, "-m", "cairn.cli.index", "--rpc-url", anvil.url, "--database-url", db,
         "--deployment-file", str(dep_path), "--finality", "confirmations", "--confirmations", "2",
         "--quiet", "--initial-range", "3", "--max-range", "6", *extra,
     ]  # fmt: skip

@@ -11,10 +11,10 @@ import pytest
 from support.indexer_chain import attest_many_data, db_rows, emit, emitter_deployment, ground_truth, send
 from support.rpc_fault_proxy import FaultProxy, Faults
 
-from cairn.deployment import load_deployment
-from cairn.devchain import Anvil
-from cairn.errors import ChainUnreachableError
-from cairn.settings import Settings
+from cairn.cli.devchain import Anvil
+from cairn.core.deployment import load_deployment
+from cairn.core.errors import ChainUnreachableError
+from cairn.core.settings import Settings
 from indexer.core import Indexer, IndexerOptions
 from indexer.rpc import RangeTooLargeError, RpcClient, parse_suggested_range
 

@@ -18,9 +18,9 @@ from support.indexer_chain import (
     total,
 )
 
-from cairn.deployment import load_deployment
-from cairn.devchain import Anvil
-from cairn.settings import Settings
+from cairn.cli.devchain import Anvil
+from cairn.core.deployment import load_deployment
+from cairn.core.settings import Settings
 from indexer.core import Indexer, IndexerOptions
 
 RUNS = 20 if os.environ.get("CI") == "true" else 6

@@ -16,9 +16,9 @@ import pytest
 from support.indexer_chain import DEV_ACCOUNT, db_rows, emit, emit_all_data, emitter_deployment, ground_truth
 from support.pg import temporary_database
 
-from cairn.deployment import Deployment, load_deployment
-from cairn.devchain import Anvil, start_anvil
-from cairn.settings import Settings
+from cairn.cli.devchain import Anvil, start_anvil
+from cairn.core.deployment import Deployment, load_deployment
+from cairn.core.settings import Settings
 from indexer.core import DeepReorgError, Indexer, IndexerOptions
 
 Rows = dict[str, list[tuple[object, ...]]]

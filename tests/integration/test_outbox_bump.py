@@ -9,10 +9,10 @@ from sqlalchemy import text
 from web3 import Web3
 
 from backend import migrations
-from backend.rewards.outbox import Outbox
-from cairn.db import make_engine
-from cairn.devchain import Anvil
-from cairn.settings import ANVIL_DEV_KEYS
+from backend.outbox import Outbox
+from cairn.cli.devchain import Anvil
+from cairn.core.db import make_engine
+from cairn.core.settings import ANVIL_DEV_KEYS
 
 KEY = ANVIL_DEV_KEYS[8]
 TO = "0x000000000000000000000000000000000000bEEF"

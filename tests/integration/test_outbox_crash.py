@@ -34,8 +34,8 @@ def amount(batch: int, i: int) -> int:
 def worker(rpc: str, db_url: str, batch: int, count: int) -> None:
     from web3 import Web3
 
-    from backend.rewards.outbox import Outbox
-    from cairn.db import make_engine
+    from backend.outbox import Outbox
+    from cairn.core.db import make_engine
 
     engine = make_engine(db_url)  # tables created once by the test (keeps the worker's start-up short)
     box = Outbox(engine, Web3(Web3.HTTPProvider(rpc)), SENDER_KEY, stuck_after=5)
@@ -75,7 +75,7 @@ def test_kill_9_at_random_points_never_pays_twice_or_loses_a_payment(anvil, sqli
     from web3 import Web3
 
     from backend import migrations
-    from cairn.db import make_engine
+    from cairn.core.db import make_engine
 
     setup = make_engine(sqlite_url)
     migrations.upgrade(setup)

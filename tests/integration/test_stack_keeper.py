@@ -15,9 +15,9 @@ from typing import Any
 import psutil
 from web3 import Web3
 
-from cairn.deploy import deploy_all
-from cairn.devchain import Anvil, free_port
-from cairn.settings import ANVIL_DEV_KEYS
+from cairn.cli.deploy import deploy_all
+from cairn.cli.devchain import Anvil, free_port
+from cairn.core.settings import ANVIL_DEV_KEYS
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -18,8 +18,8 @@ from backend.rewards import sqlsource
 from backend.rewards.allocation import EVENT_TABLES, allocate, cumulate, inputs_from_events
 from backend.rewards.events import DATASET_BATCH, create_event_tables, explode_dataset_batch, insert_rows
 from backend.rewards.sqlsource import inputs_from_db
-from cairn.db import make_engine
-from cairn.policy import Policy, load_policy, parse_policy
+from cairn.core.db import make_engine
+from cairn.core.policy import Policy, load_policy, parse_policy
 
 EXAMPLES = 400 if os.environ.get("CI") == "true" else 150
 EPOCH = 5
@@ -224,7 +224,7 @@ def _check_sources(case: Any, db: Path) -> None:
                 conn.execute(text(f"DELETE FROM {table}"))
             for table in EVENT_TABLES:
                 insert_rows(conn, table, events[table])
-            # the indexer stores a batch log one row per item (indexer.abi.EXPLODED_EVENTS)
+            # the indexer stores a batch log one row per item (cairn.core.events.EXPLODED_EVENTS)
             insert_rows(conn, BATCH, [item for b in events[BATCH] for item in explode_dataset_batch(b)])
         from_sql = inputs_from_db(engine, EPOCH, end_block, policy)
     finally:

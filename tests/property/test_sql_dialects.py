@@ -12,7 +12,7 @@ from test_allocation_sources import EPOCH, histories
 from backend.rewards.allocation import EVENT_TABLES, allocate, inputs_from_events
 from backend.rewards.events import create_event_tables, insert_rows
 from backend.rewards.sqlsource import inputs_from_db
-from cairn.db import make_engine
+from cairn.core.db import make_engine
 
 
 def test_sql_path_matches_audit_path_on_both_databases(database_url: str) -> None:

@@ -10,8 +10,8 @@ from typing import Any
 from eth_abi.abi import encode
 from eth_hash.auto import keccak
 
-from cairn.deployment import Deployment
-from cairn.settings import REPO_ROOT
+from cairn.core.deployment import Deployment
+from cairn.core.settings import REPO_ROOT
 from support.indexer_chain import DEV_ACCOUNT, send, wait_receipt
 
 ARTIFACTS = REPO_ROOT / "artifacts" / "contracts" / "src"
@@ -27,7 +27,7 @@ def call_data(sig: str, types: list[str], values: list[Any]) -> str:
 
 
 def _deploy(url: str, name: str, types: list[str], args: list[Any]) -> tuple[str, int, list[dict[str, Any]]]:
-    from cairn.devchain import rpc_call
+    from cairn.cli.devchain import rpc_call
 
     art = artifact(name)
     data = art["bytecode"] + encode(types, args).hex()
@@ -40,10 +40,10 @@ def _deploy(url: str, name: str, types: list[str], args: list[Any]) -> tuple[str
 
 
 def deploy_cairn(url: str, path: Path) -> Deployment:
-    """Every Cairn contract, deployed and wired by `cairn.deploy.deploy_all` (dev roles: account 0 is a
+    """Every Cairn contract, deployed and wired by `cairn.cli.deploy.deploy_all` (dev roles: account 0 is a
     validator and a trainer); the deployment file carries every contract's ABI."""
-    from cairn.deploy import deploy_all
-    from cairn.settings import ANVIL_DEV_KEYS
+    from cairn.cli.deploy import deploy_all
+    from cairn.core.settings import ANVIL_DEV_KEYS
 
     return deploy_all(url, ANVIL_DEV_KEYS[0], out=path)
 

@@ -11,10 +11,10 @@ from typing import Any
 from eth_hash.auto import keccak
 from sqlalchemy import Engine
 
-from cairn.deployment import ContractInfo, Deployment, EpochConfig
-from cairn.devchain import rpc_call
-from cairn.settings import REPO_ROOT
-from indexer.abi import decode_exploded, decode_log, specs_from_abis
+from cairn.cli.devchain import rpc_call
+from cairn.core.deployment import ContractInfo, Deployment, EpochConfig
+from cairn.core.events import decode_exploded, decode_log, specs_from_abis
+from cairn.core.settings import REPO_ROOT
 from indexer.store import dump_events
 
 EMITTER_ARTIFACT = REPO_ROOT / "artifacts/contracts/test/mocks/IndexerEmitter.sol/IndexerEmitter.json"

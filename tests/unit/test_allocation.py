@@ -17,7 +17,7 @@ from backend.rewards.allocation import (
     median_floor,
     split_largest_remainder,
 )
-from cairn.policy import load_policy, parse_policy
+from cairn.core.policy import load_policy, parse_policy
 
 A, B, C, D = (f"0x{i:040x}" for i in (0xA, 0xB, 0xC, 0xD))
 POLICY = load_policy("v1")

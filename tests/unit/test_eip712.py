@@ -9,8 +9,8 @@ import pytest
 from eth_account import Account
 from eth_utils.crypto import keccak
 
-from cairn import eip712
-from cairn.settings import REPO_ROOT
+from cairn.core import eip712
+from cairn.core.settings import REPO_ROOT
 
 SRC = REPO_ROOT / "contracts" / "src"
 

@@ -11,7 +11,7 @@ from eth_abi.abi import encode
 from eth_hash.auto import keccak
 from sqlalchemy import MetaData, Table, create_engine, select
 
-from indexer.abi import (
+from cairn.core.events import (
     BIGINT,
     TEXT,
     UINT256,

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cairn.deployment import ContractInfo, Deployment, EpochConfig
-from cairn.settings import Settings
+from cairn.core.deployment import ContractInfo, Deployment, EpochConfig
+from cairn.core.settings import Settings
 from indexer.core import Indexer, IndexerOptions
 
 

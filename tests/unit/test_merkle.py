@@ -1,4 +1,4 @@
-"""cairn.merkle against golden values computed with @openzeppelin/merkle-tree 1.x (npm), once, by hand:
+"""cairn.core.merkle against golden values computed with @openzeppelin/merkle-tree 1.x (npm), once, by hand:
 
 const { StandardMerkleTree } = require("@openzeppelin/merkle-tree");
 const tree = StandardMerkleTree.of(VALUES, ["address", "uint256"]);
@@ -12,8 +12,8 @@ import random
 
 import pytest
 
-from cairn import merkle
-from cairn.errors import ValidationError
+from cairn.core import merkle
+from cairn.core.errors import ValidationError
 
 VALUES = [
     ("0x1111111111111111111111111111111111111111", 5_000_000_000_000_000_000),
@@ -137,7 +137,8 @@ def test_keccak_matches_reference() -> None:
 
 
 def test_compiled_builder_equals_python_builder() -> None:
-    """The C builder (cairn/_merkle_native.c, used by default when a C compiler is present) and the Python
+    """The C builder (cairn/core/_merkle_native.c, used by default when a C compiler is present) and the
+    Python
     builder give the same node array and tree indexes, for every shape of the heap and for equal leaves."""
     if merkle.native_builder() is None:
         pytest.skip("no C compiler here: build_tree uses the Python builder")

@@ -1,4 +1,4 @@
-"""cairn.policy: the shipped policy validates, its hash is keccak of canonical JSON, bad ones fail."""
+"""cairn.core.policy: the shipped policy validates, its hash is keccak of canonical JSON, bad ones fail."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from eth_hash.auto import keccak
 
-from cairn.errors import ValidationError
-from cairn.policy import POLICY_DIR, load_policy, parse_policy
+from cairn.core.errors import ValidationError
+from cairn.core.policy import POLICY_DIR, load_policy, parse_policy
 
 
 def _raw() -> dict[str, Any]:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from cairn.errors import ConfigError
-from cairn.settings import ANVIL_DEV_KEYS, LOCAL_CHAIN_ID, Settings
+from cairn.core.errors import ConfigError
+from cairn.core.settings import ANVIL_DEV_KEYS, LOCAL_CHAIN_ID, Settings
 
 
 def test_local_chain_falls_back_to_anvil_dev_keys() -> None:

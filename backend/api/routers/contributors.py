@@ -13,8 +13,8 @@ from backend.api.metrics import Metrics
 from backend.api.services import accounts, contributions
 from backend.api.services.eip712 import register_dataset_request
 from backend.api.validation import UINT32_MAX, UINT64_MAX, parse_address, parse_bytes32, parse_hex
-from cairn.eip712 import Dataset
-from cairn.errors import NotFoundError, ValidationError
+from cairn.core.eip712 import Dataset
+from cairn.core.errors import NotFoundError, ValidationError
 
 router = APIRouter(prefix="/v1", tags=["contributors"])
 

@@ -15,10 +15,10 @@ from backend.api.mirror import rows, table_exists
 from backend.api.services import epochs
 from backend.api.settings import ApiSettings
 from backend.rewards.publication import allocations_dir
-from cairn import merkle
-from cairn.errors import CairnError, NotFoundError, ValidationError
-from cairn.merkle import keccak256
-from cairn.policy import POLICY_DIR, load_policy, parse_policy
+from cairn.core import merkle
+from cairn.core.errors import CairnError, NotFoundError, ValidationError
+from cairn.core.merkle import keccak256
+from cairn.core.policy import POLICY_DIR, load_policy, parse_policy
 
 _HASH = re.compile(r"(0x)?([0-9a-fA-F]{64})")
 _trees: dict[Path, merkle.MerkleTree] = {}

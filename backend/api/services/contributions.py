@@ -10,7 +10,7 @@ from web3 import Web3
 
 from backend.api.mirror import as_int, decode_cursor, encode_cursor, rows, table_exists
 from backend.api.relayer import relay_records
-from cairn.errors import NotFoundError
+from cairn.core.errors import NotFoundError
 from indexer.store import latest_indexed_block
 
 DATASETS = "v_datasets"  # the indexer's view: single and batch registrations, one row per dataset

@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 from backend.api.chain import Chain
-from cairn.eip712 import Dataset, register_dataset_typed_data
+from cairn.core.eip712 import Dataset, register_dataset_typed_data
 
 DEFAULT_VALIDITY = 3600
 

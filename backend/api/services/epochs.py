@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from backend.api.mirror import as_int, rows, table_exists
-from cairn.errors import NotFoundError
+from cairn.core.errors import NotFoundError
 
 FUNDED = "ev_epoch_funded"
 PROPOSED = "ev_root_proposed"

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from backend.api.chain import Chain
-from cairn.db import database_kind
+from cairn.core.db import database_kind
 from indexer.store import latest_indexed_block
 
 

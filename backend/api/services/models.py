@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 from web3 import Web3
 
 from backend.api.mirror import as_int, json_list, rows, table_exists
-from cairn.errors import NotFoundError
+from cairn.core.errors import NotFoundError
 from indexer.views import payments_per_model_epoch
 
 MANIFESTS = "ev_model_manifest_registered"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from pathlib import Path
@@ -12,8 +13,9 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 
-from cairn.deployment import load_deployment
-from cairn.settings import load_settings
+from cairn.core.deployment import load_deployment
+from cairn.core.errors import CairnError
+from cairn.core.settings import load_settings
 from indexer import metrics
 from indexer.core import Indexer, IndexerOptions
 from indexer.core import Progress as StepProgress
@@ -131,3 +133,18 @@ def index(
 
 def register(app: typer.Typer) -> None:
     app.command("index")(index)
+
+
+def main() -> None:
+    """`python -m cairn.cli.index [--once ...]`: `cairn index` without loading the other commands (a lean
+    process
+    for supervisors and the peak-RSS benchmark)."""
+    try:
+        typer.run(index)
+    except CairnError as exc:
+        err.print(f"[bold red]error[/]: {exc.message}", highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+
+
+if __name__ == "__main__":
+    main()

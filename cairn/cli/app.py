@@ -1,4 +1,6 @@
-"""The `cairn` command line. Each package registers its own commands; this module only wires them.
+"""The `cairn` command line: the composition root, the one package that may import every layer.
+
+Each module of `cairn.cli` registers its own commands; this module only wires them.
 
 Errors raised on purpose (CairnError) print one line and exit with the error's code; nothing else
 prints a traceback unless CAIRN_DEBUG=1.
@@ -6,14 +8,14 @@ prints a traceback unless CAIRN_DEBUG=1.
 
 from __future__ import annotations
 
-import importlib
 import os
 import sys
 
 import typer
 from rich.console import Console
 
-from cairn.errors import CairnError
+from cairn.cli import api, commands, deploy, epoch, index
+from cairn.core.errors import CairnError
 
 app = typer.Typer(
     name="cairn",
@@ -30,27 +32,9 @@ def _root() -> None:
     """Cairn: contributor reward ledger for open AI — chain, indexer, rewards, API."""
 
 
-# Modules that contribute commands: each has `register(app: typer.Typer) -> None`.
-COMMAND_MODULES = (
-    "cairn.commands",
-    "cairn.deploy",
-    "indexer.cli",
-    "backend.cli",
-)
-
-
-def _register_all() -> None:
-    for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name == name:  # that package has no commands yet
-                continue
-            raise
-        module.register(app)
-
-
-_register_all()
+# Each command module has `register(app: typer.Typer) -> None`.
+for _module in (commands, deploy, index, epoch, api):
+    _module.register(app)
 
 
 def main() -> None:
@@ -69,5 +53,3 @@ def main() -> None:
         sys.exit(70)
 
 
-if __name__ == "__main__":
-    main()

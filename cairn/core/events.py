@@ -327,7 +327,7 @@ def _compile_static(
     body = ", ".join(exprs)
     code = f"def f(lg, bt):\n    t = lg['topics']\n    d = lg['data']\n    return ({body},)\n"
     namespace: dict[str, Any] = {"_signed": _signed}
-    exec(compile(code, "<indexer.abi decoder>", "exec"), namespace)
+    exec(compile(code, "<cairn.core.events decoder>", "exec"), namespace)
     fn: Callable[[dict[str, Any], int], tuple[Any, ...]] = namespace["f"]
     return fn
 

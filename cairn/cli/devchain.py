@@ -14,8 +14,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cairn.errors import ConfigError
-from cairn.settings import REPO_ROOT
+from cairn.core.errors import ConfigError
+from cairn.core.settings import REPO_ROOT
 
 
 def anvil_binary() -> str:

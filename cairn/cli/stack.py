@@ -26,10 +26,10 @@ from types import FrameType
 
 from rich.console import Console
 
-from cairn.devchain import Anvil, rpc_call, start_anvil
-from cairn.errors import CairnError, ConfigError
-from cairn.preflight import check_stack
-from cairn.settings import LOCAL_CHAIN_ID, Settings
+from cairn.cli.devchain import Anvil, rpc_call, start_anvil
+from cairn.cli.preflight import check_stack
+from cairn.core.errors import CairnError, ConfigError
+from cairn.core.settings import LOCAL_CHAIN_ID, Settings
 
 out = Console()
 HEALTH_TIMEOUT_S = 120.0
@@ -133,8 +133,8 @@ def _child_env(settings: Settings, rpc_url: str, database_url: str, deployment_f
 def migrate_all(database_url: str, deployment_file: Path) -> None:
     """Bring every package's tables up to date once, before the indexer and API start side by side."""
     from backend.api.app import run_migrations
-    from cairn.db import make_engine
-    from cairn.deployment import load_deployment
+    from cairn.core.db import make_engine
+    from cairn.core.deployment import load_deployment
 
     engine = make_engine(database_url)
     try:
@@ -196,7 +196,7 @@ def _install_signal_handlers() -> None:
 
 def run_dev(settings: Settings, *, reset: bool, port: int, demo: bool) -> None:
     """The local stack on anvil and SQLite (what `make run` runs)."""
-    from cairn.deploy import deploy_all  # lazy: loads compiled artifacts
+    from cairn.cli.deploy import deploy_all  # lazy: loads compiled artifacts
 
     _install_signal_handlers()
     dev_dir = settings.data_dir / "dev"
@@ -233,7 +233,7 @@ def run_dev(settings: Settings, *, reset: bool, port: int, demo: bool) -> None:
             )
             from web3 import Web3
 
-            from cairn.demo import give_agent_test_tokens
+            from cairn.cli.demo import give_agent_test_tokens
 
             # the demo agent's test tokens come from epoch 0's cap, before the keeper mints the rest
             give_agent_test_tokens(Web3(Web3.HTTPProvider(chain.url)), deployment)
@@ -256,8 +256,8 @@ def run_dev(settings: Settings, *, reset: bool, port: int, demo: bool) -> None:
 
 def _play_demo(settings: Settings, deployment_file: Path) -> Callable[[str], None]:
     def play(api_url: str) -> None:
-        from cairn.demo import Demo
-        from cairn.deployment import load_deployment
+        from cairn.cli.demo import Demo
+        from cairn.core.deployment import load_deployment
 
         started = time.monotonic()
         try:

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cairn.errors import ValidationError
+from cairn.core.errors import ValidationError
 
 FORMAT = "standard-v1"
 LEAF_ENCODING = ["address", "uint256"]
@@ -363,7 +363,7 @@ def _python_tree(values: list[tuple[str, int]], workers: int) -> MerkleTree:
     return MerkleTree(values=values, tree=tree, tree_index=tree_index)
 
 
-# --- the compiled tree builder (cairn/_merkle_native.c) -----------------------------------------------
+# --- the compiled tree builder (cairn/core/_merkle_native.c) -----------------------------------------------
 _NATIVE_SOURCE = Path(__file__).with_name("_merkle_native.c")
 _native_lock = threading.Lock()
 _native_state: dict[str, Any] = {}

@@ -20,7 +20,7 @@ def api(
 
     from backend.api.app import create_app
     from backend.api.chain import connect_chain
-    from cairn.db import make_engine
+    from cairn.core.db import make_engine
 
     overrides = {
         k: v

@@ -27,7 +27,7 @@ from sqlalchemy.exc import IntegrityError
 from web3 import Web3
 from web3.exceptions import ContractLogicError, TransactionNotFound
 
-from cairn.errors import CairnError, ConflictError
+from cairn.core.errors import CairnError, ConflictError
 
 PENDING, CONFIRMED, FAILED = "pending", "confirmed", "failed"
 PASSED_BLOCKS = 2  # a used nonce without a receipt for this many blocks: replaced from outside

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.exc import OperationalError
 
-from cairn.errors import DatabaseUnreachableError
+from cairn.core.errors import DatabaseUnreachableError
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

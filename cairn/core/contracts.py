@@ -12,8 +12,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from cairn.errors import CairnError
-from cairn.settings import REPO_ROOT
+from cairn.core.errors import CairnError
+from cairn.core.settings import REPO_ROOT
 
 ARTIFACTS_DIR = REPO_ROOT / "artifacts" / "contracts" / "src"
 

@@ -11,9 +11,9 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from cairn.db import make_engine
-from cairn.deployment import Deployment, load_deployment
-from cairn.errors import ChainUnreachableError
+from cairn.core.db import make_engine
+from cairn.core.deployment import Deployment, load_deployment
+from cairn.core.errors import ChainUnreachableError
 
 RPC_TIMEOUT_S = 5.0
 

@@ -1,4 +1,4 @@
-"""The reward policy: versioned data (`cairn/policies/v<N>.json`), validated here, with a content hash.
+"""The reward policy: versioned data (`cairn/core/policies/v<N>.json`), validated here, with a content hash.
 
 The hash published with every Merkle root (`RootProposed.policyHash`) is `keccak256(canonical JSON)`;
 the canonical JSON is the validated policy serialised with sorted keys, no whitespace, ASCII only.
@@ -42,8 +42,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic import ValidationError as PydanticValidationError
 
-from cairn.errors import ValidationError
-from cairn.merkle import keccak256
+from cairn.core.errors import ValidationError
+from cairn.core.merkle import keccak256
 
 POLICY_DIR = Path(__file__).resolve().parent / "policies"
 BPS = 10_000
@@ -129,7 +129,7 @@ def parse_policy(data: object) -> Policy:
 
 
 def load_policy(ref: str | Path = "v1") -> Policy:
-    """Load a policy by version name (`v1` -> cairn/policies/v1.json) or by file path."""
+    """Load a policy by version name (`v1` -> cairn/core/policies/v1.json) or by file path."""
     path = Path(ref)
     if not path.suffix:
         path = POLICY_DIR / f"{ref}.json"

@@ -27,11 +27,11 @@ from eth_hash.auto import keccak
 from rich.console import Console
 from web3 import Web3
 
-from cairn.deployment import Deployment
-from cairn.devchain import rpc_call
-from cairn.eip712 import transfer_authorization_typed_data
-from cairn.errors import CairnError, ConfigError
-from cairn.settings import ANVIL_DEV_KEYS, LOCAL_CHAIN_ID, Settings
+from cairn.cli.devchain import rpc_call
+from cairn.core.deployment import Deployment
+from cairn.core.eip712 import transfer_authorization_typed_data
+from cairn.core.errors import CairnError, ConfigError
+from cairn.core.settings import ANVIL_DEV_KEYS, LOCAL_CHAIN_ID, Settings
 
 out = Console()
 ADMIN, RELAYER, VALIDATOR_2, TRAINER, VALIDATOR_3 = (ANVIL_DEV_KEYS[i] for i in range(5))
@@ -228,8 +228,8 @@ class Demo:
     def epoch_engine(self) -> Any:
         """The rewards engine on the stack's database, publishing with the development publisher key."""
         from backend.rewards.lifecycle import EpochEngine
-        from cairn.db import make_engine
-        from cairn.policy import load_policy
+        from cairn.core.db import make_engine
+        from cairn.core.policy import load_policy
 
         return EpochEngine(
             engine=make_engine(self.settings.database_url),

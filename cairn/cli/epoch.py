@@ -12,9 +12,9 @@ from rich.console import Console
 from sqlalchemy import text
 
 from backend import migrations
-from cairn.db import make_engine
-from cairn.errors import ConflictError
-from cairn.settings import Settings, load_settings
+from cairn.core.db import make_engine
+from cairn.core.errors import ConflictError
+from cairn.core.settings import Settings, load_settings
 
 epoch_app = typer.Typer(
     help="Reward epochs: fund, close (compute), publish (propose), finalize (accept), payout, relay, keeper, "
@@ -26,7 +26,11 @@ out = Console()
 DbOpt = typer.Option(None, "--database-url", help="SQLAlchemy URL (CAIRN_DATABASE_URL)")
 RpcOpt = typer.Option(None, "--rpc-url", help="JSON-RPC URL (CAIRN_RPC_URLS)")
 DeployOpt = typer.Option(None, "--deployment", help="Deployment file (CAIRN_DEPLOYMENT_FILE)")
-PolicyOpt = typer.Option("v1", "--policy", help="Policy version (cairn/policies/<v>.json) or a JSON file")
+PolicyOpt = typer.Option(
+    "v1",
+    "--policy",
+    help="Policy version (cairn/core/policies/<v>.json) or a JSON file",
+)
 SourceOpt = typer.Option("db", "--source", help="db: the indexer's SQL mirror; chain: eth_getLogs only")
 ConfOpt = typer.Option(
     None,
@@ -51,11 +55,11 @@ def _engine(
     migrate: bool = True,
 ) -> object:
     from backend.rewards.lifecycle import EpochEngine
-    from cairn.deploy import connect
-    from cairn.deployment import load_deployment
-    from cairn.errors import ValidationError
-    from cairn.policy import load_policy
-    from cairn.settings import LOCAL_CHAIN_ID
+    from cairn.core.chain import connect
+    from cairn.core.deployment import load_deployment
+    from cairn.core.errors import ValidationError
+    from cairn.core.policy import load_policy
+    from cairn.core.settings import LOCAL_CHAIN_ID
 
     if source not in ("db", "chain"):
         raise ValidationError(f"--source must be db or chain, not {source!r}")
@@ -220,11 +224,11 @@ def audit(
 ) -> None:
     """Recompute the epoch's root from the chain alone and compare it with the root proposed on chain."""
     from backend.rewards.chainsource import audit_cumulative
-    from cairn.deploy import connect
-    from cairn.deployment import load_deployment
-    from cairn.errors import ConflictError
-    from cairn.merkle import build_tree
-    from cairn.policy import load_policy
+    from cairn.core.chain import connect
+    from cairn.core.deployment import load_deployment
+    from cairn.core.errors import ConflictError
+    from cairn.core.merkle import build_tree
+    from cairn.core.policy import load_policy
 
     settings = _settings(None, rpc_url, deployment)
     dep = load_deployment(settings.deployment_file)
@@ -265,3 +269,7 @@ def status(database_url: str | None = DbOpt) -> None:
             highlight=False,
             soft_wrap=True,
         )
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(epoch_app, name="epoch")

@@ -7,7 +7,7 @@ distributor's constructor reverts unless the token names it). Every contract get
 (emission is minted only through it).
 
 On the local chain (31337) the anvil development accounts also get the operational roles, so the demo works
-with the default keys (`cairn.settings.ANVIL_DEV_KEYS`):
+with the default keys (`cairn.core.settings.ANVIL_DEV_KEYS`):
 
 - dev 0 (deployer, default publisher key): DEFAULT_ADMIN of every contract, PAUSER (registry and
   distributor), PUBLISHER and GUARDIAN (RewardDistributor), VALIDATOR, TRAINER, SETTLER and FEE_MANAGER;
@@ -35,10 +35,11 @@ from rich.console import Console
 from web3 import Web3
 from web3.contract import Contract
 
-from cairn.contracts import CORE_CONTRACTS, load_artifact
-from cairn.deployment import ContractInfo, Deployment, EpochConfig
-from cairn.errors import ChainUnreachableError, ConfigError, DeploymentError
-from cairn.settings import ANVIL_DEV_KEYS, LOCAL_CHAIN_ID, PLACEHOLDER_MARKERS, load_settings
+from cairn.core.chain import connect
+from cairn.core.contracts import CORE_CONTRACTS, load_artifact
+from cairn.core.deployment import ContractInfo, Deployment, EpochConfig
+from cairn.core.errors import ConfigError, DeploymentError
+from cairn.core.settings import ANVIL_DEV_KEYS, LOCAL_CHAIN_ID, PLACEHOLDER_MARKERS, load_settings
 
 DEFAULT_EPOCH_LENGTH = 3600
 DEFAULT_TOKEN_NAME = "Cairn"
@@ -78,18 +79,6 @@ def create_address(deployer: str, nonce: int) -> str:
     """Where a CREATE from `deployer` with `nonce` deploys: `keccak256(rlp([deployer, nonce]))[12:]`."""
     digest = keccak(rlp.encode([bytes.fromhex(deployer.removeprefix("0x")), nonce]))
     return Web3.to_checksum_address(digest[12:])
-
-
-def connect(w3_or_rpc_url: Web3 | str) -> Web3:
-    """A connected Web3 (HTTP) or ChainUnreachableError."""
-    if isinstance(w3_or_rpc_url, Web3):
-        return w3_or_rpc_url
-    w3 = Web3(Web3.HTTPProvider(w3_or_rpc_url, request_kwargs={"timeout": 30}))
-    try:
-        w3.eth.chain_id  # noqa: B018 - probe
-    except Exception as exc:
-        raise ChainUnreachableError(f"cannot reach RPC {w3_or_rpc_url}: {type(exc).__name__}") from None
-    return w3
 
 
 class _Sender:

@@ -13,10 +13,10 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from cairn.errors import ConfigError
+from cairn.core.errors import ConfigError
 
 LOCAL_CHAIN_ID = 31337
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 # Anvil's deterministic development accounts (mnemonic "test test ... junk"). Public knowledge:
 # usable only on the local chain, refused anywhere else.

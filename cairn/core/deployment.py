@@ -24,7 +24,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
-from cairn.errors import DeploymentError, WrongChainError
+from cairn.core.errors import DeploymentError, WrongChainError
 
 
 class ContractInfo(BaseModel):
