@@ -27,20 +27,10 @@ from sqlalchemy.exc import IntegrityError
 from web3 import Web3
 from web3.exceptions import ContractLogicError, TransactionNotFound
 
-from cairn.core.errors import CairnError, ConflictError
+from cairn.core.errors import OutboxError, OutboxRevertError
 
 PENDING, CONFIRMED, FAILED = "pending", "confirmed", "failed"
 PASSED_BLOCKS = 2  # a used nonce without a receipt for this many blocks: replaced from outside
-
-
-class OutboxError(CairnError):
-    code = "outbox_error"
-
-
-class OutboxRevertError(ConflictError):
-    """The node's gas estimate says the transaction would revert (exit code 5)."""
-
-    code = "would_revert"
 
 
 @dataclass(frozen=True)

@@ -139,7 +139,7 @@ def build_db(path: Path) -> None:
     db.commit()
     db.close()
     engine = create_engine(f"sqlite:///{tmp}")
-    ensure_indexes(engine)  # what `cairn epoch close` does on a live mirror
+    ensure_indexes(engine)  # what `cairn epoch compute` does on a live mirror
     engine.dispose()
     tmp.replace(path)
 

@@ -143,7 +143,7 @@ def index_once(url: str, db: str, dep_path: Path) -> tuple[int, float]:
 
 def _cmd(url: str, db: str, dep_path: Path, *extra: str) -> list[str]:
     return [sys.executable, "-m", "cairn.cli.index", "--rpc-url", url, "--database-url", db,
-            "--deployment-file", str(dep_path), "--quiet", *extra]  # fmt: skip
+            "--deployment", str(dep_path), "--quiet", *extra]  # fmt: skip
 
 
 # Started from a small launcher process: a child forked straight from this (large) benchmark process starts

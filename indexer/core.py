@@ -39,21 +39,14 @@ from sqlalchemy import Engine
 
 from cairn.core.db import make_engine
 from cairn.core.deployment import Deployment
-from cairn.core.errors import CairnError, ChainUnreachableError
+from cairn.core.errors import ChainUnreachableError, DeepReorgError, RangeTooLargeError, RpcError
 from cairn.core.events import EventSpec, decode_exploded, decode_log, specs_from_abis
 from cairn.core.settings import Settings
 from indexer import metrics
-from indexer.rpc import RangeTooLargeError, RpcClient, RpcError
+from indexer.rpc import RpcClient
 from indexer.store import Cursor, Store, Transaction, upgrade
 
 log = logging.getLogger("cairn.indexer")
-
-
-class DeepReorgError(CairnError):
-    """A reorganisation deeper than the kept window of unfinalized block hashes."""
-
-    code = "indexer_deep_reorg"
-    exit_code = 6
 
 
 _frozen = False

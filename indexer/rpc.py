@@ -22,29 +22,7 @@ from typing import Any
 import httpx
 import orjson
 
-from cairn.core.errors import CairnError, ChainUnreachableError
-
-
-class RpcError(CairnError):
-    """A JSON-RPC error answer that retrying the same request will not fix."""
-
-    code = "rpc_error"
-
-    def __init__(self, message: str, *, rpc_code: int | None = None, method: str = "") -> None:
-        super().__init__(message, rpc_code=rpc_code, method=method)
-        self.rpc_code = rpc_code
-        self.method = method
-
-
-class RangeTooLargeError(RpcError):
-    """eth_getLogs asked for too much; `suggested` is the provider's proposed (from, to) if it gave one."""
-
-    code = "rpc_range_too_large"
-
-    def __init__(self, message: str, suggested: tuple[int, int] | None, **kw: Any) -> None:
-        super().__init__(message, **kw)
-        self.suggested = suggested
-
+from cairn.core.errors import ChainUnreachableError, RangeTooLargeError, RpcError
 
 _RANGE_PATTERNS = (
     "more than",

@@ -40,12 +40,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
-from cairn.core.errors import ConfigError
+from cairn.core.errors import SchemaMismatchError
 from cairn.core.events import BIGINT, BOOL, ITEM_INDEX, UINT256, EventSpec
-
-
-class SchemaMismatchError(ConfigError):
-    code = "indexer_schema_mismatch"
 
 
 class Uint256(TypeDecorator[int]):

@@ -25,7 +25,7 @@ from backend.api.chain import connect_chain
 from backend.api.metrics import Metrics, install_metrics
 from backend.api.problems import install_problem_handlers
 from backend.api.relayer import Relayer
-from backend.api.routers import contributors, health, models, rewards
+from backend.api.routers import ai_models, contributors, health, rewards
 from backend.api.services.health import package_version
 from backend.api.settings import ApiSettings, api_settings
 from cairn.core.db import make_engine
@@ -154,7 +154,7 @@ def create_app(settings: Settings | None = None, *, run_indexer: bool | None = N
         )
     app.include_router(health.router)
     app.include_router(contributors.router)
-    app.include_router(models.router)
+    app.include_router(ai_models.router)
     app.include_router(rewards.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import Engine, inspect, text
 from sqlalchemy.orm import Session
 
-from cairn.core.errors import ValidationError
+from cairn.core.errors import InvalidInputError
 
 _known: dict[tuple[int, str], bool] = {}
 _known_lock = threading.Lock()
@@ -66,12 +66,12 @@ def decode_cursor(cursor: str) -> tuple[int, int, int]:
             parts.append(0)
         b, i, k = parts
     except ValueError:
-        raise ValidationError(
+        raise InvalidInputError(
             f"cursor must be the next_cursor of a previous page (<block>-<log index>-<item>), got {cursor!r}",
             field="cursor",
         ) from None
     if b < 0 or i < 0 or k < 0:
-        raise ValidationError(f"cursor {cursor!r} has a negative position", field="cursor")
+        raise InvalidInputError(f"cursor {cursor!r} has a negative position", field="cursor")
     return b, i, k
 
 

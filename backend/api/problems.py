@@ -54,8 +54,7 @@ def _jsonable(value: object) -> object:
 
 async def _cairn_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, CairnError)
-    # A dependency that is down (node, database) is the service being unavailable, not a bug.
-    status = 503 if isinstance(exc, ChainUnreachableError | DatabaseUnreachableError) else exc.http_status
+    status = exc.http_status  # an unreachable node or database is an UnavailableError: 503
     if status >= 500:
         log.error("%s: %s", exc.code, exc.message)
     fields = {k: _jsonable(v) for k, v in exc.fields.items()}

@@ -27,7 +27,7 @@ from web3.types import Nonce, TxParams
 
 from backend.api.chain import Chain
 from cairn.core.eip712 import Dataset, digest, register_dataset_typed_data
-from cairn.core.errors import CairnError, ConflictError, ValidationError
+from cairn.core.errors import ConflictError, InvalidInputError, RelayError
 
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 EIP1271_MAGIC = bytes.fromhex("1626ba7e")
@@ -53,13 +53,6 @@ relay_records = Table(
 )
 
 
-class RelayError(CairnError):
-    """The node refused the relayed transaction."""
-
-    code = "relay_failed"
-    http_status = 502
-
-
 def signature_digest(signature: bytes) -> str:
     return "0x" + keccak(signature).hex()
 
@@ -73,14 +66,14 @@ def request_digest(dataset: Dataset, owner: str, deadline: int) -> str:
 
 def check_signature_shape(signature: bytes) -> None:
     if len(signature) != 65:
-        raise ValidationError(
+        raise InvalidInputError(
             f"signature must be 65 bytes (r, s, v), got {len(signature)} bytes", field="signature"
         )
     s = int.from_bytes(signature[32:64], "big")
     if s > SECP256K1_N // 2:
-        raise ValidationError("signature has a high s value (not canonical, EIP-2)", field="signature")
+        raise InvalidInputError("signature has a high s value (not canonical, EIP-2)", field="signature")
     if signature[64] not in (0, 1, 27, 28):
-        raise ValidationError(f"signature has an invalid v byte {signature[64]}", field="signature")
+        raise InvalidInputError(f"signature has an invalid v byte {signature[64]}", field="signature")
 
 
 class Relayer:
@@ -171,7 +164,7 @@ class Relayer:
             if existing is not None:
                 if existing["request_digest"] != req_digest:
                     # Same signature, different owner or fields: a replay or a front-runner's edit.
-                    raise ValidationError(
+                    raise InvalidInputError(
                         f"signature is not {owner}'s over this registration (it was relayed before for "
                         f"owner {existing['owner']} and content hash {existing['content_hash']})",
                         field="signature",
@@ -182,7 +175,7 @@ class Relayer:
             head = self.chain.latest_block()
             now = max(int(head["timestamp"]), int(time.time()))
             if deadline <= now:
-                raise ValidationError(
+                raise InvalidInputError(
                     f"deadline {deadline} has passed (now {now}); sign again with a later deadline",
                     field="deadline",
                 )
@@ -200,7 +193,7 @@ class Relayer:
             msg_digest = "0x" + typed_digest.hex()
             try:
                 self._verify_owner(digest=typed_digest, signature=signature, owner=owner, nonce=nonce)
-            except ValidationError:
+            except InvalidInputError:
                 # the owner's nonce moved because another API process just relayed this very message?
                 if (elsewhere := self._recorded(sig_digest, msg_digest, req_digest)) is not None:
                     return elsewhere
@@ -227,14 +220,14 @@ class Relayer:
             except (ContractCustomError, ContractLogicError) as exc:
                 if (elsewhere := self._recorded(sig_digest, msg_digest, req_digest)) is not None:
                     return elsewhere
-                raise ValidationError(
+                raise InvalidInputError(
                     f"the registry would reject this registration: {_revert_reason(exc, registry)}",
                     field="signature",
                 ) from None
             except Web3RPCError as exc:  # e.g. the relayer account cannot pay for gas
                 raise RelayError(f"the node refused to estimate the relayed transaction: {exc}") from None
             if gas > self.gas_limit:
-                raise ValidationError(
+                raise InvalidInputError(
                     f"registration needs {gas} gas, above the relay limit {self.gas_limit}", field="uri"
                 )
             relayer_nonce = self._next_relayer_nonce()
@@ -389,7 +382,7 @@ class Relayer:
             owner, digest, signature
         ):
             return
-        raise ValidationError(
+        raise InvalidInputError(
             f"signature is not {owner}'s over this registration (nonce {nonce}, chain {self.chain.chain_id})"
             + (f"; it was signed by {signer}" if signer else ""),
             field="signature",

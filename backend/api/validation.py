@@ -1,4 +1,4 @@
-"""Parsers for path/query/body values; each rejects bad input with one specific ValidationError."""
+"""Parsers for path/query/body values; each rejects bad input with one specific InvalidInputError."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import re
 
 from web3 import Web3
 
-from cairn.core.errors import ValidationError
+from cairn.core.errors import InvalidInputError
 
 _HEX = re.compile(r"^0x[0-9a-fA-F]*$")
 UINT64_MAX = 2**64 - 1
@@ -16,15 +16,15 @@ UINT32_MAX = 2**32 - 1
 def parse_address(value: str, *, field: str = "address") -> str:
     """Return the checksummed address; reject non-hex, wrong length and wrong mixed-case checksums."""
     if not isinstance(value, str) or not _HEX.match(value):
-        raise ValidationError(f"{field} must be a 0x-prefixed hex address, got {value!r}", field=field)
+        raise InvalidInputError(f"{field} must be a 0x-prefixed hex address, got {value!r}", field=field)
     if len(value) != 42:
-        raise ValidationError(
+        raise InvalidInputError(
             f"{field} must be 20 bytes (42 characters with 0x), got {len(value)} characters", field=field
         )
     body = value[2:]
     mixed = body != body.lower() and body != body.upper()
     if mixed and not Web3.is_checksum_address(value):
-        raise ValidationError(f"{field} {value} has an invalid EIP-55 checksum", field=field)
+        raise InvalidInputError(f"{field} {value} has an invalid EIP-55 checksum", field=field)
     return str(Web3.to_checksum_address(value))
 
 
@@ -35,10 +35,10 @@ def parse_bytes32(value: str, *, field: str) -> str:
 
 def parse_hex(value: str, *, field: str, size: int) -> str:
     if not isinstance(value, str) or not _HEX.match(value):
-        raise ValidationError(f"{field} must be 0x-prefixed hex, got {value!r}", field=field)
+        raise InvalidInputError(f"{field} must be 0x-prefixed hex, got {value!r}", field=field)
     n = (len(value) - 2) / 2
     if n != size:
-        raise ValidationError(
+        raise InvalidInputError(
             f"{field} must be {size} bytes ({2 + 2 * size} characters with 0x), got {n:g} bytes", field=field
         )
     return value.lower()
@@ -46,5 +46,5 @@ def parse_hex(value: str, *, field: str, size: int) -> str:
 
 def parse_epoch(value: int) -> int:
     if value < 0 or value > UINT64_MAX:
-        raise ValidationError(f"epoch must be between 0 and 2^64-1, got {value}", field="epoch")
+        raise InvalidInputError(f"epoch must be between 0 and 2^64-1, got {value}", field="epoch")
     return value

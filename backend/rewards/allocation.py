@@ -36,15 +36,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from cairn.core.errors import ValidationError
+from cairn.core.errors import InvalidInputError, PublishRefusedError
 from cairn.core.policy import BPS, Policy
-
-
-class PublishRefusedError(ValidationError):
-    """The checker refuses to publish an allocation (a decreasing leaf, a duplicate account, a bad sum)."""
-
-    code = "publish_refused"
-
 
 Weights = dict[str, int]
 
@@ -91,14 +84,14 @@ def split_largest_remainder(pool: int, weights: Mapping[str, int]) -> dict[str, 
     """Split `pool` wei over `weights` exactly: floor shares, then one wei each to the largest remainders,
     ties broken by ascending key. Zero weights get nothing; an empty or all-zero weight map raises."""
     if pool < 0:
-        raise ValidationError("cannot split a negative pool")
+        raise InvalidInputError("cannot split a negative pool")
     total = 0
     for w in weights.values():
         if w < 0:
-            raise ValidationError("negative weight")
+            raise InvalidInputError("negative weight")
         total += w
     if total == 0:
-        raise ValidationError("cannot split over zero total weight")
+        raise InvalidInputError("cannot split over zero total weight")
     shares: dict[str, int] = {}
     rkeys: list[str] = []
     rvals: list[int] = []

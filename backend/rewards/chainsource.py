@@ -15,7 +15,7 @@ from web3 import Web3
 from backend.rewards.allocation import EVENT_TABLES, EpochInputs, allocate, cumulate, inputs_from_events
 from backend.rewards.events import DATASET_BATCH, EVENTS, decode_log, explode_dataset_batch
 from cairn.core.deployment import Deployment
-from cairn.core.errors import ValidationError
+from cairn.core.errors import InvalidInputError
 from cairn.core.policy import Policy
 
 Rows = dict[str, list[dict[str, Any]]]
@@ -67,7 +67,7 @@ def fetch_events(
             logs = w3.eth.get_logs({"fromBlock": lo, "toBlock": hi, "address": addresses, "topics": [topics]})
         except Exception as exc:  # "too many results" or a range limit: halve the range
             if step == 1:
-                raise ValidationError(f"eth_getLogs failed for block {lo}: {exc}") from None
+                raise InvalidInputError(f"eth_getLogs failed for block {lo}: {exc}") from None
             step = max(1, step // 2)
             continue
         for log in logs:
@@ -99,7 +99,7 @@ def audit_cumulative(
     ends = {e: end_block(w3, deployment, e) for e in range(first_epoch, epoch + 1)}
     last = ends[epoch]
     if last is None:
-        raise ValidationError(f"epoch {epoch} has not ended on chain yet")
+        raise InvalidInputError(f"epoch {epoch} has not ended on chain yet")
     events = fetch_events(w3, deployment, last)
     cumulative: dict[str, int] = {}
     amounts: dict[str, int] = {}

@@ -2,7 +2,7 @@
 
 `RewardDistributor.fundEmission(e)` must run during epoch e: emission funded after the epoch's end block is
 outside that epoch's allocation (the pool of e is the `EpochFunded(epoch=e)` events up to its end block).
-The keeper polls the chain's clock and calls `EpochEngine.fund` once per epoch, through the outbox, so a
+The keeper polls the chain's clock and calls `EpochLifecycle.fund` once per epoch, through the outbox, so a
 crash or a restart never sends twice and a second keeper (or a manual `cairn epoch fund`) sends nothing.
 `cairn dev` and `cairn up` run it as a supervised child next to the indexer and the API
 (`CAIRN_KEEPER_ENABLED=false` leaves it out).
@@ -17,8 +17,8 @@ from collections.abc import Callable
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from backend.rewards.lifecycle import EpochEndedError, EpochEngine, EpochNotReadyError
-from cairn.core.errors import CairnError, ConfigError
+from backend.rewards.lifecycle import EpochLifecycle
+from cairn.core.errors import CairnError, ConfigError, EpochEndedError, EpochNotReadyError
 
 log = logging.getLogger("cairn.keeper")
 
@@ -35,7 +35,7 @@ class KeeperSettings(BaseSettings):
 
 
 def keep(
-    eng: EpochEngine,
+    eng: EpochLifecycle,
     *,
     interval: float,
     stop: Callable[[], bool] = lambda: False,

@@ -45,7 +45,14 @@ from backend.rewards.publication import (
 )
 from backend.rewards.sqlsource import ensure_indexes, inputs_from_db
 from cairn.core.deployment import Deployment
-from cairn.core.errors import ConfigError, ConflictError, NotFoundError, ValidationError
+from cairn.core.errors import (
+    ConflictError,
+    EpochEndedError,
+    EpochNotReadyError,
+    InvalidInputError,
+    NotFoundError,
+    TreasuryError,
+)
 from cairn.core.policy import PLACEHOLDER_TREASURIES, Policy
 from cairn.core.settings import ANVIL_DEV_KEYS, LOCAL_CHAIN_ID
 
@@ -54,22 +61,6 @@ ORDER = {CLOSED: 0, COMPUTED: 1, PROPOSED: 2, ACCEPTED: 3}
 
 
 FUND_TRIES = 3
-
-
-class EpochNotReadyError(ConflictError):
-    code = "epoch_not_ready"
-
-
-class EpochEndedError(ConflictError):
-    """Too late: the epoch has ended (its emission would fall outside its allocation)."""
-
-    code = "epoch_ended"
-
-
-class TreasuryError(ConfigError):
-    """The policy's treasury is not a real treasury for this chain (exit code 2)."""
-
-    code = "treasury_invalid"
 
 
 @dataclass(frozen=True)
@@ -115,7 +106,7 @@ def finalized_block(w3: Web3, *, finality: str, confirmations: int) -> int:
     return min(tagged, head)
 
 
-class EpochEngine:
+class EpochLifecycle:
     def __init__(
         self,
         *,
@@ -136,7 +127,7 @@ class EpochEngine:
         self.policy = policy
         self.data_dir = Path(data_dir)
         if finality not in FINALITY_MODES:
-            raise ValidationError(f"finality must be one of {', '.join(FINALITY_MODES)}, not {finality!r}")
+            raise InvalidInputError(f"finality must be one of {', '.join(FINALITY_MODES)}, not {finality!r}")
         self.confirmations = confirmations
         self.finality = finality
         self.source = source
@@ -182,7 +173,7 @@ class EpochEngine:
 
     def _outbox(self) -> Outbox:
         if not self.publisher_key:
-            raise ValidationError("no publisher key: set CAIRN_PUBLISHER_KEY")
+            raise InvalidInputError("no publisher key: set CAIRN_PUBLISHER_KEY")
         return Outbox(self.engine, self.w3, self.publisher_key)
 
     def _key(self, what: str, epoch: int) -> str:
@@ -224,7 +215,7 @@ class EpochEngine:
         """The deployment's contract `name` on this engine's chain."""
         info = self.deployment.contracts.get(name)
         if info is None:
-            raise ValidationError(f"the deployment has no {name}")
+            raise InvalidInputError(f"the deployment has no {name}")
         return self.w3.eth.contract(address=Web3.to_checksum_address(info.address), abi=info.abi)
 
     def _token(self) -> Any:
@@ -247,7 +238,7 @@ class EpochEngine:
         now = self._now()
         e = self.deployment.epoch.epoch_at(now) if epoch is None else epoch
         if e < 0:
-            raise ValidationError(f"epoch must be >= 0, not {e}")
+            raise InvalidInputError(f"epoch must be >= 0, not {e}")
         start, end = self.deployment.epoch.bounds(e)
         if now < start:
             raise EpochNotReadyError(f"epoch {e} starts in {start - now} s; its emission cannot be minted")
@@ -416,5 +407,5 @@ class EpochEngine:
     def require_row(self, epoch: int) -> EpochRow:
         row = self.row(epoch)
         if row is None:
-            raise NotFoundError(f"epoch {epoch} is not known here: run `cairn epoch close {epoch}`")
+            raise NotFoundError(f"epoch {epoch} is not known here: run `cairn epoch compute {epoch}`")
         return row

@@ -23,10 +23,10 @@ from dataclasses import dataclass, field
 from web3 import Web3
 from web3.logs import DISCARD
 
-from backend.outbox import CONFIRMED, FAILED, OutboxRevertError, OutboxTx
-from backend.rewards.lifecycle import ACCEPTED, EpochEngine, EpochNotReadyError
+from backend.outbox import CONFIRMED, FAILED, OutboxTx
+from backend.rewards.lifecycle import ACCEPTED, EpochLifecycle
 from backend.rewards.publication import read_allocation_file
-from cairn.core.errors import ValidationError
+from cairn.core.errors import EpochNotReadyError, InvalidInputError, OutboxRevertError
 from cairn.core.merkle import MerkleTree, keccak256
 
 MAX_TRIES = 3
@@ -55,7 +55,7 @@ class PayoutReport:
         )
 
 
-def _claimable_tree(eng: EpochEngine, epoch: int) -> MerkleTree:
+def _claimable_tree(eng: EpochLifecycle, epoch: int) -> MerkleTree:
     row = eng.require_row(epoch)
     if row.status != ACCEPTED or row.allocation_file is None or row.root is None:
         raise EpochNotReadyError(f"epoch {epoch} is not accepted: run `cairn epoch finalize {epoch}` first")
@@ -68,7 +68,7 @@ def _claimable_tree(eng: EpochEngine, epoch: int) -> MerkleTree:
 
 
 def push_payouts(
-    eng: EpochEngine,
+    eng: EpochLifecycle,
     epoch: int,
     *,
     accounts: list[str] | None = None,
@@ -79,9 +79,9 @@ def push_payouts(
     """Pay every account of the accepted `epoch` (or only `accounts`) whose claimable amount is at least
     `min_amount` wei, `batch_size` accounts per `claimForBatch`. Idempotent: a second run pays nobody."""
     if batch_size < 1:
-        raise ValidationError(f"--batch-size must be at least 1, not {batch_size}")
+        raise InvalidInputError(f"--batch-size must be at least 1, not {batch_size}")
     if min_amount < 1:
-        raise ValidationError(f"--min-amount must be at least 1 wei, not {min_amount}")
+        raise InvalidInputError(f"--min-amount must be at least 1 wei, not {min_amount}")
     tree = _claimable_tree(eng, epoch)
     box = eng._outbox()
     box.drain(timeout=timeout)  # batches a killed run left in flight land (or fail) before anything is read
@@ -90,7 +90,7 @@ def push_payouts(
         wanted = sorted({a.lower() for a in accounts})
         unknown = [a for a in wanted if a not in cumulative]
         if unknown:
-            raise ValidationError(f"{unknown[0]} has no leaf in epoch {epoch}'s tree")
+            raise InvalidInputError(f"{unknown[0]} has no leaf in epoch {epoch}'s tree")
     else:
         wanted = sorted(cumulative)
     report = PayoutReport(epoch, accounts=len(wanted))
@@ -133,7 +133,7 @@ def push_payouts(
     return report
 
 
-def _claimed_in(eng: EpochEngine, tx: OutboxTx) -> dict[str, int]:
+def _claimed_in(eng: EpochLifecycle, tx: OutboxTx) -> dict[str, int]:
     """account -> amount of the Claimed events of a mined batch."""
     receipt = eng.w3.eth.get_transaction_receipt(tx.mined_hash)  # type: ignore[arg-type]
     out: dict[str, int] = {}
@@ -143,7 +143,7 @@ def _claimed_in(eng: EpochEngine, tx: OutboxTx) -> dict[str, int]:
 
 
 def _send_batch(
-    eng: EpochEngine, epoch: int, tree: MerkleTree, batch: list[str], attempt: int, timeout: float
+    eng: EpochLifecycle, epoch: int, tree: MerkleTree, batch: list[str], attempt: int, timeout: float
 ) -> OutboxTx | None:
     """Send (once per content and try) and settle one claimForBatch; None if it would revert now."""
     dist = eng.distributor
@@ -170,7 +170,7 @@ def _send_batch(
 
 
 def relay_claims(
-    eng: EpochEngine, epoch: int, *, accounts: list[str] | None = None, batch_size: int = 100
+    eng: EpochLifecycle, epoch: int, *, accounts: list[str] | None = None, batch_size: int = 100
 ) -> list[OutboxTx]:
     """Relayed claims for `accounts` (default: every leaf with something left): the confirmed batches."""
     report = push_payouts(eng, epoch, accounts=accounts, batch_size=batch_size)

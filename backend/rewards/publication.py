@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 
 from backend.rewards.allocation import check_publishable, cumulate
-from cairn.core.errors import NotFoundError, ValidationError
+from cairn.core.errors import InvalidInputError, NotFoundError
 from cairn.core.merkle import MerkleTree, build_tree, keccak256
 from cairn.core.policy import Policy
 
@@ -153,7 +153,7 @@ def read_allocation_file(data_dir: Path, name: str) -> dict[str, Any]:
     except FileNotFoundError:
         raise NotFoundError(f"allocation file {name} not found under {allocations_dir(data_dir)}") from None
     if "0x" + keccak256(blob).hex() + ".json" != name:
-        raise ValidationError(f"allocation file {name} does not match its content hash")
+        raise InvalidInputError(f"allocation file {name} does not match its content hash")
     doc: dict[str, Any] = orjson.loads(blob)
     return doc
 

@@ -1,7 +1,7 @@
 """`cairn demo`: play the whole Cairn loop once on the local chain, through the running API and contracts.
 
 1. an AI agent gets test tokens from epoch 0's capped emission (unless it still holds some from an earlier
-   run), and the distributor is funded with the rest (`EpochEngine.fund`, what the keeper does);
+   run), and the distributor is funded with the rest (`EpochLifecycle.fund`, what the keeper does);
 2. contributor A registers a dataset gaslessly through the API relayer (EIP-712), contributor B directly,
    and a compute provider registers a training job;
 3. three validators attest (the policy's quorum is 3), a trainer publishes the model's manifest;
@@ -227,11 +227,11 @@ class Demo:
 
     def epoch_engine(self) -> Any:
         """The rewards engine on the stack's database, publishing with the development publisher key."""
-        from backend.rewards.lifecycle import EpochEngine
+        from backend.rewards.lifecycle import EpochLifecycle
         from cairn.core.db import make_engine
         from cairn.core.policy import load_policy
 
-        return EpochEngine(
+        return EpochLifecycle(
             engine=make_engine(self.settings.database_url),
             w3=self.w3,
             deployment=self.dep,
@@ -254,8 +254,8 @@ class Demo:
         raise CairnError("the relayed registration did not appear in the API within 60 s")
 
     def _close_and_claim(self, eng: Any, epoch: int, dist: Any, token: Any, a: str, b: str) -> dict[str, int]:
-        from backend.rewards.lifecycle import EpochNotReadyError
         from backend.rewards.payouts import push_payouts
+        from cairn.core.errors import EpochNotReadyError
 
         out.print(f"[bold]demo[/] the chain's clock moves past the end of epoch {epoch}; the epoch closes")
         self.travel_past(self.dep.epoch.bounds(epoch)[1])

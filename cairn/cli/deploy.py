@@ -38,7 +38,7 @@ from web3.contract import Contract
 from cairn.core.chain import connect
 from cairn.core.contracts import CORE_CONTRACTS, load_artifact
 from cairn.core.deployment import ContractInfo, Deployment, EpochConfig
-from cairn.core.errors import ConfigError, DeploymentError
+from cairn.core.errors import ConfigError, DeploymentError, MissingKeyError
 from cairn.core.settings import ANVIL_DEV_KEYS, LOCAL_CHAIN_ID, PLACEHOLDER_MARKERS, load_settings
 
 DEFAULT_EPOCH_LENGTH = 3600
@@ -248,7 +248,7 @@ def resolve_deployer_key(chain_id: int, key_env: str | None) -> str:
     """The deployer key from `$key_env`; anvil dev key 0 on the local chain when none is given."""
     value = os.environ.get(key_env, "").strip() if key_env else ""
     if key_env and not value and chain_id != LOCAL_CHAIN_ID:
-        raise ConfigError(f"{key_env} is not set; it must hold the deployer key for chain {chain_id}")
+        raise MissingKeyError(f"{key_env} is not set; it must hold the deployer key for chain {chain_id}")
     if not value:
         if chain_id == LOCAL_CHAIN_ID:
             return load_settings().signing_key("publisher", chain_id)
@@ -271,7 +271,7 @@ def deploy_command(
         str | None, typer.Option("--key-env", help="Environment variable holding the deployer key")
     ] = None,
     out: Annotated[
-        Path | None, typer.Option("--out", help="Deployment file (default CAIRN_DEPLOYMENT_FILE)")
+        Path | None, typer.Option("--deployment", help="Deployment file to write (CAIRN_DEPLOYMENT_FILE)")
     ] = None,
     epoch_length: Annotated[int, typer.Option("--epoch-length", help="Epoch length in seconds")] = (
         DEFAULT_EPOCH_LENGTH

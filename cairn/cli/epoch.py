@@ -12,9 +12,13 @@ from rich.console import Console
 from sqlalchemy import text
 
 from backend import migrations
+from backend.rewards.lifecycle import EpochLifecycle
+from cairn.core.chain import connect
 from cairn.core.db import make_engine
-from cairn.core.errors import ConflictError
-from cairn.core.settings import Settings, load_settings
+from cairn.core.deployment import load_deployment
+from cairn.core.errors import ConflictError, InvalidInputError
+from cairn.core.policy import load_policy
+from cairn.core.settings import LOCAL_CHAIN_ID, Settings, load_settings
 
 epoch_app = typer.Typer(
     help="Reward epochs: fund, close (compute), publish (propose), finalize (accept), payout, relay, keeper, "
@@ -44,7 +48,7 @@ def _settings(database_url: str | None, rpc_url: str | None, deployment: Path | 
     return load_settings(database_url=database_url, rpc_urls=rpc_url, deployment_file=deployment)
 
 
-def _engine(
+def _lifecycle(
     database_url: str | None,
     rpc_url: str | None,
     deployment: Path | None,
@@ -53,21 +57,14 @@ def _engine(
     confirmations: int | None,
     *,
     migrate: bool = True,
-) -> object:
-    from backend.rewards.lifecycle import EpochEngine
-    from cairn.core.chain import connect
-    from cairn.core.deployment import load_deployment
-    from cairn.core.errors import ValidationError
-    from cairn.core.policy import load_policy
-    from cairn.core.settings import LOCAL_CHAIN_ID
-
+) -> EpochLifecycle:
     if source not in ("db", "chain"):
-        raise ValidationError(f"--source must be db or chain, not {source!r}")
+        raise InvalidInputError(f"--source must be db or chain, not {source!r}")
     settings = _settings(database_url, rpc_url, deployment)
     dep = load_deployment(settings.deployment_file)
     w3 = connect(settings.rpc_urls[0])
     dep.require_chain(int(w3.eth.chain_id), settings.rpc_urls[0])
-    return EpochEngine(
+    return EpochLifecycle(
         engine=make_engine(settings.database_url),
         w3=w3,
         deployment=dep,
@@ -93,8 +90,8 @@ def _show(row: object) -> None:
     )
 
 
-@epoch_app.command("close")
-def close(
+@epoch_app.command("compute")
+def compute(
     epoch: int,
     database_url: str | None = DbOpt,
     rpc_url: str | None = RpcOpt,
@@ -103,9 +100,9 @@ def close(
     source: str = SourceOpt,
     confirmations: int | None = ConfOpt,
 ) -> None:
-    """Close an ended epoch (end block final) and compute its allocation, tree and file."""
-    eng = _engine(database_url, rpc_url, deployment, policy, source, confirmations)
-    _show(eng.compute(epoch))  # type: ignore[attr-defined]
+    """Close an ended epoch (end block final, mirror past it) and compute its allocation, tree and file."""
+    eng = _lifecycle(database_url, rpc_url, deployment, policy, source, confirmations)
+    _show(eng.compute(epoch))
 
 
 @epoch_app.command("publish")
@@ -119,8 +116,8 @@ def publish(
     confirmations: int | None = ConfOpt,
 ) -> None:
     """Propose the epoch's root on chain (closing and computing it first if needed)."""
-    eng = _engine(database_url, rpc_url, deployment, policy, source, confirmations)
-    _show(eng.publish(epoch))  # type: ignore[attr-defined]
+    eng = _lifecycle(database_url, rpc_url, deployment, policy, source, confirmations)
+    _show(eng.publish(epoch))
 
 
 @epoch_app.command("finalize")
@@ -132,8 +129,8 @@ def finalize(
     policy: str = PolicyOpt,
 ) -> None:
     """Accept the proposed root once its challenge delay has passed."""
-    eng = _engine(database_url, rpc_url, deployment, policy, "db", None)
-    _show(eng.finalize(epoch))  # type: ignore[attr-defined]
+    eng = _lifecycle(database_url, rpc_url, deployment, policy, "db", None)
+    _show(eng.finalize(epoch))
 
 
 @epoch_app.command("fund")
@@ -144,8 +141,8 @@ def fund(
     deployment: Path | None = DeployOpt,
 ) -> None:
     """Mint the epoch's emission into the pool (fundEmission) while it runs; once, through the outbox."""
-    eng = _engine(database_url, rpc_url, deployment, "v1", "db", None)
-    res = eng.fund(epoch)  # type: ignore[attr-defined]
+    eng = _lifecycle(database_url, rpc_url, deployment, "v1", "db", None)
+    res = eng.fund(epoch)
     tx = f" tx {res.tx.mined_hash}" if res.status == "sent" and res.tx is not None else ""
     what = "funded" if res.status == "sent" else "already funded (nothing sent)"
     out.print(
@@ -166,8 +163,8 @@ def payout(
     """Push payouts: claimForBatch for every account of the accepted epoch with something due."""
     from backend.rewards.payouts import push_payouts
 
-    eng = _engine(database_url, rpc_url, deployment, policy, "db", None)
-    report = push_payouts(eng, epoch, min_amount=min_amount, batch_size=batch_size)  # type: ignore[arg-type]
+    eng = _lifecycle(database_url, rpc_url, deployment, policy, "db", None)
+    report = push_payouts(eng, epoch, min_amount=min_amount, batch_size=batch_size)
     out.print(report.summary(), highlight=False, soft_wrap=True)
     for tx in report.batches:
         out.print(f"  batch {tx.status} {tx.mined_hash} (nonce {tx.nonce})", highlight=False, soft_wrap=True)
@@ -192,8 +189,8 @@ def keeper(
 
     settings = _settings(database_url, rpc_url, deployment)
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    eng = _engine(database_url, rpc_url, deployment, "v1", "db", None)
-    keep(eng, interval=interval if interval is not None else KeeperSettings().interval)  # type: ignore[arg-type]
+    eng = _lifecycle(database_url, rpc_url, deployment, "v1", "db", None)
+    keep(eng, interval=interval if interval is not None else KeeperSettings().interval)
 
 
 @epoch_app.command("relay")
@@ -209,8 +206,8 @@ def relay(
     """Relayed claims (claimForBatch, publisher pays gas) for accounts that cannot claim themselves."""
     from backend.rewards.payouts import relay_claims
 
-    eng = _engine(database_url, rpc_url, deployment, policy, "db", None)
-    sent = relay_claims(eng, epoch, accounts=account or None, batch_size=batch_size)  # type: ignore[arg-type]
+    eng = _lifecycle(database_url, rpc_url, deployment, policy, "db", None)
+    sent = relay_claims(eng, epoch, accounts=account or None, batch_size=batch_size)
     out.print(f"{len(sent)} claim batch(es): " + ", ".join(f"{t.status} {t.mined_hash}" for t in sent))
 
 

@@ -84,7 +84,9 @@ def index(
         str | None, typer.Option("--rpc-url", help="Comma-separated RPC URLs (overrides CAIRN_RPC_URLS).")
     ] = None,
     database_url: Annotated[str | None, typer.Option("--database-url")] = None,
-    deployment_file: Annotated[Path | None, typer.Option("--deployment-file")] = None,
+    deployment_file: Annotated[
+        Path | None, typer.Option("--deployment", help="Deployment file (CAIRN_DEPLOYMENT_FILE).")
+    ] = None,
     confirmations: Annotated[int | None, typer.Option("--confirmations", min=0)] = None,
     finality: Annotated[
         str, typer.Option("--finality", help="auto (node's `finalized` tag if any), tag, or confirmations")

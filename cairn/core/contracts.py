@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from cairn.core.errors import CairnError
+from cairn.core.errors import ArtifactError
 from cairn.core.settings import REPO_ROOT
 
 ARTIFACTS_DIR = REPO_ROOT / "artifacts" / "contracts" / "src"
@@ -27,13 +27,6 @@ CORE_CONTRACTS: tuple[str, ...] = (
     "ModelRegistry",
     "PaymentRouter",
 )
-
-
-class ArtifactError(CairnError):
-    """A compiled artifact is missing or unreadable (run `npx hardhat build`)."""
-
-    code = "artifact_missing"
-    exit_code = 2
 
 
 @dataclass(frozen=True)

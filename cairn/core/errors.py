@@ -1,4 +1,8 @@
-"""One exception hierarchy for Cairn; the API maps it to problem+json and the CLI to exit codes."""
+"""One exception hierarchy for Cairn; the API maps it to problem+json (`http_status`), the CLI to exit codes.
+
+Exit codes: 1 other, 2 configuration, 3 invalid input, 4 not found, 5 conflict, 6 deep reorg,
+69 unavailable (sysexits' EX_UNAVAILABLE: the chain or the database does not answer; retrying later may work).
+"""
 
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ class CairnError(Exception):
         self.fields = fields
 
 
+# --- configuration ---------------------------------------------------------------------------------------
 class ConfigError(CairnError):
     """The configuration is wrong or incomplete (bad URL, missing key, wrong chain id)."""
 
@@ -24,28 +29,68 @@ class ConfigError(CairnError):
     exit_code = 2
 
 
-class ChainUnreachableError(ConfigError):
-    code = "chain_unreachable"
-
-
 class WrongChainError(ConfigError):
     code = "wrong_chain"
-
-
-class DatabaseUnreachableError(ConfigError):
-    code = "database_unreachable"
 
 
 class DeploymentError(ConfigError):
     code = "deployment_invalid"
 
 
-class ValidationError(CairnError):
+class MissingKeyError(ConfigError):
+    """A signing key the command needs is not configured (CAIRN_<ROLE>_KEY)."""
+
+    code = "signing_key_missing"
+
+
+class ArtifactError(ConfigError):
+    """A compiled artifact is missing or unreadable (run `npx hardhat build`)."""
+
+    code = "artifact_missing"
+
+
+class SchemaMismatchError(ConfigError):
+    """The mirror's event tables do not match the deployment's ABIs."""
+
+    code = "indexer_schema_mismatch"
+
+
+class TreasuryError(ConfigError):
+    """The policy's treasury is not a real treasury for this chain."""
+
+    code = "treasury_invalid"
+
+
+# --- a dependency that does not answer --------------------------------------------------------------------
+class UnavailableError(CairnError):
+    """A service Cairn depends on (the chain's node, the database) does not answer: HTTP 503, exit 69."""
+
+    code = "unavailable"
+    http_status = 503
+    exit_code = 69
+
+
+class ChainUnreachableError(UnavailableError):
+    code = "chain_unreachable"
+
+
+class DatabaseUnreachableError(UnavailableError):
+    code = "database_unreachable"
+
+
+# --- input ------------------------------------------------------------------------------------------------
+class InvalidInputError(CairnError):
     """Input rejected before any state changed."""
 
     code = "invalid_input"
     http_status = 422
     exit_code = 3
+
+
+class PublishRefusedError(InvalidInputError):
+    """The checker refuses to publish an allocation (a decreasing leaf, a duplicate account, a bad sum)."""
+
+    code = "publish_refused"
 
 
 class NotFoundError(CairnError):
@@ -54,7 +99,79 @@ class NotFoundError(CairnError):
     exit_code = 4
 
 
+# --- state ------------------------------------------------------------------------------------------------
 class ConflictError(CairnError):
     code = "conflict"
     http_status = 409
     exit_code = 5
+
+
+class EpochNotReadyError(ConflictError):
+    code = "epoch_not_ready"
+
+
+class EpochEndedError(ConflictError):
+    """Too late: the epoch has ended (its emission would fall outside its allocation)."""
+
+    code = "epoch_ended"
+
+
+class AllocationMismatchError(ConflictError):
+    """The allocation file on disk does not produce the root published on chain."""
+
+    code = "allocation_mismatch"
+
+
+class OutboxRevertError(ConflictError):
+    """The node's gas estimate says the transaction would revert."""
+
+    code = "would_revert"
+
+
+# --- the chain's answers ----------------------------------------------------------------------------------
+class OutboxError(CairnError):
+    """The outbox cannot sign or send a transaction."""
+
+    code = "outbox_error"
+
+
+class RelayError(CairnError):
+    """The node refused the relayed transaction."""
+
+    code = "relay_failed"
+    http_status = 502
+
+
+class RpcError(CairnError):
+    """A JSON-RPC error answer that retrying the same request will not fix."""
+
+    code = "rpc_error"
+
+    def __init__(self, message: str, *, rpc_code: int | None = None, method: str = "") -> None:
+        super().__init__(message, rpc_code=rpc_code, method=method)
+        self.rpc_code = rpc_code
+        self.method = method
+
+
+class RangeTooLargeError(RpcError):
+    """eth_getLogs asked for too much; `suggested` is the provider's proposed (from, to) if it gave one."""
+
+    code = "rpc_range_too_large"
+
+    def __init__(
+        self,
+        message: str,
+        suggested: tuple[int, int] | None,
+        *,
+        rpc_code: int | None = None,
+        method: str = "",
+    ) -> None:
+        super().__init__(message, rpc_code=rpc_code, method=method)
+        self.suggested = suggested
+
+
+class DeepReorgError(CairnError):
+    """A reorganisation deeper than the kept window of unfinalized block hashes."""
+
+    code = "indexer_deep_reorg"
+    exit_code = 6

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cairn.core.errors import ValidationError
+from cairn.core.errors import InvalidInputError
 
 FORMAT = "standard-v1"
 LEAF_ENCODING = ["address", "uint256"]
@@ -128,12 +128,12 @@ def keccak256(data: bytes) -> bytes:
 def normalize_address(address: str) -> str:
     a = address.lower()
     if len(a) != 42 or not a.startswith("0x"):
-        raise ValidationError(f"not an address: {address!r}")
+        raise InvalidInputError(f"not an address: {address!r}")
     try:
         if len(bytes.fromhex(a[2:])) != 20:  # fromhex skips whitespace
             raise ValueError
     except ValueError:
-        raise ValidationError(f"not an address: {address!r}") from None
+        raise InvalidInputError(f"not an address: {address!r}") from None
     return a
 
 
@@ -168,7 +168,7 @@ def _to_bytes32(x: str | bytes) -> bytes:
         s = x[2:] if x.startswith("0x") else x
         b = bytes.fromhex(s)
     if len(b) != 32:
-        raise ValidationError("expected 32 bytes")
+        raise InvalidInputError("expected 32 bytes")
     return b
 
 
@@ -199,7 +199,7 @@ class MerkleTree:
 
     def proof_bytes(self, index: int) -> list[bytes]:
         if not 0 <= index < len(self.values):
-            raise ValidationError(f"leaf index {index} out of range")
+            raise InvalidInputError(f"leaf index {index} out of range")
         tree = self.tree
         # 1-based heap position p: the ancestors are p >> k, the sibling of q is q ^ 1 (array index q - 1)
         p = self.tree_index[index] + 1
@@ -214,7 +214,7 @@ class MerkleTree:
             self._by_account = {a: i for i, (a, _) in enumerate(self.values)}
         idx = self._by_account.get(normalize_address(account))
         if idx is None:
-            raise ValidationError(f"no leaf for {account}")
+            raise InvalidInputError(f"no leaf for {account}")
         return idx
 
     def proof_for(self, account: str) -> tuple[int, list[str]]:
@@ -241,7 +241,7 @@ class MerkleTree:
     def load(cls, data: dict[str, Any]) -> MerkleTree:
         """Rebuild from a dump (OZ's or ours) and check that the node array is consistent."""
         if data.get("format") != FORMAT or data.get("leafEncoding") != LEAF_ENCODING:
-            raise ValidationError("not a standard-v1 [address,uint256] Merkle tree dump")
+            raise InvalidInputError("not a standard-v1 [address,uint256] Merkle tree dump")
         tree = [_to_bytes32(n) for n in data["tree"]]
         values = [(normalize_address(v["value"][0]), int(v["value"][1])) for v in data["values"]]
         tree_index = [int(v["treeIndex"]) for v in data["values"]]
@@ -253,13 +253,13 @@ class MerkleTree:
         """Recompute every node; raise if any leaf or inner node does not match."""
         n = len(self.values)
         if len(self.tree) != max(2 * n - 1, 0):
-            raise ValidationError("tree has the wrong number of nodes")
+            raise InvalidInputError("tree has the wrong number of nodes")
         for (a, amt), ti in zip(self.values, self.tree_index, strict=True):
             if self.tree[ti] != leaf_hash(a, amt):
-                raise ValidationError(f"leaf hash mismatch at tree index {ti}")
+                raise InvalidInputError(f"leaf hash mismatch at tree index {ti}")
         for i in range(n - 2, -1, -1):
             if self.tree[i] != hash_pair(self.tree[2 * i + 1], self.tree[2 * i + 2]):
-                raise ValidationError(f"inner node mismatch at tree index {i}")
+                raise InvalidInputError(f"inner node mismatch at tree index {i}")
 
 
 def build_tree(
@@ -282,12 +282,12 @@ def build_tree(
         values, encoded = bulk[0], bulk[1:]
     count = len(values)
     if count == 0:
-        raise ValidationError("cannot build a Merkle tree with no leaves")
+        raise InvalidInputError("cannot build a Merkle tree with no leaves")
     if not allow_duplicates:
         accounts = [a for a, _ in values]
         # strictly ascending (the usual, sorted input) has no duplicate; otherwise count them
         if not all(map(operator.lt, accounts, accounts[1:])) and len(set(accounts)) != count:
-            raise ValidationError("two leaves for one account")
+            raise InvalidInputError("two leaves for one account")
 
     if workers is None:  # measured: on 2 shared cores the pickling costs about what the second core gains
         workers = 1
@@ -302,7 +302,7 @@ def _checked_one_by_one(items: Iterable[tuple[str, int]]) -> list[tuple[str, int
     values: list[tuple[str, int]] = []
     for a, n in items:
         if not isinstance(n, int) or not 0 <= n <= _MAX_UINT256:
-            raise ValidationError(f"amount out of uint256 range for {a}: {n!r}")
+            raise InvalidInputError(f"amount out of uint256 range for {a}: {n!r}")
         values.append((normalize_address(a), n))
     return values
 

@@ -42,7 +42,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic import ValidationError as PydanticValidationError
 
-from cairn.core.errors import ValidationError
+from cairn.core.errors import InvalidInputError
 from cairn.core.merkle import keccak256
 
 POLICY_DIR = Path(__file__).resolve().parent / "policies"
@@ -125,7 +125,7 @@ def parse_policy(data: object) -> Policy:
     except PydanticValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "policy"
-        raise ValidationError(f"invalid reward policy: {where}: {first['msg']}") from None
+        raise InvalidInputError(f"invalid reward policy: {where}: {first['msg']}") from None
 
 
 def load_policy(ref: str | Path = "v1") -> Policy:
@@ -136,7 +136,7 @@ def load_policy(ref: str | Path = "v1") -> Policy:
     try:
         raw = json.loads(path.read_text())
     except FileNotFoundError:
-        raise ValidationError(f"reward policy not found: {path}") from None
+        raise InvalidInputError(f"reward policy not found: {path}") from None
     except json.JSONDecodeError as exc:
-        raise ValidationError(f"reward policy {path} is not JSON: {exc.msg} at line {exc.lineno}") from None
+        raise InvalidInputError(f"reward policy {path} is not JSON: {exc.msg} at line {exc.lineno}") from None
     return parse_policy(raw)

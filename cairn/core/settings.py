@@ -13,7 +13,7 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from cairn.core.errors import ConfigError
+from cairn.core.errors import ConfigError, MissingKeyError
 
 LOCAL_CHAIN_ID = 31337
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -89,7 +89,7 @@ class Settings(BaseSettings):
             return value
         env = f"CAIRN_{role.upper()}_KEY"
         if not value:
-            raise ConfigError(f"{env} is not set; it is required on chain {chain_id}")
+            raise MissingKeyError(f"{env} is not set; it is required on chain {chain_id}")
         if any(m in value.lower() for m in PLACEHOLDER_MARKERS):
             raise ConfigError(f"{env} is a placeholder; set a real key for chain {chain_id}")
         if value.lower() in ANVIL_DEV_KEYS:

@@ -30,8 +30,9 @@ def _cairn(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def _one_line_error(proc: subprocess.CompletedProcess[str]) -> str:
-    assert proc.returncode == 2, proc.stderr
+def _one_line_error(proc: subprocess.CompletedProcess[str], exit_code: int = 2) -> str:
+    """A configuration error exits 2; an unreachable node or database (UnavailableError) exits 69."""
+    assert proc.returncode == exit_code, proc.stderr
     lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
     assert len(lines) == 1, proc.stderr
     assert "Traceback" not in proc.stderr
@@ -42,7 +43,7 @@ def test_unreachable_rpc_is_named(tmp_path: Path, sqlite_url: str) -> None:
     url = f"http://127.0.0.1:{free_port()}"
     dep = _deployment_file(tmp_path, 31337)
     line = _one_line_error(
-        _cairn("check", "--rpc-url", url, "--database-url", sqlite_url, "--deployment", str(dep))
+        _cairn("check", "--rpc-url", url, "--database-url", sqlite_url, "--deployment", str(dep)), 69
     )
     assert f"RPC {url} is unreachable" in line
 
@@ -60,7 +61,7 @@ def test_unreachable_database_is_named(tmp_path: Path, anvil_session: Anvil) -> 
     dep = _deployment_file(tmp_path, 31337)
     db = f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/nope"
     proc = _cairn("check", "--rpc-url", anvil_session.url, "--database-url", db, "--deployment", str(dep))
-    line = _one_line_error(proc)
+    line = _one_line_error(proc, 69)
     assert "database unreachable" in line and "127.0.0.1" in line
 
 

@@ -367,7 +367,7 @@ def test_eip3009_with_eth_account_signature(env: Env) -> None:
 def test_cli_deploy_writes_file(anvil: Anvil, tmp_path: Path) -> None:
     out = tmp_path / "dep.json"
     result = CliRunner().invoke(
-        app, ["deploy", "--rpc-url", anvil.url, "--out", str(out), "--epoch-length", "120"]
+        app, ["deploy", "--rpc-url", anvil.url, "--deployment", str(out), "--epoch-length", "120"]
     )
     assert result.exit_code == 0, result.output
     data = json.loads(out.read_text())
@@ -408,8 +408,8 @@ def test_distributor_mints_emission_through_token(env: Env) -> None:
 def test_missing_artifact_and_unreachable_rpc_are_one_line_errors(tmp_path: Path) -> None:
     from cairn.cli.devchain import free_port
     from cairn.core.chain import connect
-    from cairn.core.contracts import ArtifactError, load_artifact
-    from cairn.core.errors import ChainUnreachableError
+    from cairn.core.contracts import load_artifact
+    from cairn.core.errors import ArtifactError, ChainUnreachableError
 
     with pytest.raises(ArtifactError, match="npx hardhat build"):
         load_artifact("RewardToken", tmp_path)

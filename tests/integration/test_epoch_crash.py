@@ -76,13 +76,13 @@ def run_epochs(eng: Any, rpc: str, epochs: int) -> None:
 def worker(rpc: str, db_url: str, dep_file: str, data_dir: str, policy_file: str, epochs: int) -> None:
     from web3 import Web3
 
-    from backend.rewards.lifecycle import EpochEngine
+    from backend.rewards.lifecycle import EpochLifecycle
     from cairn.core.db import make_engine
     from cairn.core.deployment import load_deployment
     from cairn.core.policy import load_policy
 
     w3 = Web3(Web3.HTTPProvider(rpc))
-    eng = EpochEngine(
+    eng = EpochLifecycle(
         engine=make_engine(db_url), w3=w3, deployment=load_deployment(Path(dep_file)),
         policy=load_policy(Path(policy_file)), data_dir=Path(data_dir), publisher_key=PUBLISHER,
         confirmations=0, finality="confirmations", source="chain",

@@ -14,14 +14,14 @@ from sqlalchemy import text
 from web3 import Web3
 
 from backend.rewards.chainsource import audit_cumulative, end_block
-from backend.rewards.lifecycle import ACCEPTED, COMPUTED, PROPOSED, EpochEngine, EpochNotReadyError
+from backend.rewards.lifecycle import ACCEPTED, COMPUTED, PROPOSED, EpochLifecycle
 from backend.rewards.payouts import relay_claims
 from backend.rewards.publication import read_allocation_file
 from cairn.cli.deploy import deploy_all
 from cairn.cli.devchain import Anvil
 from cairn.core import merkle
 from cairn.core.db import make_engine
-from cairn.core.errors import ValidationError
+from cairn.core.errors import EpochNotReadyError, InvalidInputError
 from cairn.core.policy import POLICY_DIR, load_policy
 from cairn.core.settings import ANVIL_DEV_KEYS, Settings
 from indexer.core import Indexer, IndexerOptions
@@ -85,7 +85,7 @@ def test_close_publish_finalize_claim(anvil: Anvil, sqlite_url: str, tmp_path: P
     _send(w3, ANVIL_DEV_KEYS[7], distributor.functions.fundEmission(0))
 
     engine = make_engine(sqlite_url)
-    eng = EpochEngine(engine=engine, w3=w3, deployment=dep, policy=policy, data_dir=tmp_path / "data",
+    eng = EpochLifecycle(engine=engine, w3=w3, deployment=dep, policy=policy, data_dir=tmp_path / "data",
                       publisher_key=ANVIL_DEV_KEYS[0], confirmations=0,
                       finality="confirmations", source="db")  # fmt: skip
     with pytest.raises(EpochNotReadyError, match="not ended"):
@@ -165,7 +165,7 @@ def test_close_waits_for_the_nodes_finalized_block(anvil: Anvil, sqlite_url: str
     w3 = Web3(Web3.HTTPProvider(anvil.url))
     dep = deploy_all(anvil.url, ANVIL_DEV_KEYS[0], epoch_length=EPOCH_LENGTH, challenge_delay=DELAY,
                      out=tmp_path / "deployment.json")  # fmt: skip
-    eng = EpochEngine(engine=make_engine(sqlite_url), w3=w3, deployment=dep, policy=load_policy("v1"),
+    eng = EpochLifecycle(engine=make_engine(sqlite_url), w3=w3, deployment=dep, policy=load_policy("v1"),
                       data_dir=tmp_path / "data", publisher_key=ANVIL_DEV_KEYS[0], confirmations=0,
                       finality="auto", source="chain")  # fmt: skip
     anvil.rpc("evm_increaseTime", [EPOCH_LENGTH])
@@ -180,6 +180,6 @@ def test_close_waits_for_the_nodes_finalized_block(anvil: Anvil, sqlite_url: str
     anvil.rpc("anvil_mine", [hex(end + 64 - head)])  # anvil: finalized = head - 64, now exactly the end block
     assert int(w3.eth.get_block("finalized")["number"]) >= end
     assert eng.close(0).end_block == end
-    with pytest.raises(ValidationError, match="finality must be one of"):
-        EpochEngine(engine=make_engine(sqlite_url), w3=w3, deployment=dep, policy=load_policy("v1"),
+    with pytest.raises(InvalidInputError, match="finality must be one of"):
+        EpochLifecycle(engine=make_engine(sqlite_url), w3=w3, deployment=dep, policy=load_policy("v1"),
                     data_dir=tmp_path / "data", finality="soon", migrate=False)  # fmt: skip

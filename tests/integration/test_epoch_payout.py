@@ -17,7 +17,7 @@ from sqlalchemy import text
 from web3 import Web3
 
 from backend import migrations
-from backend.rewards.lifecycle import EpochEngine
+from backend.rewards.lifecycle import EpochLifecycle
 from backend.rewards.payouts import push_payouts
 from backend.rewards.publication import read_allocation_file
 from cairn.cli.deploy import deploy_all
@@ -48,7 +48,7 @@ def _send(w3: Web3, key: str, fn: Any, tip: int | None = None, wait: bool = True
     return h
 
 
-def _accepted_epoch(anvil: Anvil, sqlite_url: str, tmp_path: Path) -> tuple[Web3, EpochEngine, MerkleTree]:
+def _accepted_epoch(anvil: Anvil, sqlite_url: str, tmp_path: Path) -> tuple[Web3, EpochLifecycle, MerkleTree]:
     """Five datasets (dev 5..9) attested by both dev validators; epoch 0 funded, proposed and accepted."""
     w3 = Web3(Web3.HTTPProvider(anvil.url))
     dep = deploy_all(anvil.url, ANVIL_DEV_KEYS[0], epoch_length=1000, challenge_delay=5,
@@ -64,7 +64,7 @@ def _accepted_epoch(anvil: Anvil, sqlite_url: str, tmp_path: Path) -> tuple[Web3
     _send(w3, ANVIL_DEV_KEYS[2], registry.functions.attestBatch(ids, [6000, 7000, 8000, 9000, 9900]))
     engine = make_engine(sqlite_url)
     migrations.upgrade(engine)
-    eng = EpochEngine(engine=engine, w3=w3, deployment=dep, policy=load_policy(tmp_path / "policy.json"),
+    eng = EpochLifecycle(engine=engine, w3=w3, deployment=dep, policy=load_policy(tmp_path / "policy.json"),
                       data_dir=tmp_path / "data", publisher_key=ANVIL_DEV_KEYS[0], confirmations=0,
                       finality="confirmations",
                       source="chain")  # fmt: skip
@@ -79,11 +79,11 @@ def _accepted_epoch(anvil: Anvil, sqlite_url: str, tmp_path: Path) -> tuple[Web3
     return w3, eng, tree
 
 
-def _claimed(eng: EpochEngine, account: str) -> int:
+def _claimed(eng: EpochLifecycle, account: str) -> int:
     return int(eng.distributor.functions.claimed(Web3.to_checksum_address(account)).call())
 
 
-def _outbox_rows(eng: EpochEngine) -> list[tuple[str, str]]:
+def _outbox_rows(eng: EpochLifecycle) -> list[tuple[str, str]]:
     with eng.engine.connect() as conn:
         return [
             (r.key, r.status) for r in conn.execute(text("SELECT key, status FROM outbox_tx ORDER BY id"))

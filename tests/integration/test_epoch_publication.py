@@ -7,7 +7,6 @@ from pathlib import Path
 import orjson
 import pytest
 
-from backend.rewards.allocation import PublishRefusedError
 from backend.rewards.publication import (
     build_publication,
     cumulative_from_document,
@@ -15,7 +14,7 @@ from backend.rewards.publication import (
     write_allocation_file,
 )
 from cairn.core import merkle
-from cairn.core.errors import ValidationError
+from cairn.core.errors import InvalidInputError, PublishRefusedError
 from cairn.core.policy import load_policy
 
 A, B, C = (f"0x{i:040x}" for i in (0xA, 0xB, 0xC))
@@ -42,7 +41,7 @@ def test_file_is_content_addressed_and_proofs_verify(tmp_path: Path) -> None:
         got, proof = tree.proof_for(account)
         assert got == amount and merkle.verify(pub.root, (account, amount), proof)
     (tmp_path / "rewards" / name).write_bytes(blob + b" ")
-    with pytest.raises(ValidationError, match="content hash"):
+    with pytest.raises(InvalidInputError, match="content hash"):
         read_allocation_file(tmp_path, name)
 
 

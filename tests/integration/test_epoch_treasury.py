@@ -15,10 +15,11 @@ import pytest
 from web3 import Web3
 
 from backend import migrations
-from backend.rewards.lifecycle import EpochEngine, EpochNotReadyError, TreasuryError
+from backend.rewards.lifecycle import EpochLifecycle
 from cairn.cli.deploy import deploy_all
 from cairn.cli.devchain import start_anvil
 from cairn.core.db import make_engine
+from cairn.core.errors import EpochNotReadyError, TreasuryError
 from cairn.core.policy import POLICY_DIR, load_policy
 from cairn.core.settings import ANVIL_DEV_KEYS
 
@@ -49,8 +50,8 @@ def test_treasury_must_be_the_deployments_fee_recipient_off_the_local_chain(
         engine = make_engine(sqlite_url)
         migrations.upgrade(engine)
 
-        def eng(policy: Path | str) -> EpochEngine:
-            return EpochEngine(engine=engine, w3=w3, deployment=dep, policy=load_policy(policy),
+        def eng(policy: Path | str) -> EpochLifecycle:
+            return EpochLifecycle(engine=engine, w3=w3, deployment=dep, policy=load_policy(policy),
                                data_dir=tmp_path / "data", publisher_key=OPERATOR_KEY, confirmations=0,
                                finality="confirmations",
                                source="chain", migrate=False)  # fmt: skip

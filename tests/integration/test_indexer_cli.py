@@ -36,7 +36,7 @@ def test_cairn_index_once_and_metrics(anvil: Anvil, sqlite_url: str, tmp_path: P
         anvil.url,
         "--database-url",
         sqlite_url,
-        "--deployment-file",
+        "--deployment",
         str(dep_path),
         "--quiet",
     ]

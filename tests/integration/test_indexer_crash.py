@@ -27,7 +27,7 @@ KILLS = 10 if os.environ.get("CI") == "true" else 4
 def indexer_cmd(anvil: Anvil, db: str, dep_path: Path, *extra: str) -> list[str]:
     return [
         sys.executable, "-m", "cairn.cli.index", "--rpc-url", anvil.url, "--database-url", db,
-        "--deployment-file", str(dep_path), "--finality", "confirmations", "--confirmations", "2",
+        "--deployment", str(dep_path), "--finality", "confirmations", "--confirmations", "2",
         "--quiet", "--initial-range", "3", "--max-range", "6", *extra,
     ]  # fmt: skip
 

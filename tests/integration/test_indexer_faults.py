@@ -13,10 +13,10 @@ from support.rpc_fault_proxy import FaultProxy, Faults
 
 from cairn.cli.devchain import Anvil
 from cairn.core.deployment import load_deployment
-from cairn.core.errors import ChainUnreachableError
+from cairn.core.errors import ChainUnreachableError, RangeTooLargeError
 from cairn.core.settings import Settings
 from indexer.core import Indexer, IndexerOptions
-from indexer.rpc import RangeTooLargeError, RpcClient, parse_suggested_range
+from indexer.rpc import RpcClient, parse_suggested_range
 
 
 def make_indexer(urls: list[str], db: str, dep_path: Path) -> Indexer:

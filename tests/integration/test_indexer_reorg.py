@@ -18,8 +18,9 @@ from support.pg import temporary_database
 
 from cairn.cli.devchain import Anvil, start_anvil
 from cairn.core.deployment import Deployment, load_deployment
+from cairn.core.errors import DeepReorgError
 from cairn.core.settings import Settings
-from indexer.core import DeepReorgError, Indexer, IndexerOptions
+from indexer.core import Indexer, IndexerOptions
 
 Rows = dict[str, list[tuple[object, ...]]]
 CONFIRMATIONS = 12 if os.environ.get("CI") == "true" else 5

@@ -8,7 +8,6 @@ import pytest
 
 from backend.rewards.allocation import (
     EpochInputs,
-    PublishRefusedError,
     allocate,
     apply_cap,
     check_publishable,
@@ -17,6 +16,7 @@ from backend.rewards.allocation import (
     median_floor,
     split_largest_remainder,
 )
+from cairn.core.errors import PublishRefusedError
 from cairn.core.policy import load_policy, parse_policy
 
 A, B, C, D = (f"0x{i:040x}" for i in (0xA, 0xB, 0xC, 0xD))

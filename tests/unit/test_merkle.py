@@ -13,7 +13,7 @@ import random
 import pytest
 
 from cairn.core import merkle
-from cairn.core.errors import ValidationError
+from cairn.core.errors import InvalidInputError
 
 VALUES = [
     ("0x1111111111111111111111111111111111111111", 5_000_000_000_000_000_000),
@@ -103,7 +103,7 @@ def test_load_round_trip_and_tamper_detection() -> None:
     assert loaded.proof_for(VALUES[3][0]) == (VALUES[3][1], OZ_PROOF3)
     bad = {**OZ_DUMP, "values": [dict(v) for v in OZ_DUMP["values"]]}  # type: ignore[arg-type]
     bad["values"][0] = {"value": [VALUES[0][0], "5000000000000000001"], "treeIndex": 4}
-    with pytest.raises(ValidationError):
+    with pytest.raises(InvalidInputError):
         merkle.MerkleTree.load(bad)
 
 
@@ -124,7 +124,7 @@ def test_parallel_leaf_hashing_equals_serial() -> None:
     ],
 )
 def test_rejects_bad_input(leaves: list[tuple[str, int]]) -> None:
-    with pytest.raises(ValidationError):
+    with pytest.raises(InvalidInputError):
         merkle.build_tree(leaves)
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from eth_hash.auto import keccak
 
-from cairn.core.errors import ValidationError
+from cairn.core.errors import InvalidInputError
 from cairn.core.policy import POLICY_DIR, load_policy, parse_policy
 
 
@@ -54,10 +54,10 @@ def test_rejects_invalid_policies(path: tuple[str, ...], value: object) -> None:
     for key in path[:-1]:
         target = target[key]
     target[path[-1]] = value
-    with pytest.raises(ValidationError, match="invalid reward policy"):
+    with pytest.raises(InvalidInputError, match="invalid reward policy"):
         parse_policy(data)
 
 
 def test_missing_policy_is_one_clear_error() -> None:
-    with pytest.raises(ValidationError, match="not found"):
+    with pytest.raises(InvalidInputError, match="not found"):
         load_policy("v999")

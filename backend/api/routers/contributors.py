@@ -14,7 +14,7 @@ from backend.api.services import accounts, contributions
 from backend.api.services.eip712 import register_dataset_request
 from backend.api.validation import UINT32_MAX, UINT64_MAX, parse_address, parse_bytes32, parse_hex
 from cairn.core.eip712 import Dataset
-from cairn.core.errors import NotFoundError, ValidationError
+from cairn.core.errors import InvalidInputError, NotFoundError
 
 router = APIRouter(prefix="/v1", tags=["contributors"])
 
@@ -45,7 +45,7 @@ def register_dataset(body: DatasetRegistration, relayer: RelayerDep, request: Re
         uri=body.uri,
     )
     if dataset.content_hash == "0x" + "00" * 32:
-        raise ValidationError("content_hash must not be zero", field="content_hash")
+        raise InvalidInputError("content_hash must not be zero", field="content_hash")
     owner = parse_address(body.owner, field="owner")
     signature = bytes.fromhex(parse_hex(body.signature, field="signature", size=65)[2:])
     metrics: Metrics = request.app.state.metrics
@@ -85,7 +85,9 @@ def list_datasets(
 ) -> dict[str, Any]:
     """Newest first; pass `next_cursor` back as `cursor` for the next page."""
     if limit > settings.api_page_limit:
-        raise ValidationError(f"limit must be at most {settings.api_page_limit}, got {limit}", field="limit")
+        raise InvalidInputError(
+            f"limit must be at most {settings.api_page_limit}, got {limit}", field="limit"
+        )
     return contributions.list_datasets(
         session,
         owner=parse_address(owner, field="owner") if owner is not None else None,

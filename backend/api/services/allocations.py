@@ -16,7 +16,7 @@ from backend.api.services import epochs
 from backend.api.settings import ApiSettings
 from backend.rewards.publication import allocations_dir
 from cairn.core import merkle
-from cairn.core.errors import CairnError, NotFoundError, ValidationError
+from cairn.core.errors import AllocationMismatchError, CairnError, InvalidInputError, NotFoundError
 from cairn.core.merkle import keccak256
 from cairn.core.policy import POLICY_DIR, load_policy, parse_policy
 
@@ -24,13 +24,6 @@ _HASH = re.compile(r"(0x)?([0-9a-fA-F]{64})")
 _trees: dict[Path, merkle.MerkleTree] = {}
 _trees_lock = threading.Lock()
 _verified: set[Path] = set()  # content-addressed files already checked against their names
-
-
-class AllocationMismatchError(CairnError):
-    """The allocation file on disk does not produce the root published on chain."""
-
-    code = "allocation_mismatch"
-    http_status = 409
 
 
 def allocation_dirs(settings: ApiSettings) -> list[Path]:
@@ -43,7 +36,7 @@ def find_allocation_file(*, settings: ApiSettings, ref: str) -> Path:
     name = ref.rstrip("/").rsplit("/", 1)[-1]
     m = _HASH.fullmatch(name.removesuffix(".json"))
     if m is None:
-        raise ValidationError(
+        raise InvalidInputError(
             f"allocation reference {ref!r} is not a content hash (0x + 64 hex), "
             "<hash>.json or a URI ending in one",
             field="ref",
@@ -93,7 +86,7 @@ def _tree_from(data: Any) -> merkle.MerkleTree:
             else:
                 values.append((str(leaf[0]), int(str(leaf[1]))))
         return merkle.build_tree(values)
-    raise ValidationError("allocation file holds neither a Merkle tree dump nor a list of leaves")
+    raise InvalidInputError("allocation file holds neither a Merkle tree dump nor a list of leaves")
 
 
 def engine_state(session: Session, *, chain_id: int, epoch: int) -> dict[str, Any] | None:
@@ -121,7 +114,7 @@ def _allocation_for_root(
     for ref in refs:
         try:
             return find_allocation_file(settings=settings, ref=ref)
-        except (NotFoundError, ValidationError):
+        except (NotFoundError, InvalidInputError):
             continue
     raise NotFoundError(
         f"the allocation file of epoch {epoch} (root {root['root']}) is not on this server", epoch=epoch
@@ -142,7 +135,7 @@ def proof(
         )
     try:
         amount, proof_nodes = tree.proof_for(address)
-    except ValidationError:
+    except InvalidInputError:
         raise NotFoundError(
             f"{address} has no entitlement in epoch {epoch}", epoch=epoch, address=address
         ) from None

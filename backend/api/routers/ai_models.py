@@ -8,7 +8,7 @@ from fastapi import APIRouter
 
 from backend.api import schemas
 from backend.api.deps import SessionDep
-from backend.api.services import models
+from backend.api.services import ai_models
 from backend.api.validation import parse_bytes32, parse_epoch
 
 router = APIRouter(prefix="/v1", tags=["models"])
@@ -17,10 +17,10 @@ router = APIRouter(prefix="/v1", tags=["models"])
 @router.get("/models/{model_id}", response_model=schemas.Model)
 def get_model(model_id: str, session: SessionDep) -> dict[str, Any]:
     """The model's latest manifest: trainer, datasets and their weights."""
-    return models.get_model(session, model_id=parse_bytes32(model_id, field="model_id"))
+    return ai_models.get_model(session, model_id=parse_bytes32(model_id, field="model_id"))
 
 
 @router.get("/epochs/{epoch}/revenue", response_model=schemas.Revenue)
 def epoch_revenue(epoch: int, session: SessionDep) -> dict[str, Any]:
     """Payments settled in the epoch, per model (gross, fee, net, requests)."""
-    return models.epoch_revenue(session, epoch=parse_epoch(epoch))
+    return ai_models.epoch_revenue(session, epoch=parse_epoch(epoch))
