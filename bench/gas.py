@@ -170,9 +170,7 @@ class Driver:
     nonces: dict[str, int] = field(default_factory=dict)
 
     def contract(self, name: str) -> Contract:
-        return self.w3.eth.contract(
-            address=Web3.to_checksum_address(self.deployment.address(name)), abi=self.deployment.abi(name)
-        )
+        return self.deployment.contract(self.w3, name)
 
     def send(self, key: str, fn: Any) -> Any:
         acct: LocalAccount = Account.from_key(key)

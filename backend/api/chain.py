@@ -28,10 +28,7 @@ class Chain:
 
     def contract(self, name: str) -> Contract:
         if name not in self._contracts:
-            self._contracts[name] = self.w3.eth.contract(
-                address=Web3.to_checksum_address(self.deployment.address(name)),
-                abi=self.deployment.abi(name),
-            )
+            self._contracts[name] = self.deployment.contract(self.w3, name)
         return self._contracts[name]
 
     def has_function(self, contract: str, function: str) -> bool:

@@ -213,10 +213,7 @@ class EpochLifecycle:
     # --- funding ----------------------------------------------------------------------------------------
     def _contract(self, name: str) -> Any:
         """The deployment's contract `name` on this engine's chain."""
-        info = self.deployment.contracts.get(name)
-        if info is None:
-            raise InvalidInputError(f"the deployment has no {name}")
-        return self.w3.eth.contract(address=Web3.to_checksum_address(info.address), abi=info.abi)
+        return self.deployment.contract(self.w3, name)
 
     def _token(self) -> Any:
         if self._token_contract is None:

@@ -76,9 +76,7 @@ def give_agent_test_tokens(w3: Web3, dep: Deployment) -> bool:
     rest of the cap into the pool (so `cairn dev --no-demo`, then `cairn demo`, works). True if minted."""
     if dep.chain_id != LOCAL_CHAIN_ID:
         raise ConfigError(f"test tokens exist only on the local chain {LOCAL_CHAIN_ID}, not {dep.chain_id}")
-    token = w3.eth.contract(
-        address=Web3.to_checksum_address(dep.address("RewardToken")), abi=dep.abi("RewardToken")
-    )
+    token = dep.contract(w3, "RewardToken")
     admin, agent = Account.from_key(ADMIN).address, Account.from_key(AGENT).address
     if int(token.functions.balanceOf(agent).call()) >= PRICE:
         return False
@@ -109,9 +107,7 @@ class Demo:
         self.w3 = Web3(Web3.HTTPProvider(self.rpc))
 
     def contract(self, name: str) -> Any:
-        return self.w3.eth.contract(
-            address=Web3.to_checksum_address(self.dep.address(name)), abi=self.dep.abi(name)
-        )
+        return self.dep.contract(self.w3, name)
 
     def send(self, key: str, fn: Any) -> None:
         _send(self.w3, key, fn)

@@ -233,8 +233,7 @@ def audit(
     pol = load_policy(policy)
     cumulative, _, end = audit_cumulative(w3, dep, first_epoch, epoch, pol)
     root = build_tree(sorted((cumulative or {pol.treasury: 0}).items())).root
-    info = dep.contracts["RewardDistributor"]
-    dist = w3.eth.contract(address=w3.to_checksum_address(info.address), abi=info.abi)
+    dist = dep.contract(w3, "RewardDistributor")
     logs = dist.events.RootProposed().get_logs(from_block=dep.start_block, argument_filters={"epoch": epoch})
     proposed = ["0x" + bytes(lg["args"]["root"]).hex() for lg in logs]
     out.print(f"epoch {epoch}: end block {end}, recomputed root {root}, on chain {proposed or 'none'}")

@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
+from web3 import Web3
+from web3.contract import Contract
 
 from cairn.core.errors import DeploymentError, WrongChainError
 
@@ -65,6 +67,10 @@ class Deployment(BaseModel):
             return self.contracts[name].abi
         except KeyError:
             raise DeploymentError(f"deployment has no contract named {name!r}") from None
+
+    def contract(self, w3: Web3, name: str) -> Contract:
+        """The deployment's contract `name` on `w3` (checksummed address, the recorded ABI)."""
+        return w3.eth.contract(address=Web3.to_checksum_address(self.address(name)), abi=self.abi(name))
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)

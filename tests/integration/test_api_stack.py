@@ -52,8 +52,7 @@ class Stack:
     seeded: dict[str, Any] = field(default_factory=dict)
 
     def contract(self, name: str) -> Any:
-        info = self.deployment.contracts[name]
-        return self.w3.eth.contract(address=Web3.to_checksum_address(info.address), abi=info.abi)
+        return self.deployment.contract(self.w3, name)
 
     def transact(self, account: LocalAccount, fn: Any) -> dict[str, Any]:
         tx = fn.build_transaction(

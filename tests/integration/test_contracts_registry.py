@@ -38,7 +38,7 @@ class Env:
     path: Path
 
     def contract(self, name: str) -> Contract:
-        return self.w3.eth.contract(address=self.deployment.address(name), abi=self.deployment.abi(name))
+        return self.deployment.contract(self.w3, name)
 
 
 @pytest.fixture(scope="module")

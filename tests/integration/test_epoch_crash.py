@@ -141,8 +141,7 @@ def setup_chain(rpc: str, folder: Path) -> tuple[Any, Path]:
     raw = json.loads((POLICY_DIR / "v1.json").read_text())
     raw["attestation"]["quorum"] = 2  # the dev deployment has two validators (dev accounts 0 and 2)
     (folder / "policy.json").write_text(json.dumps(raw))
-    info = dep.contracts["ContributionRegistry"]
-    registry = w3.eth.contract(address=Web3.to_checksum_address(info.address), abi=info.abi)
+    registry = dep.contract(w3, "ContributionRegistry")
 
     def send(key: str, tx: dict[str, Any]) -> None:
         acct = Account.from_key(key)
@@ -250,8 +249,8 @@ def chain_state(w3: Any, dep_file: Path, epochs: int) -> dict[str, Any]:
 
     dep = load_deployment(dep_file)
     c = {
-        n: w3.eth.contract(address=Web3.to_checksum_address(i.address), abi=i.abi)
-        for n, i in dep.contracts.items()
+        n: dep.contract(w3, n)
+        for n in dep.contracts
     }
     dist, token = c["RewardDistributor"], c["RewardToken"]
     frm = dep.start_block

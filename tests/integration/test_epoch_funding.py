@@ -55,8 +55,7 @@ def _setup(anvil: Anvil, sqlite_url: str, tmp_path: Path) -> tuple[Web3, Any, di
 
 
 def _contract(w3: Web3, dep: Any, name: str) -> Any:
-    info = dep.contracts[name]
-    return w3.eth.contract(address=Web3.to_checksum_address(info.address), abi=info.abi)
+    return dep.contract(w3, name)
 
 
 def _funded(w3: Web3, dep: Any) -> list[tuple[int, int]]:

@@ -40,8 +40,7 @@ def _send(w3: Web3, key: str, fn: Any) -> None:
 
 
 def _contract(w3: Web3, dep: Any, name: str) -> Any:
-    info = dep.contracts[name]
-    return w3.eth.contract(address=Web3.to_checksum_address(info.address), abi=info.abi)
+    return dep.contract(w3, name)
 
 
 def _index_to(settings: Settings, dep: Any, engine: Any, block: int) -> None:

@@ -32,8 +32,7 @@ OWNERS = [ANVIL_DEV_KEYS[i] for i in (5, 6, 7, 8, 9)]
 
 
 def _contract(w3: Web3, dep: Any, name: str) -> Any:
-    info = dep.contracts[name]
-    return w3.eth.contract(address=Web3.to_checksum_address(info.address), abi=info.abi)
+    return dep.contract(w3, name)
 
 
 def _send(w3: Web3, key: str, fn: Any, tip: int | None = None, wait: bool = True) -> Any:

@@ -23,8 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _funded(w3: Web3, dep: Any) -> list[int]:
-    info = dep.contracts["RewardDistributor"]
-    dist = w3.eth.contract(address=Web3.to_checksum_address(info.address), abi=info.abi)
+    dist = dep.contract(w3, "RewardDistributor")
     return [int(lg.args.epoch) for lg in dist.events.EpochFunded().get_logs(from_block=dep.start_block)]
 
 
