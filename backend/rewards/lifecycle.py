@@ -53,6 +53,7 @@ from cairn.core.errors import (
     NotFoundError,
     TreasuryError,
 )
+from cairn.core.finality import check_mode, finalized_block
 from cairn.core.policy import PLACEHOLDER_TREASURIES, Policy
 from cairn.core.settings import ANVIL_DEV_KEYS, LOCAL_CHAIN_ID
 
@@ -87,25 +88,6 @@ class EpochRow:
     valid_at: int | None
 
 
-FINALITY_MODES = ("auto", "tag", "confirmations")
-
-
-def finalized_block(w3: Web3, *, finality: str, confirmations: int) -> int:
-    """The last final block, by the indexer's rule: the node's `finalized` tag where it has one ("auto"; "tag"
-    requires it), else `head - confirmations` ("confirmations" always uses the depth)."""
-    head = int(w3.eth.block_number)
-    by_depth = head - confirmations
-    if finality == "confirmations":
-        return by_depth
-    try:
-        tagged = int(w3.eth.get_block("finalized")["number"])
-    except Exception:  # a node without the tag answers with an error
-        if finality == "tag":
-            raise EpochNotReadyError("the node has no `finalized` block tag: use confirmations") from None
-        return by_depth
-    return min(tagged, head)
-
-
 class EpochLifecycle:
     def __init__(
         self,
@@ -126,10 +108,8 @@ class EpochLifecycle:
         self.deployment = deployment
         self.policy = policy
         self.data_dir = Path(data_dir)
-        if finality not in FINALITY_MODES:
-            raise InvalidInputError(f"finality must be one of {', '.join(FINALITY_MODES)}, not {finality!r}")
         self.confirmations = confirmations
-        self.finality = finality
+        self.finality = check_mode(finality)
         self.source = source
         self.chain_id = deployment.chain_id
         self.distributor = self._contract("RewardDistributor")
@@ -274,7 +254,7 @@ class EpochLifecycle:
         end = end_block(self.w3, self.deployment, epoch)
         if end is None:
             raise EpochNotReadyError(f"epoch {epoch} has not ended on chain yet")
-        final = finalized_block(self.w3, finality=self.finality, confirmations=self.confirmations)
+        final = finalized_block(self.w3, mode=self.finality, confirmations=self.confirmations)
         if final < end:
             raise EpochNotReadyError(
                 f"epoch {epoch} ends at block {end} but the chain is final only up to block {final} "

@@ -1,0 +1,73 @@
+"""The backend's own tables, as SQLModel models: one module for all of them (the FastAPI full-stack template's
+`models.py`). Every change here is an Alembic revision in `backend/migrations/versions/`;
+`tests/integration/test_backend_models.py` checks that the migrations' head and these models agree.
+
+Wei amounts are decimal TEXT (they exceed 64 bits); addresses and hashes are `0x`-lowercase text.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Column, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+metadata = SQLModel.metadata
+
+
+class RewardEpoch(SQLModel, table=True):
+    """One row per (chain, epoch): closed -> computed -> proposed -> accepted (backend.rewards.lifecycle)."""
+
+    __tablename__ = "reward_epoch"
+
+    chain_id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    epoch: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    status: str = Field(sa_column=Column(String(16), nullable=False))
+    end_block: int = Field(sa_column=Column(BigInteger, nullable=False))
+    policy_hash: str = Field(sa_column=Column(String(66), nullable=False))
+    root: str | None = Field(default=None, sa_column=Column(String(66)))
+    epoch_total: str | None = Field(default=None, sa_column=Column(Text))  # wei, decimal
+    total_cumulative: str | None = Field(default=None, sa_column=Column(Text))  # wei, decimal
+    leaf_count: int | None = Field(default=None, sa_column=Column(Integer))
+    allocation_file: str | None = Field(default=None, sa_column=Column(Text))  # under <data_dir>/rewards/
+    uri: str | None = Field(default=None, sa_column=Column(Text))
+    propose_tx: int | None = Field(default=None, sa_column=Column(Integer))  # outbox_tx.id
+    accept_tx: int | None = Field(default=None, sa_column=Column(Integer))  # outbox_tx.id
+    valid_at: int | None = Field(default=None, sa_column=Column(BigInteger))
+    updated_at: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class OutboxTx(SQLModel, table=True):
+    """A transaction, signed and stored before it is broadcast; its nonce is fixed at that moment."""
+
+    __tablename__ = "outbox_tx"
+    __table_args__ = (UniqueConstraint("chain_id", "sender", "nonce", name="uq_outbox_tx_nonce"),)
+
+    id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True, autoincrement=True))
+    key: str = Field(sa_column=Column(String(200), nullable=False, unique=True))  # idempotency key
+    chain_id: int = Field(sa_column=Column(BigInteger, nullable=False))
+    sender: str = Field(sa_column=Column(String(42), nullable=False))
+    nonce: int = Field(sa_column=Column(BigInteger, nullable=False))
+    to_address: str = Field(sa_column=Column(String(42), nullable=False))
+    data: str = Field(sa_column=Column(Text, nullable=False))
+    value: str = Field(sa_column=Column(Text, nullable=False))  # wei, decimal
+    gas: int = Field(sa_column=Column(BigInteger, nullable=False))
+    status: str = Field(sa_column=Column(String(16), nullable=False))  # pending | confirmed | failed
+    mined_hash: str | None = Field(default=None, sa_column=Column(String(66)))
+    block_number: int | None = Field(default=None, sa_column=Column(BigInteger))
+    created_at: int = Field(sa_column=Column(BigInteger, nullable=False))
+    updated_at: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class OutboxAttempt(SQLModel, table=True):
+    """Every signed version of an outbox transaction (fee bumps replace it at the same nonce)."""
+
+    __tablename__ = "outbox_attempt"
+
+    id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True, autoincrement=True))
+    outbox_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("outbox_tx.id"), nullable=False, index=True)
+    )
+    tx_hash: str = Field(sa_column=Column(String(66), nullable=False, unique=True))
+    raw_tx: str = Field(sa_column=Column(Text, nullable=False))
+    max_fee: str = Field(sa_column=Column(Text, nullable=False))  # wei, decimal
+    priority_fee: str = Field(sa_column=Column(Text, nullable=False))  # wei, decimal
+    created_at: int = Field(sa_column=Column(BigInteger, nullable=False))
