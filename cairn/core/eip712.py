@@ -24,99 +24,36 @@ TOKEN_DOMAIN_VERSION = "1"  # OpenZeppelin ERC20Permit: EIP712(name, "1")
 
 Field = dict[str, str]
 
-DOMAIN_FIELDS: list[Field] = [
-    {"name": "name", "type": "string"},
-    {"name": "version", "type": "string"},
-    {"name": "chainId", "type": "uint256"},
-    {"name": "verifyingContract", "type": "address"},
-]
+
+def _fields(declaration: str) -> list[Field]:
+    """`"address owner,uint256 nonce"` (Solidity's typehash notation) -> the EIP-712 field list."""
+    return [{"name": name, "type": typ} for typ, name in (part.split() for part in declaration.split(","))]
+
+
+DOMAIN_FIELDS: list[Field] = _fields(
+    "string name,string version,uint256 chainId,address verifyingContract"
+)
+_NONCE_DEADLINE = "uint256 nonce,uint256 deadline"  # every registry message ends with these
+_EIP3009 = "address from,address to,uint256 value,uint256 validAfter,uint256 validBefore,bytes32 nonce"
 
 TYPES: dict[str, list[Field]] = {
-    "Dataset": [
-        {"name": "contentHash", "type": "bytes32"},
-        {"name": "size", "type": "uint64"},
-        {"name": "licenseId", "type": "uint32"},
-        {"name": "metadataHash", "type": "bytes32"},
-        {"name": "uri", "type": "string"},
-    ],
-    "RegisterDataset": [
-        {"name": "owner", "type": "address"},
-        {"name": "dataset", "type": "Dataset"},
-        {"name": "nonce", "type": "uint256"},
-        {"name": "deadline", "type": "uint256"},
-    ],
-    "RegisterDatasets": [
-        {"name": "owner", "type": "address"},
-        {"name": "datasets", "type": "Dataset[]"},
-        {"name": "nonce", "type": "uint256"},
-        {"name": "deadline", "type": "uint256"},
-    ],
-    "DatasetBatch": [
-        {"name": "contentHashes", "type": "bytes32[]"},
-        {"name": "sizes", "type": "uint64[]"},
-        {"name": "licenseId", "type": "uint32"},
-        {"name": "metadataHash", "type": "bytes32"},
-        {"name": "uri", "type": "string"},
-    ],
-    "RegisterDatasetBatch": [
-        {"name": "owner", "type": "address"},
-        {"name": "batch", "type": "DatasetBatch"},
-        {"name": "nonce", "type": "uint256"},
-        {"name": "deadline", "type": "uint256"},
-    ],
-    "Compute": [
-        {"name": "jobId", "type": "bytes32"},
-        {"name": "workUnits", "type": "uint64"},
-        {"name": "modelId", "type": "bytes32"},
-        {"name": "resultHash", "type": "bytes32"},
-    ],
-    "RegisterCompute": [
-        {"name": "provider", "type": "address"},
-        {"name": "job", "type": "Compute"},
-        {"name": "nonce", "type": "uint256"},
-        {"name": "deadline", "type": "uint256"},
-    ],
-    "RegisterComputes": [
-        {"name": "provider", "type": "address"},
-        {"name": "jobs", "type": "Compute[]"},
-        {"name": "nonce", "type": "uint256"},
-        {"name": "deadline", "type": "uint256"},
-    ],
-    "Withdraw": [
-        {"name": "owner", "type": "address"},
-        {"name": "contributionId", "type": "bytes32"},
-        {"name": "nonce", "type": "uint256"},
-        {"name": "deadline", "type": "uint256"},
-    ],
+    "Dataset": _fields("bytes32 contentHash,uint64 size,uint32 licenseId,bytes32 metadataHash,string uri"),
+    "RegisterDataset": _fields(f"address owner,Dataset dataset,{_NONCE_DEADLINE}"),
+    "RegisterDatasets": _fields(f"address owner,Dataset[] datasets,{_NONCE_DEADLINE}"),
+    "DatasetBatch": _fields(
+        "bytes32[] contentHashes,uint64[] sizes,uint32 licenseId,bytes32 metadataHash,string uri"
+    ),
+    "RegisterDatasetBatch": _fields(f"address owner,DatasetBatch batch,{_NONCE_DEADLINE}"),
+    "Compute": _fields("bytes32 jobId,uint64 workUnits,bytes32 modelId,bytes32 resultHash"),
+    "RegisterCompute": _fields(f"address provider,Compute job,{_NONCE_DEADLINE}"),
+    "RegisterComputes": _fields(f"address provider,Compute[] jobs,{_NONCE_DEADLINE}"),
+    "Withdraw": _fields(f"address owner,bytes32 contributionId,{_NONCE_DEADLINE}"),
     # EIP-3009, exactly as in the EIP (and USDC's FiatTokenV2).
-    "TransferWithAuthorization": [
-        {"name": "from", "type": "address"},
-        {"name": "to", "type": "address"},
-        {"name": "value", "type": "uint256"},
-        {"name": "validAfter", "type": "uint256"},
-        {"name": "validBefore", "type": "uint256"},
-        {"name": "nonce", "type": "bytes32"},
-    ],
-    "ReceiveWithAuthorization": [
-        {"name": "from", "type": "address"},
-        {"name": "to", "type": "address"},
-        {"name": "value", "type": "uint256"},
-        {"name": "validAfter", "type": "uint256"},
-        {"name": "validBefore", "type": "uint256"},
-        {"name": "nonce", "type": "bytes32"},
-    ],
-    "CancelAuthorization": [
-        {"name": "authorizer", "type": "address"},
-        {"name": "nonce", "type": "bytes32"},
-    ],
+    "TransferWithAuthorization": _fields(_EIP3009),
+    "ReceiveWithAuthorization": _fields(_EIP3009),
+    "CancelAuthorization": _fields("address authorizer,bytes32 nonce"),
     # EIP-2612.
-    "Permit": [
-        {"name": "owner", "type": "address"},
-        {"name": "spender", "type": "address"},
-        {"name": "value", "type": "uint256"},
-        {"name": "nonce", "type": "uint256"},
-        {"name": "deadline", "type": "uint256"},
-    ],
+    "Permit": _fields("address owner,address spender,uint256 value,uint256 nonce,uint256 deadline"),
 }
 
 
@@ -203,31 +140,35 @@ def _typed(primary: str, domain: dict[str, Any], message: dict[str, Any]) -> dic
     return {"types": types, "primaryType": primary, "domain": domain, "message": message}
 
 
+def _domain(name: str, version: str, chain_id: int, verifying_contract: str) -> dict[str, Any]:
+    return {"name": name, "version": version, "chainId": chain_id, "verifyingContract": verifying_contract}
+
+
 def registry_domain(chain_id: int, verifying_contract: str) -> dict[str, Any]:
-    return {
-        "name": REGISTRY_DOMAIN_NAME,
-        "version": REGISTRY_DOMAIN_VERSION,
-        "chainId": chain_id,
-        "verifyingContract": verifying_contract,
-    }
+    return _domain(REGISTRY_DOMAIN_NAME, REGISTRY_DOMAIN_VERSION, chain_id, verifying_contract)
 
 
 def token_domain(token_name: str, chain_id: int, verifying_contract: str) -> dict[str, Any]:
     """The RewardToken's domain: its ERC-20 name, version "1" (what x402 puts in `extra.name/version`)."""
-    return {
-        "name": token_name,
-        "version": TOKEN_DOMAIN_VERSION,
-        "chainId": chain_id,
-        "verifyingContract": verifying_contract,
-    }
+    return _domain(token_name, TOKEN_DOMAIN_VERSION, chain_id, verifying_contract)
+
+
+def _registry_message(
+    primary: str, *, chain_id: int, verifying_contract: str, nonce: int, deadline: int, **fields: Any
+) -> dict[str, Any]:
+    """A registry message: signer and payload `fields`, then the nonce and deadline they all end with."""
+    message = {**fields, "nonce": nonce, "deadline": deadline}
+    return _typed(primary, registry_domain(chain_id, verifying_contract), message)
 
 
 def register_dataset_typed_data(
     *, chain_id: int, verifying_contract: str, owner: str, dataset: Dataset, nonce: int, deadline: int
 ) -> dict[str, Any]:
     """`RegisterDataset` for `ContributionRegistry.registerDatasetFor`."""
-    message = {"owner": owner, "dataset": dataset.message(), "nonce": nonce, "deadline": deadline}
-    return _typed("RegisterDataset", registry_domain(chain_id, verifying_contract), message)
+    return _registry_message(
+        "RegisterDataset", chain_id=chain_id, verifying_contract=verifying_contract, nonce=nonce,
+        deadline=deadline, owner=owner, dataset=dataset.message(),
+    )  # fmt: skip
 
 
 def register_datasets_typed_data(
@@ -240,13 +181,10 @@ def register_datasets_typed_data(
     deadline: int,
 ) -> dict[str, Any]:
     """`RegisterDatasets` (one signature over a batch) for `ContributionRegistry.registerDatasetsFor`."""
-    message = {
-        "owner": owner,
-        "datasets": [d.message() for d in datasets],
-        "nonce": nonce,
-        "deadline": deadline,
-    }
-    return _typed("RegisterDatasets", registry_domain(chain_id, verifying_contract), message)
+    return _registry_message(
+        "RegisterDatasets", chain_id=chain_id, verifying_contract=verifying_contract, nonce=nonce,
+        deadline=deadline, owner=owner, datasets=[d.message() for d in datasets],
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -283,16 +221,20 @@ def register_dataset_batch_typed_data(
     *, chain_id: int, verifying_contract: str, owner: str, batch: DatasetBatch, nonce: int, deadline: int
 ) -> dict[str, Any]:
     """`RegisterDatasetBatch` for `ContributionRegistry.registerDatasetBatchFor`."""
-    message = {"owner": owner, "batch": batch.message(), "nonce": nonce, "deadline": deadline}
-    return _typed("RegisterDatasetBatch", registry_domain(chain_id, verifying_contract), message)
+    return _registry_message(
+        "RegisterDatasetBatch", chain_id=chain_id, verifying_contract=verifying_contract, nonce=nonce,
+        deadline=deadline, owner=owner, batch=batch.message(),
+    )  # fmt: skip
 
 
 def register_compute_typed_data(
     *, chain_id: int, verifying_contract: str, provider: str, job: ComputeJob, nonce: int, deadline: int
 ) -> dict[str, Any]:
     """`RegisterCompute` for `ContributionRegistry.registerComputeFor`."""
-    message = {"provider": provider, "job": job.message(), "nonce": nonce, "deadline": deadline}
-    return _typed("RegisterCompute", registry_domain(chain_id, verifying_contract), message)
+    return _registry_message(
+        "RegisterCompute", chain_id=chain_id, verifying_contract=verifying_contract, nonce=nonce,
+        deadline=deadline, provider=provider, job=job.message(),
+    )  # fmt: skip
 
 
 def register_computes_typed_data(
@@ -305,21 +247,20 @@ def register_computes_typed_data(
     deadline: int,
 ) -> dict[str, Any]:
     """`RegisterComputes` (one signature over a batch) for `ContributionRegistry.registerComputesFor`."""
-    message = {
-        "provider": provider,
-        "jobs": [j.message() for j in jobs],
-        "nonce": nonce,
-        "deadline": deadline,
-    }
-    return _typed("RegisterComputes", registry_domain(chain_id, verifying_contract), message)
+    return _registry_message(
+        "RegisterComputes", chain_id=chain_id, verifying_contract=verifying_contract, nonce=nonce,
+        deadline=deadline, provider=provider, jobs=[j.message() for j in jobs],
+    )  # fmt: skip
 
 
 def withdraw_typed_data(
     *, chain_id: int, verifying_contract: str, owner: str, contribution_id: str, nonce: int, deadline: int
 ) -> dict[str, Any]:
     """`Withdraw` for `ContributionRegistry.withdrawFor` (a gasless owner withdraws through the relayer)."""
-    message = {"owner": owner, "contributionId": contribution_id, "nonce": nonce, "deadline": deadline}
-    return _typed("Withdraw", registry_domain(chain_id, verifying_contract), message)
+    return _registry_message(
+        "Withdraw", chain_id=chain_id, verifying_contract=verifying_contract, nonce=nonce,
+        deadline=deadline, owner=owner, contributionId=contribution_id,
+    )  # fmt: skip
 
 
 def transfer_authorization_typed_data(
