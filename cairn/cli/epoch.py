@@ -9,9 +9,9 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
-from sqlalchemy import text
 
 from backend import migrations
+from backend.rewards import epochs as reward_epochs
 from backend.rewards.lifecycle import EpochLifecycle
 from cairn.core.chain import connect
 from cairn.core.db import make_engine
@@ -250,12 +250,7 @@ def status(database_url: str | None = DbOpt) -> None:
     engine = make_engine(settings.database_url)
     migrations.upgrade(engine)
     with engine.connect() as conn:
-        rows = conn.execute(
-            text(
-                "SELECT chain_id, epoch, status, end_block, root, total_cumulative, allocation_file "
-                "FROM reward_epoch ORDER BY chain_id, epoch"
-            )
-        ).all()
+        rows = reward_epochs.list_rows(conn)
     if not rows:
         out.print("no epochs yet")
     for r in rows:

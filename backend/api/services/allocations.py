@@ -14,6 +14,7 @@ from backend.api.chain import Chain
 from backend.api.mirror import rows, table_exists
 from backend.api.services import epochs
 from backend.api.settings import ApiSettings
+from backend.rewards import epochs as reward_epochs
 from backend.rewards.publication import allocations_dir
 from cairn.core import merkle
 from cairn.core.errors import AllocationMismatchError, CairnError, InvalidInputError, NotFoundError
@@ -91,15 +92,10 @@ def _tree_from(data: Any) -> merkle.MerkleTree:
 
 def engine_state(session: Session, *, chain_id: int, epoch: int) -> dict[str, Any] | None:
     """The rewards engine's row for the epoch (status closed/computed/proposed/accepted), if any."""
-    if not table_exists(session, "reward_epoch"):
+    if not table_exists(session, reward_epochs.TABLE.name):
         return None
-    found = rows(
-        session,
-        "SELECT status, end_block, policy_hash, root, epoch_total, total_cumulative, leaf_count, "
-        "allocation_file, uri, valid_at FROM reward_epoch WHERE chain_id = :c AND epoch = :e",
-        {"c": chain_id, "e": epoch},
-    )
-    return found[0] if found else None
+    row = reward_epochs.get(session.connection(), chain_id=chain_id, epoch=epoch)
+    return None if row is None else reward_epochs.state(row)
 
 
 def _allocation_for_root(
