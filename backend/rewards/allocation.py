@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cairn.core.errors import InvalidInputError, PublishRefusedError
-from cairn.core.policy import BPS, Policy
+from cairn.core.policy import BPS, Policy, median_floor
 
 Weights = dict[str, int]
 
@@ -243,12 +243,6 @@ EVENT_TABLES = (
 Row = Mapping[str, Any]
 
 
-def median_floor(scores: list[int]) -> int:
-    s = sorted(scores)
-    n = len(s)
-    return (s[(n - 1) // 2] + s[n // 2]) // 2
-
-
 def _as_list(value: Any) -> list[Any]:
     if isinstance(value, str):
         import json
@@ -288,22 +282,30 @@ def eligible_scores(events: Mapping[str, Sequence[Row]], end_block: int, policy:
     return out
 
 
-def latest_manifests(rows: Iterable[Row], end_block: int) -> dict[str, list[tuple[str, int]]]:
-    """model id -> [(dataset id, weight)] of its highest version at the end block (latest event wins)."""
+def latest_manifest_rows(rows: Iterable[Row], end_block: int | None = None) -> dict[str, Row]:
+    """model id -> the row of its latest manifest: the highest version (at the end block, if given), the
+    latest event among equal versions. The API's model view and the reward function both use it."""
     best: dict[str, tuple[tuple[int, int, int], Row]] = {}
     for r in rows:
-        if r["block_number"] > end_block:
+        if end_block is not None and r["block_number"] > end_block:
             continue
         pos = (int(r["version"]), r["block_number"], r["log_index"])
         old = best.get(r["model_id"])
         if old is None or pos > old[0]:
             best[r["model_id"]] = (pos, r)
-    out: dict[str, list[tuple[str, int]]] = {}
-    for model, (_, r) in best.items():
-        ids = [str(x).lower() for x in _as_list(r["dataset_ids"])]
-        weights = [int(x) for x in _as_list(r["weights"])]
-        out[model] = list(zip(ids, weights, strict=False))
-    return out
+    return {model: r for model, (_, r) in best.items()}
+
+
+def manifest_entries(row: Row) -> list[tuple[str, int]]:
+    """[(dataset id, weight)] of a manifest row (arrays as lists or JSON text; ids lowercased)."""
+    ids = [str(x).lower() for x in _as_list(row["dataset_ids"])]
+    weights = [int(x) for x in _as_list(row["weights"])]
+    return list(zip(ids, weights, strict=False))
+
+
+def latest_manifests(rows: Iterable[Row], end_block: int) -> dict[str, list[tuple[str, int]]]:
+    """model id -> [(dataset id, weight)] of its highest version at the end block (latest event wins)."""
+    return {model: manifest_entries(r) for model, r in latest_manifest_rows(rows, end_block).items()}
 
 
 def manifest_weights(manifest: list[tuple[str, int]], datasets: Mapping[str, tuple[str, int]]) -> Weights:

@@ -1,4 +1,5 @@
-"""Audit path: the epoch's inputs from the chain alone (eth_getLogs, decoded with eth_abi), and end blocks.
+"""Audit path: the epoch's inputs from the chain alone (eth_getLogs, decoded by the ABI-derived catalogue of
+`cairn.core.events`), and end blocks.
 
 Nothing here reads the database: an auditor with an RPC URL and the deployment file (addresses, start block,
 epoch clock) recomputes the allocation, the cumulative leaves and the root with the same pure core, and
@@ -13,7 +14,7 @@ from typing import Any
 from web3 import Web3
 
 from backend.rewards.allocation import EVENT_TABLES, EpochInputs, allocate, cumulate, inputs_from_events
-from backend.rewards.events import DATASET_BATCH, EVENTS, decode_log, explode_dataset_batch
+from backend.rewards.events import DATASET_BATCH, decode_rows, reward_specs
 from cairn.core.deployment import Deployment
 from cairn.core.errors import InvalidInputError
 from cairn.core.policy import Policy
@@ -57,7 +58,8 @@ def fetch_events(
 ) -> Rows:
     """All reward-relevant events of the deployment's contracts from its start block to `to_block`."""
     addresses = sorted({Web3.to_checksum_address(c.address) for c in deployment.contracts.values()})
-    topics = [e.topic0 for e in [*EVENTS.values(), DATASET_BATCH]]
+    specs = reward_specs(c.abi for c in deployment.contracts.values())
+    topics = sorted(specs)
     rows: Rows = {t: [] for t in EVENT_TABLES}
     lo = deployment.start_block
     step = chunk
@@ -71,17 +73,33 @@ def fetch_events(
             step = max(1, step // 2)
             continue
         for log in logs:
-            decoded = decode_log(dict(log))
-            if decoded is None:
+            raw = _raw_log(log)
+            spec = specs.get(raw["topics"][0]) if raw["topics"] else None
+            if spec is None:
                 continue
-            if decoded[0] == DATASET_BATCH.table:
-                rows["ev_dataset_registered"].extend(explode_dataset_batch(decoded[1]))
-            else:
-                rows[decoded[0]].append(decoded[1])
+            table = "ev_dataset_registered" if spec.table == DATASET_BATCH.table else spec.table
+            rows[table].extend(decode_rows(spec, raw))
         if progress is not None:
             progress(hi)
         lo = hi + 1
     return rows
+
+
+def _hex(value: Any) -> str:
+    return value.lower() if isinstance(value, str) else "0x" + bytes(value).hex()
+
+
+def _raw_log(log: Any) -> dict[str, Any]:
+    """A web3 log (ints, HexBytes) in the JSON-RPC form the catalogue decodes (hex strings)."""
+    return {
+        "blockNumber": hex(int(log["blockNumber"])),
+        "logIndex": hex(int(log["logIndex"])),
+        "blockHash": _hex(log.get("blockHash", b"")),
+        "transactionHash": _hex(log.get("transactionHash", b"")),
+        "address": str(log["address"]).lower(),
+        "topics": [_hex(t) for t in log["topics"]],
+        "data": _hex(log["data"]),
+    }
 
 
 def inputs_from_chain(

@@ -1,4 +1,9 @@
-"""The events the reward function reads, from their signatures in docs/ARCHITECTURE.md, and a raw-log decoder.
+"""The events the reward function reads, and how the audit path decodes them.
+
+The audit path decodes raw logs with the ABI-derived catalogue (`cairn.core.events`, built from the deployed
+contracts' ABIs: `reward_specs`, `decode_rows`), the same decoder the indexer uses. `SIGNATURES` lists the
+events by hand for the tests and the benchmark, which create and fill `ev_*` tables without a deployment;
+`tests/unit/test_reward_events.py` pins them to the compiled contracts' ABIs.
 
 Rows use the indexer's column names and value forms (docs/ARCHITECTURE.md "Tables"), so the audit path
 (`eth_getLogs` -> these rows) and the fast path (SQL mirror) feed the same reduction: addresses and bytes32 as
@@ -8,11 +13,12 @@ Rows use the indexer's column names and value forms (docs/ARCHITECTURE.md "Table
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from eth_abi.abi import decode as abi_decode
-
+from cairn.core.errors import ArtifactError
+from cairn.core.events import EventSpec, column_kind, decode_exploded, decode_log, specs_from_abis
 from cairn.core.merkle import keccak256
 
 SIGNATURES = {
@@ -98,7 +104,6 @@ DATASET_BATCH = parse_signature(
     "DatasetBatchRegistered(address indexed owner, uint32 licenseId, bytes32 metadataHash, string uri, "
     "bytes32[] contentHashes, uint64[] sizes)",
 )
-BY_TOPIC: dict[str, EventDef] = {e.topic0: e for e in [*EVENTS.values(), DATASET_BATCH]}
 
 
 def explode_dataset_batch(row: dict[str, Any]) -> list[dict[str, Any]]:
@@ -112,57 +117,32 @@ def explode_dataset_batch(row: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-def _norm(typ: str, value: Any) -> Any:
-    if typ.endswith("[]"):
-        return [_norm(typ[:-2], v) for v in value]
-    if typ == "address":
-        return str(value).lower()
-    if typ.startswith("bytes"):
-        return "0x" + bytes(value).hex()
-    return value
+READ_TABLES = frozenset([*EVENTS, DATASET_BATCH.table])
 
 
-def decode_log(log: dict[str, Any], block_time: int = 0) -> tuple[str, dict[str, Any]] | None:
-    """A raw JSON-RPC log -> (table, row) for the events above; None for any other event."""
-    topics = [t.lower() if isinstance(t, str) else "0x" + bytes(t).hex() for t in log["topics"]]
-    if not topics:
-        return None
-    ev = BY_TOPIC.get(topics[0])
-    if ev is None:
-        return None
-    data = log["data"]
-    raw = bytes.fromhex(data[2:]) if isinstance(data, str) else bytes(data)
-    plain = [p for p in ev.params if not p.indexed]
-    values = iter(abi_decode([p.type for p in plain], raw))
-    topic_iter = iter(topics[1:])
+def reward_specs(abis: Iterable[list[dict[str, Any]]]) -> dict[str, EventSpec]:
+    """topic0 -> the catalogue's spec of every event the reward function reads, from the contracts' ABIs
+    (uint256 values as `int`); refuses ABIs that lack one of them."""
+    specs = {t: s for t, s in specs_from_abis(abis, uint_as_str=False).items() if s.table in READ_TABLES}
+    missing = READ_TABLES - {s.table for s in specs.values()}
+    if missing:
+        raise ArtifactError(f"the deployment's ABIs lack the events of {sorted(missing)}")
+    return specs
 
-    def _int(x: Any) -> int:
-        return int(x, 16) if isinstance(x, str) else int(x)
 
-    row: dict[str, Any] = {
-        "block_number": _int(log["blockNumber"]),
-        "log_index": _int(log["logIndex"]),
-        "block_hash": str(log.get("blockHash", "")).lower(),
-        "tx_hash": str(log.get("transactionHash", "")).lower(),
-        "contract": str(log["address"]).lower(),
-        "block_time": block_time,
-    }
-    for p in ev.params:
-        if p.indexed:
-            word = bytes.fromhex(next(topic_iter)[2:])
-            row[p.name] = _norm(p.type, abi_decode([p.type], word)[0])
-        else:
-            row[p.name] = _norm(p.type, next(values))
-    return ev.table, row
+def decode_rows(spec: EventSpec, log: dict[str, Any], block_time: int = 0) -> list[dict[str, Any]]:
+    """A raw JSON-RPC log (hex strings) -> its rows (one per item of a batch event), keyed by column."""
+    names = spec.column_names
+    if spec.exploded:
+        return [dict(zip(names, row, strict=True)) for row in decode_exploded(spec, log, block_time)]
+    return [dict(zip(names, decode_log(spec, log, block_time), strict=True))]
 
 
 # --- the ev_* tables (for tests and the benchmark): created by indexer.schema from these signatures; the
 # value forms of their columns for inserting decoded rows ----------------------------------------------------
 def column_kinds(table: str) -> dict[str, str]:
     """column -> kind ("bigint", "uint256", "bool", "text") of an ev_* table, as cairn.core.events assigns
-    them
-    (the batch table holds exploded rows: the dataset columns plus item_index)."""
-    from cairn.core.events import column_kind
+    them (the batch table holds exploded rows: the dataset columns plus item_index)."""
 
     if table == DATASET_BATCH.table:
         return {**column_kinds("ev_dataset_registered"), "item_index": "bigint"}
@@ -197,9 +177,7 @@ def abi_events() -> list[dict[str, Any]]:
 def create_event_tables(bind: Any) -> None:
     """Create the ev_* tables of EVENTS (if missing) with the indexer's own definitions: the table specs of
     `cairn.core.events` and the DDL of `indexer.schema` (on SQLite `WITHOUT ROWID`, Uint256 as decimal
-    TEXT), so the
-    tests and the benchmark run the fast path on the schema a running indexer writes."""
-    from cairn.core.events import specs_from_abis
+    TEXT), so the tests and the benchmark run the fast path on the schema a running indexer writes."""
     from indexer.schema import sync_event_tables
 
     specs = specs_from_abis([abi_events()], uint_as_str=bind.dialect.name != "postgresql")

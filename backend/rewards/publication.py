@@ -9,25 +9,35 @@ Files are stored as `<data_dir>/rewards/0x<keccak256 of the file bytes>.json` an
 rewritten; the on-chain `uri` of the root is `allocations/0x<keccak>.json`, served by the API under the same
 relative path. Anyone can check a downloaded file against its name, its root against the chain, and
 recompute both from the chain alone (the audit path).
+
+This module is the only reader and writer of those files: the lifecycle and payouts read them with
+`read_allocation_file`, the API finds them by reference (`find_allocation_file`, checked against its name once
+per file) and reads their trees with `load_tree` (the last `TREE_CACHE_SIZE` trees kept: files never change).
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from backend.rewards.allocation import check_publishable, cumulate
-from cairn.core.errors import InvalidInputError, NotFoundError
+from cairn.core.errors import AllocationMismatchError, InvalidInputError, NotFoundError
+from cairn.core.merkle import FORMAT as TREE_FORMAT
 from cairn.core.merkle import MerkleTree, build_tree, keccak256
 from cairn.core.policy import Policy
 
 FORMAT = "cairn-allocation-v1"
 SUBDIR = Path("rewards")
+TREE_CACHE_SIZE = 4  # a tree of a million leaves holds a few hundred MB
+VERIFIED_CACHE_SIZE = 4096  # paths already checked against their names
+_HASH = re.compile(r"(0x)?([0-9a-fA-F]{64})")
 
 
 @dataclass
@@ -145,6 +155,10 @@ def write_allocation_file(data_dir: Path, blob: bytes | Iterable[bytes]) -> tupl
     return name, f"allocations/{name}"
 
 
+def _matches_name(name: str, blob: bytes) -> bool:
+    return "0x" + keccak256(blob).hex() + ".json" == name
+
+
 def read_allocation_file(data_dir: Path, name: str) -> dict[str, Any]:
     """Load a stored allocation file and check it against its content address."""
     path = allocations_dir(data_dir) / name
@@ -152,10 +166,65 @@ def read_allocation_file(data_dir: Path, name: str) -> dict[str, Any]:
         blob = path.read_bytes()
     except FileNotFoundError:
         raise NotFoundError(f"allocation file {name} not found under {allocations_dir(data_dir)}") from None
-    if "0x" + keccak256(blob).hex() + ".json" != name:
+    if not _matches_name(name, blob):
         raise InvalidInputError(f"allocation file {name} does not match its content hash")
     doc: dict[str, Any] = orjson.loads(blob)
     return doc
+
+
+def allocation_name(ref: str) -> str:
+    """The file name `0x<hash>.json` of a reference: a content hash, `<hash>.json`, or a URI ending in one."""
+    name = ref.rstrip("/").rsplit("/", 1)[-1]
+    m = _HASH.fullmatch(name.removesuffix(".json"))
+    if m is None:
+        raise InvalidInputError(
+            f"allocation reference {ref!r} is not a content hash (0x + 64 hex), "
+            "<hash>.json or a URI ending in one",
+            field="ref",
+        )
+    return f"0x{m.group(2).lower()}.json"
+
+
+def find_allocation_file(data_dir: Path, ref: str) -> Path:
+    """The stored file that `ref` names (see `allocation_name`), once its bytes hash to its name."""
+    name = allocation_name(ref)
+    path = allocations_dir(data_dir) / name
+    if not path.is_file():
+        raise NotFoundError(
+            f"no allocation file with hash {name.removesuffix('.json')} on this server", ref=ref
+        )
+    return _verified(path)
+
+
+@lru_cache(maxsize=VERIFIED_CACHE_SIZE)
+def _verified(path: Path) -> Path:
+    """`path` if its bytes hash to its name (remembered, a refusal is not: content-addressed files never
+    change)."""
+    if not _matches_name(path.name, path.read_bytes()):
+        raise AllocationMismatchError(
+            f"allocation file {path.name} does not hash to its name; refusing to serve it"
+        )
+    return path
+
+
+def load_document(path: Path) -> dict[str, Any]:
+    """The JSON document of an allocation file found by `find_allocation_file`."""
+    doc = orjson.loads(path.read_bytes())
+    if not isinstance(doc, dict):
+        raise InvalidInputError(f"allocation file {path.name} is not a JSON object")
+    return doc
+
+
+@lru_cache(maxsize=TREE_CACHE_SIZE)
+def load_tree(path: Path) -> MerkleTree:
+    """The Merkle tree of an allocation file found by `find_allocation_file` (its `tree`, or the file itself
+    when it is a bare `standard-v1` dump), checked node by node; the last few are cached."""
+    doc = load_document(path)
+    if doc.get("format") == TREE_FORMAT:
+        return MerkleTree.load(doc)
+    if isinstance(doc.get("tree"), dict):
+        return MerkleTree.load(doc["tree"])
+    raise InvalidInputError(f"allocation file {path.name} holds no standard-v1 Merkle tree dump")
 
 
 def cumulative_from_document(doc: dict[str, Any]) -> dict[str, int]:

@@ -5,13 +5,15 @@ Every command is idempotent: re-running after a crash continues where the last r
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.console import Console
-from sqlalchemy import text
 
 from backend import migrations
+from backend.rewards import epochs as reward_epochs
 from backend.rewards.lifecycle import EpochLifecycle
 from cairn.core.chain import connect
 from cairn.core.db import make_engine
@@ -27,21 +29,27 @@ epoch_app = typer.Typer(
 )
 out = Console()
 
-DbOpt = typer.Option(None, "--database-url", help="SQLAlchemy URL (CAIRN_DATABASE_URL)")
-RpcOpt = typer.Option(None, "--rpc-url", help="JSON-RPC URL (CAIRN_RPC_URLS)")
-DeployOpt = typer.Option(None, "--deployment", help="Deployment file (CAIRN_DEPLOYMENT_FILE)")
-PolicyOpt = typer.Option(
-    "v1",
-    "--policy",
-    help="Policy version (cairn/core/policies/<v>.json) or a JSON file",
-)
-SourceOpt = typer.Option("db", "--source", help="db: the indexer's SQL mirror; chain: eth_getLogs only")
-ConfOpt = typer.Option(
-    None,
-    "--confirmations",
-    help="Close N blocks after the end block (default: the node's `finalized` tag, else CAIRN_CONFIRMATIONS;"
-    " on the local chain CAIRN_CONFIRMATIONS)",
-)
+# The options the commands share, once (each command lists the ones it takes).
+DbUrl = Annotated[str | None, typer.Option("--database-url", help="SQLAlchemy URL (CAIRN_DATABASE_URL)")]
+RpcUrl = Annotated[str | None, typer.Option("--rpc-url", help="JSON-RPC URL (CAIRN_RPC_URLS)")]
+DeploymentFile = Annotated[
+    Path | None, typer.Option("--deployment", help="Deployment file (CAIRN_DEPLOYMENT_FILE)")
+]
+PolicyRef = Annotated[
+    str, typer.Option("--policy", help="Policy version (cairn/core/policies/<v>.json) or a JSON file")
+]
+Source = Annotated[
+    str, typer.Option("--source", help="db: the indexer's SQL mirror; chain: eth_getLogs only")
+]
+Confirmations = Annotated[
+    int | None,
+    typer.Option(
+        "--confirmations",
+        help="Close N blocks after the end block (default: the node's `finalized` tag, else "
+        "CAIRN_CONFIRMATIONS; on the local chain CAIRN_CONFIRMATIONS)",
+    ),
+]
+BatchSize = Annotated[int, typer.Option("--batch-size", help="Accounts per claimForBatch transaction")]
 
 
 def _settings(database_url: str | None, rpc_url: str | None, deployment: Path | None) -> Settings:
@@ -90,43 +98,44 @@ def _show(row: object) -> None:
     )
 
 
-@epoch_app.command("compute")
-def compute(
-    epoch: int,
-    database_url: str | None = DbOpt,
-    rpc_url: str | None = RpcOpt,
-    deployment: Path | None = DeployOpt,
-    policy: str = PolicyOpt,
-    source: str = SourceOpt,
-    confirmations: int | None = ConfOpt,
-) -> None:
-    """Close an ended epoch (end block final, mirror past it) and compute its allocation, tree and file."""
-    eng = _lifecycle(database_url, rpc_url, deployment, policy, source, confirmations)
-    _show(eng.compute(epoch))
+def _step_command(name: str, step: Callable[[EpochLifecycle, int], object], doc: str) -> None:
+    """`cairn epoch <name> N`: a lifecycle step that may close and compute the epoch first."""
+
+    def command(
+        epoch: int,
+        database_url: DbUrl = None,
+        rpc_url: RpcUrl = None,
+        deployment: DeploymentFile = None,
+        policy: PolicyRef = "v1",
+        source: Source = "db",
+        confirmations: Confirmations = None,
+    ) -> None:
+        eng = _lifecycle(database_url, rpc_url, deployment, policy, source, confirmations)
+        _show(step(eng, epoch))
+
+    command.__doc__ = doc
+    epoch_app.command(name)(command)
 
 
-@epoch_app.command("publish")
-def publish(
-    epoch: int,
-    database_url: str | None = DbOpt,
-    rpc_url: str | None = RpcOpt,
-    deployment: Path | None = DeployOpt,
-    policy: str = PolicyOpt,
-    source: str = SourceOpt,
-    confirmations: int | None = ConfOpt,
-) -> None:
-    """Propose the epoch's root on chain (closing and computing it first if needed)."""
-    eng = _lifecycle(database_url, rpc_url, deployment, policy, source, confirmations)
-    _show(eng.publish(epoch))
+_step_command(
+    "compute",
+    EpochLifecycle.compute,
+    "Close an ended epoch (end block final, mirror past it) and compute its allocation, tree and file.",
+)
+_step_command(
+    "publish",
+    EpochLifecycle.publish,
+    "Propose the epoch's root on chain (closing and computing it first if needed).",
+)
 
 
 @epoch_app.command("finalize")
 def finalize(
     epoch: int,
-    database_url: str | None = DbOpt,
-    rpc_url: str | None = RpcOpt,
-    deployment: Path | None = DeployOpt,
-    policy: str = PolicyOpt,
+    database_url: DbUrl = None,
+    rpc_url: RpcUrl = None,
+    deployment: DeploymentFile = None,
+    policy: PolicyRef = "v1",
 ) -> None:
     """Accept the proposed root once its challenge delay has passed."""
     eng = _lifecycle(database_url, rpc_url, deployment, policy, "db", None)
@@ -136,9 +145,9 @@ def finalize(
 @epoch_app.command("fund")
 def fund(
     epoch: int | None = typer.Argument(None, help="Epoch to fund (default: the chain's current epoch)"),
-    database_url: str | None = DbOpt,
-    rpc_url: str | None = RpcOpt,
-    deployment: Path | None = DeployOpt,
+    database_url: DbUrl = None,
+    rpc_url: RpcUrl = None,
+    deployment: DeploymentFile = None,
 ) -> None:
     """Mint the epoch's emission into the pool (fundEmission) while it runs; once, through the outbox."""
     eng = _lifecycle(database_url, rpc_url, deployment, "v1", "db", None)
@@ -154,11 +163,11 @@ def fund(
 def payout(
     epoch: int,
     min_amount: int = typer.Option(1, "--min-amount", help="Pay accounts with at least this many wei due"),
-    batch_size: int = typer.Option(100, "--batch-size", help="Accounts per claimForBatch transaction"),
-    database_url: str | None = DbOpt,
-    rpc_url: str | None = RpcOpt,
-    deployment: Path | None = DeployOpt,
-    policy: str = PolicyOpt,
+    batch_size: BatchSize = 100,
+    database_url: DbUrl = None,
+    rpc_url: RpcUrl = None,
+    deployment: DeploymentFile = None,
+    policy: PolicyRef = "v1",
 ) -> None:
     """Push payouts: claimForBatch for every account of the accepted epoch with something due."""
     from backend.rewards.payouts import push_payouts
@@ -178,9 +187,9 @@ def payout(
 @epoch_app.command("keeper")
 def keeper(
     interval: float | None = typer.Option(None, help="Seconds between looks (CAIRN_KEEPER_INTERVAL)"),
-    database_url: str | None = DbOpt,
-    rpc_url: str | None = RpcOpt,
-    deployment: Path | None = DeployOpt,
+    database_url: DbUrl = None,
+    rpc_url: RpcUrl = None,
+    deployment: DeploymentFile = None,
 ) -> None:
     """Fund each epoch's emission as soon as it starts (what `cairn dev` / `cairn up` run next to the API)."""
     import logging
@@ -197,11 +206,11 @@ def keeper(
 def relay(
     epoch: int,
     account: list[str] | None = typer.Option(None, "--account", help="Only these accounts (repeatable)"),
-    batch_size: int = typer.Option(100, help="Accounts per claimForBatch transaction"),
-    database_url: str | None = DbOpt,
-    rpc_url: str | None = RpcOpt,
-    deployment: Path | None = DeployOpt,
-    policy: str = PolicyOpt,
+    batch_size: BatchSize = 100,
+    database_url: DbUrl = None,
+    rpc_url: RpcUrl = None,
+    deployment: DeploymentFile = None,
+    policy: PolicyRef = "v1",
 ) -> None:
     """Relayed claims (claimForBatch, publisher pays gas) for accounts that cannot claim themselves."""
     from backend.rewards.payouts import relay_claims
@@ -215,17 +224,13 @@ def relay(
 def audit(
     epoch: int,
     first_epoch: int = typer.Option(0, help="First epoch of the distributor (replayed from here)"),
-    rpc_url: str | None = RpcOpt,
-    deployment: Path | None = DeployOpt,
-    policy: str = PolicyOpt,
+    rpc_url: RpcUrl = None,
+    deployment: DeploymentFile = None,
+    policy: PolicyRef = "v1",
 ) -> None:
     """Recompute the epoch's root from the chain alone and compare it with the root proposed on chain."""
     from backend.rewards.chainsource import audit_cumulative
-    from cairn.core.chain import connect
-    from cairn.core.deployment import load_deployment
-    from cairn.core.errors import ConflictError
     from cairn.core.merkle import build_tree
-    from cairn.core.policy import load_policy
 
     settings = _settings(None, rpc_url, deployment)
     dep = load_deployment(settings.deployment_file)
@@ -244,18 +249,13 @@ def audit(
 
 
 @epoch_app.command("status")
-def status(database_url: str | None = DbOpt) -> None:
+def status(database_url: DbUrl = None) -> None:
     """List the epochs the rewards engine knows and their state."""
     settings = load_settings(database_url=database_url)
     engine = make_engine(settings.database_url)
     migrations.upgrade(engine)
     with engine.connect() as conn:
-        rows = conn.execute(
-            text(
-                "SELECT chain_id, epoch, status, end_block, root, total_cumulative, allocation_file "
-                "FROM reward_epoch ORDER BY chain_id, epoch"
-            )
-        ).all()
+        rows = reward_epochs.list_rows(conn)
     if not rows:
         out.print("no epochs yet")
     for r in rows:

@@ -35,6 +35,7 @@ Parameters (all shares in basis points, 10000 = 100%)
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -117,6 +118,14 @@ class Policy(_Strict):
     def content_hash(self) -> str:
         """`0x` keccak256 of the canonical JSON: the `policyHash` published with the root."""
         return self._hash
+
+
+def median_floor(scores: Iterable[int]) -> int:
+    """The `median` aggregation of validators' scores: the middle score, or for an even count the floor of the
+    mean of the two middle ones. Used by the reward function and shown by the API (`score.median`)."""
+    s = sorted(scores)
+    n = len(s)
+    return (s[(n - 1) // 2] + s[n // 2]) // 2
 
 
 def parse_policy(data: object) -> Policy:

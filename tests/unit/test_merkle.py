@@ -137,9 +137,9 @@ def test_keccak_matches_reference() -> None:
 
 
 def test_compiled_builder_equals_python_builder() -> None:
-    """The C builder (cairn/core/_merkle_native.c, used by default when a C compiler is present) and the
-    Python
-    builder give the same node array and tree indexes, for every shape of the heap and for equal leaves."""
+    """The C builder (cairn/core/merkle/_merkle_native.c, used by default when a C compiler is present) and
+    the Python builder give the same node array and tree indexes, for every shape of the heap and for equal
+    leaves."""
     if merkle.native_builder() is None:
         pytest.skip("no C compiler here: build_tree uses the Python builder")
     rng = random.Random(11)
@@ -148,17 +148,17 @@ def test_compiled_builder_equals_python_builder() -> None:
         amounts = [0, 1, 2**256 - 1, rng.randrange(2**256)]
         values = [("0x" + rng.randbytes(20).hex(), rng.choice(amounts)) for _ in range(n)]
         native = merkle.build_tree(values)
-        python = merkle._python_tree(values, 1)
+        python = merkle.python_tree(values, 1)
         assert (native.tree, native.tree_index) == (python.tree, python.tree_index), n
     equal = [("0x" + "11" * 20, 5)] * 3 + [("0x" + "22" * 20, 5), ("0x" + "11" * 20, 5)]
     native = merkle.build_tree(equal, allow_duplicates=True)
-    python = merkle._python_tree(equal, 1)
+    python = merkle.python_tree(equal, 1)
     assert (native.tree, native.tree_index) == (python.tree, python.tree_index)
 
 
 def test_python_builder_when_the_compiled_one_is_off(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CAIRN_MERKLE_NATIVE", "0")
-    monkeypatch.setattr(merkle, "_native_state", {})
+    monkeypatch.setattr(merkle.native, "_native_state", {})
     assert merkle.native_builder() is None
     tree = merkle.build_tree(VALUES)
     assert tree.root == OZ_ROOT

@@ -7,7 +7,8 @@ from typing import Any
 from sqlalchemy.orm import Session
 from web3 import Web3
 
-from backend.api.mirror import as_int, json_list, rows, table_exists
+from backend.api.mirror import as_int, rows, table_exists
+from backend.rewards.allocation import latest_manifest_rows, manifest_entries
 from cairn.core.errors import NotFoundError
 from indexer.views import payments_per_model_epoch
 
@@ -19,8 +20,7 @@ def get_model(session: Session, *, model_id: str) -> dict[str, Any]:
     found = (
         rows(
             session,
-            f"SELECT * FROM {MANIFESTS} WHERE model_id = :m "
-            "ORDER BY version DESC, block_number DESC, log_index DESC",
+            f"SELECT * FROM {MANIFESTS} WHERE model_id = :m ORDER BY version, block_number, log_index",
             {"m": model_id},
         )
         if table_exists(session, MANIFESTS)
@@ -28,14 +28,12 @@ def get_model(session: Session, *, model_id: str) -> dict[str, Any]:
     )
     if not found:
         raise NotFoundError(f"no manifest registered for model {model_id}", model_id=model_id)
-    latest = found[0]
-    dataset_ids = [str(d).lower() for d in json_list(latest["dataset_ids"])]
-    weights = [as_int(w) for w in json_list(latest["weights"])]
+    latest = latest_manifest_rows(found)[model_id]
     return {
         "model_id": model_id,
         "version": as_int(latest["version"]),
         "trainer": Web3.to_checksum_address(latest["trainer"]),
-        "datasets": [{"dataset_id": d, "weight": w} for d, w in zip(dataset_ids, weights, strict=False)],
+        "datasets": [{"dataset_id": d, "weight": w} for d, w in manifest_entries(latest)],
         "block_number": as_int(latest["block_number"]),
         "block_time": as_int(latest["block_time"]),
         "tx_hash": latest["tx_hash"],

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import re
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -14,92 +11,23 @@ from backend.api.chain import Chain
 from backend.api.mirror import rows, table_exists
 from backend.api.services import epochs
 from backend.api.settings import ApiSettings
-from backend.rewards.publication import allocations_dir
-from cairn.core import merkle
+from backend.rewards import epochs as reward_epochs
+from backend.rewards import publication
 from cairn.core.errors import AllocationMismatchError, CairnError, InvalidInputError, NotFoundError
-from cairn.core.merkle import keccak256
 from cairn.core.policy import POLICY_DIR, load_policy, parse_policy
-
-_HASH = re.compile(r"(0x)?([0-9a-fA-F]{64})")
-_trees: dict[Path, merkle.MerkleTree] = {}
-_trees_lock = threading.Lock()
-_verified: set[Path] = set()  # content-addressed files already checked against their names
-
-
-def allocation_dirs(settings: ApiSettings) -> list[Path]:
-    """Where the rewards engine writes allocation files (`<data_dir>/rewards/allocations/0x<keccak>.json`)."""
-    return [allocations_dir(settings.data_dir)]
 
 
 def find_allocation_file(*, settings: ApiSettings, ref: str) -> Path:
     """`ref` is a content hash, `<hash>.json`, or a URI ending in one (files are content-addressed)."""
-    name = ref.rstrip("/").rsplit("/", 1)[-1]
-    m = _HASH.fullmatch(name.removesuffix(".json"))
-    if m is None:
-        raise InvalidInputError(
-            f"allocation reference {ref!r} is not a content hash (0x + 64 hex), "
-            "<hash>.json or a URI ending in one",
-            field="ref",
-        )
-    wanted = m.group(2).lower()
-    for folder in allocation_dirs(settings):
-        if not folder.is_dir():
-            continue
-        candidate = folder / f"0x{wanted}.json"
-        if candidate.is_file():
-            if candidate not in _verified:
-                if keccak256(candidate.read_bytes()).hex() != wanted:
-                    raise AllocationMismatchError(
-                        f"allocation file {candidate.name} does not hash to its name; refusing to serve it"
-                    )
-                _verified.add(candidate)
-            return candidate
-    raise NotFoundError(f"no allocation file with hash 0x{wanted} on this server", ref=ref)
-
-
-def load_tree(path: Path) -> merkle.MerkleTree:
-    """The Merkle tree of an allocation file (cached: files are content-addressed, hence immutable)."""
-    with _trees_lock:
-        cached = _trees.get(path)
-    if cached is not None:
-        return cached
-    data = json.loads(path.read_bytes())
-    tree = _tree_from(data)
-    with _trees_lock:
-        _trees[path] = tree
-    return tree
-
-
-def _tree_from(data: Any) -> merkle.MerkleTree:
-    if isinstance(data, dict) and data.get("format") == merkle.FORMAT:
-        return merkle.MerkleTree.load(data)
-    if isinstance(data, dict) and isinstance(data.get("tree"), dict):
-        return merkle.MerkleTree.load(data["tree"])
-    leaves = data.get("leaves") if isinstance(data, dict) else None
-    if isinstance(leaves, list):
-        values: list[tuple[str, int]] = []
-        for leaf in leaves:
-            if isinstance(leaf, dict):
-                account = leaf.get("account") or leaf.get("address")
-                amount = leaf.get("cumulative") or leaf.get("cumulative_amount") or leaf.get("amount")
-                values.append((str(account), int(str(amount))))
-            else:
-                values.append((str(leaf[0]), int(str(leaf[1]))))
-        return merkle.build_tree(values)
-    raise InvalidInputError("allocation file holds neither a Merkle tree dump nor a list of leaves")
+    return publication.find_allocation_file(settings.data_dir, ref)
 
 
 def engine_state(session: Session, *, chain_id: int, epoch: int) -> dict[str, Any] | None:
     """The rewards engine's row for the epoch (status closed/computed/proposed/accepted), if any."""
-    if not table_exists(session, "reward_epoch"):
+    if not table_exists(session, reward_epochs.TABLE.name):
         return None
-    found = rows(
-        session,
-        "SELECT status, end_block, policy_hash, root, epoch_total, total_cumulative, leaf_count, "
-        "allocation_file, uri, valid_at FROM reward_epoch WHERE chain_id = :c AND epoch = :e",
-        {"c": chain_id, "e": epoch},
-    )
-    return found[0] if found else None
+    row = reward_epochs.get(session.connection(), chain_id=chain_id, epoch=epoch)
+    return None if row is None else reward_epochs.state(row)
 
 
 def _allocation_for_root(
@@ -126,7 +54,7 @@ def proof(
 ) -> dict[str, Any]:
     root = epochs.live_root(session, epoch=epoch)
     path = _allocation_for_root(session, settings=settings, chain=chain, epoch=epoch, root=root)
-    tree = load_tree(path)
+    tree = publication.load_tree(path)
     if tree.root.lower() != str(root["root"]).lower():
         raise AllocationMismatchError(
             f"allocation file {path.name} gives root {tree.root}, "
@@ -208,7 +136,7 @@ def find_policy(session: Session, *, settings: ApiSettings, policy_hash: str) ->
         ):
             try:
                 path = find_allocation_file(settings=settings, ref=str(r["uri"]))
-                embedded = json.loads(path.read_bytes()).get("policy")
+                embedded = publication.load_document(path).get("policy")
                 policy = parse_policy(embedded)
             except (CairnError, ValueError, AttributeError):
                 continue

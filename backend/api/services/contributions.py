@@ -11,6 +11,7 @@ from web3 import Web3
 from backend.api.mirror import as_int, decode_cursor, encode_cursor, rows, table_exists
 from backend.api.relayer import relay_records
 from cairn.core.errors import NotFoundError
+from cairn.core.policy import median_floor
 from indexer.store import latest_indexed_block
 
 DATASETS = "v_datasets"  # the indexer's view: single and batch registrations, one row per dataset
@@ -149,11 +150,9 @@ def aggregate_score(atts: list[dict[str, Any]]) -> dict[str, Any]:
     scores = sorted(int(a["score"]) for a in atts)
     if not scores:
         return {"validators": 0, "median": None, "mean": None, "min": None, "max": None}
-    mid = len(scores) // 2
-    median = scores[mid] if len(scores) % 2 else (scores[mid - 1] + scores[mid]) // 2
     return {
         "validators": len(scores),
-        "median": median,
+        "median": median_floor(scores),
         "mean": sum(scores) // len(scores),
         "min": min(scores),
         "max": max(scores),
@@ -196,35 +195,35 @@ def _compute_out(r: dict[str, Any], withdrawn: set[str]) -> dict[str, Any]:
     }
 
 
+def _owned_by(
+    session: Session, table: str, owner_column: str, order: str, *, address: str, limit: int
+) -> tuple[int, list[dict[str, Any]]]:
+    """(how many rows of `table` `address` owns, its newest `limit` rows in `order`)."""
+    if not table_exists(session, table):
+        return 0, []
+    where = f"FROM {table} WHERE {owner_column} = :a"
+    total = as_int(rows(session, f"SELECT COUNT(*) AS n {where}", {"a": address})[0]["n"])
+    found = rows(session, f"SELECT * {where} ORDER BY {order} LIMIT :n", {"a": address, "n": limit})
+    return total, found
+
+
 def account_contributions(session: Session, *, address: str, limit: int) -> dict[str, Any]:
     addr = address.lower()
-    datasets: list[dict[str, Any]] = []
-    compute: list[dict[str, Any]] = []
-    total_datasets = total_compute = 0
-    if table_exists(session, DATASETS):
-        total_datasets = as_int(
-            rows(session, f"SELECT COUNT(*) AS n FROM {DATASETS} WHERE owner = :a", {"a": addr})[0]["n"]
-        )
-        found = rows(
-            session,
-            f"SELECT * FROM {DATASETS} WHERE owner = :a "
-            "ORDER BY block_number DESC, log_index DESC, item_index DESC LIMIT :n",
-            {"a": addr, "n": limit},
-        )
-        wd = _withdrawn(session, [r["content_hash"] for r in found])
-        datasets = [_dataset_out(r, wd) for r in found]
-    if table_exists(session, COMPUTE):
-        total_compute = as_int(
-            rows(session, f"SELECT COUNT(*) AS n FROM {COMPUTE} WHERE provider = :a", {"a": addr})[0]["n"]
-        )
-        found = rows(
-            session,
-            f"SELECT * FROM {COMPUTE} WHERE provider = :a "
-            "ORDER BY block_number DESC, log_index DESC LIMIT :n",
-            {"a": addr, "n": limit},
-        )
-        wd = _withdrawn(session, [r["contribution_id"] for r in found])
-        compute = [_compute_out(r, wd) for r in found]
+    total_datasets, found = _owned_by(
+        session,
+        DATASETS,
+        "owner",
+        "block_number DESC, log_index DESC, item_index DESC",
+        address=addr,
+        limit=limit,
+    )
+    wd = _withdrawn(session, [r["content_hash"] for r in found])
+    datasets = [_dataset_out(r, wd) for r in found]
+    total_compute, found = _owned_by(
+        session, COMPUTE, "provider", "block_number DESC, log_index DESC", address=addr, limit=limit
+    )
+    wd = _withdrawn(session, [r["contribution_id"] for r in found])
+    compute = [_compute_out(r, wd) for r in found]
     return {
         "dataset_count": total_datasets,
         "compute_count": total_compute,
