@@ -15,7 +15,10 @@ PATH_RE = re.compile(r"(?<![\w./@-])((?:\.?[\w-]+/)+[\w.-]+\.(?:py|md|json|sol|s
 # Dotted names of our own packages, quoted in backticks: `cairn.core.errors`, `indexer.core.Indexer`.
 MODULE_RE = re.compile(r"`((?:cairn|indexer|backend)(?:\.[A-Za-z_]\w*)+)")
 # Paths that name run-time or external files, not files of this repository.
-NOT_REPO_FILES = ("openzeppelin/", ".cairn/", "WORK/", "s/scripts/", "core/_merkle_native.c", "node_modules/")
+NOT_REPO_FILES = ("openzeppelin/", ".cairn/", "WORK/", "s/scripts/", "node_modules/")
+# Where a relative path may start: the repository, the citing file's folder, and the folders that paths are
+# relative to in their context (contracts' imports; package data in pyproject.toml).
+BASES = ("", "contracts", "cairn", "indexer", "backend")
 
 
 def _tracked(*patterns: str) -> list[Path]:
@@ -26,7 +29,7 @@ def _tracked(*patterns: str) -> list[Path]:
 
 
 def _exists(ref: str, cited_in: Path) -> bool:
-    return any(p.exists() for p in (REPO_ROOT / ref, cited_in.parent / ref, REPO_ROOT / "contracts" / ref))
+    return (cited_in.parent / ref).exists() or any((REPO_ROOT / base / ref).exists() for base in BASES)
 
 
 def _resolves(dotted: str) -> bool:
