@@ -13,8 +13,7 @@ import pytest
 from eth_account import Account
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
-from test_api_relay import relayer_nonce, signed_body
-from test_api_stack import Stack, assert_problem, deploy
+from support.api_stack import Stack, assert_problem, deploy, relayer_nonce, signed_body
 from web3 import Web3
 from web3.exceptions import TransactionNotFound
 
