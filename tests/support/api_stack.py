@@ -94,6 +94,13 @@ def deploy(w3: Web3, admin: LocalAccount, tmp: Path) -> Deployment:
     )
 
 
+def deploy_on(anvil: Anvil, tmp: Path) -> tuple[Web3, LocalAccount, Deployment]:
+    """`deploy` on `anvil` by account 0 (the admin): (web3, admin, deployment), nothing seeded."""
+    w3 = Web3(Web3.HTTPProvider(anvil.url))
+    admin = Account.from_key(ANVIL_DEV_KEYS[0])
+    return w3, admin, deploy(w3, admin, tmp)
+
+
 def h32(label: str) -> str:
     return "0x" + Web3.keccak(text=label).hex().removeprefix("0x")
 
