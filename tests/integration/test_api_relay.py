@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from eth_account import Account
-from support.api_stack import Stack, assert_problem, h32, relayer_nonce, signed_body
+from support.api_stack import Stack, assert_problem, h32, relayer_nonce, sign_registration, signed_body
 
 from backend.api.relayer import relay_records
 
@@ -160,19 +160,8 @@ def test_already_registered_is_409(sqlite_stack: Stack) -> None:
     owner = Account.create()
     taken = s.seeded["datasets"][0]
     params = {"owner": owner.address, "content_hash": taken, "size": 1}
-    typed = s.api.get("/v1/eip712/register-dataset", params=params).json()
-    sig = Account.sign_typed_data(owner.key, full_message=typed).signature
-    ds = typed["message"]["dataset"]
-    body = {
-        "content_hash": taken,
-        "size": ds["size"],
-        "license_id": ds["licenseId"],
-        "metadata_hash": ds["metadataHash"],
-        "uri": ds["uri"],
-        "owner": owner.address,
-        "deadline": typed["message"]["deadline"],
-        "signature": "0x" + bytes(sig).hex(),
-    }
+    body = sign_registration(owner, s.api.get("/v1/eip712/register-dataset", params=params).json())
+    assert body["content_hash"] == taken
     problem = assert_problem(
         s.api.post("/v1/datasets", json=body), 409, "conflict", f"content hash {taken} is already"
     )
