@@ -1,7 +1,7 @@
 """The committed gas snapshot (contracts/gas-snapshot.json) is exact: CI fails when any scenario's gas
 changes, up or down, so every change of gas shows in the diff of that file.
 
-Re-measures every scenario of `bench.gas.scenarios` on a fresh anvil with real transactions (a few seconds).
+Re-measures every scenario of `bench/gas_scenarios.py` on a fresh anvil with real transactions.
 After an intended change: `make gas-snapshot` (or `.venv/bin/python -m bench.gas --update`), then commit the
 file. The design targets stay asserted on the measured figures.
 """
@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import pytest
 
-from bench.gas import scenarios, snapshot
-from bench.gas.figures import figures
+from bench import gas_scenarios as scenarios
+from bench import gas_snapshot as snapshot
+from bench.gas_figures import figures
 
 
 @pytest.fixture(scope="module")

@@ -16,8 +16,8 @@ from typing import Any
 from eth_account import Account
 from eth_utils.crypto import keccak
 
-from bench.gas.driver import CHALLENGE_DELAY, EPOCH_LENGTH, claim_proof, derived_key, leaves_for, start
-from bench.gas.x402 import channel_config, channel_id, config_tuple, exact_payment, voucher_typed_data
+from bench.gas_driver import CHALLENGE_DELAY, EPOCH_LENGTH, claim_proof, derived_key, leaves_for, start
+from bench.x402 import channel_config, channel_id, config_tuple, exact_payment, voucher_typed_data
 from cairn.cli.devchain import start_anvil
 from cairn.core import eip712
 from cairn.core.merkle import MerkleTree, build_tree

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 SNAPSHOT = REPO / "contracts" / "gas-snapshot.json"
 UPDATE_HINT = (
     "make gas-snapshot (or .venv/bin/python -m bench.gas --update), then commit contracts/gas-snapshot.json"

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from bench.gas import scenarios as s
+from bench import gas_scenarios as s
 
 
 def figures(gas: dict[str, int]) -> dict[str, float]:
