@@ -12,6 +12,7 @@ help:
 	@echo "make test   - install and run every test (Solidity, Python unit/integration/property)"
 	@echo "make bench  - run every benchmark and write bench/results.json"
 	@echo "make lint   - ruff + mypy + lint-imports (the layer rule)"
+	@echo "make gas-snapshot - re-measure every gas scenario on anvil and rewrite contracts/gas-snapshot.json"
 
 $(STAMP):
 	@mkdir -p $(STAMP)
@@ -55,6 +56,10 @@ bench: build
 	@bash scripts/ensure-postgres.sh
 	@$(PY) -m bench
 
+# exact gas per scenario, compared by tests/integration/test_gas_snapshot.py: rewrite it after an intended change
+gas-snapshot: build
+	@$(PY) -m bench.gas --update
+
 lint: install
 	@$(VENV)/bin/ruff check cairn indexer backend tests bench
 	@$(VENV)/bin/mypy cairn indexer backend
@@ -63,4 +68,4 @@ lint: install
 clean:
 	rm -rf artifacts cache .cairn
 
-.PHONY: help install build run test bench lint clean
+.PHONY: help install build run test bench gas-snapshot lint clean

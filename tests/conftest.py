@@ -9,12 +9,10 @@ import os
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import create_engine, text
-from support.pg import PG_ADMIN_URL, temporary_database
+from support.api_stack import Stack, build_stack, shared_stack
+from support.pg import temporary_database
 
 from cairn.cli.devchain import Anvil, start_anvil
-
-IN_CI = os.environ.get("CI") == "true"
 
 
 @pytest.fixture(scope="session")
@@ -36,24 +34,10 @@ def sqlite_url(tmp_path: os.PathLike[str]) -> str:
     return f"sqlite:///{tmp_path}/cairn-test.db"
 
 
-def _pg_available() -> bool:
-    try:
-        eng = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-        with eng.connect() as conn:
-            conn.execute(text("SELECT 1"))
-        eng.dispose()
-        return True
-    except Exception:
-        return False
-
-
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
-    """A brand-new PostgreSQL database for one test, dropped afterwards."""
-    if not _pg_available():
-        if IN_CI:
-            pytest.fail(f"PostgreSQL is not reachable at {PG_ADMIN_URL} (CI must not skip it)")
-        pytest.skip("PostgreSQL not running")
+    """A brand-new PostgreSQL database for one test, dropped afterwards (no server: skip, or fail under
+    CI=true)."""
     with temporary_database() as url:
         yield url
 
@@ -65,3 +49,15 @@ def database_url(request: pytest.FixtureRequest, tmp_path: os.PathLike[str]) -> 
         yield f"sqlite:///{tmp_path}/cairn-test.db"
     else:
         yield request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture(name="stack", scope="module", params=["sqlite", "postgres"])
+def stack_fixture(request: pytest.FixtureRequest) -> Stack:
+    """The shared read-only API stack (tests/support/api_stack.py) of this database kind."""
+    return shared_stack(request, request.param)
+
+
+@pytest.fixture(scope="module")
+def sqlite_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """A fresh API stack on SQLite for the tests of one module that write to it."""
+    yield from build_stack(tmp_path_factory.mktemp("api-sqlite"), "sqlite")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -10,9 +9,7 @@ from pathlib import Path
 
 import pytest
 import uvicorn
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "integration"))
-from test_api_stack import Stack, shared_stack
+from support.api_stack import Stack, shared_stack
 
 from backend.api.app import create_app
 from cairn.cli.devchain import free_port

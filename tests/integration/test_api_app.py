@@ -13,9 +13,7 @@ import pytest
 from eth_account import Account
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
-from test_api_relay import relayer_nonce, signed_body
-from test_api_stack import Stack, assert_problem, deploy
-from web3 import Web3
+from support.api_stack import Stack, assert_problem, deploy_on, relayer_nonce, signed_body
 from web3.exceptions import TransactionNotFound
 
 from backend.api.app import create_app
@@ -46,9 +44,7 @@ def local_settings(anvil: Anvil, tmp_path: Path, name: str) -> ApiSettings:
 
 
 def test_in_process_indexer_follows_the_chain(anvil: Anvil, database_url: str, tmp_path: Path) -> None:
-    w3 = Web3(Web3.HTTPProvider(anvil.url))
-    admin = Account.from_key(ANVIL_DEV_KEYS[0])
-    dep = deploy(w3, admin, tmp_path)
+    w3, admin, dep = deploy_on(anvil, tmp_path)
     settings = ApiSettings(
         rpc_urls=[anvil.url],
         database_url=database_url,
@@ -73,9 +69,7 @@ def test_in_process_indexer_follows_the_chain(anvil: Anvil, database_url: str, t
 
 
 def test_concurrent_identical_relays_send_one_transaction(anvil: Anvil, tmp_path: Path) -> None:
-    w3 = Web3(Web3.HTTPProvider(anvil.url))
-    admin = Account.from_key(ANVIL_DEV_KEYS[0])
-    dep = deploy(w3, admin, tmp_path)
+    w3, admin, dep = deploy_on(anvil, tmp_path)
     settings = local_settings(anvil, tmp_path, "c")
     with TestClient(create_app(settings)) as client:
         stack = Stack(anvil, w3, dep, settings, tmp_path, admin, [], [], admin, client=client)
@@ -133,9 +127,7 @@ def _prepare_only(client: TestClient, body: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_crash_between_record_and_broadcast_is_recovered(anvil: Anvil, tmp_path: Path) -> None:
-    w3 = Web3(Web3.HTTPProvider(anvil.url))
-    admin = Account.from_key(ANVIL_DEV_KEYS[0])
-    dep = deploy(w3, admin, tmp_path)
+    w3, admin, dep = deploy_on(anvil, tmp_path)
     settings = local_settings(anvil, tmp_path, "r")
     with TestClient(create_app(settings)) as client:
         stack = Stack(anvil, w3, dep, settings, tmp_path, admin, [], [], admin, client=client)
@@ -155,9 +147,7 @@ def test_crash_between_record_and_broadcast_is_recovered(anvil: Anvil, tmp_path:
 
 
 def test_record_whose_nonce_was_taken_is_dropped_and_relayed_afresh(anvil: Anvil, tmp_path: Path) -> None:
-    w3 = Web3(Web3.HTTPProvider(anvil.url))
-    admin = Account.from_key(ANVIL_DEV_KEYS[0])
-    dep = deploy(w3, admin, tmp_path)
+    w3, admin, dep = deploy_on(anvil, tmp_path)
     settings = local_settings(anvil, tmp_path, "d")
     relayer_key = Account.from_key(ANVIL_DEV_KEYS[1])
     with TestClient(create_app(settings)) as client:
@@ -179,8 +169,7 @@ def test_record_whose_nonce_was_taken_is_dropped_and_relayed_afresh(anvil: Anvil
 def test_node_down_is_503_problem(tmp_path: Path) -> None:
     anvil = start_anvil()
     try:
-        w3 = Web3(Web3.HTTPProvider(anvil.url))
-        deploy(w3, Account.from_key(ANVIL_DEV_KEYS[0]), tmp_path)
+        deploy_on(anvil, tmp_path)
         settings = local_settings(anvil, tmp_path, "down")
         with TestClient(create_app(settings)) as client:
             assert client.get("/health").status_code == 200
@@ -199,7 +188,7 @@ def test_node_down_is_503_problem(tmp_path: Path) -> None:
 
 
 def test_cors_origins(anvil: Anvil, tmp_path: Path) -> None:
-    deploy(Web3(Web3.HTTPProvider(anvil.url)), Account.from_key(ANVIL_DEV_KEYS[0]), tmp_path)
+    deploy_on(anvil, tmp_path)
     settings = local_settings(anvil, tmp_path, "cors").model_copy(
         update={"api_cors_origins": "https://wallet.example"}
     )
@@ -214,9 +203,7 @@ def test_cors_origins(anvil: Anvil, tmp_path: Path) -> None:
 
 
 def test_relayer_without_funds_is_502_and_records_nothing(anvil: Anvil, tmp_path: Path) -> None:
-    w3 = Web3(Web3.HTTPProvider(anvil.url))
-    admin = Account.from_key(ANVIL_DEV_KEYS[0])
-    dep = deploy(w3, admin, tmp_path)
+    w3, admin, dep = deploy_on(anvil, tmp_path)
     broke = Account.create()
     settings = local_settings(anvil, tmp_path, "broke").model_copy(
         update={"relayer_key": SecretStr(broke.key.hex())}
@@ -231,9 +218,7 @@ def test_relayer_without_funds_is_502_and_records_nothing(anvil: Anvil, tmp_path
 
 
 def test_two_api_processes_on_one_database_relay_a_message_once(anvil: Anvil, tmp_path: Path) -> None:
-    w3 = Web3(Web3.HTTPProvider(anvil.url))
-    admin = Account.from_key(ANVIL_DEV_KEYS[0])
-    dep = deploy(w3, admin, tmp_path)
+    w3, admin, dep = deploy_on(anvil, tmp_path)
     settings = local_settings(anvil, tmp_path, "shared")
     with TestClient(create_app(settings)) as a, TestClient(create_app(settings)) as b:
         stack = Stack(anvil, w3, dep, settings, tmp_path, admin, [], [], admin, client=a)
@@ -255,7 +240,7 @@ def test_two_api_processes_on_one_database_relay_a_message_once(anvil: Anvil, tm
 
 def test_simultaneous_starts_on_a_fresh_database(anvil: Anvil, database_url: str, tmp_path: Path) -> None:
     """`cairn dev` starts the indexer and the API at once: concurrent migrations must not fail a start."""
-    deploy(Web3(Web3.HTTPProvider(anvil.url)), Account.from_key(ANVIL_DEV_KEYS[0]), tmp_path)
+    deploy_on(anvil, tmp_path)
     settings = local_settings(anvil, tmp_path, "fresh").model_copy(update={"database_url": database_url})
     results: list[Any] = []
 
@@ -288,7 +273,7 @@ print("migrated")
 
 
 def test_two_processes_migrating_a_fresh_database(anvil: Anvil, database_url: str, tmp_path: Path) -> None:
-    deploy(Web3(Web3.HTTPProvider(anvil.url)), Account.from_key(ANVIL_DEV_KEYS[0]), tmp_path)
+    deploy_on(anvil, tmp_path)
     args = [sys.executable, "-c", MIGRATE, database_url, str(tmp_path / "deployment.json")]
     procs = [
         subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)

@@ -4,7 +4,7 @@ walks inside a batch (cursor `<block>-<log index>-<item>`)."""
 
 from __future__ import annotations
 
-from test_api_stack import Stack, h32, sqlite_stack_fixture  # noqa: F401
+from support.api_stack import Stack, h32
 
 from cairn.core import eip712
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from test_api_stack import Stack, assert_problem, h32, stack_fixture  # noqa: F401
+from support.api_stack import Stack, assert_problem, h32
 from web3 import Web3
 
 

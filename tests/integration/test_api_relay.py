@@ -2,43 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from eth_account import Account
-from eth_account.signers.local import LocalAccount
-from test_api_stack import Stack, assert_problem, h32, sqlite_stack_fixture  # noqa: F401
+from support.api_stack import Stack, assert_problem, h32, relayer_nonce, sign_registration, signed_body
 
 from backend.api.relayer import relay_records
-
-
-def signed_body(stack: Stack, owner: LocalAccount, label: str, **overrides: Any) -> dict[str, Any]:
-    """Ask the API for the typed data, sign it as `owner`, and build the POST body."""
-    ch = h32(label)
-    params = {
-        "owner": owner.address,
-        "content_hash": ch,
-        "size": 4096,
-        "license_id": 2,
-        "uri": f"ar://{label}",
-    }
-    params.update(overrides)
-    typed = stack.api.get("/v1/eip712/register-dataset", params=params).json()
-    sig = Account.sign_typed_data(owner.key, full_message=typed).signature
-    ds = typed["message"]["dataset"]
-    return {
-        "content_hash": ds["contentHash"],
-        "size": ds["size"],
-        "license_id": ds["licenseId"],
-        "metadata_hash": ds["metadataHash"],
-        "uri": ds["uri"],
-        "owner": owner.address,
-        "deadline": typed["message"]["deadline"],
-        "signature": "0x" + bytes(sig).hex(),
-    }
-
-
-def relayer_nonce(stack: Stack) -> int:
-    return int(stack.w3.eth.get_transaction_count(stack.w3.eth.accounts[1]))
 
 
 def test_typed_data_has_domain_and_current_nonce(sqlite_stack: Stack) -> None:
@@ -193,19 +160,8 @@ def test_already_registered_is_409(sqlite_stack: Stack) -> None:
     owner = Account.create()
     taken = s.seeded["datasets"][0]
     params = {"owner": owner.address, "content_hash": taken, "size": 1}
-    typed = s.api.get("/v1/eip712/register-dataset", params=params).json()
-    sig = Account.sign_typed_data(owner.key, full_message=typed).signature
-    ds = typed["message"]["dataset"]
-    body = {
-        "content_hash": taken,
-        "size": ds["size"],
-        "license_id": ds["licenseId"],
-        "metadata_hash": ds["metadataHash"],
-        "uri": ds["uri"],
-        "owner": owner.address,
-        "deadline": typed["message"]["deadline"],
-        "signature": "0x" + bytes(sig).hex(),
-    }
+    body = sign_registration(owner, s.api.get("/v1/eip712/register-dataset", params=params).json())
+    assert body["content_hash"] == taken
     problem = assert_problem(
         s.api.post("/v1/datasets", json=body), 409, "conflict", f"content hash {taken} is already"
     )

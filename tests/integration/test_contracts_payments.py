@@ -8,11 +8,7 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from collections.abc import Iterator
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -21,23 +17,12 @@ from eth_account import Account
 from eth_utils.crypto import keccak
 from web3 import Web3
 
+import bench.gas as G
 from cairn.cli.devchain import start_anvil
 from cairn.core import eip712
 from cairn.core.merkle import build_tree, verify
 from cairn.core.settings import ANVIL_DEV_KEYS
 
-
-def _bench_gas() -> ModuleType:
-    path = Path(__file__).resolve().parents[2] / "bench" / "gas.py"
-    spec = importlib.util.spec_from_file_location("cairn_bench_gas", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-G = _bench_gas()
 ADMIN, GATEWAY = ANVIL_DEV_KEYS[0], ANVIL_DEV_KEYS[1]
 PAYER = ANVIL_DEV_KEYS[7]
 MODEL = keccak(b"llama-cairn-8b")

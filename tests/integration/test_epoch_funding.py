@@ -8,12 +8,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 from eth_account import Account
 from sqlalchemy import text
+from support.process import wait_until
 from web3 import Web3
 
 from cairn.cli.deploy import deploy_all
@@ -114,14 +114,6 @@ def test_fund_command_once_per_epoch_only_while_it_runs(
     assert len(keys) == 1 and keys[0].startswith("fund:31337:") and keys[0].endswith(":0")
 
 
-def _wait_until(what: str, check: Any, proc: subprocess.Popen[bytes], log: Path, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert proc.poll() is None, log.read_text()
-        assert time.monotonic() < deadline, f"{what} not seen within {timeout} s: {log.read_text()}"
-        time.sleep(0.1)
-
-
 def test_keeper_funds_each_epoch_as_it_starts_and_survives_kill_9(
     anvil: Anvil, sqlite_url: str, tmp_path: Path
 ) -> None:
@@ -138,17 +130,17 @@ def test_keeper_funds_each_epoch_as_it_starts_and_survives_kill_9(
 
     proc = start()
     try:
-        _wait_until("epoch 0 funded", lambda: _funded(w3, dep) == [(0, caps[0])], proc, log)
+        wait_until("epoch 0 funded", lambda: _funded(w3, dep) == [(0, caps[0])], proc, log)
         for e in (1, 2):
             _to_epoch(anvil, w3, dep, e)
             want = [(i, caps[i]) for i in range(e + 1)]
-            _wait_until(f"epoch {e} funded", lambda want=want: _funded(w3, dep) == want, proc, log)
-        _wait_until("the keeper's log line", lambda: "epoch 2: emission funded" in log.read_text(), proc, log)
+            wait_until(f"epoch {e} funded", lambda want=want: _funded(w3, dep) == want, proc, log)
+        wait_until("the keeper's log line", lambda: "epoch 2: emission funded" in log.read_text(), proc, log)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         nonce = w3.eth.get_transaction_count(PUBLISHER)
         proc = start()  # a restart in the same epoch sends nothing
-        _wait_until("restart", lambda: "epoch 2: emission already funded" in log.read_text(), proc, log)
+        wait_until("restart", lambda: "epoch 2: emission already funded" in log.read_text(), proc, log)
         assert w3.eth.get_transaction_count(PUBLISHER) == nonce
         assert _funded(w3, dep) == [(i, caps[i]) for i in range(3)]
     finally:

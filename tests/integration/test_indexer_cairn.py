@@ -77,8 +77,10 @@ def test_real_cairn_events_mirrored_exactly(anvil: Anvil, database_url: str, tmp
             text("SELECT model_id, version, dataset_ids, weights FROM v_manifests_latest ORDER BY model_id")
         ).all()
         assert [(m[0][-2:], m[1]) for m in manifests] == [("01", 2), ("02", 1)]
-        assert json.loads(manifests[0][3]) == ["4", "3", "2", "1"] or sorted(json.loads(manifests[0][3])) == [
-            "1", "2", "3", "4"
-        ]  # fmt: skip
+        # the latest manifest of model 01, in the order the contract stores it: ascending dataset id, each
+        # weight staying with its dataset (the helper sorts the pairs before registering)
+        pairs = sorted(zip(datasets[:4], [4, 3, 2, 1], strict=True))
+        assert json.loads(manifests[0][2]) == ["0x" + d.hex() for d, _ in pairs]
+        assert json.loads(manifests[0][3]) == [str(w) for _, w in pairs]
         roles = conn.execute(text("SELECT COUNT(*) FROM ev_role_granted")).scalar()
         assert roles is not None and roles >= 4

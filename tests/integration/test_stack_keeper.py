@@ -8,11 +8,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import psutil
+from support.process import wait_until
 from web3 import Web3
 
 from cairn.cli.deploy import deploy_all
@@ -39,14 +39,6 @@ def _up(anvil: Anvil, tmp_path: Path, **env: str) -> tuple[subprocess.Popen[byte
     return proc, out
 
 
-def _until(what: str, check: Any, proc: subprocess.Popen[bytes], out: Path, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert proc.poll() is None, out.read_text()
-        assert time.monotonic() < deadline, f"{what} not seen: {out.read_text()}"
-        time.sleep(0.2)
-
-
 def _stop(proc: subprocess.Popen[bytes]) -> None:
     kids = psutil.Process(proc.pid).children(recursive=True)
     proc.send_signal(signal.SIGINT)
@@ -59,12 +51,12 @@ def test_cairn_up_runs_the_keeper_which_funds_each_epoch(anvil: Anvil, tmp_path:
     w3 = Web3(Web3.HTTPProvider(anvil.url))
     proc, out = _up(anvil, tmp_path)
     try:
-        _until("ready", lambda: "ready: API" in out.read_text(), proc, out)
-        _until("epoch 0 funded", lambda: _funded(w3, dep) == [0], proc, out)
+        wait_until("ready", lambda: "ready: API" in out.read_text(), proc, out, timeout=120)
+        wait_until("epoch 0 funded", lambda: _funded(w3, dep) == [0], proc, out, timeout=120)
         assert "keeper" in out.read_text()
         anvil.rpc("evm_setNextBlockTimestamp", [dep.epoch.bounds(1)[0]])
         anvil.rpc("evm_mine", [])
-        _until("epoch 1 funded", lambda: _funded(w3, dep) == [0, 1], proc, out)
+        wait_until("epoch 1 funded", lambda: _funded(w3, dep) == [0, 1], proc, out, timeout=120)
         log = (tmp_path / "data" / "logs" / "keeper.log").read_text()
         assert "epoch 0: emission funded" in log and "epoch 1: emission funded" in log
     finally:
@@ -75,7 +67,7 @@ def test_keeper_can_be_left_out(anvil: Anvil, tmp_path: Path) -> None:
     deploy_all(anvil.url, ANVIL_DEV_KEYS[0], epoch_length=1000, out=tmp_path / "deployment.json")
     proc, out = _up(anvil, tmp_path, CAIRN_KEEPER_ENABLED="false")
     try:
-        _until("ready", lambda: "Ctrl-C stops everything" in out.read_text(), proc, out)
+        wait_until("ready", lambda: "Ctrl-C stops everything" in out.read_text(), proc, out, timeout=120)
         names = [" ".join(p.cmdline()) for p in psutil.Process(proc.pid).children(recursive=True)]
         assert any(" index" in n for n in names) and not any("keeper" in n for n in names), names
     finally:
