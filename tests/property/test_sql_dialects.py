@@ -7,7 +7,7 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from sqlalchemy import text
-from test_allocation_sources import EPOCH, histories
+from support.histories import EPOCH, histories
 
 from backend.rewards.allocation import EVENT_TABLES, allocate, inputs_from_events
 from backend.rewards.events import create_event_tables, insert_rows
