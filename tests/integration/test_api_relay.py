@@ -8,7 +8,9 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from test_api_stack import Stack, assert_problem, h32, sqlite_stack_fixture  # noqa: F401
 
-from backend.api.relayer import relay_records
+from sqlalchemy import select
+
+from backend.models import RelayRecord
 
 
 def signed_body(stack: Stack, owner: LocalAccount, label: str, **overrides: Any) -> dict[str, Any]:
@@ -84,7 +86,7 @@ def test_relay_registers_once_and_is_idempotent(sqlite_stack: Stack) -> None:
         assert again.json()["duplicate"] is True
     assert relayer_nonce(s) == before + 1
     with s.api.app.state.engine.connect() as conn:  # type: ignore[attr-defined]
-        assert conn.execute(relay_records.select()).fetchall().__len__() >= 1
+        assert len(conn.execute(select(RelayRecord)).fetchall()) >= 1
     # the owner now owns it on chain, and the mirror shows it after indexing
     record = s.contract("ContributionRegistry").functions.contributionOf(body["content_hash"]).call()
     assert record[0] == owner.address and record[1] == 1
