@@ -131,6 +131,7 @@ def create_app(settings: Settings | None = None, *, run_indexer: bool | None = N
         app.state.engine = engine
         app.state.chain = chain
         app.state.relayer = relayer
+        app.state.outbox_worker = outbox_worker
         app.state.metrics = metrics
         app.state.indexer = background
         if background is not None:

@@ -6,9 +6,8 @@ from typing import Any
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from test_api_stack import Stack, assert_problem, h32, sqlite_stack_fixture  # noqa: F401
-
 from sqlalchemy import select
+from test_api_stack import Stack, assert_problem, h32, sqlite_stack_fixture  # noqa: F401
 
 from backend.models import RelayRecord
 
