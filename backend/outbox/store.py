@@ -48,7 +48,12 @@ def now() -> int:
 _COLUMNS = (TX.c.id, TX.c.key, TX.c.nonce, TX.c.status, TX.c.mined_hash, TX.c.block_number, TX.c.to_address)
 
 
-def _latest_hash() -> Any:
+def current_hash() -> Any:
+    """SQL for a row's current transaction hash: the mined attempt's, else the latest attempt's."""
+    return func.coalesce(TX.c.mined_hash, _latest_attempt())
+
+
+def _latest_attempt() -> Any:
     return (
         select(ATTEMPT.c.tx_hash)
         .where(ATTEMPT.c.outbox_id == TX.c.id)
@@ -59,7 +64,7 @@ def _latest_hash() -> Any:
 
 
 def _one(engine: Engine, where: Any) -> OutboxTx | None:
-    query = select(*_COLUMNS, func.coalesce(TX.c.mined_hash, _latest_hash())).where(where)
+    query = select(*_COLUMNS, current_hash()).where(where)
     with engine.connect() as conn:
         r = conn.execute(query).first()
     return OutboxTx(*r) if r else None

@@ -6,35 +6,24 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, insert, select, update
+from sqlalchemy import Connection, Engine, insert, select, update
 
 from backend.models import metadata
+from backend.outbox import store
 
 RELAY = metadata.tables["relay_record"]
-_TX = metadata.tables["outbox_tx"]
-_ATTEMPT = metadata.tables["outbox_attempt"]
 
 
 class AlreadyRecorded(Exception):
     """Raised inside the outbox's transaction when another request recorded this relay first."""
 
 
-def _latest_hash() -> Any:
-    return (
-        select(_ATTEMPT.c.tx_hash)
-        .where(_ATTEMPT.c.outbox_id == _TX.c.id)
-        .order_by(_ATTEMPT.c.id.desc())
-        .limit(1)
-        .scalar_subquery()
-    )
-
-
 # Read-only view for the mirror's "a relayed registration was sent in tx ..." hint: the relay records with
 # their current transaction hash (the mined attempt's, else the latest attempt's). Named like the table so
 # that "does the table exist yet" checks on `.name` keep working.
 relay_records = (
-    select(*RELAY.c, func.coalesce(_TX.c.mined_hash, _latest_hash()).label("tx_hash"))
-    .join(_TX, _TX.c.id == RELAY.c.outbox_id)
+    select(*RELAY.c, store.current_hash().label("tx_hash"))
+    .join(store.TX, store.TX.c.id == RELAY.c.outbox_id)
     .subquery(RELAY.name)
 )
 
