@@ -46,7 +46,7 @@ class OutboxTx(SQLModel, table=True):
     chain_id: int = Field(sa_column=Column(BigInteger, nullable=False))
     sender: str = Field(sa_column=Column(String(42), nullable=False))
     nonce: int = Field(sa_column=Column(BigInteger, nullable=False))
-    to_address: str = Field(sa_column=Column(String(42), nullable=False))
+    to_address: str | None = Field(default=None, sa_column=Column(String(42)))  # None: contract creation
     data: str = Field(sa_column=Column(Text, nullable=False))
     value: str = Field(sa_column=Column(Text, nullable=False))  # wei, decimal
     gas: int = Field(sa_column=Column(BigInteger, nullable=False))
@@ -70,4 +70,26 @@ class OutboxAttempt(SQLModel, table=True):
     raw_tx: str = Field(sa_column=Column(Text, nullable=False))
     max_fee: str = Field(sa_column=Column(Text, nullable=False))  # wei, decimal
     priority_fee: str = Field(sa_column=Column(Text, nullable=False))  # wei, decimal
+    created_at: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class RelayRecord(SQLModel, table=True):
+    """One relayed registration (backend.api.relay): the owner's signed message and the outbox row that
+    carries it. `relay_id` (keccak256 of the signature) is the name clients use; it survives fee bumps,
+    which change the transaction hash (every hash is an `outbox_attempt`)."""
+
+    __tablename__ = "relay_record"
+
+    relay_id: str = Field(sa_column=Column(String(66), primary_key=True))  # keccak256(signature)
+    message_digest: str = Field(sa_column=Column(String(66), nullable=False, unique=True))  # EIP-712 digest
+    request_digest: str = Field(sa_column=Column(String(66), nullable=False))  # what the client asked for
+    chain_id: int = Field(sa_column=Column(BigInteger, nullable=False))
+    owner: str = Field(sa_column=Column(String(42), nullable=False))
+    content_hash: str = Field(sa_column=Column(String(66), nullable=False, index=True))
+    owner_nonce: str = Field(sa_column=Column(Text, nullable=False))  # uint256, decimal
+    deadline: str = Field(sa_column=Column(Text, nullable=False))  # uint256, decimal
+    relayer: str = Field(sa_column=Column(String(42), nullable=False))
+    outbox_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("outbox_tx.id"), nullable=False, unique=True)
+    )  # the current carrier; a replaced one is superseded by a new row (relayed afresh)
     created_at: int = Field(sa_column=Column(BigInteger, nullable=False))

@@ -1,7 +1,8 @@
 """`create_app(settings)`: the Cairn API and dashboard.
 
 The lifespan creates the database engine, connects to the RPC, loads the deployment file and checks the
-chain id against it (one clear error), applies migrations, starts the relayer and, when asked
+chain id against it (one clear error), applies migrations, starts the relayer (its outbox reconciles what a
+previous run left pending, then a worker thread re-broadcasts and fee-bumps) and, when asked
 (`CAIRN_API_RUN_INDEXER=1` or `cairn api --with-indexer`), runs the indexer in a background thread.
 """
 
@@ -24,13 +25,14 @@ from sqlalchemy import Engine
 from backend.api.chain import connect_chain
 from backend.api.metrics import Metrics, install_metrics
 from backend.api.problems import install_problem_handlers
-from backend.api.relayer import Relayer
+from backend.api.relay import Relayer
 from backend.api.routers import ai_models, contributors, health, rewards
 from backend.api.services.health import package_version
 from backend.api.settings import ApiSettings, api_settings
+from backend.outbox import OutboxWorker
 from cairn.core.db import make_engine
 from cairn.core.deployment import Deployment
-from cairn.core.errors import DatabaseUnreachableError
+from cairn.core.errors import CairnError, DatabaseUnreachableError
 from cairn.core.settings import Settings
 
 STATIC = Path(__file__).parent / "static"
@@ -116,14 +118,20 @@ def create_app(settings: Settings | None = None, *, run_indexer: bool | None = N
         except BaseException:
             engine.dispose()
             raise
-        recovered = relayer.reconcile()
-        if any(recovered.values()):
-            log.warning("relay records reconciled at start-up: %s", recovered)
+        try:  # what a previous run left pending: settled, re-broadcast or fee-bumped by the outbox
+            recovered = relayer.reconcile()
+            if any(recovered.values()):
+                log.warning("relay transactions reconciled at start-up: %s", recovered)
+        except (CairnError, OSError, ValueError) as exc:  # a re-broadcast refused: the worker retries
+            log.warning("relay reconciliation at start-up failed (%s); the outbox worker retries", exc)
+        outbox_worker = OutboxWorker(relayer.outbox)
+        outbox_worker.start()
         background = BackgroundIndexer(cfg, chain.deployment, engine) if with_indexer else None
         app.state.settings = cfg
         app.state.engine = engine
         app.state.chain = chain
         app.state.relayer = relayer
+        app.state.outbox_worker = outbox_worker
         app.state.metrics = metrics
         app.state.indexer = background
         if background is not None:
@@ -133,6 +141,7 @@ def create_app(settings: Settings | None = None, *, run_indexer: bool | None = N
         finally:
             if background is not None:
                 background.stop()
+            outbox_worker.stop()
             engine.dispose()
 
     app = FastAPI(

@@ -10,7 +10,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from backend.api.chain import Chain
-from backend.api.relayer import Relayer
+from backend.api.relay import Relayer
 from backend.api.settings import ApiSettings
 
 

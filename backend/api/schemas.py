@@ -125,10 +125,15 @@ class Account(BaseModel):
 
 
 class RelayReceipt(BaseModel):
-    tx_hash: str
-    status: str = Field(description="pending, mined or reverted")
+    tx_hash: str = Field(description="The mined transaction, else the latest one (fee bumps replace it)")
+    status: str = Field(
+        description="pending, mined, reverted, or replaced (its nonce was used by another transaction; "
+        "posting the same signed message again relays it afresh)"
+    )
     block_number: int | None
-    relay_id: str = Field(description="keccak256 of the signature")
+    relay_id: str = Field(description="keccak256 of the signature; stays the same across fee bumps")
+    tx_hashes: list[str] = Field(default_factory=list, description="Every signed version, oldest first")
+    relayer_nonce: int | None = Field(default=None, description="The relayer's nonce carrying it")
     message_digest: str = Field(description="EIP-712 digest that was signed")
     owner: str
     content_hash: str

@@ -25,12 +25,15 @@ from typing import Any
 from eth_account import Account
 from eth_hash.auto import keccak
 from rich.console import Console
+from sqlalchemy import Engine
 from web3 import Web3
 
+from backend.outbox import CONFIRMED, Outbox, memory_engine
 from cairn.cli.devchain import rpc_call
+from cairn.core.db import make_engine
 from cairn.core.deployment import Deployment
 from cairn.core.eip712 import transfer_authorization_typed_data
-from cairn.core.errors import CairnError, ConfigError
+from cairn.core.errors import CairnError, ConfigError, OutboxRevertError
 from cairn.core.settings import ANVIL_DEV_KEYS, LOCAL_CHAIN_ID, Settings
 
 out = Console()
@@ -57,23 +60,39 @@ def _http(method: str, url: str, body: dict[str, Any] | None = None) -> dict[str
         raise CairnError(f"{method} {url} answered {exc.code}: {detail}") from None
 
 
-def _send(w3: Web3, key: str, fn: Any) -> None:
-    acct = Account.from_key(key)
-    try:
-        tx = fn.build_transaction(
-            {"from": acct.address, "nonce": w3.eth.get_transaction_count(acct.address, "pending")}
-        )
-    except Exception as exc:  # the node's gas estimate reverted: say which call, in one line
-        raise CairnError(f"demo transaction {fn.fn_name} would revert: {type(exc).__name__} {exc}") from None
-    tx_hash = w3.eth.send_raw_transaction(acct.sign_transaction(tx).raw_transaction)
-    if w3.eth.wait_for_transaction_receipt(tx_hash, timeout=60)["status"] != 1:
-        raise CairnError(f"demo transaction {fn.fn_name} reverted")
+class Senders:
+    """The demo's transactions, each key through its own outbox on one database (the stack's, so the
+    relayer and publisher keys share their nonces with the API and the rewards engine)."""
+
+    def __init__(self, w3: Web3, engine: Engine) -> None:
+        self.w3 = w3
+        self.engine = engine
+        self.run = f"demo:{time.time_ns()}"
+        self.count = 0
+        self._boxes: dict[str, Outbox] = {}
+
+    def send(self, key: str, fn: Any) -> None:
+        box = self._boxes.get(key)
+        if box is None:
+            box = self._boxes[key] = Outbox(self.engine, self.w3, key)
+        self.count += 1
+        name = f"{self.run}:{self.count}:{fn.fn_name}"
+        try:
+            box.enqueue(name, to=fn.address, data=fn._encode_transaction_data())
+            row = box.wait(name, timeout=WAIT_S)
+        except OutboxRevertError as exc:  # the node's gas estimate reverted: say which call, in one line
+            raise CairnError(f"demo transaction {fn.fn_name} would revert: {exc}") from None
+        if row.status != CONFIRMED:
+            raise CairnError(f"demo transaction {fn.fn_name} reverted")
 
 
-def give_agent_test_tokens(w3: Web3, dep: Deployment) -> bool:
+def give_agent_test_tokens(w3: Web3, dep: Deployment, senders: Senders | None = None) -> bool:
     """Local chain only: mint the demo agent ten requests' worth of tokens from the current epoch's emission
     cap, unless it holds enough already. `cairn dev` calls it on a fresh chain before the keeper moves the
-    rest of the cap into the pool (so `cairn dev --no-demo`, then `cairn demo`, works). True if minted."""
+    rest of the cap into the pool (so `cairn dev --no-demo`, then `cairn demo`, works). True if minted.
+
+    Without `senders`, the transactions go through an outbox on a private in-memory database (nothing else
+    sends with the admin key at that point of `cairn dev`)."""
     if dep.chain_id != LOCAL_CHAIN_ID:
         raise ConfigError(f"test tokens exist only on the local chain {LOCAL_CHAIN_ID}, not {dep.chain_id}")
     token = dep.contract(w3, "RewardToken")
@@ -88,9 +107,10 @@ def give_agent_test_tokens(w3: Web3, dep: Deployment) -> bool:
             "(the keeper funds each epoch as it starts): replay on a fresh chain (cairn dev --reset)"
         )
     minter = token.functions.MINTER_ROLE().call()
-    _send(w3, ADMIN, token.functions.grantRole(minter, admin))
-    _send(w3, ADMIN, token.functions.mintEmission(epoch, agent, 10 * PRICE))
-    _send(w3, ADMIN, token.functions.revokeRole(minter, admin))
+    sender = senders if senders is not None else Senders(w3, memory_engine())
+    sender.send(ADMIN, token.functions.grantRole(minter, admin))
+    sender.send(ADMIN, token.functions.mintEmission(epoch, agent, 10 * PRICE))
+    sender.send(ADMIN, token.functions.revokeRole(minter, admin))
     return True
 
 
@@ -105,12 +125,14 @@ class Demo:
         self.api = api_url
         self.rpc = settings.rpc_urls[0]
         self.w3 = Web3(Web3.HTTPProvider(self.rpc))
+        self.engine = make_engine(settings.database_url)
+        self.senders = Senders(self.w3, self.engine)
 
     def contract(self, name: str) -> Any:
         return self.dep.contract(self.w3, name)
 
     def send(self, key: str, fn: Any) -> None:
-        _send(self.w3, key, fn)
+        self.senders.send(key, fn)
 
     def travel_past(self, timestamp: int) -> None:
         now = int(self.w3.eth.get_block("latest")["timestamp"])
@@ -127,7 +149,9 @@ class Demo:
         epoch = self.dep.epoch.epoch_at(int(self.w3.eth.get_block("latest")["timestamp"]))
 
         eng = self.epoch_engine()
-        give_agent_test_tokens(self.w3, self.dep)  # a no-op when `cairn dev` or an earlier run gave them
+        give_agent_test_tokens(
+            self.w3, self.dep, self.senders
+        )  # a no-op when `cairn dev` or an earlier run gave them
         held = int(token.functions.balanceOf(agent).call())
         out.print(
             f"[bold]demo[/] epoch {epoch}: the agent holds {held / 1e18:.0f} test tokens "
@@ -224,11 +248,10 @@ class Demo:
     def epoch_engine(self) -> Any:
         """The rewards engine on the stack's database, publishing with the development publisher key."""
         from backend.rewards.lifecycle import EpochLifecycle
-        from cairn.core.db import make_engine
         from cairn.core.policy import load_policy
 
         return EpochLifecycle(
-            engine=make_engine(self.settings.database_url),
+            engine=self.engine,
             w3=self.w3,
             deployment=self.dep,
             policy=load_policy("v1"),

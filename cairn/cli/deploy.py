@@ -15,7 +15,7 @@ with the default keys (`cairn.core.settings.ANVIL_DEV_KEYS`):
 - dev 2: VALIDATOR (ContributionRegistry);  dev 3: TRAINER (ModelRegistry);  dev 4: GUARDIAN.
 
 Elsewhere the deployer keeps DEFAULT_ADMIN_ROLE and grants operational roles explicitly.
-Transactions are signed locally with eth-account and sent raw through web3.py.
+Transactions go through the outbox (`backend.outbox`), like every other sender's.
 """
 
 from __future__ import annotations
@@ -31,14 +31,17 @@ import typer
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_hash.auto import keccak
+from eth_typing import HexStr
 from rich.console import Console
+from sqlalchemy import Engine
 from web3 import Web3
 from web3.contract import Contract
 
+from backend.outbox import CONFIRMED, Outbox, memory_engine
 from cairn.core.chain import connect
 from cairn.core.contracts import CORE_CONTRACTS, load_artifact
 from cairn.core.deployment import ContractInfo, Deployment, EpochConfig
-from cairn.core.errors import ConfigError, DeploymentError, MissingKeyError
+from cairn.core.errors import CairnError, ConfigError, DeploymentError, MissingKeyError, OutboxError
 from cairn.core.settings import ANVIL_DEV_KEYS, LOCAL_CHAIN_ID, PLACEHOLDER_MARKERS, load_settings
 
 DEFAULT_EPOCH_LENGTH = 3600
@@ -82,59 +85,68 @@ def create_address(deployer: str, nonce: int) -> str:
 
 
 class _Sender:
-    """Signs and sends transactions from one key, tracking the nonce locally; waits for each receipt."""
+    """Sends the deployment's transactions through the outbox (signed and stored before broadcast, nonces
+    shared through its database, fee bumps) and waits for each one it is asked to wait for."""
 
-    def __init__(self, w3: Web3, account: LocalAccount) -> None:
+    def __init__(self, w3: Web3, outbox: Outbox) -> None:
         self.w3 = w3
-        self.account = account
-        self.nonce = int(w3.eth.get_transaction_count(account.address, "pending"))
-        self.chain_id = w3.eth.chain_id
-        self.pending: list[tuple[Any, str]] = []
+        self.outbox = outbox
+        self.chain_id = outbox.chain_id
+        self.nonce = outbox.next_nonce()  # the run's first nonce: names its transactions, predicts addresses
+        self.run = f"deploy:{self.chain_id}:{outbox.sender}:{self.nonce}"
+        self.pending: list[tuple[str, str]] = []
 
     def send(self, tx: dict[str, Any], what: str, *, wait: bool = True) -> Any:
-        """Sign and send; wait for the receipt unless `wait` is false (then call `wait_pending`)."""
-        tx = {**tx, "from": self.account.address, "nonce": self.nonce, "chainId": self.chain_id}
-        signed = self.account.sign_transaction(tx)
+        """Enqueue; wait for the receipt unless `wait` is false (then call `wait_pending`)."""
+        key = f"{self.run}:{what}"
         try:
-            tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
-        except Exception as exc:
+            self.outbox.enqueue(
+                key, to=tx.get("to"), data=str(tx.get("data") or "0x"), value=int(tx.get("value", 0))
+            )
+        except CairnError as exc:  # would revert, refused by the node, no nonce
             raise DeploymentError(f"{what}: transaction rejected: {exc}") from None
-        self.nonce += 1
         if not wait:
-            self.pending.append((tx_hash, what))
+            self.pending.append((key, what))
             return None
-        return self._receipt(tx_hash, what)
+        return self._receipt(key, what)
 
-    def _receipt(self, tx_hash: Any, what: str) -> Any:
-        receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120, poll_latency=0.05)
-        if receipt["status"] != 1:
-            raise DeploymentError(f"{what}: transaction {tx_hash.hex()} reverted")
-        return receipt
+    def _receipt(self, key: str, what: str) -> Any:
+        try:
+            row = self.outbox.wait(key, timeout=120)
+        except OutboxError as exc:
+            raise DeploymentError(f"{what}: {exc}") from None
+        if row.status != CONFIRMED or row.mined_hash is None:
+            raise DeploymentError(
+                f"{what}: transaction {row.tx_hash} {'reverted' if row.mined_hash else 'was replaced'}"
+            )
+        return self.w3.eth.get_transaction_receipt(HexStr(row.mined_hash))
 
     def wait_pending(self) -> None:
         """Wait for every transaction sent with `wait=False` (they are independent, so they share blocks)."""
         pending, self.pending = self.pending, []
-        for tx_hash, what in pending:
-            self._receipt(tx_hash, what)
+        for key, what in pending:
+            self._receipt(key, what)
 
     def deploy(self, name: str, args: Sequence[Any]) -> tuple[Contract, int]:
         art = load_artifact(name)
         factory = self.w3.eth.contract(abi=art.abi, bytecode=art.bytecode)
         try:
-            tx = factory.constructor(*args).build_transaction({"from": self.account.address})
+            data = factory.constructor(*args).data_in_transaction
         except Exception as exc:
             raise DeploymentError(f"deploying {name}: {type(exc).__name__}: {exc}") from None
-        receipt = self.send(dict(tx), f"deploying {name}")
+        receipt = self.send({"to": None, "data": data}, f"deploying {name}")
         address = receipt["contractAddress"]
         return self.w3.eth.contract(address=address, abi=art.abi), int(receipt["blockNumber"])
 
     def call(self, contract: Contract, fn: str, *args: Any, wait: bool = True) -> None:
         what = f"{fn} on {contract.address}"
         try:
-            tx = getattr(contract.functions, fn)(*args).build_transaction({"from": self.account.address})
+            data = contract.encode_abi(fn, args=list(args))
         except Exception as exc:
             raise DeploymentError(f"{what}: {type(exc).__name__}: {exc}") from None
-        self.send(dict(tx), what, wait=wait)
+        self.send(
+            {"to": contract.address, "data": data}, f"{what} {keccak(data.encode()).hex()[:16]}", wait=wait
+        )
 
 
 def _constructor_args(name: str, values: Mapping[str, Any]) -> list[Any]:
@@ -174,17 +186,27 @@ def deploy_all(
     fee_bps: int = DEFAULT_FEE_BPS,
     fee_recipient: str | None = None,
     dev_roles: bool | None = None,
+    engine: Engine | None = None,
+    outbox: Outbox | None = None,
 ) -> Deployment:
     """Deploy and wire every contract; write the deployment file to `out` if given.
 
     `genesis` defaults to the latest block's timestamp (epoch 0 starts now). `dev_roles` defaults to
-    "chain id is 31337".
+    "chain id is 31337". Transactions go through `outbox` (its key must be `deployer_key`), else through an
+    outbox on `engine`, else on a private in-memory database (`backend.outbox.memory_engine`): the deployer
+    waits for every transaction before it returns, and a deployment cut short is redone from the start (the
+    deployment file is written last), so nothing needs to outlive the run. Pass the stack's engine to share
+    nonces with other senders of the same key running at the same time.
     """
     if epoch_length <= 0:
         raise ConfigError(f"epoch length must be positive, got {epoch_length}")
     w3 = connect(w3_or_rpc_url)
     account: LocalAccount = Account.from_key(deployer_key)
-    sender = _Sender(w3, account)
+    if outbox is None:
+        outbox = Outbox(engine if engine is not None else memory_engine(), w3, deployer_key)
+    elif outbox.sender != account.address.lower():
+        raise ConfigError(f"the outbox sends as {outbox.sender}, not as the deployer {account.address}")
+    sender = _Sender(w3, outbox)
     chain_id = sender.chain_id
     if genesis is None:
         genesis = int(w3.eth.get_block("latest")["timestamp"])

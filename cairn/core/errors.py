@@ -135,6 +135,21 @@ class OutboxError(CairnError):
     code = "outbox_error"
 
 
+class OutboxRejectedError(OutboxError):
+    """The node refused a transaction's first broadcast (e.g. insufficient funds): nothing went out, the
+    outbox row was discarded and its nonce is free again."""
+
+    code = "outbox_rejected"
+    http_status = 502
+
+
+class OutboxNonceError(OutboxError):
+    """No free nonce could be reserved: other senders on the same key kept taking the candidates."""
+
+    code = "outbox_nonce_contended"
+    http_status = 503
+
+
 class RelayError(CairnError):
     """The node refused the relayed transaction."""
 

@@ -13,12 +13,13 @@ import pytest
 from eth_account import Account
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
-from support.api_stack import Stack, assert_problem, deploy_on, relayer_nonce, signed_body
+from sqlalchemy import select
+from support.api_stack import Stack, assert_problem, deploy_on, local_settings, relayer_nonce, signed_body
 from web3.exceptions import TransactionNotFound
 
 from backend.api.app import create_app
-from backend.api.relayer import relay_records
 from backend.api.settings import ApiSettings
+from backend.models import OutboxTx, RelayRecord
 from cairn.cli.devchain import Anvil, start_anvil
 from cairn.core.eip712 import Dataset
 from cairn.core.settings import ANVIL_DEV_KEYS
@@ -33,14 +34,6 @@ def wait_for(predicate: Any, timeout: float = 60.0) -> Any:
             return value
         time.sleep(0.05)
     raise AssertionError("condition not reached in time")
-
-
-def local_settings(anvil: Anvil, tmp_path: Path, name: str) -> ApiSettings:
-    return ApiSettings(
-        rpc_urls=[anvil.url],
-        database_url=f"sqlite:///{tmp_path}/{name}.db",
-        deployment_file=tmp_path / "deployment.json",
-    )
 
 
 def test_in_process_indexer_follows_the_chain(anvil: Anvil, database_url: str, tmp_path: Path) -> None:
@@ -159,9 +152,14 @@ def test_record_whose_nonce_was_taken_is_dropped_and_relayed_afresh(anvil: Anvil
     tx["nonce"] = record["relayer_nonce"]
     w3.eth.send_raw_transaction(relayer_key.sign_transaction(tx).raw_transaction)
     with TestClient(create_app(settings)) as client:
+        # the outbox calls a row replaced once its nonce was used without a receipt for PASSED_BLOCKS blocks
+        for _ in range(2):
+            anvil.rpc("evm_mine", [])
+        wait_for(lambda: client.get(f"/v1/relays/{record['relay_id']}").json()["status"] == "replaced")
         fresh = client.post("/v1/datasets", json=body)
         assert fresh.status_code == 202, fresh.text
         assert fresh.json()["tx_hash"] != record["tx_hash"] and fresh.json()["status"] == "mined"
+        assert fresh.json()["relay_id"] == record["relay_id"]  # the same relay, carried by a new transaction
         with pytest.raises(TransactionNotFound):
             w3.eth.get_transaction(record["tx_hash"])
 
@@ -213,7 +211,8 @@ def test_relayer_without_funds_is_502_and_records_nothing(anvil: Anvil, tmp_path
         body = signed_body(stack, Account.create(), "no-gas")
         assert_problem(client.post("/v1/datasets", json=body), 502, "relay_failed", "the node refused")
         with client.app.state.engine.connect() as conn:  # type: ignore[attr-defined]
-            assert conn.execute(relay_records.select()).fetchall() == []
+            assert conn.execute(select(RelayRecord)).fetchall() == []
+            assert conn.execute(select(OutboxTx)).fetchall() == []  # the refused row was discarded
         assert w3.eth.get_transaction_count(broke.address) == 0
 
 
@@ -264,6 +263,7 @@ import sys
 from pathlib import Path
 from backend.api.app import run_migrations
 from backend.api.settings import ApiSettings
+from backend.models import OutboxTx, RelayRecord
 from cairn.core.db import make_engine
 from cairn.core.deployment import load_deployment
 settings = ApiSettings(database_url=sys.argv[1], deployment_file=Path(sys.argv[2]))

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from eth_account import Account
+from sqlalchemy import select
 from support.api_stack import Stack, assert_problem, h32, relayer_nonce, sign_registration, signed_body
 
-from backend.api.relayer import relay_records
+from backend.models import RelayRecord
 
 
 def test_typed_data_has_domain_and_current_nonce(sqlite_stack: Stack) -> None:
@@ -51,7 +52,7 @@ def test_relay_registers_once_and_is_idempotent(sqlite_stack: Stack) -> None:
         assert again.json()["duplicate"] is True
     assert relayer_nonce(s) == before + 1
     with s.api.app.state.engine.connect() as conn:  # type: ignore[attr-defined]
-        assert conn.execute(relay_records.select()).fetchall().__len__() >= 1
+        assert len(conn.execute(select(RelayRecord)).fetchall()) >= 1
     # the owner now owns it on chain, and the mirror shows it after indexing
     record = s.contract("ContributionRegistry").functions.contributionOf(body["content_hash"]).call()
     assert record[0] == owner.address and record[1] == 1

@@ -331,3 +331,12 @@ def signed_body(stack: Stack, owner: LocalAccount, label: str, **overrides: Any)
 
 def relayer_nonce(stack: Stack) -> int:
     return int(stack.w3.eth.get_transaction_count(stack.w3.eth.accounts[1]))
+
+
+def local_settings(anvil: Anvil, tmp_path: Path, name: str) -> ApiSettings:
+    """API settings on the local chain with a SQLite database of its own (`<tmp_path>/<name>.db`)."""
+    return ApiSettings(
+        rpc_urls=[anvil.url],
+        database_url=f"sqlite:///{tmp_path}/{name}.db",
+        deployment_file=tmp_path / "deployment.json",
+    )

@@ -34,9 +34,10 @@ class DatasetRegistration(BaseModel):
 
 @router.post("/datasets", status_code=202, response_model=schemas.RelayReceipt)
 def register_dataset(body: DatasetRegistration, relayer: RelayerDep, request: Request) -> dict[str, Any]:
-    """Verify the owner's signature, then relay `registerDatasetFor`; 202 with the transaction hash.
+    """Verify the owner's signature, then relay `registerDatasetFor`; 202 with the relay id and the
+    transaction hash.
 
-    Retrying the same signed message returns the same transaction hash and sends nothing new."""
+    Retrying the same signed message returns the same relay and sends nothing new."""
     dataset = Dataset(
         content_hash=parse_bytes32(body.content_hash, field="content_hash"),
         size=body.size,
@@ -60,13 +61,23 @@ def register_dataset(body: DatasetRegistration, relayer: RelayerDep, request: Re
     return out
 
 
+@router.get("/relays/{relay_id}", response_model=schemas.RelayReceipt)
+def relay_by_id(relay_id: str, relayer: RelayerDep) -> dict[str, Any]:
+    """Status of a relayed registration by its relay id (the POST answer's `relay_id`): stable across fee
+    bumps, which replace the transaction and its hash."""
+    return _relay(relayer.status(parse_bytes32(relay_id, field="relay_id")))
+
+
 @router.get("/relay/{tx_hash}", response_model=schemas.RelayReceipt)
 def relay_status(tx_hash: str, relayer: RelayerDep) -> dict[str, Any]:
-    """Status of a relayed registration by its transaction hash."""
-    h = parse_bytes32(tx_hash, field="tx_hash")
-    found = relayer.status(h)
+    """Status of a relayed registration by the hash of any of its transactions (the first one or a fee
+    bump), or by its relay id."""
+    return _relay(relayer.status(parse_bytes32(tx_hash, field="tx_hash")))
+
+
+def _relay(found: dict[str, Any] | None) -> dict[str, Any]:
     if found is None:
-        raise NotFoundError(f"no relayed registration with transaction hash {h}", tx_hash=h)
+        raise NotFoundError("no relayed registration with this relay id or transaction hash")
     return found
 
 

@@ -1,0 +1,35 @@
+"""`OutboxWorker`: `Outbox.process()` in a daemon thread, so pending rows are re-broadcast and fee-bumped
+while the process runs (the API runs one for its relayer)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from backend.outbox.sender import Outbox
+
+log = logging.getLogger("cairn.outbox")
+
+
+class OutboxWorker:
+    def __init__(self, outbox: Outbox, *, interval: float = 1.0) -> None:
+        self.outbox = outbox
+        self.interval = interval
+        self.stop_event = threading.Event()
+        self.thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self.thread = threading.Thread(target=self._run, name="cairn-outbox", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self.stop_event.wait(self.interval):
+            try:
+                self.outbox.process()
+            except Exception:  # the node or the database is away for a moment: try again next round
+                log.warning("outbox processing of %s failed; retrying", self.outbox.sender, exc_info=True)
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        if self.thread is not None:
+            self.thread.join(timeout=30)
