@@ -1,6 +1,8 @@
-"""Random event histories for the rewards engine's property tests: a Hypothesis strategy drawing the ev_* rows
-of datasets (single and batch), compute jobs, attestations, withdrawals, manifests, payments and funding around
-epoch `EPOCH`, and a policy varied in quorum, minimum score and caps."""
+"""Random event histories for the rewards engine's property tests.
+
+A Hypothesis strategy draws the ev_* rows of datasets (single and batch), compute jobs, attestations,
+withdrawals, manifests, payments and funding around epoch `EPOCH`, and a policy varied in quorum, minimum
+score and caps."""
 
 from __future__ import annotations
 
