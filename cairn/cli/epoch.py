@@ -1,4 +1,4 @@
-"""`cairn epoch close|publish|finalize|fund|payout|relay|keeper|status|audit`: the epoch lifecycle.
+"""`cairn epoch compute|publish|finalize|fund|payout|relay|keeper|status|audit`: the epoch lifecycle.
 
 Every command is idempotent: re-running after a crash continues where the last run stopped.
 """
