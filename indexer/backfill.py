@@ -20,10 +20,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from cairn.core.errors import RangeTooLargeError, RpcError
-from indexer.decode import Decoder
-from indexer.rpc import RpcClient
-from indexer.step import Anchor, IndexerOptions, NodeBehind, Progress, Retry
-from indexer.store import Store, Transaction
+from indexer.context import StepContext
+from indexer.step import Anchor, NodeBehind, Progress, Retry
+from indexer.store import Transaction
 
 _Fetched = tuple[int, list[dict[str, Any]], int]  # (range end, its logs, RPC generation they came from)
 
@@ -31,22 +30,10 @@ _Fetched = tuple[int, list[dict[str, Any]], int]  # (range end, its logs, RPC ge
 class Backfill:
     """Backfill steps of one indexer; holds the adaptive range size and the ranges being fetched ahead."""
 
-    def __init__(
-        self,
-        rpc: RpcClient,
-        store: Store,
-        decoder: Decoder,
-        options: IndexerOptions,
-        *,
-        chain_id: int,
-        addresses: list[str],
-    ) -> None:
-        self.rpc = rpc
-        self.store = store
-        self.decoder = decoder
-        self.options = options
-        self.chain_id = chain_id
-        self.addresses = addresses
+    def __init__(self, ctx: StepContext) -> None:
+        self.ctx = ctx
+        self.rpc = ctx.rpc
+        self.options = options = ctx.options
         self.range = options.initial_range
         self._ceiling = options.max_range  # lowered when the provider says a range is too large
         self._steps = 0
@@ -69,7 +56,7 @@ class Backfill:
         self._steps += 1
         ends: list[tuple[int, list[dict[str, Any]]]] = []  # (range end, its last logs)
         n_events = 0
-        with self.store.transaction() as tx:
+        with self.ctx.store.transaction() as tx:
             while True:
                 hi, tail, n = self._range(tx, lo, finalized, step_gen)
                 ends.append((hi, tail))
@@ -83,7 +70,7 @@ class Backfill:
                     break
             hdr = self._check_range_ends(anchor, ends, step_gen)
             tx.finish(
-                chain_id=self.chain_id,
+                chain_id=self.ctx.chain_id,
                 blocks=[(hi, hdr["hash"], hdr["parentHash"])],
                 cursor=(hi, hdr["hash"]),
                 prune_below=finalized,
@@ -104,7 +91,7 @@ class Backfill:
         if hi < finalized:  # fetch the next ranges while this one is decoded and written
             self._start_prefetch(hi + 1, finalized)
         tail = logs[-64:]
-        rows = self.decoder.decode(logs, {})
+        rows = self.ctx.decoder.decode(logs, {})
         del logs
         tx.write(rows)
         return hi, tail, n_logs
@@ -143,7 +130,7 @@ class Backfill:
             try:
                 logs = self.rpc.call(
                     "eth_getLogs",
-                    [{"fromBlock": hex(lo), "toBlock": hex(hi), "address": self.addresses}],
+                    [{"fromBlock": hex(lo), "toBlock": hex(hi), "address": self.ctx.addresses}],
                     bounded=hi > lo,  # one block cannot be split: no memory bound then
                 )
             except RangeTooLargeError as exc:

@@ -36,6 +36,7 @@ from cairn.core.finality import check_mode
 from cairn.core.settings import Settings
 from indexer import metrics
 from indexer.backfill import Backfill
+from indexer.context import StepContext
 from indexer.decode import Decoder
 from indexer.follow import Follow
 from indexer.heads import Heads
@@ -102,12 +103,17 @@ class Indexer:
         self.store = Store(self.engine, self.specs)
         self.on_progress = on_progress
         self.heads = Heads(self.rpc, mode=self.finality, confirmations=self.confirmations)
-        decoder = Decoder(self.specs, self.rpc)
-        parts = (self.rpc, self.store, decoder, options)
-        self.backfill = Backfill(*parts, chain_id=deployment.chain_id, addresses=addresses)
-        self.follow = Follow(
-            *parts, chain_id=deployment.chain_id, addresses=addresses, confirmations=self.confirmations
+        ctx = StepContext(
+            rpc=self.rpc,
+            store=self.store,
+            decoder=Decoder(self.specs, self.rpc),
+            options=options,
+            chain_id=deployment.chain_id,
+            addresses=addresses,
+            confirmations=self.confirmations,
         )
+        self.backfill = Backfill(ctx)
+        self.follow = Follow(ctx)
         self.cursor: Cursor | None = None
         self.events_total = 0
         self.reorgs = 0

@@ -11,33 +11,16 @@ from __future__ import annotations
 from typing import Any
 
 from cairn.core.errors import RpcError
-from indexer.decode import Decoder
-from indexer.rpc import RpcClient
-from indexer.step import Anchor, IndexerOptions, NodeBehind, Progress, Retry
-from indexer.store import Store
+from indexer.context import StepContext
+from indexer.step import Anchor, NodeBehind, Progress, Retry
 
 
 class Follow:
     """Live steps of one indexer."""
 
-    def __init__(
-        self,
-        rpc: RpcClient,
-        store: Store,
-        decoder: Decoder,
-        options: IndexerOptions,
-        *,
-        chain_id: int,
-        addresses: list[str],
-        confirmations: int,
-    ) -> None:
-        self.rpc = rpc
-        self.store = store
-        self.decoder = decoder
-        self.options = options
-        self.chain_id = chain_id
-        self.addresses = addresses
-        self.confirmations = confirmations
+    def __init__(self, ctx: StepContext) -> None:
+        self.ctx = ctx
+        self.rpc = ctx.rpc
 
     def step(
         self, anchor: Anchor, head: int, finalized: int, rollback_to: int | None, step_gen: int
@@ -46,11 +29,11 @@ class Follow:
         returns the progress and the new cursor block's hash. `step_gen` is the RPC generation the step
         verified."""
         n0 = anchor[0] + 1
-        n1 = min(head, anchor[0] + self.options.live_batch)
+        n1 = min(head, anchor[0] + self.ctx.options.live_batch)
         if n1 < n0:  # reorg to a chain no longer than the ancestor: just roll back
             assert rollback_to is not None and anchor[1] is not None
-            self.store.commit(
-                chain_id=self.chain_id,
+            self.ctx.store.commit(
+                chain_id=self.ctx.chain_id,
                 rows={},
                 blocks=[],
                 cursor=(anchor[0], anchor[1]),
@@ -61,7 +44,7 @@ class Follow:
         chain = self._consistent_headers(anchor, n0, n1)
         try:
             per_block = self.rpc.batch(
-                [("eth_getLogs", [{"blockHash": h["hash"], "address": self.addresses}]) for h in chain]
+                [("eth_getLogs", [{"blockHash": h["hash"], "address": self.ctx.addresses}]) for h in chain]
             )
         except RpcError:
             raise Retry() from None  # a block vanished between header and logs
@@ -77,16 +60,16 @@ class Follow:
                 if lg["blockHash"] != hdr["hash"]:
                     raise Retry()
                 logs.append(lg)
-        rows = self.decoder.decode(logs, times)
+        rows = self.ctx.decoder.decode(logs, times)
         last = chain[-1]
         number = int(last["number"], 16)
-        self.store.commit(
-            chain_id=self.chain_id,
+        self.ctx.store.commit(
+            chain_id=self.ctx.chain_id,
             rows=rows,
             blocks=[(int(h["number"], 16), h["hash"], h["parentHash"]) for h in chain],
             cursor=(number, last["hash"]),
             rollback_to=rollback_to,
-            prune_below=min(finalized, head - max(self.confirmations, 1)),
+            prune_below=min(finalized, head - max(self.ctx.confirmations, 1)),
         )
         return Progress(number, head, finalized, len(logs), len(chain), "live"), last["hash"]
 
