@@ -7,8 +7,10 @@
   `latest_indexed_block(engine)` for GET /health, `indexer.store.upgrade(engine, specs)` for migrations.
 * Tables: `ev_<snake_event>` per event (indexer.schema), `indexer_cursor`, `indexer_blocks`; derived views for
   the backend in `indexer.views` (stable column names documented there).
-* How it works: indexer.core (loop, reorgs), indexer.rpc (JSON-RPC, retries, failover), cairn.core.events
-  (decoding), indexer.store (one transaction per step).
+* How it works: indexer.core (the loop, composing the rest), indexer.heads (head and finality),
+  indexer.reorg (common ancestor), indexer.backfill (finalized ranges), indexer.follow (live blocks),
+  indexer.decode (logs -> rows with cairn.core.events), indexer.rpc (JSON-RPC, retries, failover),
+  indexer.store (one transaction per step).
 """
 
 from __future__ import annotations

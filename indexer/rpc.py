@@ -16,7 +16,7 @@ import random
 import re
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import httpx
@@ -266,6 +266,12 @@ class RpcClient:
 
     def block_number(self) -> int:
         return int(self.call("eth_blockNumber"), 16)
+
+    def headers(self, blocks: Iterable[int | str]) -> list[dict[str, Any] | None]:
+        """The headers of `blocks` (numbers, 0x-hex numbers or tags) in one round trip; None where the node
+        has no such block."""
+        refs = [hex(b) if isinstance(b, int) else b for b in blocks]
+        return self.batch([("eth_getBlockByNumber", [ref, False]) for ref in refs])
 
     def header(self, tag: int | str) -> dict[str, Any] | None:
         ref = hex(tag) if isinstance(tag, int) else tag

@@ -20,8 +20,9 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, inspect, text
 
-from cairn.core.events import FIXED_COLUMNS, ITEM_INDEX, EventSpec
+from cairn.core.events import BIGINT, FIXED_COLUMNS, ITEM_INDEX, UINT256, EventSpec
 from indexer.schema import sync_event_tables
+from indexer.views import create_views
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 HEAD_REVISION = "0002"  # the newest file in indexer/migrations/versions (checked by a unit test)
@@ -40,8 +41,6 @@ def upgrade(engine: Engine, specs: dict[str, EventSpec]) -> None:
 
     Alembic itself is imported only when the database is not at HEAD_REVISION yet (it costs about a second
     of start-up, and a restart after a crash must commit its first block fast)."""
-    from indexer.views import create_views
-
     with engine.begin() as conn:
         if engine.dialect.name == "postgresql":
             # serialise concurrent starters (API thread + CLI) on the same database
@@ -258,8 +257,6 @@ def _copy_value(v: Any) -> str:
 def _copy_formatter(spec: EventSpec) -> Any:
     """`row -> line` in COPY text format. Integer and 0x-hex columns (never NULL, never escaped) are
     formatted inline; strings, JSON, booleans and anything else go through `_copy_value`."""
-    from cairn.core.events import BIGINT, UINT256
-
     parts = ["str(r[0])", "str(r[1])", "r[2]", "r[3]", "r[4]", "str(r[5])"]
     if spec.exploded:
         parts.append("str(r[6])")  # item_index

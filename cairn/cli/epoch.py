@@ -80,9 +80,13 @@ def _lifecycle(
         data_dir=settings.data_dir,
         publisher_key=settings.signing_key("publisher", dep.chain_id),
         confirmations=settings.confirmations if confirmations is None else confirmations,
-        # the node's `finalized` tag (the indexer's rule) unless a depth is asked for; the local dev chain has
-        # no real finality, so there the configured depth (CAIRN_CONFIRMATIONS) applies
-        finality="auto" if confirmations is None and dep.chain_id != LOCAL_CHAIN_ID else "confirmations",
+        # CAIRN_FINALITY; its `auto` is the configured depth when --confirmations is given, and on the local
+        # dev chain, which has no real finality (anvil's `finalized` tag just lags 64 blocks behind the head)
+        finality=(
+            "confirmations"
+            if settings.finality == "auto" and (confirmations is not None or dep.chain_id == LOCAL_CHAIN_ID)
+            else settings.finality
+        ),
         source=source,
         migrate=migrate,
     )

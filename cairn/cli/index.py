@@ -15,6 +15,7 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemaining
 
 from cairn.core.deployment import load_deployment
 from cairn.core.errors import CairnError
+from cairn.core.finality import FINALITY_MODES
 from cairn.core.settings import load_settings
 from indexer import metrics
 from indexer.core import Indexer, IndexerOptions
@@ -89,31 +90,34 @@ def index(
     ] = None,
     confirmations: Annotated[int | None, typer.Option("--confirmations", min=0)] = None,
     finality: Annotated[
-        str, typer.Option("--finality", help="auto (node's `finalized` tag if any), tag, or confirmations")
-    ] = "auto",
+        str | None,
+        typer.Option(
+            "--finality", help="auto (node's `finalized` tag if any), tag, or confirmations (CAIRN_FINALITY)"
+        ),
+    ] = None,
     poll: Annotated[float, typer.Option("--poll", help="Seconds between head polls.")] = 1.0,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
     initial_range: Annotated[int, typer.Option("--initial-range", min=1, help="First getLogs range.")] = 1,
     max_range: Annotated[int, typer.Option("--max-range", min=1, help="Largest getLogs range.")] = 500_000,
 ) -> None:
     """Mirror every event of the deployment into the database (reorg-safe, resumable)."""
+    if finality is not None and finality not in FINALITY_MODES:
+        raise typer.BadParameter(f"--finality must be one of {', '.join(FINALITY_MODES)}")
     settings = load_settings(
         rpc_urls=rpc_url,
         database_url=database_url,
         deployment_file=deployment_file,
         confirmations=confirmations,
+        finality=finality,
     )
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)
     deployment = load_deployment(settings.deployment_file)
-    if finality not in ("auto", "tag", "confirmations"):
-        raise typer.BadParameter("--finality must be auto, tag or confirmations")
     if metrics_port is not None:
         metrics.serve(metrics_port)
     bar = _Bar(enabled=not quiet and err.is_terminal)
     options = IndexerOptions(
-        finality=finality,
         poll_interval=poll,
         initial_range=min(initial_range, max_range),
         max_range=max_range,

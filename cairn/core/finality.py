@@ -32,13 +32,13 @@ def check_mode(mode: str) -> FinalityMode:
 
 
 def decide_finalized(*, mode: FinalityMode, head: int, tagged: int | None, confirmations: int) -> int:
-    """The last final block (-1 if none yet) given the head, the node's `finalized` block number (`tagged`,
-    None when the node has no such tag) and the configured depth."""
+    """The last final block given the head, the node's `finalized` block number (`tagged`, None when the node
+    has no such tag) and the configured depth: never above the head (a negative depth counts as 0), -1 while
+    no block is final yet."""
     if mode == "tag" and tagged is None:
         raise NoFinalizedTagError("the node has no `finalized` block tag: use --finality confirmations")
-    if mode == "confirmations" or tagged is None:
-        return max(head - confirmations, -1)
-    return max(min(tagged, head), -1)
+    final = head - confirmations if mode == "confirmations" or tagged is None else tagged
+    return max(min(final, head), -1)
 
 
 def finalized_block(w3: Web3, *, mode: FinalityMode, confirmations: int) -> int:

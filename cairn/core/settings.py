@@ -14,6 +14,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from cairn.core.errors import ConfigError, MissingKeyError
+from cairn.core.finality import FinalityMode
 
 LOCAL_CHAIN_ID = 31337
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -59,6 +60,11 @@ class Settings(BaseSettings):
     api_port: int = 8000
     confirmations: int = Field(
         default=12, ge=0, description="Finality depth when the node has no `finalized` tag."
+    )
+    finality: FinalityMode = Field(
+        default="auto",
+        description="Which block is final (cairn.core.finality): auto (the node's `finalized` tag if it has "
+        "one, else `confirmations` deep), tag, or confirmations.",
     )
     relayer_key: SecretStr | None = Field(default=None, description="Key that relays gasless registrations.")
     publisher_key: SecretStr | None = Field(default=None, description="Key that proposes Merkle roots.")

@@ -7,17 +7,18 @@ from pathlib import Path
 
 from cairn.core.deployment import ContractInfo, Deployment, EpochConfig
 from cairn.core.settings import Settings
+from indexer.backfill import Backfill
 from indexer.core import Indexer, IndexerOptions
 
 
-def make(tmp_path: Path, **opts: int) -> Indexer:
+def make(tmp_path: Path, **opts: int) -> Backfill:
     dep = Deployment(
         chain_id=31337, start_block=0, deployer="0x" + "00" * 20, deployed_at="t",
         epoch=EpochConfig(genesis=0, length=10),
         contracts={"C": ContractInfo(address="0x" + "11" * 20, block=0, abi=[])},
     )  # fmt: skip
     settings = Settings(rpc_urls=["http://127.0.0.1:1"], database_url=f"sqlite:///{tmp_path}/r.db")
-    return Indexer(settings, dep, options=IndexerOptions(**opts))  # type: ignore[arg-type]
+    return Indexer(settings, dep, options=IndexerOptions(**opts)).backfill  # type: ignore[arg-type]
 
 
 def test_sparse_blocks_double_then_density_caps(tmp_path: Path) -> None:
