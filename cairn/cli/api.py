@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from backend.api.settings import ApiSettings
+from cairn.core.settings import build_settings
 
 
 def api(
@@ -32,7 +33,7 @@ def api(
         }.items()
         if v is not None
     }
-    settings = ApiSettings(**overrides)  # type: ignore[arg-type]
+    settings = build_settings(ApiSettings, **overrides)
     # Fail with one clear line (wrong chain, missing deployment, unreachable RPC or database) before serving.
     make_engine(settings.database_url).dispose()
     connect_chain(settings)

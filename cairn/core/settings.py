@@ -8,9 +8,9 @@ the process with one clear line.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from cairn.core.errors import ConfigError, MissingKeyError
@@ -103,7 +103,21 @@ class Settings(BaseSettings):
         return value
 
 
+SettingsT = TypeVar("SettingsT", bound=Settings)
+
+
 def load_settings(**overrides: object) -> Settings:
     """Build settings from the environment, `.env` and explicit overrides (CLI flags win)."""
+    return build_settings(Settings, **overrides)
+
+
+def build_settings(cls: type[SettingsT], **overrides: object) -> SettingsT:
+    """`cls` from the environment and the overrides that are not None; a bad value is one ConfigError line
+    naming its variable (`CAIRN_CONFIRMATIONS: Input should be greater than or equal to 0`)."""
     clean = {k: v for k, v in overrides.items() if v is not None}
-    return Settings(**clean)  # type: ignore[arg-type]
+    try:
+        return cls(**clean)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = "CAIRN_" + "_".join(str(p) for p in first["loc"][:1]).upper()
+        raise ConfigError(f"{name}: {first['msg']}", setting=name) from None

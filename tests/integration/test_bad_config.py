@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -77,3 +78,13 @@ def test_good_configuration_passes(tmp_path: Path, anvil_session: Anvil, sqlite_
 def test_missing_deployment_file_is_named(tmp_path: Path) -> None:
     proc = _cairn("check", "--deployment", str(tmp_path / "none.json"))
     assert "none.json not found" in _one_line_error(proc)
+
+
+def test_bad_setting_value_is_one_line_naming_the_variable(tmp_path: Path) -> None:
+    for env, words in ((("CAIRN_CONFIRMATIONS", "-1"), "greater than or equal to 0"),
+                       (("CAIRN_FINALITY", "bogus"), "'auto', 'tag' or 'confirmations'")):  # fmt: skip
+        proc = subprocess.run(
+            [sys.executable, "-m", "cairn.cli", "check"],
+            capture_output=True, text=True, timeout=60, check=False, env={**os.environ, env[0]: env[1]},
+        )  # fmt: skip
+        assert _one_line_error(proc) == f"error: {env[0]}: Input should be {words}"
