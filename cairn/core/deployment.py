@@ -20,13 +20,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from eth_utils.address import to_checksum_address
 from pydantic import BaseModel, Field, ValidationError
-from web3 import Web3
-from web3.contract import Contract
 
 from cairn.core.errors import DeploymentError, WrongChainError
+
+if TYPE_CHECKING:  # the indexer's processes never load web3 (start-up time and memory)
+    from web3 import Web3
+    from web3.contract import Contract
 
 
 class ContractInfo(BaseModel):
@@ -70,7 +73,7 @@ class Deployment(BaseModel):
 
     def contract(self, w3: Web3, name: str) -> Contract:
         """The deployment's contract `name` on `w3` (checksummed address, the recorded ABI)."""
-        return w3.eth.contract(address=Web3.to_checksum_address(self.address(name)), abi=self.abi(name))
+        return w3.eth.contract(address=to_checksum_address(self.address(name)), abi=self.abi(name))
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)

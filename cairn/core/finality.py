@@ -8,11 +8,12 @@ Modes (`CAIRN_FINALITY`, `--finality`):
 
 from __future__ import annotations
 
-from typing import Literal, get_args
-
-from web3 import Web3
+from typing import TYPE_CHECKING, Literal, get_args
 
 from cairn.core.errors import ConfigError, InvalidInputError
+
+if TYPE_CHECKING:  # the indexer's processes never load web3 (start-up time and memory)
+    from web3 import Web3
 
 FinalityMode = Literal["auto", "tag", "confirmations"]
 FINALITY_MODES: tuple[str, ...] = get_args(FinalityMode)
