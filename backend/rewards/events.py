@@ -20,6 +20,7 @@ from typing import Any
 from cairn.core.errors import ArtifactError
 from cairn.core.events import EventSpec, column_kind, decode_exploded, decode_log, specs_from_abis
 from cairn.core.merkle import keccak256
+from indexer.schema import sync_event_tables
 
 SIGNATURES = {
     "ev_dataset_registered": (
@@ -178,7 +179,6 @@ def create_event_tables(bind: Any) -> None:
     """Create the ev_* tables of EVENTS (if missing) with the indexer's own definitions: the table specs of
     `cairn.core.events` and the DDL of `indexer.schema` (on SQLite `WITHOUT ROWID`, Uint256 as decimal
     TEXT), so the tests and the benchmark run the fast path on the schema a running indexer writes."""
-    from indexer.schema import sync_event_tables
 
     specs = specs_from_abis([abi_events()], uint_as_str=bind.dialect.name != "postgresql")
     sync_event_tables(bind, specs)

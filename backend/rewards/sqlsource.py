@@ -20,6 +20,8 @@ from typing import Any
 from sqlalchemy import Connection, Engine, inspect, text
 
 from backend.rewards.allocation import EVENT_TABLES, EpochInputs, latest_manifests, manifest_weights
+from cairn.core.db import make_engine
+from cairn.core.errors import ConfigError
 from cairn.core.policy import Policy
 
 # A validator's latest attestation (at the end block) replaces its earlier ones.
@@ -294,7 +296,6 @@ def _split_point(conn: Connection) -> str | None:
 def _reduce_in_child(path: str, end_block: int, policy: Policy, refs: list[str], lo: str, send: Any) -> None:
     """Worker process: reduce the ids >= lo on a connection of its own and send the `_Part` back."""
     try:
-        from cairn.core.db import make_engine
 
         engine = make_engine(f"sqlite:///{path}", check=False)
         with engine.connect() as conn:
@@ -342,7 +343,6 @@ def _reduce(conn: Connection, end_block: int, policy: Policy, refs: list[str]) -
 def inputs_from_conn(conn: Connection, epoch: int, end_block: int, policy: Policy) -> EpochInputs:
     missing = ensure_tables(conn)
     if missing:
-        from cairn.core.errors import ConfigError
 
         raise ConfigError(f"the indexer mirror lacks tables {', '.join(missing)}: run `cairn index` first")
     p = {"end": end_block}

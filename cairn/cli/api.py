@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import typer
 
+from backend.api.app import create_app
+from backend.api.chain import connect_chain
 from backend.api.settings import ApiSettings
+from cairn.core.db import make_engine
 from cairn.core.settings import build_settings
 
 
@@ -19,9 +22,6 @@ def api(
     """Serve the Cairn API and dashboard (health at /health, docs at /docs)."""
     import uvicorn
 
-    from backend.api.app import create_app
-    from backend.api.chain import connect_chain
-    from cairn.core.db import make_engine
 
     overrides = {
         k: v

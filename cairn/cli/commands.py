@@ -9,6 +9,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from cairn.cli.demo import Demo
+from cairn.cli.preflight import check_stack
+from cairn.cli.stack import run_dev, run_up
+from cairn.core.deployment import load_deployment
 from cairn.core.settings import load_settings
 
 out = Console()
@@ -21,7 +25,6 @@ def dev(
     demo: Annotated[bool, typer.Option(help="Play the demo scenario on a fresh chain.")] = True,
 ) -> None:
     """Run the whole stack locally: anvil, contracts, indexer, API and dashboard on SQLite (`make run`)."""
-    from cairn.cli.stack import run_dev
 
     settings = load_settings(api_port=api_port, rpc_urls=[f"http://127.0.0.1:{chain_port}"])
     run_dev(settings, reset=reset, port=chain_port, demo=demo)
@@ -36,7 +39,6 @@ def up(
     api_port: Annotated[int | None, typer.Option(help="Port of the API (CAIRN_API_PORT).")] = None,
 ) -> None:
     """Run the indexer and the API against an existing chain and database (e.g. PostgreSQL)."""
-    from cairn.cli.stack import run_up
 
     settings = load_settings(
         rpc_urls=rpc_url, database_url=database_url, deployment_file=deployment, api_port=api_port
@@ -50,7 +52,6 @@ def check(
     deployment: Annotated[Path | None, typer.Option(help="Deployment file.")] = None,
 ) -> None:
     """Check the configuration: RPC reachable, chain id matches the deployment, database reachable."""
-    from cairn.cli.preflight import check_stack
 
     settings = load_settings(rpc_urls=rpc_url, database_url=database_url, deployment_file=deployment)
     dep, chain_id = check_stack(settings.rpc_urls, settings.database_url, settings.deployment_file)
@@ -63,8 +64,6 @@ def demo(
     ] = None,
 ) -> None:
     """Play the register -> attest -> pay -> close epoch -> claim loop on the running local stack."""
-    from cairn.cli.demo import Demo
-    from cairn.core.deployment import load_deployment
 
     settings = load_settings()
     url = api_url or f"http://{settings.api_host}:{settings.api_port}"

@@ -26,8 +26,14 @@ from types import FrameType
 
 from rich.console import Console
 
+from backend.api.app import run_migrations
+from backend.rewards.keeper import KeeperSettings
+from cairn.cli.demo import Demo, give_agent_test_tokens
+from cairn.cli.deploy import deploy_all
 from cairn.cli.devchain import Anvil, rpc_call, start_anvil
 from cairn.cli.preflight import check_stack
+from cairn.core.db import make_engine
+from cairn.core.deployment import load_deployment
 from cairn.core.errors import CairnError, ConfigError
 from cairn.core.settings import LOCAL_CHAIN_ID, Settings
 
@@ -132,9 +138,6 @@ def _child_env(settings: Settings, rpc_url: str, database_url: str, deployment_f
 
 def migrate_all(database_url: str, deployment_file: Path) -> None:
     """Bring every package's tables up to date once, before the indexer and API start side by side."""
-    from backend.api.app import run_migrations
-    from cairn.core.db import make_engine
-    from cairn.core.deployment import load_deployment
 
     engine = make_engine(database_url)
     try:
@@ -178,7 +181,6 @@ def _serve(
 def start_keeper(supervisor: Supervisor) -> None:
     """The epoch keeper (`cairn epoch keeper`: each epoch's emission funded as it starts), unless
     CAIRN_KEEPER_ENABLED=false. Started once the API answers and the demo (if any) has played."""
-    from backend.rewards.keeper import KeeperSettings
 
     if KeeperSettings().enabled:
         supervisor.spawn("keeper", ["epoch", "keeper"])
@@ -196,7 +198,6 @@ def _install_signal_handlers() -> None:
 
 def run_dev(settings: Settings, *, reset: bool, port: int, demo: bool) -> None:
     """The local stack on anvil and SQLite (what `make run` runs)."""
-    from cairn.cli.deploy import deploy_all  # lazy: loads compiled artifacts
 
     _install_signal_handlers()
     dev_dir = settings.data_dir / "dev"
@@ -233,7 +234,6 @@ def run_dev(settings: Settings, *, reset: bool, port: int, demo: bool) -> None:
             )
             from web3 import Web3
 
-            from cairn.cli.demo import give_agent_test_tokens
 
             # the demo agent's test tokens come from epoch 0's cap, before the keeper mints the rest
             give_agent_test_tokens(Web3(Web3.HTTPProvider(chain.url)), deployment)
@@ -256,8 +256,6 @@ def run_dev(settings: Settings, *, reset: bool, port: int, demo: bool) -> None:
 
 def _play_demo(settings: Settings, deployment_file: Path) -> Callable[[str], None]:
     def play(api_url: str) -> None:
-        from cairn.cli.demo import Demo
-        from cairn.core.deployment import load_deployment
 
         started = time.monotonic()
         try:
