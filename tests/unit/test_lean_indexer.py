@@ -9,5 +9,7 @@ import sys
 
 def test_indexer_process_imports_no_web3_and_no_api() -> None:
     probe = "import sys, cairn.cli.index; print(sorted({'web3', 'fastapi', 'sqlmodel'} & set(sys.modules)))"
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
     assert out.stdout.strip() == "[]"
