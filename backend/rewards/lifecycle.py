@@ -35,7 +35,7 @@ from backend.rewards.publication import (
     build_publication,
     cumulative_from_document,
     read_allocation_file,
-    write_allocation_file,
+    store_publication,
 )
 from backend.rewards.sqlsource import ensure_indexes, inputs_from_db
 from cairn.core.errors import ConflictError, EpochNotReadyError
@@ -121,7 +121,7 @@ class EpochLifecycle(EpochContext):
             distributor=self.distributor.address, policy=self.policy,
             previous=self.previous_cumulative(epoch), epoch_amounts=amounts,
         )  # fmt: skip
-        name, uri = write_allocation_file(self.data_dir, pub.chunks())
+        name, uri = store_publication(self.data_dir, pub)  # the file and its proof index
         return self._update(
             epoch, status=COMPUTED, root=pub.root, epoch_total=str(pub.epoch_total),
             total_cumulative=str(pub.total_cumulative), leaf_count=len(pub.tree),
