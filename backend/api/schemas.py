@@ -25,6 +25,7 @@ class Problem(BaseModel):
 
 
 PROBLEM_DESCRIPTIONS = {
+    400: "Bad Request: the body is not JSON",
     402: "Payment Required: the relayer's gas budget for this account or for today is spent",
     403: "Forbidden: the relayer refuses this request before spending any gas",
     404: "Not Found",

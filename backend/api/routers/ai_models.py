@@ -10,7 +10,7 @@ from backend.api import schemas
 from backend.api.deps import SessionDep
 from backend.api.schemas import READ, problem_responses
 from backend.api.services import ai_models
-from backend.api.validation import parse_bytes32, parse_epoch
+from backend.api.validation import parse_bytes32, EpochPath, parse_epoch
 
 router = APIRouter(prefix="/v1", tags=["models"])
 
@@ -22,6 +22,6 @@ def get_model(model_id: str, session: SessionDep) -> dict[str, Any]:
 
 
 @router.get("/epochs/{epoch}/revenue", response_model=schemas.Revenue, responses=problem_responses(*READ))
-def epoch_revenue(epoch: int, session: SessionDep) -> dict[str, Any]:
+def epoch_revenue(epoch: EpochPath, session: SessionDep) -> dict[str, Any]:
     """Payments settled in the epoch, per model (gross, fee, net, requests)."""
     return ai_models.epoch_revenue(session, epoch=parse_epoch(epoch))

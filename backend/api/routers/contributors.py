@@ -44,7 +44,7 @@ class DatasetRegistration(BaseModel):
     "/datasets",
     status_code=202,
     response_model=schemas.RelayReceipt,
-    responses=problem_responses(402, 403, 409, 429, 502, *COMMON),
+    responses=problem_responses(400, 402, 403, 409, 429, 502, *COMMON),
 )
 def register_dataset(body: DatasetRegistration, relayer: RelayerDep, request: Request) -> dict[str, Any]:
     """Verify the owner's signature, then relay `registerDatasetFor`; 202 with the relay id and the
