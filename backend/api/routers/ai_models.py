@@ -10,7 +10,7 @@ from backend.api import schemas
 from backend.api.deps import SessionDep
 from backend.api.schemas import READ, problem_responses
 from backend.api.services import ai_models
-from backend.api.validation import parse_bytes32, EpochPath, parse_epoch
+from backend.api.validation import EpochPath, parse_bytes32, parse_epoch
 
 router = APIRouter(prefix="/v1", tags=["models"])
 

@@ -11,7 +11,7 @@ from backend.api import schemas
 from backend.api.deps import ChainDep, SessionDep, SettingsDep
 from backend.api.schemas import COMMON, READ, problem_responses
 from backend.api.services import allocations, epochs
-from backend.api.validation import parse_address, parse_bytes32, EpochPath, parse_epoch
+from backend.api.validation import EpochPath, parse_address, parse_bytes32, parse_epoch
 
 router = APIRouter(prefix="/v1", tags=["rewards"])
 
@@ -30,7 +30,9 @@ def list_epochs(session: SessionDep, chain: ChainDep) -> dict[str, Any]:
 
 
 @router.get("/epochs/{epoch}", response_model=schemas.EpochDetail, responses=problem_responses(*READ))
-def get_epoch(epoch: EpochPath, session: SessionDep, chain: ChainDep, settings: SettingsDep) -> dict[str, Any]:
+def get_epoch(
+    epoch: EpochPath, session: SessionDep, chain: ChainDep, settings: SettingsDep
+) -> dict[str, Any]:
     """Status, root, policy hash, totals and every root proposed for the epoch."""
     now, current = _now_and_epoch(chain)
     out = epochs.get_epoch(session, epoch=parse_epoch(epoch), now=now, current_epoch=current)
