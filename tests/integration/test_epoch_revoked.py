@@ -14,6 +14,7 @@ import pytest
 from eth_account import Account
 from fastapi.testclient import TestClient
 from sqlalchemy import text
+from support.api_stack import index_to
 from web3 import Web3
 
 from backend.api.app import create_app
@@ -27,7 +28,6 @@ from cairn.core.db import make_engine
 from cairn.core.errors import ConflictError
 from cairn.core.policy import POLICY_DIR, load_policy
 from cairn.core.settings import ANVIL_DEV_KEYS
-from indexer.core import Indexer, IndexerOptions
 
 EPOCH_LENGTH = 1000
 DELAY = 600
@@ -48,17 +48,7 @@ def _send(w3: Web3, key: str, fn: Any) -> dict[str, Any]:
 
 
 def _index(settings: ApiSettings, dep: Any, engine: Any, w3: Web3) -> None:
-    head = w3.eth.block_number
-    idx = Indexer(
-        settings, dep, engine=engine, options=IndexerOptions(finality="confirmations", confirmations=0)
-    )
-    for _ in range(50):
-        idx.run_once()
-        with engine.connect() as conn:
-            cur = conn.execute(text("SELECT MAX(block_number) FROM indexer_cursor")).scalar()
-        if cur is not None and int(cur) >= head:
-            return
-    raise AssertionError("the indexer did not reach the head")
+    index_to(settings, dep, engine, w3.eth.block_number)
 
 
 def _epoch(api: TestClient) -> dict[str, Any]:
