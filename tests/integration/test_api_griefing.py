@@ -76,6 +76,7 @@ def test_random_accounts_and_proofs_are_served_from_the_index(sqlite_stack: Stac
         }  # fmt: skip
     gc.collect()
     grown = proc.memory_info().rss - rss_before
+    print(f"RSS grew {grown / 2**20:.2f} MiB over {REQUESTS} GET /v1/accounts/<random address>")
     assert grown < RSS_BOUND, f"RSS grew by {grown / 2**20:.1f} MiB over {REQUESTS} requests"
 
     # proofs: from the index, verified with OpenZeppelin's algorithm against the root on chain
