@@ -2,9 +2,53 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from backend.api.problems import PROBLEM_MEDIA_TYPE
 
 Wei = str  # decimal string: JSON numbers cannot hold uint256 exactly
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details (`application/problem+json`), the body of every error answer. Extra members
+    name what went wrong: `field` or `fields` (the input at fault), `errors` (each validation error), ids."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(description="https://cairn.dev/problems/<code>")
+    title: str
+    status: int
+    detail: str
+    code: str = Field(description="Stable machine-readable error code, e.g. invalid_input, not_found")
+
+
+PROBLEM_DESCRIPTIONS = {
+    400: "Bad Request: the body is not JSON",
+    402: "Payment Required: the relayer's gas budget for this account or for today is spent",
+    403: "Forbidden: the relayer refuses this request before spending any gas",
+    404: "Not Found",
+    409: "Conflict: the state on chain or on this server disagrees with the request",
+    422: "Unprocessable Content: a path, query or body value is invalid (`field` / `fields` name it)",
+    429: "Too Many Requests: rate limited; retry after `Retry-After` seconds",
+    502: "Bad Gateway: the node refused the relayed transaction",
+    503: "Service Unavailable: the chain node or the database did not answer",
+}
+
+
+def problem_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for the error answers an operation can give, each a problem+json `Problem`."""
+    schema = Problem.model_json_schema()
+    return {
+        code: {"description": PROBLEM_DESCRIPTIONS[code], "content": {PROBLEM_MEDIA_TYPE: {"schema": schema}}}
+        for code in codes
+    }
+
+
+# Every operation reads the chain or the database (503) and validates its input (422).
+COMMON = (422, 503)
+READ = (404, *COMMON)
 
 
 class IndexerState(BaseModel):

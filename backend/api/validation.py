@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import re
+from typing import Annotated
 
+from fastapi import Path
 from web3 import Web3
 
 from cairn.core.errors import InvalidInputError
 
 _HEX = re.compile(r"^0x[0-9a-fA-F]*$")
+UINT256_MAX = 2**256 - 1
 UINT64_MAX = 2**64 - 1
 UINT32_MAX = 2**32 - 1
+EPOCH_MAX = 2**63 - 1  # epochs are BIGINT in the backend's tables (and SQLite binds at most 2^63-1)
+# An epoch in a path: its range declared in the OpenAPI document, checked by `parse_epoch` (one message).
+EpochPath = Annotated[int, Path(json_schema_extra={"minimum": 0, "maximum": EPOCH_MAX})]
 
 
 def parse_address(value: str, *, field: str = "address") -> str:
@@ -45,6 +51,6 @@ def parse_hex(value: str, *, field: str, size: int) -> str:
 
 
 def parse_epoch(value: int) -> int:
-    if value < 0 or value > UINT64_MAX:
-        raise InvalidInputError(f"epoch must be between 0 and 2^64-1, got {value}", field="epoch")
+    if value < 0 or value > EPOCH_MAX:
+        raise InvalidInputError(f"epoch must be between 0 and 2^63-1, got {value}", field="epoch")
     return value

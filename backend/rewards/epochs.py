@@ -73,6 +73,33 @@ def update_row(conn: Connection, *, chain_id: int, epoch: int, **fields: Any) ->
     )
 
 
+# What compute and publish wrote: cleared when a revoked epoch is reopened.
+COMPUTED_FIELDS = (
+    "root", "epoch_total", "total_cumulative", "leaf_count", "allocation_file", "uri", "propose_tx",
+    "accept_tx", "valid_at",
+)  # fmt: skip
+
+
+def reopen(conn: Connection, *, chain_id: int, epoch: int, policy_hash: str) -> list[int]:
+    """Move (chain, epoch) and every later row that was computed on top of it back to `closed`, their
+    computed fields cleared and `policy_hash` set (the policy the recomputation will use): the epoch's
+    root was revoked on chain. Returns the epochs reopened."""
+    later = select(TABLE.c.epoch).where(
+        TABLE.c.chain_id == chain_id,
+        TABLE.c.epoch >= epoch,
+        (TABLE.c.epoch == epoch) | (TABLE.c.status == COMPUTED),
+    )
+    reopened = [int(e) for e in conn.execute(later.order_by(TABLE.c.epoch)).scalars()]
+    if reopened:
+        cleared: dict[str, Any] = dict.fromkeys(COMPUTED_FIELDS)
+        conn.execute(
+            update(TABLE)
+            .where(TABLE.c.chain_id == chain_id, TABLE.c.epoch.in_(reopened))
+            .values(status=CLOSED, policy_hash=policy_hash, updated_at=int(time.time()), **cleared)
+        )
+    return reopened
+
+
 def state(row: RewardEpoch) -> dict[str, Any]:
     """The row's STATE_FIELDS as a dict (the API's `engine` object)."""
     return {k: getattr(row, k) for k in STATE_FIELDS}

@@ -8,7 +8,10 @@
 * compute(e): reduce (SQL mirror or chain), split, cumulate onto epoch e-1's leaves (read back from e-1's
   allocation file), check, build the tree, write the content-addressed file. Re-running gives the same file.
 * publish(e): `proposeRoot(root, e, policyHash, totalCumulative, uri)` through the outbox (key
-  `propose:<chain>:<distributor>:<e>`: at most one proposal per epoch, whatever crashes).
+  `propose:<chain>:<distributor>:<e>`, then `...:<e>#<k>` after k revocations: at most one proposal per
+  epoch and attempt, whatever crashes). A proposed epoch whose root the guardian revoked (nothing pending
+  for it on chain, nothing accepted at or after it) is reopened first: back to closed with its computed
+  fields cleared (and any later epoch computed on top of it), then computed and proposed again.
 * finalize(e): once `validAt` has passed, `acceptRoot()` through the outbox (key `accept:...:<e>`); if the
   chain already shows the root as current (a later proposal accepted it), just records it.
 Every step first looks at the chain, so a step interrupted after its transaction was mined is recorded, not
@@ -21,6 +24,8 @@ plumbing (chain, contracts, outbox) is `backend.rewards.context.EpochContext`.
 """
 
 from __future__ import annotations
+
+import logging
 
 from sqlalchemy import inspect, text
 
@@ -35,7 +40,7 @@ from backend.rewards.publication import (
     build_publication,
     cumulative_from_document,
     read_allocation_file,
-    write_allocation_file,
+    store_publication,
 )
 from backend.rewards.sqlsource import ensure_indexes, inputs_from_db
 from cairn.core.errors import ConflictError, EpochNotReadyError
@@ -43,6 +48,7 @@ from cairn.core.finality import finalized_block
 
 __all__ = ["ACCEPTED", "CLOSED", "COMPUTED", "ORDER", "PROPOSED", "EpochLifecycle", "EpochRow", "FundResult"]
 
+log = logging.getLogger("cairn.rewards")
 EpochRow = RewardEpoch  # a row of reward_epoch (the name the lifecycle's callers know)
 
 
@@ -121,7 +127,7 @@ class EpochLifecycle(EpochContext):
             distributor=self.distributor.address, policy=self.policy,
             previous=self.previous_cumulative(epoch), epoch_amounts=amounts,
         )  # fmt: skip
-        name, uri = write_allocation_file(self.data_dir, pub.chunks())
+        name, uri = store_publication(self.data_dir, pub)  # the file and its proof index
         return self._update(
             epoch, status=COMPUTED, root=pub.root, epoch_total=str(pub.epoch_total),
             total_cumulative=str(pub.total_cumulative), leaf_count=len(pub.tree),
@@ -129,6 +135,13 @@ class EpochLifecycle(EpochContext):
         )  # fmt: skip
 
     def publish(self, epoch: int) -> EpochRow:
+        existing = self.row(epoch)
+        if existing is not None and existing.status == PROPOSED and self._revoked(existing):
+            with self.engine.begin() as conn:
+                reopened = epochs.reopen(
+                    conn, chain_id=self.chain_id, epoch=epoch, policy_hash=self.policy.content_hash()
+                )
+            log.warning("epoch %d: root %s was revoked on chain; reopened %s", epoch, existing.root, reopened)
         row = self.compute(epoch)  # refuses a placeholder treasury first
         if ORDER[row.status] >= ORDER[PROPOSED]:
             return row
@@ -142,13 +155,30 @@ class EpochLifecycle(EpochContext):
         )
         data = call._encode_transaction_data()
         box = self._outbox()
-        tx = box.enqueue(self._key("propose", epoch), to=self.distributor.address, data=data)
+        attempt = self._revocations(epoch, since=row.end_block)
+        key = self._key("propose", epoch) + (f"#{attempt}" if attempt else "")
+        tx = box.enqueue(key, to=self.distributor.address, data=data)
         tx = box.wait(tx.key, timeout=120)
         if tx.status != "confirmed":
             raise ConflictError(f"proposeRoot for epoch {epoch} failed on chain (tx {tx.mined_hash})")
         (cur, cur_e, cur_valid), (pend, pend_e, pend_valid) = self._chain_roots()
         valid_at = pend_valid if pend == root else cur_valid
         return self._update(epoch, status=PROPOSED, valid_at=valid_at)
+
+    def _revoked(self, row: EpochRow) -> bool:
+        """The proposed `row`'s root is gone from the chain: nothing is pending for its epoch and no root of
+        its epoch or a later one was accepted (only a guardian's `revokeRoot` does that)."""
+        (cur, cur_e, _), (pend, pend_e, _) = self._chain_roots()
+        if int.from_bytes(pend, "big") != 0 and pend_e == row.epoch:
+            return False
+        return not (int.from_bytes(cur, "big") != 0 and cur_e >= row.epoch)
+
+    def _revocations(self, epoch: int, *, since: int) -> int:
+        """How many roots of `epoch` the guardians revoked (RootRevoked logs from its end block on)."""
+        logs = self.distributor.events.RootRevoked.get_logs(
+            from_block=since, to_block="latest", argument_filters={"epoch": epoch}
+        )
+        return len(logs)
 
     def finalize(self, epoch: int) -> EpochRow:
         row = self.row(epoch)
@@ -163,7 +193,10 @@ class EpochLifecycle(EpochContext):
         accepted = (cur == root and cur_e == epoch) or (has_root and cur_e > epoch)
         if not accepted:
             if not (pend == root and pend_e == epoch):
-                raise ConflictError(f"the root of epoch {epoch} is neither pending nor current (revoked?)")
+                raise ConflictError(
+                    f"the root of epoch {epoch} is neither pending nor current (revoked? "
+                    f"`cairn epoch publish {epoch}` recomputes and proposes it again)"
+                )
             now = int(self.w3.eth.get_block("latest")["timestamp"])
             if now < pend_valid:
                 raise EpochNotReadyError(f"epoch {epoch}'s root is acceptable in {pend_valid - now} s")

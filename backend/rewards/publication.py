@@ -12,13 +12,19 @@ recompute both from the chain alone (the audit path).
 
 This module is the only reader and writer of those files: the lifecycle and payouts read them with
 `read_allocation_file`, the API finds them by reference (`find_allocation_file`, checked against its name once
-per file) and reads their trees with `load_tree` (the last `TREE_CACHE_SIZE` trees kept: files never change).
+per file, hashed in pieces) and answers proofs and amounts from each file's proof index (`open_index`, see
+`backend.rewards.proofindex`): written with the file by `store_publication`, or built once from a file that
+came without one. No request re-hashes a file or re-validates a tree, and nothing is cached per request;
+`COUNTERS` counts the expensive operations (file hashes, tree validations, index builds) for tests and
+metrics.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import threading
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
@@ -28,16 +34,21 @@ from typing import Any
 import orjson
 
 from backend.rewards.allocation import check_publishable, cumulate
-from cairn.core.errors import AllocationMismatchError, InvalidInputError, NotFoundError
+from backend.rewards.proofindex import BadIndexError, ProofIndex, index_path, write_index
+from cairn.core.errors import AllocationMismatchError, CairnError, InvalidInputError, NotFoundError
 from cairn.core.merkle import FORMAT as TREE_FORMAT
-from cairn.core.merkle import MerkleTree, build_tree, keccak256
-from cairn.core.policy import Policy
+from cairn.core.merkle import MerkleTree, build_tree
+from cairn.core.policy import Policy, parse_policy
 
 FORMAT = "cairn-allocation-v1"
 SUBDIR = Path("rewards")
-TREE_CACHE_SIZE = 4  # a tree of a million leaves holds a few hundred MB
-VERIFIED_CACHE_SIZE = 4096  # paths already checked against their names
+VERIFIED_CACHE_SIZE = 4096  # paths already checked against their names (a few hundred bytes each)
+HASH_CHUNK = 1 << 20
 _HASH = re.compile(r"(0x)?([0-9a-fA-F]{64})")
+# Expensive operations, counted: "file_hashes" (a whole allocation file hashed), "tree_validations" (a tree
+# loaded and re-hashed node by node), "index_builds" (a proof index written).
+COUNTERS: Counter[str] = Counter()
+_BUILD_LOCK = threading.Lock()
 
 
 @dataclass
@@ -155,8 +166,23 @@ def write_allocation_file(data_dir: Path, blob: bytes | Iterable[bytes]) -> tupl
     return name, f"allocations/{name}"
 
 
+def _keccak_file(path: Path) -> str:
+    """keccak256 of the file's bytes, read in HASH_CHUNK pieces (bounded memory)."""
+    from Crypto.Hash import keccak as _keccak
+
+    COUNTERS["file_hashes"] += 1
+    h = _keccak.new(digest_bits=256)
+    with open(path, "rb") as f:
+        while piece := f.read(HASH_CHUNK):
+            h.update(piece)
+    return "0x" + h.hexdigest()
+
+
 def _matches_name(name: str, blob: bytes) -> bool:
-    return "0x" + keccak256(blob).hex() + ".json" == name
+    from Crypto.Hash import keccak as _keccak
+
+    COUNTERS["file_hashes"] += 1
+    return "0x" + _keccak.new(data=blob, digest_bits=256).hexdigest() + ".json" == name
 
 
 def read_allocation_file(data_dir: Path, name: str) -> dict[str, Any]:
@@ -200,7 +226,7 @@ def find_allocation_file(data_dir: Path, ref: str) -> Path:
 def _verified(path: Path) -> Path:
     """`path` if its bytes hash to its name (remembered, a refusal is not: content-addressed files never
     change)."""
-    if not _matches_name(path.name, path.read_bytes()):
+    if _keccak_file(path) + ".json" != path.name:
         raise AllocationMismatchError(
             f"allocation file {path.name} does not hash to its name; refusing to serve it"
         )
@@ -215,16 +241,62 @@ def load_document(path: Path) -> dict[str, Any]:
     return doc
 
 
-@lru_cache(maxsize=TREE_CACHE_SIZE)
-def load_tree(path: Path) -> MerkleTree:
-    """The Merkle tree of an allocation file found by `find_allocation_file` (its `tree`, or the file itself
-    when it is a bare `standard-v1` dump), checked node by node; the last few are cached."""
-    doc = load_document(path)
+def load_tree(doc: dict[str, Any], name: str) -> MerkleTree:
+    """The Merkle tree of an allocation document (its `tree`, or the document itself when it is a bare
+    `standard-v1` dump), checked node by node (counted in COUNTERS["tree_validations"])."""
+    COUNTERS["tree_validations"] += 1
     if doc.get("format") == TREE_FORMAT:
         return MerkleTree.load(doc)
     if isinstance(doc.get("tree"), dict):
         return MerkleTree.load(doc["tree"])
-    raise InvalidInputError(f"allocation file {path.name} holds no standard-v1 Merkle tree dump")
+    raise InvalidInputError(f"allocation file {name} holds no standard-v1 Merkle tree dump")
+
+
+def _embedded_policy(doc: dict[str, Any]) -> tuple[str, bytes] | None:
+    try:
+        policy = parse_policy(doc["policy"])
+    except (CairnError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    return policy.content_hash(), policy.canonical_json()
+
+
+def store_publication(data_dir: Path, pub: Publication) -> tuple[str, str]:
+    """Write the allocation file of `pub` (`write_allocation_file`) and its proof index: (name, uri)."""
+    name, uri = write_allocation_file(data_dir, pub.chunks())
+    policy = (pub.policy.content_hash(), pub.policy.canonical_json())
+    write_index(index_path(allocations_dir(data_dir) / name), allocation=name, tree=pub.tree, policy=policy)
+    COUNTERS["index_builds"] += 1
+    return name, uri
+
+
+def open_index(data_dir: Path, ref: str) -> ProofIndex:
+    """The proof index of the allocation file `ref` names (see `allocation_name`). An index on disk is
+    opened (a header read); a file without one (or with a damaged one) is found and checked against its
+    name (`find_allocation_file`), its tree validated, and its index written, once, under a lock."""
+    name = allocation_name(ref)
+    path = allocations_dir(data_dir) / name
+    sidecar = index_path(path)
+    try:
+        return _opened(sidecar, name)
+    except (FileNotFoundError, BadIndexError):
+        pass
+    with _BUILD_LOCK:  # one build per file: the others wait for it, then open what it wrote
+        try:
+            return _opened(sidecar, name)
+        except (FileNotFoundError, BadIndexError):
+            pass
+        doc = load_document(find_allocation_file(data_dir, ref))
+        write_index(sidecar, allocation=name, tree=load_tree(doc, name), policy=_embedded_policy(doc))
+        COUNTERS["index_builds"] += 1
+        del doc
+    return _opened(sidecar, name)
+
+
+def _opened(sidecar: Path, name: str) -> ProofIndex:
+    found = ProofIndex.open(sidecar)
+    if found.allocation != name:
+        raise BadIndexError(f"{sidecar.name} indexes {found.allocation}, not {name}")
+    return found
 
 
 def cumulative_from_document(doc: dict[str, Any]) -> dict[str, int]:

@@ -129,7 +129,8 @@ _step_command(
 _step_command(
     "publish",
     EpochLifecycle.publish,
-    "Propose the epoch's root on chain (closing and computing it first if needed).",
+    "Propose the epoch's root on chain (closing and computing it first if needed); an epoch whose root a "
+    "guardian revoked is recomputed and proposed again.",
 )
 
 

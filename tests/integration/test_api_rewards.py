@@ -43,7 +43,7 @@ def test_epoch_errors(stack: Stack) -> None:
     assert_problem(
         stack.api.get("/v1/epochs/99"), 404, "not_found", "epoch 99 has not started (current epoch is 2)"
     )
-    assert_problem(stack.api.get("/v1/epochs/-1"), 422, "invalid_input", "epoch must be between 0 and 2^64-1")
+    assert_problem(stack.api.get("/v1/epochs/-1"), 422, "invalid_input", "epoch must be between 0 and 2^63-1")
     body = assert_problem(stack.api.get("/v1/epochs/abc"), 422, "invalid_input", "epoch")
     assert body["fields"] == ["epoch"]
 

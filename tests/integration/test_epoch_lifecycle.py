@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from eth_account import Account
 from sqlalchemy import text
+from support.api_stack import index_to
 from web3 import Web3
 
 from backend.rewards.chainsource import audit_cumulative, end_block
@@ -24,7 +25,6 @@ from cairn.core.db import make_engine
 from cairn.core.errors import EpochNotReadyError, InvalidInputError
 from cairn.core.policy import POLICY_DIR, load_policy
 from cairn.core.settings import ANVIL_DEV_KEYS, Settings
-from indexer.core import Indexer, IndexerOptions
 
 EPOCH_LENGTH = 1000
 DELAY = 5
@@ -41,19 +41,6 @@ def _send(w3: Web3, key: str, fn: Any) -> None:
 
 def _contract(w3: Web3, dep: Any, name: str) -> Any:
     return dep.contract(w3, name)
-
-
-def _index_to(settings: Settings, dep: Any, engine: Any, block: int) -> None:
-    idx = Indexer(
-        settings, dep, engine=engine, options=IndexerOptions(finality="confirmations", confirmations=0)
-    )
-    for _ in range(50):
-        idx.run_once()
-        with engine.connect() as conn:
-            cur = conn.execute(text("SELECT MAX(block_number) FROM indexer_cursor")).scalar()
-        if cur is not None and int(cur) >= block:
-            return
-    raise AssertionError("indexer did not reach the end block")
 
 
 def test_close_publish_finalize_claim(anvil: Anvil, sqlite_url: str, tmp_path: Path) -> None:
@@ -97,7 +84,7 @@ def test_close_publish_finalize_claim(anvil: Anvil, sqlite_url: str, tmp_path: P
     )  # fmt: skip
     with pytest.raises(EpochNotReadyError, match="indexer"):
         eng.close(0)  # the mirror has not reached the end block yet
-    _index_to(settings, dep, engine, end_block(w3, dep, 0) or 0)
+    index_to(settings, dep, engine, end_block(w3, dep, 0) or 0)
     assert eng.close(0).end_block == end_block(w3, dep, 0)
 
     computed = eng.compute(0)

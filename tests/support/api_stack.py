@@ -14,6 +14,7 @@ import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from fastapi.testclient import TestClient
+from sqlalchemy import Engine, text
 from web3 import Web3
 
 from backend.api.app import create_app
@@ -25,7 +26,7 @@ from cairn.core import merkle
 from cairn.core.deployment import Deployment
 from cairn.core.eip712 import transfer_authorization_typed_data
 from cairn.core.policy import Policy, load_policy, parse_policy
-from cairn.core.settings import ANVIL_DEV_KEYS
+from cairn.core.settings import ANVIL_DEV_KEYS, Settings
 from indexer.core import Indexer, IndexerOptions
 from support.pg import create_database, drop_database, require_postgres
 
@@ -79,6 +80,20 @@ class Stack:
     def api(self) -> TestClient:
         assert self.client is not None
         return self.client
+
+
+def index_to(settings: Settings, deployment: Deployment, engine: Engine, block: int) -> None:
+    """Run the real indexer (0 confirmations) on `engine` until its cursor reaches `block`."""
+    idx = Indexer(
+        settings, deployment, engine=engine, options=IndexerOptions(finality="confirmations", confirmations=0)
+    )
+    for _ in range(50):
+        idx.run_once()
+        with engine.connect() as conn:
+            cur = conn.execute(text("SELECT MAX(block_number) FROM indexer_cursor")).scalar()
+        if cur is not None and int(cur) >= block:
+            return
+    raise AssertionError(f"the indexer did not reach block {block}")
 
 
 def deploy(w3: Web3, admin: LocalAccount, tmp: Path) -> Deployment:

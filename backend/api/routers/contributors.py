@@ -10,9 +10,17 @@ from pydantic import BaseModel, Field
 from backend.api import schemas
 from backend.api.deps import ChainDep, RelayerDep, SessionDep, SettingsDep
 from backend.api.metrics import Metrics
+from backend.api.schemas import COMMON, READ, problem_responses
 from backend.api.services import accounts, contributions
 from backend.api.services.eip712 import register_dataset_request
-from backend.api.validation import UINT32_MAX, UINT64_MAX, parse_address, parse_bytes32, parse_hex
+from backend.api.validation import (
+    UINT32_MAX,
+    UINT64_MAX,
+    UINT256_MAX,
+    parse_address,
+    parse_bytes32,
+    parse_hex,
+)
 from cairn.core.eip712 import Dataset
 from cairn.core.errors import InvalidInputError, NotFoundError
 
@@ -28,11 +36,16 @@ class DatasetRegistration(BaseModel):
     metadata_hash: str = Field(description="bytes32, 0x + 64 hex")
     uri: str = Field(max_length=2048, description="Where the data can be fetched")
     owner: str = Field(description="The owner's address; must be the signer")
-    deadline: int = Field(ge=0, description="Unix seconds after which the signature is void")
+    deadline: int = Field(ge=0, le=UINT256_MAX, description="Unix seconds after which the signature is void")
     signature: str = Field(description="65-byte EIP-712 signature, 0x + 130 hex")
 
 
-@router.post("/datasets", status_code=202, response_model=schemas.RelayReceipt)
+@router.post(
+    "/datasets",
+    status_code=202,
+    response_model=schemas.RelayReceipt,
+    responses=problem_responses(400, 402, 403, 409, 429, 502, *COMMON),
+)
 def register_dataset(body: DatasetRegistration, relayer: RelayerDep, request: Request) -> dict[str, Any]:
     """Verify the owner's signature, then relay `registerDatasetFor`; 202 with the relay id and the
     transaction hash.
@@ -61,14 +74,14 @@ def register_dataset(body: DatasetRegistration, relayer: RelayerDep, request: Re
     return out
 
 
-@router.get("/relays/{relay_id}", response_model=schemas.RelayReceipt)
+@router.get("/relays/{relay_id}", response_model=schemas.RelayReceipt, responses=problem_responses(*READ))
 def relay_by_id(relay_id: str, relayer: RelayerDep) -> dict[str, Any]:
     """Status of a relayed registration by its relay id (the POST answer's `relay_id`): stable across fee
     bumps, which replace the transaction and its hash."""
     return _relay(relayer.status(parse_bytes32(relay_id, field="relay_id")))
 
 
-@router.get("/relay/{tx_hash}", response_model=schemas.RelayReceipt)
+@router.get("/relay/{tx_hash}", response_model=schemas.RelayReceipt, responses=problem_responses(*READ))
 def relay_status(tx_hash: str, relayer: RelayerDep) -> dict[str, Any]:
     """Status of a relayed registration by the hash of any of its transactions (the first one or a fee
     bump), or by its relay id."""
@@ -81,12 +94,12 @@ def _relay(found: dict[str, Any] | None) -> dict[str, Any]:
     return found
 
 
-@router.get("/datasets/{content_hash}", response_model=schemas.Dataset)
+@router.get("/datasets/{content_hash}", response_model=schemas.Dataset, responses=problem_responses(*READ))
 def get_dataset(content_hash: str, session: SessionDep) -> dict[str, Any]:
     return contributions.get_dataset(session, content_hash=parse_bytes32(content_hash, field="content_hash"))
 
 
-@router.get("/datasets", response_model=schemas.DatasetPage)
+@router.get("/datasets", response_model=schemas.DatasetPage, responses=problem_responses(*COMMON))
 def list_datasets(
     session: SessionDep,
     settings: SettingsDep,
@@ -107,7 +120,11 @@ def list_datasets(
     )
 
 
-@router.get("/contributions/{contribution_id}", response_model=schemas.Contribution)
+@router.get(
+    "/contributions/{contribution_id}",
+    response_model=schemas.Contribution,
+    responses=problem_responses(*READ),
+)
 def get_contribution(contribution_id: str, session: SessionDep) -> dict[str, Any]:
     """A dataset or compute contribution with each validator's latest attestation and the aggregate."""
     return contributions.get_contribution(
@@ -115,7 +132,7 @@ def get_contribution(contribution_id: str, session: SessionDep) -> dict[str, Any
     )
 
 
-@router.get("/accounts/{address}", response_model=schemas.Account)
+@router.get("/accounts/{address}", response_model=schemas.Account, responses=problem_responses(*READ))
 def get_account(address: str, session: SessionDep, settings: SettingsDep, chain: ChainDep) -> dict[str, Any]:
     """Contributions, cumulative rewards, claimed and claimable amounts of an address."""
     return accounts.get_account(
@@ -123,7 +140,7 @@ def get_account(address: str, session: SessionDep, settings: SettingsDep, chain:
     )
 
 
-@router.get("/eip712/register-dataset")
+@router.get("/eip712/register-dataset", responses=problem_responses(*COMMON))
 def eip712_register_dataset(
     chain: ChainDep,
     owner: Annotated[str, Query(description="The owner who will sign")],
@@ -132,7 +149,7 @@ def eip712_register_dataset(
     license_id: Annotated[int | None, Query(ge=0, le=UINT32_MAX)] = None,
     metadata_hash: Annotated[str | None, Query()] = None,
     uri: Annotated[str | None, Query(max_length=2048)] = None,
-    deadline: Annotated[int | None, Query(ge=0)] = None,
+    deadline: Annotated[int | None, Query(ge=0, le=UINT256_MAX)] = None,
 ) -> dict[str, Any]:
     """Typed data to sign (`eth_signTypedData_v4`): domain, types and message with the owner's current nonce.
 

@@ -9,12 +9,13 @@ from fastapi import APIRouter, Request, Response
 from backend.api import schemas
 from backend.api.deps import ChainDep, EngineDep
 from backend.api.metrics import Metrics
+from backend.api.schemas import problem_responses
 from backend.api.services.health import health as health_service
 
 router = APIRouter(tags=["health"])
 
 
-@router.get("/health", response_model=schemas.Health)
+@router.get("/health", response_model=schemas.Health, responses=problem_responses(503))
 def health(request: Request, chain: ChainDep, engine: EngineDep) -> dict[str, Any]:
     """Chain id and head, indexed block and lag, database kind, contract addresses, version."""
     out = health_service(chain=chain, engine=engine)

@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
-from fastapi.responses import Response
+from fastapi.responses import FileResponse, Response
 
 from backend.api import schemas
 from backend.api.deps import ChainDep, SessionDep, SettingsDep
+from backend.api.schemas import COMMON, READ, problem_responses
 from backend.api.services import allocations, epochs
-from backend.api.validation import parse_address, parse_bytes32, parse_epoch
+from backend.api.validation import EpochPath, parse_address, parse_bytes32, parse_epoch
 
 router = APIRouter(prefix="/v1", tags=["rewards"])
 
@@ -21,15 +22,17 @@ def _now_and_epoch(chain: ChainDep) -> tuple[int, int]:
     return now, chain.deployment.epoch.epoch_at(now)
 
 
-@router.get("/epochs", response_model=schemas.EpochList)
+@router.get("/epochs", response_model=schemas.EpochList, responses=problem_responses(*COMMON))
 def list_epochs(session: SessionDep, chain: ChainDep) -> dict[str, Any]:
     """Every funded epoch or epoch with a root, newest first, with status, root and pool."""
     now, current = _now_and_epoch(chain)
     return {"current_epoch": current, "epochs": epochs.list_epochs(session, now=now)}
 
 
-@router.get("/epochs/{epoch}", response_model=schemas.EpochDetail)
-def get_epoch(epoch: int, session: SessionDep, chain: ChainDep, settings: SettingsDep) -> dict[str, Any]:
+@router.get("/epochs/{epoch}", response_model=schemas.EpochDetail, responses=problem_responses(*READ))
+def get_epoch(
+    epoch: EpochPath, session: SessionDep, chain: ChainDep, settings: SettingsDep
+) -> dict[str, Any]:
     """Status, root, policy hash, totals and every root proposed for the epoch."""
     now, current = _now_and_epoch(chain)
     out = epochs.get_epoch(session, epoch=parse_epoch(epoch), now=now, current_epoch=current)
@@ -37,9 +40,11 @@ def get_epoch(epoch: int, session: SessionDep, chain: ChainDep, settings: Settin
     return out
 
 
-@router.get("/epochs/{epoch}/proofs/{address}", response_model=schemas.Proof)
+@router.get(
+    "/epochs/{epoch}/proofs/{address}", response_model=schemas.Proof, responses=problem_responses(409, *READ)
+)
 def get_proof(
-    epoch: int, address: str, session: SessionDep, chain: ChainDep, settings: SettingsDep
+    epoch: EpochPath, address: str, session: SessionDep, chain: ChainDep, settings: SettingsDep
 ) -> dict[str, Any]:
     """Cumulative amount and Merkle proof of `address` under the epoch's root, ready for `claim`."""
     return allocations.proof(
@@ -51,14 +56,21 @@ def get_proof(
     )
 
 
-@router.get("/allocations/{ref:path}")
+@router.get(
+    "/allocations/{ref:path}",
+    response_class=FileResponse,
+    responses={200: {"content": {"application/json": {}}}, **problem_responses(409, 404, 422)},
+)
 def get_allocation(ref: str, settings: SettingsDep) -> Response:
     """The content-addressed allocation file, by its hash, file name or the `uri` published with the root."""
     path = allocations.find_allocation_file(settings=settings, ref=ref)
-    return Response(path.read_bytes(), media_type="application/json")
+    return FileResponse(path, media_type="application/json")  # streamed in chunks, never read whole
 
 
-@router.get("/policy/{policy_hash}")
+@router.get(
+    "/policy/{policy_hash}",
+    responses={200: {"content": {"application/json": {}}}, **problem_responses(*READ)},
+)
 def get_policy(policy_hash: str, session: SessionDep, settings: SettingsDep) -> Response:
     """The reward policy whose hash was published with a root."""
     body = allocations.find_policy(

@@ -13,8 +13,9 @@ from backend.api.services import epochs
 from backend.api.settings import ApiSettings
 from backend.rewards import epochs as reward_epochs
 from backend.rewards import publication
+from backend.rewards.proofindex import ProofIndex
 from cairn.core.errors import AllocationMismatchError, CairnError, InvalidInputError, NotFoundError
-from cairn.core.policy import POLICY_DIR, load_policy, parse_policy
+from cairn.core.policy import POLICY_DIR, load_policy
 
 
 def find_allocation_file(*, settings: ApiSettings, ref: str) -> Path:
@@ -30,9 +31,11 @@ def engine_state(session: Session, *, chain_id: int, epoch: int) -> dict[str, An
     return None if row is None else reward_epochs.state(row)
 
 
-def _allocation_for_root(
+def _index_for_root(
     session: Session, *, settings: ApiSettings, chain: Chain, epoch: int, root: dict[str, Any]
-) -> Path:
+) -> ProofIndex:
+    """The proof index of the allocation file of `root` (the engine's file for it, else the root's `uri`),
+    checked against the root: built once per file, then each lookup is a few reads (no hashing)."""
     state = engine_state(session, chain_id=chain.chain_id, epoch=epoch)
     refs = []
     if state and state.get("root") == root["root"] and state.get("allocation_file"):
@@ -41,32 +44,34 @@ def _allocation_for_root(
         refs.append(str(root["uri"]))
     for ref in refs:
         try:
-            return find_allocation_file(settings=settings, ref=ref)
+            index = publication.open_index(settings.data_dir, ref)
         except (NotFoundError, InvalidInputError):
             continue
+        if index.root.lower() != str(root["root"]).lower():
+            raise AllocationMismatchError(
+                f"allocation file {index.allocation} gives root {index.root}, "
+                f"the chain has {root['root']} for epoch {epoch}",
+                epoch=epoch,
+            )
+        return index
     raise NotFoundError(
         f"the allocation file of epoch {epoch} (root {root['root']}) is not on this server", epoch=epoch
     )
+
+
+def _claimable_now(root: dict[str, Any], head_time: int) -> bool:
+    return root["accepted_at"] is not None or head_time >= int(root["valid_at"])
 
 
 def proof(
     session: Session, *, settings: ApiSettings, chain: Chain, epoch: int, address: str
 ) -> dict[str, Any]:
     root = epochs.live_root(session, epoch=epoch)
-    path = _allocation_for_root(session, settings=settings, chain=chain, epoch=epoch, root=root)
-    tree = publication.load_tree(path)
-    if tree.root.lower() != str(root["root"]).lower():
-        raise AllocationMismatchError(
-            f"allocation file {path.name} gives root {tree.root}, "
-            f"the chain has {root['root']} for epoch {epoch}",
-            epoch=epoch,
-        )
-    try:
-        amount, proof_nodes = tree.proof_for(address)
-    except InvalidInputError:
-        raise NotFoundError(
-            f"{address} has no entitlement in epoch {epoch}", epoch=epoch, address=address
-        ) from None
+    index = _index_for_root(session, settings=settings, chain=chain, epoch=epoch, root=root)
+    found = index.lookup(address)
+    if found is None:
+        raise NotFoundError(f"{address} has no entitlement in epoch {epoch}", epoch=epoch, address=address)
+    amount, proof_nodes = found
     claimed = epochs.claimed(session, address=address)
     head = chain.latest_block()
     return {
@@ -78,8 +83,8 @@ def proof(
         "claimed": str(claimed),
         "claimable": str(max(0, amount - claimed)),
         "valid_at": root["valid_at"],
-        "claimable_now": root["accepted_at"] is not None or int(head["timestamp"]) >= int(root["valid_at"]),
-        "allocation_file": path.name,
+        "claimable_now": _claimable_now(root, int(head["timestamp"])),
+        "allocation_file": index.allocation,
         "claim": {"account": address, "cumulativeAmount": str(amount), "proof": proof_nodes},
     }
 
@@ -87,23 +92,27 @@ def proof(
 def latest_entitlement(
     session: Session, *, settings: ApiSettings, chain: Chain, address: str
 ) -> dict[str, Any] | None:
-    """The account's leaf under the newest live root whose allocation file is here (None if none)."""
-    for summary in epochs.list_epochs(session, now=int(chain.latest_block()["timestamp"])):
+    """The account's leaf under the newest live root whose allocation file is here (None if none): one
+    index lookup per epoch, newest first, and one head read."""
+    head_time = int(chain.latest_block()["timestamp"])
+    for summary in epochs.list_epochs(session, now=head_time):
         if summary["root"] is None:
             continue
+        epoch = int(summary["epoch"])
         try:
-            found = proof(
-                session, settings=settings, chain=chain, epoch=int(summary["epoch"]), address=address
+            root = epochs.live_root(session, epoch=epoch)
+            found = _index_for_root(session, settings=settings, chain=chain, epoch=epoch, root=root).lookup(
+                address
             )
-        except NotFoundError:
+        except (NotFoundError, AllocationMismatchError):
             continue
-        except AllocationMismatchError:
+        if found is None:
             continue
         return {
-            "epoch": found["epoch"],
-            "root": found["root"],
-            "cumulative_amount": int(found["cumulative_amount"]),
-            "claimable_now": found["claimable_now"],
+            "epoch": epoch,
+            "root": root["root"],
+            "cumulative_amount": found[0],
+            "claimable_now": _claimable_now(root, head_time),
         }
     return None
 
@@ -135,11 +144,9 @@ def find_policy(session: Session, *, settings: ApiSettings, policy_hash: str) ->
             {"p": want},
         ):
             try:
-                path = find_allocation_file(settings=settings, ref=str(r["uri"]))
-                embedded = publication.load_document(path).get("policy")
-                policy = parse_policy(embedded)
-            except (CairnError, ValueError, AttributeError):
+                index = publication.open_index(settings.data_dir, str(r["uri"]))
+            except CairnError:
                 continue
-            if policy.content_hash() == want:
-                return policy.canonical_json()
+            if index.policy_hash == want and index.policy is not None:
+                return index.policy  # the embedded policy's canonical JSON, kept in the file's index
     raise NotFoundError(f"no policy with hash {policy_hash} on this server", policy_hash=policy_hash)

@@ -20,43 +20,58 @@ CLAIMED = "ev_claimed"
 SOURCES = {0: "emission", 1: "revenue"}
 
 
-def _roots(session: Session, epoch: int | None) -> list[dict[str, Any]]:
-    if not table_exists(session, PROPOSED):
+def _events(session: Session, table: str, where: str, epoch: int | None) -> list[dict[str, Any]]:
+    if not table_exists(session, table):
         return []
+    return rows(session, f"SELECT * FROM {table}{where} ORDER BY block_number, log_index", {"e": epoch})
+
+
+def _proposal_before(proposed: list[dict[str, Any]], event: dict[str, Any]) -> int | None:
+    """The index of the latest proposal of the event's (epoch, root) logged before the event: the proposal a
+    RootRevoked or RootAccepted refers to (a root revoked and proposed again is two proposals)."""
+    key = (as_int(event["epoch"]), event["root"])
+    at = _position(event)
+    found = None
+    for i, r in enumerate(proposed):
+        if (as_int(r["epoch"]), r["root"]) == key and _position(r) < at:
+            found = i
+    return found
+
+
+def _position(r: dict[str, Any]) -> tuple[int, int]:
+    return as_int(r["block_number"]), as_int(r["log_index"])
+
+
+def _roots(session: Session, epoch: int | None) -> list[dict[str, Any]]:
     where = " WHERE epoch = :e" if epoch is not None else ""
-    proposed = rows(
-        session, f"SELECT * FROM {PROPOSED}{where} ORDER BY block_number, log_index", {"e": epoch}
-    )
-    revoked: set[tuple[int, str]] = set()
-    accepted: dict[tuple[int, str], int] = {}
-    if table_exists(session, REVOKED):
-        revoked = {
-            (as_int(r["epoch"]), r["root"])
-            for r in rows(session, f"SELECT epoch, root FROM {REVOKED}{where}", {"e": epoch})
+    proposed = _events(session, PROPOSED, where, epoch)
+    if not proposed:
+        return []
+    revoked: set[int] = set()
+    accepted: dict[int, int] = {}
+    for r in _events(session, REVOKED, where, epoch):
+        i = _proposal_before(proposed, r)
+        if i is not None:
+            revoked.add(i)
+    for r in _events(session, ACCEPTED, where, epoch):
+        i = _proposal_before(proposed, r)
+        if i is not None:
+            accepted[i] = as_int(r["block_time"])
+    return [
+        {
+            "epoch": as_int(r["epoch"]),
+            "root": r["root"],
+            "policy_hash": r["policy_hash"],
+            "total_cumulative": str(as_int(r["total_cumulative"])),
+            "valid_at": as_int(r["valid_at"]),
+            "uri": r["uri"],
+            "proposed_block": as_int(r["block_number"]),
+            "proposed_tx": r["tx_hash"],
+            "revoked": i in revoked,
+            "accepted_at": accepted.get(i),
         }
-    if table_exists(session, ACCEPTED):
-        accepted = {
-            (as_int(r["epoch"]), r["root"]): as_int(r["block_time"])
-            for r in rows(session, f"SELECT epoch, root, block_time FROM {ACCEPTED}{where}", {"e": epoch})
-        }
-    out = []
-    for r in proposed:
-        key = (as_int(r["epoch"]), r["root"])
-        out.append(
-            {
-                "epoch": key[0],
-                "root": r["root"],
-                "policy_hash": r["policy_hash"],
-                "total_cumulative": str(as_int(r["total_cumulative"])),
-                "valid_at": as_int(r["valid_at"]),
-                "uri": r["uri"],
-                "proposed_block": as_int(r["block_number"]),
-                "proposed_tx": r["tx_hash"],
-                "revoked": key in revoked,
-                "accepted_at": accepted.get(key),
-            }
-        )
-    return out
+        for i, r in enumerate(proposed)
+    ]
 
 
 def _root_status(root: dict[str, Any], now: int) -> str:

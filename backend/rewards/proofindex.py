@@ -1,0 +1,141 @@
+"""The proof index of an allocation file: a compact binary sidecar, built once per file, that answers "what is
+account A's cumulative amount and proof under this root" with a few dozen small reads and no hashing.
+
+`<data_dir>/rewards/0x<hash>.idx` sits next to `0x<hash>.json` (the file it indexes) and is derived from it:
+the lifecycle writes it with the file (`backend.rewards.publication.store_publication`), and
+`backend.rewards.publication.open_index` builds it once (file checked against its name, tree validated
+node by node) for a file that came without one. Layout, all integers big-endian:
+
+    b"CAIRNPX1" | u32 header length | header (JSON: allocation, root, count, policy_hash, policy)
+    count records of 56 bytes, sorted by address: address (20) | cumulative amount (32) | tree index (u32)
+    2*count-1 tree nodes of 32 bytes (OpenZeppelin's node array, root first)
+
+A lookup is a binary search over the records (`os.pread`, log2(count) reads of 56 bytes) and a proof the
+log2(count) sibling nodes read by offset: memory per request is constant, whatever the tree's size.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from cairn.core.merkle import MerkleTree
+from cairn.core.merkle.leaves import to_hex
+
+MAGIC = b"CAIRNPX1"
+RECORD = 56  # address 20 + amount 32 + tree index 4
+NODE = 32
+MAX_HEADER = 1 << 20
+_PREFIX = struct.Struct(">8sI")
+
+
+class BadIndexError(ValueError):
+    """The sidecar is missing a part, or its sizes disagree with its header (rebuilt by the caller)."""
+
+
+def index_path(allocation: Path) -> Path:
+    """The sidecar of `<dir>/0x<hash>.json`: `<dir>/0x<hash>.idx`."""
+    return allocation.with_suffix(".idx")
+
+
+def write_index(path: Path, *, allocation: str, tree: MerkleTree, policy: tuple[str, bytes] | None) -> None:
+    """Write the sidecar of `tree` (atomically: a temporary file, fsynced, renamed). `policy` is the
+    embedded policy's (hash, canonical JSON), if the file has one."""
+    order = sorted(range(len(tree.values)), key=lambda i: tree.values[i][0])
+    header = orjson.dumps(
+        {
+            "allocation": allocation,
+            "root": tree.root,
+            "count": len(tree.values),
+            "policy_hash": policy[0] if policy else None,
+            "policy": policy[1].decode() if policy else None,
+        }
+    )
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(_PREFIX.pack(MAGIC, len(header)) + header)
+        step = 65_536
+        for start in range(0, len(order), step):
+            f.write(
+                b"".join(
+                    bytes.fromhex(tree.values[i][0][2:])
+                    + tree.values[i][1].to_bytes(32, "big")
+                    + tree.tree_index[i].to_bytes(4, "big")
+                    for i in order[start : start + step]
+                )
+            )
+        for start in range(0, len(tree.tree), step):
+            f.write(b"".join(tree.tree[start : start + step]))
+        f.flush()
+        os.fsync(f.fileno())
+    tmp.replace(path)
+
+
+@dataclass(frozen=True)
+class ProofIndex:
+    """An opened sidecar: its header; every lookup reads the file by offset (nothing else is kept)."""
+
+    path: Path
+    allocation: str
+    root: str
+    count: int
+    policy_hash: str | None
+    policy: bytes | None
+    records_at: int
+
+    @property
+    def nodes_at(self) -> int:
+        return self.records_at + RECORD * self.count
+
+    @classmethod
+    def open(cls, path: Path) -> ProofIndex:
+        """Read and check the header and the file's size; BadIndexError if they disagree."""
+        with open(path, "rb") as f:
+            prefix = f.read(_PREFIX.size)
+            if len(prefix) != _PREFIX.size:
+                raise BadIndexError(f"{path.name}: truncated")
+            magic, size = _PREFIX.unpack(prefix)
+            if magic != MAGIC or size > MAX_HEADER:
+                raise BadIndexError(f"{path.name}: not a proof index")
+            try:
+                header: dict[str, Any] = orjson.loads(f.read(size))
+                count = int(header["count"])
+                policy = header.get("policy")
+                found = cls(
+                    path, str(header["allocation"]), str(header["root"]), count,
+                    header.get("policy_hash"), policy.encode() if isinstance(policy, str) else None,
+                    _PREFIX.size + size,
+                )  # fmt: skip
+            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+                raise BadIndexError(f"{path.name}: bad header ({exc})") from None
+            if count < 1 or os.fstat(f.fileno()).st_size != found.nodes_at + NODE * (2 * count - 1):
+                raise BadIndexError(f"{path.name}: size disagrees with its header")
+        return found
+
+    def lookup(self, account: str) -> tuple[int, list[str]] | None:
+        """(cumulative amount, proof leaf to root) of `account` (0x + 40 hex, any case), or None."""
+        key = bytes.fromhex(account[2:])
+        with open(self.path, "rb") as f:
+            fd = f.fileno()
+            lo, hi = 0, self.count
+            while lo < hi:
+                mid = (lo + hi) // 2
+                rec = os.pread(fd, RECORD, self.records_at + RECORD * mid)
+                if rec[:20] < key:
+                    lo = mid + 1
+                elif rec[:20] > key:
+                    hi = mid
+                else:
+                    amount = int.from_bytes(rec[20:52], "big")
+                    p = int.from_bytes(rec[52:56], "big") + 1  # 1-based heap position, as in MerkleTree
+                    proof = [
+                        to_hex(os.pread(fd, NODE, self.nodes_at + NODE * (((p >> k) ^ 1) - 1)))
+                        for k in range(p.bit_length() - 1)
+                    ]
+                    return amount, proof
+        return None
