@@ -98,7 +98,7 @@ class RelayRecord(SQLModel, table=True):
 class RelayBudget(SQLModel, table=True):
     """The relayer's gas for one UTC day (backend.api.relay.budget): `scope` is `*` (all accounts) or an
     owner's address. A relay reserves its transaction's gas limit before it is sent (in the database
-    transaction that stores it); the receipt's gasUsed replaces the reservation. Shared by every API process."""
+    transaction that stores it); the receipt's gasUsed replaces the reservation (shared by all processes)."""
 
     __tablename__ = "relay_budget"
 

@@ -26,6 +26,7 @@ from backend.api.chain import connect_chain
 from backend.api.metrics import Metrics, install_metrics
 from backend.api.problems import install_problem_handlers
 from backend.api.relay import Relayer
+from backend.api.relay.guard import RelayGuard, RelayLimits
 from backend.api.routers import ai_models, contributors, health, rewards
 from backend.api.services.health import package_version
 from backend.api.settings import ApiSettings, api_settings
@@ -114,6 +115,7 @@ def create_app(settings: Settings | None = None, *, run_indexer: bool | None = N
                 engine=engine,
                 private_key=cfg.signing_key("relayer", chain.chain_id),
                 gas_limit=cfg.api_relay_gas_limit,
+                guard=RelayGuard(engine, chain, RelayLimits.from_settings(cfg), metrics),
             )
         except BaseException:
             engine.dispose()
@@ -126,6 +128,7 @@ def create_app(settings: Settings | None = None, *, run_indexer: bool | None = N
             log.warning("relay reconciliation at start-up failed (%s); the outbox worker retries", exc)
         outbox_worker = OutboxWorker(relayer.outbox)
         outbox_worker.start()
+        relayer.guard.start()  # settles the relayer's gas budget as the outbox settles its rows
         background = BackgroundIndexer(cfg, chain.deployment, engine) if with_indexer else None
         app.state.settings = cfg
         app.state.engine = engine
@@ -142,6 +145,7 @@ def create_app(settings: Settings | None = None, *, run_indexer: bool | None = N
             if background is not None:
                 background.stop()
             outbox_worker.stop()
+            relayer.guard.stop()
             engine.dispose()
 
     app = FastAPI(
