@@ -68,6 +68,7 @@ def verify_owner(
         + (f"; it was signed by {signer}" if signer else "")
         + (f"; the wallet's isValidSignature did not accept it within {verify_gas} gas" if wallet else ""),
         field="signature",
+        reason="wallet_signature" if wallet else "signature",
     )
 
 
