@@ -126,9 +126,9 @@ def create_app(settings: Settings | None = None, *, run_indexer: bool | None = N
                 log.warning("relay transactions reconciled at start-up: %s", recovered)
         except (CairnError, OSError, ValueError) as exc:  # a re-broadcast refused: the worker retries
             log.warning("relay reconciliation at start-up failed (%s); the outbox worker retries", exc)
-        outbox_worker = OutboxWorker(relayer.outbox)
+        # re-broadcasts, fee bumps; then the relayer's gas budget is settled from the rows it settled
+        outbox_worker = OutboxWorker(relayer.outbox, then=relayer.guard.settle)
         outbox_worker.start()
-        relayer.guard.start()  # settles the relayer's gas budget as the outbox settles its rows
         background = BackgroundIndexer(cfg, chain.deployment, engine) if with_indexer else None
         app.state.settings = cfg
         app.state.engine = engine
@@ -145,7 +145,6 @@ def create_app(settings: Settings | None = None, *, run_indexer: bool | None = N
             if background is not None:
                 background.stop()
             outbox_worker.stop()
-            relayer.guard.stop()
             engine.dispose()
 
     app = FastAPI(

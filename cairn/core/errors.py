@@ -201,7 +201,11 @@ class RelayRefusedError(CairnError):
     code = "relay_refused"
     reason = "refused"
 
-    def __init__(self, message: str, *, retry_after: int | None = None, **fields: object) -> None:
+    def __init__(
+        self, message: str, *, reason: str | None = None, retry_after: int | None = None, **fields: object
+    ) -> None:
+        if reason is not None:
+            self.reason = reason
         super().__init__(message, retry_after=retry_after, reason=self.reason, **fields)
         self.retry_after = retry_after
 
@@ -212,10 +216,6 @@ class RateLimitedError(RelayRefusedError):
     code = "rate_limited"
     http_status = 429
 
-    def __init__(self, message: str, *, reason: str, retry_after: int, **fields: object) -> None:
-        self.reason = reason
-        super().__init__(message, retry_after=retry_after, **fields)
-
 
 class BudgetExhaustedError(RelayRefusedError):
     """The relayer's daily gas budget (global or the account's) is spent: HTTP 402, `Retry-After` = the next
@@ -223,10 +223,6 @@ class BudgetExhaustedError(RelayRefusedError):
 
     code = "relay_budget_exhausted"
     http_status = 402
-
-    def __init__(self, message: str, *, reason: str, retry_after: int, **fields: object) -> None:
-        self.reason = reason
-        super().__init__(message, retry_after=retry_after, **fields)
 
 
 class RelayDeniedError(RelayRefusedError):

@@ -115,8 +115,6 @@ class RelayGuard:
         )  # fmt: skip
         self.clients = TokenBuckets(self.limits.client_burst, self.limits.client_per_minute)
         self.accounts = TokenBuckets(self.limits.account_burst, self.limits.account_per_minute)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     # --- before the chain is read ------------------------------------------------------------------------
     def admit_client(self, client: str) -> None:
@@ -221,21 +219,3 @@ class RelayGuard:
     def _gauge(self) -> None:
         if self.metrics is not None:
             self.metrics.relay_budget_remaining.set(self.budget.remaining(GLOBAL))
-
-    def start(self, interval: float = 2.0) -> None:
-        """Settle in a daemon thread every `interval` seconds (the budget and its gauge stay current)."""
-
-        def run() -> None:
-            while not self._stop.wait(interval):
-                try:
-                    self.settle()
-                except Exception:  # a node or database hiccup: the next round retries
-                    continue
-
-        self._thread = threading.Thread(target=run, name="cairn-relay-settle", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
