@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, Engine
 from web3 import Web3
+from web3.exceptions import TransactionNotFound
 
 from backend.api.chain import Chain
 from backend.api.relay import records
@@ -200,7 +201,10 @@ class RelayGuard:
             gas_used = wei = 0
             reverted = False
             if charge.mined_hash is not None:
-                receipt = w3.eth.get_transaction_receipt(charge.mined_hash)  # type: ignore[arg-type]
+                try:
+                    receipt = w3.eth.get_transaction_receipt(charge.mined_hash)  # type: ignore[arg-type]
+                except TransactionNotFound:  # reorged out, or a node behind: the next round retries
+                    continue
                 gas_used = int(receipt["gasUsed"])
                 wei = gas_used * int(receipt.get("effectiveGasPrice") or 0)
                 reverted = int(receipt["status"]) != 1
