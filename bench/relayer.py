@@ -39,7 +39,7 @@ from cairn.core.settings import ANVIL_DEV_KEYS, REPO_ROOT
 
 ATTEMPTS = 100
 MOCKS = REPO_ROOT / "artifacts" / "contracts" / "test" / "mocks"
-FLIP, BURN = 0, 1  # GriefWallet1271 modes
+FLIP, BURN, BURN_VIA_REGISTRY = 0, 1, 2  # GriefWallet1271 modes
 
 
 @dataclass
@@ -215,7 +215,8 @@ def same_nonce(t: Target, attempts: int) -> Outcome:
 
 def wallet_1271(t: Target, attempts: int, mode: int) -> Outcome:
     """A contract-wallet owner: FLIP passes every simulation and reverts on chain; BURN burns ~400k gas in
-    `isValidSignature` on its valid path."""
+    `isValidSignature` on its valid path; BURN_VIA_REGISTRY does so only when the registry calls it (the
+    gas estimate and the chain), not in the relayer's own direct check."""
     key = Account.create()
     wallet = t.deploy_wallet(key, mode)
 
@@ -227,7 +228,8 @@ def wallet_1271(t: Target, attempts: int, mode: int) -> Outcome:
                 t.settle()  # as the API's own worker threads would within a second or two
         return out
 
-    return _run(t, "eip1271_flip" if mode == FLIP else "eip1271_burn", attempts, attack)
+    kind = {FLIP: "eip1271_flip", BURN: "eip1271_burn", BURN_VIA_REGISTRY: "eip1271_burn_via_registry"}[mode]
+    return _run(t, kind, attempts, attack)
 
 
 def fresh_key_flood(
@@ -265,6 +267,7 @@ def all_attacks(t: Target, attempts: int) -> list[Outcome]:
         same_nonce(t, attempts),
         wallet_1271(t, attempts, FLIP),
         wallet_1271(t, attempts, BURN),
+        wallet_1271(t, attempts, BURN_VIA_REGISTRY),
         fresh_key_flood(t, attempts),
         fresh_key_flood(t, attempts, clients=attempts),
     ]

@@ -34,6 +34,12 @@ class ApiSettings(Settings):
         ge=5_000,
         description="Gas cap of the off-chain EIP-1271 isValidSignature check of a contract wallet.",
     )
+    api_relay_wallet_gas_limit: int = Field(
+        default=220_000,
+        ge=21_000,
+        description="Gas ceiling of one relayed transaction (its estimate + 20%) for a contract-wallet "
+        "owner: the largest EOA registration (2 KiB uri) needs about 160k, the rest is the wallet's check.",
+    )
     api_relay_client_burst: int = Field(
         default=60, ge=1, description="Relay requests one client may send at once (token bucket size)."
     )

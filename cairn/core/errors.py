@@ -241,6 +241,15 @@ class NoncePendingError(RelayRefusedError):
     reason = "nonce_pending"
 
 
+class RelayGasCeilingError(RelayRefusedError):
+    """The relayed transaction's own gas estimate is above the relayer's ceiling for it (a contract wallet
+    whose `isValidSignature` costs more on chain than in the relayer's bounded check)."""
+
+    code = "relay_gas_ceiling"
+    http_status = 422
+    reason = "gas_ceiling"
+
+
 class DeadlineTooSoonError(InvalidInputError):
     """The signature's deadline leaves less than the relayer's minimum margin (it could expire in flight)."""
 

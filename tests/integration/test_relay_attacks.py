@@ -109,11 +109,14 @@ def test_contract_wallet_that_burns_gas_is_refused_and_honest_wallets_relay(make
     o = attacks.wallet_1271(t, ATTEMPTS, attacks.BURN)
     _paid(o)
     assert o.statuses == {422: ATTEMPTS} and o.gas == 0, o.row()
+    key = Account.create()
+    burner = t.deploy_wallet(key, attacks.BURN)
     problem = assert_problem(
-        t.post(t.body(Account.create(), "burn-probe", owner=t.deploy_wallet(Account.create(), attacks.BURN)),
-               "198.51.100.3"),
-        422, "invalid_input", "within 50000 gas",
-    )  # fmt: skip
+        t.post(t.body(key, "burn-probe", owner=burner), "198.51.100.3"),
+        422,
+        "invalid_input",
+        "within 50000 gas",
+    )
     assert problem["reason"] == "wallet_signature"
     # an honest EIP-1271 wallet (ECDSA inside) fits the cap and relays
     key = Account.create()
@@ -132,6 +135,26 @@ def test_contract_wallet_that_burns_gas_is_refused_and_honest_wallets_relay(make
     r = t.post(t.body(key, "honest-wallet", owner=wallet), "198.51.100.4")
     assert r.status_code == 202, r.text
     assert t.w3.eth.wait_for_transaction_receipt(r.json()["tx_hash"])["status"] == 1
+
+
+def test_contract_wallet_that_burns_only_through_the_registry_is_held_to_the_gas_ceiling(
+    make_target: Any,
+) -> None:
+    """It passes the bounded direct check (cheap there) and burns ~400k gas in the estimate and on chain: the
+    estimate is held to the contract-wallet ceiling (CAIRN_API_RELAY_WALLET_GAS_LIMIT)."""
+    t = make_target(**ONE_CLIENT_MAY_RETRY)
+    o = attacks.wallet_1271(t, ATTEMPTS, attacks.BURN_VIA_REGISTRY)
+    _paid(o)
+    assert o.statuses == {422: ATTEMPTS} and o.codes == {"relay_gas_ceiling": ATTEMPTS} and o.gas == 0, (
+        o.row()
+    )
+    key = Account.create()
+    wallet = t.deploy_wallet(key, attacks.BURN_VIA_REGISTRY)
+    problem = assert_problem(
+        t.post(t.body(key, "ceiling-probe", owner=wallet), "198.51.100.5"),
+        422, "relay_gas_ceiling", "above the relayer's ceiling 220000",
+    )  # fmt: skip
+    assert problem["reason"] == "gas_ceiling" and problem["gas"] > 400_000
 
 
 def test_flood_from_fresh_keys_is_rate_limited_per_client_and_honest_relays_go_through(

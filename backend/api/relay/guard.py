@@ -40,6 +40,7 @@ from cairn.core.errors import (
     NoncePendingError,
     RateLimitedError,
     RelayDeniedError,
+    RelayGasCeilingError,
 )
 
 if TYPE_CHECKING:
@@ -52,6 +53,7 @@ MAX_KEYS = 100_000  # buckets kept per limiter (least recently used dropped firs
 class RelayLimits:
     min_deadline_s: int = 600
     verify_gas: int = 50_000
+    wallet_gas_limit: int = 220_000
     client_burst: int = 60
     client_per_minute: float = 30.0
     client_header: str = ""
@@ -64,6 +66,7 @@ class RelayLimits:
     def from_settings(cls, s: ApiSettings) -> RelayLimits:
         return cls(
             min_deadline_s=s.api_relay_min_deadline_s, verify_gas=s.api_relay_verify_gas,
+            wallet_gas_limit=s.api_relay_wallet_gas_limit,
             client_burst=s.api_relay_client_burst, client_per_minute=s.api_relay_client_per_minute,
             client_header=s.api_relay_client_header, account_burst=s.api_relay_account_burst,
             account_per_minute=s.api_relay_account_per_minute, daily_gas=s.api_relay_daily_gas,
@@ -147,7 +150,17 @@ class RelayGuard:
     def before_send(self, *, owner: str, nonce: int, gas: int, relay_id: str, message_digest: str) -> None:
         """The owner's bucket, its pending nonce and today's budgets (a pre-check; `reserve` decides). A
         pending relay of this very message (another request, maybe another process) is no conflict: the
-        relayer answers with it."""
+        relayer answers with it. `gas` is the transaction's gas limit; a contract wallet's is held to
+        `wallet_gas_limit`: its `isValidSignature` may tell the relayer's direct check (bounded by
+        `verify_gas`) from the registry's call, which the estimate and the chain make."""
+        wallet_cap = self.limits.wallet_gas_limit
+        if gas > wallet_cap and len(self.chain.w3.eth.get_code(Web3.to_checksum_address(owner))) > 0:
+            raise RelayGasCeilingError(
+                f"the relayed transaction for contract wallet {owner} needs {gas} gas, above the relayer's "
+                f"ceiling {wallet_cap} for contract wallets (its isValidSignature costs more through the "
+                "registry than in the relayer's check)",
+                owner=owner, gas=gas, ceiling=wallet_cap,
+            )  # fmt: skip
         if wait := self.accounts.take(owner.lower()):
             raise RateLimitedError(
                 f"too many relays for {owner}; retry in {wait} s",

@@ -7,7 +7,9 @@ import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 /// test_relay_attacks.py). Its owner key signs, as with Wallet1271, but:
 /// - mode 0 ("flip"): the signature is valid only where the gas price is zero (an eth_call or a gas estimate
 ///   without fees), so it passes every simulation and reverts on chain, after the registry used the nonce;
-/// - mode 1 ("burn"): valid, but the check burns about 400k gas first.
+/// - mode 1 ("burn"): valid, but the check burns about 400k gas first;
+/// - mode 2 ("burn when called by a contract"): valid; burns about 400k gas only when called through another
+///   contract (the registry, in a gas estimate and on chain), not in a direct eth_call of the relayer's check.
 contract GriefWallet1271 {
     address public immutable OWNER;
     uint8 public immutable MODE;
@@ -21,7 +23,7 @@ contract GriefWallet1271 {
         (address signer, ECDSA.RecoverError err,) = ECDSA.tryRecover(digest, signature);
         bool ok = err == ECDSA.RecoverError.NoError && signer == OWNER;
         if (MODE == 0 && tx.gasprice != 0) ok = false;
-        if (MODE == 1) {
+        if (MODE == 1 || (MODE == 2 && msg.sender != tx.origin)) {
             uint256 start = gasleft();
             uint256 stop = start > 400_000 ? start - 400_000 : 0;
             while (gasleft() > stop) {}
