@@ -93,3 +93,56 @@ class RelayRecord(SQLModel, table=True):
         sa_column=Column(Integer, ForeignKey("outbox_tx.id"), nullable=False, unique=True)
     )  # the current carrier; a replaced one is superseded by a new row (relayed afresh)
     created_at: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class RelayBudget(SQLModel, table=True):
+    """The relayer's gas for one UTC day (backend.api.relay.budget): `scope` is `*` (all accounts) or an
+    owner's address. A relay reserves its transaction's gas limit before it is sent (in the database
+    transaction that stores it); the receipt's gasUsed replaces the reservation (shared by all processes)."""
+
+    __tablename__ = "relay_budget"
+
+    chain_id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    day: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))  # unix s // 86400
+    scope: str = Field(sa_column=Column(String(42), primary_key=True))
+    reserved_gas: int = Field(sa_column=Column(BigInteger, nullable=False))
+    spent_gas: int = Field(sa_column=Column(BigInteger, nullable=False))
+    updated_at: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class RelayCharge(SQLModel, table=True):
+    """One relayed transaction's claim on the budget and on its owner's nonce: `pending_nonce` is the owner
+    nonce while the transaction is pending (one pending relay per owner nonce), NULL once it is settled
+    (`state` reserved -> settled, with gasUsed and the wei paid, or released: nothing was spent)."""
+
+    __tablename__ = "relay_charge"
+    __table_args__ = (
+        UniqueConstraint("chain_id", "owner", "pending_nonce", name="uq_relay_charge_pending_nonce"),
+    )
+
+    id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True, autoincrement=True))
+    chain_id: int = Field(sa_column=Column(BigInteger, nullable=False))
+    relay_id: str = Field(sa_column=Column(String(66), nullable=False))
+    owner: str = Field(sa_column=Column(String(42), nullable=False))
+    owner_nonce: str = Field(sa_column=Column(Text, nullable=False))  # uint256, decimal
+    pending_nonce: str | None = Field(default=None, sa_column=Column(Text))
+    outbox_id: int = Field(sa_column=Column(Integer, nullable=False, unique=True))  # outbox_tx.id
+    day: int = Field(sa_column=Column(BigInteger, nullable=False))
+    reserved_gas: int = Field(sa_column=Column(BigInteger, nullable=False))
+    gas_used: int | None = Field(default=None, sa_column=Column(BigInteger))
+    wei: str | None = Field(default=None, sa_column=Column(Text))  # wei, decimal
+    state: str = Field(sa_column=Column(String(16), nullable=False, index=True))
+    created_at: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class RelayDenied(SQLModel, table=True):
+    """Contract-wallet owners whose relayed transaction reverted on chain after passing every check: the
+    relayer paid for it once and relays nothing more for them."""
+
+    __tablename__ = "relay_denied"
+
+    chain_id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    owner: str = Field(sa_column=Column(String(42), primary_key=True))
+    tx_hash: str = Field(sa_column=Column(String(66), nullable=False))
+    gas_used: int = Field(sa_column=Column(BigInteger, nullable=False))
+    created_at: int = Field(sa_column=Column(BigInteger, nullable=False))

@@ -26,6 +26,7 @@ from backend.api.chain import connect_chain
 from backend.api.metrics import Metrics, install_metrics
 from backend.api.problems import install_problem_handlers
 from backend.api.relay import Relayer
+from backend.api.relay.guard import RelayGuard, RelayLimits
 from backend.api.routers import ai_models, contributors, health, rewards
 from backend.api.services.health import package_version
 from backend.api.settings import ApiSettings, api_settings
@@ -114,6 +115,7 @@ def create_app(settings: Settings | None = None, *, run_indexer: bool | None = N
                 engine=engine,
                 private_key=cfg.signing_key("relayer", chain.chain_id),
                 gas_limit=cfg.api_relay_gas_limit,
+                guard=RelayGuard(engine, chain, RelayLimits.from_settings(cfg), metrics),
             )
         except BaseException:
             engine.dispose()
@@ -124,7 +126,8 @@ def create_app(settings: Settings | None = None, *, run_indexer: bool | None = N
                 log.warning("relay transactions reconciled at start-up: %s", recovered)
         except (CairnError, OSError, ValueError) as exc:  # a re-broadcast refused: the worker retries
             log.warning("relay reconciliation at start-up failed (%s); the outbox worker retries", exc)
-        outbox_worker = OutboxWorker(relayer.outbox)
+        # re-broadcasts, fee bumps; then the relayer's gas budget is settled from the rows it settled
+        outbox_worker = OutboxWorker(relayer.outbox, then=relayer.guard.settle)
         outbox_worker.start()
         background = BackgroundIndexer(cfg, chain.deployment, engine) if with_indexer else None
         app.state.settings = cfg

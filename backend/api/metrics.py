@@ -28,6 +28,22 @@ class Metrics:
         self.relayed = Counter(
             "cairn_api_relayed_total", "Relayed registrations by outcome", ["outcome"], registry=self.registry
         )
+        self.relay_refusals = Counter(
+            "cairn_api_relay_refusals_total", "Relay requests refused before any gas was spent, by reason",
+            ["reason"], registry=self.registry,
+        )  # fmt: skip
+        self.relayer_gas = Counter(
+            "cairn_api_relayer_gas_spent_total", "Gas the relayer paid (receipts' gasUsed)",
+            registry=self.registry,
+        )  # fmt: skip
+        self.relayer_wei = Counter(
+            "cairn_api_relayer_wei_spent_total", "Wei the relayer paid (gasUsed * effectiveGasPrice)",
+            registry=self.registry,
+        )  # fmt: skip
+        self.relay_budget_remaining = Gauge(
+            "cairn_api_relay_budget_remaining_gas", "Gas left in the relayer's global budget today",
+            registry=self.registry,
+        )  # fmt: skip
         self.chain_head = Gauge(
             "cairn_chain_head_block", "Latest block seen on the chain", registry=self.registry
         )

@@ -20,17 +20,22 @@ log = logging.getLogger("cairn.api")
 
 _TITLES = {
     400: "Bad Request",
+    402: "Payment Required",
+    403: "Forbidden",
     404: "Not Found",
     405: "Method Not Allowed",
     409: "Conflict",
     422: "Unprocessable Content",
+    429: "Too Many Requests",
     500: "Internal Server Error",
     502: "Bad Gateway",
     503: "Service Unavailable",
 }
 
 
-def problem(status: int, code: str, detail: str, **extra: Any) -> JSONResponse:
+def problem(
+    status: int, code: str, detail: str, *, headers: dict[str, str] | None = None, **extra: Any
+) -> JSONResponse:
     body: dict[str, Any] = {
         "type": TYPE_BASE + code,
         "title": _TITLES.get(status, "Error"),
@@ -39,7 +44,7 @@ def problem(status: int, code: str, detail: str, **extra: Any) -> JSONResponse:
         "code": code,
     }
     body.update({k: v for k, v in extra.items() if v is not None})
-    return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
 
 
 def _jsonable(value: object) -> object:
@@ -58,7 +63,10 @@ async def _cairn_error(_request: Request, exc: Exception) -> JSONResponse:
     if status >= 500:
         log.error("%s: %s", exc.code, exc.message)
     fields = {k: _jsonable(v) for k, v in exc.fields.items()}
-    return problem(status, exc.code, exc.message, **fields)
+    # Any error with a `retry_after` field (seconds) tells the client when to come back (RFC 9110 10.2.3).
+    retry_after = fields.get("retry_after")
+    headers = {"Retry-After": str(max(int(retry_after), 0))} if isinstance(retry_after, int) else None
+    return problem(status, exc.code, exc.message, headers=headers, **fields)
 
 
 def _location(loc: tuple[Any, ...] | list[Any]) -> str:

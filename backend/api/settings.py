@@ -22,6 +22,50 @@ class ApiSettings(Settings):
     api_relay_gas_limit: int = Field(
         default=500_000, ge=21_000, description="Gas ceiling for one relayed registration."
     )
+    # The relayer's limits (backend/api/relay/guard.py, contracts/SECURITY.md "Relayer").
+    api_relay_min_deadline_s: int = Field(
+        default=600,
+        ge=0,
+        description="A relayed signature's deadline must be at least this many seconds after the latest "
+        "block's timestamp (block time, outbox latency and fee bumps fit well inside it).",
+    )
+    api_relay_verify_gas: int = Field(
+        default=50_000,
+        ge=5_000,
+        description="Gas cap of the off-chain EIP-1271 isValidSignature check of a contract wallet.",
+    )
+    api_relay_wallet_gas_limit: int = Field(
+        default=220_000,
+        ge=21_000,
+        description="Gas ceiling of one relayed transaction (its estimate + 20%) for a contract-wallet "
+        "owner: the largest EOA registration (2 KiB uri) needs about 160k, the rest is the wallet's check.",
+    )
+    api_relay_client_burst: int = Field(
+        default=60, ge=1, description="Relay requests one client may send at once (token bucket size)."
+    )
+    api_relay_client_per_minute: float = Field(
+        default=30.0, gt=0, description="Relay requests per minute one client earns back."
+    )
+    api_relay_client_header: str = Field(
+        default="",
+        description="Behind a reverse proxy: the header naming the client (its last comma-separated "
+        "value, the one the proxy appended, e.g. X-Forwarded-For); empty: the TCP peer address.",
+    )
+    api_relay_account_burst: int = Field(
+        default=10, ge=1, description="Relays one owner account may ask for at once (token bucket size)."
+    )
+    api_relay_account_per_minute: float = Field(
+        default=2.0, gt=0, description="Relays per minute one owner account earns back."
+    )
+    api_relay_daily_gas: int = Field(
+        default=20_000_000,
+        ge=0,
+        description="Gas the relayer may spend per UTC day, all accounts together (reserved at the "
+        "transaction's gas limit before it is sent, settled at the receipt's gasUsed).",
+    )
+    api_relay_account_daily_gas: int = Field(
+        default=2_000_000, ge=0, description="Gas the relayer may spend per UTC day for one owner account."
+    )
 
 
 def api_settings(settings: Settings) -> ApiSettings:

@@ -1,10 +1,12 @@
 """`OutboxWorker`: `Outbox.process()` in a daemon thread, so pending rows are re-broadcast and fee-bumped
-while the process runs (the API runs one for its relayer)."""
+while the process runs (the API runs one for its relayer). `then()`, if given, runs after each round (the API
+settles its relayer's gas budget from the rows the round settled)."""
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 
 from backend.outbox.sender import Outbox
 
@@ -12,8 +14,11 @@ log = logging.getLogger("cairn.outbox")
 
 
 class OutboxWorker:
-    def __init__(self, outbox: Outbox, *, interval: float = 1.0) -> None:
+    def __init__(
+        self, outbox: Outbox, *, interval: float = 1.0, then: Callable[[], object] | None = None
+    ) -> None:
         self.outbox = outbox
+        self.then = then
         self.interval = interval
         self.stop_event = threading.Event()
         self.thread: threading.Thread | None = None
@@ -26,6 +31,8 @@ class OutboxWorker:
         while not self.stop_event.wait(self.interval):
             try:
                 self.outbox.process()
+                if self.then is not None:
+                    self.then()
             except Exception:  # the node or the database is away for a moment: try again next round
                 log.warning("outbox processing of %s failed; retrying", self.outbox.sender, exc_info=True)
 

@@ -190,3 +190,67 @@ class DeepReorgError(CairnError):
 
     code = "indexer_deep_reorg"
     exit_code = 6
+
+
+# --- the relayer's limits (backend/api/relay/guard.py) -----------------------------------------------------
+class RelayRefusedError(CairnError):
+    """The relayer declines to pay for a registration; nothing was signed or sent. `reason` names the limit
+    (the `reason` label of the refusals metric); `retry_after` (seconds), when set, becomes the problem's
+    `Retry-After` header."""
+
+    code = "relay_refused"
+    reason = "refused"
+
+    def __init__(
+        self, message: str, *, reason: str | None = None, retry_after: int | None = None, **fields: object
+    ) -> None:
+        if reason is not None:
+            self.reason = reason
+        super().__init__(message, retry_after=retry_after, reason=self.reason, **fields)
+        self.retry_after = retry_after
+
+
+class RateLimitedError(RelayRefusedError):
+    """Too many relay requests from one client or for one account: HTTP 429 with `Retry-After`."""
+
+    code = "rate_limited"
+    http_status = 429
+
+
+class BudgetExhaustedError(RelayRefusedError):
+    """The relayer's daily gas budget (global or the account's) is spent: HTTP 402, `Retry-After` = the next
+    UTC day. The registration itself is fine: the owner can pay for it (send it directly) or wait."""
+
+    code = "relay_budget_exhausted"
+    http_status = 402
+
+
+class RelayDeniedError(RelayRefusedError):
+    """The owner (a contract wallet) made the relayer pay for a reverted transaction: HTTP 403, for good."""
+
+    code = "relay_denied"
+    http_status = 403
+    reason = "denied"
+
+
+class NoncePendingError(RelayRefusedError):
+    """Another relay with the same owner nonce is pending: only one of them could be mined."""
+
+    code = "relay_nonce_pending"
+    http_status = 409
+    reason = "nonce_pending"
+
+
+class RelayGasCeilingError(RelayRefusedError):
+    """The relayed transaction's own gas estimate is above the relayer's ceiling for it (a contract wallet
+    whose `isValidSignature` costs more on chain than in the relayer's bounded check)."""
+
+    code = "relay_gas_ceiling"
+    http_status = 422
+    reason = "gas_ceiling"
+
+
+class DeadlineTooSoonError(InvalidInputError):
+    """The signature's deadline leaves less than the relayer's minimum margin (it could expire in flight)."""
+
+    code = "deadline_too_soon"

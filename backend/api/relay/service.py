@@ -22,6 +22,7 @@ from web3.exceptions import ContractCustomError, ContractLogicError, Web3RPCErro
 
 from backend.api.chain import Chain
 from backend.api.relay import records
+from backend.api.relay.guard import RelayGuard
 from backend.api.relay.verify import (
     check_signature_shape,
     request_digest,
@@ -48,12 +49,20 @@ class Relayer:
     """Relays signed registrations for one chain with one key, through `outbox`."""
 
     def __init__(
-        self, *, chain: Chain, engine: Engine, private_key: str, gas_limit: int, outbox: Outbox | None = None
+        self,
+        *,
+        chain: Chain,
+        engine: Engine,
+        private_key: str,
+        gas_limit: int,
+        outbox: Outbox | None = None,
+        guard: RelayGuard | None = None,
     ) -> None:
         self.chain = chain
         self.engine = engine
         self.outbox = outbox if outbox is not None else Outbox(engine, chain.w3, private_key)
         self.gas_limit = gas_limit
+        self.guard = guard if guard is not None else RelayGuard(engine, chain)  # limits: guard.py
 
     @property
     def address(self) -> str:
@@ -156,6 +165,7 @@ class Relayer:
                 f"deadline {deadline} has passed (now {now}); sign again with a later deadline",
                 field="deadline",
             )
+        self.guard.before_verify(owner=owner, deadline=deadline, head_timestamp=int(head["timestamp"]))
         registry = self.chain.contract("ContributionRegistry")
         nonce = int(registry.functions.nonces(owner).call())
         typed = register_dataset_typed_data(
@@ -176,6 +186,7 @@ class Relayer:
                 signature=signature,
                 owner=owner,
                 nonce=nonce,
+                verify_gas=self.guard.limits.verify_gas,
             )
         except InvalidInputError:
             # the owner's nonce moved because another API process just relayed this very message?
@@ -208,6 +219,10 @@ class Relayer:
             raise InvalidInputError(
                 f"registration needs {gas} gas, above the relay limit {self.gas_limit}", field="uri"
             )
+        tx_gas = gas + gas // 5
+        self.guard.before_send(
+            owner=owner, nonce=nonce, gas=tx_gas, relay_id=sig_digest, message_digest=msg_digest
+        )
 
         record = {
             "relay_id": sig_digest,
@@ -228,6 +243,7 @@ class Relayer:
                 records.insert_new(conn, {**record, "outbox_id": oid})
             else:
                 records.repoint(conn, sig_digest, old=int(replacing["outbox_id"]), new=oid)
+            self.guard.reserve(conn, owner=owner, nonce=nonce, relay_id=sig_digest, outbox_id=oid, gas=tx_gas)
             made.append(oid)
 
         key = f"relay:{self.chain.chain_id}:{sig_digest}"
@@ -238,7 +254,7 @@ class Relayer:
                 key,
                 to=registry.address,
                 data=registry.encode_abi("registerDatasetFor", args=args),
-                gas=gas + gas // 5,
+                gas=tx_gas,
                 broadcast=False,
                 with_row=with_row,
             )

@@ -49,29 +49,36 @@ def check_signature_shape(signature: bytes) -> None:
         raise InvalidInputError(f"signature has an invalid v byte {signature[64]}", field="signature")
 
 
-def verify_owner(w3: Web3, *, chain_id: int, digest: bytes, signature: bytes, owner: str, nonce: int) -> None:
-    """The owner signed `digest`: as an EOA (ECDSA recovery) or as a contract wallet (EIP-1271)."""
+def verify_owner(
+    w3: Web3, *, chain_id: int, digest: bytes, signature: bytes, owner: str, nonce: int, verify_gas: int
+) -> None:
+    """The owner signed `digest`: as an EOA (ECDSA recovery) or as a contract wallet (EIP-1271, whose
+    `isValidSignature` gets at most `verify_gas` gas: a wallet that burns more is refused)."""
     try:
         signer = Account._recover_hash(digest, signature=signature)
     except Exception:
         signer = None
     if signer is not None and signer.lower() == owner.lower():
         return
-    if len(w3.eth.get_code(Web3.to_checksum_address(owner))) > 0 and _eip1271(w3, owner, digest, signature):
+    wallet = len(w3.eth.get_code(Web3.to_checksum_address(owner))) > 0
+    if wallet and _eip1271(w3, owner, digest, signature, verify_gas):
         return
     raise InvalidInputError(
         f"signature is not {owner}'s over this registration (nonce {nonce}, chain {chain_id})"
-        + (f"; it was signed by {signer}" if signer else ""),
+        + (f"; it was signed by {signer}" if signer else "")
+        + (f"; the wallet's isValidSignature did not accept it within {verify_gas} gas" if wallet else ""),
         field="signature",
+        reason="wallet_signature" if wallet else "signature",
     )
 
 
-def _eip1271(w3: Web3, owner: str, digest: bytes, signature: bytes) -> bool:
+def _eip1271(w3: Web3, owner: str, digest: bytes, signature: bytes, gas: int) -> bool:
     wallet = w3.eth.contract(address=Web3.to_checksum_address(owner), abi=EIP1271_ABI)
     try:
-        return bytes(wallet.functions.isValidSignature(digest, signature).call()) == EIP1271_MAGIC
-    except Exception:
+        answer = wallet.functions.isValidSignature(digest, signature).call({"gas": gas})
+    except Exception:  # reverted, out of gas, or not an EIP-1271 wallet
         return False
+    return bytes(answer) == EIP1271_MAGIC
 
 
 def revert_reason(exc: Exception, contract: Any) -> str:

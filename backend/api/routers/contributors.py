@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from backend.api import schemas
 from backend.api.deps import ChainDep, RelayerDep, SessionDep, SettingsDep
 from backend.api.metrics import Metrics
+from backend.api.relay.guard import client_of
 from backend.api.schemas import COMMON, READ, problem_responses
 from backend.api.services import accounts, contributions
 from backend.api.services.eip712 import register_dataset_request
@@ -22,7 +23,7 @@ from backend.api.validation import (
     parse_hex,
 )
 from cairn.core.eip712 import Dataset
-from cairn.core.errors import InvalidInputError, NotFoundError
+from cairn.core.errors import CairnError, InvalidInputError, NotFoundError
 
 router = APIRouter(prefix="/v1", tags=["contributors"])
 
@@ -50,7 +51,28 @@ def register_dataset(body: DatasetRegistration, relayer: RelayerDep, request: Re
     """Verify the owner's signature, then relay `registerDatasetFor`; 202 with the relay id and the
     transaction hash.
 
-    Retrying the same signed message returns the same relay and sends nothing new."""
+    Retrying the same signed message returns the same relay and sends nothing new. Refused before any gas
+    is spent (contracts/SECURITY.md "Relayer"): 429 + Retry-After (rate), 402 + Retry-After (daily gas
+    budget), 403 (deny-listed contract wallet), 409 (a relay with this owner nonce is pending), 422 (e.g. a
+    deadline too close to the chain's clock)."""
+    metrics: Metrics = request.app.state.metrics
+    client = client_of(
+        dict(request.headers), request.client.host if request.client else None,
+        relayer.guard.limits.client_header,
+    )  # fmt: skip
+    try:
+        relayer.guard.admit_client(client)
+        out = _register(body, relayer)
+    except Exception as exc:
+        metrics.relayed.labels(type(exc).__name__).inc()
+        if isinstance(exc, CairnError) and exc.http_status < 500:
+            metrics.relay_refusals.labels(str(exc.fields.get("reason") or exc.code)).inc()
+        raise
+    metrics.relayed.labels("duplicate" if out["duplicate"] else "sent").inc()
+    return out
+
+
+def _register(body: DatasetRegistration, relayer: RelayerDep) -> dict[str, Any]:
     dataset = Dataset(
         content_hash=parse_bytes32(body.content_hash, field="content_hash"),
         size=body.size,
@@ -62,16 +84,7 @@ def register_dataset(body: DatasetRegistration, relayer: RelayerDep, request: Re
         raise InvalidInputError("content_hash must not be zero", field="content_hash")
     owner = parse_address(body.owner, field="owner")
     signature = bytes.fromhex(parse_hex(body.signature, field="signature", size=65)[2:])
-    metrics: Metrics = request.app.state.metrics
-    try:
-        out = relayer.register_dataset(
-            dataset=dataset, owner=owner, deadline=body.deadline, signature=signature
-        )
-    except Exception as exc:
-        metrics.relayed.labels(type(exc).__name__).inc()
-        raise
-    metrics.relayed.labels("duplicate" if out["duplicate"] else "sent").inc()
-    return out
+    return relayer.register_dataset(dataset=dataset, owner=owner, deadline=body.deadline, signature=signature)
 
 
 @router.get("/relays/{relay_id}", response_model=schemas.RelayReceipt, responses=problem_responses(*READ))

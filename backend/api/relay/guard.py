@@ -1,0 +1,238 @@
+"""`RelayGuard`: what the relayer refuses before it spends any gas (contracts/SECURITY.md "Relayer").
+
+In the order a request meets them:
+1. per-client token bucket (`admit_client`, before anything reads the chain): 429 + Retry-After;
+2. deny list (contract wallets that made the relayer pay for a revert): 403;
+   minimum deadline margin against the latest block's timestamp: 422 `deadline_too_soon`;
+3. (the relayer verifies the signature; EIP-1271 wallets get `verify_gas` gas for `isValidSignature`)
+4. per-account token bucket (charged only after the signature is verified, so nobody can spend another
+   owner's bucket), one pending relay per owner nonce (409), the daily gas budget (global and per account,
+   pre-checked here): 402 + Retry-After (`before_send`);
+5. in the database transaction that stores the outbox row: the nonce claim and the budget reservation for
+   real (`reserve`; budget.py), so concurrent requests and API processes cannot overshoot.
+After the outbox settles a row, `settle()` turns the reservation into the receipt's gasUsed, counts the gas
+and wei paid, and puts a contract-wallet owner whose transaction reverted on the deny list.
+
+Nothing here holds a lock across a chain or database round trip: the buckets' lock guards a dict update,
+so a flood that the buckets refuse costs microseconds and never queues honest requests behind it.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from sqlalchemy import Connection, Engine
+from web3 import Web3
+from web3.exceptions import TransactionNotFound
+
+from backend.api.chain import Chain
+from backend.api.relay import records
+from backend.api.relay.budget import GLOBAL, Budget, BudgetFull, NonceTaken, until_next_day
+from backend.api.settings import ApiSettings
+from cairn.core.errors import (
+    BudgetExhaustedError,
+    DeadlineTooSoonError,
+    NoncePendingError,
+    RateLimitedError,
+    RelayDeniedError,
+    RelayGasCeilingError,
+)
+
+if TYPE_CHECKING:
+    from backend.api.metrics import Metrics
+
+MAX_KEYS = 100_000  # buckets kept per limiter (least recently used dropped first)
+
+
+@dataclass(frozen=True)
+class RelayLimits:
+    min_deadline_s: int = 600
+    verify_gas: int = 50_000
+    wallet_gas_limit: int = 220_000
+    client_burst: int = 60
+    client_per_minute: float = 30.0
+    client_header: str = ""
+    account_burst: int = 10
+    account_per_minute: float = 2.0
+    daily_gas: int = 20_000_000
+    account_daily_gas: int = 2_000_000
+
+    @classmethod
+    def from_settings(cls, s: ApiSettings) -> RelayLimits:
+        return cls(
+            min_deadline_s=s.api_relay_min_deadline_s, verify_gas=s.api_relay_verify_gas,
+            wallet_gas_limit=s.api_relay_wallet_gas_limit,
+            client_burst=s.api_relay_client_burst, client_per_minute=s.api_relay_client_per_minute,
+            client_header=s.api_relay_client_header, account_burst=s.api_relay_account_burst,
+            account_per_minute=s.api_relay_account_per_minute, daily_gas=s.api_relay_daily_gas,
+            account_daily_gas=s.api_relay_account_daily_gas,
+        )  # fmt: skip
+
+
+class TokenBuckets:
+    """One token bucket per key: `burst` tokens, refilled at `per_minute`. In memory, per process (several
+    API processes each allow the rate; the gas budget in the database is the shared, hard limit)."""
+
+    def __init__(self, burst: int, per_minute: float, max_keys: int = MAX_KEYS) -> None:
+        self.burst = float(burst)
+        self.rate = per_minute / 60.0
+        self.max_keys = max_keys
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def take(self, key: str, now: float | None = None) -> int:
+        """Take one token: 0 if there was one, else the whole seconds until there is."""
+        t = time.monotonic() if now is None else now
+        with self._lock:
+            tokens, last = self._buckets.pop(key, (self.burst, t))
+            tokens = min(self.burst, tokens + (t - last) * self.rate)
+            wait = 0 if tokens >= 1 else max(math.ceil((1 - tokens) / self.rate), 1)
+            self._buckets[key] = (tokens - 1 if wait == 0 else tokens, t)
+            while len(self._buckets) > self.max_keys:
+                self._buckets.popitem(last=False)
+        return wait
+
+
+def client_of(headers: dict[str, str], peer: str | None, header: str) -> str:
+    """The client a request counts against: the configured proxy header's last value (the address the
+    trusted proxy appended), else the TCP peer."""
+    if header and (value := headers.get(header.lower())):
+        return value.split(",")[-1].strip() or "unknown"
+    return peer or "unknown"
+
+
+class RelayGuard:
+    def __init__(
+        self, engine: Engine, chain: Chain, limits: RelayLimits | None = None, metrics: Metrics | None = None
+    ) -> None:
+        self.limits = limits if limits is not None else RelayLimits()
+        self.chain = chain
+        self.metrics = metrics
+        self.budget = Budget(
+            engine, chain.chain_id, daily_gas=self.limits.daily_gas,
+            account_daily_gas=self.limits.account_daily_gas,
+        )  # fmt: skip
+        self.clients = TokenBuckets(self.limits.client_burst, self.limits.client_per_minute)
+        self.accounts = TokenBuckets(self.limits.account_burst, self.limits.account_per_minute)
+
+    # --- before the chain is read ------------------------------------------------------------------------
+    def admit_client(self, client: str) -> None:
+        if wait := self.clients.take(client):
+            raise RateLimitedError(
+                f"too many relay requests from this client; retry in {wait} s",
+                reason="rate_client", retry_after=wait,
+            )  # fmt: skip
+
+    def before_verify(self, *, owner: str, deadline: int, head_timestamp: int) -> None:
+        """Deny list and the minimum deadline margin, measured against the chain's clock."""
+        self.settle()
+        if (denied := self.budget.denied(owner)) is not None:
+            raise RelayDeniedError(
+                f"{owner} is a contract wallet whose relayed registration reverted on chain in tx "
+                f"{denied['tx_hash']} after passing every check; the relayer relays nothing more for it",
+                owner=owner, tx_hash=denied["tx_hash"],
+            )  # fmt: skip
+        margin = self.limits.min_deadline_s
+        if deadline < head_timestamp + margin:
+            raise DeadlineTooSoonError(
+                f"deadline {deadline} is {deadline - head_timestamp} s after the latest block "
+                f"({head_timestamp}); the relayer needs at least {margin} s to get it mined: sign again with "
+                "a later deadline",
+                field="deadline", min_deadline_s=margin,
+            )  # fmt: skip
+
+    # --- after the signature is verified -------------------------------------------------------------------
+    def before_send(self, *, owner: str, nonce: int, gas: int, relay_id: str, message_digest: str) -> None:
+        """The owner's bucket, its pending nonce and today's budgets (a pre-check; `reserve` decides). A
+        pending relay of this very message (another request, maybe another process) is no conflict: the
+        relayer answers with it. `gas` is the transaction's gas limit; a contract wallet's is held to
+        `wallet_gas_limit`: its `isValidSignature` may tell the relayer's direct check (bounded by
+        `verify_gas`) from the registry's call, which the estimate and the chain make."""
+        wallet_cap = self.limits.wallet_gas_limit
+        if gas > wallet_cap and len(self.chain.w3.eth.get_code(Web3.to_checksum_address(owner))) > 0:
+            raise RelayGasCeilingError(
+                f"the relayed transaction for contract wallet {owner} needs {gas} gas, above the relayer's "
+                f"ceiling {wallet_cap} for contract wallets (its isValidSignature costs more through the "
+                "registry than in the relayer's check)",
+                owner=owner, gas=gas, ceiling=wallet_cap,
+            )  # fmt: skip
+        if wait := self.accounts.take(owner.lower()):
+            raise RateLimitedError(
+                f"too many relays for {owner}; retry in {wait} s",
+                reason="rate_account", retry_after=wait, owner=owner,
+            )  # fmt: skip
+        holder = self.budget.pending_relay(owner, nonce)
+        if holder is not None and holder != relay_id:
+            record = records.by_relay_id(self.budget.engine, holder)
+            if record is None or record["message_digest"] != message_digest:
+                raise self._nonce_pending(owner, nonce, holder)
+        for scope in (GLOBAL, owner):
+            if self.budget.remaining(scope) < gas:
+                raise self._exhausted(scope)
+        self._gauge()
+
+    def reserve(
+        self, conn: Connection, *, owner: str, nonce: int, relay_id: str, outbox_id: int, gas: int
+    ) -> None:
+        """Inside the transaction that stores the outbox row (before anything is broadcast)."""
+        try:
+            self.budget.reserve(
+                conn, owner=owner, nonce=nonce, relay_id=relay_id, outbox_id=outbox_id, gas=gas
+            )
+        except NonceTaken as exc:
+            raise self._nonce_pending(owner, nonce, exc.relay_id) from None
+        except BudgetFull as exc:
+            raise self._exhausted(exc.scope) from None
+
+    def _nonce_pending(self, owner: str, nonce: int, holder: str) -> NoncePendingError:
+        return NoncePendingError(
+            f"relay {holder} with {owner}'s nonce {nonce} is pending: only one message per nonce can be "
+            "mined; wait for it, then sign with the next nonce",
+            owner=owner, nonce=nonce, relay_id=holder,
+        )  # fmt: skip
+
+    def _exhausted(self, scope: str) -> BudgetExhaustedError:
+        wait = until_next_day(time.time())
+        whose = "all accounts" if scope == GLOBAL else scope
+        return BudgetExhaustedError(
+            f"the relayer's daily gas budget for {whose} ({self.budget.limit(scope)} gas) is spent; retry "
+            f"in {wait} s (the next UTC day) or send the registration yourself",
+            reason="budget_global" if scope == GLOBAL else "budget_account", retry_after=wait,
+        )  # fmt: skip
+
+    # --- after the outbox settled a row ----------------------------------------------------------------
+    def settle(self) -> int:
+        """Turn every settled outbox row's reservation into the gas it used; returns how many."""
+        done = 0
+        w3 = self.chain.w3
+        for charge in self.budget.ready():
+            gas_used = wei = 0
+            reverted = False
+            if charge.mined_hash is not None:
+                try:
+                    receipt = w3.eth.get_transaction_receipt(charge.mined_hash)  # type: ignore[arg-type]
+                except TransactionNotFound:  # reorged out, or a node behind: the next round retries
+                    continue
+                gas_used = int(receipt["gasUsed"])
+                wei = gas_used * int(receipt.get("effectiveGasPrice") or 0)
+                reverted = int(receipt["status"]) != 1
+            if not self.budget.finish(charge, gas_used=gas_used, wei=wei):
+                continue
+            done += 1
+            if self.metrics is not None and gas_used:
+                self.metrics.relayer_gas.inc(gas_used)
+                self.metrics.relayer_wei.inc(wei)
+            if reverted and len(w3.eth.get_code(Web3.to_checksum_address(charge.owner))) > 0:
+                self.budget.deny(charge.owner, tx_hash=str(charge.mined_hash), gas_used=gas_used)
+        if done:
+            self._gauge()
+        return done
+
+    def _gauge(self) -> None:
+        if self.metrics is not None:
+            self.metrics.relay_budget_remaining.set(self.budget.remaining(GLOBAL))
