@@ -698,6 +698,16 @@ contract PaymentRouterTest is PaymentRouterFixture {
         router.pause();
     }
 
+    /// Finding 7: a dust-sized payment (here 1 wei) cannot round the protocol fee to zero: it rounds up.
+    function test_settleExact_dustPaymentPaysFeeRoundedUp() public {
+        IPaymentRouter.ExactPayment[] memory ps = new IPaymentRouter.ExactPayment[](10);
+        for (uint256 i; i < 10; i++) ps[i] = _exact(1, keccak256(abi.encode("dust", i)));
+        vm.prank(gateway);
+        router.settleExactBatch(ps);
+        assertEq(token.balanceOf(feeRecipient), 10); // 10 rows of 1 wei: 10 wei of fee, not 0
+        assertEq(dist.totalFunded(), 0);
+    }
+
     // --- fuzz ---
     function testFuzz_settleExact_feeNeverAboveCap(uint96 value, uint16 feeBps) public {
         value = uint96(bound(value, 1, 1_000_000e18));
