@@ -1,10 +1,12 @@
 """`OutboxWorker`: `Outbox.process()` in a daemon thread, so pending rows are re-broadcast and fee-bumped
-while the process runs (the API runs one for its relayer)."""
+while the process runs (the API runs one for its relayer, whose `advance_pending` runs after each round to send
+the reveals of mined commits)."""
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 
 from backend.outbox.sender import Outbox
 
@@ -12,8 +14,11 @@ log = logging.getLogger("cairn.outbox")
 
 
 class OutboxWorker:
-    def __init__(self, outbox: Outbox, *, interval: float = 1.0) -> None:
+    def __init__(
+        self, outbox: Outbox, *, interval: float = 1.0, after_round: Callable[[], object] | None = None
+    ) -> None:
         self.outbox = outbox
+        self.after_round = after_round
         self.interval = interval
         self.stop_event = threading.Event()
         self.thread: threading.Thread | None = None
@@ -26,6 +31,8 @@ class OutboxWorker:
         while not self.stop_event.wait(self.interval):
             try:
                 self.outbox.process()
+                if self.after_round is not None:
+                    self.after_round()
             except Exception:  # the node or the database is away for a moment: try again next round
                 log.warning("outbox processing of %s failed; retrying", self.outbox.sender, exc_info=True)
 

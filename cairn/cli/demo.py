@@ -29,7 +29,7 @@ from sqlalchemy import Engine
 from web3 import Web3
 
 from backend.outbox import CONFIRMED, Outbox, memory_engine
-from cairn.cli.devchain import rpc_call
+from cairn.cli.devchain import mint_test_tokens, rpc_call
 from cairn.core.db import make_engine
 from cairn.core.deployment import Deployment
 from cairn.core.eip712 import transfer_authorization_typed_data
@@ -106,11 +106,8 @@ def give_agent_test_tokens(w3: Web3, dep: Deployment, senders: Senders | None = 
             f"the demo agent has no test tokens and epoch {epoch}'s emission is already in the reward pool "
             "(the keeper funds each epoch as it starts): replay on a fresh chain (cairn dev --reset)"
         )
-    minter = token.functions.MINTER_ROLE().call()
-    sender = senders if senders is not None else Senders(w3, memory_engine())
-    sender.send(ADMIN, token.functions.grantRole(minter, admin))
-    sender.send(ADMIN, token.functions.mintEmission(epoch, agent, 10 * PRICE))
-    sender.send(ADMIN, token.functions.revokeRole(minter, admin))
+    # Only the distributor mints (no role can be granted): on the local chain, as the distributor.
+    mint_test_tokens(w3, dep, agent, 10 * PRICE)
     return True
 
 

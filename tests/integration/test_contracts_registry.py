@@ -52,7 +52,13 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
 
 def send(w3: Web3, key: str, fn: Any) -> Any:
     acct = Account.from_key(key)
-    tx = fn.build_transaction({"from": acct.address, "nonce": w3.eth.get_transaction_count(acct.address)})
+    tx = fn.build_transaction(
+        {
+            "from": acct.address,
+            "nonce": w3.eth.get_transaction_count(acct.address),
+            "gas": fn.estimate_gas({"from": acct.address}, "pending"),  # a reveal needs its commit mined
+        }
+    )
     signed = acct.sign_transaction(tx)
     receipt = w3.eth.wait_for_transaction_receipt(w3.eth.send_raw_transaction(signed.raw_transaction))
     assert receipt["status"] == 1

@@ -147,7 +147,7 @@ def setup_chain(rpc: str, folder: Path) -> tuple[Any, Path]:
         acct = Account.from_key(key)
         tx = {"from": acct.address, "nonce": w3.eth.get_transaction_count(acct.address), **tx}
         if "gas" not in tx:
-            tx["gas"] = w3.eth.estimate_gas(tx)  # type: ignore[arg-type]
+            tx["gas"] = w3.eth.estimate_gas(tx, "pending")  # type: ignore[arg-type]
         tx.update({"maxFeePerGas": 10**11, "maxPriorityFeePerGas": 10**9, "chainId": w3.eth.chain_id})
         h = w3.eth.send_raw_transaction(acct.sign_transaction(tx).raw_transaction)
         assert w3.eth.wait_for_transaction_receipt(h)["status"] == 1

@@ -32,7 +32,13 @@ DELAY = 5
 
 def _send(w3: Web3, key: str, fn: Any) -> None:
     acct = Account.from_key(key)
-    tx = fn.build_transaction({"from": acct.address, "nonce": w3.eth.get_transaction_count(acct.address)})
+    tx = fn.build_transaction(
+        {
+            "from": acct.address,
+            "nonce": w3.eth.get_transaction_count(acct.address),
+            "gas": fn.estimate_gas({"from": acct.address}, "pending"),  # a reveal needs its commit mined
+        }
+    )
     receipt = w3.eth.wait_for_transaction_receipt(
         w3.eth.send_raw_transaction(acct.sign_transaction(tx).raw_transaction)
     )

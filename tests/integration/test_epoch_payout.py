@@ -39,7 +39,12 @@ def _send(w3: Web3, key: str, fn: Any, tip: int | None = None, wait: bool = True
     acct = Account.from_key(key)
     extra = {"maxPriorityFeePerGas": tip, "maxFeePerGas": 10 * tip} if tip else {}
     tx = fn.build_transaction(
-        {"from": acct.address, "nonce": w3.eth.get_transaction_count(acct.address), **extra}
+        {
+            "from": acct.address,
+            "nonce": w3.eth.get_transaction_count(acct.address),
+            "gas": fn.estimate_gas({"from": acct.address}, "pending"),  # a reveal needs its commit mined
+            **extra,
+        }
     )
     h = w3.eth.send_raw_transaction(acct.sign_transaction(tx).raw_transaction)
     if wait:

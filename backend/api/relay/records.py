@@ -71,3 +71,34 @@ def repoint(conn: Connection, relay_id: str, *, old: int, new: int) -> None:
 
 def delete(conn: Connection, relay_id: str) -> None:
     conn.execute(RELAY.delete().where(RELAY.c.relay_id == relay_id))
+
+
+def awaiting_reveal(engine: Engine, chain_id: int) -> list[dict[str, Any]]:
+    """Relays whose reveal is not enqueued yet (their commit may or may not be mined)."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(RELAY).where(
+                RELAY.c.chain_id == chain_id, RELAY.c.reveal_data.is_not(None), RELAY.c.reveal_outbox_id.is_(None)
+            )
+        ).all()
+    return [dict(r._mapping) for r in rows]
+
+
+def set_reveal(conn: Connection, relay_id: str, oid: int) -> None:
+    """Point a relay at its reveal's outbox row; AlreadyRecorded if another process did it first."""
+    moved = conn.execute(
+        update(RELAY)
+        .where(RELAY.c.relay_id == relay_id, RELAY.c.reveal_outbox_id.is_(None))
+        .values(reveal_outbox_id=oid)
+    )
+    if moved.rowcount != 1:
+        raise AlreadyRecorded(relay_id)
+
+
+def clear_reveal(conn: Connection, relay_id: str, oid: int) -> None:
+    """Undo `set_reveal` (its outbox row was discarded before broadcast)."""
+    conn.execute(
+        update(RELAY)
+        .where(RELAY.c.relay_id == relay_id, RELAY.c.reveal_outbox_id == oid)
+        .values(reveal_outbox_id=None)
+    )
