@@ -34,6 +34,7 @@ from cairn.core.db import make_engine
 from cairn.core.deployment import Deployment
 from cairn.core.eip712 import transfer_authorization_typed_data
 from cairn.core.errors import CairnError, ConfigError, OutboxRevertError
+from cairn.core.registration import compute_id, dataset_calls
 from cairn.core.settings import ANVIL_DEV_KEYS, LOCAL_CHAIN_ID, Settings
 
 out = Console()
@@ -180,16 +181,16 @@ class Demo:
                 "signature": "0x" + bytes(sig.signature).hex(),
             },
         )
-        out.print(f"       relayed registration tx {relayed.get('tx_hash')}")
-        self.send(
-            CONTRIBUTOR_B, registry.functions.registerDataset(ds_b, 524288, 2, _h("meta-b"), "ipfs://demo-b")
-        )
+        out.print(f"       relayed registration {relayed.get('relay_id')}: {relayed.get('phase')} tx {relayed.get('tx_hash')}")
+        b_steps = dataset_calls(registry, b, ds_b, 524288, 2, _h("meta-b"), "ipfs://demo-b")
+        for step in b_steps:  # commit (hides the content hash), then the reveal once the commit is mined
+            self.send(CONTRIBUTOR_B, step)
         job = _h(f"demo-training-job-{time.time_ns()}")  # a new job per run: `cairn demo` replays
         self.send(
             PROVIDER, registry.functions.registerCompute(job, 3600, bytes.fromhex(MODEL_ID[2:]), _h("res"))
         )
-        compute_id = keccak(bytes(12) + bytes.fromhex(Account.from_key(PROVIDER).address[2:]) + job)
-        self._wait_relayed(ds_a)
+        provider_id = compute_id(Account.from_key(PROVIDER).address, job)
+        self._wait_relayed(ds_a, str(relayed.get("relay_id")))
 
         out.print("[bold]demo[/] three validators attest; the trainer publishes the model's manifest")
         validator_role = registry.functions.VALIDATOR_ROLE().call()
@@ -199,7 +200,7 @@ class Demo:
             (VALIDATOR_2, (8500, 6000, 9000)),
             (VALIDATOR_3, (9500, 7000, 8000)),
         ):
-            for cid, score in zip((ds_a, ds_b, compute_id), scores, strict=True):
+            for cid, score in zip((ds_a, ds_b, provider_id), scores, strict=True):
                 self.send(key, registry.functions.attest(cid, score))
         pairs = sorted([(ds_a, 60), (ds_b, 40)])
         self.send(
@@ -259,10 +260,11 @@ class Demo:
             source="db",
         )
 
-    def _wait_relayed(self, content_hash: bytes) -> None:
+    def _wait_relayed(self, content_hash: bytes, relay_id: str) -> None:
         deadline = time.monotonic() + WAIT_S
         while time.monotonic() < deadline:
             try:
+                _http("GET", f"{self.api}/v1/relays/{relay_id}")  # reading it also sends the reveal when due
                 _http("GET", f"{self.api}/v1/datasets/0x{content_hash.hex()}")
                 return
             except CairnError:

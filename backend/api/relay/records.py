@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import Connection, Engine, func, insert, select, update
 
 from backend.models import metadata
 from backend.outbox import store
@@ -19,11 +19,12 @@ class AlreadyRecorded(Exception):
 
 
 # Read-only view for the mirror's "a relayed registration was sent in tx ..." hint: the relay records with
-# their current transaction hash (the mined attempt's, else the latest attempt's). Named like the table so
+# their current transaction hash (the reveal's once sent, else the commit's; the mined attempt's, else the
+# latest attempt's). Named like the table so
 # that "does the table exist yet" checks on `.name` keep working.
 relay_records = (
     select(*RELAY.c, store.current_hash().label("tx_hash"))
-    .join(store.TX, store.TX.c.id == RELAY.c.outbox_id)
+    .join(store.TX, store.TX.c.id == func.coalesce(RELAY.c.reveal_outbox_id, RELAY.c.outbox_id))
     .subquery(RELAY.name)
 )
 
