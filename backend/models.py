@@ -95,4 +95,6 @@ class RelayRecord(SQLModel, table=True):
     created_at: int = Field(sa_column=Column(BigInteger, nullable=False))
     # commit-reveal: the reveal's calldata (`registerDatasetFor` with the salt), sent once the commit is mined
     reveal_data: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
-    reveal_outbox_id: int | None = Field(default=None, sa_column=Column(Integer, nullable=True))  # outbox_tx.id
+    reveal_outbox_id: int | None = Field(  # an outbox_tx.id
+        default=None, sa_column=Column(Integer, nullable=True)
+    )

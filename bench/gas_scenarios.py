@@ -35,7 +35,9 @@ IPFS = "ipfs://bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi"
 # --- scenario names (the keys of contracts/gas-snapshot.json) -------------------------------------------
 COMMIT = "ContributionRegistry.commit: one commitment (the first step of every dataset registration)"
 REGISTER_DATASET = "ContributionRegistry.registerDataset: the owner's second dataset (the reveal)"
-REGISTER_DATASETS = f"ContributionRegistry.registerDatasets: {BATCH} datasets, each with its own fields (the reveal)"
+REGISTER_DATASETS = (
+    f"ContributionRegistry.registerDatasets: {BATCH} datasets, each with its own fields (the reveal)"
+)
 REGISTER_DATASET_BATCH = (
     f"ContributionRegistry.registerDatasetBatch: {BATCH} datasets sharing their fields (the reveal)"
 )

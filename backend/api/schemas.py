@@ -130,8 +130,8 @@ class RelayReceipt(BaseModel):
         "else the latest (fee bumps replace it)"
     )
     status: str = Field(
-        description="pending (until the reveal is mined), mined, reverted, or replaced (its nonce was used by "
-        "another transaction; posting the same signed message again relays it afresh)"
+        description="pending (until the reveal is mined), mined, reverted, or replaced (its nonce was used "
+        "by another transaction; posting the same signed message again relays it afresh)"
     )
     phase: str = Field(
         default="commit",

@@ -1,6 +1,6 @@
 """`OutboxWorker`: `Outbox.process()` in a daemon thread, so pending rows are re-broadcast and fee-bumped
-while the process runs (the API runs one for its relayer, whose `advance_pending` runs after each round to send
-the reveals of mined commits)."""
+while the process runs (the API runs one for its relayer, whose `advance_pending` runs after each round to
+send the reveals of mined commits)."""
 
 from __future__ import annotations
 

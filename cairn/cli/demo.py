@@ -28,7 +28,7 @@ from rich.console import Console
 from sqlalchemy import Engine
 from web3 import Web3
 
-from backend.outbox import CONFIRMED, Outbox, memory_engine
+from backend.outbox import CONFIRMED, Outbox
 from cairn.cli.devchain import mint_test_tokens, rpc_call
 from cairn.core.db import make_engine
 from cairn.core.deployment import Deployment
@@ -97,7 +97,7 @@ def give_agent_test_tokens(w3: Web3, dep: Deployment, senders: Senders | None = 
     if dep.chain_id != LOCAL_CHAIN_ID:
         raise ConfigError(f"test tokens exist only on the local chain {LOCAL_CHAIN_ID}, not {dep.chain_id}")
     token = dep.contract(w3, "RewardToken")
-    admin, agent = Account.from_key(ADMIN).address, Account.from_key(AGENT).address
+    agent = Account.from_key(AGENT).address
     if int(token.functions.balanceOf(agent).call()) >= PRICE:
         return False
     epoch = dep.epoch.epoch_at(int(w3.eth.get_block("latest")["timestamp"]))
@@ -181,7 +181,8 @@ class Demo:
                 "signature": "0x" + bytes(sig.signature).hex(),
             },
         )
-        out.print(f"       relayed registration {relayed.get('relay_id')}: {relayed.get('phase')} tx {relayed.get('tx_hash')}")
+        phase, tx = relayed.get("phase"), relayed.get("tx_hash")
+        out.print(f"       relayed registration {relayed.get('relay_id')}: {phase} tx {tx}")
         b_steps = dataset_calls(registry, b, ds_b, 524288, 2, _h("meta-b"), "ipfs://demo-b")
         for step in b_steps:  # commit (hides the content hash), then the reveal once the commit is mined
             self.send(CONTRIBUTOR_B, step)

@@ -1,6 +1,6 @@
 """The registry's id and commitment arithmetic, the single Python source of it (mirrors
-`ContributionRegistry.computeId`, `commitmentOf` and `batchDigest`; `tests/integration/test_contracts_registry.py`
-checks them against the deployed contract).
+`ContributionRegistry.computeId`, `commitmentOf` and `batchDigest`;
+`tests/integration/test_contracts_registry.py` checks them against the deployed contract).
 
 Dataset registration is commit-reveal: first `commit([commitment(owner, content_hash, salt)])` (or one
 commitment over `batch_digest(content_hashes)` for a batch), then, in a later block, the reveal
@@ -39,7 +39,8 @@ def batch_digest(content_hashes: Sequence[bytes | str]) -> bytes:
 
 def commitment(owner: str, content_hash_or_digest: bytes | str, salt: bytes | str) -> bytes:
     """`keccak256(abi.encode(owner, contentHashOrDigest, salt))`."""
-    return keccak(encode(["address", "bytes32", "bytes32"], [owner, _b32(content_hash_or_digest), _b32(salt)]))
+    values = [owner, _b32(content_hash_or_digest), _b32(salt)]
+    return keccak(encode(["address", "bytes32", "bytes32"], values))
 
 
 def new_salt() -> bytes:

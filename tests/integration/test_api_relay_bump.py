@@ -1,6 +1,7 @@
 """A relayed registration whose transaction the node dropped is fee-bumped by the outbox (same nonce, new
-hash, same relay id), and the relay sent after it (next nonce, stuck behind the gap) is mined too. Both are
-commit-reveal: the commits are bumped and mined first, then each reveal is sent (here when the relay is read)."""
+hash, same relay id), and the relay sent after it (next nonce, stuck behind the gap) is mined too. Both
+are commit-reveal: the commits are bumped and mined first, then each reveal is sent (here when the relay is
+read)."""
 
 from __future__ import annotations
 

@@ -60,7 +60,8 @@ class Stack:
             {
                 "from": account.address,
                 "nonce": self.w3.eth.get_transaction_count(account.address, "pending"),
-                "gas": fn.estimate_gas({"from": account.address}, "pending"),  # a reveal needs its commit mined
+                # "pending": a reveal needs its commit mined
+                "gas": fn.estimate_gas({"from": account.address}, "pending"),
             }
         )
         signed = account.sign_transaction(tx)

@@ -79,7 +79,9 @@ def awaiting_reveal(engine: Engine, chain_id: int) -> list[dict[str, Any]]:
     with engine.connect() as conn:
         rows = conn.execute(
             select(RELAY).where(
-                RELAY.c.chain_id == chain_id, RELAY.c.reveal_data.is_not(None), RELAY.c.reveal_outbox_id.is_(None)
+                RELAY.c.chain_id == chain_id,
+                RELAY.c.reveal_data.is_not(None),
+                RELAY.c.reveal_outbox_id.is_(None),
             )
         ).all()
     return [dict(r._mapping) for r in rows]

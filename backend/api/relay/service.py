@@ -2,8 +2,8 @@
 outbox with the relayer key, commit-reveal (finding 2 of issue 10): first `commit([commitment])`, where the
 commitment `keccak256(abi.encode(owner, contentHash, salt))` hides the content hash (the salt is derived from
 the owner's signature, which nobody else sees before the reveal), then, once the commit is mined,
-`registerDatasetFor(dataset, owner, salt, deadline, signature)`. A watcher who copies the content hash from the
-pending reveal can only commit later, and the registry gives the dataset to the earliest commitment.
+`registerDatasetFor(dataset, owner, salt, deadline, signature)`. A watcher who copies the content hash from
+the pending reveal can only commit later, and the registry gives the dataset to the earliest commitment.
 
 Safety rules (docs: DESIGN.md "Known ways such systems fail"):
 - the signature is verified off-chain against the owner (and the current nonce, chain id and contract)
@@ -21,6 +21,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from eth_utils.crypto import keccak
 from sqlalchemy import Connection, Engine
 from web3.exceptions import ContractCustomError, ContractLogicError, Web3RPCError
 
@@ -35,9 +36,14 @@ from backend.api.relay.verify import (
 )
 from backend.outbox import CONFIRMED, PENDING, Outbox, OutboxTx
 from cairn.core.eip712 import Dataset, digest, register_dataset_typed_data
-from cairn.core.errors import ConflictError, InvalidInputError, OutboxRejectedError, OutboxRevertError, RelayError
+from cairn.core.errors import (
+    ConflictError,
+    InvalidInputError,
+    OutboxRejectedError,
+    OutboxRevertError,
+    RelayError,
+)
 from cairn.core.registration import commitment
-from eth_utils.crypto import keccak
 
 MINED, REVERTED, REPLACED, SIGNED = "mined", "reverted", "replaced", "signed"
 COMMIT, REVEAL = "commit", "reveal"
@@ -287,7 +293,7 @@ class Relayer:
         except Web3RPCError as exc:  # e.g. the node is away
             raise RelayError(f"the node refused to simulate the relayed transaction: {exc}") from None
         reveal_data = registry.encode_abi("registerDatasetFor", args=args)
-        # The reveal's gas cannot be estimated before the commit is mined; its calldata bounds it (uri length).
+        # The reveal's gas cannot be estimated before the commit is mined; its calldata bounds it (the uri).
         if len(reveal_data) // 2 * 16 + 80_000 > self.gas_limit:
             raise InvalidInputError(
                 f"registration needs more gas than the relay limit {self.gas_limit}", field="uri"

@@ -1,8 +1,9 @@
 """relay_record: the commit-reveal registration's reveal (reveal_data, reveal_outbox_id) (ALTER)
 
-A relayed dataset registration is now two transactions: `commit([commitment])`, carried by `outbox_id`, then,
-once that is mined, `registerDatasetFor(..., salt, ...)`, whose calldata is `reveal_data` (kept from the request
-so a restart can still reveal) and whose outbox row is `reveal_outbox_id` (NULL until it is enqueued).
+A relayed dataset registration is now two transactions: `commit([commitment])`, carried by `outbox_id`,
+then, once that is mined, `registerDatasetFor(..., salt, ...)`, whose calldata is `reveal_data` (kept from
+the request so a restart can still reveal) and whose outbox row is `reveal_outbox_id` (NULL until it is
+enqueued).
 
 Revision ID: 0004
 Revises: 0002 (re-chained after 0003_relay_limits at merge)
