@@ -73,12 +73,12 @@ class Watcher:
 
     def commit(self, content_hash: bytes) -> str:
         self.stolen.append(content_hash)
-        return self._send(self.registry.functions.commit([commitment(self.acct.address, content_hash, self.salt)]))
+        mine = commitment(self.acct.address, content_hash, self.salt)
+        return self._send(self.registry.functions.commit([mine]))
 
     def reveal(self, content_hash: bytes) -> str:
-        return self._send(
-            self.registry.functions.registerDataset(content_hash, 1, 0, b"\0" * 32, "ipfs://stolen", self.salt)
-        )
+        fn = self.registry.functions.registerDataset
+        return self._send(fn(content_hash, 1, 0, b"\0" * 32, "ipfs://stolen", self.salt))
 
 
 @pytest.fixture
@@ -193,7 +193,9 @@ def test_batch_registration_with_one_hash_copied_stays_whole(env: tuple[Stack, T
         assert all(_owner(stack, h) == owner for h in hashes)  # the whole batch, none lost
 
 
-def test_relayed_registration_through_the_api_stays_the_owners(env: tuple[Stack, TestClient, Watcher]) -> None:
+def test_relayed_registration_through_the_api_stays_the_owners(
+    env: tuple[Stack, TestClient, Watcher],
+) -> None:
     stack, client, watcher = env
     for label, held_back in (("relayed-a", False), ("relayed-b", True)):
         owner = Account.create()
