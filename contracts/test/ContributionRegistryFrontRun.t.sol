@@ -3,6 +3,7 @@ pragma solidity 0.8.37;
 
 import {RegistryFixture} from "./ContributionRegistry.t.sol";
 import {IContributionRegistry} from "../src/interfaces/IContributionRegistry.sol";
+import {IContributionRegistry as ICR} from "../src/interfaces/IContributionRegistry.sol";
 
 /// @notice Finding 2: a mempool watcher who copies a pending reveal (direct, relayed or one hash of a batch) and
 /// commits to it himself can never keep the dataset; commitments that are unknown, too recent or expired revert.
@@ -17,6 +18,13 @@ contract ContributionRegistryFrontRunTest is RegistryFixture {
         vm.prank(bob);
         reg.registerDataset(h, 1, 0, 0, "ipfs://stolen", THIEF_SALT);
         assertEq(reg.contributionOf(h).owner, bob);
+    }
+
+    /// @dev `who` reveals `h` with `salt` and expects the revert `err`.
+    function _revealReverts(address who, bytes32 h, bytes32 salt, bytes memory err) internal {
+        vm.prank(who);
+        vm.expectRevert(err);
+        reg.registerDataset(h, 1, 0, 0, "", salt);
     }
 
     function _commitValueAs(address who, bytes32 c) internal {
@@ -40,9 +48,9 @@ contract ContributionRegistryFrontRunTest is RegistryFixture {
         assertEq(c.commitBlock, aliceBlock);
         // and the thief cannot take it back: his commitment is younger
         _commitValueAs(bob, reg.commitmentOf(bob, H, THIEF_SALT));
-        vm.prank(bob);
-        vm.expectRevert(abi.encodeWithSelector(IContributionRegistry.ContributionRegistryAlreadyRegistered.selector, H));
-        reg.registerDataset(H, 1, 0, 0, "", THIEF_SALT);
+        _revealReverts(
+            bob, H, THIEF_SALT, abi.encodeWithSelector(ICR.ContributionRegistryAlreadyRegistered.selector, H)
+        );
     }
 
     function test_frontRun_relayedCopyNeverKeepsTheDataset() public {
@@ -82,9 +90,7 @@ contract ContributionRegistryFrontRunTest is RegistryFixture {
 
     function test_registerDataset_revertsWhen_commitmentUnknown() public {
         bytes32 c = reg.commitmentOf(alice, H, SALT);
-        vm.prank(alice);
-        vm.expectRevert(abi.encodeWithSelector(IContributionRegistry.ContributionRegistryUnknownCommitment.selector, c));
-        reg.registerDataset(H, 1, 0, 0, "", SALT);
+        _revealReverts(alice, H, SALT, abi.encodeWithSelector(ICR.ContributionRegistryUnknownCommitment.selector, c));
     }
 
     function test_registerDataset_revertsWhen_commitmentTooRecent() public {
@@ -92,13 +98,9 @@ contract ContributionRegistryFrontRunTest is RegistryFixture {
         bytes32[] memory cs = new bytes32[](1);
         cs[0] = c;
         reg.commit(cs);
-        vm.prank(alice);
-        vm.expectRevert(
-            abi.encodeWithSelector(
-                IContributionRegistry.ContributionRegistryCommitmentTooRecent.selector, c, block.number
-            )
+        _revealReverts(
+            alice, H, SALT, abi.encodeWithSelector(ICR.ContributionRegistryCommitmentTooRecent.selector, c, block.number)
         );
-        reg.registerDataset(H, 1, 0, 0, "", SALT);
     }
 
     function test_registerDataset_revertsWhen_commitmentExpired() public {
@@ -106,11 +108,9 @@ contract ContributionRegistryFrontRunTest is RegistryFixture {
         uint256 at = block.number - 1;
         vm.roll(at + reg.MAX_COMMITMENT_AGE() + 1);
         bytes32 c = reg.commitmentOf(alice, H, SALT);
-        vm.prank(alice);
-        vm.expectRevert(
-            abi.encodeWithSelector(IContributionRegistry.ContributionRegistryCommitmentExpired.selector, c, at)
+        _revealReverts(
+            alice, H, SALT, abi.encodeWithSelector(ICR.ContributionRegistryCommitmentExpired.selector, c, at)
         );
-        reg.registerDataset(H, 1, 0, 0, "", SALT);
     }
 
     function test_registerDataset_revertsWhen_commitmentReused() public {
@@ -119,17 +119,14 @@ contract ContributionRegistryFrontRunTest is RegistryFixture {
         reg.registerDataset(H, 1, 0, 0, "", SALT);
         assertEq(reg.commitmentBlock(reg.commitmentOf(alice, H, SALT)), 0); // cleared (gas refund)
         bytes32 c = reg.commitmentOf(alice, H, SALT);
-        vm.prank(alice);
-        vm.expectRevert(abi.encodeWithSelector(IContributionRegistry.ContributionRegistryUnknownCommitment.selector, c));
-        reg.registerDataset(H, 1, 0, 0, "", SALT);
+        _revealReverts(alice, H, SALT, abi.encodeWithSelector(ICR.ContributionRegistryUnknownCommitment.selector, c));
     }
 
     function test_registerDataset_revertsWhen_commitmentOfAnotherOwner() public {
         _commitOne(alice, H);
         bytes32 c = reg.commitmentOf(bob, H, SALT);
-        vm.prank(bob); // bob reveals with alice's salt: the commitment names alice, not him
-        vm.expectRevert(abi.encodeWithSelector(IContributionRegistry.ContributionRegistryUnknownCommitment.selector, c));
-        reg.registerDataset(H, 1, 0, 0, "", SALT);
+        // bob reveals with alice's salt: the commitment names alice, not him
+        _revealReverts(bob, H, SALT, abi.encodeWithSelector(ICR.ContributionRegistryUnknownCommitment.selector, c));
     }
 
     function test_commit_revertsWhen_emptyOrZero() public {
@@ -148,9 +145,7 @@ contract ContributionRegistryFrontRunTest is RegistryFixture {
         vm.roll(block.number + 1);
         vm.prank(bob);
         reg.registerDataset(H, 1, 0, 0, "", SALT);
-        vm.prank(alice);
-        vm.expectRevert(abi.encodeWithSelector(IContributionRegistry.ContributionRegistryAlreadyRegistered.selector, H));
-        reg.registerDataset(H, 1, 0, 0, "", SALT);
+        _revealReverts(alice, H, SALT, abi.encodeWithSelector(ICR.ContributionRegistryAlreadyRegistered.selector, H));
     }
 
     /// The takeover window is bounded: once the holder's commitment is MAX_COMMITMENT_AGE old, every older
@@ -161,11 +156,9 @@ contract ContributionRegistryFrontRunTest is RegistryFixture {
         _thiefRegistersFirst(H);
         vm.roll(aliceAt + reg.MAX_COMMITMENT_AGE() + 1);
         bytes32 c = reg.commitmentOf(alice, H, SALT);
-        vm.prank(alice);
-        vm.expectRevert(
-            abi.encodeWithSelector(IContributionRegistry.ContributionRegistryCommitmentExpired.selector, c, aliceAt)
+        _revealReverts(
+            alice, H, SALT, abi.encodeWithSelector(ICR.ContributionRegistryCommitmentExpired.selector, c, aliceAt)
         );
-        reg.registerDataset(H, 1, 0, 0, "", SALT);
         assertEq(reg.contributionOf(H).owner, bob);
     }
 
@@ -174,9 +167,7 @@ contract ContributionRegistryFrontRunTest is RegistryFixture {
         vm.prank(alice);
         bytes32 id = reg.registerCompute(keccak256("job"), 1, 0, 0);
         _commitOne(bob, id);
-        vm.prank(bob);
-        vm.expectRevert(abi.encodeWithSelector(IContributionRegistry.ContributionRegistryAlreadyRegistered.selector, id));
-        reg.registerDataset(id, 1, 0, 0, "", SALT);
+        _revealReverts(bob, id, SALT, abi.encodeWithSelector(ICR.ContributionRegistryAlreadyRegistered.selector, id));
     }
 
     /// ... and a dataset squatting on a victim's future compute id never blocks the job: it is evicted.
