@@ -78,9 +78,11 @@ def test_concurrent_identical_relays_send_one_transaction(anvil: Anvil, tmp_path
         for t in threads:
             t.join(60)
         assert [r.status_code for r in results] == [202] * 6
-        assert len({r.json()["tx_hash"] for r in results}) == 1
+        # one relay, one commit (an answer shows the commit or, once it is mined, the one reveal)
+        assert len({r.json()["commit_tx_hash"] for r in results}) == 1
+        assert len({r.json()["relay_id"] for r in results}) == 1
         assert sum(not r.json()["duplicate"] for r in results) == 1
-        assert relayer_nonce(stack) == before + 1
+        assert relayer_nonce(stack) == before + 2  # the commit and its reveal
 
 
 def test_cairn_api_refuses_a_missing_deployment_with_one_line(tmp_path: Path, anvil: Anvil) -> None:
