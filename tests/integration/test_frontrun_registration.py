@@ -149,6 +149,9 @@ def _race_with_victim_held_back(stack: Stack, watcher: Watcher, victim: str, raw
     stack.w3.eth.send_raw_transaction(raw)
     _mine(stack.anvil)
     assert _owner(stack, h) == victim
+    stack.index()  # the mirror agrees: the dataset is the victim's, the watcher's lost registration is gone
+    shown = stack.api.get(f"/v1/datasets/0x{h.hex()}").json()
+    assert shown["owner"] == victim, shown
     registry = stack.contract("ContributionRegistry")
     (ev,) = registry.events.DatasetReclaimed().get_logs(from_block=0, argument_filters={"contentHash": h})
     assert ev.args.previousOwner == watcher.acct.address and ev.args.newOwner == victim
