@@ -136,9 +136,10 @@ def test_crash_between_record_and_broadcast_is_recovered(anvil: Anvil, tmp_path:
         receipt = w3.eth.wait_for_transaction_receipt(record["tx_hash"], timeout=30, poll_latency=0.02)
         assert receipt["status"] == 1
         again = client.post("/v1/datasets", json=body)
-        assert again.status_code == 202 and again.json()["tx_hash"] == record["tx_hash"]
-        assert again.json()["status"] == "mined"
-        assert relayer_nonce(stack) == before + 1
+        # the recorded commit, then its reveal (sent at start-up once the commit was mined)
+        assert again.status_code == 202 and again.json()["commit_tx_hash"] == record["tx_hash"]
+        assert again.json()["status"] == "mined" and again.json()["phase"] == "reveal"
+        assert relayer_nonce(stack) == before + 2
 
 
 def test_record_whose_nonce_was_taken_is_dropped_and_relayed_afresh(anvil: Anvil, tmp_path: Path) -> None:
@@ -235,8 +236,8 @@ def test_two_api_processes_on_one_database_relay_a_message_once(anvil: Anvil, tm
         for t in threads:
             t.join(60)
         assert [r.status_code for r in results] == [202] * 4, [r.text for r in results]
-        assert len({r.json()["tx_hash"] for r in results}) == 1
-        assert relayer_nonce(stack) == before + 1
+        assert len({r.json()["commit_tx_hash"] for r in results}) == 1  # one commit (and one reveal)
+        assert relayer_nonce(stack) == before + 2
 
 
 def test_simultaneous_starts_on_a_fresh_database(anvil: Anvil, database_url: str, tmp_path: Path) -> None:
