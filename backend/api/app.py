@@ -124,7 +124,8 @@ def create_app(settings: Settings | None = None, *, run_indexer: bool | None = N
                 log.warning("relay transactions reconciled at start-up: %s", recovered)
         except (CairnError, OSError, ValueError) as exc:  # a re-broadcast refused: the worker retries
             log.warning("relay reconciliation at start-up failed (%s); the outbox worker retries", exc)
-        outbox_worker = OutboxWorker(relayer.outbox, after_round=relayer.advance_pending)
+        # after each round: send the reveals of relays whose commit is mined
+        outbox_worker = OutboxWorker(relayer.outbox, then=relayer.advance_pending)
         outbox_worker.start()
         background = BackgroundIndexer(cfg, chain.deployment, engine) if with_indexer else None
         app.state.settings = cfg

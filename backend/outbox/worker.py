@@ -1,6 +1,6 @@
 """`OutboxWorker`: `Outbox.process()` in a daemon thread, so pending rows are re-broadcast and fee-bumped
-while the process runs (the API runs one for its relayer, whose `advance_pending` runs after each round to
-send the reveals of mined commits)."""
+while the process runs (the API runs one for its relayer). `then()`, if given, runs after each round (the API
+settles its relayer's gas budget from the rows the round settled)."""
 
 from __future__ import annotations
 
@@ -15,10 +15,10 @@ log = logging.getLogger("cairn.outbox")
 
 class OutboxWorker:
     def __init__(
-        self, outbox: Outbox, *, interval: float = 1.0, after_round: Callable[[], object] | None = None
+        self, outbox: Outbox, *, interval: float = 1.0, then: Callable[[], object] | None = None
     ) -> None:
         self.outbox = outbox
-        self.after_round = after_round
+        self.then = then
         self.interval = interval
         self.stop_event = threading.Event()
         self.thread: threading.Thread | None = None
@@ -31,8 +31,8 @@ class OutboxWorker:
         while not self.stop_event.wait(self.interval):
             try:
                 self.outbox.process()
-                if self.after_round is not None:
-                    self.after_round()
+                if self.then is not None:
+                    self.then()
             except Exception:  # the node or the database is away for a moment: try again next round
                 log.warning("outbox processing of %s failed; retrying", self.outbox.sender, exc_info=True)
 
