@@ -91,8 +91,13 @@ class RelayRecord(SQLModel, table=True):
     relayer: str = Field(sa_column=Column(String(42), nullable=False))
     outbox_id: int = Field(
         sa_column=Column(Integer, ForeignKey("outbox_tx.id"), nullable=False, unique=True)
-    )  # the current carrier; a replaced one is superseded by a new row (relayed afresh)
+    )  # the current carrier of the commit; a replaced one is superseded by a new row (relayed afresh)
     created_at: int = Field(sa_column=Column(BigInteger, nullable=False))
+    # commit-reveal: the reveal's calldata (`registerDatasetFor` with the salt), sent once the commit is mined
+    reveal_data: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    reveal_outbox_id: int | None = Field(  # an outbox_tx.id
+        default=None, sa_column=Column(Integer, nullable=True)
+    )
 
 
 class RelayBudget(SQLModel, table=True):

@@ -40,8 +40,11 @@ class Driver:
         nonce = self.nonces.get(acct.address)
         if nonce is None:
             nonce = int(self.w3.eth.get_transaction_count(acct.address, "pending"))
-        tx = fn.build_transaction({"from": acct.address, "nonce": nonce, "chainId": self.w3.eth.chain_id})
-        tx["gas"] = int(tx["gas"]) * 2
+        # estimated for the next block ("pending"): a reveal needs its commitment at least a block old
+        gas = int(fn.estimate_gas({"from": acct.address}, "pending")) * 2
+        tx = fn.build_transaction(
+            {"from": acct.address, "nonce": nonce, "chainId": self.w3.eth.chain_id, "gas": gas}
+        )
         signed = acct.sign_transaction(tx)
         tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
         self.nonces[acct.address] = nonce + 1

@@ -18,9 +18,10 @@ from eth_utils.crypto import keccak
 
 from bench.gas_driver import CHALLENGE_DELAY, EPOCH_LENGTH, claim_proof, derived_key, leaves_for, start
 from bench.x402 import channel_config, channel_id, config_tuple, exact_payment, voucher_typed_data
-from cairn.cli.devchain import start_anvil
+from cairn.cli.devchain import mint_test_tokens, start_anvil
 from cairn.core import eip712
 from cairn.core.merkle import MerkleTree, build_tree
+from cairn.core.registration import dataset_batch_calls, dataset_calls, dataset_list_calls
 from cairn.core.settings import ANVIL_DEV_KEYS
 
 TREE_SIZE = 100_000
@@ -32,9 +33,14 @@ VALID_BEFORE = 2**31 - 1  # EIP-3009 validBefore of every exact payment: fixed, 
 IPFS = "ipfs://bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi"
 
 # --- scenario names (the keys of contracts/gas-snapshot.json) -------------------------------------------
-REGISTER_DATASET = "ContributionRegistry.registerDataset: the owner's second dataset"
-REGISTER_DATASETS = f"ContributionRegistry.registerDatasets: {BATCH} datasets, each with its own fields"
-REGISTER_DATASET_BATCH = f"ContributionRegistry.registerDatasetBatch: {BATCH} datasets sharing their fields"
+COMMIT = "ContributionRegistry.commit: one commitment (the first step of every dataset registration)"
+REGISTER_DATASET = "ContributionRegistry.registerDataset: the owner's second dataset (the reveal)"
+REGISTER_DATASETS = (
+    f"ContributionRegistry.registerDatasets: {BATCH} datasets, each with its own fields (the reveal)"
+)
+REGISTER_DATASET_BATCH = (
+    f"ContributionRegistry.registerDatasetBatch: {BATCH} datasets sharing their fields (the reveal)"
+)
 ATTEST = "ContributionRegistry.attest: a validator's first score on a contribution"
 ATTEST_BATCH = [
     f"ContributionRegistry.attestBatch: {BATCH} scores, {nth} validator"
@@ -59,6 +65,11 @@ VOUCHER_CLAIM_BATCH = (
 )
 
 
+def _salt(i: int) -> bytes:
+    """Fixed salts: the snapshot is exact, and calldata gas depends on the bytes."""
+    return keccak(b"salt" + i.to_bytes(4, "big"))
+
+
 def _dataset(i: int) -> tuple[bytes, int, int, bytes, str]:
     return keccak(b"dataset" + i.to_bytes(4, "big")), 1 << 30, 1, keccak(b"meta" + bytes([i % 256])), IPFS
 
@@ -75,27 +86,31 @@ def measure(log: Callable[[str], None] = lambda _m: None) -> dict[str, int]:
         token_name = token.functions.name().call()
         gateway_addr = Account.from_key(gateway).address
 
-        # --- tokens for payers (the deployer takes MINTER for the benchmark), then the pool's emission ---
-        d.send(
-            admin,
-            token.functions.grantRole(token.functions.MINTER_ROLE().call(), Account.from_key(admin).address),
-        )
+        # --- tokens for payers (minted as the distributor, the only minter, on the local chain) ---
         payer_keys = [derived_key("payer", i) for i in range(RELAYED + 2)]
         for k in payer_keys:
             addr = Account.from_key(k).address
             d.fund_eth(addr)
-            d.send(admin, token.functions.mintEmission(0, addr, 100 * 10**18))
+            mint_test_tokens(d.w3, d.deployment, addr, 100 * 10**18)
         d.send(gateway, dist.functions.fundEmission(0))
 
         # --- registry ---
         owner = ANVIL_DEV_KEYS[5]
-        d.send(owner, reg.functions.registerDataset(*_dataset(0)))
-        gas[REGISTER_DATASET] = d.gas(owner, reg.functions.registerDataset(*_dataset(1)))
+        owner_addr = Account.from_key(owner).address
+        for step in dataset_calls(reg, owner_addr, *_dataset(0), salt=_salt(0)):
+            d.send(owner, step)
+        commit, reveal = dataset_calls(reg, owner_addr, *_dataset(1), salt=_salt(1))
+        gas[COMMIT] = d.gas(owner, commit)
+        gas[REGISTER_DATASET] = d.gas(owner, reveal)
         listed = [_dataset(i) for i in range(2000, 2000 + BATCH)]
-        gas[REGISTER_DATASETS] = d.gas(owner, reg.functions.registerDatasets(listed))
+        commit, reveal = dataset_list_calls(reg, owner_addr, listed, salt=_salt(2))
+        d.send(owner, commit)
+        gas[REGISTER_DATASETS] = d.gas(owner, reveal)
         ids = [_dataset(i)[0] for i in range(1000, 1000 + BATCH)]
         shared = (ids, [1 << 30] * BATCH, 1, keccak(b"batch-manifest"), IPFS)
-        gas[REGISTER_DATASET_BATCH] = d.gas(owner, reg.functions.registerDatasetBatch(shared))
+        commit, reveal = dataset_batch_calls(reg, owner_addr, shared, salt=_salt(3))
+        d.send(owner, commit)
+        gas[REGISTER_DATASET_BATCH] = d.gas(owner, reveal)
         validators = [ANVIL_DEV_KEYS[0], ANVIL_DEV_KEYS[2], ANVIL_DEV_KEYS[6]]
         role = reg.functions.VALIDATOR_ROLE().call()
         for k in validators:

@@ -3,7 +3,9 @@
 Created (or replaced) at every indexer start after the tables, only when their source tables exist.
 
 `v_datasets` — every registered dataset, one row each, whether registered alone (`DatasetRegistered`,
-    item_index 0) or in a batch (`DatasetBatchRegistered`, one row per item): content_hash, owner,
+    item_index 0) or in a batch (`DatasetBatchRegistered`, one row per item), except registrations that
+    lost the dataset later (`DatasetReclaimed` by an older commitment, `DatasetEvicted` by a compute
+    registration of that id): content_hash, owner,
     size (Uint256), license_id BIGINT, metadata_hash, uri, block_number, log_index, item_index, block_hash,
     tx_hash, contract, block_time. Ordered keys: (block_number, log_index, item_index).
 `v_contributions` — every registered contribution (datasets and compute), one row each:
@@ -76,7 +78,24 @@ def view_sql(dialect: str, tables: set[str]) -> dict[str, str]:
             + " FROM ev_dataset_batch_registered"
         )
     if dataset_parts:
-        out["v_datasets"] = " UNION ALL ".join(dataset_parts)
+        union = " UNION ALL ".join(dataset_parts)
+        # A registration that lost its dataset later (commit-reveal: an older commitment took it over,
+        # `DatasetReclaimed`; or a compute registration evicted a dataset squatting on its id,
+        # `DatasetEvicted`) is not a dataset any more. Both events are rare: the filters scan tiny tables.
+        lost = []
+        for table, id_col, owner_col in (
+            ("ev_dataset_reclaimed", "content_hash", "previous_owner"),
+            ("ev_dataset_evicted", "contribution_id", "owner"),
+        ):
+            if table in tables:
+                lost.append(
+                    f"NOT EXISTS (SELECT 1 FROM {table} x WHERE x.{id_col} = u.content_hash "
+                    f"AND x.{owner_col} = u.owner AND (x.block_number > u.block_number OR "
+                    f"(x.block_number = u.block_number AND x.log_index > u.log_index)))"
+                )
+        out["v_datasets"] = (
+            f"SELECT * FROM ({union}) u WHERE " + " AND ".join(lost) if lost else union
+        )
 
     parts = []
     null_num = "CAST(NULL AS NUMERIC)" if dialect == "postgresql" else "NULL"

@@ -126,8 +126,9 @@ def create_app(settings: Settings | None = None, *, run_indexer: bool | None = N
                 log.warning("relay transactions reconciled at start-up: %s", recovered)
         except (CairnError, OSError, ValueError) as exc:  # a re-broadcast refused: the worker retries
             log.warning("relay reconciliation at start-up failed (%s); the outbox worker retries", exc)
-        # re-broadcasts, fee bumps; then the relayer's gas budget is settled from the rows it settled
-        outbox_worker = OutboxWorker(relayer.outbox, then=relayer.guard.settle)
+        # re-broadcasts and fee bumps; after each round the relayer settles its gas budget from the rows the
+        # round settled and sends the reveals of relays whose commit is mined
+        outbox_worker = OutboxWorker(relayer.outbox, then=relayer.after_outbox_round)
         outbox_worker.start()
         background = BackgroundIndexer(cfg, chain.deployment, engine) if with_indexer else None
         app.state.settings = cfg

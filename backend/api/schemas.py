@@ -169,11 +169,20 @@ class Account(BaseModel):
 
 
 class RelayReceipt(BaseModel):
-    tx_hash: str = Field(description="The mined transaction, else the latest one (fee bumps replace it)")
-    status: str = Field(
-        description="pending, mined, reverted, or replaced (its nonce was used by another transaction; "
-        "posting the same signed message again relays it afresh)"
+    tx_hash: str = Field(
+        description="The current phase's transaction (the reveal once sent, else the commit): the mined one, "
+        "else the latest (fee bumps replace it)"
     )
+    status: str = Field(
+        description="pending (until the reveal is mined), mined, reverted, or replaced (its nonce was used "
+        "by another transaction; posting the same signed message again relays it afresh)"
+    )
+    phase: str = Field(
+        default="commit",
+        description="commit (the commitment hiding the content hash is being mined) or reveal "
+        "(`registerDatasetFor`, sent once the commit is mined)",
+    )
+    commit_tx_hash: str | None = Field(default=None, description="The commitment's transaction")
     block_number: int | None
     relay_id: str = Field(description="keccak256 of the signature; stays the same across fee bumps")
     tx_hashes: list[str] = Field(default_factory=list, description="Every signed version, oldest first")

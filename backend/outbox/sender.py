@@ -117,7 +117,8 @@ class Outbox:
             if to_cs is not None:
                 call["to"] = to_cs
             try:
-                est = self.w3.eth.estimate_gas(call)  # type: ignore[arg-type]
+                # "pending": the block this will be mined in (a reveal needs its commitment a block old)
+                est = self.w3.eth.estimate_gas(call, "pending")  # type: ignore[arg-type]
             except ContractLogicError as exc:  # nothing signed or stored: the caller re-reads the chain
                 raise OutboxRevertError(f"{key} would revert now ({exc}); nothing sent") from None
             gas = int(est * 12 // 10) + 10_000

@@ -12,8 +12,11 @@ Safety:
 * what an earlier (killed) run left pending is settled first (`Outbox.drain`), and `claimed(account)` is read
   again just before each batch is built, so an account paid meanwhile (by itself or by a batch that was
   still in flight) is skipped;
-* a batch that reverts (someone claimed between the read and the mining) pays nothing; its accounts are
-  read again and the batch is rebuilt without the paid ones (a new key), at most `MAX_TRIES` times.
+* an account of the batch that claimed between the read and the mining (e.g. a front-run `claimFor`) no
+  longer reverts the batch: the contract skips it (`ClaimSkipped`) and pays the others; the report lists it
+  in `skipped`;
+* a batch that still reverts (e.g. the root changed) pays nothing; its accounts are read again and the
+  batch is rebuilt without the paid ones (a new key), at most `MAX_TRIES` times.
 """
 
 from __future__ import annotations
@@ -45,12 +48,14 @@ class PayoutReport:
     batches: list[OutboxTx] = field(default_factory=list)  # every batch transaction this run settled
     failed: list[OutboxTx] = field(default_factory=list)  # batches that reverted (rebuilt or given up)
     unpaid: list[str] = field(default_factory=list)  # accounts still due after MAX_TRIES failed batches
+    skipped: list[str] = field(default_factory=list)  # in a mined batch, but paid meanwhile (ClaimSkipped)
 
     def summary(self) -> str:
         ok = sum(1 for t in self.batches if t.status == CONFIRMED)
         return (
             f"epoch {self.epoch}: {self.paid} account(s) paid {self.paid_amount} wei in {ok} batch(es); "
             f"{self.already_paid} already paid, {self.below_min} below the minimum, "
+            f"{len(self.skipped)} skipped (paid meanwhile), "
             f"{len(self.failed)} reverted batch(es), {len(self.unpaid)} left unpaid"
         )
 
@@ -119,9 +124,10 @@ def push_payouts(
             if tx is not None:
                 report.batches.append(tx)
                 if tx.status == CONFIRMED:
-                    paid = _claimed_in(eng, tx)
+                    paid, skipped = _claimed_in(eng, tx)
                     report.paid += len(paid)
                     report.paid_amount += sum(paid.values())
+                    report.skipped += skipped
                     break
                 report.failed.append(tx)
             # reverted (or would revert): someone was paid meanwhile; rebuild without them
@@ -133,13 +139,17 @@ def push_payouts(
     return report
 
 
-def _claimed_in(eng: EpochLifecycle, tx: OutboxTx) -> dict[str, int]:
-    """account -> amount of the Claimed events of a mined batch."""
+def _claimed_in(eng: EpochLifecycle, tx: OutboxTx) -> tuple[dict[str, int], list[str]]:
+    """(account -> amount of the Claimed events, the ClaimSkipped accounts) of a mined batch."""
     receipt = eng.w3.eth.get_transaction_receipt(tx.mined_hash)  # type: ignore[arg-type]
     out: dict[str, int] = {}
     for log in eng.distributor.events.Claimed().process_receipt(receipt, errors=DISCARD):
         out[str(log["args"]["account"]).lower()] = int(log["args"]["amount"])
-    return out
+    skipped = [
+        str(log["args"]["account"]).lower()
+        for log in eng.distributor.events.ClaimSkipped().process_receipt(receipt, errors=DISCARD)
+    ]
+    return out, skipped
 
 
 def _send_batch(

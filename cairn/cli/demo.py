@@ -28,12 +28,13 @@ from rich.console import Console
 from sqlalchemy import Engine
 from web3 import Web3
 
-from backend.outbox import CONFIRMED, Outbox, memory_engine
-from cairn.cli.devchain import rpc_call
+from backend.outbox import CONFIRMED, Outbox
+from cairn.cli.devchain import mint_test_tokens, rpc_call
 from cairn.core.db import make_engine
 from cairn.core.deployment import Deployment
 from cairn.core.eip712 import transfer_authorization_typed_data
 from cairn.core.errors import CairnError, ConfigError, OutboxRevertError
+from cairn.core.registration import compute_id, dataset_calls
 from cairn.core.settings import ANVIL_DEV_KEYS, LOCAL_CHAIN_ID, Settings
 
 out = Console()
@@ -96,7 +97,7 @@ def give_agent_test_tokens(w3: Web3, dep: Deployment, senders: Senders | None = 
     if dep.chain_id != LOCAL_CHAIN_ID:
         raise ConfigError(f"test tokens exist only on the local chain {LOCAL_CHAIN_ID}, not {dep.chain_id}")
     token = dep.contract(w3, "RewardToken")
-    admin, agent = Account.from_key(ADMIN).address, Account.from_key(AGENT).address
+    agent = Account.from_key(AGENT).address
     if int(token.functions.balanceOf(agent).call()) >= PRICE:
         return False
     epoch = dep.epoch.epoch_at(int(w3.eth.get_block("latest")["timestamp"]))
@@ -106,11 +107,8 @@ def give_agent_test_tokens(w3: Web3, dep: Deployment, senders: Senders | None = 
             f"the demo agent has no test tokens and epoch {epoch}'s emission is already in the reward pool "
             "(the keeper funds each epoch as it starts): replay on a fresh chain (cairn dev --reset)"
         )
-    minter = token.functions.MINTER_ROLE().call()
-    sender = senders if senders is not None else Senders(w3, memory_engine())
-    sender.send(ADMIN, token.functions.grantRole(minter, admin))
-    sender.send(ADMIN, token.functions.mintEmission(epoch, agent, 10 * PRICE))
-    sender.send(ADMIN, token.functions.revokeRole(minter, admin))
+    # Only the distributor mints (no role can be granted): on the local chain, as the distributor.
+    mint_test_tokens(w3, dep, agent, 10 * PRICE)
     return True
 
 
@@ -183,16 +181,17 @@ class Demo:
                 "signature": "0x" + bytes(sig.signature).hex(),
             },
         )
-        out.print(f"       relayed registration tx {relayed.get('tx_hash')}")
-        self.send(
-            CONTRIBUTOR_B, registry.functions.registerDataset(ds_b, 524288, 2, _h("meta-b"), "ipfs://demo-b")
-        )
+        phase, tx = relayed.get("phase"), relayed.get("tx_hash")
+        out.print(f"       relayed registration {relayed.get('relay_id')}: {phase} tx {tx}")
+        b_steps = dataset_calls(registry, b, ds_b, 524288, 2, _h("meta-b"), "ipfs://demo-b")
+        for step in b_steps:  # commit (hides the content hash), then the reveal once the commit is mined
+            self.send(CONTRIBUTOR_B, step)
         job = _h(f"demo-training-job-{time.time_ns()}")  # a new job per run: `cairn demo` replays
         self.send(
             PROVIDER, registry.functions.registerCompute(job, 3600, bytes.fromhex(MODEL_ID[2:]), _h("res"))
         )
-        compute_id = keccak(bytes(12) + bytes.fromhex(Account.from_key(PROVIDER).address[2:]) + job)
-        self._wait_relayed(ds_a)
+        provider_id = compute_id(Account.from_key(PROVIDER).address, job)
+        self._wait_relayed(ds_a, str(relayed.get("relay_id")))
 
         out.print("[bold]demo[/] three validators attest; the trainer publishes the model's manifest")
         validator_role = registry.functions.VALIDATOR_ROLE().call()
@@ -202,7 +201,7 @@ class Demo:
             (VALIDATOR_2, (8500, 6000, 9000)),
             (VALIDATOR_3, (9500, 7000, 8000)),
         ):
-            for cid, score in zip((ds_a, ds_b, compute_id), scores, strict=True):
+            for cid, score in zip((ds_a, ds_b, provider_id), scores, strict=True):
                 self.send(key, registry.functions.attest(cid, score))
         pairs = sorted([(ds_a, 60), (ds_b, 40)])
         self.send(
@@ -262,10 +261,11 @@ class Demo:
             source="db",
         )
 
-    def _wait_relayed(self, content_hash: bytes) -> None:
+    def _wait_relayed(self, content_hash: bytes, relay_id: str) -> None:
         deadline = time.monotonic() + WAIT_S
         while time.monotonic() < deadline:
             try:
+                _http("GET", f"{self.api}/v1/relays/{relay_id}")  # reading it also sends the reveal when due
                 _http("GET", f"{self.api}/v1/datasets/0x{content_hash.hex()}")
                 return
             except CairnError:

@@ -3,8 +3,8 @@
 Order: RewardToken, RewardDistributor, ContributionRegistry, ModelRegistry, PaymentRouter. The token is
 given the distributor's address before the distributor exists (predicted from the deployer's nonce; the
 distributor's constructor reverts unless the token names it). Every contract gets the same epoch clock
-(genesis, length). Wiring roles granted on every chain: the RewardDistributor gets MINTER_ROLE on the token
-(emission is minted only through it).
+(genesis, length). No minting role exists: the token mints only for its immutable DISTRIBUTOR (emission goes
+through `fundEmission` only, and an epoch's unminted cap expires with the epoch).
 
 On the local chain (31337) the anvil development accounts also get the operational roles, so the demo works
 with the default keys (`cairn.core.settings.ANVIL_DEV_KEYS`):
@@ -241,7 +241,6 @@ def deploy_all(
             raise DeploymentError(f"{name} deployed at {contract.address}, predicted {predicted}")
         values[ADDRESS_PARAMS[name]] = contract.address
 
-    _grant(sender, deployed["RewardToken"], "MINTER_ROLE", deployed["RewardDistributor"].address)
     if dev_roles if dev_roles is not None else chain_id == LOCAL_CHAIN_ID:
         for role_name, (contract_name, indices) in DEV_ROLES.items():
             if contract_name in deployed:

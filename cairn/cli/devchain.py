@@ -13,9 +13,10 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from cairn.core.errors import ConfigError
-from cairn.core.settings import REPO_ROOT
+from cairn.core.settings import LOCAL_CHAIN_ID, REPO_ROOT
 
 
 def anvil_binary() -> str:
@@ -122,3 +123,24 @@ def kill_process_group(pid: int) -> None:
     """SIGTERM a process group started with start_new_session=True (used on Ctrl-C)."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGTERM)
+
+
+def mint_test_tokens(w3: Any, dep: Any, to: str, amount: int) -> None:
+    """Local anvil chain only: mint `amount` of the running epoch's emission cap to `to`, sent as the
+    RewardDistributor (the token's only minter) through anvil's account impersonation. A test-and-demo path
+    of the development chain: the contracts have no minting role anyone could be granted, and a real chain
+    has no impersonation."""
+    if int(w3.eth.chain_id) != LOCAL_CHAIN_ID:
+        raise ConfigError(f"test tokens are minted only on the local chain {LOCAL_CHAIN_ID}")
+    token = dep.contract(w3, "RewardToken")
+    dist = dep.contract(w3, "RewardDistributor").address
+    epoch = dep.epoch.epoch_at(int(w3.eth.get_block("latest")["timestamp"]))
+    w3.provider.make_request("anvil_impersonateAccount", [dist])
+    try:
+        w3.provider.make_request("anvil_setBalance", [dist, hex(10**18)])
+        tx = token.functions.mintEmission(epoch, to, amount).build_transaction({"from": dist})
+        receipt = w3.eth.wait_for_transaction_receipt(w3.eth.send_transaction(tx))
+        if receipt["status"] != 1:
+            raise RuntimeError(f"minting test tokens for epoch {epoch} reverted")
+    finally:
+        w3.provider.make_request("anvil_stopImpersonatingAccount", [dist])

@@ -10,10 +10,15 @@ import {EpochClock} from "./EpochClock.sol";
 import {IContributionRegistry} from "./interfaces/IContributionRegistry.sol";
 
 /// @title ContributionRegistry
-/// @notice Datasets (one owner per content hash, ever) and compute jobs, validator attestations and withdrawals.
+/// @notice Datasets (one owner per content hash: the earliest commitment) and compute jobs, validator
+/// attestations and withdrawals.
 /// @dev One storage slot per contribution, packed by hand as
-/// `owner (bits 0..159) | kind (160..167) | withdrawn (168..175) | registeredAt (176..239)`, so a registration is
-/// one cold SLOAD (uniqueness) plus one SSTORE of a fresh slot; all other fields live in the events.
+/// `owner (bits 0..159) | kind (160..167) | withdrawn (168..175) | registeredAt (176..215) | commitBlock (216..255)`,
+/// so a registration is one cold SLOAD (uniqueness) plus one SSTORE of a fresh slot; all other fields live in the
+/// events. Dataset registrations are commit-reveal (see `commit`): a commitment hides the content hash, a reveal
+/// needs a commitment at least one block old, and a reveal whose commitment is strictly older than the holder's
+/// takes the dataset over (possible only while that older commitment is unexpired, so committedAt most
+/// `MAX_COMMITMENT_AGE` blocks after the holder's commitment).
 contract ContributionRegistry is IContributionRegistry, AccessControl, Pausable, Nonces, EIP712, EpochClock {
     /// @notice May attest scores.
     bytes32 public constant VALIDATOR_ROLE = keccak256("VALIDATOR_ROLE");
@@ -61,14 +66,23 @@ contract ContributionRegistry is IContributionRegistry, AccessControl, Pausable,
     bytes32 public constant WITHDRAW_TYPEHASH =
         keccak256("Withdraw(address owner,bytes32 contributionId,uint256 nonce,uint256 deadline)");
 
+    /// @notice Domain of compute contribution ids (`keccak256(abi.encode(COMPUTE_DOMAIN, provider, jobId))`).
+    bytes32 public constant COMPUTE_DOMAIN = keccak256("Cairn.ComputeContribution");
+    /// @notice Blocks after which an unrevealed commitment expires (and after which no older commitment can take
+    /// over a dataset committed committedAt that block).
+    uint256 public constant MAX_COMMITMENT_AGE = 7200;
+
     uint16 private constant _MAX_SCORE = 10_000;
     uint256 private constant _KIND_SHIFT = 160;
     uint256 private constant _WITHDRAWN_BIT = 1 << 168;
     uint256 private constant _TIME_SHIFT = 176;
+    uint256 private constant _COMMIT_SHIFT = 216;
+    uint256 private constant _MASK40 = (1 << 40) - 1;
     uint256 private constant _DATASET = uint256(uint8(Kind.Dataset)) << _KIND_SHIFT;
     uint256 private constant _COMPUTE = uint256(uint8(Kind.Compute)) << _KIND_SHIFT;
 
     mapping(bytes32 contributionId => uint256 packed) private _records;
+    mapping(bytes32 commitment => uint256 blockNumber) private _commitments;
 
     /// @param admin Holder of DEFAULT_ADMIN_ROLE and PAUSER_ROLE.
     /// @param genesis_ Epoch clock genesis (unix seconds).
@@ -84,36 +98,16 @@ contract ContributionRegistry is IContributionRegistry, AccessControl, Pausable,
     // --- datasets -----------------------------------------------------------------------------------------
 
     /// @inheritdoc IContributionRegistry
-    function registerDataset(
-        bytes32 contentHash,
-        uint64 size,
-        uint32 licenseId,
-        bytes32 metadataHash,
-        string calldata uri
-    ) external whenNotPaused {
-        _registerDataset(contentHash, size, licenseId, metadataHash, uri, _msgSender());
-    }
-
-    /// @inheritdoc IContributionRegistry
-    function registerDatasetFor(DatasetInput calldata d, address owner, uint256 deadline, bytes calldata signature)
-        external
-        whenNotPaused
-    {
-        bytes32 structHash = keccak256(
-            abi.encode(REGISTER_DATASET_TYPEHASH, owner, _hashDataset(d), _useNonce(owner), deadline)
-        );
-        _verify(owner, structHash, deadline, signature);
-        _registerDataset(d.contentHash, d.size, d.licenseId, d.metadataHash, d.uri, owner);
-    }
-
-    /// @inheritdoc IContributionRegistry
-    function registerDatasets(DatasetInput[] calldata datasets) external whenNotPaused {
-        uint256 n = datasets.length;
+    function commit(bytes32[] calldata commitments) external {
+        uint256 n = commitments.length;
         if (n == 0) revert ContributionRegistryInvalidInput();
-        address owner = _msgSender();
         for (uint256 i; i < n;) {
-            DatasetInput calldata d = datasets[i];
-            _registerDataset(d.contentHash, d.size, d.licenseId, d.metadataHash, d.uri, owner);
+            bytes32 c = commitments[i];
+            if (c == bytes32(0)) revert ContributionRegistryInvalidInput();
+            uint256 committedAt = _commitments[c];
+            // A copy of a pending commitment (it names its owner, so it can only help that owner) never moves an
+            // earlier block forward; an expired one may be renewed.
+            if (committedAt == 0 || block.number > committedAt + MAX_COMMITMENT_AGE) _commitments[c] = block.number;
             // i < n <= calldata length: cannot overflow.
             unchecked {
                 ++i;
@@ -122,9 +116,45 @@ contract ContributionRegistry is IContributionRegistry, AccessControl, Pausable,
     }
 
     /// @inheritdoc IContributionRegistry
+    function registerDataset(
+        bytes32 contentHash,
+        uint64 size,
+        uint32 licenseId,
+        bytes32 metadataHash,
+        string calldata uri,
+        bytes32 salt
+    ) external whenNotPaused {
+        address owner = _msgSender();
+        uint256 committedAt = _useCommitment(commitmentOf(owner, contentHash, salt));
+        _registerDataset(contentHash, size, licenseId, metadataHash, uri, owner, committedAt);
+    }
+
+    /// @inheritdoc IContributionRegistry
+    function registerDatasetFor(
+        DatasetInput calldata d,
+        address owner,
+        bytes32 salt,
+        uint256 deadline,
+        bytes calldata signature
+    ) external whenNotPaused {
+        bytes32 structHash = keccak256(
+            abi.encode(REGISTER_DATASET_TYPEHASH, owner, _hashDataset(d), _useNonce(owner), deadline)
+        );
+        _verify(owner, structHash, deadline, signature);
+        uint256 committedAt = _useCommitment(commitmentOf(owner, d.contentHash, salt));
+        _registerDataset(d.contentHash, d.size, d.licenseId, d.metadataHash, d.uri, owner, committedAt);
+    }
+
+    /// @inheritdoc IContributionRegistry
+    function registerDatasets(DatasetInput[] calldata datasets, bytes32 salt) external whenNotPaused {
+        _registerDatasets(datasets, _msgSender(), salt);
+    }
+
+    /// @inheritdoc IContributionRegistry
     function registerDatasetsFor(
         DatasetInput[] calldata datasets,
         address owner,
+        bytes32 salt,
         uint256 deadline,
         bytes calldata signature
     ) external whenNotPaused {
@@ -144,31 +174,27 @@ contract ContributionRegistry is IContributionRegistry, AccessControl, Pausable,
             )
         );
         _verify(owner, structHash, deadline, signature);
-        for (uint256 i; i < n;) {
-            DatasetInput calldata d = datasets[i];
-            _registerDataset(d.contentHash, d.size, d.licenseId, d.metadataHash, d.uri, owner);
-            // i < n <= calldata length: cannot overflow.
-            unchecked {
-                ++i;
-            }
-        }
+        _registerDatasets(datasets, owner, salt);
     }
 
     /// @inheritdoc IContributionRegistry
-    function registerDatasetBatch(DatasetBatch calldata batch) external whenNotPaused {
-        _registerDatasetBatch(batch, _msgSender());
+    function registerDatasetBatch(DatasetBatch calldata batch, bytes32 salt) external whenNotPaused {
+        _registerDatasetBatch(batch, _msgSender(), salt);
     }
 
     /// @inheritdoc IContributionRegistry
-    function registerDatasetBatchFor(DatasetBatch calldata batch, address owner, uint256 deadline, bytes calldata signature)
-        external
-        whenNotPaused
-    {
+    function registerDatasetBatchFor(
+        DatasetBatch calldata batch,
+        address owner,
+        bytes32 salt,
+        uint256 deadline,
+        bytes calldata signature
+    ) external whenNotPaused {
         bytes32 structHash = keccak256(
             abi.encode(REGISTER_DATASET_BATCH_TYPEHASH, owner, _hashDatasetBatch(batch), _useNonce(owner), deadline)
         );
         _verify(owner, structHash, deadline, signature);
-        _registerDatasetBatch(batch, owner);
+        _registerDatasetBatch(batch, owner, salt);
     }
 
     // --- compute ------------------------------------------------------------------------------------------
@@ -301,12 +327,37 @@ contract ContributionRegistry is IContributionRegistry, AccessControl, Pausable,
         c.owner = address(uint160(rec));
         c.kind = Kind(uint8(rec >> _KIND_SHIFT));
         c.withdrawn = rec & _WITHDRAWN_BIT != 0;
-        c.registeredAt = uint64(rec >> _TIME_SHIFT);
+        c.registeredAt = uint64((rec >> _TIME_SHIFT) & _MASK40);
+        c.commitBlock = uint64(rec >> _COMMIT_SHIFT);
     }
 
     /// @inheritdoc IContributionRegistry
     function computeId(address provider, bytes32 jobId) public pure returns (bytes32) {
-        return keccak256(abi.encode(provider, jobId));
+        return keccak256(abi.encode(COMPUTE_DOMAIN, provider, jobId));
+    }
+
+    /// @inheritdoc IContributionRegistry
+    function commitmentOf(address owner, bytes32 contentHashOrDigest, bytes32 salt) public pure returns (bytes32 c) {
+        assembly ("memory-safe") {
+            // keccak256(abi.encode(owner, contentHashOrDigest, salt)) in scratch space plus the free-memory
+            // pointer's slot, restored after (0x40 is the free-memory pointer).
+            let fmp := mload(0x40)
+            mstore(0x00, owner)
+            mstore(0x20, contentHashOrDigest)
+            mstore(0x40, salt)
+            c := keccak256(0x00, 0x60)
+            mstore(0x40, fmp)
+        }
+    }
+
+    /// @inheritdoc IContributionRegistry
+    function batchDigest(bytes32[] calldata contentHashes) public pure returns (bytes32) {
+        return keccak256(abi.encodePacked(contentHashes));
+    }
+
+    /// @inheritdoc IContributionRegistry
+    function commitmentBlock(bytes32 commitment) external view returns (uint256) {
+        return _commitments[commitment];
     }
 
     /// @inheritdoc IContributionRegistry
@@ -321,31 +372,84 @@ contract ContributionRegistry is IContributionRegistry, AccessControl, Pausable,
 
     // --- internals ----------------------------------------------------------------------------------------
 
+    /// @dev The block of an unexpired commitment at least one block old, which is cleared (gas refund).
+    function _useCommitment(bytes32 commitment) private returns (uint256 committedAt) {
+        committedAt = _commitments[commitment];
+        if (committedAt == 0) revert ContributionRegistryUnknownCommitment(commitment);
+        if (committedAt >= block.number) revert ContributionRegistryCommitmentTooRecent(commitment, committedAt);
+        if (block.number > committedAt + MAX_COMMITMENT_AGE) revert ContributionRegistryCommitmentExpired(commitment, committedAt);
+        delete _commitments[commitment];
+    }
+
+    /// @dev A fresh record for `owner` committed committedAt block `committedAt`.
+    function _datasetRecord(address owner, uint256 committedAt) private view returns (uint256) {
+        return uint256(uint160(owner)) | _DATASET | ((block.timestamp & _MASK40) << _TIME_SHIFT)
+            | (committedAt << _COMMIT_SHIFT);
+    }
+
+    /// @dev Reverts unless `contentHash` is free or held by a dataset committed strictly after block `committedAt` (then
+    /// emits `DatasetReclaimed`); a compute record is never taken.
+    function _claimSlot(bytes32 contentHash, uint256 committedAt, address owner) private {
+        if (contentHash == bytes32(0)) revert ContributionRegistryInvalidInput();
+        uint256 rec = _records[contentHash];
+        if (rec != 0) {
+            if (rec & (0xff << _KIND_SHIFT) != _DATASET || committedAt >= rec >> _COMMIT_SHIFT) {
+                revert ContributionRegistryAlreadyRegistered(contentHash);
+            }
+            emit DatasetReclaimed(contentHash, address(uint160(rec)), owner, rec >> _COMMIT_SHIFT, committedAt);
+        }
+    }
+
     function _registerDataset(
         bytes32 contentHash,
         uint64 size,
         uint32 licenseId,
         bytes32 metadataHash,
         string calldata uri,
-        address owner
+        address owner,
+        uint256 committedAt
     ) private {
-        if (contentHash == bytes32(0) || owner == address(0)) revert ContributionRegistryInvalidInput();
-        if (_records[contentHash] != 0) revert ContributionRegistryAlreadyRegistered(contentHash);
-        _records[contentHash] = uint256(uint160(owner)) | _DATASET | (block.timestamp << _TIME_SHIFT);
+        if (owner == address(0)) revert ContributionRegistryInvalidInput();
+        _claimSlot(contentHash, committedAt, owner);
+        _records[contentHash] = _datasetRecord(owner, committedAt);
         emit DatasetRegistered(contentHash, owner, size, licenseId, metadataHash, uri);
     }
 
-    /// @dev One fresh slot per content hash (the uniqueness check reads the same slot), one event per batch.
-    function _registerDatasetBatch(DatasetBatch calldata batch, address owner) private {
+    /// @dev `registerDatasets[For]`: one commitment over `batchDigest` of the items' content hashes.
+    function _registerDatasets(DatasetInput[] calldata datasets, address owner, bytes32 salt) private {
+        uint256 n = datasets.length;
+        if (n == 0 || owner == address(0)) revert ContributionRegistryInvalidInput();
+        bytes32[] memory contentHashes = new bytes32[](n);
+        for (uint256 i; i < n;) {
+            contentHashes[i] = datasets[i].contentHash;
+            // i < n <= calldata length: cannot overflow.
+            unchecked {
+                ++i;
+            }
+        }
+        uint256 committedAt = _useCommitment(commitmentOf(owner, keccak256(abi.encodePacked(contentHashes)), salt));
+        for (uint256 i; i < n;) {
+            DatasetInput calldata d = datasets[i];
+            _registerDataset(d.contentHash, d.size, d.licenseId, d.metadataHash, d.uri, owner, committedAt);
+            // i < n <= calldata length: cannot overflow.
+            unchecked {
+                ++i;
+            }
+        }
+    }
+
+    /// @dev One commitment for the batch, one fresh slot per content hash (the uniqueness check reads the same
+    /// slot), one event per batch.
+    function _registerDatasetBatch(DatasetBatch calldata batch, address owner, bytes32 salt) private {
         bytes32[] calldata hashes = batch.contentHashes;
         uint256 n = hashes.length;
         if (n == 0 || owner == address(0)) revert ContributionRegistryInvalidInput();
         if (batch.sizes.length != n) revert ContributionRegistryLengthMismatch();
-        uint256 record = uint256(uint160(owner)) | _DATASET | (block.timestamp << _TIME_SHIFT);
+        uint256 committedAt = _useCommitment(commitmentOf(owner, batchDigest(hashes), salt));
+        uint256 record = _datasetRecord(owner, committedAt);
         for (uint256 i; i < n;) {
             bytes32 contentHash = hashes[i];
-            if (contentHash == bytes32(0)) revert ContributionRegistryInvalidInput();
-            if (_records[contentHash] != 0) revert ContributionRegistryAlreadyRegistered(contentHash);
+            _claimSlot(contentHash, committedAt, owner);
             _records[contentHash] = record;
             // i < n <= calldata length: cannot overflow.
             unchecked {
@@ -361,8 +465,14 @@ contract ContributionRegistry is IContributionRegistry, AccessControl, Pausable,
     {
         if (provider == address(0)) revert ContributionRegistryInvalidInput();
         id = computeId(provider, jobId);
-        if (_records[id] != 0) revert ContributionRegistryAlreadyRegistered(id);
-        _records[id] = uint256(uint160(provider)) | _COMPUTE | (block.timestamp << _TIME_SHIFT);
+        uint256 rec = _records[id];
+        if (rec != 0) {
+            // A dataset whose "content hash" is a compute id is not real content (that would need a preimage of
+            // this domain-separated keccak): it never blocks the job; it is evicted.
+            if (rec & (0xff << _KIND_SHIFT) != _DATASET) revert ContributionRegistryAlreadyRegistered(id);
+            emit DatasetEvicted(id, address(uint160(rec)));
+        }
+        _records[id] = uint256(uint160(provider)) | _COMPUTE | ((block.timestamp & _MASK40) << _TIME_SHIFT);
         emit ComputeRegistered(id, provider, modelId, jobId, workUnits, resultHash);
     }
 

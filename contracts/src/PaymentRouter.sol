@@ -119,14 +119,23 @@ contract PaymentRouter is IPaymentRouter, AccessControl, Pausable, EIP712, Epoch
         IERC3009(TOKEN).receiveWithAuthorization(
             p.from, address(this), p.value, p.validAfter, p.validBefore, p.nonce, p.v, p.r, p.s
         );
-        fee = p.value * feeBps_ / _BPS;
+        fee = _feeOf(p.value, feeBps_);
         emit PaymentSettled(p.from, p.modelId, epoch, p.value, fee, p.requestHash, 1);
+    }
+
+    /// @dev The protocol fee, rounded up: a dust-sized row (or many of them) cannot round the fee to zero. Cannot
+    /// overflow: `value` is a token amount (< 2^128, the supply cap) and `feeBps <= 1000`; the result is at most
+    /// `value` because `feeBps <= 10000`.
+    function _feeOf(uint256 value, uint16 feeBps_) private pure returns (uint256) {
+        unchecked {
+            return (value * feeBps_ + (_BPS - 1)) / _BPS;
+        }
     }
 
     /// @dev Sends the fee to the recipient and the rest to the reward pool.
     function _payout(uint256 gross, uint256 fee, address recipient) private {
         if (fee != 0) IERC20(TOKEN).safeTransfer(recipient, fee);
-        // Cannot underflow: fee = value * feeBps / 10000 <= value for every row, so the sums keep the order.
+        // Cannot underflow: fee = ceil(value * feeBps / 10000) <= value for every row, so the sums keep the order.
         uint256 net;
         unchecked {
             net = gross - fee;
@@ -211,7 +220,7 @@ contract PaymentRouter is IPaymentRouter, AccessControl, Pausable, EIP712, Epoch
             unchecked {
                 amount = k.totalClaimed - before;
             }
-            uint256 fee = amount * fc.feeBps / _BPS;
+            uint256 fee = _feeOf(amount, fc.feeBps);
             gross += amount;
             fees += fee;
             emit PaymentSettled(k.config.payer, k.modelId, epoch, amount, fee, k.requestHash, k.requestCount);

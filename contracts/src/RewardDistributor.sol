@@ -43,10 +43,19 @@ contract RewardDistributor is IRewardDistributor, AccessControl, Pausable, Epoch
     bytes32 private _acceptedRoot;
     bytes32 private _pendingRoot;
     RootState private _state;
-    uint256 private _totalFunded;
+    /// @dev Running funded total and the epoch of the last funding, one slot (192 bits cannot overflow: every
+    /// funding is of tokens whose supply is below 2^128).
+    struct Funding {
+        uint192 total;
+        uint64 lastEpoch;
+    }
 
-    /// @param token_ the RewardToken, which must name this contract as its DISTRIBUTOR (grant this contract its
-    /// MINTER_ROLE for emission).
+    Funding private _funding;
+    /// @dev `1 + total funded before the first funding of epoch e` (0: epoch e had no funding, or not yet), written
+    /// once per epoch that receives funds: what `fundedThrough(e - 1)` reads once later epochs were funded.
+    mapping(uint64 epoch => uint256 fundedBeforePlusOne) private _fundedBefore;
+
+    /// @param token_ the RewardToken, which must name this contract as its DISTRIBUTOR (its only minter).
     /// @param genesis_ epoch clock genesis (unix seconds).
     /// @param length_ epoch length (seconds).
     /// @param admin receives DEFAULT_ADMIN_ROLE only.
@@ -72,7 +81,7 @@ contract RewardDistributor is IRewardDistributor, AccessControl, Pausable, Epoch
         if (!hasStarted(epoch) || hasEnded(epoch)) revert RewardDistributorEmissionUnavailable(epoch);
         amount = TOKEN.emissionCap(epoch) - TOKEN.mintedInEpoch(epoch);
         if (amount == 0) revert RewardDistributorEmissionUnavailable(epoch);
-        _totalFunded += amount;
+        _addFunding(epoch, amount);
         TOKEN.mintEmission(epoch, address(this), amount);
         emit EpochFunded(epoch, address(0), amount, 0);
     }
@@ -80,9 +89,25 @@ contract RewardDistributor is IRewardDistributor, AccessControl, Pausable, Epoch
     /// @inheritdoc IRewardDistributor
     function fundRevenue(uint256 amount) external {
         if (amount == 0) revert RewardDistributorZeroValue();
-        _totalFunded += amount;
+        uint64 epoch = currentEpoch();
+        _addFunding(epoch, amount);
         IERC20(address(TOKEN)).safeTransferFrom(msg.sender, address(this), amount);
-        emit EpochFunded(currentEpoch(), msg.sender, amount, 1);
+        emit EpochFunded(epoch, msg.sender, amount, 1);
+    }
+
+    /// @dev Adds `amount` funded in the running epoch `epoch`; the first funding of an epoch checkpoints the total
+    /// before it (one fresh slot per funded epoch).
+    function _addFunding(uint64 epoch, uint256 amount) private {
+        Funding memory f = _funding;
+        if (epoch != f.lastEpoch || f.total == 0) {
+            // Cannot overflow: total < 2^192 (see Funding).
+            unchecked {
+                _fundedBefore[epoch] = uint256(f.total) + 1;
+            }
+            f.lastEpoch = epoch;
+        }
+        f.total += uint192(amount);
+        _funding = f;
     }
 
     // ------------------------------------------------------------------------------------------------ roots
@@ -102,7 +127,7 @@ contract RewardDistributor is IRewardDistributor, AccessControl, Pausable, Epoch
         uint64 expected = s.rootValidAt == 0 ? FIRST_EPOCH : s.rootEpoch + 1;
         if (epoch != expected) revert RewardDistributorNotNextEpoch(epoch, expected);
         if (!hasEnded(epoch)) revert RewardDistributorEpochNotEnded(epoch);
-        uint256 funded = _totalFunded;
+        uint256 funded = fundedThrough(epoch);
         if (totalCumulative > funded) revert RewardDistributorExceedsFunded(totalCumulative, funded);
         // Cannot overflow: block.timestamp < 2^64 for billions of years and the delay is at most 30 days.
         uint64 validAt = uint64(block.timestamp) + _CHALLENGE_DELAY;
@@ -167,7 +192,7 @@ contract RewardDistributor is IRewardDistributor, AccessControl, Pausable, Epoch
 
     /// @inheritdoc IRewardDistributor
     function claim(uint256 cumulativeAmount, bytes32[] calldata proof) external returns (uint256) {
-        return _claim(_claimRoot(), msg.sender, cumulativeAmount, proof);
+        return _claim(_claimRoot(), msg.sender, cumulativeAmount, proof, false);
     }
 
     /// @inheritdoc IRewardDistributor
@@ -175,7 +200,7 @@ contract RewardDistributor is IRewardDistributor, AccessControl, Pausable, Epoch
         external
         returns (uint256)
     {
-        return _claim(_claimRoot(), account, cumulativeAmount, proof);
+        return _claim(_claimRoot(), account, cumulativeAmount, proof, false);
     }
 
     /// @inheritdoc IRewardDistributor
@@ -193,7 +218,7 @@ contract RewardDistributor is IRewardDistributor, AccessControl, Pausable, Epoch
             // address(0), which no real claimant is.
             if (account <= prev) revert RewardDistributorUnsortedAccounts(i);
             prev = account;
-            total += _claim(r, account, cumulativeAmounts[i], proofs[i]);
+            total += _claim(r, account, cumulativeAmounts[i], proofs[i], true);
         }
     }
 
@@ -204,7 +229,25 @@ contract RewardDistributor is IRewardDistributor, AccessControl, Pausable, Epoch
 
     /// @inheritdoc IRewardDistributor
     function totalFunded() external view returns (uint256) {
-        return _totalFunded;
+        return _funding.total;
+    }
+
+    /// @inheritdoc IRewardDistributor
+    function fundedThrough(uint64 epoch) public view returns (uint256 funded) {
+        Funding memory f = _funding;
+        if (f.lastEpoch <= epoch) return f.total;
+        // Some later epoch was funded: the total before the first funded epoch after `epoch`. Normally that is
+        // `epoch + 1` (the keeper funds every epoch's emission); the loop only walks epochs that received nothing,
+        // and stops at `lastEpoch`, whose checkpoint is always written.
+        uint64 e = epoch;
+        do {
+            ++e;
+            funded = _fundedBefore[e];
+        } while (funded == 0);
+        // Cannot underflow: the loop stopped at a non-zero checkpoint (stored as total + 1).
+        unchecked {
+            funded -= 1;
+        }
     }
 
     /// @inheritdoc IRewardDistributor
@@ -220,7 +263,8 @@ contract RewardDistributor is IRewardDistributor, AccessControl, Pausable, Epoch
         }
     }
 
-    function _claim(bytes32 r, address account, uint256 cumulativeAmount, bytes32[] calldata proof)
+    /// @dev `skipClaimed`: emit `ClaimSkipped` and return 0 instead of reverting when nothing is owed.
+    function _claim(bytes32 r, address account, uint256 cumulativeAmount, bytes32[] calldata proof, bool skipClaimed)
         private
         returns (uint256 amount)
     {
@@ -236,7 +280,11 @@ contract RewardDistributor is IRewardDistributor, AccessControl, Pausable, Epoch
         // The token (immutable, Cairn's own, no hooks) records the claim and moves the tokens in one step; it
         // changes nothing when nothing is owed, and this call then reverts.
         uint256 already = TOKEN.payClaim(account, cumulativeAmount);
-        if (cumulativeAmount <= already) revert RewardDistributorNothingToClaim(account, cumulativeAmount, already);
+        if (cumulativeAmount <= already) {
+            if (!skipClaimed) revert RewardDistributorNothingToClaim(account, cumulativeAmount, already);
+            emit ClaimSkipped(account, cumulativeAmount, already);
+            return 0;
+        }
         // Cannot underflow: checked just above.
         unchecked {
             amount = cumulativeAmount - already;

@@ -22,9 +22,6 @@ import {IRewardToken} from "./interfaces/IRewardToken.sol";
 /// Total supply is capped at 2^128 - 1, so every balance fits its 128 bits. OpenZeppelin's `_balances` and
 /// `_totalSupply` are never used: `_update`, `balanceOf` and `totalSupply` are overridden.
 contract RewardToken is IRewardToken, ERC20Permit, ERC3009, AccessControl, EpochClock {
-    /// @notice May mint emission (the RewardDistributor).
-    bytes32 public constant MINTER_ROLE = keccak256("MINTER_ROLE");
-
     uint256 private constant _BPS = 10_000;
     uint256 private constant _RAY = 1e27;
     uint256 private constant _BALANCE_MASK = type(uint128).max;
@@ -45,7 +42,7 @@ contract RewardToken is IRewardToken, ERC20Permit, ERC3009, AccessControl, Epoch
 
     /// @param name_ Token name (also the EIP-712 domain name).
     /// @param symbol_ Token symbol.
-    /// @param admin Holder of DEFAULT_ADMIN_ROLE (grants MINTER_ROLE).
+    /// @param admin Holder of DEFAULT_ADMIN_ROLE (no role of this token mints: only DISTRIBUTOR does).
     /// @param genesis_ Epoch clock genesis (unix seconds).
     /// @param epochLength_ Epoch clock length (seconds).
     /// @param initialEpochCap_ Cap of epoch 0, at most 2^128.
@@ -74,9 +71,12 @@ contract RewardToken is IRewardToken, ERC20Permit, ERC3009, AccessControl, Epoch
     // --- emission ---------------------------------------------------------------------------------------
 
     /// @inheritdoc IRewardToken
-    function mintEmission(uint64 epoch, address to, uint256 amount) external onlyRole(MINTER_ROLE) {
+    function mintEmission(uint64 epoch, address to, uint256 amount) external {
+        if (msg.sender != DISTRIBUTOR) revert RewardTokenNotDistributor(msg.sender);
         if (to == address(0) || amount == 0) revert RewardTokenInvalidMint();
         if (!hasStarted(epoch)) revert RewardTokenEpochNotStarted(epoch);
+        // An epoch's unminted cap expires with the epoch: nobody can mint a skipped past epoch later.
+        if (hasEnded(epoch)) revert RewardTokenEpochEnded(epoch);
         uint256 cap = emissionCap(epoch);
         uint256 minted = _mintedInEpoch[epoch];
         // `minted <= cap` is an invariant of this function, so `cap - minted` cannot underflow.

@@ -9,9 +9,10 @@ import {IAccessControl} from "@openzeppelin/contracts/access/IAccessControl.sol"
 import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
 import {Wallet1271} from "./handlers/Wallet1271.sol";
 import {RegistryHandler} from "./handlers/RegistryHandler.sol";
+import {RegistryCommits} from "./utils/RegistryCommits.sol";
 
 /// @notice Shared fixture and EIP-712 helpers for the registry tests.
-abstract contract RegistryFixture is Test {
+abstract contract RegistryFixture is RegistryCommits {
     uint256 internal constant N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141;
     uint64 internal constant GENESIS = 1_000_000;
     uint64 internal constant LENGTH = 3600;
@@ -33,6 +34,10 @@ abstract contract RegistryFixture is Test {
         bytes32 role = reg.VALIDATOR_ROLE();
         vm.prank(admin);
         reg.grantRole(role, validator);
+    }
+
+    function _registry() internal view override returns (ContributionRegistry) {
+        return reg;
     }
 
     function _ds(bytes32 h) internal pure returns (IContributionRegistry.DatasetInput memory) {
@@ -160,10 +165,11 @@ contract ContributionRegistryTest is RegistryFixture {
 
     function test_registerDataset_storesOneSlotAndEmits() public {
         IContributionRegistry.DatasetInput memory d = _ds(keccak256("data"));
+        _commitOne(alice, d.contentHash);
         vm.expectEmit(true, true, false, true, address(reg));
         emit IContributionRegistry.DatasetRegistered(d.contentHash, alice, d.size, d.licenseId, d.metadataHash, d.uri);
         vm.prank(alice);
-        reg.registerDataset(d.contentHash, d.size, d.licenseId, d.metadataHash, d.uri);
+        reg.registerDataset(d.contentHash, d.size, d.licenseId, d.metadataHash, d.uri, SALT);
         IContributionRegistry.Contribution memory c = reg.contributionOf(d.contentHash);
         assertEq(c.owner, alice);
         assertTrue(c.kind == IContributionRegistry.Kind.Dataset);
@@ -175,11 +181,13 @@ contract ContributionRegistryTest is RegistryFixture {
         IContributionRegistry.DatasetInput memory d = _ds(keccak256("data"));
         bytes memory sig = _signDataset(reg, aliceKey, alice, d, 0, block.timestamp + 1 hours);
         // A front-runner copying the signature can only register it for alice.
+        _commitOne(bob, (d).contentHash);
         vm.prank(bob);
         vm.expectRevert(abi.encodeWithSelector(IContributionRegistry.ContributionRegistryInvalidSignature.selector, bob));
-        reg.registerDatasetFor(d, bob, block.timestamp + 1 hours, sig);
+        reg.registerDatasetFor(d, bob, SALT, block.timestamp + 1 hours, sig);
+        _commitOne(alice, (d).contentHash);
         vm.prank(relayer);
-        reg.registerDatasetFor(d, alice, block.timestamp + 1 hours, sig);
+        reg.registerDatasetFor(d, alice, SALT, block.timestamp + 1 hours, sig);
         assertEq(reg.contributionOf(d.contentHash).owner, alice);
         assertEq(reg.nonces(alice), 1);
     }
@@ -188,22 +196,25 @@ contract ContributionRegistryTest is RegistryFixture {
         Wallet1271 wallet = new Wallet1271(alice);
         IContributionRegistry.DatasetInput memory d = _ds(keccak256("wallet-data"));
         bytes memory sig = _signDataset(reg, aliceKey, address(wallet), d, 0, block.timestamp);
+        _commitOne(address(wallet), (d).contentHash);
         vm.prank(relayer);
-        reg.registerDatasetFor(d, address(wallet), block.timestamp, sig);
+        reg.registerDatasetFor(d, address(wallet), SALT, block.timestamp, sig);
         assertEq(reg.contributionOf(d.contentHash).owner, address(wallet));
         // bob's key does not speak for the wallet
         IContributionRegistry.DatasetInput memory d2 = _ds(keccak256("wallet-data-2"));
         bytes memory bad = _signDataset(reg, bobKey, address(wallet), d2, 1, block.timestamp);
+        _commitOne(address(wallet), (d2).contentHash);
         vm.expectRevert(
             abi.encodeWithSelector(IContributionRegistry.ContributionRegistryInvalidSignature.selector, address(wallet))
         );
-        reg.registerDatasetFor(d2, address(wallet), block.timestamp, bad);
+        reg.registerDatasetFor(d2, address(wallet), SALT, block.timestamp, bad);
     }
 
     function test_registerDatasets_batchDirect() public {
         IContributionRegistry.DatasetInput[] memory ds = _batch(20, 1);
+        _commitList(alice, ds);
         vm.prank(alice);
-        reg.registerDatasets(ds);
+        reg.registerDatasets(ds, SALT);
         for (uint256 i; i < ds.length; i++) {
             assertEq(reg.contributionOf(ds[i].contentHash).owner, alice);
         }
@@ -212,8 +223,9 @@ contract ContributionRegistryTest is RegistryFixture {
     function test_registerDatasetsFor_batchRelayedOneSignature() public {
         IContributionRegistry.DatasetInput[] memory ds = _batch(10, 2);
         bytes memory sig = _signBatch(aliceKey, alice, ds, 0, block.timestamp);
+        _commitList(alice, ds);
         vm.prank(relayer);
-        reg.registerDatasetsFor(ds, alice, block.timestamp, sig);
+        reg.registerDatasetsFor(ds, alice, SALT, block.timestamp, sig);
         for (uint256 i; i < ds.length; i++) {
             assertEq(reg.contributionOf(ds[i].contentHash).owner, alice);
         }
@@ -222,7 +234,7 @@ contract ContributionRegistryTest is RegistryFixture {
 
     function test_registerCompute_directAndRelayed() public {
         IContributionRegistry.ComputeInput memory j = _job(keccak256("job-1"));
-        bytes32 expectedId = keccak256(abi.encode(alice, j.jobId));
+        bytes32 expectedId = keccak256(abi.encode(keccak256("Cairn.ComputeContribution"), alice, j.jobId));
         vm.expectEmit(true, true, true, true, address(reg));
         emit IContributionRegistry.ComputeRegistered(expectedId, alice, j.modelId, j.jobId, j.workUnits, j.resultHash);
         vm.prank(alice);
@@ -317,8 +329,9 @@ contract ContributionRegistryTest is RegistryFixture {
 
     function test_attest_emitsAndLaterReplaces() public {
         bytes32 h = keccak256("data");
+        _commitOne(alice, h);
         vm.prank(alice);
-        reg.registerDataset(h, 1, 0, 0, "");
+        reg.registerDataset(h, 1, 0, 0, "", SALT);
         vm.expectEmit(true, true, false, true, address(reg));
         emit IContributionRegistry.Attested(h, validator, 9000);
         vm.prank(validator);
@@ -336,8 +349,9 @@ contract ContributionRegistryTest is RegistryFixture {
 
     function test_withdraw_marksAndKeepsHashTaken() public {
         bytes32 h = keccak256("data");
+        _commitOne(alice, h);
         vm.prank(alice);
-        reg.registerDataset(h, 1, 0, 0, "");
+        reg.registerDataset(h, 1, 0, 0, "", SALT);
         vm.expectEmit(true, true, false, false, address(reg));
         emit IContributionRegistry.ContributionWithdrawn(h, alice);
         vm.prank(alice);
@@ -345,15 +359,17 @@ contract ContributionRegistryTest is RegistryFixture {
         IContributionRegistry.Contribution memory c = reg.contributionOf(h);
         assertTrue(c.withdrawn);
         assertEq(c.owner, alice);
+        _commitOne(bob, h);
         vm.prank(bob);
         vm.expectRevert(abi.encodeWithSelector(IContributionRegistry.ContributionRegistryAlreadyRegistered.selector, h));
-        reg.registerDataset(h, 1, 0, 0, "");
+        reg.registerDataset(h, 1, 0, 0, "", SALT);
     }
 
     function test_pause_stopsRegistrationOnly() public {
         bytes32 h = keccak256("data");
+        _commitOne(alice, h);
         vm.prank(alice);
-        reg.registerDataset(h, 1, 0, 0, "");
+        reg.registerDataset(h, 1, 0, 0, "", SALT);
         vm.prank(admin);
         reg.pause();
         vm.prank(validator);
@@ -362,8 +378,9 @@ contract ContributionRegistryTest is RegistryFixture {
         reg.withdraw(h);
         vm.prank(admin);
         reg.unpause();
+        _commitOne(alice, keccak256("other"));
         vm.prank(alice);
-        reg.registerDataset(keccak256("other"), 1, 0, 0, "");
+        reg.registerDataset(keccak256("other"), 1, 0, 0, "", SALT);
     }
 
     function test_epochClock_boundaries() public {
@@ -392,25 +409,29 @@ contract ContributionRegistryTest is RegistryFixture {
 
     function test_registerDataset_revertsWhen_alreadyRegistered() public {
         bytes32 h = keccak256("data");
+        _commitOne(alice, h);
         vm.prank(alice);
-        reg.registerDataset(h, 1, 0, 0, "");
+        reg.registerDataset(h, 1, 0, 0, "", SALT);
+        _commitOne(alice, h);
         vm.prank(alice);
         vm.expectRevert(abi.encodeWithSelector(IContributionRegistry.ContributionRegistryAlreadyRegistered.selector, h));
-        reg.registerDataset(h, 2, 0, 0, "other-uri");
+        reg.registerDataset(h, 2, 0, 0, "other-uri", SALT);
     }
 
     function test_registerDataset_revertsWhen_zeroHash() public {
+        _commitOne(alice, bytes32(0));
         vm.prank(alice);
         vm.expectRevert(IContributionRegistry.ContributionRegistryInvalidInput.selector);
-        reg.registerDataset(bytes32(0), 1, 0, 0, "");
+        reg.registerDataset(bytes32(0), 1, 0, 0, "", SALT);
     }
 
     function test_registerDataset_revertsWhen_paused() public {
         vm.prank(admin);
         reg.pause();
+        _commitOne(alice, keccak256("x"));
         vm.prank(alice);
         vm.expectRevert(Pausable.EnforcedPause.selector);
-        reg.registerDataset(keccak256("x"), 1, 0, 0, "");
+        reg.registerDataset(keccak256("x"), 1, 0, 0, "", SALT);
     }
 
     function test_registerDatasetFor_revertsWhen_paused() public {
@@ -418,40 +439,46 @@ contract ContributionRegistryTest is RegistryFixture {
         bytes memory sig = _signDataset(reg, aliceKey, alice, d, 0, block.timestamp);
         vm.prank(admin);
         reg.pause();
+        _commitOne(alice, (d).contentHash);
         vm.expectRevert(Pausable.EnforcedPause.selector);
-        reg.registerDatasetFor(d, alice, block.timestamp, sig);
+        reg.registerDatasetFor(d, alice, SALT, block.timestamp, sig);
     }
 
     function test_registerDatasetFor_revertsWhen_zeroOwner() public {
         IContributionRegistry.DatasetInput memory d = _ds(keccak256("data"));
+        _commitOne(address(0), (d).contentHash);
         vm.expectRevert(IContributionRegistry.ContributionRegistryInvalidInput.selector);
-        reg.registerDatasetFor(d, address(0), block.timestamp, new bytes(65));
+        reg.registerDatasetFor(d, address(0), SALT, block.timestamp, new bytes(65));
     }
 
     function test_registerDatasetFor_revertsWhen_alreadyRegistered() public {
         IContributionRegistry.DatasetInput memory d = _ds(keccak256("data"));
+        _commitOne(bob, d.contentHash);
         vm.prank(bob);
-        reg.registerDataset(d.contentHash, 1, 0, 0, "");
+        reg.registerDataset(d.contentHash, 1, 0, 0, "", SALT);
         bytes memory sig = _signDataset(reg, aliceKey, alice, d, 0, block.timestamp);
+        _commitOne(alice, (d).contentHash);
         vm.expectRevert(
             abi.encodeWithSelector(IContributionRegistry.ContributionRegistryAlreadyRegistered.selector, d.contentHash)
         );
-        reg.registerDatasetFor(d, alice, block.timestamp, sig);
+        reg.registerDatasetFor(d, alice, SALT, block.timestamp, sig);
     }
 
     function test_registerDatasets_revertsWhen_empty() public {
+        _commitList(address(this), new IContributionRegistry.DatasetInput[](0));
         vm.expectRevert(IContributionRegistry.ContributionRegistryInvalidInput.selector);
-        reg.registerDatasets(new IContributionRegistry.DatasetInput[](0));
+        reg.registerDatasets(new IContributionRegistry.DatasetInput[](0), SALT);
     }
 
     function test_registerDatasets_revertsWhen_duplicateInBatch() public {
         IContributionRegistry.DatasetInput[] memory ds = _batch(3, 9);
         ds[2].contentHash = ds[0].contentHash;
+        _commitList(alice, ds);
         vm.prank(alice);
         vm.expectRevert(
             abi.encodeWithSelector(IContributionRegistry.ContributionRegistryAlreadyRegistered.selector, ds[0].contentHash)
         );
-        reg.registerDatasets(ds);
+        reg.registerDatasets(ds, SALT);
         // all or nothing
         assertEq(reg.contributionOf(ds[1].contentHash).owner, address(0));
     }
@@ -459,31 +486,36 @@ contract ContributionRegistryTest is RegistryFixture {
     function test_registerDatasets_revertsWhen_paused() public {
         vm.prank(admin);
         reg.pause();
+        _commitList(address(this), _batch(1, 1));
         vm.expectRevert(Pausable.EnforcedPause.selector);
-        reg.registerDatasets(_batch(1, 1));
+        reg.registerDatasets(_batch(1, 1), SALT);
     }
 
     function test_registerDatasetsFor_revertsWhen_empty() public {
+        _commitList(alice, new IContributionRegistry.DatasetInput[](0));
         vm.expectRevert(IContributionRegistry.ContributionRegistryInvalidInput.selector);
-        reg.registerDatasetsFor(new IContributionRegistry.DatasetInput[](0), alice, block.timestamp, "");
+        reg.registerDatasetsFor(new IContributionRegistry.DatasetInput[](0), alice, SALT, block.timestamp, "");
     }
 
     function test_registerDatasetsFor_revertsWhen_batchTampered() public {
         IContributionRegistry.DatasetInput[] memory ds = _batch(3, 3);
         bytes memory sig = _signBatch(aliceKey, alice, ds, 0, block.timestamp);
         ds[1].uri = "ipfs://swapped";
+        _commitList(alice, ds);
         vm.expectRevert(abi.encodeWithSelector(IContributionRegistry.ContributionRegistryInvalidSignature.selector, alice));
-        reg.registerDatasetsFor(ds, alice, block.timestamp, sig);
+        reg.registerDatasetsFor(ds, alice, SALT, block.timestamp, sig);
     }
 
     function test_registerDatasetsFor_revertsWhen_reusedNonce() public {
         IContributionRegistry.DatasetInput[] memory ds = _batch(2, 4);
         bytes memory sig = _signBatch(aliceKey, alice, ds, 0, block.timestamp);
-        reg.registerDatasetsFor(ds, alice, block.timestamp, sig);
+        _commitList(alice, ds);
+        reg.registerDatasetsFor(ds, alice, SALT, block.timestamp, sig);
         IContributionRegistry.DatasetInput[] memory ds2 = _batch(2, 5);
         bytes memory sig2 = _signBatch(aliceKey, alice, ds2, 0, block.timestamp);
+        _commitList(alice, ds2);
         vm.expectRevert(abi.encodeWithSelector(IContributionRegistry.ContributionRegistryInvalidSignature.selector, alice));
-        reg.registerDatasetsFor(ds2, alice, block.timestamp, sig2);
+        reg.registerDatasetsFor(ds2, alice, SALT, block.timestamp, sig2);
     }
 
     function test_registerDatasetsFor_revertsWhen_expired() public {
@@ -491,10 +523,11 @@ contract ContributionRegistryTest is RegistryFixture {
         uint256 deadline = block.timestamp;
         bytes memory sig = _signBatch(aliceKey, alice, ds, 0, deadline);
         vm.warp(deadline + 1);
+        _commitList(alice, ds);
         vm.expectRevert(
             abi.encodeWithSelector(IContributionRegistry.ContributionRegistryExpiredSignature.selector, deadline)
         );
-        reg.registerDatasetsFor(ds, alice, deadline, sig);
+        reg.registerDatasetsFor(ds, alice, SALT, deadline, sig);
     }
 
     function test_registerCompute_revertsWhen_alreadyRegistered() public {
@@ -583,15 +616,17 @@ contract ContributionRegistryTest is RegistryFixture {
         bytes memory sig = _signBatch(aliceKey, alice, ds, 0, block.timestamp);
         vm.prank(admin);
         reg.pause();
+        _commitList(alice, ds);
         vm.expectRevert(Pausable.EnforcedPause.selector);
-        reg.registerDatasetsFor(ds, alice, block.timestamp, sig);
+        reg.registerDatasetsFor(ds, alice, SALT, block.timestamp, sig);
     }
 
     function test_registerDatasetsFor_revertsWhen_wrongSigner() public {
         IContributionRegistry.DatasetInput[] memory ds = _batch(2, 7);
         bytes memory sig = _signBatch(bobKey, alice, ds, 0, block.timestamp);
+        _commitList(alice, ds);
         vm.expectRevert(abi.encodeWithSelector(IContributionRegistry.ContributionRegistryInvalidSignature.selector, alice));
-        reg.registerDatasetsFor(ds, alice, block.timestamp, sig);
+        reg.registerDatasetsFor(ds, alice, SALT, block.timestamp, sig);
     }
 
     function test_registerComputes_revertsWhen_empty() public {
@@ -601,8 +636,9 @@ contract ContributionRegistryTest is RegistryFixture {
 
     function test_attest_revertsWhen_notValidator() public {
         bytes32 h = keccak256("data");
+        _commitOne(alice, h);
         vm.prank(alice);
-        reg.registerDataset(h, 1, 0, 0, "");
+        reg.registerDataset(h, 1, 0, 0, "", SALT);
         bytes32 role = reg.VALIDATOR_ROLE();
         vm.prank(alice);
         vm.expectRevert(abi.encodeWithSelector(IAccessControl.AccessControlUnauthorizedAccount.selector, alice, role));
@@ -611,8 +647,9 @@ contract ContributionRegistryTest is RegistryFixture {
 
     function test_attest_revertsWhen_scoreAbove10000() public {
         bytes32 h = keccak256("data");
+        _commitOne(alice, h);
         vm.prank(alice);
-        reg.registerDataset(h, 1, 0, 0, "");
+        reg.registerDataset(h, 1, 0, 0, "", SALT);
         vm.prank(validator);
         vm.expectRevert(abi.encodeWithSelector(IContributionRegistry.ContributionRegistryInvalidScore.selector, 10001));
         reg.attest(h, 10001);
@@ -629,7 +666,8 @@ contract ContributionRegistryTest is RegistryFixture {
     function test_attest_revertsWhen_withdrawn() public {
         bytes32 h = keccak256("data");
         vm.startPrank(alice);
-        reg.registerDataset(h, 1, 0, 0, "");
+        _commitOne(alice, h);
+        reg.registerDataset(h, 1, 0, 0, "", SALT);
         reg.withdraw(h);
         vm.stopPrank();
         vm.prank(validator);
@@ -659,8 +697,9 @@ contract ContributionRegistryTest is RegistryFixture {
 
     function test_withdraw_revertsWhen_notOwner() public {
         bytes32 h = keccak256("data");
+        _commitOne(alice, h);
         vm.prank(alice);
-        reg.registerDataset(h, 1, 0, 0, "");
+        reg.registerDataset(h, 1, 0, 0, "", SALT);
         vm.prank(bob);
         vm.expectRevert(abi.encodeWithSelector(IContributionRegistry.ContributionRegistryNotOwner.selector, h, bob));
         reg.withdraw(h);
@@ -669,7 +708,8 @@ contract ContributionRegistryTest is RegistryFixture {
     function test_withdraw_revertsWhen_alreadyWithdrawn() public {
         bytes32 h = keccak256("data");
         vm.startPrank(alice);
-        reg.registerDataset(h, 1, 0, 0, "");
+        _commitOne(alice, h);
+        reg.registerDataset(h, 1, 0, 0, "", SALT);
         reg.withdraw(h);
         vm.expectRevert(abi.encodeWithSelector(IContributionRegistry.ContributionRegistryAlreadyWithdrawn.selector, h));
         reg.withdraw(h);
@@ -678,8 +718,9 @@ contract ContributionRegistryTest is RegistryFixture {
 
     function test_withdrawFor_relayedBySignature() public {
         bytes32 h = keccak256("data");
+        _commitOne(alice, h);
         vm.prank(alice);
-        reg.registerDataset(h, 1, 0, 0, "");
+        reg.registerDataset(h, 1, 0, 0, "", SALT);
         bytes memory sig = _signWithdraw(aliceKey, alice, h, 0, block.timestamp);
         vm.expectEmit(true, true, false, false, address(reg));
         emit IContributionRegistry.ContributionWithdrawn(h, alice);
@@ -691,8 +732,9 @@ contract ContributionRegistryTest is RegistryFixture {
 
     function test_withdrawFor_revertsWhen_wrongSigner() public {
         bytes32 h = keccak256("data");
+        _commitOne(alice, h);
         vm.prank(alice);
-        reg.registerDataset(h, 1, 0, 0, "");
+        reg.registerDataset(h, 1, 0, 0, "", SALT);
         bytes memory sig = _signWithdraw(bobKey, alice, h, 0, block.timestamp);
         vm.expectRevert(abi.encodeWithSelector(IContributionRegistry.ContributionRegistryInvalidSignature.selector, alice));
         reg.withdrawFor(h, alice, block.timestamp, sig);
@@ -700,8 +742,9 @@ contract ContributionRegistryTest is RegistryFixture {
 
     function test_withdrawFor_revertsWhen_notOwner() public {
         bytes32 h = keccak256("data");
+        _commitOne(alice, h);
         vm.prank(alice);
-        reg.registerDataset(h, 1, 0, 0, "");
+        reg.registerDataset(h, 1, 0, 0, "", SALT);
         // bob signs a valid withdrawal for himself, but he does not own the dataset
         bytes memory sig = _signWithdraw(bobKey, bob, h, 0, block.timestamp);
         vm.expectRevert(abi.encodeWithSelector(IContributionRegistry.ContributionRegistryNotOwner.selector, h, bob));
@@ -710,8 +753,9 @@ contract ContributionRegistryTest is RegistryFixture {
 
     function test_withdrawFor_revertsWhen_expired() public {
         bytes32 h = keccak256("data");
+        _commitOne(alice, h);
         vm.prank(alice);
-        reg.registerDataset(h, 1, 0, 0, "");
+        reg.registerDataset(h, 1, 0, 0, "", SALT);
         uint256 deadline = block.timestamp - 1;
         bytes memory sig = _signWithdraw(aliceKey, alice, h, 0, deadline);
         vm.expectRevert(
@@ -724,8 +768,10 @@ contract ContributionRegistryTest is RegistryFixture {
         bytes32 h = keccak256("data");
         bytes32 h2 = keccak256("data2");
         vm.startPrank(alice);
-        reg.registerDataset(h, 1, 0, 0, "");
-        reg.registerDataset(h2, 1, 0, 0, "");
+        _commitOne(alice, h);
+        reg.registerDataset(h, 1, 0, 0, "", SALT);
+        _commitOne(alice, h2);
+        reg.registerDataset(h2, 1, 0, 0, "", SALT);
         vm.stopPrank();
         reg.withdrawFor(h, alice, block.timestamp, _signWithdraw(aliceKey, alice, h, 0, block.timestamp));
         bytes memory sig = _signWithdraw(aliceKey, alice, h2, 0, block.timestamp);
@@ -761,11 +807,13 @@ contract ContributionRegistryTest is RegistryFixture {
 
     function testFuzz_registerDataset_oneOwnerEver(bytes32 h, address first, address second, uint64 size) public {
         vm.assume(h != bytes32(0) && first != address(0) && second != address(0));
+        _commitOne(first, h);
         vm.prank(first);
-        reg.registerDataset(h, size, 0, 0, "u");
+        reg.registerDataset(h, size, 0, 0, "u", SALT);
+        _commitOne(second, h);
         vm.prank(second);
         vm.expectRevert(abi.encodeWithSelector(IContributionRegistry.ContributionRegistryAlreadyRegistered.selector, h));
-        reg.registerDataset(h, size, 1, 0, "v");
+        reg.registerDataset(h, size, 1, 0, "v", SALT);
         if (second == first) {
             vm.prank(first);
             reg.withdraw(h);
@@ -782,18 +830,21 @@ contract ContributionRegistryTest is RegistryFixture {
         IContributionRegistry.DatasetInput memory d = _ds(h);
         uint256 deadline = block.timestamp + deadlineDelta;
         bytes memory sig = _signDataset(reg, key, owner, d, 0, deadline);
+        _commitOne(claimed, (d).contentHash);
         vm.expectRevert(
             abi.encodeWithSelector(IContributionRegistry.ContributionRegistryInvalidSignature.selector, claimed)
         );
-        reg.registerDatasetFor(d, claimed, deadline, sig);
-        reg.registerDatasetFor(d, owner, deadline, sig);
+        reg.registerDatasetFor(d, claimed, SALT, deadline, sig);
+        _commitOne(owner, (d).contentHash);
+        reg.registerDatasetFor(d, owner, SALT, deadline, sig);
         assertEq(reg.contributionOf(h).owner, owner);
     }
 
     function testFuzz_attest_scoreRange(uint16 score) public {
         bytes32 h = keccak256("data");
+        _commitOne(alice, h);
         vm.prank(alice);
-        reg.registerDataset(h, 1, 0, 0, "");
+        reg.registerDataset(h, 1, 0, 0, "", SALT);
         vm.prank(validator);
         if (score > 10000) {
             vm.expectRevert(abi.encodeWithSelector(IContributionRegistry.ContributionRegistryInvalidScore.selector, score));
@@ -830,22 +881,26 @@ contract ContributionRegistryReplayTest is RegistryFixture {
 
     function test_registerDatasetFor_revertsWhen_reusedNonce() public {
         bytes memory sig = _signDataset(reg, aliceKey, alice, d, 0, deadline);
-        reg.registerDatasetFor(d, alice, deadline, sig);
+        _commitOne(alice, (d).contentHash);
+        reg.registerDatasetFor(d, alice, SALT, deadline, sig);
         // same nonce, other dataset: nonce 0 is spent
         IContributionRegistry.DatasetInput memory d2 = _ds(keccak256("replay-2"));
         bytes memory sig2 = _signDataset(reg, aliceKey, alice, d2, 0, deadline);
+        _commitOne(alice, (d2).contentHash);
         _expectInvalid(alice);
-        reg.registerDatasetFor(d2, alice, deadline, sig2);
+        reg.registerDatasetFor(d2, alice, SALT, deadline, sig2);
         // the identical call again
+        _commitOne(alice, (d).contentHash);
         vm.expectRevert();
-        reg.registerDatasetFor(d, alice, deadline, sig);
+        reg.registerDatasetFor(d, alice, SALT, deadline, sig);
     }
 
     function test_registerDatasetFor_revertsWhen_otherChainId() public {
         bytes memory sig = _signDataset(reg, aliceKey, alice, d, 0, deadline);
         vm.chainId(block.chainid + 1);
+        _commitOne(alice, (d).contentHash);
         _expectInvalid(alice);
-        reg.registerDatasetFor(d, alice, deadline, sig);
+        reg.registerDatasetFor(d, alice, SALT, deadline, sig);
         // and the domain really was rebuilt for the new chain id
         assertEq(reg.DOMAIN_SEPARATOR(), _domain(address(reg), block.chainid));
     }
@@ -853,17 +908,19 @@ contract ContributionRegistryReplayTest is RegistryFixture {
     function test_registerDatasetFor_revertsWhen_otherContract() public {
         ContributionRegistry other = new ContributionRegistry(admin, GENESIS, LENGTH);
         bytes memory sig = _signDataset(other, aliceKey, alice, d, 0, deadline);
+        _commitOne(alice, (d).contentHash);
         _expectInvalid(alice);
-        reg.registerDatasetFor(d, alice, deadline, sig);
+        reg.registerDatasetFor(d, alice, SALT, deadline, sig);
     }
 
     function test_registerDatasetFor_revertsWhen_expiredDeadline() public {
         bytes memory sig = _signDataset(reg, aliceKey, alice, d, 0, deadline);
         vm.warp(deadline + 1);
+        _commitOne(alice, (d).contentHash);
         vm.expectRevert(
             abi.encodeWithSelector(IContributionRegistry.ContributionRegistryExpiredSignature.selector, deadline)
         );
-        reg.registerDatasetFor(d, alice, deadline, sig);
+        reg.registerDatasetFor(d, alice, SALT, deadline, sig);
     }
 
     function test_registerDatasetFor_revertsWhen_highS() public {
@@ -873,27 +930,31 @@ contract ContributionRegistryReplayTest is RegistryFixture {
         uint8 flippedV = v == 27 ? 28 : 27;
         // ecrecover itself accepts the malleable twin; the contract must not.
         assertEq(ecrecover(_digest(reg, sh), flippedV, r, highS), alice);
+        _commitOne(alice, (d).contentHash);
         _expectInvalid(alice);
-        reg.registerDatasetFor(d, alice, deadline, abi.encodePacked(r, highS, flippedV));
+        reg.registerDatasetFor(d, alice, SALT, deadline, abi.encodePacked(r, highS, flippedV));
     }
 
     function test_registerDatasetFor_revertsWhen_wrongSigner() public {
         bytes memory sig = _signDataset(reg, bobKey, alice, d, 0, deadline);
+        _commitOne(alice, (d).contentHash);
         _expectInvalid(alice);
-        reg.registerDatasetFor(d, alice, deadline, sig);
+        reg.registerDatasetFor(d, alice, SALT, deadline, sig);
     }
 
     function test_registerDatasetFor_revertsWhen_tamperedField() public {
         bytes memory sig = _signDataset(reg, aliceKey, alice, d, 0, deadline);
         d.size += 1;
+        _commitOne(alice, (d).contentHash);
         _expectInvalid(alice);
-        reg.registerDatasetFor(d, alice, deadline, sig);
+        reg.registerDatasetFor(d, alice, SALT, deadline, sig);
     }
 
     function test_registerDatasetFor_revertsWhen_deadlineChanged() public {
         bytes memory sig = _signDataset(reg, aliceKey, alice, d, 0, deadline);
+        _commitOne(alice, (d).contentHash);
         _expectInvalid(alice);
-        reg.registerDatasetFor(d, alice, deadline + 1, sig);
+        reg.registerDatasetFor(d, alice, SALT, deadline + 1, sig);
     }
 }
 
@@ -909,6 +970,7 @@ contract ContributionRegistryInvariantTest is Test {
         targetContract(address(handler));
     }
 
+    /// The owner of every hash is whoever revealed the earliest commitment (takeovers included).
     function invariant_contentHashNeverGetsSecondOwner() public view {
         for (uint256 i; i < handler.POOL(); i++) {
             bytes32 h = handler.hashAt(i);

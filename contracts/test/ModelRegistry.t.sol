@@ -1,13 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity 0.8.37;
 
-import {Test} from "./utils/Test.sol";
+import {RegistryCommits} from "./utils/RegistryCommits.sol";
 import {ContributionRegistry} from "../src/ContributionRegistry.sol";
 import {ModelRegistry} from "../src/ModelRegistry.sol";
 import {IModelRegistry} from "../src/interfaces/IModelRegistry.sol";
 import {IAccessControl} from "@openzeppelin/contracts/access/IAccessControl.sol";
 
-contract ModelRegistryTest is Test {
+contract ModelRegistryTest is RegistryCommits {
     ContributionRegistry internal reg;
     ModelRegistry internal models;
     address internal admin = makeAddr("admin");
@@ -18,6 +18,10 @@ contract ModelRegistryTest is Test {
     bytes32 internal d1;
     bytes32 internal d2;
     bytes32 internal d3;
+
+    function _registry() internal view override returns (ContributionRegistry) {
+        return reg;
+    }
 
     function setUp() public {
         vm.warp(1_000_000);
@@ -36,9 +40,12 @@ contract ModelRegistryTest is Test {
         }
         (d1, d2, d3) = (hs[0], hs[1], hs[2]);
         vm.startPrank(alice);
-        reg.registerDataset(d1, 1, 0, 0, "");
-        reg.registerDataset(d2, 1, 0, 0, "");
-        reg.registerDataset(d3, 1, 0, 0, "");
+        _commitOne(alice, d1);
+        reg.registerDataset(d1, 1, 0, 0, "", SALT);
+        _commitOne(alice, d2);
+        reg.registerDataset(d2, 1, 0, 0, "", SALT);
+        _commitOne(alice, d3);
+        reg.registerDataset(d3, 1, 0, 0, "", SALT);
         vm.stopPrank();
     }
 

@@ -40,7 +40,6 @@ abstract contract PaymentRouterFixture is Test {
         (payer, payerKey) = makeAddrAndKey("payer");
         (other, otherKey) = makeAddrAndKey("other");
         token = new RewardToken("Cairn", "CAIRN", address(this), GENESIS, LENGTH, 1e30, 0, predictCreate(1));
-        token.grantRole(token.MINTER_ROLE(), address(this));
         dist = new RewardDistributor(address(token), GENESIS, LENGTH, admin, 1 hours);
         router = new PaymentRouter(address(token), GENESIS, LENGTH, admin, address(dist), MAX_FEE, FEE, feeRecipient);
         vm.startPrank(admin);
@@ -48,8 +47,10 @@ abstract contract PaymentRouterFixture is Test {
         router.grantRole(router.FEE_MANAGER_ROLE(), feeManager);
         router.grantRole(router.PAUSER_ROLE(), pauser);
         vm.stopPrank();
+        vm.startPrank(address(dist)); // only the distributor mints
         token.mintEmission(0, payer, 1_000_000e18);
         token.mintEmission(0, other, 1_000_000e18);
+        vm.stopPrank();
     }
 
     // --- EIP-3009 helpers ---
@@ -697,6 +698,16 @@ contract PaymentRouterTest is PaymentRouterFixture {
         router.pause();
     }
 
+    /// Finding 7: a dust-sized payment (here 1 wei) cannot round the protocol fee to zero: it rounds up.
+    function test_settleExact_dustPaymentPaysFeeRoundedUp() public {
+        IPaymentRouter.ExactPayment[] memory ps = new IPaymentRouter.ExactPayment[](10);
+        for (uint256 i; i < 10; i++) ps[i] = _exact(1, keccak256(abi.encode("dust", i)));
+        vm.prank(gateway);
+        router.settleExactBatch(ps);
+        assertEq(token.balanceOf(feeRecipient), 10); // 10 rows of 1 wei: 10 wei of fee, not 0
+        assertEq(dist.totalFunded(), 0);
+    }
+
     // --- fuzz ---
     function testFuzz_settleExact_feeNeverAboveCap(uint96 value, uint16 feeBps) public {
         value = uint96(bound(value, 1, 1_000_000e18));
@@ -707,7 +718,9 @@ contract PaymentRouterTest is PaymentRouterFixture {
         vm.prank(gateway);
         router.settleExact(p);
         uint256 fee = token.balanceOf(feeRecipient);
-        assertLe(fee * 10_000, uint256(value) * MAX_FEE);
+        // Rounded up: at most the cap's share, plus less than one wei.
+        assertLe(fee * 10_000, uint256(value) * MAX_FEE + 9_999);
+        assertEq(fee, (uint256(value) * feeBps + 9_999) / 10_000);
         assertEq(fee + token.balanceOf(address(dist)), value);
         assertEq(dist.totalFunded(), value - fee);
     }

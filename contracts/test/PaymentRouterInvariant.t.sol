@@ -114,11 +114,11 @@ contract PaymentRouterInvariantTest is Test {
         token = new RewardToken(
             "Cairn", "CAIRN", address(this), 1_000_000, 1 days, type(uint128).max, 0, predictCreate(1)
         );
-        token.grantRole(token.MINTER_ROLE(), address(this));
         dist = new RewardDistributor(address(token), 1_000_000, 1 days, address(this), 1 hours);
         router = new PaymentRouter(address(token), 1_000_000, 1 days, address(this), address(dist), 1000, 300, feeRecipient);
         handler = new ChannelHandler(token, router);
         router.grantRole(router.SETTLER_ROLE(), address(handler));
+        vm.prank(address(dist)); // only the distributor mints
         token.mintEmission(0, address(handler), 1e30);
         targetContract(address(handler));
     }
@@ -134,6 +134,7 @@ contract PaymentRouterInvariantTest is Test {
     function invariant_settledReachesPoolAndFee() public view {
         assertEq(token.balanceOf(address(dist)) + token.balanceOf(feeRecipient), handler.settled());
         assertEq(dist.totalFunded(), token.balanceOf(address(dist)));
-        assertLe(token.balanceOf(feeRecipient) * 10_000, handler.settled() * 1000);
+        // Fees round up per settled row: at most the cap's share plus one wei per settlement call.
+        assertLe(token.balanceOf(feeRecipient) * 10_000, handler.settled() * 1000 + handler.calls() * 10_000);
     }
 }

@@ -421,6 +421,81 @@ contract RewardDistributorTest is RewardDistributorFixture {
         assertEq(token.balanceOf(address(dist)), 0);
     }
 
+    /// Finding 3: a front-run `claimFor` on the last account no longer reverts the batch; it is skipped.
+    function test_claimForBatch_skipsAccountThatAlreadyClaimed() public {
+        _publish(root1, 1_500e18);
+        bytes32[][] memory proofs = new bytes32[][](5);
+        for (uint256 i; i < 5; ++i) proofs[i] = MerkleHelper.proof(leaves, i);
+        dist.claimFor(accts[4], amts[4], proofs[4]); // the griefer's front-run
+        vm.expectEmit(true, false, false, true, address(dist));
+        emit IRewardDistributor.ClaimSkipped(accts[4], amts[4], amts[4]);
+        uint256 total = dist.claimForBatch(accts, amts, proofs);
+        assertEq(total, 1_500e18 - amts[4]);
+        for (uint256 i; i < 5; ++i) assertEq(token.balanceOf(accts[i]), amts[i]);
+        assertEq(token.balanceOf(address(dist)), 0);
+    }
+
+    /// Nobody else can make a proof invalid, so an invalid one still reverts the whole batch.
+    function test_claimForBatch_revertsWhen_invalidProof() public {
+        _publish(root1, 1_500e18);
+        bytes32[][] memory proofs = new bytes32[][](5);
+        for (uint256 i; i < 5; ++i) proofs[i] = MerkleHelper.proof(leaves, i);
+        proofs[2] = proofs[1];
+        vm.expectRevert(IRewardDistributor.RewardDistributorInvalidProof.selector);
+        dist.claimForBatch(accts, amts, proofs);
+    }
+
+    /// Whatever subset claimed before, the batch pays exactly the rest and skips (never pays twice) the others.
+    function testFuzz_claimForBatch_paysRestSkipsClaimed(uint8 claimedMask) public {
+        _publish(root1, 1_500e18);
+        bytes32[][] memory proofs = new bytes32[][](5);
+        uint256 expected;
+        for (uint256 i; i < 5; ++i) {
+            proofs[i] = MerkleHelper.proof(leaves, i);
+            if (claimedMask & (1 << i) != 0) dist.claimFor(accts[i], amts[i], proofs[i]);
+            else expected += amts[i];
+        }
+        assertEq(dist.claimForBatch(accts, amts, proofs), expected);
+        for (uint256 i; i < 5; ++i) assertEq(token.balanceOf(accts[i]), amts[i]);
+    }
+
+    /// Finding 5: a root of epoch 0 may not promise emission funded in epoch 1 (which `totalFunded` includes).
+    function test_proposeRoot_revertsWhen_exceedsFundedThroughItsEpoch() public {
+        vm.warp(GENESIS + LENGTH); // epoch 1 runs; epoch 0 funded 1,500
+        dist.fundEmission(1);
+        assertEq(dist.totalFunded(), 1_500e18 + CAP);
+        assertEq(dist.fundedThrough(0), 1_500e18);
+        assertEq(dist.fundedThrough(1), 1_500e18 + CAP);
+        vm.prank(publisher);
+        vm.expectRevert(
+            abi.encodeWithSelector(IRewardDistributor.RewardDistributorExceedsFunded.selector, 1_500e18 + 1, 1_500e18)
+        );
+        dist.proposeRoot(root1, 0, bytes32(0), 1_500e18 + 1, "");
+        vm.prank(publisher);
+        dist.proposeRoot(root1, 0, bytes32(0), 1_500e18, "");
+    }
+
+    /// `fundedThrough(e)` is the sum of what was funded during epochs 0..e, whatever epochs were skipped.
+    function testFuzz_fundedThrough_sumsFundingUpToEachEpoch(uint8[6] memory gaps, uint96[6] memory amounts) public {
+        uint256[] memory through = new uint256[](64);
+        uint256 total = 1_500e18; // funded in epoch 0 by setUp
+        uint64 epoch;
+        for (uint256 k; k < 6; ++k) {
+            uint64 next = epoch + uint64(gaps[k] % 8);
+            for (uint64 e = epoch; e < next; ++e) through[e] = total;
+            epoch = next;
+            vm.warp(GENESIS + uint256(epoch) * LENGTH + 1);
+            uint256 amount = bound(amounts[k], 1, 1e24);
+            _fund(amount);
+            total += amount;
+        }
+        for (uint64 e; e <= epoch; ++e) {
+            uint256 want = e == epoch ? total : through[e];
+            assertEq(dist.fundedThrough(e), want);
+        }
+        assertEq(dist.fundedThrough(epoch + 5), total);
+    }
+
     /// Level Finance (2023): the same account twice in one batch must not be paid twice.
     function test_claimForBatch_revertsWhen_duplicateAccount() public {
         _publish(root1, 1_500e18);

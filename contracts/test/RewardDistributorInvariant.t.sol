@@ -21,6 +21,8 @@ contract DistributorHandler {
     bytes32[] internal leaves;
 
     uint256 public funded;
+    uint64 public rootEpoch;
+    uint256 public rootTotal;
     uint256 public claimedSum;
     uint256[N] public lastClaimed;
     bool public claimedDecreased;
@@ -52,7 +54,12 @@ contract DistributorHandler {
     function publish(uint256 seed) external {
         uint256 total;
         for (uint256 i; i < N; ++i) total += entitlement[i];
-        uint256 spare = funded - total;
+        uint64 epoch = dist.nextEpoch();
+        if (block.timestamp < dist.epochEnd(epoch)) vm.warp(dist.epochEnd(epoch));
+        // a root may promise only what was funded up to its epoch's end (not later epochs' funding)
+        uint256 through = dist.fundedThrough(epoch);
+        if (through < total) return;
+        uint256 spare = through - total;
         uint256[N] memory next;
         bytes32[] memory l = new bytes32[](N);
         for (uint256 i; i < N; ++i) {
@@ -61,10 +68,10 @@ contract DistributorHandler {
             total += add;
             l[i] = MerkleHelper.leaf(accounts[i], next[i]);
         }
-        uint64 epoch = dist.nextEpoch();
-        if (block.timestamp < dist.epochEnd(epoch)) vm.warp(dist.epochEnd(epoch));
         vm.prank(publisher);
         dist.proposeRoot(MerkleHelper.root(l), epoch, bytes32(seed), total, "");
+        rootEpoch = epoch;
+        rootTotal = total;
         vm.warp(block.timestamp + dist.challengeDelay());
         dist.acceptRoot();
         leaves = l;
@@ -145,5 +152,14 @@ contract RewardDistributorInvariantTest is Test {
         uint256 total;
         for (uint256 i; i < 4; ++i) total += handler.entitlement(i);
         assertLe(total, dist.totalFunded());
+    }
+
+    /// Finding 5: the last root promises at most what was funded up to its epoch's end; `fundedThrough` never
+    /// exceeds the all-time total and never decreases with the epoch.
+    function invariant_rootWithinFundedThroughItsEpoch() public view {
+        assertLe(handler.rootTotal(), dist.fundedThrough(handler.rootEpoch()));
+        uint64 e = handler.rootEpoch();
+        assertLe(dist.fundedThrough(e), dist.fundedThrough(e + 1));
+        assertLe(dist.fundedThrough(e + 1), dist.totalFunded());
     }
 }

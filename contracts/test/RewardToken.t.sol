@@ -35,8 +35,9 @@ abstract contract TokenFixture is Test {
 
     RewardToken internal token;
     address internal admin = makeAddr("admin");
-    address internal minter = makeAddr("minter");
     address internal distributor = makeAddr("distributor");
+    /// @dev The only minter is the distributor.
+    address internal minter = distributor;
     address internal alice;
     uint256 internal aliceKey;
     address internal bob;
@@ -52,9 +53,6 @@ abstract contract TokenFixture is Test {
 
     function _deploy() internal returns (RewardToken t) {
         t = new RewardToken("Cairn", "CAIRN", admin, GENESIS, LENGTH, CAP0, DECAY, distributor);
-        bytes32 role = t.MINTER_ROLE();
-        vm.prank(admin);
-        t.grantRole(role, minter);
     }
 
     function _fund(RewardToken t, address to, uint256 amount) internal {
@@ -172,9 +170,6 @@ contract RewardTokenTest is TokenFixture {
 
     function test_mint_revertsWhen_supplyWouldReach2pow128() public {
         RewardToken t = new RewardToken("Cairn", "CAIRN", admin, GENESIS, LENGTH, type(uint128).max, 0, distributor);
-        bytes32 role = t.MINTER_ROLE();
-        vm.prank(admin);
-        t.grantRole(role, minter);
         vm.startPrank(minter);
         t.mintEmission(0, bob, type(uint128).max);
         vm.warp(GENESIS + LENGTH);
@@ -234,11 +229,26 @@ contract RewardTokenTest is TokenFixture {
         token.mintEmission(3, bob, 5e18);
         assertEq(token.balanceOf(bob), 5e18);
         assertEq(token.mintedInEpoch(3), 5e18);
-        // past epochs that have started can still be funded, up to their cap
+    }
+
+    /// Finding 5: an epoch's unminted cap expires with the epoch, even for the distributor.
+    function test_mintEmission_revertsWhen_epochEnded() public {
+        vm.warp(GENESIS + 3 * LENGTH);
         uint256 cap1 = token.emissionCap(1);
         vm.prank(minter);
+        vm.expectRevert(abi.encodeWithSelector(IRewardToken.RewardTokenEpochEnded.selector, 1));
         token.mintEmission(1, bob, cap1);
-        assertEq(token.mintedInEpoch(1), token.emissionCap(1));
+        assertEq(token.mintedInEpoch(1), 0);
+    }
+
+    /// Finding 5: the admin cannot make itself a minter: no role mints, only the immutable distributor.
+    function test_mintEmission_revertsWhen_adminGrantsItselfARole() public {
+        bytes32 anyRole = keccak256("MINTER_ROLE");
+        vm.startPrank(admin);
+        token.grantRole(anyRole, admin);
+        vm.expectRevert(abi.encodeWithSelector(IRewardToken.RewardTokenNotDistributor.selector, admin));
+        token.mintEmission(0, admin, 1);
+        vm.stopPrank();
     }
 
     function test_constructor_revertsWhen_decayAbove10000() public {
@@ -256,10 +266,9 @@ contract RewardTokenTest is TokenFixture {
         new RewardToken("Cairn", "CAIRN", admin, GENESIS, 0, CAP0, 0, distributor);
     }
 
-    function test_mintEmission_revertsWhen_notMinter() public {
-        bytes32 role = token.MINTER_ROLE();
+    function test_mintEmission_revertsWhen_notDistributor() public {
         vm.prank(admin);
-        vm.expectRevert(abi.encodeWithSelector(IAccessControl.AccessControlUnauthorizedAccount.selector, admin, role));
+        vm.expectRevert(abi.encodeWithSelector(IRewardToken.RewardTokenNotDistributor.selector, admin));
         token.mintEmission(0, admin, 1);
     }
 
@@ -655,9 +664,10 @@ contract RewardTokenInvariantTest is Test {
 
     function setUp() public {
         vm.warp(GENESIS);
-        token = new RewardToken("Cairn", "CAIRN", address(this), GENESIS, 3600, 1000e18, 500, address(0xD157));
+        // The handler is the token's distributor (its only minter).
+        token = new RewardToken("Cairn", "CAIRN", address(this), GENESIS, 3600, 1000e18, 500, predictCreate(1));
         handler = new TokenHandler(token);
-        token.grantRole(token.MINTER_ROLE(), address(handler));
+        assertEq(token.DISTRIBUTOR(), address(handler));
         targetContract(address(handler));
     }
 

@@ -78,9 +78,11 @@ def test_concurrent_identical_relays_send_one_transaction(anvil: Anvil, tmp_path
         for t in threads:
             t.join(60)
         assert [r.status_code for r in results] == [202] * 6
-        assert len({r.json()["tx_hash"] for r in results}) == 1
+        # one relay, one commit (an answer shows the commit or, once it is mined, the one reveal)
+        assert len({r.json()["commit_tx_hash"] for r in results}) == 1
+        assert len({r.json()["relay_id"] for r in results}) == 1
         assert sum(not r.json()["duplicate"] for r in results) == 1
-        assert relayer_nonce(stack) == before + 1
+        assert relayer_nonce(stack) == before + 2  # the commit and its reveal
 
 
 def test_cairn_api_refuses_a_missing_deployment_with_one_line(tmp_path: Path, anvil: Anvil) -> None:
@@ -134,9 +136,10 @@ def test_crash_between_record_and_broadcast_is_recovered(anvil: Anvil, tmp_path:
         receipt = w3.eth.wait_for_transaction_receipt(record["tx_hash"], timeout=30, poll_latency=0.02)
         assert receipt["status"] == 1
         again = client.post("/v1/datasets", json=body)
-        assert again.status_code == 202 and again.json()["tx_hash"] == record["tx_hash"]
-        assert again.json()["status"] == "mined"
-        assert relayer_nonce(stack) == before + 1
+        # the recorded commit, then its reveal (sent at start-up once the commit was mined)
+        assert again.status_code == 202 and again.json()["commit_tx_hash"] == record["tx_hash"]
+        assert again.json()["status"] == "mined" and again.json()["phase"] == "reveal"
+        assert relayer_nonce(stack) == before + 2
 
 
 def test_record_whose_nonce_was_taken_is_dropped_and_relayed_afresh(anvil: Anvil, tmp_path: Path) -> None:
@@ -233,8 +236,8 @@ def test_two_api_processes_on_one_database_relay_a_message_once(anvil: Anvil, tm
         for t in threads:
             t.join(60)
         assert [r.status_code for r in results] == [202] * 4, [r.text for r in results]
-        assert len({r.json()["tx_hash"] for r in results}) == 1
-        assert relayer_nonce(stack) == before + 1
+        assert len({r.json()["commit_tx_hash"] for r in results}) == 1  # one commit (and one reveal)
+        assert relayer_nonce(stack) == before + 2
 
 
 def test_simultaneous_starts_on_a_fresh_database(anvil: Anvil, database_url: str, tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from support.api_stack import Stack, h32
 
 from cairn.core import eip712
+from cairn.core.registration import dataset_batch_calls
 
 
 def test_batch_items_listed_and_paginated_one_by_one(sqlite_stack: Stack) -> None:
@@ -20,7 +21,8 @@ def test_batch_items_listed_and_paginated_one_by_one(sqlite_stack: Stack) -> Non
         metadata_hash=h32("api-batch-manifest"),
         uri="ipfs://bafyapibatch",
     )
-    stack.transact(owner, registry.functions.registerDatasetBatch(batch.as_tuple()))
+    for step in dataset_batch_calls(registry, owner.address, batch.as_tuple()):  # commit, then reveal
+        stack.transact(owner, step)
     stack.index()
 
     seen: list[str] = []

@@ -50,7 +50,7 @@ def test_relay_registers_once_and_is_idempotent(sqlite_stack: Stack) -> None:
         again = s.api.post("/v1/datasets", json=body)
         assert again.status_code == 202 and again.json()["tx_hash"] == out["tx_hash"]
         assert again.json()["duplicate"] is True
-    assert relayer_nonce(s) == before + 1
+    assert relayer_nonce(s) == before + 2  # commit, then reveal
     with s.api.app.state.engine.connect() as conn:  # type: ignore[attr-defined]
         assert len(conn.execute(select(RelayRecord)).fetchall()) >= 1
     # the owner now owns it on chain, and the mirror shows it after indexing

@@ -1,5 +1,7 @@
 """A relayed registration whose transaction the node dropped is fee-bumped by the outbox (same nonce, new
-hash, same relay id), and the relay sent after it (next nonce, stuck behind the gap) is mined too."""
+hash, same relay id), and the relay sent after it (next nonce, stuck behind the gap) is mined too. Both
+are commit-reveal: the commits are bumped and mined first, then each reveal is sent (here when the relay is
+read)."""
 
 from __future__ import annotations
 
@@ -44,6 +46,10 @@ def test_dropped_relay_is_bumped_and_later_relays_do_not_stall(anvil: Anvil, tmp
 
         outbox.stuck_after = 3600
         anvil.rpc("evm_mine", [])
+        for relay in (first, second):  # the commits are mined: reading a relay sends its reveal
+            revealing = client.get(f"/v1/relays/{relay['relay_id']}").json()
+            assert revealing["phase"] == "reveal" and revealing["status"] == "pending", revealing
+        anvil.rpc("evm_mine", [])
         for body, relay in ((first_body, first), (second_body, second)):
             status = client.get(f"/v1/relays/{relay['relay_id']}").json()
             assert status["status"] == "mined", status
@@ -52,12 +58,12 @@ def test_dropped_relay_is_bumped_and_later_relays_do_not_stall(anvil: Anvil, tmp
             )
             assert record[0] == body["owner"] and record[1] == 1
         mined = client.get(f"/v1/relays/{first['relay_id']}").json()
-        assert mined["tx_hash"] == bumped["tx_hash"] != first["tx_hash"]
+        assert mined["commit_tx_hash"] == bumped["tx_hash"] != first["tx_hash"]
         # the first hash still finds the relay (through the outbox's attempts)
         by_old_hash = client.get(f"/v1/relay/{first['tx_hash']}").json()
         assert by_old_hash["relay_id"] == first["relay_id"] and by_old_hash["status"] == "mined"
-        assert relayer_nonce(stack) == before + 2
+        assert relayer_nonce(stack) == before + 4  # two commits, two reveals
         # a retry of the same signed message is the same relay, nothing new is sent
         again = client.post("/v1/datasets", json=first_body).json()
         assert again["duplicate"] is True and again["tx_hash"] == mined["tx_hash"]
-        assert relayer_nonce(stack) == before + 2
+        assert relayer_nonce(stack) == before + 4  # two commits, two reveals

@@ -18,7 +18,7 @@ from eth_utils.crypto import keccak
 from web3 import Web3
 
 import bench.gas as G
-from cairn.cli.devchain import start_anvil
+from cairn.cli.devchain import mint_test_tokens, start_anvil
 from cairn.core import eip712
 from cairn.core.merkle import build_tree, verify
 from cairn.core.settings import ANVIL_DEV_KEYS
@@ -33,10 +33,7 @@ PAYMENT_SETTLED = keccak(b"PaymentSettled(address,bytes32,uint64,uint256,uint256
 def drv() -> Iterator[Any]:
     with start_anvil() as chain:
         d = G.start(chain)
-        token = d.contract("RewardToken")
-        admin = Account.from_key(ADMIN).address
-        d.send(ADMIN, token.functions.grantRole(token.functions.MINTER_ROLE().call(), admin))
-        d.send(ADMIN, token.functions.mintEmission(0, Account.from_key(PAYER).address, 1_000 * 10**18))
+        mint_test_tokens(d.w3, d.deployment, Account.from_key(PAYER).address, 1_000 * 10**18)
         yield d
 
 

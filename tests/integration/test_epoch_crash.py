@@ -133,6 +133,7 @@ def setup_chain(rpc: str, folder: Path) -> tuple[Any, Path]:
 
     from cairn.cli.deploy import deploy_all
     from cairn.core.policy import POLICY_DIR
+    from cairn.core.registration import dataset_calls
     from cairn.core.settings import ANVIL_DEV_KEYS
 
     w3 = Web3(Web3.HTTPProvider(rpc))
@@ -147,7 +148,7 @@ def setup_chain(rpc: str, folder: Path) -> tuple[Any, Path]:
         acct = Account.from_key(key)
         tx = {"from": acct.address, "nonce": w3.eth.get_transaction_count(acct.address), **tx}
         if "gas" not in tx:
-            tx["gas"] = w3.eth.estimate_gas(tx)  # type: ignore[arg-type]
+            tx["gas"] = w3.eth.estimate_gas(tx, "pending")  # type: ignore[arg-type]
         tx.update({"maxFeePerGas": 10**11, "maxPriorityFeePerGas": 10**9, "chainId": w3.eth.chain_id})
         h = w3.eth.send_raw_transaction(acct.sign_transaction(tx).raw_transaction)
         assert w3.eth.wait_for_transaction_receipt(h)["status"] == 1
@@ -157,8 +158,8 @@ def setup_chain(rpc: str, folder: Path) -> tuple[Any, Path]:
         owner = Account.from_key(key).address
         send(ANVIL_DEV_KEYS[5], {"to": owner, "value": 10**18, "gas": 21_000})
         cid = bytes([i + 1]) * 32
-        call = registry.functions.registerDataset(cid, 1000 + i, 1, b"\x01" * 32, f"ipfs://crash-{i}")
-        send(key, call.build_transaction({"from": owner}))
+        for step in dataset_calls(registry, owner, cid, 1000 + i, 1, b"\x01" * 32, f"ipfs://crash-{i}"):
+            send(key, {"to": registry.address, "data": step._encode_transaction_data()})
         ids.append(cid)
     for v, base in ((ANVIL_DEV_KEYS[0], 6000), (ANVIL_DEV_KEYS[2], 6500)):
         scores = [base + 400 * i for i in range(CONTRIBUTORS)]

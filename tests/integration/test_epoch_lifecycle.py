@@ -24,6 +24,7 @@ from cairn.core import merkle
 from cairn.core.db import make_engine
 from cairn.core.errors import EpochNotReadyError, InvalidInputError
 from cairn.core.policy import POLICY_DIR, load_policy
+from cairn.core.registration import dataset_batch_calls, dataset_calls
 from cairn.core.settings import ANVIL_DEV_KEYS, Settings
 
 EPOCH_LENGTH = 1000
@@ -32,7 +33,13 @@ DELAY = 5
 
 def _send(w3: Web3, key: str, fn: Any) -> None:
     acct = Account.from_key(key)
-    tx = fn.build_transaction({"from": acct.address, "nonce": w3.eth.get_transaction_count(acct.address)})
+    tx = fn.build_transaction(
+        {
+            "from": acct.address,
+            "nonce": w3.eth.get_transaction_count(acct.address),
+            "gas": fn.estimate_gas({"from": acct.address}, "pending"),  # a reveal needs its commit mined
+        }
+    )
     receipt = w3.eth.wait_for_transaction_receipt(
         w3.eth.send_raw_transaction(acct.sign_transaction(tx).raw_transaction)
     )
@@ -57,14 +64,16 @@ def test_close_publish_finalize_claim(anvil: Anvil, sqlite_url: str, tmp_path: P
     owner_key = ANVIL_DEV_KEYS[5]
     owner = Account.from_key(owner_key).address
     cid = b"\x42" * 32
-    _send(w3, owner_key, registry.functions.registerDataset(cid, 1234, 1, b"\x01" * 32, "ipfs://data"))
+    for step in dataset_calls(registry, owner, cid, 1234, 1, b"\x01" * 32, "ipfs://data"):
+        _send(w3, owner_key, step)
     _send(w3, ANVIL_DEV_KEYS[0], registry.functions.attest(cid, 9000))
     _send(w3, ANVIL_DEV_KEYS[2], registry.functions.attest(cid, 7000))
     # a second contributor registers two datasets in one batch (one log, exploded by the indexer)
     batch_key = ANVIL_DEV_KEYS[6]
     batch_owner = Account.from_key(batch_key).address
     batch = [b"\x51" * 32, b"\x52" * 32]
-    _send(w3, batch_key, registry.functions.registerDatasetBatch((batch, [10, 20], 1, b"\x02" * 32, "ipfs://b")))
+    for step in dataset_batch_calls(registry, batch_owner, (batch, [10, 20], 1, b"\x02" * 32, "ipfs://b")):
+        _send(w3, batch_key, step)
     for b, score in zip(batch, (6000, 8000), strict=True):
         _send(w3, ANVIL_DEV_KEYS[0], registry.functions.attest(b, score))
         _send(w3, ANVIL_DEV_KEYS[2], registry.functions.attest(b, score))

@@ -21,11 +21,12 @@ from backend.api.app import create_app
 from backend.api.settings import ApiSettings
 from backend.rewards.publication import build_publication, write_allocation_file
 from cairn.cli.deploy import deploy_all
-from cairn.cli.devchain import Anvil, start_anvil
+from cairn.cli.devchain import Anvil, mint_test_tokens, start_anvil
 from cairn.core import merkle
 from cairn.core.deployment import Deployment
 from cairn.core.eip712 import transfer_authorization_typed_data
 from cairn.core.policy import Policy, load_policy, parse_policy
+from cairn.core.registration import dataset_calls
 from cairn.core.settings import ANVIL_DEV_KEYS, Settings
 from indexer.core import Indexer, IndexerOptions
 from support.pg import create_database, drop_database, require_postgres
@@ -57,7 +58,12 @@ class Stack:
 
     def transact(self, account: LocalAccount, fn: Any) -> dict[str, Any]:
         tx = fn.build_transaction(
-            {"from": account.address, "nonce": self.w3.eth.get_transaction_count(account.address, "pending")}
+            {
+                "from": account.address,
+                "nonce": self.w3.eth.get_transaction_count(account.address, "pending"),
+                # "pending": a reveal needs its commit mined
+                "gas": fn.estimate_gas({"from": account.address}, "pending"),
+            }
         )
         signed = account.sign_transaction(tx)
         h = self.w3.eth.send_raw_transaction(signed.raw_transaction)
@@ -128,9 +134,8 @@ def seed(stack: Stack) -> None:
     datasets = []
     for i, owner in enumerate([stack.owners[0], stack.owners[0], stack.owners[1]]):
         ch = h32(f"dataset-{i}")
-        stack.transact(
-            owner, registry.functions.registerDataset(ch, 1000 + i, 1, h32(f"meta-{i}"), f"ipfs://d{i}")
-        )
+        for step in dataset_calls(registry, owner.address, ch, 1000 + i, 1, h32(f"meta-{i}"), f"ipfs://d{i}"):
+            stack.transact(owner, step)
         datasets.append(ch)
     stack.transact(
         stack.owners[1], registry.functions.registerCompute(h32("job-0"), 77, h32("model-a"), h32("res"))
@@ -183,10 +188,7 @@ def seed_rewards(stack: Stack) -> None:
     admin, payer = stack.admin, stack.payer
     token, router = stack.contract("RewardToken"), stack.contract("PaymentRouter")
     dist = stack.contract("RewardDistributor")
-    minter = token.functions.MINTER_ROLE().call()
-    stack.transact(admin, token.functions.grantRole(minter, dist.address))
-    stack.transact(admin, token.functions.grantRole(minter, admin.address))
-    stack.transact(admin, token.functions.mintEmission(0, payer.address, 10 * PAYMENT))
+    mint_test_tokens(stack.w3, stack.deployment, payer.address, 10 * PAYMENT)
     stack.transact(admin, router.functions.grantRole(router.functions.SETTLER_ROLE().call(), admin.address))
     nonce = h32("payment-1")
     typed = transfer_authorization_typed_data(

@@ -11,6 +11,7 @@ from eth_abi.abi import encode
 from eth_hash.auto import keccak
 
 from cairn.core.deployment import Deployment
+from cairn.core.registration import batch_digest, commitment, compute_id
 from cairn.core.settings import REPO_ROOT
 from support.indexer_chain import DEV_ACCOUNT, send, wait_receipt
 
@@ -48,12 +49,19 @@ def deploy_cairn(url: str, path: Path) -> Deployment:
     return deploy_all(url, ANVIL_DEV_KEYS[0], out=path)
 
 
+def _commit(url: str, dep: Deployment, value: bytes) -> None:
+    """`commit([value])` from the dev account (mined before the reveal that follows: automine)."""
+    send(url, dep.address("ContributionRegistry"), call_data("commit(bytes32[])", ["bytes32[]"], [[value]]))
+
+
 def register_datasets(url: str, dep: Deployment, start: int, n: int) -> list[bytes]:
     hashes = [keccak(f"dataset-{i}".encode()) for i in range(start, start + n)]
     items = [(h, 1000 + i, i % 4, keccak(h), f"ipfs://bafy{i}") for i, h in enumerate(hashes)]
+    salt = keccak(f"salt-{start}-{n}".encode())
+    _commit(url, dep, commitment(DEV_ACCOUNT, batch_digest(hashes), salt))
     send(url, dep.address("ContributionRegistry"),
-         call_data("registerDatasets((bytes32,uint64,uint32,bytes32,string)[])",
-                   ["(bytes32,uint64,uint32,bytes32,string)[]"], [items]))  # fmt: skip
+         call_data("registerDatasets((bytes32,uint64,uint32,bytes32,string)[],bytes32)",
+                   ["(bytes32,uint64,uint32,bytes32,string)[]", "bytes32"], [items, salt]))  # fmt: skip
     return hashes
 
 
@@ -62,7 +70,10 @@ def register_dataset_batch(url: str, dep: Deployment, start: int, n: int) -> lis
     hashes = [keccak(f"batch-dataset-{i}".encode()) for i in range(start, start + n)]
     batch = (hashes, [5000 + i for i in range(n)], 9, keccak(b"batch-manifest"), "ipfs://bafybatch")
     typ = "(bytes32[],uint64[],uint32,bytes32,string)"
-    send(url, dep.address("ContributionRegistry"), call_data(f"registerDatasetBatch({typ})", [typ], [batch]))
+    salt = keccak(f"batch-salt-{start}-{n}".encode())
+    _commit(url, dep, commitment(DEV_ACCOUNT, batch_digest(hashes), salt))
+    send(url, dep.address("ContributionRegistry"),
+         call_data(f"registerDatasetBatch({typ},bytes32)", [typ, "bytes32"], [batch, salt]))  # fmt: skip
     return hashes
 
 
@@ -72,7 +83,7 @@ def register_computes(url: str, dep: Deployment, start: int, n: int) -> list[byt
     ]
     typ = "(bytes32,uint64,bytes32,bytes32)[]"
     send(url, dep.address("ContributionRegistry"), call_data(f"registerComputes({typ})", [typ], [jobs]))
-    return [keccak(encode(["address", "bytes32"], [DEV_ACCOUNT, j[0]])) for j in jobs]
+    return [compute_id(DEV_ACCOUNT, j[0]) for j in jobs]
 
 
 def attest(url: str, dep: Deployment, ids: list[bytes], scores: list[int]) -> None:

@@ -131,12 +131,21 @@ class Budget:
 
     # --- writing ---------------------------------------------------------------------------------------
     def reserve(
-        self, conn: Connection, *, owner: str, nonce: int, relay_id: str, outbox_id: int, gas: int
+        self,
+        conn: Connection,
+        *,
+        owner: str,
+        nonce: int,
+        relay_id: str,
+        outbox_id: int,
+        gas: int,
+        claim_nonce: bool = True,
     ) -> None:
-        """In the transaction that stores the outbox row: claim the owner nonce and reserve `gas` today, or
-        raise NonceTaken / BudgetFull (the transaction rolls back, nothing is stored or sent)."""
+        """In the transaction that stores the outbox row: claim the owner nonce (unless `claim_nonce` is
+        False: a relay's second transaction) and reserve `gas` today, or raise NonceTaken / BudgetFull (the
+        transaction rolls back, nothing is stored or sent)."""
         owner = owner.lower()
-        if (holder := self._pending(conn, owner, nonce)) is not None:
+        if claim_nonce and (holder := self._pending(conn, owner, nonce)) is not None:
             raise NonceTaken(holder)
         t = time.time()
         day = day_of(t)
@@ -160,7 +169,8 @@ class Budget:
         conn.execute(
             insert(CHARGE).values(
                 chain_id=self.chain_id, relay_id=relay_id, owner=owner, owner_nonce=str(nonce),
-                pending_nonce=str(nonce), outbox_id=outbox_id, day=day, reserved_gas=gas, state=RESERVED,
+                pending_nonce=str(nonce) if claim_nonce else None, outbox_id=outbox_id, day=day,
+                reserved_gas=gas, state=RESERVED,
                 created_at=int(t),
             )
         )  # fmt: skip

@@ -177,13 +177,22 @@ class RelayGuard:
         self._gauge()
 
     def reserve(
-        self, conn: Connection, *, owner: str, nonce: int, relay_id: str, outbox_id: int, gas: int
+        self,
+        conn: Connection,
+        *,
+        owner: str,
+        nonce: int,
+        relay_id: str,
+        outbox_id: int,
+        gas: int,
+        claim_nonce: bool = True,
     ) -> None:
         """Inside the transaction that stores the outbox row (before anything is broadcast)."""
         try:
             self.budget.reserve(
-                conn, owner=owner, nonce=nonce, relay_id=relay_id, outbox_id=outbox_id, gas=gas
-            )
+                conn, owner=owner, nonce=nonce, relay_id=relay_id, outbox_id=outbox_id, gas=gas,
+                claim_nonce=claim_nonce,
+            )  # fmt: skip
         except NonceTaken as exc:
             raise self._nonce_pending(owner, nonce, exc.relay_id) from None
         except BudgetFull as exc:

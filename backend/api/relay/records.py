@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import Connection, Engine, func, insert, select, update
 
 from backend.models import metadata
 from backend.outbox import store
@@ -19,11 +19,12 @@ class AlreadyRecorded(Exception):
 
 
 # Read-only view for the mirror's "a relayed registration was sent in tx ..." hint: the relay records with
-# their current transaction hash (the mined attempt's, else the latest attempt's). Named like the table so
+# their current transaction hash (the reveal's once sent, else the commit's; the mined attempt's, else the
+# latest attempt's). Named like the table so
 # that "does the table exist yet" checks on `.name` keep working.
 relay_records = (
     select(*RELAY.c, store.current_hash().label("tx_hash"))
-    .join(store.TX, store.TX.c.id == RELAY.c.outbox_id)
+    .join(store.TX, store.TX.c.id == func.coalesce(RELAY.c.reveal_outbox_id, RELAY.c.outbox_id))
     .subquery(RELAY.name)
 )
 
@@ -71,3 +72,36 @@ def repoint(conn: Connection, relay_id: str, *, old: int, new: int) -> None:
 
 def delete(conn: Connection, relay_id: str) -> None:
     conn.execute(RELAY.delete().where(RELAY.c.relay_id == relay_id))
+
+
+def awaiting_reveal(engine: Engine, chain_id: int) -> list[dict[str, Any]]:
+    """Relays whose reveal is not enqueued yet (their commit may or may not be mined)."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(RELAY).where(
+                RELAY.c.chain_id == chain_id,
+                RELAY.c.reveal_data.is_not(None),
+                RELAY.c.reveal_outbox_id.is_(None),
+            )
+        ).all()
+    return [dict(r._mapping) for r in rows]
+
+
+def set_reveal(conn: Connection, relay_id: str, oid: int) -> None:
+    """Point a relay at its reveal's outbox row; AlreadyRecorded if another process did it first."""
+    moved = conn.execute(
+        update(RELAY)
+        .where(RELAY.c.relay_id == relay_id, RELAY.c.reveal_outbox_id.is_(None))
+        .values(reveal_outbox_id=oid)
+    )
+    if moved.rowcount != 1:
+        raise AlreadyRecorded(relay_id)
+
+
+def clear_reveal(conn: Connection, relay_id: str, oid: int) -> None:
+    """Undo `set_reveal` (its outbox row was discarded before broadcast)."""
+    conn.execute(
+        update(RELAY)
+        .where(RELAY.c.relay_id == relay_id, RELAY.c.reveal_outbox_id == oid)
+        .values(reveal_outbox_id=None)
+    )

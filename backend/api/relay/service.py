@@ -1,5 +1,9 @@
-"""`Relayer`: gasless dataset registration. Verify the owner's EIP-712 signature, then send
-`registerDatasetFor` through the outbox with the relayer key.
+"""`Relayer`: gasless dataset registration. Verify the owner's EIP-712 signature, then register through the
+outbox with the relayer key, commit-reveal (finding 2 of issue 10): first `commit([commitment])`, where the
+commitment `keccak256(abi.encode(owner, contentHash, salt))` hides the content hash (the salt is derived from
+the owner's signature, which nobody else sees before the reveal), then, once the commit is mined,
+`registerDatasetFor(dataset, owner, salt, deadline, signature)`. A watcher who copies the content hash from
+the pending reveal can only commit later, and the registry gives the dataset to the earliest commitment.
 
 Safety rules (docs: DESIGN.md "Known ways such systems fail"):
 - the signature is verified off-chain against the owner (and the current nonce, chain id and contract)
@@ -17,7 +21,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from eth_utils.crypto import keccak
 from sqlalchemy import Connection, Engine
+from web3 import Web3
 from web3.exceptions import ContractCustomError, ContractLogicError, Web3RPCError
 
 from backend.api.chain import Chain
@@ -32,9 +38,31 @@ from backend.api.relay.verify import (
 )
 from backend.outbox import CONFIRMED, PENDING, Outbox, OutboxTx
 from cairn.core.eip712 import Dataset, digest, register_dataset_typed_data
-from cairn.core.errors import ConflictError, InvalidInputError, OutboxRejectedError, RelayError
+from cairn.core.errors import (
+    ConflictError,
+    InvalidInputError,
+    OutboxRejectedError,
+    OutboxRevertError,
+    RelayError,
+    RelayGasCeilingError,
+)
+from cairn.core.registration import commitment
 
 MINED, REVERTED, REPLACED, SIGNED = "mined", "reverted", "replaced", "signed"
+COMMIT, REVEAL = "commit", "reveal"
+_SALT_DOMAIN = b"cairn.relay.salt"
+_COMMIT_GAS = 60_000  # commit([one commitment]): ~46k
+
+
+def _reveal_bound(reveal_data: str) -> int:
+    """A bound on the reveal's gas before it can be estimated: its calldata plus the registration."""
+    return len(reveal_data) // 2 * 16 + 80_000
+
+
+def relay_salt(signature: bytes) -> bytes:
+    """The commitment's salt: secret until the reveal (only the API and the owner know the signature), and the
+    same after a restart."""
+    return keccak(_SALT_DOMAIN + signature)
 
 
 def relay_status(row: OutboxTx | None) -> str:
@@ -73,18 +101,32 @@ class Relayer:
         """A relay by its relay id, or by the hash of any of its transactions (first send or fee bump)."""
         record = records.by_relay_id(self.engine, ref)
         if record is None and (row := self.outbox.get_by_hash(ref)) is not None:
-            parts = row.key.split(":")  # relay:<chain>:<relay id>[:<replaced row>]
+            parts = row.key.split(":")  # relay:<chain>:<relay id>[:<replaced row>][:reveal]
             if parts[0] == "relay" and len(parts) >= 3:
                 record = records.by_relay_id(self.engine, parts[2])
-        return None if record is None else self._answer(record, duplicate=False)
+        if record is None:
+            return None
+        return self._answer(self._advance(record), duplicate=False)
 
     def _answer(
         self, record: dict[str, Any], *, duplicate: bool, status: str | None = None
     ) -> dict[str, Any]:
-        row = self.outbox.refresh(int(record["outbox_id"]))
+        commit_row = self.outbox.refresh(int(record["outbox_id"]))
+        reveal_id = record.get("reveal_outbox_id")
+        reveal_row = self.outbox.refresh(int(reveal_id)) if reveal_id is not None else None
+        row = reveal_row if reveal_row is not None else commit_row
+        phase = REVEAL if reveal_row is not None else COMMIT
+        current = relay_status(row)
+        if phase == COMMIT and current == MINED and record.get("reveal_data") is not None:
+            current = "pending"  # committed: the registration itself is the reveal
+        hashes = self.outbox.hashes(int(record["outbox_id"]))
+        if reveal_id is not None:
+            hashes += self.outbox.hashes(int(reveal_id))
         return {
             "tx_hash": row.tx_hash if row is not None else None,
-            "status": status or relay_status(row),
+            "status": status or current,
+            "phase": phase,
+            "commit_tx_hash": commit_row.tx_hash if commit_row is not None else None,
             "block_number": row.block_number if row is not None else None,
             "relay_id": record["relay_id"],
             "message_digest": record["message_digest"],
@@ -93,7 +135,7 @@ class Relayer:
             "nonce": record["owner_nonce"],
             "relayer": record["relayer"],
             "relayer_nonce": row.nonce if row is not None else None,
-            "tx_hashes": self.outbox.hashes(int(record["outbox_id"])),
+            "tx_hashes": hashes,
             "duplicate": duplicate,
         }
 
@@ -132,7 +174,85 @@ class Relayer:
             raise RelayError(f"the node refused the relayed transaction: {exc}") from None
         record = records.by_relay_id(self.engine, prepared["relay_id"])
         assert record is not None
-        return self._answer(record, duplicate=False)
+        return self._answer(self._advance(record), duplicate=False)
+
+    def after_outbox_round(self) -> None:
+        """What the outbox worker runs after each round: settle the gas budget from the rows it settled, then
+        send the reveals whose commit is mined."""
+        self.guard.settle()
+        self.advance_pending()
+
+    def _is_contract(self, address: str) -> bool:
+        return len(self.chain.w3.eth.get_code(Web3.to_checksum_address(address))) > 0
+
+    def advance_pending(self) -> int:
+        """Send the reveal of every relay whose commit is mined (the outbox worker calls this each round).
+        Returns how many reveals were enqueued."""
+        sent = 0
+        for record in records.awaiting_reveal(self.engine, self.chain.chain_id):
+            if self._advance(record).get("reveal_outbox_id") is not None:
+                sent += 1
+        return sent
+
+    def _advance(self, record: dict[str, Any]) -> dict[str, Any]:
+        """The reveal, once the commit is mined (a block later than the commitment, which the registry
+        requires: the reveal is mined in a later block than the commit it follows). Returns the record."""
+        if record.get("reveal_data") is None or record.get("reveal_outbox_id") is not None:
+            return record
+        commit_row = self.outbox.refresh(int(record["outbox_id"]))
+        if commit_row is None or commit_row.status != CONFIRMED:
+            return record
+        registry = self.chain.contract("ContributionRegistry")
+        key = f"relay:{self.chain.chain_id}:{record['relay_id']}:{commit_row.id}:reveal"
+
+        data = str(record["reveal_data"])
+        try:
+            est = int(
+                self.chain.w3.eth.estimate_gas(
+                    {"from": self.address, "to": registry.address, "data": data}, "pending"  # type: ignore[typeddict-item]
+                )
+            )
+        except (ContractCustomError, ContractLogicError, Web3RPCError, ValueError):
+            return record  # would revert now: nothing is sent; the relay stays committed and says so
+        gas = est + est // 5 + 10_000
+        if gas > self.gas_limit or (
+            gas > self.guard.limits.wallet_gas_limit and self._is_contract(str(record["owner"]))
+        ):
+            return record  # over the relayer's ceiling (a wallet that grew costly): nothing is sent
+
+        def with_row(conn: Connection, oid: int) -> None:
+            records.set_reveal(conn, record["relay_id"], oid)
+            # the reveal's own reservation (the commit's charge holds the owner nonce until it settles)
+            self.guard.reserve(
+                conn, owner=str(record["owner"]), nonce=int(record["owner_nonce"]),
+                relay_id=str(record["relay_id"]), outbox_id=oid, gas=gas, claim_nonce=False,
+            )  # fmt: skip
+
+        def undo(conn: Connection, oid: int) -> None:
+            records.clear_reveal(conn, record["relay_id"], oid)
+
+        try:
+            row = self.outbox.enqueue(
+                key,
+                to=registry.address,
+                data=data,
+                gas=gas,
+                broadcast=False,
+                with_row=with_row,
+            )
+        except records.AlreadyRecorded:  # another process enqueued it
+            pass
+        except OutboxRevertError:
+            # the reveal would revert now (e.g. the dataset went to an older commitment, or the deadline
+            # passed): nothing is sent; the relay stays committed and says so
+            return record
+        else:
+            try:
+                self.outbox.send(row, on_discard=undo)
+            except OutboxRejectedError as exc:
+                raise RelayError(f"the node refused the relayed reveal: {exc}") from None
+        fresh = records.by_relay_id(self.engine, record["relay_id"])
+        return fresh if fresh is not None else record
 
     def prepare_dataset(
         self, *, dataset: Dataset, owner: str, deadline: int, signature: bytes
@@ -203,23 +323,46 @@ class Relayer:
                 return elsewhere
             raise
 
-        args = [dataset.as_tuple(), owner, deadline, signature]
+        salt = relay_salt(signature)
+        args = [dataset.as_tuple(), owner, salt, deadline, signature]
+        reveal = registry.functions.registerDatasetFor(*args)
+        wallet = self._is_contract(owner)
+        # A contract wallet's isValidSignature runs inside this simulation (the registry calls it), so the
+        # simulation's gas cap holds it to the relayer's wallet ceiling (it may be cheap when the relayer
+        # asks it directly and burn gas when the registry does).
+        cap = min(self.guard.limits.wallet_gas_limit, self.gas_limit) if wallet else self.gas_limit
         try:
-            gas = int(registry.functions.registerDatasetFor(*args).estimate_gas({"from": self.address}))
-        except (ContractCustomError, ContractLogicError) as exc:
-            if (elsewhere := self._recorded(sig_digest, msg_digest, req_digest)) is not None:
-                return elsewhere
+            # Without a commitment the reveal must fail exactly at the commitment check, which the registry
+            # makes after the deadline, nonce, signature and pause checks: anything else is a rejection.
+            reveal.call({"from": self.address, "gas": cap})
+        except (ContractCustomError, ContractLogicError, Web3RPCError) as exc:
+            reason = revert_reason(exc, registry) if not isinstance(exc, Web3RPCError) else str(exc)
+            if wallet and not reason.startswith("ContributionRegistryUnknownCommitment") and (
+                "gas" in reason.lower() or not reason
+            ):
+                raise RelayGasCeilingError(
+                    f"the relayed registration for contract wallet {owner} needs more than the relayer's "
+                    f"ceiling of {cap} gas for contract wallets (its isValidSignature costs more through the "
+                    "registry than in the relayer's check)",
+                    owner=owner, ceiling=cap,
+                ) from None  # fmt: skip
+            if isinstance(exc, Web3RPCError):  # e.g. the node is away
+                raise RelayError(f"the node refused to simulate the relayed transaction: {exc}") from None
+            if not reason.startswith("ContributionRegistryUnknownCommitment"):
+                if (elsewhere := self._recorded(sig_digest, msg_digest, req_digest)) is not None:
+                    return elsewhere
+                raise InvalidInputError(
+                    f"the registry would reject this registration: {reason}", field="signature"
+                ) from None
+        reveal_data = registry.encode_abi("registerDatasetFor", args=args)
+        # The reveal's gas cannot be estimated before the commit is mined; its calldata bounds it (the uri).
+        if _reveal_bound(reveal_data) > self.gas_limit:
             raise InvalidInputError(
-                f"the registry would reject this registration: {revert_reason(exc, registry)}",
-                field="signature",
-            ) from None
-        except Web3RPCError as exc:  # e.g. the relayer account cannot pay for gas
-            raise RelayError(f"the node refused to estimate the relayed transaction: {exc}") from None
-        if gas > self.gas_limit:
-            raise InvalidInputError(
-                f"registration needs {gas} gas, above the relay limit {self.gas_limit}", field="uri"
+                f"registration needs more gas than the relay limit {self.gas_limit}", field="uri"
             )
-        tx_gas = gas + gas // 5
+        # The budget admits both phases now: the commit, and a bound on the reveal (sent once the commit is
+        # mined, with its own reservation; see `_advance`).
+        tx_gas = _COMMIT_GAS + _reveal_bound(reveal_data)
         self.guard.before_send(
             owner=owner, nonce=nonce, gas=tx_gas, relay_id=sig_digest, message_digest=msg_digest
         )
@@ -235,6 +378,7 @@ class Relayer:
             "deadline": str(deadline),
             "relayer": self.address,
             "created_at": int(time.time()),
+            "reveal_data": reveal_data,
         }
         made: list[int] = []
 
@@ -249,12 +393,13 @@ class Relayer:
         key = f"relay:{self.chain.chain_id}:{sig_digest}"
         if replacing is not None:
             key += f":{replacing['outbox_id']}"
+        commit_value = commitment(owner, dataset.content_hash, salt)
         try:
             self.outbox.enqueue(
                 key,
                 to=registry.address,
-                data=registry.encode_abi("registerDatasetFor", args=args),
-                gas=tx_gas,
+                data=registry.encode_abi("commit", args=[[commit_value]]),
+                gas=_COMMIT_GAS,
                 broadcast=False,
                 with_row=with_row,
             )
@@ -274,8 +419,9 @@ class Relayer:
 
     def reconcile(self) -> dict[str, int]:
         """At start-up: the outbox settles, re-broadcasts or fee-bumps every pending relay transaction
-        (including one recorded right before a crash and never broadcast)."""
-        return {"pending": self.outbox.process()}
+        (including one recorded right before a crash and never broadcast), then reveals mined commits."""
+        pending = self.outbox.process()
+        return {"pending": pending, "revealed": self.advance_pending()}
 
     def _check_not_registered(self, content_hash: str, relay_id: str) -> None:
         registry = self.chain.contract("ContributionRegistry")

@@ -2,13 +2,19 @@
 pragma solidity 0.8.37;
 
 /// @title IContributionRegistry
-/// @notice Registry of contributions to open AI: datasets (identified by content hash, one owner ever) and
-/// compute jobs (identified by `keccak256(abi.encode(provider, jobId))`). Validators attest scores; owners
+/// @notice Registry of contributions to open AI: datasets (identified by content hash, one owner: the earliest
+/// commitment) and compute jobs (identified by `keccak256(abi.encode(COMPUTE_DOMAIN, provider, jobId))`). Validators attest scores; owners
 /// may withdraw a contribution from future epochs. Only owner, kind, withdrawn flag and registration time are
 /// stored (one slot); everything else lives in the events, which the indexer mirrors.
 /// @dev Relayed registration: the contributor signs EIP-712 typed data (domain name "Cairn ContributionRegistry",
 /// version "1", chain id, this contract) binding the owner, a sequential per-owner nonce (`nonces(owner)`) and a
 /// deadline. EOAs sign with ECDSA (low-s only), contract wallets via EIP-1271.
+/// Front-running: every dataset registration is a reveal of a commitment
+/// `commitmentOf(owner, contentHash, salt)` (single) or `commitmentOf(owner, batchDigest(contentHashes), salt)`
+/// (one per batch) made with `commit` at least one block earlier and at most `MAX_COMMITMENT_AGE` blocks earlier.
+/// The commitment hides the content hash and names the owner, so a watcher learns the hash only from the reveal,
+/// and any commitment he makes then is younger than the victim's: a reveal whose commitment is strictly older
+/// than the holder's takes the dataset over (`DatasetReclaimed`).
 interface IContributionRegistry {
     /// @notice Kind of a contribution. `None` means "not registered".
     enum Kind {
@@ -52,6 +58,7 @@ interface IContributionRegistry {
         Kind kind;
         bool withdrawn;
         uint64 registeredAt;
+        uint64 commitBlock;
     }
 
     /// @notice A dataset was registered; its contribution id is `contentHash`. `licenseId` is an off-chain
@@ -64,7 +71,8 @@ interface IContributionRegistry {
     event DatasetBatchRegistered(
         address indexed owner, uint32 licenseId, bytes32 metadataHash, string uri, bytes32[] contentHashes, uint64[] sizes
     );
-    /// @notice A compute job was registered; `contributionId = keccak256(abi.encode(provider, jobId))`.
+    /// @notice A compute job was registered;
+    /// `contributionId = keccak256(abi.encode(COMPUTE_DOMAIN, provider, jobId))`.
     /// `workUnits` is the job's measured work (e.g. GPU-seconds), `resultHash` commits to its output.
     event ComputeRegistered(
         bytes32 indexed contributionId,
@@ -74,6 +82,19 @@ interface IContributionRegistry {
         uint64 workUnits,
         bytes32 resultHash
     );
+    /// @notice `newOwner`, whose commitment (block `newCommitBlock`) is older than `previousOwner`'s
+    /// (`previousCommitBlock`), took the dataset over; the `DatasetRegistered` / `DatasetBatchRegistered` that
+    /// follows in the same transaction carries its fields.
+    event DatasetReclaimed(
+        bytes32 indexed contentHash,
+        address indexed previousOwner,
+        address indexed newOwner,
+        uint256 previousCommitBlock,
+        uint256 newCommitBlock
+    );
+    /// @notice A dataset registered under a compute contribution id (not real content) was evicted by the
+    /// compute registration of that id.
+    event DatasetEvicted(bytes32 indexed contributionId, address indexed owner);
     /// @notice `score` in 0..10000; a later attestation by the same validator replaces the earlier one.
     event Attested(bytes32 indexed contributionId, address indexed validator, uint16 score);
     /// @notice The owner withdrew the contribution from future epochs' rewards (the id stays taken).
@@ -97,39 +118,68 @@ interface IContributionRegistry {
     error ContributionRegistryInvalidInput();
     /// @notice Arrays of different lengths.
     error ContributionRegistryLengthMismatch();
+    /// @notice No live commitment with this value (never made, or already revealed).
+    error ContributionRegistryUnknownCommitment(bytes32 commitment);
+    /// @notice The commitment was made in this block (`committedAt`); reveal from the next block on.
+    error ContributionRegistryCommitmentTooRecent(bytes32 commitment, uint256 committedAt);
+    /// @notice The commitment (made at `committedAt`) is older than `MAX_COMMITMENT_AGE` blocks.
+    error ContributionRegistryCommitmentExpired(bytes32 commitment, uint256 committedAt);
 
-    /// @notice Register a dataset owned by the caller.
+    /// @notice Record commitments (each `commitmentOf(owner, contentHash-or-batchDigest, salt)`) at this block;
+    /// anyone may commit for anyone (a commitment only ever helps the owner it names). A live commitment keeps
+    /// its earlier block; an expired one is renewed. No event: commitments are opaque until revealed.
+    function commit(bytes32[] calldata commitments) external;
+
+    /// @notice Register a dataset owned by the caller, revealing `commitmentOf(caller, contentHash, salt)`.
     function registerDataset(
         bytes32 contentHash,
         uint64 size,
         uint32 licenseId,
         bytes32 metadataHash,
-        string calldata uri
+        string calldata uri,
+        bytes32 salt
     ) external;
 
-    /// @notice Register a dataset for `owner`, who signed `RegisterDataset` typed data (anyone may relay it).
-    function registerDatasetFor(DatasetInput calldata dataset, address owner, uint256 deadline, bytes calldata signature)
-        external;
-
-    /// @notice Register many datasets owned by the caller.
-    function registerDatasets(DatasetInput[] calldata datasets) external;
-
-    /// @notice Register many datasets for `owner` with one `RegisterDatasets` signature over the whole batch.
-    function registerDatasetsFor(
-        DatasetInput[] calldata datasets,
+    /// @notice Register a dataset for `owner`, who signed `RegisterDataset` typed data (anyone may relay it),
+    /// revealing `commitmentOf(owner, dataset.contentHash, salt)` (the salt is the relayer's, not signed).
+    function registerDatasetFor(
+        DatasetInput calldata dataset,
         address owner,
+        bytes32 salt,
         uint256 deadline,
         bytes calldata signature
     ) external;
 
-    /// @notice Register a batch of datasets owned by the caller, sharing licence, metadata and location.
-    function registerDatasetBatch(DatasetBatch calldata batch) external;
+    /// @notice Register many datasets owned by the caller, revealing
+    /// `commitmentOf(caller, batchDigest(content hashes in order), salt)`.
+    function registerDatasets(DatasetInput[] calldata datasets, bytes32 salt) external;
 
-    /// @notice Register a batch of datasets for `owner`, who signed `RegisterDatasetBatch` typed data.
-    function registerDatasetBatchFor(DatasetBatch calldata batch, address owner, uint256 deadline, bytes calldata signature)
-        external;
+    /// @notice Register many datasets for `owner` with one `RegisterDatasets` signature over the whole batch,
+    /// revealing `commitmentOf(owner, batchDigest(content hashes in order), salt)`.
+    function registerDatasetsFor(
+        DatasetInput[] calldata datasets,
+        address owner,
+        bytes32 salt,
+        uint256 deadline,
+        bytes calldata signature
+    ) external;
 
-    /// @notice Register a compute contribution by the caller; returns its id `keccak256(abi.encode(caller, jobId))`.
+    /// @notice Register a batch of datasets owned by the caller, sharing licence, metadata and location,
+    /// revealing `commitmentOf(caller, batchDigest(batch.contentHashes), salt)`.
+    function registerDatasetBatch(DatasetBatch calldata batch, bytes32 salt) external;
+
+    /// @notice Register a batch of datasets for `owner`, who signed `RegisterDatasetBatch` typed data,
+    /// revealing `commitmentOf(owner, batchDigest(batch.contentHashes), salt)`.
+    function registerDatasetBatchFor(
+        DatasetBatch calldata batch,
+        address owner,
+        bytes32 salt,
+        uint256 deadline,
+        bytes calldata signature
+    ) external;
+
+    /// @notice Register a compute contribution by the caller; returns its id `computeId(caller, jobId)`.
+    /// A dataset squatting on that id is evicted (`DatasetEvicted`); an existing compute record reverts.
     function registerCompute(bytes32 jobId, uint64 workUnits, bytes32 modelId, bytes32 resultHash)
         external
         returns (bytes32 contributionId);
@@ -170,6 +220,15 @@ interface IContributionRegistry {
 
     /// @notice Id of a compute contribution.
     function computeId(address provider, bytes32 jobId) external pure returns (bytes32);
+
+    /// @notice `keccak256(abi.encode(owner, contentHashOrDigest, salt))`.
+    function commitmentOf(address owner, bytes32 contentHashOrDigest, bytes32 salt) external pure returns (bytes32);
+
+    /// @notice `keccak256(abi.encodePacked(contentHashes))`: what a batch's commitment hides.
+    function batchDigest(bytes32[] calldata contentHashes) external pure returns (bytes32);
+
+    /// @notice Block at which a live commitment was made (0: none, or already revealed).
+    function commitmentBlock(bytes32 commitment) external view returns (uint256);
 
     /// @notice The next nonce `owner` must sign for a relayed call.
     function nonces(address owner) external view returns (uint256);

@@ -13,7 +13,8 @@ pragma solidity 0.8.37;
 ///
 /// Funding: `fundEmission(epoch)` (anyone, once per epoch, while it runs) mints the epoch's remaining emission cap to the
 /// distributor; `fundRevenue(amount)` (anyone; the PaymentRouter calls it) pulls tokens from the caller. Both emit
-/// `EpochFunded` and raise `totalFunded`.
+/// `EpochFunded` and raise `totalFunded`; `fundedThrough(epoch)` is what was funded while the clock was at or
+/// before `epoch` (a root of `epoch` may promise no more).
 ///
 /// Roots: after epoch `e` has ended, the publisher proposes the cumulative root of epoch `e` (epochs strictly
 /// consecutive, starting at the deployment epoch). It becomes acceptable at `validAt = now + challengeDelay`; until
@@ -38,6 +39,8 @@ interface IRewardDistributor {
     event RootAccepted(uint64 indexed epoch, bytes32 indexed root);
     /// @notice `account` received `amount`; its claimed total is now `cumulativeAmount`. `caller` sent the tx.
     event Claimed(address indexed account, address indexed caller, uint256 amount, uint256 cumulativeAmount);
+    /// @notice `claimForBatch` skipped `account`, which had already claimed `alreadyClaimed >= cumulativeAmount`.
+    event ClaimSkipped(address indexed account, uint256 cumulativeAmount, uint256 alreadyClaimed);
 
     // --- errors ---
     /// @notice The proof does not prove `(account, cumulativeAmount)` under the current root.
@@ -64,8 +67,8 @@ interface IRewardDistributor {
     error RewardDistributorRevokeTooLate(uint64 validAt);
     /// @notice A zero root.
     error RewardDistributorZeroRoot();
-    /// @notice A root's total exceeds everything ever funded.
-    error RewardDistributorExceedsFunded(uint256 totalCumulative, uint256 totalFunded);
+    /// @notice A root's total exceeds what was funded up to its epoch's end (`funded = fundedThrough(epoch)`).
+    error RewardDistributorExceedsFunded(uint256 totalCumulative, uint256 funded);
     /// @notice Emission for `epoch` was already minted, or the epoch is not running (not started or ended).
     error RewardDistributorEmissionUnavailable(uint64 epoch);
     /// @notice Zero address or zero amount.
@@ -93,7 +96,7 @@ interface IRewardDistributor {
 
     // --- roots ---
     /// @notice Propose the cumulative root of ended epoch `epoch` (PUBLISHER_ROLE). `totalCumulative` is the sum
-    /// of all leaves (must not exceed `totalFunded`); `policyHash` identifies the reward policy; `uri` locates the
+    /// of all leaves (must not exceed `fundedThrough(epoch)`); `policyHash` identifies the reward policy; `uri` locates the
     /// full allocation (leaves and proofs).
     function proposeRoot(bytes32 root, uint64 epoch, bytes32 policyHash, uint256 totalCumulative, string calldata uri)
         external;
@@ -123,7 +126,9 @@ interface IRewardDistributor {
         external
         returns (uint256 amount);
 
-    /// @notice Relayed batch: `accounts` strictly increasing (no duplicates); tokens go to each account.
+    /// @notice Relayed batch: `accounts` strictly increasing (no duplicates); tokens go to each account. An
+    /// account that has already claimed its cumulative amount (e.g. a front-run `claimFor`) is skipped with
+    /// `ClaimSkipped`, so nobody can make the batch revert for the others; an invalid proof still reverts.
     function claimForBatch(address[] calldata accounts, uint256[] calldata cumulativeAmounts, bytes32[][] calldata proofs)
         external
         returns (uint256 total);
@@ -133,6 +138,10 @@ interface IRewardDistributor {
 
     /// @notice Everything ever funded (emission + revenue).
     function totalFunded() external view returns (uint256);
+
+    /// @notice What was funded while the epoch clock was at or before `epoch` (emission is funded only during
+    /// its own epoch, revenue counts for the epoch it arrives in).
+    function fundedThrough(uint64 epoch) external view returns (uint256);
 
     /// @notice Seconds between a proposal and its acceptance.
     function challengeDelay() external view returns (uint64);

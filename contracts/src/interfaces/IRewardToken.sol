@@ -5,14 +5,17 @@ pragma solidity 0.8.37;
 /// @notice Cairn's ERC-20: EIP-2612 permit, EIP-3009 transfer/receive/cancel authorizations (FiatTokenV2
 /// semantics: random `bytes32` nonces, `validAfter < now < validBefore`), and an on-chain emission schedule.
 /// @dev Emission: `cap(e) = initialEpochCap * ((10000 - decayBps) / 10000)^e` (computed in 27-decimal fixed point,
-/// rounded down). Only MINTER_ROLE mints, only for an epoch that has started, and `mintedInEpoch(e) <= cap(e)`
-/// always, so total supply never exceeds the sum of the caps of started epochs.
+/// rounded down). Only the immutable DISTRIBUTOR mints (no role can be granted to mint), only while the epoch
+/// runs (its unminted cap expires with it), and `mintedInEpoch(e) <= cap(e)` always, so total supply never
+/// exceeds the sum of the caps of started epochs.
 interface IRewardToken {
     /// @notice `amount` new tokens were minted to `to` against epoch `epoch`'s emission cap.
     event EmissionMinted(uint64 indexed epoch, address indexed to, uint256 amount);
 
     /// @notice The epoch has not started yet, so nothing can be minted for it.
     error RewardTokenEpochNotStarted(uint64 epoch);
+    /// @notice The epoch has ended: its unminted cap has expired.
+    error RewardTokenEpochEnded(uint64 epoch);
     /// @notice Minting `requested` would exceed the epoch's cap; `available` is what is left.
     error RewardTokenEmissionCapExceeded(uint64 epoch, uint256 requested, uint256 available);
     /// @notice Constructor parameter out of range (decay above 10000 bps or an initial cap above 2^128).
@@ -21,7 +24,7 @@ interface IRewardToken {
     error RewardTokenInvalidMint();
     /// @notice The constructor was given no distributor.
     error RewardTokenZeroDistributor();
-    /// @notice Only the RewardDistributor may pay claims.
+    /// @notice Only the RewardDistributor may pay claims and mint emission.
     error RewardTokenNotDistributor(address caller);
     /// @notice A cumulative claim amount at or above 2^128 (more than the supply can ever be).
     error RewardTokenClaimTooLarge(uint256 cumulativeAmount);
@@ -40,7 +43,7 @@ interface IRewardToken {
     /// @return previous the claimed cumulative amount before this call.
     function payClaim(address account, uint256 cumulativeAmount) external returns (uint256 previous);
 
-    /// @notice Mint `amount` to `to` for `epoch` (MINTER_ROLE; the RewardDistributor holds it).
+    /// @notice Mint `amount` to `to` for the running epoch `epoch` (DISTRIBUTOR only).
     function mintEmission(uint64 epoch, address to, uint256 amount) external;
 
     /// @notice The emission cap of epoch `epoch`.

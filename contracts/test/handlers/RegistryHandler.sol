@@ -6,7 +6,9 @@ import {ContributionRegistry} from "../../src/ContributionRegistry.sol";
 import {IContributionRegistry} from "../../src/interfaces/IContributionRegistry.sol";
 
 /// @notice Invariant handler: random actors register, batch-register, relay and withdraw over a small pool of
-/// content hashes, so collisions are frequent. Ghost state records the first owner of every hash.
+/// content hashes, so collisions are frequent. Commitments are made and revealed in separate steps (blocks roll
+/// in between), so older commitments do take datasets over. Ghost state records, per hash, the owner whose
+/// successful reveal had the earliest commitment.
 contract RegistryHandler {
     Vm internal constant vm = Vm(address(uint160(uint256(keccak256("hevm cheat code")))));
 
@@ -14,8 +16,12 @@ contract RegistryHandler {
     uint256 public constant POOL = 8;
     uint256 public constant ACTORS = 4;
 
+    bytes32 public constant SALT = keccak256("handler-salt");
+
     mapping(bytes32 contentHash => address firstOwner) public ghostOwner;
+    mapping(bytes32 contentHash => uint256 commitBlock) public ghostCommitBlock;
     uint256 public registrations;
+    uint256 public takeovers;
 
     constructor(ContributionRegistry registry) {
         REGISTRY = registry;
@@ -29,12 +35,22 @@ contract RegistryHandler {
         return uint256(keccak256(abi.encode("actor", i % ACTORS)));
     }
 
+    /// @dev Commit `actor`'s single registration of a pool hash (revealed later by `register`).
+    function commitOne(uint256 actorSeed, uint256 hashSeed) external {
+        _commit(REGISTRY.commitmentOf(vm.addr(actorKey(actorSeed)), hashAt(hashSeed), SALT));
+    }
+
+    function roll(uint256 n) external {
+        vm.roll(block.number + 1 + (n % 5));
+    }
+
     function register(uint256 actorSeed, uint256 hashSeed) external {
         address actor = vm.addr(actorKey(actorSeed));
         bytes32 h = hashAt(hashSeed);
+        uint256 committedAt = REGISTRY.commitmentBlock(REGISTRY.commitmentOf(actor, h, SALT));
         vm.prank(actor);
-        try REGISTRY.registerDataset(h, 1, 0, bytes32(0), "ipfs://x") {
-            _record(h, actor);
+        try REGISTRY.registerDataset(h, 1, 0, bytes32(0), "ipfs://x", SALT) {
+            _record(h, actor, committedAt);
         } catch {}
     }
 
@@ -43,10 +59,13 @@ contract RegistryHandler {
         IContributionRegistry.DatasetInput[] memory ds = new IContributionRegistry.DatasetInput[](2);
         ds[0] = IContributionRegistry.DatasetInput(hashAt(hashSeedA), 1, 0, bytes32(0), "a");
         ds[1] = IContributionRegistry.DatasetInput(hashAt(hashSeedB), 1, 0, bytes32(0), "b");
+        bytes32[] memory hs = new bytes32[](2);
+        (hs[0], hs[1]) = (ds[0].contentHash, ds[1].contentHash);
+        uint256 committedAt = _commitAndRoll(REGISTRY.commitmentOf(actor, REGISTRY.batchDigest(hs), SALT));
         vm.prank(actor);
-        try REGISTRY.registerDatasets(ds) {
-            _record(ds[0].contentHash, actor);
-            _record(ds[1].contentHash, actor);
+        try REGISTRY.registerDatasets(ds, SALT) {
+            _record(ds[0].contentHash, actor, committedAt);
+            _record(ds[1].contentHash, actor, committedAt);
         } catch {}
     }
 
@@ -59,10 +78,11 @@ contract RegistryHandler {
         b.contentHashes[1] = hashAt(hashSeedB);
         b.sizes = new uint64[](2);
         b.uri = "ipfs://batch";
+        uint256 committedAt = _commitAndRoll(REGISTRY.commitmentOf(actor, REGISTRY.batchDigest(b.contentHashes), SALT));
         vm.prank(actor);
-        try REGISTRY.registerDatasetBatch(b) {
-            _record(b.contentHashes[0], actor);
-            _record(b.contentHashes[1], actor);
+        try REGISTRY.registerDatasetBatch(b, SALT) {
+            _record(b.contentHashes[0], actor, committedAt);
+            _record(b.contentHashes[1], actor, committedAt);
         } catch {}
     }
 
@@ -74,9 +94,10 @@ contract RegistryHandler {
             IContributionRegistry.DatasetInput(hashAt(hashSeed), 2, 1, bytes32(uint256(1)), "r");
         bytes32 digest = _digest(owner, d, REGISTRY.nonces(owner), block.timestamp);
         (uint8 v, bytes32 r, bytes32 s) = vm.sign(key, digest);
+        uint256 committedAt = _commitAndRoll(REGISTRY.commitmentOf(owner, d.contentHash, SALT));
         vm.prank(vm.addr(actorKey(relayerSeed)));
-        try REGISTRY.registerDatasetFor(d, owner, block.timestamp, abi.encodePacked(r, s, v)) {
-            _record(d.contentHash, owner);
+        try REGISTRY.registerDatasetFor(d, owner, SALT, block.timestamp, abi.encodePacked(r, s, v)) {
+            _record(d.contentHash, owner, committedAt);
         } catch {}
     }
 
@@ -89,11 +110,31 @@ contract RegistryHandler {
         vm.warp(block.timestamp + (dt % 1 days));
     }
 
-    function _record(bytes32 h, address owner) private {
-        // A successful registration of an already-owned hash would be the bug the invariant looks for:
-        // keep the first owner so the invariant sees the mismatch.
-        if (ghostOwner[h] == address(0)) ghostOwner[h] = owner;
-        else ghostOwner[h] = address(0xdead);
+    function _commit(bytes32 c) private {
+        bytes32[] memory cs = new bytes32[](1);
+        cs[0] = c;
+        REGISTRY.commit(cs);
+    }
+
+    /// @dev Commit, roll a block, and return the commitment's block (an earlier live one is kept by `commit`).
+    function _commitAndRoll(bytes32 c) private returns (uint256 committedAt) {
+        _commit(c);
+        vm.roll(block.number + 1);
+        committedAt = REGISTRY.commitmentBlock(c);
+    }
+
+    function _record(bytes32 h, address owner, uint256 committedAt) private {
+        // A successful registration of an already-owned hash is legitimate only with a strictly older
+        // commitment (a takeover); anything else is the bug the invariant looks for: mark it.
+        if (ghostOwner[h] == address(0)) {
+            ghostOwner[h] = owner;
+        } else if (committedAt < ghostCommitBlock[h]) {
+            ghostOwner[h] = owner;
+            takeovers++;
+        } else {
+            ghostOwner[h] = address(0xdead);
+        }
+        ghostCommitBlock[h] = committedAt;
         registrations++;
     }
 

@@ -4,7 +4,7 @@ pragma solidity 0.8.37;
 import {Vm} from "../utils/Vm.sol";
 import {RewardToken} from "../../src/RewardToken.sol";
 
-/// @notice Invariant handler for the emission schedule: holds MINTER_ROLE and tries to mint random amounts for
+/// @notice Invariant handler for the emission schedule: is the token's DISTRIBUTOR (its only minter) and tries to mint random amounts for
 /// random epochs (started or not) while time moves forward; also moves tokens around.
 contract TokenHandler {
     Vm internal constant vm = Vm(address(uint160(uint256(keccak256("hevm cheat code")))));
