@@ -26,7 +26,7 @@ from cairn.core.contracts import load_artifact
 from cairn.core.settings import REPO_ROOT
 
 ATTEMPTS = 100 if os.environ.get("CI") == "true" else 20
-ONE_RELAY_GAS = 130_000  # a relayed registration's transaction gas limit is well below this
+ONE_RELAY_GAS = 180_000  # a relayed registration (commit <= 60k, reveal <= its calldata + 80k) is below this
 # Each kind's attacker is one client: the tests of the other defences lift the client bucket so that what they
 # show is that defence alone (bench/relayer.py runs every kind under the default limits, all layers at once).
 ONE_CLIENT_MAY_RETRY = {"api_relay_client_burst": 10_000}
@@ -100,8 +100,9 @@ def test_contract_wallet_that_flips_pays_once_then_is_denied(make_target: Any) -
     with guard.budget.engine.connect() as conn:
         owner = str(conn.execute(select(DENIED.c.owner)).scalar_one())
     denied = guard.budget.denied(owner)
-    assert denied is not None and denied["gas_used"] == o.gas
-    assert guard.budget.spent(owner) == o.gas  # the revert is charged to its account's budget
+    # the relayer paid once: the commit, then the reverted reveal (recorded on the deny list)
+    assert denied is not None and 0 < denied["gas_used"] < o.gas
+    assert guard.budget.spent(owner) == o.gas  # both are charged to its account's budget
 
 
 def test_contract_wallet_that_burns_gas_is_refused_and_honest_wallets_relay(make_target: Any) -> None:
@@ -154,7 +155,8 @@ def test_contract_wallet_that_burns_only_through_the_registry_is_held_to_the_gas
         t.post(t.body(key, "ceiling-probe", owner=wallet), "198.51.100.5"),
         422, "relay_gas_ceiling", "above the relayer's ceiling 220000",
     )  # fmt: skip
-    assert problem["reason"] == "gas_ceiling" and problem["gas"] > 400_000
+    # the reveal cannot be estimated before its commit is mined; the capped simulation shows it is over
+    assert problem["reason"] == "gas_ceiling" and problem["ceiling"] == 220_000
 
 
 def test_flood_from_fresh_keys_is_rate_limited_per_client_and_honest_relays_go_through(
@@ -250,14 +252,15 @@ def test_daily_budget_is_shared_by_two_processes_and_survives_a_restart(
 def test_account_budget_is_a_402_for_that_account_only(make_target: Any) -> None:
     t = make_target(api_relay_account_daily_gas=2 * ONE_RELAY_GAS, api_relay_account_burst=1000)
     owner = Account.create()
-    statuses = []
+    statuses, seen = [], []
     for i in range(6):
         r = t.post(t.body(owner, f"acct-budget-{i}"), f"192.0.2.{i}")
         statuses.append(r.status_code)
+        seen.append(r)
         if r.status_code == 202:
             t.w3.eth.wait_for_transaction_receipt(r.json()["tx_hash"])
             t.settle()
-    assert statuses.count(202) >= 2 and statuses[-1] == 402, statuses
+    assert statuses.count(202) >= 2 and statuses[-1] == 402, (statuses, [x.json() for x in seen])
     body = assert_problem(r, 402, "relay_budget_exhausted", owner.address)
     assert body["reason"] == "budget_account"
     assert t.post(t.body(Account.create(), "someone-else"), "192.0.2.99").status_code == 202

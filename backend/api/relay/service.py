@@ -39,6 +39,7 @@ from backend.api.relay.verify import (
 from backend.outbox import CONFIRMED, PENDING, Outbox, OutboxTx
 from cairn.core.eip712 import Dataset, digest, register_dataset_typed_data
 from cairn.core.errors import (
+    BudgetExhaustedError,
     ConflictError,
     InvalidInputError,
     OutboxRejectedError,
@@ -182,6 +183,16 @@ class Relayer:
         self.guard.settle()
         self.advance_pending()
 
+    def _reaches_commitment_check(self, reveal: Any, registry: Any) -> bool:
+        """Whether the reveal, simulated with the relay's whole gas limit, fails only at the commitment."""
+        try:
+            reveal.call({"from": self.address, "gas": self.gas_limit})
+        except (ContractCustomError, ContractLogicError) as exc:
+            return revert_reason(exc, registry).startswith("ContributionRegistryUnknownCommitment")
+        except Web3RPCError:
+            return False
+        return False
+
     def _is_contract(self, address: str) -> bool:
         return len(self.chain.w3.eth.get_code(Web3.to_checksum_address(address))) > 0
 
@@ -242,6 +253,8 @@ class Relayer:
             )
         except records.AlreadyRecorded:  # another process enqueued it
             pass
+        except BudgetExhaustedError:
+            return record  # the day's budget is spent: the reveal waits for the next day's (never over it)
         except OutboxRevertError:
             # the reveal would revert now (e.g. the dataset went to an older commitment, or the deadline
             # passed): nothing is sent; the relay stays committed and says so
@@ -338,12 +351,12 @@ class Relayer:
         except (ContractCustomError, ContractLogicError, Web3RPCError) as exc:
             reason = revert_reason(exc, registry) if not isinstance(exc, Web3RPCError) else str(exc)
             if wallet and not reason.startswith("ContributionRegistryUnknownCommitment") and (
-                "gas" in reason.lower() or not reason
-            ):
+                self._reaches_commitment_check(reveal, registry)
+            ):  # only the cap made it fail: the wallet costs more than the ceiling through the registry
                 raise RelayGasCeilingError(
-                    f"the relayed registration for contract wallet {owner} needs more than the relayer's "
-                    f"ceiling of {cap} gas for contract wallets (its isValidSignature costs more through the "
-                    "registry than in the relayer's check)",
+                    f"the relayed registration for contract wallet {owner} needs more gas, above the "
+                    f"relayer's ceiling {cap} for contract wallets (its isValidSignature costs more through "
+                    "the registry than in the relayer's check)",
                     owner=owner, ceiling=cap,
                 ) from None  # fmt: skip
             if isinstance(exc, Web3RPCError):  # e.g. the node is away
@@ -360,8 +373,8 @@ class Relayer:
             raise InvalidInputError(
                 f"registration needs more gas than the relay limit {self.gas_limit}", field="uri"
             )
-        # The budget admits both phases now: the commit, and a bound on the reveal (sent once the commit is
-        # mined, with its own reservation; see `_advance`).
+        # The budget must have room for both phases: the commit, and a bound on the reveal (sent once the
+        # commit is mined, with its own reservation; see `_advance`).
         tx_gas = _COMMIT_GAS + _reveal_bound(reveal_data)
         self.guard.before_send(
             owner=owner, nonce=nonce, gas=tx_gas, relay_id=sig_digest, message_digest=msg_digest
@@ -387,7 +400,10 @@ class Relayer:
                 records.insert_new(conn, {**record, "outbox_id": oid})
             else:
                 records.repoint(conn, sig_digest, old=int(replacing["outbox_id"]), new=oid)
-            self.guard.reserve(conn, owner=owner, nonce=nonce, relay_id=sig_digest, outbox_id=oid, gas=tx_gas)
+            # the commit's own gas; the reveal reserves its own when it is sent (`_advance`), within budget
+            self.guard.reserve(
+                conn, owner=owner, nonce=nonce, relay_id=sig_digest, outbox_id=oid, gas=_COMMIT_GAS
+            )
             made.append(oid)
 
         key = f"relay:{self.chain.chain_id}:{sig_digest}"
