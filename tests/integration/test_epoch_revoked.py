@@ -27,6 +27,7 @@ from cairn.core import merkle
 from cairn.core.db import make_engine
 from cairn.core.errors import ConflictError
 from cairn.core.policy import POLICY_DIR, load_policy
+from cairn.core.registration import dataset_calls
 from cairn.core.settings import ANVIL_DEV_KEYS
 
 EPOCH_LENGTH = 1000
@@ -70,7 +71,10 @@ def test_revoked_root_is_recomputed_proposed_again_accepted_and_claimed(
     registry, dist = dep.contract(w3, "ContributionRegistry"), dep.contract(w3, "RewardDistributor")
     owner = Account.from_key(OWNER).address
     cid = b"\x42" * 32
-    _send(w3, OWNER, registry.functions.registerDataset(cid, 1234, 1, b"\x01" * 32, "ipfs://data"))
+    commit, reveal = dataset_calls(registry, owner, cid, 1234, 1, b"\x01" * 32, "ipfs://data")
+    _send(w3, OWNER, commit)
+    anvil.rpc("evm_mine", [])  # the reveal needs a commitment from an earlier block
+    _send(w3, OWNER, reveal)
     _send(w3, ADMIN, registry.functions.attest(cid, 9000))
     _send(w3, ANVIL_DEV_KEYS[2], registry.functions.attest(cid, 7000))
     _send(w3, ANVIL_DEV_KEYS[7], dist.functions.fundEmission(0))
