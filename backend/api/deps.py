@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Annotated
+from collections.abc import Callable, Iterator
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, Request
 from sqlalchemy import Engine
@@ -13,30 +13,29 @@ from backend.api.chain import Chain
 from backend.api.relay import Relayer
 from backend.api.settings import ApiSettings
 
-
-def get_settings(request: Request) -> ApiSettings:
-    settings: ApiSettings = request.app.state.settings
-    return settings
+T = TypeVar("T")
 
 
-def get_engine(request: Request) -> Engine:
-    engine: Engine = request.app.state.engine
-    return engine
+def _state(name: str, kind: type[T]) -> Callable[[Request], T]:
+    """A dependency returning `app.state.<name>` (set in the app's lifespan), typed as `kind`."""
+
+    def dependency(request: Request) -> T:
+        value: T = getattr(request.app.state, name)
+        return value
+
+    dependency.__name__ = f"get_{name}"
+    return dependency
+
+
+get_settings = _state("settings", ApiSettings)
+get_engine = _state("engine", Engine)
+get_chain = _state("chain", Chain)
+get_relayer = _state("relayer", Relayer)
 
 
 def get_session(engine: Annotated[Engine, Depends(get_engine)]) -> Iterator[Session]:
     with Session(engine) as session:
         yield session
-
-
-def get_chain(request: Request) -> Chain:
-    chain: Chain = request.app.state.chain
-    return chain
-
-
-def get_relayer(request: Request) -> Relayer:
-    relayer: Relayer = request.app.state.relayer
-    return relayer
 
 
 SettingsDep = Annotated[ApiSettings, Depends(get_settings)]

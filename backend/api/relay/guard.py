@@ -24,7 +24,7 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine
 from web3 import Web3
@@ -176,25 +176,13 @@ class RelayGuard:
                 raise self._exhausted(scope)
         self._gauge()
 
-    def reserve(
-        self,
-        conn: Connection,
-        *,
-        owner: str,
-        nonce: int,
-        relay_id: str,
-        outbox_id: int,
-        gas: int,
-        claim_nonce: bool = True,
-    ) -> None:
-        """Inside the transaction that stores the outbox row (before anything is broadcast)."""
+    def reserve(self, conn: Connection, **charge: Any) -> None:
+        """Inside the transaction that stores the outbox row (before anything is broadcast): `Budget.reserve`
+        with these keyword arguments, its refusals turned into the API's errors."""
         try:
-            self.budget.reserve(
-                conn, owner=owner, nonce=nonce, relay_id=relay_id, outbox_id=outbox_id, gas=gas,
-                claim_nonce=claim_nonce,
-            )  # fmt: skip
+            self.budget.reserve(conn, **charge)
         except NonceTaken as exc:
-            raise self._nonce_pending(owner, nonce, exc.relay_id) from None
+            raise self._nonce_pending(charge["owner"], charge["nonce"], exc.relay_id) from None
         except BudgetFull as exc:
             raise self._exhausted(exc.scope) from None
 

@@ -32,8 +32,8 @@ from backend.api.relay.guard import RelayGuard
 from backend.api.relay.verify import (
     check_signature_shape,
     request_digest,
-    revert_reason,
     signature_digest,
+    simulate_reveal,
     verify_owner,
 )
 from backend.outbox import CONFIRMED, PENDING, Outbox, OutboxTx
@@ -183,16 +183,6 @@ class Relayer:
         self.guard.settle()
         self.advance_pending()
 
-    def _reaches_commitment_check(self, reveal: Any, registry: Any) -> bool:
-        """Whether the reveal, simulated with the relay's whole gas limit, fails only at the commitment."""
-        try:
-            reveal.call({"from": self.address, "gas": self.gas_limit})
-        except (ContractCustomError, ContractLogicError) as exc:
-            return revert_reason(exc, registry).startswith("ContributionRegistryUnknownCommitment")
-        except Web3RPCError:
-            return False
-        return False
-
     def _is_contract(self, address: str) -> bool:
         return len(self.chain.w3.eth.get_code(Web3.to_checksum_address(address))) > 0
 
@@ -341,32 +331,24 @@ class Relayer:
         reveal = registry.functions.registerDatasetFor(*args)
         wallet = self._is_contract(owner)
         # A contract wallet's isValidSignature runs inside this simulation (the registry calls it), so the
-        # simulation's gas cap holds it to the relayer's wallet ceiling (it may be cheap when the relayer
-        # asks it directly and burn gas when the registry does).
+        # simulation's gas cap holds it to the relayer's wallet ceiling.
         cap = min(self.guard.limits.wallet_gas_limit, self.gas_limit) if wallet else self.gas_limit
-        try:
-            # Without a commitment the reveal must fail exactly at the commitment check, which the registry
-            # makes after the deadline, nonce, signature and pause checks: anything else is a rejection.
-            reveal.call({"from": self.address, "gas": cap})
-        except (ContractCustomError, ContractLogicError, Web3RPCError) as exc:
-            reason = revert_reason(exc, registry) if not isinstance(exc, Web3RPCError) else str(exc)
-            if wallet and not reason.startswith("ContributionRegistryUnknownCommitment") and (
-                self._reaches_commitment_check(reveal, registry)
-            ):  # only the cap made it fail: the wallet costs more than the ceiling through the registry
-                raise RelayGasCeilingError(
-                    f"the relayed registration for contract wallet {owner} needs more gas, above the "
-                    f"relayer's ceiling {cap} for contract wallets (its isValidSignature costs more through "
-                    "the registry than in the relayer's check)",
-                    owner=owner, ceiling=cap,
-                ) from None  # fmt: skip
-            if isinstance(exc, Web3RPCError):  # e.g. the node is away
-                raise RelayError(f"the node refused to simulate the relayed transaction: {exc}") from None
-            if not reason.startswith("ContributionRegistryUnknownCommitment"):
-                if (elsewhere := self._recorded(sig_digest, msg_digest, req_digest)) is not None:
-                    return elsewhere
-                raise InvalidInputError(
-                    f"the registry would reject this registration: {reason}", field="signature"
-                ) from None
+        reason = simulate_reveal(reveal, registry, sender=self.address, gas=cap)
+        if reason is not None and wallet and simulate_reveal(
+            reveal, registry, sender=self.address, gas=self.gas_limit
+        ) is None:  # only the cap made it fail: the wallet costs more than the ceiling through the registry
+            raise RelayGasCeilingError(
+                f"the relayed registration for contract wallet {owner} needs more gas, above the "
+                f"relayer's ceiling {cap} for contract wallets (its isValidSignature costs more through "
+                "the registry than in the relayer's check)",
+                owner=owner, ceiling=cap,
+            )  # fmt: skip
+        if reason is not None:
+            if (elsewhere := self._recorded(sig_digest, msg_digest, req_digest)) is not None:
+                return elsewhere
+            raise InvalidInputError(
+                f"the registry would reject this registration: {reason}", field="signature"
+            )
         reveal_data = registry.encode_abi("registerDatasetFor", args=args)
         # The reveal's gas cannot be estimated before the commit is mined; its calldata bounds it (the uri).
         if _reveal_bound(reveal_data) > self.gas_limit:

@@ -8,9 +8,10 @@ from typing import Any
 from eth_account import Account
 from eth_hash.auto import keccak
 from web3 import Web3
+from web3.exceptions import ContractCustomError, ContractLogicError, Web3RPCError
 
 from cairn.core.eip712 import Dataset
-from cairn.core.errors import InvalidInputError
+from cairn.core.errors import InvalidInputError, RelayError
 
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 EIP1271_MAGIC = bytes.fromhex("1626ba7e")
@@ -92,3 +93,19 @@ def revert_reason(exc: Exception, contract: Any) -> str:
                 if "0x" + keccak(sig.encode()).hex()[:8] == selector:
                     return str(entry["name"])
     return str(getattr(exc, "message", None) or exc)
+
+
+def simulate_reveal(reveal: Any, registry: Any, *, sender: str, gas: int) -> str | None:
+    """Simulate a relayed reveal before its commitment exists, with `gas`: None if it fails exactly at the
+    commitment check, which the registry makes after the deadline, nonce, signature and pause checks (so all
+    of those pass); otherwise the revert reason. RelayError if the node refuses to simulate."""
+    try:
+        reveal.call({"from": sender, "gas": gas})
+    except (ContractCustomError, ContractLogicError) as exc:
+        reason = revert_reason(exc, registry)
+        return None if reason.startswith("ContributionRegistryUnknownCommitment") else reason
+    except Web3RPCError as exc:
+        if "gas" in str(exc).lower():  # out of gas at the cap
+            return str(exc)
+        raise RelayError(f"the node refused to simulate the relayed transaction: {exc}") from None
+    return "the registration succeeded without a commitment"
