@@ -123,3 +123,39 @@ def test_checker_refuses_decrease_duplicate_and_dropped_leaf() -> None:
         check_publishable(prev, [(A, 10), (B, 5), (A.upper().replace("0X", "0x"), 11)])
     with pytest.raises(PublishRefusedError, match="lost its leaf"):
         check_publishable(prev, [(A, 10)])
+
+
+def test_declared_work_units_count_only_through_the_validators_score() -> None:
+    """A provider declares its job's work units; they weigh only once a quorum of validators scored the job
+    (which they do after checking the result against the declared work): an inflated job that the quorum
+    scores below `min_score` earns nothing, and the score scales what the truthful one earns."""
+    honest, inflated = (f"0x{i:064x}" for i in (0x51, 0x52))
+    model = f"0x{0xE:064x}"
+    att = [
+        _row(2, 10 * k + v, contribution_id=cid, validator=f"0x{v + 100:040x}", score=score)
+        for k, (cid, score) in enumerate(((honest, 9000), (inflated, 0)))
+        for v in range(3)
+    ]
+    events = {
+        "ev_compute_registered": [
+            _row(1, 0, contribution_id=honest, provider=A, model_id=model, work_units=100),
+            _row(1, 1, contribution_id=inflated, provider=B, model_id=model, work_units=10**12),
+        ],
+        "ev_attested": att,
+    }
+    inputs = inputs_from_events(events, 7, 50, POLICY)
+    assert inputs.compute_weights == {A: 100 * 9000}
+
+
+def test_splitting_into_sybil_accounts_gains_only_what_the_cap_withheld() -> None:
+    """contracts/SECURITY.md "Sybil accounts": rewards follow validated contributions, so spreading the same
+    datasets over several accounts earns the same unless the per-account cap binds; the cap limits an
+    account's share, it is not a Sybil defence (the validator quorum and one owner per content hash are)."""
+    one = EpochInputs(epoch=1, emission=1000, data_weights={A: 6, B: 2, C: 2})
+    split = EpochInputs(epoch=1, emission=1000, data_weights={A: 3, D: 3, B: 2, C: 2})  # A's data, 2 accounts
+    uncapped = _policy(account_cap_bps=10_000)
+    a_alone = allocate(one, uncapped)[A]
+    a_split = allocate(split, uncapped)
+    assert a_split[A] + a_split[D] == a_alone
+    capped = _policy(account_cap_bps=3_000, cap_excess="treasury")
+    assert allocate(one, capped)[A] < allocate(split, capped)[A] + allocate(split, capped)[D]
