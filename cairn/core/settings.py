@@ -56,6 +56,11 @@ class Settings(BaseSettings):
         description="Deployment file written by `cairn deploy` (chain id, addresses, start block, ABIs).",
     )
     data_dir: Path = Field(default=REPO_ROOT / ".cairn", description="Where run-time files live.")
+    content_max_bytes: int = Field(
+        default=256 * 1024 * 1024,
+        ge=1,
+        description="Largest dataset file the content store accepts (bytes).",
+    )
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     confirmations: int = Field(
@@ -76,6 +81,11 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [u.strip() for u in value.split(",") if u.strip()]
         return value
+
+    @property
+    def content_dir(self) -> Path:
+        """Root of the content store (cairn.core.content.ContentStore)."""
+        return self.data_dir / "content"
 
     @property
     def database_kind(self) -> str:
