@@ -79,7 +79,9 @@ def _fetch_file(store: ContentStore, digest: bytes, uri: str) -> Path:
     except FileNotFoundError:
         raise NotFoundError(f"no file at {uri}") from None
     if size > store.max_bytes:
-        raise ContentTooLargeError(f"{uri} has {size} bytes; the content store takes at most {store.max_bytes}")
+        raise ContentTooLargeError(
+            f"{uri} has {size} bytes; the content store takes at most {store.max_bytes}"
+        )
     return store.put_file(digest, path)
 
 
@@ -94,7 +96,9 @@ def _fetch_http(
 ) -> Path:
     def refuse_downgrade(request: httpx.Request) -> None:  # every hop, redirects included
         if request.url.scheme not in allowed:
-            raise InvalidInputError(f"{uri} redirected to {request.url}, whose scheme is not allowed", field="uri")
+            raise InvalidInputError(
+                f"{uri} redirected to {request.url}, whose scheme is not allowed", field="uri"
+            )
 
     try:
         with (

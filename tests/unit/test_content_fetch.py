@@ -99,7 +99,9 @@ def test_https_fetch_streams_into_the_store_hash_checked(https_server: Server, t
     # same-origin redirects are followed; a response without Content-Length is streamed to its end
     for route in ("/moved", "/nolength"):
         other = _store(tmp_path / route.strip("/"))
-        assert fetch_into(other, DIGEST, https_server.url + route, verify=https_server.ca).read_bytes() == CORPUS
+        assert (
+            fetch_into(other, DIGEST, https_server.url + route, verify=https_server.ca).read_bytes() == CORPUS
+        )
     # a blob the store holds is not fetched again (this URI would fail)
     assert fetch_into(store, DIGEST, "https://127.0.0.1:1/unreachable") == path
 
@@ -122,7 +124,7 @@ def test_size_limit_from_content_length_and_while_streaming(https_server: Server
 
 def test_tls_is_verified_and_errors_are_specific(https_server: Server, tmp_path: Path) -> None:
     store = _store(tmp_path)
-    with pytest.raises(ContentFetchError, match="CERTIFICATE_VERIFY_FAILED|certificate verify failed"):
+    with pytest.raises(ContentFetchError, match=r"CERTIFICATE_VERIFY_FAILED|certificate verify failed"):
         fetch_into(store, DIGEST, f"{https_server.url}/corpus.txt")  # system CAs: the self-signed one fails
     with pytest.raises(NotFoundError, match="answered 404"):
         fetch_into(store, DIGEST, f"{https_server.url}/missing", verify=https_server.ca)
@@ -147,7 +149,9 @@ def test_file_uris_only_when_allowed(tmp_path: Path) -> None:
         fetch_into(_store(tmp_path / "d", max_bytes=10), DIGEST, uri, allow_file=True)
 
 
-@pytest.mark.parametrize("uri", ["http://127.0.0.1:1/x", "ipfs://bafy", "ar://tx", "ftp://host/x", "s3://b/k", "x"])
+@pytest.mark.parametrize(
+    "uri", ["http://127.0.0.1:1/x", "ipfs://bafy", "ar://tx", "ftp://host/x", "s3://b/k", "x"]
+)
 def test_other_schemes_are_refused(uri: str, tmp_path: Path) -> None:
     with pytest.raises(InvalidInputError, match="is not one of"):
         fetch_into(_store(tmp_path), DIGEST, uri)

@@ -38,15 +38,19 @@ _UPLOAD_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"model": schemas.ContentStored, "description": "Already stored: the bytes were checked again"},
     201: {"model": schemas.ContentStored, "description": "Stored"},
     **problem_responses(
-        400, 403, 413, 422, 503,
+        400,
+        403,
+        413,
+        422,
+        503,
         descriptions={
             400: "Bad Request: the client went away before the upload was complete",
-            403: "Forbidden: no dataset registration (mirrored, relayed or on chain) names this content hash; "
-            "nothing was read",
+            403: "Forbidden: no dataset registration (mirrored, relayed or on chain) names this content "
+            "hash; nothing was read",
             422: "Unprocessable Content: the bytes do not hash to the path's content hash (nothing stored), "
             "or the hash or Content-Length is malformed",
         },
-    ),  # fmt: skip
+    ),
 }
 _DOWNLOAD_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {

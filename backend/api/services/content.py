@@ -59,17 +59,17 @@ def _mirrored_size(session: Session, digest: bytes) -> int | None:
     return as_int(found[0]["size"]) if found else None
 
 
-def _relayed_size(relayer: Relayer, chain: Chain, digest: bytes) -> int | None | bool:
+def _relayed_size(relayer: Relayer, chain: Chain, digest: bytes) -> int | bool | None:
     """The size signed in a live relayed registration of `digest` (None if it cannot be read), or False
     when the relayer holds none (or only reverted ones)."""
     for record in records.by_content_hash(relayer.engine, _hex(digest)):
         status = relayer.status(str(record["relay_id"]))
         if status is None or status["status"] in REFUSED_RELAY:
             continue
-        try:
+        try:  # registerDatasetFor(DatasetInput, owner, salt, deadline, signature): the struct comes first
             _, args = chain.contract("ContributionRegistry").decode_function_input(str(record["reveal_data"]))
-            return int(args["dataset"][1])
-        except (KeyError, IndexError, TypeError, ValueError):
+            return int(next(iter(args.values()))["size"])
+        except (KeyError, IndexError, TypeError, ValueError, StopIteration):
             return None
     return False
 
@@ -114,7 +114,9 @@ def _too_large(admission: Admission, store: ContentStore, got: int | None) -> st
     return f"the upload has {what}; the content store takes at most {store.max_bytes} bytes"
 
 
-async def _bounded(chunks: AsyncIterable[bytes], admission: Admission, store: ContentStore) -> AsyncIterator[bytes]:
+async def _bounded(
+    chunks: AsyncIterable[bytes], admission: Admission, store: ContentStore
+) -> AsyncIterator[bytes]:
     """The body's chunks, refused (413) as soon as they exceed the limit; a vanished client is a 400."""
     limit, seen = admission.limit(store), 0
     try:
