@@ -6,7 +6,9 @@ against a real API process (uvicorn), read back after indexing."""
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -260,3 +262,27 @@ def test_cairn_data_add_end_to_end(sqlite_stack: Stack, api_process: str, tmp_pa
     assert missing.returncode == 3 and "--hash (the file's SHA-256) and --size" in missing.stderr
     down = _cairn(str(corpus), "--api", f"http://127.0.0.1:{free_port()}", key=owner.key.hex())
     assert down.returncode == 69 and "did not answer" in down.stderr
+
+
+def _headers_only(url: str, digest: str, length: int) -> tuple[int, bytes]:
+    """Send a PUT's headers announcing `length` bytes and no body at all; return the server's answer."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=20) as sock:
+        head = f"PUT /v1/content/{digest} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {length}\r\n"
+        sock.sendall((head + "Content-Type: application/octet-stream\r\n\r\n").encode())
+        resp = http.client.HTTPResponse(sock)
+        resp.begin()
+        return resp.status, resp.read()
+
+
+def test_refusals_come_before_the_body_is_read(sqlite_stack: Stack, api_process: str) -> None:
+    """Over a real socket: the API answers while the client has sent only the headers, so an unregistered
+    hash or an oversized Content-Length costs the server no body bytes."""
+    s = sqlite_stack
+    _, unregistered = _blob("never registered, never read")
+    status, body = _headers_only(api_process, unregistered, 10**9)
+    assert status == 403 and b"content_not_registered" in body, body
+    data, digest = _blob("registered, announced too large", 1200)
+    _register_directly(s, s.owners[0], digest, len(data))
+    status, body = _headers_only(api_process, digest, 10**9)
+    assert status == 413 and b"content_too_large" in body, body
