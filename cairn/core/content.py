@@ -73,6 +73,13 @@ class ContentMismatchError(InvalidInputError):
     code = "content_mismatch"
 
 
+class ContentIncompleteError(InvalidInputError):
+    """The upload ended before its body did (the client went away): HTTP 400, nothing kept."""
+
+    code = "content_incomplete"
+    http_status = 400
+
+
 class ContentNotRegisteredError(CairnError):
     """An upload for a content hash that no dataset registration (mined, or being relayed) names: HTTP 403,
     nothing is read or stored (so nobody can fill the store with bytes no registration paid for)."""

@@ -286,3 +286,13 @@ def test_refusals_come_before_the_body_is_read(sqlite_stack: Stack, api_process:
     _register_directly(s, s.owners[0], digest, len(data))
     status, body = _headers_only(api_process, digest, 10**9)
     assert status == 413 and b"content_too_large" in body, body
+
+
+def test_openapi_declares_the_content_endpoints(sqlite_stack: Stack) -> None:
+    op = sqlite_stack.api.get("/openapi.json").json()["paths"]["/v1/content/{content_hash}"]
+    assert set(op) == {"put", "post", "get", "head"}
+    for method in ("put", "post"):
+        assert "application/octet-stream" in op[method]["requestBody"]["content"]
+        assert {"200", "201", "403", "413", "422"} <= set(op[method]["responses"])
+    assert "application/octet-stream" in op["get"]["responses"]["200"]["content"]
+    assert "ETag" in op["get"]["responses"]["200"]["headers"] and "404" in op["get"]["responses"]

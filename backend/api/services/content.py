@@ -25,6 +25,7 @@ from backend.api.chain import Chain
 from backend.api.mirror import as_int, rows, table_exists
 from backend.api.relay import Relayer, records
 from cairn.core.content import (
+    ContentIncompleteError,
     ContentNotRegisteredError,
     ContentStore,
     ContentTooLargeError,
@@ -126,7 +127,7 @@ async def _bounded(
                 raise ContentTooLargeError(_too_large(admission, store, None), limit=limit)
             yield chunk
     except ClientDisconnect:
-        raise InvalidInputError("the client disconnected before the upload was complete") from None
+        raise ContentIncompleteError("the client disconnected before the upload was complete") from None
 
 
 async def receive(store: ContentStore, admission: Admission, chunks: AsyncIterable[bytes]) -> dict[str, Any]:
