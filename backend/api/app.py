@@ -27,10 +27,11 @@ from backend.api.metrics import Metrics, install_metrics
 from backend.api.problems import install_problem_handlers
 from backend.api.relay import Relayer
 from backend.api.relay.guard import RelayGuard, RelayLimits
-from backend.api.routers import ai_models, contributors, health, rewards
+from backend.api.routers import ai_models, content, contributors, health, rewards
 from backend.api.services.health import package_version
 from backend.api.settings import ApiSettings, api_settings
 from backend.outbox import OutboxWorker
+from cairn.core.content import ContentStore
 from cairn.core.db import make_engine
 from cairn.core.deployment import Deployment
 from cairn.core.errors import CairnError, DatabaseUnreachableError
@@ -135,6 +136,7 @@ def create_app(settings: Settings | None = None, *, run_indexer: bool | None = N
         app.state.engine = engine
         app.state.chain = chain
         app.state.relayer = relayer
+        app.state.content_store = ContentStore(cfg.content_dir, max_bytes=cfg.content_max_bytes)
         app.state.outbox_worker = outbox_worker
         app.state.metrics = metrics
         app.state.indexer = background
@@ -161,14 +163,15 @@ def create_app(settings: Settings | None = None, *, run_indexer: bool | None = N
         app.add_middleware(
             CORSMiddleware,
             allow_origins=origins,
-            allow_methods=["GET", "POST"],
+            allow_methods=["GET", "HEAD", "POST", "PUT"],
             allow_headers=["Content-Type"],
-            expose_headers=["Content-Type"],
+            expose_headers=["Content-Type", "ETag"],
         )
     app.include_router(health.router)
     app.include_router(contributors.router)
     app.include_router(ai_models.router)
     app.include_router(rewards.router)
+    app.include_router(content.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/", include_in_schema=False)

@@ -1,4 +1,5 @@
-"""`Annotated` dependencies: the settings, the database engine / session and the chain, from app state."""
+"""`Annotated` dependencies: the settings, the database engine / session, the chain, the relayer and the
+content store, from app state."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from sqlalchemy.orm import Session
 from backend.api.chain import Chain
 from backend.api.relay import Relayer
 from backend.api.settings import ApiSettings
+from cairn.core.content import ContentStore
 
 T = TypeVar("T")
 
@@ -31,6 +33,7 @@ get_settings = _state("settings", ApiSettings)
 get_engine = _state("engine", Engine)
 get_chain = _state("chain", Chain)
 get_relayer = _state("relayer", Relayer)
+get_content_store = _state("content_store", ContentStore)
 
 
 def get_session(engine: Annotated[Engine, Depends(get_engine)]) -> Iterator[Session]:
@@ -43,3 +46,4 @@ EngineDep = Annotated[Engine, Depends(get_engine)]
 SessionDep = Annotated[Session, Depends(get_session)]
 ChainDep = Annotated[Chain, Depends(get_chain)]
 RelayerDep = Annotated[Relayer, Depends(get_relayer)]
+ContentStoreDep = Annotated[ContentStore, Depends(get_content_store)]

@@ -30,6 +30,7 @@ PROBLEM_DESCRIPTIONS = {
     403: "Forbidden: the relayer refuses this request before spending any gas",
     404: "Not Found",
     409: "Conflict: the state on chain or on this server disagrees with the request",
+    413: "Content Too Large: the body exceeds the size limit",
     422: "Unprocessable Content: a path, query or body value is invalid (`field` / `fields` name it)",
     429: "Too Many Requests: rate limited; retry after `Retry-After` seconds",
     502: "Bad Gateway: the node refused the relayed transaction",
@@ -37,11 +38,15 @@ PROBLEM_DESCRIPTIONS = {
 }
 
 
-def problem_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI `responses` for the error answers an operation can give, each a problem+json `Problem`."""
+def problem_responses(
+    *codes: int, descriptions: dict[int, str] | None = None
+) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for the error answers an operation can give, each a problem+json `Problem`
+    (`descriptions` replaces the generic description of some codes)."""
     schema = Problem.model_json_schema()
+    texts = {**PROBLEM_DESCRIPTIONS, **(descriptions or {})}
     return {
-        code: {"description": PROBLEM_DESCRIPTIONS[code], "content": {PROBLEM_MEDIA_TYPE: {"schema": schema}}}
+        code: {"description": texts[code], "content": {PROBLEM_MEDIA_TYPE: {"schema": schema}}}
         for code in codes
     }
 
@@ -283,3 +288,16 @@ class Proof(BaseModel):
     claimable_now: bool
     allocation_file: str
     claim: ClaimArgs = Field(description="Arguments for RewardDistributor.claim / claimFor")
+
+
+class ContentStored(BaseModel):
+    """An upload the content store accepted: the bytes hashed to the path's content hash."""
+
+    content_hash: str = Field(description="SHA-256 of the bytes, 0x + 64 hex")
+    size: int = Field(description="Bytes stored")
+    created: bool = Field(description="False: the store already held these bytes")
+    admitted_by: str = Field(
+        description="Why the upload was allowed: registered (the mirror has the dataset), relayed (the "
+        "relayer holds its registration), on_chain (registered, not yet mirrored)"
+    )
+    url: str = Field(description="Where to download it")

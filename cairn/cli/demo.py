@@ -2,8 +2,9 @@
 
 1. an AI agent gets test tokens from epoch 0's capped emission (unless it still holds some from an earlier
    run), and the distributor is funded with the rest (`EpochLifecycle.fund`, what the keeper does);
-2. contributor A registers a dataset gaslessly through the API relayer (EIP-712), contributor B directly,
-   and a compute provider registers a training job;
+2. contributors register the text corpora the repository ships (cairn/demo/corpora) by their SHA-256 and
+   upload them to the API's content store: A gaslessly through the API relayer (EIP-712, `cairn data add`'s
+   client), B directly; a compute provider registers a training job;
 3. three validators attest (the policy's quorum is 3), a trainer publishes the model's manifest;
 4. the agent pays for one inference with an x402-style EIP-3009 authorization, settled by the router;
 5. the chain moves past the epoch's end; the rewards engine closes the epoch from the indexer's mirror,
@@ -20,6 +21,8 @@ import json
 import time
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from eth_account import Account
@@ -29,13 +32,16 @@ from sqlalchemy import Engine
 from web3 import Web3
 
 from backend.outbox import CONFIRMED, Outbox
+from cairn.cli.data import DataClient
 from cairn.cli.devchain import mint_test_tokens, rpc_call
+from cairn.core.content import hash_file
 from cairn.core.db import make_engine
 from cairn.core.deployment import Deployment
 from cairn.core.eip712 import transfer_authorization_typed_data
 from cairn.core.errors import CairnError, ConfigError, OutboxRevertError
-from cairn.core.registration import compute_id, dataset_calls
+from cairn.core.registration import compute_id, dataset_list_calls
 from cairn.core.settings import ANVIL_DEV_KEYS, LOCAL_CHAIN_ID, Settings
+from cairn.demo import corpus_files
 
 out = Console()
 ADMIN, RELAYER, VALIDATOR_2, TRAINER, VALIDATOR_3 = (ANVIL_DEV_KEYS[i] for i in range(5))
@@ -59,6 +65,27 @@ def _http(method: str, url: str, body: dict[str, Any] | None = None) -> dict[str
     except urllib.error.HTTPError as exc:
         detail = exc.read().decode(errors="replace")[:300]
         raise CairnError(f"{method} {url} answered {exc.code}: {detail}") from None
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """One shipped corpus file and what its registration says."""
+
+    path: Path
+    digest: bytes  # SHA-256 of the file: the dataset's content hash
+    size: int
+    uri: str  # where the API's content store serves it
+    metadata: str  # keccak256 of the file name
+
+    @classmethod
+    def of(cls, path: Path, api: str) -> Corpus:
+        digest, size = hash_file(path)
+        meta = "0x" + _h(f"cairn-demo-corpus:{path.name}").hex()
+        return cls(path, digest, size, f"{api}/v1/content/0x{digest.hex()}", meta)
+
+    def as_input(self) -> tuple[bytes, int, int, bytes, str]:
+        """The registry's `DatasetInput` tuple."""
+        return (self.digest, self.size, 2, bytes.fromhex(self.metadata[2:]), self.uri)
 
 
 class Senders:
@@ -158,52 +185,26 @@ class Demo:
         funded = eng.fund(epoch)  # what the keeper does at each epoch's start; a no-op if it already did
         out.print(f"       epoch {epoch}'s emission in the reward pool: {funded.minted / 1e18:.2f} tokens")
 
-        out.print("[bold]demo[/] contributors register: A gasless through the API relayer, B directly")
-        ds_a, ds_b = _h(f"demo-dataset-a-{time.time_ns()}"), _h(f"demo-dataset-b-{time.time_ns()}")
-        query = (
-            f"owner={a}&content_hash=0x{ds_a.hex()}&size=1048576&license_id=1"
-            f"&metadata_hash=0x{_h('meta-a').hex()}&uri=ipfs://demo-a"
+        out.print(
+            "[bold]demo[/] contributors register text corpora by their SHA-256 and upload them to the "
+            "content store: A gasless through the API relayer, B directly"
         )
-        typed = _http("GET", f"{self.api}/v1/eip712/register-dataset?{query}")
-        sig = Account.sign_typed_data(CONTRIBUTOR_A, full_message=typed)
-        msg = typed["message"]
-        relayed = _http(
-            "POST",
-            f"{self.api}/v1/datasets",
-            {
-                "content_hash": "0x" + ds_a.hex(),
-                "size": 1048576,
-                "license_id": 1,
-                "metadata_hash": "0x" + _h("meta-a").hex(),
-                "uri": "ipfs://demo-a",
-                "owner": a,
-                "deadline": int(msg["deadline"]),
-                "signature": "0x" + bytes(sig.signature).hex(),
-            },
-        )
-        phase, tx = relayed.get("phase"), relayed.get("tx_hash")
-        out.print(f"       relayed registration {relayed.get('relay_id')}: {phase} tx {tx}")
-        b_steps = dataset_calls(registry, b, ds_b, 524288, 2, _h("meta-b"), "ipfs://demo-b")
-        for step in b_steps:  # commit (hides the content hash), then the reveal once the commit is mined
-            self.send(CONTRIBUTOR_B, step)
+        corpora = self.register_corpora(registry, a, b)
         job = _h(f"demo-training-job-{time.time_ns()}")  # a new job per run: `cairn demo` replays
         self.send(
             PROVIDER, registry.functions.registerCompute(job, 3600, bytes.fromhex(MODEL_ID[2:]), _h("res"))
         )
         provider_id = compute_id(Account.from_key(PROVIDER).address, job)
-        self._wait_relayed(ds_a, str(relayed.get("relay_id")))
 
         out.print("[bold]demo[/] three validators attest; the trainer publishes the model's manifest")
         validator_role = registry.functions.VALIDATOR_ROLE().call()
         self.send(ADMIN, registry.functions.grantRole(validator_role, Account.from_key(VALIDATOR_3).address))
-        for key, scores in (
-            (ADMIN, (9000, 8000, 7000)),
-            (VALIDATOR_2, (8500, 6000, 9000)),
-            (VALIDATOR_3, (9500, 7000, 8000)),
-        ):
-            for cid, score in zip((ds_a, ds_b, provider_id), scores, strict=True):
-                self.send(key, registry.functions.attest(cid, score))
-        pairs = sorted([(ds_a, 60), (ds_b, 40)])
+        ids = [c.digest for c in corpora] + [provider_id]
+        for key, base in ((ADMIN, 9000), (VALIDATOR_2, 8000), (VALIDATOR_3, 8500)):
+            for i, cid in enumerate(ids):
+                self.send(key, registry.functions.attest(cid, base - 500 * (i % 3)))
+        # each corpus weighs its share of the training text (bytes) until `cairn train` derives the weights
+        pairs = sorted((c.digest, c.size) for c in corpora)
         self.send(
             TRAINER,
             models.functions.registerManifest(
@@ -261,16 +262,51 @@ class Demo:
             source="db",
         )
 
-    def _wait_relayed(self, content_hash: bytes, relay_id: str) -> None:
-        deadline = time.monotonic() + WAIT_S
-        while time.monotonic() < deadline:
-            try:
-                _http("GET", f"{self.api}/v1/relays/{relay_id}")  # reading it also sends the reveal when due
-                _http("GET", f"{self.api}/v1/datasets/0x{content_hash.hex()}")
-                return
-            except CairnError:
-                time.sleep(0.5)
-        raise CairnError("the relayed registration did not appear in the API within 60 s")
+    def register_corpora(self, registry: Any, a: str, b: str) -> list[Corpus]:
+        """Register the shipped corpora (cairn/demo/corpora) by their SHA-256 and upload each file to the
+        API's content store: A's half relayed gaslessly (`cairn data add`'s client), B's half with one direct
+        `registerDatasets` (commit, then reveal). A corpus registered by an earlier run is only re-uploaded
+        (one hash, one owner)."""
+        files = corpus_files()
+        half = (len(files) + 1) // 2
+        client = DataClient(self.api)
+        corpora: list[Corpus] = []
+        try:
+            for owner_key, owner, group in (
+                (CONTRIBUTOR_A, a, files[:half]),
+                (CONTRIBUTOR_B, b, files[half:]),
+            ):
+                items = [Corpus.of(path, self.api) for path in group]
+                fresh = [c for c in items if not self._registered(registry, c.digest)]
+                if owner_key == CONTRIBUTOR_A:
+                    for c in fresh:
+                        client.add(
+                            owner_key,
+                            file=c.path,
+                            uri=c.uri,
+                            license_id=1,
+                            metadata_hash=c.metadata,
+                            upload=False,
+                        )
+                elif fresh:
+                    steps = dataset_list_calls(registry, owner, [c.as_input() for c in fresh])
+                    for step in steps:  # commit (hides the content hashes), then the reveal once it is mined
+                        self.send(owner_key, step)
+                for c in items:
+                    client.upload("0x" + c.digest.hex(), c.path, c.size)  # checked again if already stored
+                    how = "registered" if c in fresh else "already registered"
+                    who = "A (relayed)" if owner_key == CONTRIBUTOR_A else "B (direct)"
+                    out.print(f"       {c.path.name}: 0x{c.digest.hex()} ({c.size} bytes) {how} by {who}")
+                corpora += items
+            for c in corpora:
+                client.wait_indexed("0x" + c.digest.hex(), timeout=WAIT_S)
+        finally:
+            client.close()
+        return corpora
+
+    @staticmethod
+    def _registered(registry: Any, digest: bytes) -> bool:
+        return int(registry.functions.contributionOf(digest).call()[1]) != 0
 
     def _close_and_claim(self, eng: Any, epoch: int, dist: Any, token: Any, a: str, b: str) -> dict[str, int]:
         from backend.rewards.payouts import push_payouts

@@ -18,7 +18,7 @@ from collections.abc import AsyncIterable, Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from cairn.core.errors import InvalidInputError
+from cairn.core.errors import CairnError, InvalidInputError
 
 CHUNK = 1 << 20
 """Read and write granularity (1 MiB)."""
@@ -61,11 +61,32 @@ def parse_content_hash(value: str | bytes) -> bytes:
 
 
 class ContentTooLargeError(InvalidInputError):
-    """The bytes exceed the store's size limit (or the size the upload declared)."""
+    """The bytes exceed the store's size limit (or the size the upload declared): HTTP 413."""
+
+    code = "content_too_large"
+    http_status = 413
 
 
 class ContentMismatchError(InvalidInputError):
     """The bytes do not hash to the content hash they were offered as."""
+
+    code = "content_mismatch"
+
+
+class ContentIncompleteError(InvalidInputError):
+    """The upload ended before its body did (the client went away): HTTP 400, nothing kept."""
+
+    code = "content_incomplete"
+    http_status = 400
+
+
+class ContentNotRegisteredError(CairnError):
+    """An upload for a content hash that no dataset registration (mined, or being relayed) names: HTTP 403,
+    nothing is read or stored (so nobody can fill the store with bytes no registration paid for)."""
+
+    code = "content_not_registered"
+    http_status = 403
+    exit_code = 4
 
 
 class ContentStore:
