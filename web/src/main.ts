@@ -33,7 +33,7 @@ function current(): string {
 
 async function route(): Promise<void> {
   const name = current();
-  for (const section of document.querySelectorAll<HTMLElement>("[data-view]")) {
+  for (const section of document.querySelectorAll<HTMLElement>("main [data-view]")) {
     section.hidden = section.dataset.view !== name;
   }
   for (const link of document.querySelectorAll<HTMLAnchorElement>("nav a[data-nav]")) {

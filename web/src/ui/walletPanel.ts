@@ -2,7 +2,7 @@
 import { state, subscribe, onRightChain, deploymentChainId } from "../state";
 import { discoverProviders, type ProviderDetail } from "../wallet/eip6963";
 import { connect, disconnect, switchToDeploymentChain } from "../wallet/wallet";
-import { signIn, signOut } from "../wallet/siwe";
+import { currentSession, signIn, signOut } from "../wallet/siwe";
 import { short } from "../lib/format";
 import { $, busy, el, showError } from "./dom";
 
@@ -19,6 +19,7 @@ function renderChoices(providers: ProviderDetail[]): void {
         void busy(button, `Connecting ${p.info.name}…`, $("wallet-error"), async () => {
           await connect(p);
           list.hidden = true;
+          await currentSession().catch(() => null); // a session cookie from an earlier sign-in, if any
         });
       });
       return el("li", {}, button);

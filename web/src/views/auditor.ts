@@ -29,7 +29,7 @@ function drawLorenz(target: HTMLElement, curve: Lorenz): void {
     width: chartWidth(target),
     height: 300,
     scales: { x: { time: false, range: [0, 1] }, y: { range: [0, 1] } },
-    legend: { show: true },
+    legend: { show: true, live: false },
     cursor: { drag: { x: false, y: false } },
     series: [
       { label: "share of recipients" },

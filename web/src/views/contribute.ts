@@ -21,6 +21,8 @@ import { signer } from "../wallet/wallet";
 export const VALIDITY_S = 3600;
 const POLL_MS = 700;
 const FOLLOW_TIMEOUT_MS = 180_000;
+const ATTEST_WAIT_MS = 600_000;
+const ATTEST_POLL_MS = 2_000;
 const ZERO32 = `0x${"00".repeat(32)}`;
 
 type Step = "hash" | "sign" | "relay" | "reveal" | "indexed" | "attested";
@@ -28,6 +30,8 @@ type StepState = "waiting" | "active" | "done" | "failed";
 
 let picked: { file: File; hash: `0x${string}` } | null = null;
 let hashing: AbortController | null = null;
+/** bumped by each new registration or file: an older registration's polling then stops */
+let generation = 0;
 
 function step(name: Step, s: StepState, text?: string): void {
   const li = $(`step-${name}`);
@@ -45,6 +49,7 @@ async function hashFile(file: File): Promise<void> {
   hashing?.abort();
   const abort = new AbortController();
   hashing = abort;
+  generation += 1;
   picked = null;
   const progress = $<HTMLProgressElement>("hash-progress");
   const statusText = $("hash-status");
@@ -102,6 +107,7 @@ async function register(): Promise<void> {
   const metadataHash = parseBytes32($<HTMLInputElement>("dataset-metadata").value, "The metadata hash");
   const uri = $<HTMLInputElement>("dataset-uri").value.trim();
   resetSteps();
+  const gen = ++generation;
   const clock = await chainClock();
   const deadline = deadlineFrom(clock, VALIDITY_S);
   $("register-deadline").textContent =
@@ -154,12 +160,13 @@ async function register(): Promise<void> {
     step("relay", "failed", "Refused by the relayer");
     throw err;
   }
-  await follow(receipt, account);
+  await follow(receipt, account, gen);
 }
 
 /** Follow a relay from "relayed" (commit sent) to "revealed" (registration mined), "indexed" (in the API's
  * mirror) and "attested" (validators' scores). */
-async function follow(first: RelayReceipt, account: string): Promise<void> {
+async function follow(first: RelayReceipt, account: string, gen: number): Promise<void> {
+  const stale = (): boolean => gen !== generation;
   const until = performance.now() + FOLLOW_TIMEOUT_MS;
   let r = first;
   step("relay", "active", `Relayed: commit ${short(r.commit_tx_hash ?? r.tx_hash)}`);
@@ -181,6 +188,7 @@ async function follow(first: RelayReceipt, account: string): Promise<void> {
     }
     if (performance.now() > until) throw new Error(`Still waiting for relay ${r.relay_id}; check again later.`);
     await sleep(POLL_MS);
+    if (stale()) return;
     r = await getJSON<RelayReceipt>(routes.relay(r.relay_id));
   }
   step("indexed", "active", "Waiting for the indexer…");
@@ -192,18 +200,27 @@ async function follow(first: RelayReceipt, account: string): Promise<void> {
       if (!(err instanceof ApiError && err.status === 404)) throw err;
       if (performance.now() > until) throw new Error("The registration is on chain but not indexed yet; check again later.");
       await sleep(POLL_MS);
+      if (stale()) return;
     }
   }
   step("indexed", "done", `Indexed (block ${indexed.block_number})`);
-  const c = await getJSON<Contribution>(routes.contribution(r.content_hash));
-  step(
-    "attested",
-    c.score.validators ? "done" : "active",
-    c.score.validators
-      ? `Attested by ${c.score.validators} validator(s), median score ${c.score.median}`
-      : "Waiting for validators to attest",
-  );
   await loadContributions(account);
+  step("attested", "active", "Waiting for validators to attest…");
+  const attestUntil = performance.now() + ATTEST_WAIT_MS;
+  for (;;) {
+    const c = await getJSON<Contribution>(routes.contribution(r.content_hash));
+    if (c.score.validators > 0) {
+      step("attested", "done", `Attested by ${c.score.validators} validator(s), median score ${c.score.median}`);
+      await loadContributions(account);
+      return;
+    }
+    if (performance.now() > attestUntil) {
+      step("attested", "active", "No validator has attested yet: the list below updates when one does.");
+      return;
+    }
+    await sleep(ATTEST_POLL_MS);
+    if (stale()) return;
+  }
 }
 
 export async function loadContributions(address: string | null): Promise<void> {
