@@ -2,7 +2,7 @@
 backed by an anvil key, against a real stack: anvil, the deployed contracts, seeded events and rewards, the
 API under uvicorn with its relayer, outbox and indexer running (SQLite).
 
-Screenshots of each view land in `.cairn/screenshots/` (support/browser.py)."""
+Screenshots of each view land in `.cairn/screenshots/` (tests/support/browser.py)."""
 
 from __future__ import annotations
 
@@ -85,12 +85,18 @@ def browser() -> Iterator[Any]:
 
 
 def open_app(
-    browser: Any, url: str, wallet: TestWallet, view: str = "overview", **context: Any
+    browser: Any,
+    url: str,
+    wallet: TestWallet,
+    view: str = "overview",
+    *,
+    eip6963: bool = True,
+    **context: Any,
 ) -> tuple[Any, list[str]]:
     page = browser.new_context(**context).new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    install_wallet(page, wallet)
+    install_wallet(page, wallet, eip6963=eip6963)
     page.goto(f"{url}/#/{view}")
     from playwright.sync_api import expect
 
@@ -98,11 +104,11 @@ def open_app(
     return page, errors
 
 
-def connect(page: Any) -> None:
+def connect(page: Any, name: str = WALLET_NAME) -> None:
     from playwright.sync_api import expect
 
     page.get_by_role("button", name="Connect wallet").click()
-    page.get_by_role("button", name=WALLET_NAME).click()
+    page.get_by_role("button", name=name).click()
     expect(page.get_by_test_id("wallet-account")).not_to_be_empty()
 
 
@@ -169,6 +175,8 @@ def test_register_dataset_from_a_file(web: tuple[Stack, str], browser: Any) -> N
     stack, url = web
     wallet = make_wallet(stack)
     page, errors = open_app(browser, url, wallet, view="contribute")
+    posted: list[int] = []
+    page.on("request", lambda req: posted.append(len(req.post_data_buffer or b"")))
     expect(page.locator("#contribute-needs-wallet")).to_be_visible()
     connect(page)
     expect(page.locator("#contribute-needs-wallet")).to_be_hidden()
@@ -207,6 +215,7 @@ def test_register_dataset_from_a_file(web: tuple[Stack, str], browser: Any) -> N
         ds = json.loads(resp.read())
     assert ds["owner"] == wallet.account.address and ds["size"] == len(data)
     assert "eth_sendTransaction" not in wallet.calls
+    assert max(posted) < 4096, posted  # the file itself was never sent anywhere
     row = page.locator(f'#my-contributions-body tr[data-content-hash="{digest}"]')
     expect(row).to_contain_text("ipfs://corpus-web")
     expect(row).to_contain_text("not yet")
@@ -324,3 +333,33 @@ def test_phone_width_and_labels(web: tuple[Stack, str], browser: Any) -> None:
     focused = page.evaluate("document.activeElement.textContent")
     assert focused in {"Overview", "Contribute", "Auditor", "Connect wallet"}
     assert errors == []
+
+
+def test_a_wallet_without_eip6963_is_found_through_window_ethereum(
+    web: tuple[Stack, str], browser: Any
+) -> None:
+    from playwright.sync_api import expect
+
+    stack, url = web
+    wallet = make_wallet(stack)
+    page, errors = open_app(browser, url, wallet, eip6963=False)
+    connect(page, name="Browser wallet")
+    expect(page.get_by_test_id("wallet-account")).to_have_attribute("title", wallet.account.address)
+    expect(page.locator("body")).to_have_attribute("data-wallet", "connected")
+    assert errors == []
+
+
+def test_no_wallet_at_all_is_explained(web: tuple[Stack, str], browser: Any) -> None:
+    from playwright.sync_api import expect
+
+    _, url = web
+    page = browser.new_page()  # no wallet injected
+    page.goto(f"{url}/#/contribute")
+    expect(page.locator("body[data-loaded=true]")).to_be_attached()
+    page.get_by_role("button", name="Connect wallet").click()
+    expect(page.locator("#wallet-error")).to_have_text(
+        "No browser wallet found. Install an Ethereum wallet extension (EIP-6963), then reload."
+    )
+    # the read-only views still work
+    page.get_by_role("link", name="Auditor").click()
+    expect(page.locator("#audit-epochs-body tr")).to_have_count(2)

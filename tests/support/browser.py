@@ -176,10 +176,11 @@ INJECTED_WALLET = (
 )
 
 
-def install_wallet(page: Any, wallet: TestWallet) -> None:
-    """Expose `wallet` to `page` and inject the EIP-6963 provider before any page script runs."""
+def install_wallet(page: Any, wallet: TestWallet, *, eip6963: bool = True) -> None:
+    """Expose `wallet` to `page` and inject its provider before any page script runs: announced through
+    EIP-6963, or (`eip6963=False`) only as `window.ethereum`, as older wallets do."""
     page.expose_function("cairnTestWallet", wallet.handle)
-    page.add_init_script(INJECTED_WALLET)
+    page.add_init_script(INJECTED_WALLET.replace("__EIP6963__", "true" if eip6963 else "false"))
 
 
 def screenshot(page: Any, name: str) -> Path:

@@ -23,6 +23,10 @@
     info: Object.freeze({ uuid: "6f1e1c7e-3c55-4a8e-9d1b-ca1a5e7e5701", name: "__NAME__", icon, rdns: "__RDNS__" }),
     provider,
   });
+  if (!__EIP6963__) {
+    window.ethereum = provider; // a wallet from before EIP-6963
+    return;
+  }
   const announce = () => window.dispatchEvent(new CustomEvent("eip6963:announceProvider", { detail }));
   window.addEventListener("eip6963:requestProvider", announce);
   announce();

@@ -1,6 +1,6 @@
 /** The header's wallet panel: choose a wallet (EIP-6963), connect, network check and switch, sign in / out. */
 import { state, subscribe, onRightChain, deploymentChainId } from "../state";
-import { discoverProviders, type ProviderDetail } from "../wallet/eip6963";
+import { discoverProviders, legacyProvider, type ProviderDetail } from "../wallet/eip6963";
 import { connect, disconnect, switchToDeploymentChain } from "../wallet/wallet";
 import { currentSession, signIn, signOut } from "../wallet/siwe";
 import { short } from "../lib/format";
@@ -52,6 +52,11 @@ export function mountWalletPanel(): void {
   const error = $("wallet-error");
   $("connect-button").addEventListener("click", () => {
     const list = $("wallet-choices");
+    const legacy = state.providers.length === 0 ? legacyProvider() : null;
+    if (legacy) {
+      state.providers = [legacy];
+      renderChoices(state.providers);
+    }
     if (state.providers.length === 0) {
       showError(
         error,

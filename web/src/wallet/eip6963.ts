@@ -20,6 +20,16 @@ interface AnnounceEvent extends Event {
   detail: ProviderDetail;
 }
 
+/** A wallet that injects only `window.ethereum` (from before EIP-6963), or null. */
+export function legacyProvider(): ProviderDetail | null {
+  const injected = (window as unknown as { ethereum?: EIP1193Provider }).ethereum;
+  if (!injected || typeof injected.request !== "function") return null;
+  return {
+    info: { uuid: "legacy", name: "Browser wallet", icon: "", rdns: "legacy.window.ethereum" },
+    provider: injected,
+  };
+}
+
 export function discoverProviders(onChange: (all: ProviderDetail[]) => void): () => void {
   const found = new Map<string, ProviderDetail>();
   const onAnnounce = (event: Event): void => {
@@ -30,18 +40,15 @@ export function discoverProviders(onChange: (all: ProviderDetail[]) => void): ()
   };
   window.addEventListener("eip6963:announceProvider", onAnnounce);
   window.dispatchEvent(new Event("eip6963:requestProvider"));
-  const legacy = window.setTimeout(() => {
-    const injected = (window as unknown as { ethereum?: EIP1193Provider }).ethereum;
-    if (found.size === 0 && injected && typeof injected.request === "function") {
-      found.set("legacy", {
-        info: { uuid: "legacy", name: "Browser wallet", icon: "", rdns: "legacy.window.ethereum" },
-        provider: injected,
-      });
+  const fallback = window.setTimeout(() => {
+    const legacy = legacyProvider();
+    if (found.size === 0 && legacy) {
+      found.set("legacy", legacy);
       onChange([...found.values()]);
     }
   }, 500);
   return () => {
     window.removeEventListener("eip6963:announceProvider", onAnnounce);
-    window.clearTimeout(legacy);
+    window.clearTimeout(fallback);
   };
 }
