@@ -363,3 +363,37 @@ def test_no_wallet_at_all_is_explained(web: tuple[Stack, str], browser: Any) -> 
     # the read-only views still work
     page.get_by_role("link", name="Auditor").click()
     expect(page.locator("#audit-epochs-body tr")).to_have_count(2)
+
+
+def test_claim_with_one_click(web: tuple[Stack, str], browser: Any) -> None:
+    from playwright.sync_api import expect
+
+    stack, url = web
+    owner = stack.owners[1]  # 1 token in epoch 0 (accepted), never claimed; epoch 1's root still waits
+    wallet = TestWallet(owner, stack.anvil.url, 31337)
+    token = stack.contract("RewardToken")
+    before = int(token.functions.balanceOf(owner.address).call())
+    page, errors = open_app(browser, url, wallet, view="contribute")
+    connect(page)
+    expect(page.locator("#rewards-claimable")).to_have_text(f"1 ({10**18} wei)")
+    expect(page.get_by_test_id("rewards-balance")).to_have_attribute("data-wei", str(before))
+    page.get_by_role("button", name="Claim").click()
+    expect(page.locator("#claim-status")).to_contain_text("Claimed 1 tokens in block", timeout=60_000)
+    after = int(token.functions.balanceOf(owner.address).call())
+    assert after - before == 10**18
+    expect(page.get_by_test_id("rewards-balance")).to_have_attribute("data-wei", str(after))
+    assert "eth_sendTransaction" in wallet.calls
+    # once the indexer has mirrored the claim, the API's account view agrees
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with urllib.request.urlopen(f"{url}/v1/accounts/{owner.address}") as resp:
+            if json.loads(resp.read())["rewards"]["claimed"] == str(10**18):
+                break
+        time.sleep(0.2)
+    page.get_by_role("link", name="Overview").click()
+    page.get_by_role("link", name="Contribute").click()
+    expect(page.locator("#rewards-claimed")).to_have_text(f"1 ({10**18} wei)")
+    expect(page.locator("#rewards-claimable")).to_have_text("0 (0 wei)")
+    expect(page.get_by_role("button", name="Claim")).to_be_disabled()
+    screenshot(page, "claim")
+    assert errors == []

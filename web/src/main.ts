@@ -5,6 +5,7 @@
 import { loadAuditor, mountAuditor } from "./views/auditor";
 import { loadContributions, mountContribute } from "./views/contribute";
 import { loadHealth, mountOverview } from "./views/overview";
+import { loadRewards, mountRewards } from "./views/rewards";
 import { mountWalletPanel } from "./ui/walletPanel";
 import { describe } from "./ui/errors";
 import { state, subscribe } from "./state";
@@ -19,10 +20,16 @@ interface View {
 const overview = mountOverview();
 mountAuditor();
 mountContribute();
+mountRewards();
 
 const VIEWS: Record<string, View> = {
   overview: { title: "Overview", show: overview.refresh },
-  contribute: { title: "Contribute", show: () => loadContributions(state.account) },
+  contribute: {
+    title: "Contribute",
+    show: async () => {
+      await Promise.all([loadContributions(state.account), loadRewards(state.account)]);
+    },
+  },
   auditor: { title: "Auditor", show: loadAuditor },
 };
 
@@ -59,10 +66,12 @@ window.addEventListener("unhandledrejection", (ev) => {
 });
 
 let lastAccount: string | null = null;
+let lastChain: number | null = null;
 subscribe((s) => {
-  if (s.account !== lastAccount) {
+  if (s.account !== lastAccount || s.walletChainId !== lastChain) {
     lastAccount = s.account;
-    if (current() === "contribute") void loadContributions(s.account);
+    lastChain = s.walletChainId;
+    if (current() === "contribute") void VIEWS.contribute.show();
   }
   $("contribute-needs-wallet").hidden = s.account !== null;
 });
