@@ -157,12 +157,6 @@ def test_connect_wrong_network_and_switch(web: tuple[Stack, str], browser: Any) 
     expect(page.locator("#wallet-error")).to_be_hidden()
     expect(page.locator("body")).to_have_attribute("data-wallet", "connected")
     assert wallet.chain_id == 31337
-    # sign-in (SIWE) is not on this server yet: the person is told so, not shown a blank page
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.locator("#wallet-error")).to_have_text(
-        "Sign-in with Ethereum is not available on this server yet."
-    )
-    assert "personal_sign" not in wallet.calls
     # disconnect forgets the account
     page.get_by_role("button", name="Disconnect").click()
     expect(page.get_by_role("button", name="Connect wallet")).to_be_visible()
@@ -396,4 +390,37 @@ def test_claim_with_one_click(web: tuple[Stack, str], browser: Any) -> None:
     expect(page.locator("#rewards-claimable")).to_have_text("0 (0 wei)")
     expect(page.get_by_role("button", name="Claim")).to_be_disabled()
     screenshot(page, "claim")
+    assert errors == []
+
+
+def test_sign_in_with_ethereum(web: tuple[Stack, str], browser: Any) -> None:
+    """SIWE through the API's /v1/auth routes (web/src/api/routes.ts) where the API has them; where it has
+    not, the person is told so instead of a blank page or a raw 404."""
+    from playwright.sync_api import expect
+
+    stack, url = web
+    with urllib.request.urlopen(f"{url}/openapi.json") as resp:
+        paths = json.loads(resp.read())["paths"]
+    wallet = make_wallet(stack)
+    page, errors = open_app(browser, url, wallet)
+    connect(page)
+    page.get_by_role("button", name="Sign in").click()
+    if "/v1/auth/nonce" not in paths:
+        expect(page.locator("#wallet-error")).to_have_text(
+            "Sign-in with Ethereum is not available on this server yet."
+        )
+        assert "personal_sign" not in wallet.calls
+        assert errors == []
+        return
+    address = wallet.account.address
+    expect(page.get_by_test_id("session-status")).to_have_text(f"Signed in as {address[:8]}…{address[-6:]}")
+    [signed] = [s for s in wallet.signed if s["method"] == "personal_sign"]
+    message = signed["message"]
+    host = url.removeprefix("http://")
+    assert message.startswith(f"{host} wants you to sign in with your Ethereum account:\n{address}\n")
+    assert "\nChain ID: 31337\n" in message and "\nNonce: " in message and f"\nURI: {url}" in message
+    assert any(c["httpOnly"] for c in page.context.cookies())
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_role("button", name="Sign in")).to_be_visible()
+    expect(page.get_by_test_id("session-status")).to_have_text("")
     assert errors == []
