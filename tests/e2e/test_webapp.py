@@ -220,6 +220,13 @@ def test_register_dataset_from_a_file(web: tuple[Stack, str], browser: Any) -> N
     expect(page.locator("#step-attested")).to_contain_text("Attested by 1 validator(s), median score 7000")
     expect(row).to_contain_text("1 (median 7000)")
     screenshot(page, "contribute")
+    # the same file again: the page finds it registered and asks for no signature
+    page.get_by_role("button", name="Sign and register").click()
+    expect(page.locator("#register-error")).to_have_text(
+        f"This file is already registered, by {wallet.account.address} in block {ds['block_number']}: "
+        "nothing to sign."
+    )
+    assert [s["method"] for s in wallet.signed] == ["eth_signTypedData_v4"]
     assert errors == []
 
 

@@ -108,6 +108,15 @@ async function register(): Promise<void> {
   const uri = $<HTMLInputElement>("dataset-uri").value.trim();
   resetSteps();
   const gen = ++generation;
+  const existing = await getJSON<Dataset>(routes.dataset(picked.hash)).catch((err) => {
+    if (err instanceof ApiError && err.status === 404) return null;
+    throw err;
+  });
+  if (existing) {
+    throw new Error(
+      `This file is already registered, by ${existing.owner} in block ${existing.block_number}: nothing to sign.`,
+    );
+  }
   const clock = await chainClock();
   const deadline = deadlineFrom(clock, VALIDITY_S);
   $("register-deadline").textContent =
