@@ -431,3 +431,36 @@ def test_sign_in_with_ethereum(web: tuple[Stack, str], browser: Any) -> None:
     expect(page.get_by_role("button", name="Sign in")).to_be_visible()
     expect(page.get_by_test_id("session-status")).to_have_text("")
     assert errors == []
+
+
+def test_validator_scores_a_dataset_from_the_wallet(web: tuple[Stack, str], browser: Any) -> None:
+    from playwright.sync_api import expect
+
+    stack, url = web
+    # an account without VALIDATOR_ROLE is told so and cannot attest
+    page, errors = open_app(browser, url, make_wallet(stack), view="validate")
+    connect(page)
+    expect(page.locator("#review-role")).to_contain_text("does not hold VALIDATOR_ROLE")
+    target = stack.seeded["datasets"][2]  # ipfs://d2, owner 1, not scored yet
+    expect(page.get_by_role("button", name=f"Attest dataset {target}")).to_be_disabled()
+    page.close()
+    validator = stack.validators[1]
+    wallet = TestWallet(validator, stack.anvil.url, 31337)
+    page, errors = open_app(browser, url, wallet, view="validate")
+    connect(page)
+    expect(page.locator("#review-role")).to_contain_text("holds VALIDATOR_ROLE")
+    row = page.locator(f'#review-body tr[data-content-hash="{target}"]')
+    expect(row).to_contain_text("ipfs://d2")
+    expect(row.locator("td").nth(3)).to_have_text("none")
+    page.get_by_label(f"Score for dataset {target}").fill("10001")
+    page.get_by_role("button", name=f"Attest dataset {target}").click()
+    expect(row).to_contain_text("A score is a whole number from 0 to 10000.")
+    page.get_by_label(f"Score for dataset {target}").fill("8000")
+    page.get_by_role("button", name=f"Attest dataset {target}").click()
+    expect(row.locator("td").nth(4)).to_have_text("8000", timeout=30_000)
+    expect(row.locator("td").nth(3)).to_have_text("1 (median 8000)")
+    with urllib.request.urlopen(f"{url}/v1/contributions/{target}") as resp:
+        atts = json.loads(resp.read())["attestations"]
+    assert [(a["validator"], a["score"]) for a in atts] == [(validator.address, 8000)]
+    screenshot(page, "validate")
+    assert errors == []

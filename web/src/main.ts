@@ -6,6 +6,7 @@ import { loadAuditor, mountAuditor } from "./views/auditor";
 import { loadContributions, mountContribute } from "./views/contribute";
 import { loadHealth, mountOverview } from "./views/overview";
 import { loadRewards, mountRewards } from "./views/rewards";
+import { loadValidator } from "./views/validate";
 import { mountWalletPanel } from "./ui/walletPanel";
 import { describe } from "./ui/errors";
 import { state, subscribe } from "./state";
@@ -30,6 +31,7 @@ const VIEWS: Record<string, View> = {
       await Promise.all([loadContributions(state.account), loadRewards(state.account)]);
     },
   },
+  validate: { title: "Validate", show: loadValidator },
   auditor: { title: "Auditor", show: loadAuditor },
 };
 
@@ -71,7 +73,7 @@ subscribe((s) => {
   if (s.account !== lastAccount || s.walletChainId !== lastChain) {
     lastAccount = s.account;
     lastChain = s.walletChainId;
-    if (current() === "contribute") void VIEWS.contribute.show();
+    if (current() === "contribute" || current() === "validate") void VIEWS[current()].show();
   }
   $("contribute-needs-wallet").hidden = s.account !== null;
 });
