@@ -464,3 +464,23 @@ def test_validator_scores_a_dataset_from_the_wallet(web: tuple[Stack, str], brow
     assert [(a["validator"], a["score"]) for a in atts] == [(validator.address, 8000)]
     screenshot(page, "validate")
     assert errors == []
+
+
+def test_rewards_per_epoch_chart(web: tuple[Stack, str], browser: Any) -> None:
+    from playwright.sync_api import expect
+
+    stack, url = web
+    owner = stack.owners[0]  # cumulative 3 tokens after epoch 0, 5 after epoch 1 (pending root)
+    page, errors = open_app(browser, url, TestWallet(owner, stack.anvil.url, 31337), view="contribute")
+    connect(page)
+    chart = page.locator("#rewards-chart")
+    expect(chart).to_have_attribute("data-series", "0:3,1:2")
+    expect(chart).to_have_attribute("aria-label", "Rewards per epoch: epoch 0 3 tokens, epoch 1 2 tokens")
+    expect(chart.locator("canvas")).to_have_count(1)
+    expect(page.locator("#rewards-claimable")).to_have_text(f"2 ({2 * 10**18} wei)")
+    # epoch 1's root still waits out its challenge delay and epoch 0's is claimed: nothing to claim now
+    page.get_by_role("button", name="Claim").click()
+    expect(page.locator("#rewards-error")).to_have_text(
+        "Nothing can be claimed now: the newest root is still in its challenge delay."
+    )
+    assert errors == []

@@ -5,8 +5,11 @@
  *
  * The claim uses the newest root that can be claimed now: a root waiting out its challenge delay cannot, but
  * the previous one stays claimable (IRewardDistributor), so the epochs are tried newest first.
- * Planned (views branch): rewards per epoch as a chart, a relayed claim for a wallet without gas.
+ * Rewards per epoch (a bar chart) are the differences of the account's cumulative amount under each epoch's
+ * live root (`GET /v1/epochs/{n}/proofs/{address}`).
+ * Planned (views branch): a /v1/me rewards view in one request, a relayed claim for a wallet without gas.
  */
+import uPlot from "uplot";
 import { createPublicClient, custom, parseAbi, type Address } from "viem";
 import { getJSON } from "../api/client";
 import { routes } from "../api/routes";
@@ -65,6 +68,7 @@ export async function loadRewards(address: string | null): Promise<void> {
     $("rewards-claimed").textContent = withWei(a.rewards.claimed);
     $("rewards-claimable").textContent = withWei(a.rewards.claimable);
     $("claim-button").toggleAttribute("disabled", BigInt(a.rewards.claimable) === 0n);
+    await drawPerEpoch(address);
     if (state.walletChainId === state.health?.chain_id) {
       const b = await balance(address as Address);
       $("rewards-balance").textContent = withWei(b.toString());
@@ -77,6 +81,66 @@ export async function loadRewards(address: string | null): Promise<void> {
   } finally {
     panel.removeAttribute("aria-busy");
   }
+}
+
+let chart: uPlot | null = null;
+
+/** The account's reward in each epoch with a live root: cumulative(n) - cumulative(n - 1), oldest first. */
+async function perEpoch(address: string): Promise<{ epoch: number; wei: bigint }[]> {
+  const list = await getJSON<EpochList>(routes.epochs());
+  const epochs = list.epochs.filter((e) => e.root).map((e) => e.epoch).sort((a, b) => a - b);
+  const cumulative = await Promise.all(
+    epochs.map((n) =>
+      getJSON<ProofAnswer>(routes.proof(n, address))
+        .then((p) => BigInt(p.cumulative_amount))
+        .catch(() => null),
+    ),
+  );
+  let previous = 0n;
+  return epochs.map((epoch, i) => {
+    const c = cumulative[i] ?? previous; // no leaf: nothing new this epoch
+    const wei = c - previous;
+    previous = c;
+    return { epoch, wei };
+  });
+}
+
+async function drawPerEpoch(address: string): Promise<void> {
+  const target = $("rewards-chart");
+  const rows = await perEpoch(address);
+  chart?.destroy();
+  chart = null;
+  target.replaceChildren();
+  target.dataset.series = rows.map((r) => `${r.epoch}:${tokens(r.wei.toString())}`).join(",");
+  target.setAttribute(
+    "aria-label",
+    `Rewards per epoch: ${rows.map((r) => `epoch ${r.epoch} ${tokens(r.wei.toString())} tokens`).join(", ") || "none yet"}`,
+  );
+  if (!rows.length) {
+    target.textContent = "No epoch has a published root yet.";
+    return;
+  }
+  const x = rows.map((r) => r.epoch);
+  const y = rows.map((r) => Number(r.wei / 10n ** 12n) / 1e6); // tokens, to 6 decimals, for drawing only
+  chart = new uPlot(
+    {
+      width: Math.max(240, Math.min(560, target.clientWidth || 560)),
+      height: 220,
+      scales: { x: { time: false, range: [x[0] - 0.6, x[x.length - 1] + 0.6] }, y: { range: (_u, _min, max) => [0, Math.max(1, max) * 1.1] } },
+      legend: { show: false },
+      cursor: { show: false },
+      series: [
+        { label: "epoch" },
+        { label: "tokens", stroke: "#2f6f4f", fill: "rgba(47,111,79,0.55)", paths: uPlot.paths.bars!({ size: [0.6, 60] }), points: { show: false } },
+      ],
+      axes: [
+        { label: "epoch", splits: () => x, values: (_u, ticks) => ticks.map((t) => String(t)) },
+        { label: "tokens" },
+      ],
+    },
+    [x, y],
+    target,
+  );
 }
 
 /** The newest proof that can be claimed now and pays something, or null. */
@@ -120,14 +184,16 @@ async function claim(): Promise<void> {
   status.textContent =
     `Claimed ${tokens((after - before).toString())} tokens in block ${receipt.blockNumber}: ` +
     `balance ${tokens(before.toString())} → ${tokens(after.toString())}.`;
-  await loadRewards(account);
 }
 
 export function mountRewards(): void {
   const button = $<HTMLButtonElement>("claim-button");
   button.addEventListener("click", () => {
-    void busy(button, "Claiming…", $("rewards-error"), claim).then(() => {
-      if (state.account) void loadRewards(state.account);
+    void busy(button, "Claiming…", $("rewards-error"), async () => {
+      await claim();
+      return true;
+    }).then((claimed) => {
+      if (claimed && state.account) void loadRewards(state.account); // after busy() re-enabled the button
     });
   });
 }
