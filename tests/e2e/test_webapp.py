@@ -292,6 +292,13 @@ def test_auditor_shows_epochs_and_lorenz_curve(web: tuple[Stack, str], browser: 
     expect(page.get_by_test_id("audit-gini")).to_have_text("0.250")
     expect(page.locator("#audit-recipients")).to_have_text("2")
     expect(page.locator("#audit-epoch-total")).to_have_text(f"4 ({4 * 10**18} wei)")
+    # the browser re-hashes the file's tree (OpenZeppelin standard-v1) and compares with the on-chain root
+    verdict = page.get_by_test_id("audit-tree-verdict")
+    expect(verdict).to_have_attribute("data-verdict", "verified")
+    expect(verdict).to_have_text(
+        f"Verified in this browser: the file's 2 leaves (cumulative 4 tokens) hash to {tree0.root}, "
+        "the root on chain."
+    )
     chart = page.locator("#lorenz-chart")
     expect(chart).to_have_attribute(
         "aria-label", "Lorenz curve of epoch 0 rewards over 2 recipients, Gini coefficient 0.250"

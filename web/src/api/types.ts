@@ -104,6 +104,7 @@ export interface AllocationFile {
   epoch_total: string;
   total_cumulative: string;
   epoch_amounts: Record<string, string>;
+  tree: import("../lib/merkle").TreeDump;
 }
 
 export interface TypedData {

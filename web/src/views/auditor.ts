@@ -13,6 +13,7 @@ import { routes } from "../api/routes";
 import type { AllocationFile, EpochList, EpochSummary } from "../api/types";
 import { chainDate, short, tokens } from "../lib/format";
 import { lorenz, type Lorenz } from "../lib/lorenz";
+import { checkTree } from "../lib/merkle";
 import { $, cell, el, showError } from "../ui/dom";
 
 let chart: uPlot | null = null;
@@ -58,6 +59,8 @@ async function showEpoch(e: EpochSummary): Promise<void> {
   $("audit-recipients").textContent = "…";
   $("audit-gini").textContent = "…";
   $("audit-epoch-total").textContent = "…";
+  $("audit-tree-verdict").textContent = "…";
+  delete $("audit-tree-verdict").dataset.verdict;
   try {
     if (!e.allocation_uri) throw new Error(`Epoch ${e.epoch} has no published allocation yet.`);
     const download = $<HTMLAnchorElement>("audit-download");
@@ -68,6 +71,16 @@ async function showEpoch(e: EpochSummary): Promise<void> {
     if (file.root.toLowerCase() !== (e.root ?? "").toLowerCase()) {
       throw new Error(`The allocation file's root ${file.root} is not the root on chain (${e.root}).`);
     }
+    const verdict = $("audit-tree-verdict");
+    const check = checkTree(file.tree, e.root ?? "");
+    const cumulativeOk = check.total === BigInt(file.total_cumulative);
+    verdict.dataset.verdict = check.ok && cumulativeOk ? "verified" : "mismatch";
+    verdict.className = check.ok && cumulativeOk ? "ok" : "error";
+    verdict.textContent = !check.ok
+      ? `Does not verify: ${check.problem}.`
+      : !cumulativeOk
+        ? `Does not verify: the leaves sum to ${check.total} wei, the file says ${file.total_cumulative}.`
+        : `Verified in this browser: the file's ${check.leaves} leaves (cumulative ${tokens(check.total.toString())} tokens) hash to ${check.root}, the root on chain.`;
     const curve = lorenz(Object.values(file.epoch_amounts));
     $("audit-recipients").textContent = String(curve.recipients);
     $("audit-gini").textContent = curve.gini.toFixed(3);
