@@ -1,12 +1,11 @@
 """Signed inputs for the PaymentRouter: x402 batch-settlement channels (EIP-712 ChannelConfig and Voucher)
-and x402 `exact` payments (EIP-3009 ReceiveWithAuthorization)."""
+and x402 `exact` payments (EIP-3009 TransferWithAuthorization, what the official x402 clients sign)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from eth_account import Account
-from eth_utils.crypto import keccak
 
 from cairn.core import eip712
 
@@ -88,7 +87,7 @@ def exact_payment(
     model_id: bytes,
     valid_before: int | None = None,
 ) -> tuple[Any, ...]:
-    """A signed EIP-3009 ReceiveWithAuthorization to the router, as the router's `ExactPayment` tuple; valid
+    """A signed EIP-3009 TransferWithAuthorization to the router, as the router's `ExactPayment` tuple; valid
     until `valid_before` (default: an hour after `now`)."""
     payer = Account.from_key(key).address
     valid_after = 0
@@ -103,7 +102,6 @@ def exact_payment(
         valid_after=valid_after,
         valid_before=valid_before,
         nonce="0x" + nonce.hex(),
-        receive=True,
     )
     v, r, s = split_sig(eip712.sign_typed_data(key, typed))
-    return (payer, value, valid_after, valid_before, nonce, v, r, s, model_id, keccak(b"req" + nonce))
+    return (payer, value, valid_after, valid_before, nonce, v, r, s, model_id)
