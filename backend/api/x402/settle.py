@@ -35,11 +35,9 @@ from web3.logs import DISCARD
 
 from backend.api.x402 import store
 from backend.outbox import CONFIRMED, PENDING, Outbox
-from cairn.core.errors import OutboxError
+from cairn.core.errors import OutboxError, OutboxRevertError
 
 log = logging.getLogger("cairn.x402.settle")
-ROW_GAS = 60_000  # measured ~45k per row (bench.x402); the router reverts a batch whose row runs out of gas
-BASE_GAS = 100_000
 REASONS = {
     keccak(text="ERC3009UsedAuthorization(address,bytes32)")[:4]: "authorization_used_or_cancelled",
     keccak(text="ERC20InsufficientBalance(address,uint256,uint256)")[:4]: "insufficient_balance",
@@ -131,11 +129,13 @@ class ExactSettler:
             store.claim_batch(conn, self.chain_id, ids, oid)
 
         try:
-            row = self.outbox.enqueue(
-                key, to=self.router.address, data=data, gas=BASE_GAS + ROW_GAS * len(rows), broadcast=False,
-                with_row=claim,
-            )  # fmt: skip
+            # gas estimated by the outbox: safe, since a row that runs out of gas reverts the whole batch
+            # (PaymentRouterRowOutOfGas) instead of being skipped
+            row = self.outbox.enqueue(key, to=self.router.address, data=data, broadcast=False, with_row=claim)
         except store.BatchRaceError:
+            return 0
+        except OutboxRevertError as exc:  # the whole batch would revert now (e.g. the router is paused)
+            log.warning("settlement batch of %s payments not sent: %s", len(rows), exc)
             return 0
         try:
             self.outbox.send(row, on_discard=_forget_batch)
