@@ -1,6 +1,6 @@
 """The x402 v2 gateway against the official Python client (x402 2.25, unmodified), on real anvil, the real
-contracts, the real app under uvicorn and SQLite: 402 parsed by the client, payment verified off-chain, served,
-PAYMENT-RESPONSE, settled later through the outbox; cancelled authorizations refused further service; the
+contracts, the real app under uvicorn and SQLite: 402 parsed by the client, payment verified off-chain,
+served, PAYMENT-RESPONSE, settled later through the outbox; cancelled authorizations refused further service; the
 exposure limit; a front-run authorization still attributed; forged payloads rejected."""
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import httpx
 import pytest
 from eth_account import Account
 from sqlalchemy import text
-from web3.logs import DISCARD
 from support.x402_stack import (
     ECHO_MODEL,
     PRICE,
@@ -25,6 +24,7 @@ from support.x402_stack import (
     settle_all,
     x402_stack,
 )
+from web3.logs import DISCARD
 from x402.http import x402HTTPClient
 
 from cairn.cli.devchain import start_anvil
@@ -86,7 +86,7 @@ def test_default_spend_controls_do_not_pay_an_unknown_token(stack: X402Stack) ->
 
     client = x402Client()
     register_exact_evm_client(client, Account.from_key(stack.payers[0].key), networks=stack.network)
-    with pytest.raises(PaymentError, match="No payment requirements|filtered|spend"):
+    with pytest.raises(PaymentError, match=r"No payment requirements|filtered|spend"):
         pay(client, stack.url, {"q": "hi"})
 
 
@@ -232,7 +232,8 @@ def _send(stack: X402Stack, payload: dict[str, Any]) -> httpx.Response:
 @pytest.mark.parametrize(
     ("tamper", "reason"),
     [
-        (lambda p: p["payload"]["authorization"].update(value=str(PRICE + 1)), "invalid_exact_evm_payload_signature"),
+        (lambda p: p["payload"]["authorization"].update(value=str(PRICE + 1)),
+         "invalid_exact_evm_payload_signature"),
         (lambda p: p["payload"]["authorization"].update(value="1"), "requirements_mismatch_or_value"),
         (lambda p: p["accepted"].update(amount="1"), "requirements_mismatch"),
         (lambda p: p["accepted"].update(scheme="upto"), "unsupported_scheme"),

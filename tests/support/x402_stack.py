@@ -21,7 +21,6 @@ import uvicorn
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from fastapi import Depends, FastAPI, Request
-from support.api_stack import deploy, h32
 from web3 import Web3
 
 from backend.api.app import create_app
@@ -31,6 +30,7 @@ from backend.api.x402.scheme import Accepted, Charge
 from cairn.cli.devchain import Anvil, free_port, mint_test_tokens
 from cairn.core.deployment import Deployment
 from cairn.core.settings import ANVIL_DEV_KEYS
+from support.api_stack import deploy, h32
 
 PRICE = 10**16  # 0.01 CAIRN per request
 ECHO_MODEL = h32("echo-model")
