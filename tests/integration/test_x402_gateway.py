@@ -1,7 +1,7 @@
 """The x402 v2 gateway against the official Python client (x402 2.25, unmodified), on real anvil, the real
 contracts, the real app under uvicorn and SQLite: 402 parsed by the client, payment verified off-chain,
-served, PAYMENT-RESPONSE, settled later through the outbox; cancelled authorizations refused further service; the
-exposure limit; a front-run authorization still attributed; forged payloads rejected."""
+served, PAYMENT-RESPONSE, settled later through the outbox; cancelled authorizations refused further
+service; the exposure limit; a front-run authorization still attributed; forged payloads rejected."""
 
 from __future__ import annotations
 
