@@ -92,6 +92,12 @@ class ApiSettings(Settings):
     api_x402_clock_skew_s: int = Field(
         default=5, ge=0, description="Tolerated skew between the payer's clock and the chain's clock (s)."
     )
+    api_x402_state_ttl_s: float = Field(
+        default=5.0,
+        ge=0,
+        description="Seconds a payer's balance, code and the chain's clock are cached between reads (the "
+        "verification's RPC is one batch per payer per this interval; 0: every request).",
+    )
     api_x402_batch_size: int = Field(
         default=100, ge=1, le=500, description="Exact payments per settleExactBatch transaction."
     )

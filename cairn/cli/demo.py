@@ -236,9 +236,8 @@ class Demo:
             s.v,
             s.r.to_bytes(32, "big"),
             s.s.to_bytes(32, "big"),
-            bytes.fromhex(MODEL_ID[2:]),
         )
-        self.send(RELAYER, router.functions.settleExact(payment))
+        self.send(RELAYER, router.functions.settleExact(payment, bytes.fromhex(MODEL_ID[2:])))
 
         return self._close_and_claim(eng, epoch, dist, token, a, b)
 

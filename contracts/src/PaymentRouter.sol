@@ -14,6 +14,7 @@ import {IERC20Permit} from "@openzeppelin/contracts/token/ERC20/extensions/IERC2
 import {EpochClock} from "./EpochClock.sol";
 import {IPaymentRouter} from "./interfaces/IPaymentRouter.sol";
 import {IRewardDistributor} from "./interfaces/IRewardDistributor.sol";
+import {IRewardToken} from "./interfaces/IRewardToken.sol";
 
 /// @title PaymentRouter
 /// @notice Settles inference payments (EIP-3009 exact payments and x402 batch-settlement channels) and routes the
@@ -107,20 +108,31 @@ contract PaymentRouter is IPaymentRouter, AccessControl, Pausable, EIP712, Epoch
     // --------------------------------------------------------------------------------------------- exact
 
     /// @inheritdoc IPaymentRouter
-    function settleExact(ExactPayment calldata payment) external onlyRole(SETTLER_ROLE) whenNotPaused {
+    function settleExact(ExactPayment calldata payment, bytes32 modelId)
+        external
+        onlyRole(SETTLER_ROLE)
+        whenNotPaused
+    {
         FeeConfig memory fc = _fee;
-        (uint256 gross, uint256 fee) = _settleExact(payment, fc.feeBps, currentEpoch(), 0);
-        _payout(gross, fee, fc.recipient);
+        uint256 value = _collect(payment, 0);
+        uint256 fee = value == 0 ? 0 : _record(payment, modelId, currentEpoch(), value, fc.feeBps);
+        _payout(value, fee, fc.recipient);
     }
 
     /// @inheritdoc IPaymentRouter
-    function settleExactBatch(ExactPayment[] calldata payments) external onlyRole(SETTLER_ROLE) whenNotPaused {
+    function settleExactBatch(ExactPayment[] calldata payments, bytes32 modelId)
+        external
+        onlyRole(SETTLER_ROLE)
+        whenNotPaused
+    {
         FeeConfig memory fc = _fee;
         uint64 epoch = currentEpoch();
         uint256 gross;
         uint256 fees;
         for (uint256 i; i < payments.length; ++i) {
-            (uint256 value, uint256 fee) = _settleExact(payments[i], fc.feeBps, epoch, gross);
+            uint256 value = _collect(payments[i], gross);
+            if (value == 0) continue;
+            uint256 fee = _record(payments[i], modelId, epoch, value, fc.feeBps);
             // Cannot overflow: the values are token amounts that reached this router (supply < 2^128).
             unchecked {
                 gross += value;
@@ -130,47 +142,52 @@ contract PaymentRouter is IPaymentRouter, AccessControl, Pausable, EIP712, Epoch
         _payout(gross, fees, fc.recipient);
     }
 
-    /// @dev One row: the token checks the signature (ECDSA or EIP-1271), the validity window and the nonce, and
-    /// moves `value` to this router (`to` is always this router, so a row cannot pay anyone else). A revert is
-    /// caught and recorded (PaymentSkipped), except a front-run row, which is attributed from the surplus.
-    /// `batchGross` is what earlier rows of this batch attributed (already in this router's balance).
-    function _settleExact(ExactPayment calldata p, uint16 feeBps_, uint64 epoch, uint256 batchGross)
-        private
-        returns (uint256 value, uint256 fee)
-    {
-        value = p.value;
-        if (value == 0) {
+    /// @dev One row's funds: the token checks the signature (ECDSA or EIP-1271), the validity window and the
+    /// nonce, and moves `p.value` to this router (`to` is always this router, so a row cannot pay anyone else).
+    /// Returns the value collected, or 0 after recording why not (PaymentSkipped); a front-run row (already
+    /// executed at the token) is collected from the unattributed surplus. `batchGross` is what earlier rows of
+    /// this batch collected (already in this router's balance).
+    function _collect(ExactPayment calldata p, uint256 batchGross) private returns (uint256) {
+        if (p.value == 0) {
             emit PaymentSkipped(p.from, p.nonce, PaymentRouterZeroValue.selector);
-            return (0, 0);
+            return 0;
         }
         try IERC3009(TOKEN).transferWithAuthorization(
-            p.from, address(this), value, p.validAfter, p.validBefore, p.nonce, p.v, p.r, p.s
+            p.from, address(this), p.value, p.validAfter, p.validBefore, p.nonce, p.v, p.r, p.s
         ) {
-            // settled below
+            return p.value;
         } catch (bytes memory err) {
             // No revert data: the call ran out of gas (the token reverts only with custom errors). Reverting the
             // batch keeps a too-low gas limit (or estimate) from skipping payable rows.
             if (err.length < 4) revert PaymentRouterRowOutOfGas(p.nonce);
             bytes4 reason = bytes4(err);
-            if (reason != _USED_AUTHORIZATION || !_frontRun(p, value, batchGross)) {
-                emit PaymentSkipped(p.from, p.nonce, reason);
-                return (0, 0);
-            }
+            if (reason == _USED_AUTHORIZATION && _frontRun(p, batchGross)) return p.value;
+            emit PaymentSkipped(p.from, p.nonce, reason);
+            return 0;
         }
+    }
+
+    /// @dev The settlement event of a collected row; returns its fee. Exact rows: requestHash = the nonce.
+    function _record(ExactPayment calldata p, bytes32 modelId, uint64 epoch, uint256 value, uint16 feeBps_)
+        private
+        returns (uint256 fee)
+    {
         fee = _feeOf(value, feeBps_);
-        emit PaymentSettled(p.from, p.modelId, epoch, value, fee, p.nonce, 1);
+        emit PaymentSettled(p.from, modelId, epoch, value, fee, p.nonce, 1);
     }
 
     /// @dev Whether a row whose nonce the token reports used was executed by someone else straight at the token
-    /// (the funds are here, unattributed): the signature must be a valid TransferWithAuthorization to this router
-    /// (a cancelled nonce, a channel deposit's ReceiveWithAuthorization or a forged row fails this), and the
-    /// unattributed surplus (balance - escrow - what this batch attributed so far) must cover the value.
-    function _frontRun(ExactPayment calldata p, uint256 value, uint256 batchGross) private view returns (bool) {
+    /// (the funds are here, unattributed): the token records the digest of the authorization that used each
+    /// nonce, so it must be exactly this row's TransferWithAuthorization to this router (a cancelled nonce, one
+    /// used by another authorization of the payer, or a channel deposit's ReceiveWithAuthorization is not), and
+    /// the unattributed surplus (balance - escrow - what this batch attributed so far) must cover the value.
+    function _frontRun(ExactPayment calldata p, uint256 batchGross) private view returns (bool) {
+        uint256 value = p.value;
         bytes32 structHash = keccak256(
             abi.encode(_TRANSFER_WITH_AUTHORIZATION_TYPEHASH, p.from, address(this), value, p.validAfter, p.validBefore, p.nonce)
         );
         bytes32 digest = MessageHashUtils.toTypedDataHash(IERC20Permit(TOKEN).DOMAIN_SEPARATOR(), structHash);
-        if (!SignatureChecker.isValidSignatureNow(p.from, digest, abi.encodePacked(p.r, p.s, p.v))) return false;
+        if (IRewardToken(TOKEN).authorizationDigest(p.from, p.nonce) != digest) return false;
         uint256 balance = IERC20(TOKEN).balanceOf(address(this));
         uint256 committed = _escrowed + batchGross;
         return balance >= committed && balance - committed >= value;

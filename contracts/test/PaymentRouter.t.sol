@@ -114,7 +114,7 @@ abstract contract PaymentRouterFixture is Test {
         uint256 va = block.timestamp - 1;
         uint256 vb = block.timestamp + 1 hours;
         (uint8 v, bytes32 r, bytes32 s) = _signAuthTyped(TRANSFER_TYPEHASH, key, domain, from, to, value, va, vb, nonce);
-        p = IPaymentRouter.ExactPayment(from, value, va, vb, nonce, v, r, s, MODEL);
+        p = IPaymentRouter.ExactPayment(from, value, va, vb, nonce, v, r, s);
     }
 
     function _batch1(IPaymentRouter.ExactPayment memory p) internal pure returns (IPaymentRouter.ExactPayment[] memory a) {
@@ -128,7 +128,7 @@ abstract contract PaymentRouterFixture is Test {
         vm.expectEmit(true, true, false, true, address(router));
         emit IPaymentRouter.PaymentSkipped(p.from, p.nonce, reason);
         vm.prank(gateway);
-        router.settleExact(p);
+        router.settleExact(p, MODEL);
         assertEq(token.balanceOf(address(dist)), pool);
     }
 
@@ -233,7 +233,7 @@ contract PaymentRouterTest is PaymentRouterFixture {
         vm.expectEmit(true, true, false, true, address(dist));
         emit IRewardDistributor.EpochFunded(0, address(router), 950e18, 1);
         vm.prank(gateway);
-        router.settleExact(p);
+        router.settleExact(p, MODEL);
         assertEq(token.balanceOf(address(dist)), 950e18);
         assertEq(token.balanceOf(feeRecipient), 50e18);
         assertEq(token.balanceOf(address(router)), 0);
@@ -246,12 +246,12 @@ contract PaymentRouterTest is PaymentRouterFixture {
             abi.encodeWithSelector(IAccessControl.AccessControlUnauthorizedAccount.selector, other, router.SETTLER_ROLE())
         );
         vm.prank(other);
-        router.settleExact(p);
+        router.settleExact(p, MODEL);
         vm.expectRevert(
             abi.encodeWithSelector(IAccessControl.AccessControlUnauthorizedAccount.selector, other, router.SETTLER_ROLE())
         );
         vm.prank(other);
-        router.settleExactBatch(_batch1(p));
+        router.settleExactBatch(_batch1(p), MODEL);
     }
 
     function test_settleExact_revertsWhen_paused() public {
@@ -260,7 +260,7 @@ contract PaymentRouterTest is PaymentRouterFixture {
         router.pause();
         vm.expectRevert(Pausable.EnforcedPause.selector);
         vm.prank(gateway);
-        router.settleExact(p);
+        router.settleExact(p, MODEL);
     }
 
     function test_settleExact_skipsZeroValue() public {
@@ -271,7 +271,7 @@ contract PaymentRouterTest is PaymentRouterFixture {
         IPaymentRouter.ExactPayment[] memory ps = new IPaymentRouter.ExactPayment[](3);
         for (uint256 i; i < 3; ++i) ps[i] = _exact((i + 1) * 100e18, keccak256(abi.encode("b", i)));
         vm.prank(gateway);
-        router.settleExactBatch(ps);
+        router.settleExactBatch(ps, MODEL);
         assertEq(token.balanceOf(address(dist)), 570e18);
         assertEq(token.balanceOf(feeRecipient), 30e18);
     }
@@ -304,7 +304,7 @@ contract PaymentRouterTest is PaymentRouterFixture {
         vm.expectEmit(true, true, false, true, address(router));
         emit IPaymentRouter.PaymentSkipped(other, ps[2].nonce, IERC20Errors.ERC20InsufficientBalance.selector);
         vm.prank(gateway);
-        router.settleExactBatch(ps);
+        router.settleExactBatch(ps, MODEL);
         assertEq(token.balanceOf(address(dist)), 95e18);
         assertEq(token.balanceOf(address(router)), 0);
     }
@@ -314,7 +314,7 @@ contract PaymentRouterTest is PaymentRouterFixture {
         IPaymentRouter.ExactPayment[] memory ps = new IPaymentRouter.ExactPayment[](1);
         ps[0] = _exact(1e18, keccak256("gas"));
         vm.prank(gateway);
-        (bool ok,) = address(router).call{gas: 60_000}(abi.encodeCall(router.settleExactBatch, (ps)));
+        (bool ok,) = address(router).call{gas: 60_000}(abi.encodeCall(router.settleExactBatch, (ps, MODEL)));
         assertFalse(ok);
         assertFalse(token.authorizationState(payer, ps[0].nonce));
     }
@@ -323,7 +323,7 @@ contract PaymentRouterTest is PaymentRouterFixture {
     function test_exactReplay_skippedWhen_reused() public {
         IPaymentRouter.ExactPayment memory p = _exact(1e18, keccak256("n1"));
         vm.prank(gateway);
-        router.settleExact(p);
+        router.settleExact(p, MODEL);
         _expectSkipped(p, ERC3009.ERC3009UsedAuthorization.selector);
         assertEq(token.balanceOf(address(dist)), 95e16);
     }
@@ -395,7 +395,7 @@ contract PaymentRouterTest is PaymentRouterFixture {
         vm.expectEmit(true, true, true, true, address(router));
         emit IPaymentRouter.PaymentSettled(payer, MODEL, 0, 10e18, 5e17, p.nonce, 1);
         vm.prank(gateway);
-        router.settleExactBatch(ps);
+        router.settleExactBatch(ps, MODEL);
         assertEq(token.balanceOf(address(router)), 0);
         assertEq(token.balanceOf(address(dist)) + token.balanceOf(feeRecipient), 30e18);
         // the same row again finds no surplus: skipped, nothing attributed twice
@@ -413,7 +413,7 @@ contract PaymentRouterTest is PaymentRouterFixture {
         ps[0] = p;
         ps[1] = twice; // repeated in one batch: the second finds the surplus spent
         vm.prank(gateway);
-        router.settleExactBatch(ps);
+        router.settleExactBatch(ps, MODEL);
         assertEq(token.balanceOf(address(router)), 100e18);
         assertEq(router.escrowed(), 100e18);
         assertEq(token.balanceOf(address(dist)) + token.balanceOf(feeRecipient), 10e18);
@@ -434,6 +434,53 @@ contract PaymentRouterTest is PaymentRouterFixture {
         _expectSkipped(p, ERC3009.ERC3009UsedAuthorization.selector);
     }
 
+    /// A cancelled authorization does not take another payment's front-run funds: the token records which
+    /// authorization used each nonce, and a cancellation is not this row's transfer.
+    function test_exactFrontRun_cancelledRowNeverTakesOthersSurplus() public {
+        IPaymentRouter.ExactPayment memory honest = _exact(10e18, keccak256("honest"));
+        IPaymentRouter.ExactPayment memory cheat =
+            _exactSigned(otherKey, _domain(address(token), block.chainid), other, address(router), 10e18, keccak256("c"));
+        _frontRun(honest);
+        (uint8 v, bytes32 r, bytes32 s) = vm.sign(
+            otherKey,
+            keccak256(
+                abi.encodePacked(
+                    "\x19\x01", _domain(address(token), block.chainid), keccak256(abi.encode(CANCEL_TYPEHASH, other, cheat.nonce))
+                )
+            )
+        );
+        token.cancelAuthorization(other, cheat.nonce, v, r, s);
+        assertEq(token.authorizationDigest(other, cheat.nonce), bytes32(uint256(1)));
+        IPaymentRouter.ExactPayment[] memory ps = new IPaymentRouter.ExactPayment[](2);
+        ps[0] = cheat; // first in the batch, while the honest payment's funds sit in the router
+        ps[1] = honest;
+        vm.expectEmit(true, true, false, true, address(router));
+        emit IPaymentRouter.PaymentSkipped(other, cheat.nonce, ERC3009.ERC3009UsedAuthorization.selector);
+        vm.expectEmit(true, true, true, true, address(router));
+        emit IPaymentRouter.PaymentSettled(payer, MODEL, 0, 10e18, 5e17, honest.nonce, 1);
+        vm.prank(gateway);
+        router.settleExactBatch(ps, MODEL);
+        assertEq(token.balanceOf(address(router)), 0);
+    }
+
+    /// A payer who uses the nonce of a served payment for another authorization (to itself) does not get the
+    /// served row attributed from someone else's surplus either.
+    function test_exactFrontRun_nonceReusedByOtherAuthorizationNotAttributed() public {
+        IPaymentRouter.ExactPayment memory honest = _exact(10e18, keccak256("honest"));
+        _frontRun(honest);
+        bytes32 n = keccak256("reused");
+        IPaymentRouter.ExactPayment memory served =
+            _exactSigned(otherKey, _domain(address(token), block.chainid), other, address(router), 10e18, n);
+        IPaymentRouter.ExactPayment memory elsewhere =
+            _exactSigned(otherKey, _domain(address(token), block.chainid), other, other, 1, n);
+        vm.prank(other);
+        token.transferWithAuthorization(
+            other, other, 1, elsewhere.validAfter, elsewhere.validBefore, n, elsewhere.v, elsewhere.r, elsewhere.s
+        );
+        _expectSkipped(served, ERC3009.ERC3009UsedAuthorization.selector);
+        assertEq(token.balanceOf(address(router)), 10e18); // the honest payment's funds wait for its own row
+    }
+
     /// Fix: a channel deposit's ReceiveWithAuthorization cannot be settled as an exact payment (turning a
     /// refundable deposit into revenue), neither before nor after the deposit is made.
     function test_exact_cannotSettleChannelDepositAuthorization() public {
@@ -444,7 +491,7 @@ contract PaymentRouterTest is PaymentRouterFixture {
         bytes32 nonce = keccak256(abi.encode(id, salt));
         (uint8 v, bytes32 r, bytes32 s) =
             _signAuth(payerKey, _domain(address(token), block.chainid), payer, address(router), 50e18, 0, vb, nonce);
-        IPaymentRouter.ExactPayment memory p = IPaymentRouter.ExactPayment(payer, 50e18, 0, vb, nonce, v, r, s, MODEL);
+        IPaymentRouter.ExactPayment memory p = IPaymentRouter.ExactPayment(payer, 50e18, 0, vb, nonce, v, r, s);
         _expectSkipped(p, ERC3009.ERC3009InvalidSignature.selector);
         router.depositWithAuthorization(c, 50e18, 0, vb, salt, v, r, s);
         // after the deposit the nonce is used and the funds are escrow: still not an exact payment (the token
@@ -472,7 +519,7 @@ contract PaymentRouterTest is PaymentRouterFixture {
         ps[1] = pb;
         if (dup) ps[2] = pa;
         vm.prank(gateway);
-        router.settleExactBatch(ps);
+        router.settleExactBatch(ps, MODEL);
         uint256 paidOut = token.balanceOf(address(dist)) + token.balanceOf(feeRecipient);
         assertLe(paidOut, uint256(a) + b + donation);
         assertGe(paidOut, uint256(a) + b); // both real payments attributed
@@ -860,7 +907,7 @@ contract PaymentRouterTest is PaymentRouterFixture {
         IPaymentRouter.ExactPayment[] memory ps = new IPaymentRouter.ExactPayment[](10);
         for (uint256 i; i < 10; i++) ps[i] = _exact(1, keccak256(abi.encode("dust", i)));
         vm.prank(gateway);
-        router.settleExactBatch(ps);
+        router.settleExactBatch(ps, MODEL);
         assertEq(token.balanceOf(feeRecipient), 10); // 10 rows of 1 wei: 10 wei of fee, not 0
         assertEq(dist.totalFunded(), 0);
     }
@@ -873,7 +920,7 @@ contract PaymentRouterTest is PaymentRouterFixture {
         router.setFeeBps(feeBps);
         IPaymentRouter.ExactPayment memory p = _exact(value, keccak256(abi.encode(value, feeBps)));
         vm.prank(gateway);
-        router.settleExact(p);
+        router.settleExact(p, MODEL);
         uint256 fee = token.balanceOf(feeRecipient);
         // Rounded up: at most the cap's share, plus less than one wei.
         assertLe(fee * 10_000, uint256(value) * MAX_FEE + 9_999);
@@ -914,7 +961,7 @@ contract PaymentRouterTest is PaymentRouterFixture {
         assertEq(router.feeRecipient(), feeRecipient);
         IPaymentRouter.ExactPayment memory p = _exact(1e18, keccak256("after-unpause"));
         vm.prank(gateway);
-        router.settleExact(p);
+        router.settleExact(p, MODEL);
         assertEq(token.balanceOf(feeRecipient), 5e16);
     }
 }

@@ -87,7 +87,7 @@ def test_exact_payment_signed_with_eth_account(drv: Any) -> None:
         now=drv.now(),
         model_id=MODEL,
     )
-    receipt = drv.send(GATEWAY, router.functions.settleExact(payment))
+    receipt = drv.send(GATEWAY, router.functions.settleExact(payment, MODEL))
     fee = value * fee_bps // 10_000
     [event] = _settled_events(receipt, router.address)
     assert event == {
@@ -104,7 +104,7 @@ def test_exact_payment_signed_with_eth_account(drv: Any) -> None:
     assert dist.functions.totalFunded().call() == funded + value - fee
     assert token.functions.authorizationState(payer, keccak(b"exact-1")).call() is True
     # the same authorization cannot be settled twice: the row is skipped and recorded, nothing paid
-    again = drv.send(GATEWAY, router.functions.settleExact(payment))
+    again = drv.send(GATEWAY, router.functions.settleExact(payment, MODEL))
     assert _settled_events(again, router.address) == []
     [skipped] = router.events.PaymentSkipped().process_receipt(again)
     assert skipped["args"]["from"] == payer and skipped["args"]["nonce"] == keccak(b"exact-1")

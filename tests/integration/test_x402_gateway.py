@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -273,6 +274,7 @@ def test_authorization_expiring_before_settlement_is_refused(stack: X402Stack) -
     payload = _signed_payload(stack, 0)
     stack.anvil.rpc("evm_setNextBlockTimestamp", [now + 7200])
     stack.anvil.rpc("evm_mine")
+    time.sleep(1.2)  # the gateway re-reads the chain's clock every second (ChainView.clock_ttl)
     resp = _send(stack, payload)
     assert resp.status_code == 402
     assert _required_error(resp) == "invalid_exact_evm_payload_authorization_valid_before"

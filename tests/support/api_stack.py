@@ -213,8 +213,7 @@ def seed_rewards(stack: Stack) -> None:
         sig.r.to_bytes(32, "big"),
         sig.s.to_bytes(32, "big"),
     )
-    payment += (stack.seeded["model_id"],)
-    stack.transact(admin, router.functions.settleExact(payment))
+    stack.transact(admin, router.functions.settleExact(payment, stack.seeded["model_id"]))
     stack.transact(admin, dist.functions.fundEmission(0))
     genesis = stack.deployment.epoch.genesis
     travel_to(stack, genesis + EPOCH_LENGTH + 1)

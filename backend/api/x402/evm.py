@@ -9,6 +9,8 @@ which `TokenDomain.load` reads from the token (eip712Domain()) and checks agains
 from __future__ import annotations
 
 import itertools
+import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -103,21 +105,57 @@ class PayerState:
 
 class ChainView:
     """The payer's state (latest block time, balance, authorizationState, code) in one JSON-RPC batch over a
-    kept-alive HTTP connection, and the EIP-1271 check for contract wallets."""
+    kept-alive HTTP connection, and the EIP-1271 check for contract wallets.
 
-    def __init__(self, rpc_url: str, token: str, *, timeout: float = 5.0) -> None:
+    `cached_state` keeps the hot path free of RPC: the chain's clock is the latest block's timestamp plus the
+    time elapsed since it was read (re-read every `clock_ttl` s, so a chain whose clock jumps, like anvil's,
+    is followed), and a payer's balance and code are re-read every `state_ttl` s, with the nonce's state
+    read along with them. Between reads, a nonce used at the token is caught like a cancellation after serving (the
+    settlement fails, the payer is refused, the exposure limit bounds it) and a replay to this gateway by the
+    database's unique nonce."""
+
+    def __init__(
+        self,
+        rpc_url: str,
+        token: str,
+        *,
+        timeout: float = 5.0,
+        state_ttl: float = 5.0,
+        clock_ttl: float = 1.0,
+    ) -> None:
         self.rpc_url = rpc_url
         self.token = token
         self.timeout = timeout
+        self.state_ttl = state_ttl
+        self.clock_ttl = clock_ttl
         self._session = requests.Session()
         self._ids = itertools.count(1)
+        self._lock = threading.Lock()  # requests.Session is not thread-safe; FastAPI runs us in a pool
+        self._clock: tuple[int, float] | None = None  # (block timestamp, monotonic time it was read)
+        self._payers: dict[str, tuple[int, bool, float]] = {}  # payer -> (balance, has code, read at)
+
+    def chain_time(self) -> int:
+        clock = self._clock
+        if clock is None or time.monotonic() - clock[1] > self.clock_ttl:
+            [block] = self._batch([("eth_getBlockByNumber", ["latest", False])])
+            clock = (int(block["timestamp"], 16), time.monotonic())
+            self._clock = clock
+        return clock[0] + int(time.monotonic() - clock[1])
+
+    def cached_state(self, payer: str, nonce: bytes) -> PayerState:
+        """`payer_state` from the caches when they are fresh (no RPC), else read (and cached) in one batch."""
+        hit = self._payers.get(payer)
+        if hit is None or time.monotonic() - hit[2] > self.state_ttl:
+            return self.payer_state(payer, nonce)
+        return PayerState(chain_time=self.chain_time(), balance=hit[0], nonce_used=False, has_code=hit[1])
 
     def _batch(self, calls: list[tuple[str, list[Any]]]) -> list[Any]:
         body: list[Any] = [
             {"jsonrpc": "2.0", "id": next(self._ids), "method": m, "params": p} for m, p in calls
         ]
         try:
-            resp = self._session.post(self.rpc_url, json=body, timeout=self.timeout)
+            with self._lock:
+                resp = self._session.post(self.rpc_url, json=body, timeout=self.timeout)
             answers = resp.json()
         except (requests.RequestException, ValueError) as exc:
             raise ChainUnreachableError(f"RPC {self.rpc_url} did not answer: {type(exc).__name__}") from None
@@ -145,12 +183,16 @@ class ChainView:
                 ("eth_getCode", [payer, "latest"]),
             ]
         )
-        return PayerState(
+        now = time.monotonic()
+        result = PayerState(
             chain_time=int(block["timestamp"], 16),
             balance=int(balance, 16),
             nonce_used=int(state, 16) != 0,
             has_code=len(code) > 2,
         )
+        self._clock = (result.chain_time, now)
+        self._payers[payer] = (result.balance, result.has_code, now)
+        return result
 
     def is_valid_1271(self, wallet: str, digest: bytes, signature: bytes) -> bool:
         """EIP-1271 `isValidSignature(digest, signature)` of a contract wallet (what the token checks)."""

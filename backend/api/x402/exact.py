@@ -5,12 +5,13 @@ maxTimeoutSeconds, extra: {name, version}}`, the name and version read from the 
 
 The payload the official clients send: `{signature, authorization: {from, to, value, validAfter, validBefore,
 nonce}}`, a TransferWithAuthorization to `payTo`. Verified off-chain, the way the token will check it at
-settlement: the signature (ECDSA, low-s; EIP-1271 when the payer has code, as the token's SignatureChecker),
+settlement: the signature (ECDSA, low-s; else EIP-1271 when the payer has code, the token's order),
 `to == payTo`, `value >= amount`, the validity window against the chain's clock (the latest block's timestamp,
 with `clock_skew` of tolerance for validAfter and `settle_window` seconds left to settle), the nonce unused at
 the token, and the payer's balance covering this payment plus what it already owes unsettled. The chain state
-is one JSON-RPC batch. The payment is then recorded (exposure checked under the payer's row lock) before the
-request is served; the settler (backend.api.x402.settle) settles it later through the outbox.
+is one JSON-RPC batch, cached for a few seconds per payer (`ChainView.cached_state`: no RPC on the hot
+path). The payment is then recorded (exposure checked under the payer's row lock) before the request is
+served; the settler (backend.api.x402.settle) settles it later through the outbox.
 """
 
 from __future__ import annotations
@@ -138,12 +139,12 @@ class ExactScheme:
                 "the signature must be 65 bytes (r, s, v): the router settles with "
                 "transferWithAuthorization(v, r, s)",
             )
-        state = self.chain.payer_state(a.payer, a.nonce)
+        state = self.chain.cached_state(a.payer, a.nonce)
         digest = self.domain.transfer_digest(a.payer, a.to, a.value, a.valid_after, a.valid_before, a.nonce)
-        if state.has_code:  # the token's SignatureChecker: a payer with code is checked by EIP-1271 only
+        # as the token checks (v, r, s): ECDSA first, EIP-1271 when that fails and the payer has code
+        ok = recover(digest, a.signature) == a.payer
+        if not ok and state.has_code:
             ok = self.chain.is_valid_1271(a.payer, digest, a.signature)
-        else:
-            ok = recover(digest, a.signature) == a.payer
         if not ok:
             raise _reject(
                 "invalid_exact_evm_payload_signature",

@@ -18,7 +18,7 @@ def build_gateway(cfg: ApiSettings, chain: Chain, engine: Engine) -> Gateway:
     exact = ExactScheme(
         engine,
         domain,
-        ChainView(chain.rpc_url, str(token.address)),
+        ChainView(chain.rpc_url, str(token.address), state_ttl=cfg.api_x402_state_ttl_s),
         ExactConfig(
             router=str(chain.contract("PaymentRouter").address),
             max_timeout_s=cfg.api_x402_max_timeout_s,

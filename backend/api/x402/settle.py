@@ -52,13 +52,13 @@ def reason_name(selector: bytes) -> str:
 
 
 def payment_tuple(row: Any) -> tuple[Any, ...]:
-    """The router's `ExactPayment` for a stored payment."""
+    """The router's `ExactPayment` for a stored payment (the model is the batch's argument)."""
     auth = json.loads(row.authorization)
     sig = bytes.fromhex(auth["signature"][2:])
     v = sig[64] if sig[64] >= 27 else sig[64] + 27
     return (
         _checksum(row.payer), int(row.amount), int(auth["validAfter"]), int(auth["validBefore"]),
-        bytes.fromhex(row.nonce[2:]), v, sig[:32], sig[32:64], bytes.fromhex(row.model_id[2:]),
+        bytes.fromhex(row.nonce[2:]), v, sig[:32], sig[32:64],
     )  # fmt: skip
 
 
@@ -121,8 +121,12 @@ class ExactSettler:
         rows = store.unbatched(self.engine, self.chain_id, "exact", self.batch_size)
         if not rows:
             return 0
+        model = rows[0].model_id  # one model per batch (the router takes it once, not per row)
+        rows = [r for r in rows if r.model_id == model]
         ids = [int(r.id) for r in rows]
-        data = self.router.encode_abi("settleExactBatch", [[payment_tuple(r) for r in rows]])
+        data = self.router.encode_abi(
+            "settleExactBatch", [[payment_tuple(r) for r in rows], bytes.fromhex(model[2:])]
+        )
         key = f"x402-exact:{self.chain_id}:{uuid.uuid4().hex}"  # nothing is stored under it unless claimed
 
         def claim(conn: Connection, oid: int) -> None:

@@ -63,9 +63,9 @@ interface IPaymentRouter {
         uint32 requestCount; // number of requests in the batch
     }
 
-    /// @notice An EIP-3009 TransferWithAuthorization (to = this router) plus the model it paid for. The
-    /// PaymentSettled event of an exact payment carries the authorization `nonce` as its `requestHash`: (payer,
-    /// nonce) names the payment, off-chain and on-chain.
+    /// @notice An EIP-3009 TransferWithAuthorization (to = this router). The PaymentSettled event of an exact
+    /// payment carries the authorization `nonce` as its `requestHash`: (payer, nonce) names the payment,
+    /// off-chain and on-chain. The model paid for is per batch (one calldata word instead of one per row).
     struct ExactPayment {
         address from;
         uint256 value;
@@ -75,7 +75,6 @@ interface IPaymentRouter {
         uint8 v;
         bytes32 r;
         bytes32 s;
-        bytes32 modelId;
     }
 
     /// @notice A channel state as stored on-chain.
@@ -142,13 +141,13 @@ interface IPaymentRouter {
 
     // --- exact payments ---
     /// @notice Settle one EIP-3009 TransferWithAuthorization (SETTLER_ROLE): `settleExactBatch` of one row.
-    function settleExact(ExactPayment calldata payment) external;
+    function settleExact(ExactPayment calldata payment, bytes32 modelId) external;
 
-    /// @notice Settle many EIP-3009 TransferWithAuthorizations (to = this router) in one transaction
-    /// (SETTLER_ROLE). Each row emits PaymentSettled (requestHash = nonce, requestCount 1) or PaymentSkipped;
+    /// @notice Settle many EIP-3009 TransferWithAuthorizations (to = this router) paid for `modelId` in one
+    /// transaction (SETTLER_ROLE). Each row emits PaymentSettled (requestHash = nonce, requestCount 1) or PaymentSkipped;
     /// one failing row never reverts the batch. A row already executed at the token by someone else (front-run)
     /// is attributed from the unattributed surplus when its signature is valid for this router.
-    function settleExactBatch(ExactPayment[] calldata payments) external;
+    function settleExactBatch(ExactPayment[] calldata payments, bytes32 modelId) external;
 
     /// @notice Channel escrow the router holds (sum over channels of balance - totalClaimed); the router's
     /// token balance above it is unattributed (front-run exact payments not yet settled, or donations).
