@@ -110,9 +110,9 @@ class ChainView:
     `cached_state` keeps the hot path free of RPC: the chain's clock is the latest block's timestamp plus the
     time elapsed since it was read (re-read every `clock_ttl` s, so a chain whose clock jumps, like anvil's,
     is followed), and a payer's balance and code are re-read every `state_ttl` s, with the nonce's state
-    read along with them. Between reads, a nonce used at the token is caught like a cancellation after serving (the
-    settlement fails, the payer is refused, the exposure limit bounds it) and a replay to this gateway by the
-    database's unique nonce."""
+    read along with them. Between reads, a nonce used at the token is caught like a cancellation after
+    serving (the settlement fails, the payer is refused, the exposure limit bounds it) and a replay to this
+    gateway by the database's unique nonce."""
 
     def __init__(
         self,
