@@ -267,6 +267,24 @@ def test_replayed_payment_is_refused(stack: X402Stack) -> None:
     assert again.status_code == 402 and _required_error(again) == "invalid_exact_evm_nonce_already_used"
 
 
+def test_pay_once_helper_pays_with_the_official_client(stack: X402Stack) -> None:
+    """`cairn.cli.x402_pay.pay_once` (what the demo's agent calls) pays over HTTP like any agent."""
+    from cairn.cli.x402_pay import pay_once
+
+    payer = stack.payers[0]
+    out = pay_once(
+        stack.url,
+        payer.key.hex(),
+        asset=stack.token,
+        network=stack.network,
+        max_amount=PRICE,
+        json_body={"q": 7},
+    )
+    assert out.status == 200 and out.body["echo"] == {"q": 7}, out
+    assert out.settlement is not None and out.settlement["success"] is True
+    assert out.settlement["payer"] == payer.address and out.settlement["extra"]["settlement"] == "pending"
+
+
 def test_authorization_expiring_before_settlement_is_refused(stack: X402Stack) -> None:
     """The window is checked against the chain's clock: anvil moved 2 hours ahead makes the client's
     validBefore (its wall clock + maxTimeoutSeconds) too short to settle."""
