@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 
 from backend.api.deps import ChainDep, EngineDep, SettingsDep
 from backend.api.schemas import COMMON, READ, problem_responses
@@ -14,6 +14,7 @@ from cairn.core.errors import InvalidInputError, NotFoundError
 
 router = APIRouter(prefix="/v1", tags=["payments"])
 STATUSES = (store.ACCEPTED, store.SETTLING, store.SETTLED, store.FAILED)
+MAX_ID = 2**31 - 1  # payment ids are 32-bit integers in the database
 
 
 @router.get("/payments", responses=problem_responses(*COMMON))
@@ -23,7 +24,7 @@ def list_payments(
     settings: SettingsDep,
     payer: Annotated[str | None, Query(description="Only this payer's payments.")] = None,
     status: Annotated[str | None, Query(description="accepted | settling | settled | failed")] = None,
-    after: Annotated[int, Query(ge=0, description="Only payments with a larger id (paging).")] = 0,
+    after: Annotated[int, Query(ge=0, le=MAX_ID, description="Only payments with a larger id (paging).")] = 0,
 ) -> dict[str, Any]:
     """x402 payments, oldest first: settled ones with their transaction, failed ones with the reason; with
     `payer`, also that payer's unsettled exposure and failed settlements."""
@@ -52,7 +53,10 @@ def list_payments(
 
 @router.get("/payments/failed", responses=problem_responses(*COMMON))
 def failed_payments(
-    engine: EngineDep, chain: ChainDep, settings: SettingsDep, after: Annotated[int, Query(ge=0)] = 0
+    engine: EngineDep,
+    chain: ChainDep,
+    settings: SettingsDep,
+    after: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
 ) -> dict[str, Any]:
     """Payments served but never settled (cancelled authorization, funds moved, expired), with the reason."""
     rows = store.payments(
@@ -62,7 +66,9 @@ def failed_payments(
 
 
 @router.get("/payments/{payment_id}", responses=problem_responses(*READ))
-def get_payment(payment_id: int, engine: EngineDep, chain: ChainDep) -> dict[str, Any]:
+def get_payment(
+    payment_id: Annotated[int, Path(ge=1, le=MAX_ID)], engine: EngineDep, chain: ChainDep
+) -> dict[str, Any]:
     """One payment (the PAYMENT-RESPONSE `extra.status` link)."""
     rows = store.payments(engine, chain.chain_id, payer=None, status=None, limit=1, after=payment_id - 1)
     if not rows or rows[0]["id"] != payment_id:

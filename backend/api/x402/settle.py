@@ -79,8 +79,11 @@ class ExactSettler:
         self.chain_id = outbox.chain_id
 
     def round(self) -> dict[str, int]:
-        """Reconcile the outbox and the open batches, then submit one new batch. Returns counts."""
-        self.outbox.process()
+        """Reconcile the outbox and the open batches, then submit one new batch. Returns counts. The outbox is
+        processed (re-broadcasts, fee bumps) only while a batch is open: the sender may be shared (the API's
+        relayer key on the local chain), and an idle settler leaves the other rows to their owner."""
+        if store.open_batches(self.engine, self.chain_id):
+            self.outbox.process()
         applied = self.reconcile()
         submitted = self.submit()
         return {"applied": applied, "submitted": submitted}
