@@ -285,6 +285,16 @@ def test_pay_once_helper_pays_with_the_official_client(stack: X402Stack) -> None
     assert out.settlement["payer"] == payer.address and out.settlement["extra"]["settlement"] == "pending"
 
 
+def test_route_returning_its_own_response_gets_payment_response(stack: X402Stack) -> None:
+    """A streamed route (its own Response object) paid by a dependency still carries PAYMENT-RESPONSE."""
+    url = stack.url.replace("/test/echo", "/test/stream")
+    assert httpx.post(url, json={}, timeout=10).status_code == 402
+    resp = pay(_client(stack, 0), url, {"stream": True})
+    assert resp.status_code == 200 and resp.text.endswith("data: [DONE]\n\n")
+    settle = x402HTTPClient(_client(stack, 0)).get_payment_settle_response(resp.headers.get)
+    assert settle.success is True and settle.payer == stack.payers[0].address
+
+
 def test_authorization_expiring_before_settlement_is_refused(stack: X402Stack) -> None:
     """The window is checked against the chain's clock: anvil moved 2 hours ahead makes the client's
     validBefore (its wall clock + maxTimeoutSeconds) too short to settle."""

@@ -21,6 +21,7 @@ import uvicorn
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from fastapi import Depends, FastAPI, Request
+from fastapi.responses import StreamingResponse
 from web3 import Web3
 
 from backend.api.app import create_app
@@ -53,6 +54,11 @@ def priced_app(settings: ApiSettings) -> FastAPI:
     @app.post("/test/echo")
     def echo(body: dict[str, Any], paid: Annotated[Accepted, Depends(require_payment(echo_charge))]) -> Any:
         return {"echo": body, "payer": paid.payer, "amount": str(paid.amount)}
+
+    @app.post("/test/stream", dependencies=[Depends(require_payment(echo_charge))])
+    def stream(body: dict[str, Any]) -> StreamingResponse:
+        """A route returning its own Response (as a streamed completion does), paid at router level."""
+        return StreamingResponse(iter([b"data: 1\n\n", b"data: [DONE]\n\n"]), media_type="text/event-stream")
 
     return app
 
