@@ -23,11 +23,14 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 
 from backend.api.chain import connect_chain
+from backend.api.logs import RequestIdMiddleware
 from backend.api.metrics import Metrics, install_metrics
 from backend.api.problems import install_problem_handlers
+from backend.api.ratelimit import RateLimiter, RateLimitMiddleware, RateLimits
 from backend.api.relay import Relayer
 from backend.api.relay.guard import RelayGuard, RelayLimits
-from backend.api.routers import ai_models, contributors, health, rewards
+from backend.api.routers import ai_models, auth, contributors, health, me, operator, rewards
+from backend.api.schemas import problem_responses
 from backend.api.services.health import package_version
 from backend.api.settings import ApiSettings, api_settings
 from backend.outbox import OutboxWorker
@@ -102,6 +105,7 @@ def create_app(settings: Settings | None = None, *, run_indexer: bool | None = N
     cfg = api_settings(settings if settings is not None else ApiSettings())
     with_indexer = cfg.api_run_indexer if run_indexer is None else run_indexer
     metrics = Metrics()
+    limiter = RateLimiter(RateLimits.from_settings(cfg))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -137,6 +141,7 @@ def create_app(settings: Settings | None = None, *, run_indexer: bool | None = N
         app.state.relayer = relayer
         app.state.outbox_worker = outbox_worker
         app.state.metrics = metrics
+        app.state.limiter = limiter
         app.state.indexer = background
         if background is not None:
             background.start()
@@ -153,7 +158,9 @@ def create_app(settings: Settings | None = None, *, run_indexer: bool | None = N
         version=package_version(),
         summary="Contributor reward ledger for open AI: datasets, attestations, epochs, proofs.",
         lifespan=lifespan,
+        responses=problem_responses(429),  # every operation: RateLimitMiddleware, per client and account
     )
+    app.state.limiter = limiter
     install_problem_handlers(app)
     install_metrics(app, metrics)
     origins = [o.strip() for o in cfg.api_cors_origins.split(",") if o.strip()]
@@ -162,13 +169,19 @@ def create_app(settings: Settings | None = None, *, run_indexer: bool | None = N
             CORSMiddleware,
             allow_origins=origins,
             allow_methods=["GET", "POST"],
-            allow_headers=["Content-Type"],
-            expose_headers=["Content-Type"],
+            allow_headers=["Content-Type", "Authorization", "X-API-Key", "X-Request-ID"],
+            expose_headers=["Content-Type", "Retry-After", "X-Request-ID"],
+            allow_credentials=True,  # the session cookie (SameSite=Strict) of a listed origin
         )
+    app.add_middleware(RateLimitMiddleware, limiter=limiter)
+    app.add_middleware(RequestIdMiddleware)  # outermost: every answer and log line has the request id
     app.include_router(health.router)
     app.include_router(contributors.router)
     app.include_router(ai_models.router)
     app.include_router(rewards.router)
+    app.include_router(auth.router)
+    app.include_router(me.router)
+    app.include_router(operator.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/", include_in_schema=False)
