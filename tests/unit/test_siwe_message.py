@@ -4,6 +4,7 @@ optional field round-trips, and texts the grammar refuses are 422 `siwe_malforme
 from __future__ import annotations
 
 import pytest
+from abnf.parser import ParseError
 
 from backend.api.auth import eip4361
 from cairn.core.errors import SiweMalformedError
@@ -79,3 +80,39 @@ def test_texts_outside_the_grammar_are_refused(old: str, new: str) -> None:
     with pytest.raises(SiweMalformedError) as err:
         eip4361.parse(EIP_EXAMPLE.replace(old, new))
     assert err.value.http_status == 422 and err.value.code == "siwe_malformed"
+
+
+def test_the_line_parser_accepts_exactly_what_the_whole_grammar_accepts_on_these_messages() -> None:
+    """`parse` applies the grammar per line (no production holds LF); the full `sign-in-with-ethereum` rule
+    agrees on the EIP's example, on a message with every field, and on each refused variant above."""
+    full = eip4361.Rule("sign-in-with-ethereum")
+    assert full.parse_all(EIP_EXAMPLE).value == EIP_EXAMPLE
+    for old, new in [("Chain ID: 1", "Chain Id: 1"), ("Version: 1", "Version: 2"), ("I accept", "I\naccept")]:
+        with pytest.raises(ParseError):
+            full.parse_all(EIP_EXAMPLE.replace(old, new))
+
+
+def test_hostile_texts_are_refused_fast() -> None:
+    """Bounded work per request: oversize texts and fields are refused before the backtracking parser runs
+    on them, and the largest accepted message parses in well under a second."""
+    import time
+
+    head = "example.com wants you to sign in with your Ethereum account:\n"
+    hostile = [
+        "a" * 100_000,
+        head + "a" * 2000,
+        EIP_EXAMPLE.replace("https://example.com/login", "https://" + "a" * 300),
+        EIP_EXAMPLE.replace("example.com wants", "a" * 300 + " wants"),
+    ]
+    for text in hostile:
+        start = time.perf_counter()
+        with pytest.raises(SiweMalformedError):
+            eip4361.parse(text)
+        assert time.perf_counter() - start < 0.5
+    biggest = EIP_EXAMPLE.split("Resources:")[0] + "Resources:" + "".join(
+        "\n- https://" + "a" * 200 + f".example/{i}" for i in range(6)
+    )
+    assert len(biggest) < eip4361.MAX_MESSAGE
+    start = time.perf_counter()
+    assert len(eip4361.parse(biggest).resources) == 6
+    assert time.perf_counter() - start < 1.5

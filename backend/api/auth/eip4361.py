@@ -16,7 +16,7 @@ from typing import ClassVar
 
 from abnf.grammars import rfc3339, rfc3986
 from abnf.grammars.misc import load_grammar_rules
-from abnf.parser import Node, ParseError
+from abnf.parser import ParseError
 from abnf.parser import Rule as _Rule
 
 from cairn.core.errors import SiweMalformedError
@@ -108,53 +108,89 @@ class SiweMessage:
         return "\n".join(lines)
 
 
-_FIELDS = {
-    "scheme": "scheme",
-    "domain": "domain",
-    "address": "address",
-    "statement": "statement",
-    "uri": "uri",
-    "URI": "uri",
-    "version": "version",
-    "chain-id": "chain_id",
-    "nonce": "nonce",
-    "issued-at": "issued_at",
-    "expiration-time": "expiration_time",
-    "not-before": "not_before",
-    "request-id": "request_id",
-}
+# Bounds that keep the parser's work small (the `abnf` package backtracks: about 0.5 ms per character of a
+# URI's authority, so a 2 KB URI costs ~1 s); well above real messages (a few hundred characters).
+MAX_MESSAGE = 2048
+MAX_DOMAIN = 262  # 253 + ":" + port
+MAX_URI = 256
+MAX_STATEMENT = 512
+MAX_RESOURCES = 8
+_TAGS = [  # (line prefix, rule, field, required), in the grammar's order after the statement section
+    ("URI: ", "URI", "uri", True),
+    ("Version: ", "version", "version", True),
+    ("Chain ID: ", "chain-id", "chain_id", True),
+    ("Nonce: ", "nonce", "nonce", True),
+    ("Issued At: ", "issued-at", "issued_at", True),
+    ("Expiration Time: ", "expiration-time", "expiration_time", False),
+    ("Not Before: ", "not-before", "not_before", False),
+    ("Request ID: ", "request-id", "request_id", False),
+]
+
+
+def _bad(what: str, line: int) -> SiweMalformedError:
+    return SiweMalformedError(f"not an EIP-4361 message: line {line + 1}: {what}", line=line + 1)
+
+
+def _rule(name: str, value: str, line: int, limit: int = MAX_URI) -> str:
+    if len(value) > limit:
+        raise _bad(f"{name} longer than {limit} characters", line)
+    try:
+        Rule(name).parse_all(value)
+    except ParseError:
+        raise _bad(f"{value[:40]!r} is not a valid {name}", line) from None
+    return value
 
 
 def parse(text: str) -> SiweMessage:
-    """The message's fields, or 422 `siwe_malformed` naming where the grammar stopped."""
-    try:
-        tree = Rule("sign-in-with-ethereum").parse_all(text)
-    except ParseError as exc:
-        raise SiweMalformedError(
-            f"not an EIP-4361 message: the grammar stops at character {exc.start} "
-            f"({text[exc.start : exc.start + 24]!r})",
-            position=exc.start,
-        ) from None
+    """The message's fields, or 422 `siwe_malformed` naming the line and the rule that refused it.
+
+    The grammar is applied line by line: no production contains LF, so the message's lines are exactly the
+    grammar's, and each field is parsed with its own rule (bounded in length, see MAX_*)."""
+    if len(text) > MAX_MESSAGE:
+        raise SiweMalformedError(f"a message longer than {MAX_MESSAGE} characters is refused", size=len(text))
+    lines = text.split("\n")
+    if not lines[0].endswith(PREAMBLE):
+        raise _bad(f"must end with {PREAMBLE.strip()!r}", 0)
+    head = lines[0][: -len(PREAMBLE)]
+    scheme = None
+    if "://" in head:
+        scheme, head = head.split("://", 1)
+        _rule("scheme", scheme, 0, 32)
+    domain = _rule("domain", head, 0, MAX_DOMAIN)
+    if len(lines) < 8:
+        raise _bad("the message ends early", len(lines) - 1)
+    address = _rule("address", lines[1], 1, 42)
+    if lines[2] != "":
+        raise _bad("an empty line must follow the address", 2)
+    statement = None
+    i = 3
+    if lines[3] != "":
+        statement = _rule("statement", lines[3], 3, MAX_STATEMENT)
+        i = 4
+    if i >= len(lines) or lines[i] != "":
+        raise _bad("an empty line must follow the statement", i)
+    i += 1
     values: dict[str, str] = {}
+    for prefix, rule, name, required in _TAGS:
+        if i < len(lines) and lines[i].startswith(prefix):
+            values[name] = _rule(rule, lines[i][len(prefix) :], i)
+            i += 1
+        elif required:
+            raise _bad(f"expected {prefix.strip()!r}", i)
     resources: list[str] = []
-    for child in tree.children:
-        if child.name in _FIELDS:
-            values[_FIELDS[child.name]] = child.value
-        elif child.name == "resources":
-            resources = [_uri_of(r) for r in child.children if r.name == "resource"]
-    if "statement" in values and values["statement"] == "":
-        values.pop("statement")
+    if i < len(lines) and lines[i] == "Resources:":
+        i += 1
+        while i < len(lines) and lines[i].startswith("- ") and len(resources) < MAX_RESOURCES:
+            resources.append(_rule("URI", lines[i][2:], i))
+            i += 1
+    if i != len(lines):
+        raise _bad("unexpected text", i)
     return SiweMessage(
-        domain=values["domain"], address=values["address"], uri=values["uri"],
-        chain_id=int(values["chain_id"]), nonce=values["nonce"], issued_at=values["issued_at"],
-        version=values["version"], scheme=values.get("scheme"), statement=values.get("statement"),
-        expiration_time=values.get("expiration_time"), not_before=values.get("not_before"),
-        request_id=values.get("request_id"), resources=resources,
+        domain=domain, address=address, uri=values["uri"], chain_id=int(values["chain_id"]),
+        nonce=values["nonce"], issued_at=values["issued_at"], version=values["version"], scheme=scheme,
+        statement=statement, expiration_time=values.get("expiration_time"),
+        not_before=values.get("not_before"), request_id=values.get("request_id"), resources=resources,
     )  # fmt: skip
-
-
-def _uri_of(resource: Node) -> str:
-    return str(resource.value).removeprefix("- ")
 
 
 def timestamp(value: str) -> int:

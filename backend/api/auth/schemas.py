@@ -20,8 +20,8 @@ class NonceOut(BaseModel):
 
 
 class SignIn(BaseModel):
-    message: str = Field(max_length=8192, description="The EIP-4361 message, exactly as signed")
-    signature: str = Field(max_length=8192, description="0x hex: personal_sign (EIP-191) or EIP-1271")
+    message: str = Field(max_length=2048, description="The EIP-4361 message, exactly as signed")
+    signature: str = Field(max_length=4096, description="0x hex: personal_sign (EIP-191) or EIP-1271")
     session: Literal["cookie", "bearer"] = Field(
         default="cookie",
         description="cookie: an httpOnly SameSite=Strict cookie (browsers); bearer: a token in the answer",
