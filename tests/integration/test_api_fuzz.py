@@ -2,7 +2,7 @@
 negative cases, at least 1,000 in all, on the real seeded stack (anvil, contracts, SQLite mirror); no answer
 is a 5xx and every answer (status, content type, body) is one the schema declares. The cases carry a real
 SIWE session (bearer), so the signed-in operations are fuzzed past their 401; sign-out gets a fresh session
-per case. The operator endpoints get no key (their 401s; their steps are tests/integration/test_api_auth.py)."""
+per case. The operator endpoints get no key (their 401s; their steps: tests/integration/test_api_auth.py)."""
 
 from __future__ import annotations
 

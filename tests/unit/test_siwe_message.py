@@ -109,8 +109,10 @@ def test_hostile_texts_are_refused_fast() -> None:
         with pytest.raises(SiweMalformedError):
             eip4361.parse(text)
         assert time.perf_counter() - start < 0.5
-    biggest = EIP_EXAMPLE.split("Resources:")[0] + "Resources:" + "".join(
-        "\n- https://" + "a" * 200 + f".example/{i}" for i in range(6)
+    biggest = (
+        EIP_EXAMPLE.split("Resources:")[0]
+        + "Resources:"
+        + "".join("\n- https://" + "a" * 200 + f".example/{i}" for i in range(6))
     )
     assert len(biggest) < eip4361.MAX_MESSAGE
     start = time.perf_counter()
