@@ -33,7 +33,7 @@ def new_nonce(request: Request, settings: SettingsDep, chain: ChainDep, engine: 
     }  # fmt: skip
 
 
-@router.post("/siwe", response_model=SessionOut, responses=problem_responses(401, *COMMON))
+@router.post("/siwe", response_model=SessionOut, responses=problem_responses(400, 401, *COMMON))
 def sign_in(
     body: SignIn,
     request: Request,
