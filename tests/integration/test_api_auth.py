@@ -21,6 +21,7 @@ import pytest
 import requests
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from sqlalchemy import create_engine, text
 from support.api_stack import assert_problem
 from support.process import wait_until
 from support.siwe import message_for, sign, sign_in
@@ -172,8 +173,6 @@ def test_script_session_is_a_bearer_token_stored_only_as_its_hash(server: Server
     token = r.json()["token"]
     auth = {"Authorization": f"Bearer {token}"}
     assert server.get("/v1/auth/session", headers=auth).json()["kind"] == "bearer"
-    from sqlalchemy import create_engine, text
-
     engine = create_engine(server.db_url)
     with engine.connect() as conn:
         stored = [tuple(row) for row in conn.execute(text("SELECT * FROM auth_session"))]
@@ -213,6 +212,14 @@ def test_siwe_negative_cases_are_401_naming_the_check(server: Server) -> None:
     msg = message_for(_nonce(server), key.address.lower())
     assert_problem(_try(server, key, msg.text()), 401, "siwe_address_checksum")
     assert_problem(_try(server, key, "hello"), 422, "siwe_malformed")
+    # a nonce past its time (issued here, never used)
+    engine = create_engine(server.db_url)
+    with engine.begin() as conn:
+        old = {"t": now - 700}
+        conn.execute(text("INSERT INTO auth_nonce VALUES ('expirednonce0001', :t, :t, NULL)"), old)
+    engine.dispose()
+    msg = message_for(_nonce(server), key.address, nonce="expirednonce0001")
+    assert_problem(_try(server, key, msg.text()), 401, "siwe_nonce_expired")
 
 
 def test_a_contract_wallet_signs_in_through_eip1271(server: Server) -> None:
@@ -291,6 +298,14 @@ def _travel(srv: Server, timestamp: int) -> None:
     srv.anvil.rpc("evm_mine", [])
 
 
+def _outbox_keys(srv: Server) -> list[str]:
+    engine = create_engine(srv.db_url)
+    with engine.connect() as conn:
+        keys = [str(r[0]) for r in conn.execute(text("SELECT key FROM outbox_tx ORDER BY id"))]
+    engine.dispose()
+    return keys
+
+
 def _until(what: str, srv: Server, call: Any) -> requests.Response:
     """Call until the answer is not a 409 epoch_not_ready (the background indexer catching up)."""
     box: dict[str, requests.Response] = {}
@@ -332,7 +347,9 @@ def test_operator_endpoints_run_the_lifecycle_idempotently_and_refuse_missing_or
     assert again.json() == closed.json()
     published = server.post("/v1/operator/epochs/0/publish", headers=as_epochs)
     assert published.status_code == 200 and published.json()["status"] == "proposed", published.text
+    sent = _outbox_keys(server)
     assert server.post("/v1/operator/epochs/0/publish", headers=as_epochs).json() == published.json()
+    assert _outbox_keys(server) == sent and any(k.startswith("propose:") for k in sent)  # nothing sent again
     dist = server.deployment.contract(server.w3, "RewardDistributor")
     assert "0x" + bytes(dist.functions.pendingRoot().call()[0]).hex() == published.json()["root"]
     valid_at = int(published.json()["valid_at"])
@@ -343,6 +360,7 @@ def test_operator_endpoints_run_the_lifecycle_idempotently_and_refuse_missing_or
     accepted = server.post("/v1/operator/epochs/0/finalize", headers=as_epochs)
     assert accepted.status_code == 200 and accepted.json()["status"] == "accepted", accepted.text
     assert server.post("/v1/operator/epochs/0/finalize", headers=as_epochs).json() == accepted.json()
+    assert len(_outbox_keys(server)) == len(sent) + 1  # the one acceptRoot
     # the signed-in owner sees its reward and the proof before the payout
     auth = {"Authorization": f"Bearer {token}"}
 
@@ -360,8 +378,10 @@ def test_operator_endpoints_run_the_lifecycle_idempotently_and_refuse_missing_or
     paid = server.post("/v1/operator/epochs/0/payout", headers=as_payouts)
     assert paid.status_code == 200, paid.text
     assert paid.json()["status"] == "accepted" and paid.json()["payout"]["paid"] == len(OWNERS) + 1
+    paid_keys = _outbox_keys(server)
     twice = server.post("/v1/operator/epochs/0/payout", headers=as_payouts).json()["payout"]
     assert twice["paid"] == 0 and twice["already_paid"] == len(OWNERS) + 1
+    assert _outbox_keys(server) == paid_keys
     owner = OWNERS[0].address
     assert int(dist.functions.claimed(owner).call()) == int(body["cumulative"])
 
