@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -220,6 +221,15 @@ def test_siwe_negative_cases_are_401_naming_the_check(server: Server) -> None:
     engine.dispose()
     msg = message_for(_nonce(server), key.address, nonce="expirednonce0001")
     assert_problem(_try(server, key, msg.text()), 401, "siwe_nonce_expired")
+
+
+def test_concurrent_sign_ins_with_one_nonce_open_one_session(server: Server) -> None:
+    key = Account.create()
+    msg = message_for(_nonce(server), key.address).text()
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda _: _try(server, key, msg), range(8)))
+    assert sorted(a.status_code for a in answers) == [200] + [401] * 7, [a.text for a in answers]
+    assert all(a.json()["code"] == "siwe_nonce_used" for a in answers if a.status_code == 401)
 
 
 def test_a_contract_wallet_signs_in_through_eip1271(server: Server) -> None:
