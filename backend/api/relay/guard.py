@@ -46,6 +46,7 @@ __all__ = ["MAX_KEYS", "RelayGuard", "RelayLimits", "TokenBuckets", "client_of"]
 if TYPE_CHECKING:
     from backend.api.metrics import Metrics
 
+
 @dataclass(frozen=True)
 class RelayLimits:
     min_deadline_s: int = 600
