@@ -24,13 +24,14 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from sqlalchemy import create_engine, text
 from support.api_stack import assert_problem
+from support.pg import create_database, drop_database, require_postgres
 from support.process import wait_until
 from support.siwe import message_for, sign, sign_in
 from web3 import Web3
 
 from backend.api.auth import eip4361
 from cairn.cli.deploy import deploy_all
-from cairn.cli.devchain import Anvil, free_port
+from cairn.cli.devchain import Anvil, free_port, start_anvil
 from cairn.core.contracts import load_artifact
 from cairn.core.deployment import Deployment
 from cairn.core.policy import POLICY_DIR
@@ -83,11 +84,23 @@ def _send(w3: Web3, key: LocalAccount, fn: Any) -> None:
     assert w3.eth.wait_for_transaction_receipt(h)["status"] == 1
 
 
-@pytest.fixture(scope="module")
-def server(anvil_session: Anvil, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """Three datasets attested by two validators, epoch 0 funded; then `cairn api --with-indexer`."""
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """Three datasets attested by two validators, epoch 0 funded; then `cairn api --with-indexer` on SQLite
+    or PostgreSQL (skipped without a server, failed under CI=true)."""
+    if request.param == "postgres":
+        require_postgres()
     tmp = tmp_path_factory.mktemp("auth")
-    anvil = anvil_session
+    db_url = f"sqlite:///{tmp}/api.db" if request.param == "sqlite" else create_database("cairn_auth")
+    try:
+        with start_anvil() as anvil:
+            yield from _serve(anvil, tmp, db_url)
+    finally:
+        if request.param == "postgres":
+            drop_database(db_url)
+
+
+def _serve(anvil: Anvil, tmp: Path, db_url: str) -> Iterator[Server]:
     w3 = Web3(Web3.HTTPProvider(anvil.url))
     dep = deploy_all(anvil.url, ADMIN.key.hex(), epoch_length=1000, challenge_delay=5,
                      out=tmp / "deployment.json")  # fmt: skip
@@ -104,7 +117,6 @@ def server(anvil_session: Anvil, tmp_path_factory: pytest.TempPathFactory) -> It
     (tmp / "policy.json").write_text(json.dumps(policy))
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    db_url = f"sqlite:///{tmp}/api.db"
     env = dict(
         os.environ, CAIRN_RPC_URLS=anvil.url, CAIRN_DATABASE_URL=db_url,
         CAIRN_DEPLOYMENT_FILE=str(tmp / "deployment.json"),
