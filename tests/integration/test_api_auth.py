@@ -194,6 +194,14 @@ def test_script_session_is_a_bearer_token_stored_only_as_its_hash(server: Server
     assert server.post("/v1/auth/signout", headers=auth).status_code == 204
     assert_problem(server.get("/v1/auth/session", headers=auth), 401, "unauthenticated")
     assert_problem(server.get("/v1/me"), 401, "unauthenticated", "sign in first")
+    # a session ends no later than the message's Expiration Time (else after CAIRN_API_SESSION_TTL_S)
+    soon = int(time.time()) + 120
+    msg = message_for(_nonce(server), key.address, expiration_time=eip4361.iso(soon))
+    short = _try(server, key, msg.text())
+    assert short.status_code == 200 and short.json()["expires_at"] == soon, short.text
+    msg = message_for(_nonce(server), key.address, expiration_time=None)
+    default = _try(server, key, msg.text())
+    assert int(default.json()["expires_at"]) - int(time.time()) in range(3500, 3601)
 
 
 def test_siwe_negative_cases_are_401_naming_the_check(server: Server) -> None:
