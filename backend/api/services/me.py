@@ -33,29 +33,42 @@ def my_contributions(session: Session, *, address: str, limit: int, policy: Poli
 
 
 def my_rewards(session: Session, *, settings: ApiSettings, chain: Chain, address: str) -> dict[str, Any]:
-    """Each epoch whose live root's allocation file is here and has a leaf for `address`, oldest first; the
-    proof under the newest claimable root."""
+    """Each epoch whose live root's allocation file is here and has a leaf for `address`, oldest first
+    (one index lookup per epoch, one head read); the proof (`allocations.proof`) under the newest claimable
+    root."""
     head_time = int(chain.latest_block()["timestamp"])
     summaries = sorted(epochs.list_epochs(session, now=head_time), key=lambda s: int(s["epoch"]))
     out: list[dict[str, Any]] = []
-    claim: dict[str, Any] | None = None
+    claimable_epoch: int | None = None
     previous = 0
     for summary in summaries:
         if summary["root"] is None:
             continue
         epoch = int(summary["epoch"])
         try:
-            proof = allocations.proof(session, settings=settings, chain=chain, epoch=epoch, address=address)
+            root = epochs.live_root(session, epoch=epoch)
+            index = allocations._index_for_root(
+                session, settings=settings, chain=chain, epoch=epoch, root=root
+            )
         except (NotFoundError, AllocationMismatchError):
             continue
-        cumulative = int(proof["cumulative_amount"])
+        found = index.lookup(address)
+        if found is None:
+            continue
+        cumulative = found[0]
+        now_claimable = allocations._claimable_now(root, head_time)
         out.append({
-            "epoch": epoch, "root": proof["root"], "cumulative": str(cumulative),
-            "amount": str(cumulative - previous), "claimable_now": proof["claimable_now"],
+            "epoch": epoch, "root": root["root"], "cumulative": str(cumulative),
+            "amount": str(cumulative - previous), "claimable_now": now_claimable,
         })  # fmt: skip
         previous = cumulative
-        if proof["claimable_now"]:
-            claim = proof
+        if now_claimable:
+            claimable_epoch = epoch
+    claim = None
+    if claimable_epoch is not None:
+        claim = allocations.proof(
+            session, settings=settings, chain=chain, epoch=claimable_epoch, address=address
+        )
     claimed = epochs.claimed(session, address=address)
     claimable = max(0, int(claim["cumulative_amount"]) - claimed) if claim else 0
     return {
