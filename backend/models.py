@@ -208,3 +208,44 @@ class X402Batch(SQLModel, table=True):
     status: str = Field(sa_column=Column(String(16), nullable=False, index=True))
     created_at: int = Field(sa_column=Column(BigInteger, nullable=False))
     updated_at: int = Field(sa_column=Column(BigInteger, nullable=False))
+class AuthNonce(SQLModel, table=True):
+    """A Sign-In with Ethereum nonce the server issued (backend.api.auth): single use, short-lived. `used_at`
+    is set, in the same statement that checks it is unset, by the one sign-in that consumes it."""
+
+    __tablename__ = "auth_nonce"
+
+    nonce: str = Field(sa_column=Column(String(64), primary_key=True))
+    created_at: int = Field(sa_column=Column(BigInteger, nullable=False))
+    expires_at: int = Field(sa_column=Column(BigInteger, nullable=False))
+    used_at: int | None = Field(default=None, sa_column=Column(BigInteger))
+
+
+class AuthSession(SQLModel, table=True):
+    """A signed-in session: only the SHA-256 of its token is stored (the cookie or bearer token itself is
+    never written anywhere on the server)."""
+
+    __tablename__ = "auth_session"
+
+    token_hash: str = Field(sa_column=Column(String(64), primary_key=True))
+    address: str = Field(sa_column=Column(String(42), nullable=False, index=True))  # 0x-lowercase
+    chain_id: int = Field(sa_column=Column(BigInteger, nullable=False))
+    kind: str = Field(sa_column=Column(String(8), nullable=False))  # cookie | bearer
+    nonce: str = Field(sa_column=Column(String(64), nullable=False))  # the auth_nonce it consumed
+    created_at: int = Field(sa_column=Column(BigInteger, nullable=False))
+    expires_at: int = Field(sa_column=Column(BigInteger, nullable=False))
+    revoked_at: int | None = Field(default=None, sa_column=Column(BigInteger))
+
+
+class ApiKey(SQLModel, table=True):
+    """An operator's API key (`cairn apikey create --scope ...`): `key_id` is the key's public part, only
+    the SHA-256 of the whole key is stored; `scopes` is space-separated (`epochs:write payouts:write`)."""
+
+    __tablename__ = "api_key"
+
+    key_id: str = Field(sa_column=Column(String(32), primary_key=True))
+    key_hash: str = Field(sa_column=Column(String(64), nullable=False))
+    name: str = Field(sa_column=Column(Text, nullable=False))
+    scopes: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: int = Field(sa_column=Column(BigInteger, nullable=False))
+    last_used_at: int | None = Field(default=None, sa_column=Column(BigInteger))
+    revoked_at: int | None = Field(default=None, sa_column=Column(BigInteger))

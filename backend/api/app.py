@@ -23,11 +23,24 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 
 from backend.api.chain import connect_chain
+from backend.api.logs import RequestIdMiddleware
 from backend.api.metrics import Metrics, install_metrics
 from backend.api.problems import install_problem_handlers
+from backend.api.ratelimit import RateLimiter, RateLimitMiddleware, RateLimits
 from backend.api.relay import Relayer
 from backend.api.relay.guard import RelayGuard, RelayLimits
-from backend.api.routers import ai_models, content, contributors, health, payments, rewards
+from backend.api.routers import (
+    ai_models,
+    auth,
+    content,
+    contributors,
+    health,
+    me,
+    operator,
+    payments,
+    rewards,
+)
+from backend.api.schemas import problem_responses
 from backend.api.services.health import package_version
 from backend.api.settings import ApiSettings, api_settings
 from backend.api.x402.gateway import (
@@ -111,6 +124,7 @@ def create_app(settings: Settings | None = None, *, run_indexer: bool | None = N
     cfg = api_settings(settings if settings is not None else ApiSettings())
     with_indexer = cfg.api_run_indexer if run_indexer is None else run_indexer
     metrics = Metrics()
+    limiter = RateLimiter(RateLimits.from_settings(cfg))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -156,6 +170,7 @@ def create_app(settings: Settings | None = None, *, run_indexer: bool | None = N
         app.state.outbox_worker = outbox_worker
         app.state.metrics = metrics
         app.state.x402 = gateway  # backend.api.x402.gateway.require_payment reads it
+        app.state.limiter = limiter
         app.state.indexer = background
         if background is not None:
             background.start()
@@ -174,7 +189,9 @@ def create_app(settings: Settings | None = None, *, run_indexer: bool | None = N
         version=package_version(),
         summary="Contributor reward ledger for open AI: datasets, attestations, epochs, proofs.",
         lifespan=lifespan,
+        responses=problem_responses(429),  # every operation: RateLimitMiddleware, per client and account
     )
+    app.state.limiter = limiter
     install_problem_handlers(app)
     install_metrics(app, metrics)
     install_payment_response(app)
@@ -184,15 +201,23 @@ def create_app(settings: Settings | None = None, *, run_indexer: bool | None = N
             CORSMiddleware,
             allow_origins=origins,
             allow_methods=["GET", "HEAD", "POST", "PUT"],
-            allow_headers=["Content-Type", PAYMENT_SIGNATURE],  # x402 clients in a browser
-            expose_headers=["Content-Type", "ETag", PAYMENT_REQUIRED, PAYMENT_RESPONSE],
+            allow_headers=["Content-Type", "Authorization", "X-API-Key", "X-Request-ID", PAYMENT_SIGNATURE],
+            expose_headers=[
+                "Content-Type", "ETag", "Retry-After", "X-Request-ID", PAYMENT_REQUIRED, PAYMENT_RESPONSE
+            ],
+            allow_credentials=True,  # the session cookie (SameSite=Strict) of a listed origin
         )
+    app.add_middleware(RateLimitMiddleware, limiter=limiter)
+    app.add_middleware(RequestIdMiddleware)  # outermost: every answer and log line has the request id
     app.include_router(health.router)
     app.include_router(contributors.router)
     app.include_router(ai_models.router)
     app.include_router(rewards.router)
     app.include_router(content.router)
     app.include_router(payments.router)
+    app.include_router(auth.router)
+    app.include_router(me.router)
+    app.include_router(operator.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/", include_in_schema=False)

@@ -20,6 +20,7 @@ log = logging.getLogger("cairn.api")
 
 _TITLES = {
     400: "Bad Request",
+    401: "Unauthorized",
     402: "Payment Required",
     403: "Forbidden",
     404: "Not Found",
@@ -68,6 +69,8 @@ async def _cairn_error(_request: Request, exc: Exception) -> JSONResponse:
     retry_after = fields.get("retry_after")
     headers = {"Retry-After": str(max(int(retry_after), 0))} if isinstance(retry_after, int) else {}
     headers.update(getattr(exc, "headers", None) or {})  # e.g. x402's PAYMENT-REQUIRED on a 402
+    if status == 401:  # RFC 9110 11.6.1: a 401 names the scheme it wants (a bearer session or API key)
+        headers["WWW-Authenticate"] = f'Bearer realm="cairn", error_description="{exc.code}"'
     return problem(status, exc.code, exc.message, headers=headers or None, **fields)
 
 

@@ -27,7 +27,10 @@ class Problem(BaseModel):
 PROBLEM_DESCRIPTIONS = {
     400: "Bad Request: the body is not JSON",
     402: "Payment Required: the relayer's gas budget for this account or for today is spent",
-    403: "Forbidden: the relayer refuses this request before spending any gas",
+    401: "Unauthorized: no valid session or API key (sign in with SIWE, or send an operator key); the "
+    "`WWW-Authenticate` header names the scheme",
+    403: "Forbidden: the credentials do not allow this (an API key without the scope), or the relayer "
+    "refuses the request before spending any gas",
     404: "Not Found",
     409: "Conflict: the state on chain or on this server disagrees with the request",
     413: "Content Too Large: the body exceeds the size limit",

@@ -109,6 +109,45 @@ class ApiSettings(Settings):
         description="Run the x402 settler in a background thread of the API process (off when a separate "
         "`python -m backend.api.x402.settle` process settles).",
     )
+    # Rate limits of every endpoint (backend/api/ratelimit.py): per client (before anything is read) and per
+    # signed-in account or API key (once the credentials are known). The relay's own, stricter buckets above
+    # apply on top of these to the relay endpoints.
+    api_rate_client_burst: int = Field(
+        default=120, ge=1, description="Requests one client may send at once (token bucket size)."
+    )
+    api_rate_client_per_minute: float = Field(
+        default=600.0, gt=0, description="Requests per minute one client earns back."
+    )
+    api_rate_account_burst: int = Field(
+        default=60, ge=1, description="Requests one signed-in account or API key may send at once."
+    )
+    api_rate_account_per_minute: float = Field(
+        default=300.0, gt=0, description="Requests per minute one account or API key earns back."
+    )
+    # Sign-In with Ethereum and sessions (backend/api/auth).
+    api_siwe_origins: str = Field(
+        default="",
+        description="Comma-separated origins (scheme://host[:port]) a SIWE message may name: its domain must "
+        "be one of their authorities and its URI must lie under that origin. Empty: http://localhost:<port> "
+        "and http://127.0.0.1:<port> (CAIRN_API_PORT).",
+    )
+    api_siwe_nonce_ttl_s: int = Field(
+        default=600, ge=10, le=86_400, description="Seconds a sign-in nonce stays usable (once)."
+    )
+    api_siwe_clock_skew_s: int = Field(
+        default=60, ge=0, le=600, description="Seconds Issued At may lie ahead of the server clock."
+    )
+    api_session_ttl_s: int = Field(
+        default=3600, ge=60, le=7 * 86_400,
+        description="Seconds a session lasts (shorter if the message's Expiration Time comes first).",
+    )  # fmt: skip
+    api_operator_policy: str = Field(
+        default="v1", description="Reward policy the operator endpoints close epochs with (as `--policy`)."
+    )
+
+    def siwe_origins(self) -> list[str]:
+        origins = [o.strip().rstrip("/") for o in self.api_siwe_origins.split(",") if o.strip()]
+        return origins or [f"http://localhost:{self.api_port}", f"http://127.0.0.1:{self.api_port}"]
 
 
 def api_settings(settings: Settings) -> ApiSettings:

@@ -22,6 +22,7 @@ def api(
     """Serve the Cairn API and dashboard (health at /health, docs at /docs)."""
     import uvicorn
 
+    from backend.api.logs import log_config
 
     overrides = {
         k: v
@@ -43,7 +44,8 @@ def api(
         host=settings.api_host,
         port=settings.api_port,
         log_level=settings.log_level.lower(),
-        access_log=False,
+        log_config=log_config(settings.log_level),  # JSON lines with the request id, access log included
+        access_log=True,
     )
 
 

@@ -14,13 +14,14 @@ from rich.console import Console
 
 from backend import migrations
 from backend.rewards import epochs as reward_epochs
+from backend.rewards.build import build_lifecycle
 from backend.rewards.lifecycle import EpochLifecycle
 from cairn.core.chain import connect
 from cairn.core.db import make_engine
 from cairn.core.deployment import load_deployment
-from cairn.core.errors import ConflictError, InvalidInputError
+from cairn.core.errors import ConflictError
 from cairn.core.policy import load_policy
-from cairn.core.settings import LOCAL_CHAIN_ID, Settings, load_settings
+from cairn.core.settings import Settings, load_settings
 
 epoch_app = typer.Typer(
     help="Reward epochs: fund, close (compute), publish (propose), finalize (accept), payout, relay, keeper, "
@@ -66,30 +67,14 @@ def _lifecycle(
     *,
     migrate: bool = True,
 ) -> EpochLifecycle:
-    if source not in ("db", "chain"):
-        raise InvalidInputError(f"--source must be db or chain, not {source!r}")
     settings = _settings(database_url, rpc_url, deployment)
     dep = load_deployment(settings.deployment_file)
     w3 = connect(settings.rpc_urls[0])
     dep.require_chain(int(w3.eth.chain_id), settings.rpc_urls[0])
-    return EpochLifecycle(
-        engine=make_engine(settings.database_url),
-        w3=w3,
-        deployment=dep,
-        policy=load_policy(policy),
-        data_dir=settings.data_dir,
-        publisher_key=settings.signing_key("publisher", dep.chain_id),
-        confirmations=settings.confirmations if confirmations is None else confirmations,
-        # CAIRN_FINALITY; its `auto` is the configured depth when --confirmations is given, and on the local
-        # dev chain, which has no real finality (anvil's `finalized` tag just lags 64 blocks behind the head)
-        finality=(
-            "confirmations"
-            if settings.finality == "auto" and (confirmations is not None or dep.chain_id == LOCAL_CHAIN_ID)
-            else settings.finality
-        ),
-        source=source,
-        migrate=migrate,
-    )
+    return build_lifecycle(
+        settings, engine=make_engine(settings.database_url), w3=w3, deployment=dep,
+        policy=load_policy(policy), source=source, confirmations=confirmations, migrate=migrate,
+    )  # fmt: skip
 
 
 def _show(row: object) -> None:

@@ -254,3 +254,34 @@ class DeadlineTooSoonError(InvalidInputError):
     """The signature's deadline leaves less than the relayer's minimum margin (it could expire in flight)."""
 
     code = "deadline_too_soon"
+
+
+# --- who is asking (backend/api/auth) ---------------------------------------------------------------------
+class AuthenticationError(CairnError):
+    """No valid credentials (session cookie, bearer token or API key): HTTP 401 with `WWW-Authenticate`."""
+
+    code = "unauthenticated"
+    http_status = 401
+
+
+class PermissionDeniedError(CairnError):
+    """Valid credentials that do not allow this request (e.g. an API key without the scope): HTTP 403."""
+
+    code = "forbidden"
+    http_status = 403
+
+
+class SiweRejectedError(AuthenticationError):
+    """A Sign-In with Ethereum message or signature the server does not accept; `code` names the check."""
+
+    code = "siwe_rejected"
+
+    def __init__(self, code: str, message: str, **fields: object) -> None:
+        super().__init__(message, **fields)
+        self.code = code
+
+
+class SiweMalformedError(InvalidInputError):
+    """The text is not an EIP-4361 message (its ABNF grammar refuses it)."""
+
+    code = "siwe_malformed"

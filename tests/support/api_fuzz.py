@@ -10,6 +10,7 @@ tests/integration/test_api_fuzz.py (in `make test`) and bench/api_fuzz.py (`api_
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,29 +35,34 @@ class FuzzReport:
     server_errors: int = 0
     statuses: Counter[int] = field(default_factory=Counter)
     cases_per_operation: Counter[str] = field(default_factory=Counter)
+    ok_per_operation: Counter[str] = field(default_factory=Counter)  # 2xx answers
     failures: list[str] = field(default_factory=list)
 
 
-def fuzz(app: Any, *, examples: int = 64) -> FuzzReport:
+Auth = Callable[[str], dict[str, str]]  # operation label -> headers (credentials) for one case
+
+
+def fuzz(app: Any, *, examples: int = 64, auth: Auth | None = None) -> FuzzReport:
     """Per operation: schemathesis' coverage cases (each declared bound, just inside and just outside, each
     required part missing, ...), then up to `examples` random cases per generation mode; every answer
-    counted and checked."""
+    counted and checked. `auth`, if given, adds credentials to each case (e.g. a session's bearer token), so
+    the signed-in operations are fuzzed past their 401."""
     report = FuzzReport()
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     for result in schema.get_all_operations():
         operation = result.ok()
         report.operations.append(operation.label)
-        _coverage(operation, report)
+        _coverage(operation, report, auth)
         for mode in MODES:
-            _fuzz_operation(operation, mode, examples, report)
+            _fuzz_operation(operation, mode, examples, report, auth)
     return report
 
 
-def _send(operation: Any, case: Any, mode: str, report: FuzzReport) -> None:
+def _send(operation: Any, case: Any, mode: str, report: FuzzReport, auth: Auth | None) -> None:
     label = operation.label
     report.cases += 1
     try:
-        response = case.call()
+        response = case.call(headers=auth(label)) if auth is not None else case.call()
     except Exception as exc:  # the ASGI transport re-raises what the app did not handle: a 500
         report.server_errors += 1
         report.statuses[500] += 1
@@ -64,6 +70,8 @@ def _send(operation: Any, case: Any, mode: str, report: FuzzReport) -> None:
         return
     report.cases_per_operation[label] += 1
     report.statuses[response.status_code] += 1
+    if 200 <= response.status_code < 300:
+        report.ok_per_operation[label] += 1
     if response.status_code >= 500:
         report.server_errors += 1
     try:
@@ -73,16 +81,18 @@ def _send(operation: Any, case: Any, mode: str, report: FuzzReport) -> None:
         report.failures.append(f"{label} [{mode}] {where} -> {response.status_code}: {exc}"[:2000])
 
 
-def _coverage(operation: Any, report: FuzzReport) -> None:
+def _coverage(operation: Any, report: FuzzReport, auth: Auth | None) -> None:
     """The coverage phase of `schemathesis run`: deterministic cases at and beyond every declared limit."""
     config = operation.schema.config.generation_for(operation=operation)
     for case in operation.schema.iter_coverage_cases(
         operation, generation_modes=list(MODES), generation_config=config
     ):
-        _send(operation, case, "coverage", report)
+        _send(operation, case, "coverage", report, auth)
 
 
-def _fuzz_operation(operation: Any, mode: GenerationMode, examples: int, report: FuzzReport) -> None:
+def _fuzz_operation(
+    operation: Any, mode: GenerationMode, examples: int, report: FuzzReport, auth: Auth | None
+) -> None:
     label = operation.label
 
     @settings(
@@ -95,7 +105,7 @@ def _fuzz_operation(operation: Any, mode: GenerationMode, examples: int, report:
     )
     @given(case=operation.as_strategy(generation_mode=mode))
     def run(case: Any) -> None:
-        _send(operation, case, str(mode), report)
+        _send(operation, case, str(mode), report, auth)
 
     try:
         run()

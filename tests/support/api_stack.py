@@ -270,6 +270,10 @@ def build_stack(tmp: Path, database: str) -> Iterator[Stack]:
                 deployment_file=tmp / "deployment.json",
                 data_dir=tmp / "data",
                 confirmations=0,
+                api_siwe_origins="http://testserver",  # TestClient's origin (tests/support/siwe.py)
+                # thousands of requests from one test client (the fuzz): limits far above them
+                api_rate_client_burst=1_000_000,
+                api_rate_account_burst=1_000_000,
             )
             stack = Stack(anvil, w3, dep, settings, tmp, admin, validators, owners, payer)
             seed(stack)

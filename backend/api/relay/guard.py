@@ -19,10 +19,7 @@ so a flood that the buckets refuse costs microseconds and never queues honest re
 
 from __future__ import annotations
 
-import math
-import threading
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +28,7 @@ from web3 import Web3
 from web3.exceptions import TransactionNotFound
 
 from backend.api.chain import Chain
+from backend.api.ratelimit import MAX_KEYS, TokenBuckets, client_of
 from backend.api.relay import records
 from backend.api.relay.budget import GLOBAL, Budget, BudgetFull, NonceTaken, until_next_day
 from backend.api.settings import ApiSettings
@@ -43,10 +41,10 @@ from cairn.core.errors import (
     RelayGasCeilingError,
 )
 
+__all__ = ["MAX_KEYS", "RelayGuard", "RelayLimits", "TokenBuckets", "client_of"]  # the buckets: ratelimit.py
+
 if TYPE_CHECKING:
     from backend.api.metrics import Metrics
-
-MAX_KEYS = 100_000  # buckets kept per limiter (least recently used dropped first)
 
 
 @dataclass(frozen=True)
@@ -72,38 +70,6 @@ class RelayLimits:
             account_per_minute=s.api_relay_account_per_minute, daily_gas=s.api_relay_daily_gas,
             account_daily_gas=s.api_relay_account_daily_gas,
         )  # fmt: skip
-
-
-class TokenBuckets:
-    """One token bucket per key: `burst` tokens, refilled at `per_minute`. In memory, per process (several
-    API processes each allow the rate; the gas budget in the database is the shared, hard limit)."""
-
-    def __init__(self, burst: int, per_minute: float, max_keys: int = MAX_KEYS) -> None:
-        self.burst = float(burst)
-        self.rate = per_minute / 60.0
-        self.max_keys = max_keys
-        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def take(self, key: str, now: float | None = None) -> int:
-        """Take one token: 0 if there was one, else the whole seconds until there is."""
-        t = time.monotonic() if now is None else now
-        with self._lock:
-            tokens, last = self._buckets.pop(key, (self.burst, t))
-            tokens = min(self.burst, tokens + (t - last) * self.rate)
-            wait = 0 if tokens >= 1 else max(math.ceil((1 - tokens) / self.rate), 1)
-            self._buckets[key] = (tokens - 1 if wait == 0 else tokens, t)
-            while len(self._buckets) > self.max_keys:
-                self._buckets.popitem(last=False)
-        return wait
-
-
-def client_of(headers: dict[str, str], peer: str | None, header: str) -> str:
-    """The client a request counts against: the configured proxy header's last value (the address the
-    trusted proxy appended), else the TCP peer."""
-    if header and (value := headers.get(header.lower())):
-        return value.split(",")[-1].strip() or "unknown"
-    return peer or "unknown"
 
 
 class RelayGuard:

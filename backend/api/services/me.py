@@ -1,0 +1,100 @@
+"""The signed-in account's own views, composed from the read services (contributions, epochs, allocations):
+contributions with their attestation status, rewards per epoch with the claimable proof, claim history."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from backend.api.chain import Chain
+from backend.api.mirror import as_int, rows, table_exists
+from backend.api.services import allocations, contributions, epochs
+from backend.api.settings import ApiSettings
+from cairn.core.errors import AllocationMismatchError, NotFoundError
+from cairn.core.policy import Policy
+
+
+def _status(session: Session, contribution_id: str, policy: Policy) -> dict[str, Any]:
+    atts = contributions.attestations(session, contribution_id=contribution_id)
+    score = contributions.aggregate_score(atts)
+    quorum = policy.attestation.quorum
+    met = score["validators"] >= quorum
+    return {"attestations": atts, "score": score, "quorum": quorum, "quorum_met": met}
+
+
+def my_contributions(session: Session, *, address: str, limit: int, policy: Policy) -> dict[str, Any]:
+    out = contributions.account_contributions(session, address=address, limit=limit)
+    for d in out["datasets"]:
+        d["status"] = _status(session, d["content_hash"], policy)
+    for c in out["compute"]:
+        c["status"] = _status(session, c["contribution_id"], policy)
+    return {"address": address, **out}
+
+
+def my_rewards(session: Session, *, settings: ApiSettings, chain: Chain, address: str) -> dict[str, Any]:
+    """Each epoch whose live root's allocation file is here and has a leaf for `address`, oldest first
+    (one index lookup per epoch, one head read); the proof (`allocations.proof`) under the newest claimable
+    root."""
+    head_time = int(chain.latest_block()["timestamp"])
+    summaries = sorted(epochs.list_epochs(session, now=head_time), key=lambda s: int(s["epoch"]))
+    out: list[dict[str, Any]] = []
+    claimable_epoch: int | None = None
+    previous = 0
+    for summary in summaries:
+        if summary["root"] is None:
+            continue
+        epoch = int(summary["epoch"])
+        try:
+            root = epochs.live_root(session, epoch=epoch)
+            index = allocations._index_for_root(
+                session, settings=settings, chain=chain, epoch=epoch, root=root
+            )
+        except (NotFoundError, AllocationMismatchError):
+            continue
+        found = index.lookup(address)
+        if found is None:
+            continue
+        cumulative = found[0]
+        now_claimable = allocations._claimable_now(root, head_time)
+        out.append({
+            "epoch": epoch, "root": root["root"], "cumulative": str(cumulative),
+            "amount": str(cumulative - previous), "claimable_now": now_claimable,
+        })  # fmt: skip
+        previous = cumulative
+        if now_claimable:
+            claimable_epoch = epoch
+    claim = None
+    if claimable_epoch is not None:
+        claim = allocations.proof(
+            session, settings=settings, chain=chain, epoch=claimable_epoch, address=address
+        )
+    claimed = epochs.claimed(session, address=address)
+    claimable = max(0, int(claim["cumulative_amount"]) - claimed) if claim else 0
+    return {
+        "address": address, "epochs": out, "cumulative": str(previous), "claimed": str(claimed),
+        "claimable": str(claimable), "claim": claim,
+    }  # fmt: skip
+
+
+def my_claims(session: Session, *, address: str, limit: int) -> dict[str, Any]:
+    found = (
+        rows(
+            session,
+            f"SELECT * FROM {epochs.CLAIMED} WHERE account = :a ORDER BY block_number DESC, log_index DESC "
+            "LIMIT :n",
+            {"a": address.lower(), "n": limit},
+        )
+        if table_exists(session, epochs.CLAIMED)
+        else []
+    )
+    claims = [_claim(r) for r in found]
+    return {"address": address, "claims": claims}
+
+
+def _claim(r: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "amount": str(as_int(r["amount"])), "cumulative_amount": str(as_int(r["cumulative_amount"])),
+        "caller": contributions._cs(r["caller"]), "block_number": as_int(r["block_number"]),
+        "block_time": as_int(r["block_time"]), "tx_hash": r["tx_hash"],
+    }  # fmt: skip
