@@ -8,7 +8,7 @@ compares them with the root proposed on chain.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from web3 import Web3
@@ -17,6 +17,7 @@ from backend.rewards.allocation import EVENT_TABLES, EpochInputs, allocate, cumu
 from backend.rewards.events import DATASET_BATCH, decode_rows, reward_specs
 from cairn.core.deployment import Deployment
 from cairn.core.errors import InvalidInputError
+from cairn.core.events import specs_from_abis
 from cairn.core.policy import Policy
 
 Rows = dict[str, list[dict[str, Any]]]
@@ -55,13 +56,23 @@ def fetch_events(
     *,
     chunk: int = 5_000,
     progress: Callable[[int], None] | None = None,
+    extra_tables: Iterable[str] = (),
+    from_block: int | None = None,
 ) -> Rows:
-    """All reward-relevant events of the deployment's contracts from its start block to `to_block`."""
+    """All reward-relevant events of the deployment's contracts from its start block (or `from_block`) to
+    `to_block`; `extra_tables` adds other events of the catalogue by table name (`ev_root_proposed`, ...)."""
     addresses = sorted({Web3.to_checksum_address(c.address) for c in deployment.contracts.values()})
-    specs = reward_specs(c.abi for c in deployment.contracts.values())
+    abis = [c.abi for c in deployment.contracts.values()]
+    specs = reward_specs(abis)
+    extra = set(extra_tables)
+    if extra:
+        specs.update({t: s for t, s in specs_from_abis(abis, uint_as_str=False).items() if s.table in extra})
+        missing = extra - {s.table for s in specs.values()}
+        if missing:
+            raise InvalidInputError(f"the deployment's ABIs have no events for {sorted(missing)}")
     topics = sorted(specs)
-    rows: Rows = {t: [] for t in EVENT_TABLES}
-    lo = deployment.start_block
+    rows: Rows = {t: [] for t in (*EVENT_TABLES, *sorted(extra))}
+    lo = deployment.start_block if from_block is None else from_block
     step = chunk
     while lo <= to_block:
         hi = min(to_block, lo + step - 1)

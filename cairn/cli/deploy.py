@@ -40,9 +40,10 @@ from web3.contract import Contract
 from backend.outbox import CONFIRMED, Outbox, memory_engine
 from cairn.core.chain import connect
 from cairn.core.contracts import CORE_CONTRACTS, load_artifact
-from cairn.core.deployment import ContractInfo, Deployment, EpochConfig
+from cairn.core.deployment import CompilerInfo, ContractInfo, Deployment, EpochConfig
 from cairn.core.errors import CairnError, ConfigError, DeploymentError, MissingKeyError, OutboxError
 from cairn.core.settings import ANVIL_DEV_KEYS, LOCAL_CHAIN_ID, PLACEHOLDER_MARKERS, load_settings
+from cairn.core.solc_input import build_input, hardhat_compiler, input_hash
 
 DEFAULT_EPOCH_LENGTH = 3600
 DEFAULT_TOKEN_NAME = "Cairn"
@@ -127,7 +128,7 @@ class _Sender:
         for key, what in pending:
             self._receipt(key, what)
 
-    def deploy(self, name: str, args: Sequence[Any]) -> tuple[Contract, int]:
+    def deploy(self, name: str, args: Sequence[Any]) -> tuple[Contract, int, str]:
         art = load_artifact(name)
         factory = self.w3.eth.contract(abi=art.abi, bytecode=art.bytecode)
         try:
@@ -136,7 +137,8 @@ class _Sender:
             raise DeploymentError(f"deploying {name}: {type(exc).__name__}: {exc}") from None
         receipt = self.send({"to": None, "data": data}, f"deploying {name}")
         address = receipt["contractAddress"]
-        return self.w3.eth.contract(address=address, abi=art.abi), int(receipt["blockNumber"])
+        tx_hash = "0x" + bytes(receipt["transactionHash"]).hex()
+        return self.w3.eth.contract(address=address, abi=art.abi), int(receipt["blockNumber"]), tx_hash
 
     def call(self, contract: Contract, fn: str, *args: Any, wait: bool = True) -> None:
         what = f"{fn} on {contract.address}"
@@ -162,6 +164,13 @@ def _constructor_args(name: str, values: Mapping[str, Any]) -> list[Any]:
             raise DeploymentError(f"{name} constructor has an unknown parameter {param['name']!r}")
         args.append(values[key])
     return args
+
+
+def _compiler_info() -> CompilerInfo:
+    """What built the artifacts being deployed: the compiler, its settings and the standard-JSON input's hash
+    (the input `cairn audit` rebuilds from the sources to verify the code on chain)."""
+    version, settings = hardhat_compiler()
+    return CompilerInfo(version=version, settings=settings, input_hash=input_hash(build_input(settings)))
 
 
 def _grant(sender: _Sender, contract: Contract, role_name: str, account: str) -> None:
@@ -233,9 +242,11 @@ def deploy_all(
 
     deployed: dict[str, Contract] = {}
     blocks: dict[str, int] = {}
+    txs: dict[str, tuple[str, list[Any]]] = {}
     for name in names:
-        contract, block = sender.deploy(name, _constructor_args(name, values))
-        deployed[name], blocks[name] = contract, block
+        args = _constructor_args(name, values)
+        contract, block, tx_hash = sender.deploy(name, args)
+        deployed[name], blocks[name], txs[name] = contract, block, (tx_hash, args)
         predicted = values.get(ADDRESS_PARAMS[name], contract.address)
         if predicted != contract.address:
             raise DeploymentError(f"{name} deployed at {contract.address}, predicted {predicted}")
@@ -256,9 +267,16 @@ def deploy_all(
         deployed_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         epoch=EpochConfig(genesis=genesis, length=epoch_length),
         contracts={
-            name: ContractInfo(address=c.address, block=blocks[name], abi=load_artifact(name).abi)
+            name: ContractInfo(
+                address=c.address,
+                block=blocks[name],
+                abi=load_artifact(name).abi,
+                tx_hash=txs[name][0],
+                constructor_args=txs[name][1],
+            )
             for name, c in deployed.items()
         },
+        compiler=_compiler_info(),
     )
     if out is not None:
         deployment.save(out)
