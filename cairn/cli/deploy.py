@@ -50,7 +50,18 @@ DEFAULT_TOKEN_NAME = "Cairn"
 DEFAULT_TOKEN_SYMBOL = "CAIRN"
 DEFAULT_INITIAL_EPOCH_CAP = 10_000 * 10**18
 DEFAULT_DECAY_BPS = 50
+# The challenge delay (seconds between a root's proposal and its acceptance, during which a guardian or the
+# watchtower, `cairn audit --watch`, can revoke it): 10 minutes on the local chain (the demo), one day on any
+# other chain, long enough for the watchtower to recompute a root (a minute for 100k contributors, see
+# bench `audit_seconds_100k`) and for a human to act when it alerts without a guardian key.
 DEFAULT_CHALLENGE_DELAY = 600
+DEFAULT_CHALLENGE_DELAY_REAL = 86_400
+
+
+def default_challenge_delay(chain_id: int) -> int:
+    return DEFAULT_CHALLENGE_DELAY if chain_id == LOCAL_CHAIN_ID else DEFAULT_CHALLENGE_DELAY_REAL
+
+
 DEFAULT_MAX_FEE_BPS = 1_000
 DEFAULT_FEE_BPS = 100
 
@@ -190,7 +201,7 @@ def deploy_all(
     token_symbol: str = DEFAULT_TOKEN_SYMBOL,
     initial_epoch_cap: int = DEFAULT_INITIAL_EPOCH_CAP,
     decay_bps: int = DEFAULT_DECAY_BPS,
-    challenge_delay: int = DEFAULT_CHALLENGE_DELAY,
+    challenge_delay: int | None = None,
     max_fee_bps: int = DEFAULT_MAX_FEE_BPS,
     fee_bps: int = DEFAULT_FEE_BPS,
     fee_recipient: str | None = None,
@@ -229,7 +240,7 @@ def deploy_all(
         "length": epoch_length,
         "initialEpochCap": initial_epoch_cap,
         "decayBps": decay_bps,
-        "challengeDelay": challenge_delay,
+        "challengeDelay": default_challenge_delay(chain_id) if challenge_delay is None else challenge_delay,
         "maxFeeBps": max_fee_bps,
         "feeBps": fee_bps,
         "feeRecipient": fee_recipient or admin,
@@ -318,6 +329,10 @@ def deploy_command(
     genesis: Annotated[
         int | None, typer.Option("--genesis", help="Epoch 0 start (unix s; default now)")
     ] = None,
+    challenge_delay: Annotated[
+        int | None,
+        typer.Option("--challenge-delay", help="Seconds a root stays revocable (600 local, 86400 else)"),
+    ] = None,
 ) -> None:
     """Deploy the contracts, grant roles and write the deployment file."""
     settings = load_settings()
@@ -325,7 +340,9 @@ def deploy_command(
     w3 = connect(url)
     key = resolve_deployer_key(w3.eth.chain_id, key_env)
     path = out or settings.deployment_file
-    deployment = deploy_all(w3, key, epoch_length=epoch_length, genesis=genesis, out=path)
+    deployment = deploy_all(
+        w3, key, epoch_length=epoch_length, genesis=genesis, out=path, challenge_delay=challenge_delay
+    )
     console = Console()
     for name, info in deployment.contracts.items():
         console.print(f"{name:22} {info.address}  block {info.block}")
