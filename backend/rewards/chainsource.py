@@ -77,7 +77,8 @@ def fetch_events(
     while lo <= to_block:
         hi = min(to_block, lo + step - 1)
         try:
-            logs = w3.eth.get_logs({"fromBlock": lo, "toBlock": hi, "address": addresses, "topics": [topics]})
+            logs = _get_logs(w3, {"fromBlock": hex(lo), "toBlock": hex(hi), "address": addresses,
+                                  "topics": [topics]})  # fmt: skip
         except Exception as exc:  # "too many results" or a range limit: halve the range
             if step == 1:
                 raise InvalidInputError(f"eth_getLogs failed for block {lo}: {exc}") from None
@@ -96,12 +97,24 @@ def fetch_events(
     return rows
 
 
+def _get_logs(w3: Web3, params: dict[str, Any]) -> list[dict[str, Any]]:
+    """`eth_getLogs` through the provider as JSON-RPC returns it (hex strings): web3.py's result formatters
+    (checksummed addresses, HexBytes, AttributeDicts) cost more than the request itself."""
+    reply = w3.provider.make_request("eth_getLogs", [params])  # type: ignore[arg-type]
+    if "error" in reply:
+        raise InvalidInputError(f"eth_getLogs: {reply['error']}")
+    logs: list[dict[str, Any]] = reply["result"]
+    return logs
+
+
 def _hex(value: Any) -> str:
     return value.lower() if isinstance(value, str) else "0x" + bytes(value).hex()
 
 
 def _raw_log(log: Any) -> dict[str, Any]:
     """A web3 log (ints, HexBytes) in the JSON-RPC form the catalogue decodes (hex strings)."""
+    if isinstance(log["blockNumber"], str):  # already the JSON-RPC form
+        return {**log, "address": str(log["address"]).lower()}
     return {
         "blockNumber": hex(int(log["blockNumber"])),
         "logIndex": hex(int(log["logIndex"])),
