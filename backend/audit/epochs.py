@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -355,8 +356,15 @@ def audit_chain(
         for e in targets
         if e not in verdicts
     ]
-    conservation, checks = _conservation(w3, dep, events, history, cumulative_by_epoch)
-    return ChainAudit(dep.chain_id, head, out, conservation, checks, time.perf_counter() - started)
+    token = dep.contract(w3, "RewardToken")
+    problems, checks = conservation(
+        events,
+        history,
+        cumulative_by_epoch,
+        emission_cap=lambda e: int(token.functions.emissionCap(e).call()),
+        router=dep.address("PaymentRouter").lower() if "PaymentRouter" in dep.contracts else None,
+    )
+    return ChainAudit(dep.chain_id, head, out, problems, checks, time.perf_counter() - started)
 
 
 def _funded_through(events: Rows) -> Any:
@@ -368,17 +376,18 @@ def _funded_through(events: Rows) -> Any:
     return funded
 
 
-def _conservation(
-    w3: Web3,
-    dep: Deployment,
+def conservation(
     events: Rows,
     history: dict[int, list[RootRecord]],
     cumulative_by_epoch: dict[int, dict[str, int]],
+    *,
+    emission_cap: Callable[[int], int],
+    router: str | None,
 ) -> tuple[list[str], list[str]]:
+    """The conservation checks over decoded events: (problems, what was checked). `emission_cap(e)` is the
+    token's on-chain cap of epoch e; `router` the PaymentRouter (the revenue it funded is checked)."""
     problems: list[str] = []
     checks: list[str] = []
-    token = dep.contract(w3, "RewardToken")
-    router = dep.address("PaymentRouter").lower() if "PaymentRouter" in dep.contracts else None
 
     # emission within the on-chain schedule, and what was minted is what funded the pool
     emission: dict[int, int] = {}
@@ -393,7 +402,7 @@ def _conservation(
     for r in events.get("ev_emission_minted", []):
         minted[int(r["epoch"])] = minted.get(int(r["epoch"]), 0) + int(r["amount"])
     for e in sorted(set(emission) | set(minted)):
-        cap = int(token.functions.emissionCap(e).call())
+        cap = emission_cap(e)
         if emission.get(e, 0) > cap:
             problems.append(
                 f"epoch {e}: emission {emission.get(e, 0)} exceeds the on-chain schedule's cap {cap}"

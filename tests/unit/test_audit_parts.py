@@ -3,14 +3,16 @@ releases, the standard-JSON input, the default challenge delay, the watchtower's
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
-from backend.audit.bytecode import _release, metadata_length
-from backend.audit.epochs import ACCEPTED, PENDING, REVOKED, root_history
+from backend.audit.bytecode import Compiled, ContractVerdict, _release, compare_runtime, metadata_length
+from backend.audit.epochs import ACCEPTED, PENDING, REVOKED, conservation, root_history
 from backend.audit.report import build_report, render_html
 from cairn.cli.deploy import default_challenge_delay
 from cairn.cli.stack import watchtower_args
+from cairn.core.contracts import ARTIFACTS_DIR
 from cairn.core.settings import Settings
 from cairn.core.solc_input import build_input, input_hash
 
@@ -89,3 +91,83 @@ def test_empty_report_is_ok_and_renders() -> None:
     report = build_report(None, None, rpc_url="http://x", deployment="d.json")
     assert report["ok"] is True and report["epochs"] == [] and report["contracts"] == []
     assert "everything verifies" in render_html(report)
+
+
+def _compiled(name: str) -> Compiled:
+    art = json.loads((ARTIFACTS_DIR / f"{name}.sol" / f"{name}.json").read_text())
+    refs = [
+        (int(r["start"]), int(r["length"]), k) for k, rs in art["immutableReferences"].items() for r in rs
+    ]
+    return Compiled(
+        abi=art["abi"],
+        creation=bytes.fromhex(art["bytecode"][2:]),
+        runtime=bytes.fromhex(art["deployedBytecode"][2:]),
+        immutables=refs,
+    )
+
+
+def test_runtime_comparison_masks_immutables_and_tells_exact_partial_and_mismatch() -> None:
+    c = _compiled("ModelRegistry")
+    code = bytearray(c.runtime)
+    for start, length, ident in c.immutables:  # what the constructor wrote: one value per immutable
+        code[start : start + length] = int(ident).to_bytes(length, "big")
+    v = ContractVerdict("ModelRegistry", "0x1")
+    compare_runtime(bytes(code), c, v)
+    assert v.ok and v.match == "exact"
+    other_meta = bytearray(code)
+    other_meta[-20] ^= 0xFF  # inside the metadata hash
+    v = ContractVerdict("ModelRegistry", "0x1")
+    compare_runtime(bytes(other_meta), c, v)
+    assert v.ok and v.match == "partial"
+    changed = bytearray(code)
+    changed[10] ^= 0xFF
+    v = ContractVerdict("ModelRegistry", "0x1")
+    compare_runtime(bytes(changed), c, v)
+    assert not v.ok and "first difference at byte 10" in v.problems[0]
+    start, length, _ = c.immutables[0]
+    two_values = bytearray(code)
+    two_values[start + length - 1] ^= 0x01  # one reference of an immutable holds another value
+    v = ContractVerdict("ModelRegistry", "0x1")
+    compare_runtime(bytes(two_values), c, v)
+    assert not v.ok and "different values" in v.problems[0]
+
+
+def test_conservation_checks_each_with_its_own_message() -> None:
+    a, b, router = "0x" + "aa" * 20, "0x" + "bb" * 20, "0x" + "cc" * 20
+    h1, h2 = "0x" + "01" * 32, "0x" + "02" * 32
+    root = {"policy_hash": "0x" + "00" * 32, "total_cumulative": 100, "valid_at": 9, "uri": "u"}
+    events: dict[str, list[dict[str, Any]]] = {
+        "ev_epoch_funded": [
+            _log(1, 0, epoch=0, source=0, amount=70, **{"from": "0x" + "00" * 20}),
+            _log(2, 0, epoch=0, source=1, amount=40, **{"from": router}),
+        ],
+        "ev_emission_minted": [_log(1, 1, epoch=0, to="0x" + "dd" * 20, amount=60)],
+        "ev_payment_settled": [_log(2, 1, epoch=0, amount=50, fee=5)],
+        "ev_dataset_registered": [
+            _log(3, 0, content_hash=h1, owner=a),
+            _log(4, 0, content_hash=h1, owner=b),  # a second owner without a reclaim
+            {**_log(5, 0, content_hash=h2, owner=a), "tx_hash": "0x" + "ef" * 32},
+            {**_log(5, 1, content_hash=h2, owner=b), "tx_hash": "0x" + "ef" * 32},
+        ],
+        "ev_dataset_reclaimed": [{**_log(5, 0, content_hash=h2), "tx_hash": "0x" + "ef" * 32}],
+        "ev_root_proposed": [_log(6, 0, epoch=0, root="0x" + "11" * 32, **root)],
+        "ev_root_accepted": [_log(7, 0, epoch=0, root="0x" + "11" * 32)],
+        "ev_claimed": [
+            _log(8, 0, account=a, amount=90, cumulative_amount=90),  # its leaf says 60
+            _log(9, 0, account=b, amount=40, cumulative_amount=40),
+        ],
+    }
+    history = root_history(events)
+    problems, checks = conservation(
+        events, history, {0: {a: 60, b: 40}}, emission_cap=lambda e: 65, router=router
+    )
+    assert problems == [
+        "epoch 0: emission 70 exceeds the on-chain schedule's cap 65",
+        "epoch 0: EpochFunded emission 70 != EmissionMinted 60",
+        "epoch 0: payments minus fees 45 != revenue funded by the router 40",
+        f"content hash {h1} has two owners: {a} and {b} (block 4)",
+        f"Claimed by {a} of cumulative 90 at block 8 matches no entitlement: the live root (epoch 0) "
+        "gives it 60",
+        "total claimed 130 exceeds the total promised by the accepted root 100",
+    ]
+    assert len(checks) == 4
