@@ -31,7 +31,7 @@ class Artifacts:
         return self.location or "(none: pass --artifacts DIR|URL)"
 
     def get(self, uri: str) -> bytes | None:
-        """The bytes at `uri` (relative, e.g. `allocations/0x...json`, or an absolute http(s) URL)."""
+        """The bytes at `uri` (relative, as the chain's `uri`, or an absolute http(s) URL)."""
         if uri.startswith(("http://", "https://")):
             return self._http(uri)
         if self.location is None:
