@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import httpx
+import orjson
 from web3 import Web3
 
 from backend.rewards.allocation import EVENT_TABLES, EpochInputs, allocate, cumulate, inputs_from_events
@@ -98,9 +100,16 @@ def fetch_events(
 
 
 def _get_logs(w3: Web3, params: dict[str, Any]) -> list[dict[str, Any]]:
-    """`eth_getLogs` through the provider as JSON-RPC returns it (hex strings): web3.py's result formatters
-    (checksummed addresses, HexBytes, AttributeDicts) cost more than the request itself."""
-    reply = w3.provider.make_request("eth_getLogs", [params])  # type: ignore[arg-type]
+    """`eth_getLogs` as JSON-RPC returns it (hex strings): web3.py's result formatters (checksummed addresses,
+    HexBytes, AttributeDicts) cost more than the request itself. Over HTTP the body is parsed with orjson."""
+    uri = getattr(w3.provider, "endpoint_uri", None)
+    if isinstance(uri, str) and uri.startswith(("http://", "https://")):
+        body = orjson.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_getLogs", "params": [params]})
+        r = httpx.post(uri, content=body, headers={"Content-Type": "application/json"}, timeout=120)
+        r.raise_for_status()
+        reply = orjson.loads(r.content)
+    else:
+        reply = w3.provider.make_request("eth_getLogs", [params])  # type: ignore[arg-type]
     if "error" in reply:
         raise InvalidInputError(f"eth_getLogs: {reply['error']}")
     logs: list[dict[str, Any]] = reply["result"]

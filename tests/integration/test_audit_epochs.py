@@ -269,6 +269,9 @@ def test_audit_detects_each_wrong_epoch_and_the_watchtower_revokes(
     ), out
     finding = tower.look()
     assert finding is not None and finding.revoked_tx is not None and finding.epoch == 2
+    sample = tower.metrics.registry.get_sample_value
+    assert sample("cairn_audit_mismatches_total") == sample("cairn_audit_revocations_total") == 1.0
+    assert sample("cairn_audit_roots_checked_total") == 2.0 and sample("cairn_audit_ok") == 0.0
     assert dist.functions.pendingRoot().call()[2] == 0
 
     # the whole history: every live root verifies, revoked ones are known; the report is served by the API
