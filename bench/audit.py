@@ -9,7 +9,7 @@ Figures
 
 History: 100,000 compute providers, each registering one compute job from its own address (anvil
 `--auto-impersonate`, zero gas price, automine off: the transactions go in JSON-RPC batches and are mined
-into full blocks), validator attestations in `attestBatch` transactions of 5,000, the epoch's emission
+into one block per 1,000), validator attestations in `attestBatch` transactions of 5,000, the epoch's emission
 funded, then the epoch is published by the real lifecycle (`EpochLifecycle`, source `chain`, through the
 outbox) under a quorum-1 policy whose file the auditor gets from `--artifacts` by its hash.
 """
@@ -87,8 +87,9 @@ def generate(anvil: Anvil, dep: Any) -> None:
             {"from": provider, "to": reg, "data": "0x" + data.hex(), "gas": hex(200_000), "gasPrice": "0x0"}
         )
         ids.append(compute_id(provider, job))
-        if len(calls) == RPC_BATCH:
+        if len(calls) == RPC_BATCH:  # one block per batch: anvil's pool slows down as it grows
             _batch(url, calls)
+            _mine_all(anvil)
             calls = []
     if calls:
         _batch(url, calls)
