@@ -286,6 +286,11 @@ def test_audit_detects_each_wrong_epoch_and_the_watchtower_revokes(
         served = api.get("/v1/audit/latest")
         assert served.status_code == 200 and served.json()["epochs"] == report["epochs"]
     assert "everything verifies" in (tmp_path / "auditor" / "audit" / "latest.html").read_text()
+    table = CliRunner().invoke(
+        app, ["audit", "--rpc-url", anvil.url, "--deployment", str(dep_file), "--no-bytecode", "--no-save",
+              *artifacts],
+    )  # fmt: skip
+    assert table.exit_code == 0 and "everything verifies" in table.output and "revoked" in table.output
 
     # a chain whose id is not the deployment file's is refused
     wrong_chain = json.loads(dep_file.read_text())
