@@ -179,6 +179,8 @@ class PolicyFinder:
         if policy_hash in self.known:
             return self.known[policy_hash]
         blob = self.artifacts.get(f"policies/{policy_hash}.json")
+        if blob is None:  # the Cairn API's path (`GET /v1/policy/{hash}`)
+            blob = self.artifacts.get(f"policy/{policy_hash}")
         if blob is None:
             return None
         try:

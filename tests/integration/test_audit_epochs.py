@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -179,6 +182,21 @@ def test_audit_detects_each_wrong_epoch_and_the_watchtower_revokes(
     code, report, out = auditor.run("--epoch", "0", "--artifacts", str(tampered))
     assert code == 1
     assert any("is tampered: its bytes hash to" in p for p in auditor.problems(report)), out
+
+    # the same files from a web server (real HTTP): verifies
+    served = tmp_path / "served"
+    served.mkdir()
+    (served / "allocations").symlink_to(data / "rewards")
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(SimpleHTTPRequestHandler, directory=str(served)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        code, report, out = auditor.run(
+            "--epoch", "0", "--artifacts", f"http://127.0.0.1:{server.server_port}"
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert code == 0 and report["epochs"][0]["ok"], out
 
     # no artifacts at all: the file cannot be checked, which fails too
     code, report, out = auditor.run("--epoch", "0")
