@@ -271,10 +271,9 @@ def audit_chain(
     verdicts: dict[int, EpochVerdict] = {}
     cumulative_by_epoch: dict[int, dict[str, int]] = {}
     previous: dict[str, int] = {}
-    last = max(
-        [*targets, *[e for e in history if history[e] and any(r.status == ACCEPTED for r in history[e])]],
-        default=first - 1,
-    )
+    # replay through the last target and the last accepted root (claims are checked against each accepted one)
+    accepted_epochs = [e for e, rs in history.items() if any(r.status == ACCEPTED for r in rs)]
+    last = max([*targets, *accepted_epochs], default=first - 1)
     funded = _funded_through(events)
     for e in range(first, last + 1):
         v = EpochVerdict(epoch=e, status="none", roots=history.get(e, []))
@@ -369,7 +368,8 @@ def audit_chain(
     return ChainAudit(dep.chain_id, head, out, problems, checks, time.perf_counter() - started)
 
 
-def _funded_through(events: Rows) -> Any:
+def _funded_through(events: Rows) -> Callable[[int], int]:
+    """`funded(e)`: the `EpochFunded` amounts of epochs <= e (what `fundedThrough(e)` must say)."""
     rows = events.get("ev_epoch_funded", [])
 
     def funded(epoch: int) -> int:

@@ -236,6 +236,8 @@ def test_audit_detects_each_wrong_epoch_and_the_watchtower_revokes(
             *artifacts,
             "--guardian-key-env",
             "AUDIT_GUARDIAN_KEY",
+            "--outbox-db",
+            str(tmp_path / "tower.db"),
         ],
         env={"AUDIT_GUARDIAN_KEY": GUARDIAN},
     )
@@ -247,6 +249,12 @@ def test_audit_detects_each_wrong_epoch_and_the_watchtower_revokes(
         (wrong.root, Account.from_key(GUARDIAN).address)
     ]
     assert int(w3.eth.get_block("latest")["timestamp"]) < wrong_valid_at(dist, dep, wrong.root or "")
+    tower_db = make_engine(f"sqlite:///{tmp_path / 'tower.db'}")
+    with tower_db.connect() as conn:  # the revocation went through the watchtower's own outbox
+        sent = conn.execute(text("SELECT key, status, mined_hash FROM outbox_tx")).all()
+    assert [(k.split(":")[0], s) for k, s, _ in sent] == [("revoke", "confirmed")]
+    assert sent[0][2] == "0x" + bytes(revoked[0]["transactionHash"]).hex()
+    tower_db.dispose()
 
     # the mirror repaired, the engine re-proposes the honest root: it verifies; the audit knows both
     with engine.begin() as conn:
