@@ -114,12 +114,20 @@ def input_hash(std_input: dict[str, Any]) -> str:
     return "0x" + keccak256(blob).hex()
 
 
-def hardhat_compiler(build_info_dir: Path = BUILD_INFO_DIR) -> tuple[str, dict[str, Any]]:
+def hardhat_compiler(
+    build_info_dir: Path = BUILD_INFO_DIR, artifact: Path | None = None
+) -> tuple[str, dict[str, Any]]:
     """The compiler long version and settings (output selection dropped) of the Hardhat build that produced
-    the artifacts `cairn deploy` deploys."""
-    infos = sorted(p for p in build_info_dir.glob("*.json") if not p.name.endswith(".output.json"))
-    if not infos:
-        raise ArtifactError(f"no build info under {build_info_dir}: run `npx hardhat build` first")
-    info = json.loads(infos[-1].read_text())
+    the artifacts `cairn deploy` deploys (the build named by the RewardToken artifact's `buildInfoId`)."""
+    from cairn.core.contracts import artifact_path
+
+    path = artifact or artifact_path("RewardToken")
+    try:
+        build_id = json.loads(path.read_text())["buildInfoId"]
+        info = json.loads((build_info_dir / f"{build_id}.json").read_text())
+    except (OSError, KeyError, json.JSONDecodeError):
+        raise ArtifactError(
+            f"no build info for {path} under {build_info_dir}: run `npx hardhat build` first"
+        ) from None
     settings = {k: v for k, v in info["input"]["settings"].items() if k != "outputSelection"}
     return str(info["solcLongVersion"]), settings
