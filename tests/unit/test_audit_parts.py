@@ -159,11 +159,16 @@ def test_conservation_checks_each_with_its_own_message() -> None:
     }
     history = root_history(events)
     problems, checks = conservation(
-        events, history, {0: {a: 60, b: 40}}, emission_cap=lambda e: 65, router=router
+        events,
+        history,
+        {0: {a: 60, b: 40}},
+        emission_cap=lambda e: 65,
+        router=router,
+        distributor="0x" + "dd" * 20,
     )
     assert problems == [
         "epoch 0: emission 70 exceeds the on-chain schedule's cap 65",
-        "epoch 0: EpochFunded emission 70 != EmissionMinted 60",
+        "epoch 0: EpochFunded emission 70 != the EmissionMinted to the pool 60",
         "epoch 0: payments minus fees 45 != revenue funded by the router 40",
         f"content hash {h1} has two owners: {a} and {b} (block 4)",
         f"Claimed by {a} of cumulative 90 at block 8 matches no entitlement: the live root (epoch 0) "
