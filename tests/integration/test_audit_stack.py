@@ -6,7 +6,7 @@ the hand-made roots are each found to be for a different allocation than the cha
 from __future__ import annotations
 
 import pytest
-from support.api_stack import shared_stack
+from support.api_stack import assert_problem, shared_stack
 
 from backend.audit.artifacts import Artifacts
 from backend.audit.epochs import audit_chain
@@ -14,6 +14,8 @@ from backend.audit.epochs import audit_chain
 
 def test_audit_of_the_seeded_stack(request: pytest.FixtureRequest) -> None:
     stack = shared_stack(request, "sqlite")
+    # no report written under this stack's data dir yet: a problem+json 404, not a 500
+    assert_problem(stack.api.get("/v1/audit/latest"), 404, "not_found", "no audit report yet")
     report = audit_chain(stack.w3, stack.deployment, artifacts=Artifacts(str(stack.settings.data_dir)))
     assert any("payments - fees = revenue: 1 epoch(s), 1 payment(s)" in c for c in report.checks), (
         report.checks
