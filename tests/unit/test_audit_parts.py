@@ -176,3 +176,16 @@ def test_conservation_checks_each_with_its_own_message() -> None:
         "total claimed 130 exceeds the total promised by the accepted root 100",
     ]
     assert len(checks) == 4
+
+
+def test_watchtower_metrics_are_served_over_http() -> None:
+    import httpx
+
+    from backend.audit.watch import WatchMetrics
+    from cairn.cli.devchain import free_port
+
+    m, port = WatchMetrics(), free_port()
+    m.serve(port)
+    m.mismatches.inc()
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    assert "cairn_audit_mismatches_total 1.0" in text and "cairn_audit_ok 1.0" in text
