@@ -31,6 +31,7 @@ from backend.api.relay import Relayer
 from backend.api.relay.guard import RelayGuard, RelayLimits
 from backend.api.routers import (
     ai_models,
+    audit,
     auth,
     content,
     contributors,
@@ -218,6 +219,7 @@ def create_app(settings: Settings | None = None, *, run_indexer: bool | None = N
     app.include_router(auth.router)
     app.include_router(me.router)
     app.include_router(operator.router)
+    app.include_router(audit.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/", include_in_schema=False)

@@ -8,15 +8,18 @@ compares them with the root proposed on chain.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
+import httpx
+import orjson
 from web3 import Web3
 
 from backend.rewards.allocation import EVENT_TABLES, EpochInputs, allocate, cumulate, inputs_from_events
 from backend.rewards.events import DATASET_BATCH, decode_rows, reward_specs
 from cairn.core.deployment import Deployment
 from cairn.core.errors import InvalidInputError
+from cairn.core.events import specs_from_abis
 from cairn.core.policy import Policy
 
 Rows = dict[str, list[dict[str, Any]]]
@@ -55,18 +58,29 @@ def fetch_events(
     *,
     chunk: int = 5_000,
     progress: Callable[[int], None] | None = None,
+    extra_tables: Iterable[str] = (),
+    from_block: int | None = None,
 ) -> Rows:
-    """All reward-relevant events of the deployment's contracts from its start block to `to_block`."""
+    """All reward-relevant events of the deployment's contracts from its start block (or `from_block`) to
+    `to_block`; `extra_tables` adds other events of the catalogue by table name (`ev_root_proposed`, ...)."""
     addresses = sorted({Web3.to_checksum_address(c.address) for c in deployment.contracts.values()})
-    specs = reward_specs(c.abi for c in deployment.contracts.values())
+    abis = [c.abi for c in deployment.contracts.values()]
+    specs = reward_specs(abis)
+    extra = set(extra_tables)
+    if extra:
+        specs.update({t: s for t, s in specs_from_abis(abis, uint_as_str=False).items() if s.table in extra})
+        missing = extra - {s.table for s in specs.values()}
+        if missing:
+            raise InvalidInputError(f"the deployment's ABIs have no events for {sorted(missing)}")
     topics = sorted(specs)
-    rows: Rows = {t: [] for t in EVENT_TABLES}
-    lo = deployment.start_block
+    rows: Rows = {t: [] for t in (*EVENT_TABLES, *sorted(extra))}
+    lo = deployment.start_block if from_block is None else from_block
     step = chunk
     while lo <= to_block:
         hi = min(to_block, lo + step - 1)
         try:
-            logs = w3.eth.get_logs({"fromBlock": lo, "toBlock": hi, "address": addresses, "topics": [topics]})
+            logs = _get_logs(w3, {"fromBlock": hex(lo), "toBlock": hex(hi), "address": addresses,
+                                  "topics": [topics]})  # fmt: skip
         except Exception as exc:  # "too many results" or a range limit: halve the range
             if step == 1:
                 raise InvalidInputError(f"eth_getLogs failed for block {lo}: {exc}") from None
@@ -85,12 +99,31 @@ def fetch_events(
     return rows
 
 
+def _get_logs(w3: Web3, params: dict[str, Any]) -> list[dict[str, Any]]:
+    """`eth_getLogs` as JSON-RPC returns it (hex strings): web3.py's result formatters (checksummed addresses,
+    HexBytes, AttributeDicts) cost more than the request itself. Over HTTP the body is parsed with orjson."""
+    uri = getattr(w3.provider, "endpoint_uri", None)
+    if isinstance(uri, str) and uri.startswith(("http://", "https://")):
+        body = orjson.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_getLogs", "params": [params]})
+        r = httpx.post(uri, content=body, headers={"Content-Type": "application/json"}, timeout=120)
+        r.raise_for_status()
+        reply = orjson.loads(r.content)
+    else:
+        reply = w3.provider.make_request("eth_getLogs", [params])  # type: ignore[arg-type]
+    if "error" in reply:
+        raise InvalidInputError(f"eth_getLogs: {reply['error']}")
+    logs: list[dict[str, Any]] = reply["result"]
+    return logs
+
+
 def _hex(value: Any) -> str:
     return value.lower() if isinstance(value, str) else "0x" + bytes(value).hex()
 
 
 def _raw_log(log: Any) -> dict[str, Any]:
     """A web3 log (ints, HexBytes) in the JSON-RPC form the catalogue decodes (hex strings)."""
+    if isinstance(log["blockNumber"], str):  # already the JSON-RPC form
+        return {**log, "address": str(log["address"]).lower()}
     return {
         "blockNumber": hex(int(log["blockNumber"])),
         "logIndex": hex(int(log["logIndex"])),

@@ -37,13 +37,20 @@ def up(
     database_url: Annotated[str | None, typer.Option(help="SQLAlchemy URL (CAIRN_DATABASE_URL).")] = None,
     deployment: Annotated[Path | None, typer.Option(help="Deployment file (CAIRN_DEPLOYMENT_FILE).")] = None,
     api_port: Annotated[int | None, typer.Option(help="Port of the API (CAIRN_API_PORT).")] = None,
+    watch: Annotated[
+        bool,
+        typer.Option(
+            "--watch",
+            help="Also run the watchtower (`cairn audit --watch`; guardian key: CAIRN_GUARDIAN_KEY).",
+        ),
+    ] = False,
 ) -> None:
     """Run the indexer and the API against an existing chain and database (e.g. PostgreSQL)."""
 
     settings = load_settings(
         rpc_urls=rpc_url, database_url=database_url, deployment_file=deployment, api_port=api_port
     )
-    run_up(settings)
+    run_up(settings, watch=watch)
 
 
 def check(

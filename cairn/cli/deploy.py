@@ -40,16 +40,28 @@ from web3.contract import Contract
 from backend.outbox import CONFIRMED, Outbox, memory_engine
 from cairn.core.chain import connect
 from cairn.core.contracts import CORE_CONTRACTS, load_artifact
-from cairn.core.deployment import ContractInfo, Deployment, EpochConfig
+from cairn.core.deployment import CompilerInfo, ContractInfo, Deployment, EpochConfig
 from cairn.core.errors import CairnError, ConfigError, DeploymentError, MissingKeyError, OutboxError
 from cairn.core.settings import ANVIL_DEV_KEYS, LOCAL_CHAIN_ID, PLACEHOLDER_MARKERS, load_settings
+from cairn.core.solc_input import build_input, hardhat_compiler, input_hash
 
 DEFAULT_EPOCH_LENGTH = 3600
 DEFAULT_TOKEN_NAME = "Cairn"
 DEFAULT_TOKEN_SYMBOL = "CAIRN"
 DEFAULT_INITIAL_EPOCH_CAP = 10_000 * 10**18
 DEFAULT_DECAY_BPS = 50
+# The challenge delay (seconds between a root's proposal and its acceptance, during which a guardian or the
+# watchtower, `cairn audit --watch`, can revoke it): 10 minutes on the local chain (the demo), one day on any
+# other chain, long enough for the watchtower to recompute a root (a minute for 100k contributors, see
+# bench `audit_seconds_100k`) and for a human to act when it alerts without a guardian key.
 DEFAULT_CHALLENGE_DELAY = 600
+DEFAULT_CHALLENGE_DELAY_REAL = 86_400
+
+
+def default_challenge_delay(chain_id: int) -> int:
+    return DEFAULT_CHALLENGE_DELAY if chain_id == LOCAL_CHAIN_ID else DEFAULT_CHALLENGE_DELAY_REAL
+
+
 DEFAULT_MAX_FEE_BPS = 1_000
 DEFAULT_FEE_BPS = 100
 
@@ -127,7 +139,7 @@ class _Sender:
         for key, what in pending:
             self._receipt(key, what)
 
-    def deploy(self, name: str, args: Sequence[Any]) -> tuple[Contract, int]:
+    def deploy(self, name: str, args: Sequence[Any]) -> tuple[Contract, int, str]:
         art = load_artifact(name)
         factory = self.w3.eth.contract(abi=art.abi, bytecode=art.bytecode)
         try:
@@ -136,7 +148,8 @@ class _Sender:
             raise DeploymentError(f"deploying {name}: {type(exc).__name__}: {exc}") from None
         receipt = self.send({"to": None, "data": data}, f"deploying {name}")
         address = receipt["contractAddress"]
-        return self.w3.eth.contract(address=address, abi=art.abi), int(receipt["blockNumber"])
+        tx_hash = "0x" + bytes(receipt["transactionHash"]).hex()
+        return self.w3.eth.contract(address=address, abi=art.abi), int(receipt["blockNumber"]), tx_hash
 
     def call(self, contract: Contract, fn: str, *args: Any, wait: bool = True) -> None:
         what = f"{fn} on {contract.address}"
@@ -164,6 +177,13 @@ def _constructor_args(name: str, values: Mapping[str, Any]) -> list[Any]:
     return args
 
 
+def _compiler_info() -> CompilerInfo:
+    """What built the artifacts being deployed: the compiler, its settings and the standard-JSON input's hash
+    (the input `cairn audit` rebuilds from the sources to verify the code on chain)."""
+    version, settings = hardhat_compiler()
+    return CompilerInfo(version=version, settings=settings, input_hash=input_hash(build_input(settings)))
+
+
 def _grant(sender: _Sender, contract: Contract, role_name: str, account: str) -> None:
     role = getattr(contract.functions, role_name)().call()
     if not contract.functions.hasRole(role, account).call():
@@ -181,7 +201,7 @@ def deploy_all(
     token_symbol: str = DEFAULT_TOKEN_SYMBOL,
     initial_epoch_cap: int = DEFAULT_INITIAL_EPOCH_CAP,
     decay_bps: int = DEFAULT_DECAY_BPS,
-    challenge_delay: int = DEFAULT_CHALLENGE_DELAY,
+    challenge_delay: int | None = None,
     max_fee_bps: int = DEFAULT_MAX_FEE_BPS,
     fee_bps: int = DEFAULT_FEE_BPS,
     fee_recipient: str | None = None,
@@ -220,7 +240,7 @@ def deploy_all(
         "length": epoch_length,
         "initialEpochCap": initial_epoch_cap,
         "decayBps": decay_bps,
-        "challengeDelay": challenge_delay,
+        "challengeDelay": default_challenge_delay(chain_id) if challenge_delay is None else challenge_delay,
         "maxFeeBps": max_fee_bps,
         "feeBps": fee_bps,
         "feeRecipient": fee_recipient or admin,
@@ -233,9 +253,11 @@ def deploy_all(
 
     deployed: dict[str, Contract] = {}
     blocks: dict[str, int] = {}
+    txs: dict[str, tuple[str, list[Any]]] = {}
     for name in names:
-        contract, block = sender.deploy(name, _constructor_args(name, values))
-        deployed[name], blocks[name] = contract, block
+        args = _constructor_args(name, values)
+        contract, block, tx_hash = sender.deploy(name, args)
+        deployed[name], blocks[name], txs[name] = contract, block, (tx_hash, args)
         predicted = values.get(ADDRESS_PARAMS[name], contract.address)
         if predicted != contract.address:
             raise DeploymentError(f"{name} deployed at {contract.address}, predicted {predicted}")
@@ -256,9 +278,16 @@ def deploy_all(
         deployed_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         epoch=EpochConfig(genesis=genesis, length=epoch_length),
         contracts={
-            name: ContractInfo(address=c.address, block=blocks[name], abi=load_artifact(name).abi)
+            name: ContractInfo(
+                address=c.address,
+                block=blocks[name],
+                abi=load_artifact(name).abi,
+                tx_hash=txs[name][0],
+                constructor_args=txs[name][1],
+            )
             for name, c in deployed.items()
         },
+        compiler=_compiler_info(),
     )
     if out is not None:
         deployment.save(out)
@@ -300,6 +329,10 @@ def deploy_command(
     genesis: Annotated[
         int | None, typer.Option("--genesis", help="Epoch 0 start (unix s; default now)")
     ] = None,
+    challenge_delay: Annotated[
+        int | None,
+        typer.Option("--challenge-delay", help="Seconds a root stays revocable (600 local, 86400 else)"),
+    ] = None,
 ) -> None:
     """Deploy the contracts, grant roles and write the deployment file."""
     settings = load_settings()
@@ -307,7 +340,9 @@ def deploy_command(
     w3 = connect(url)
     key = resolve_deployer_key(w3.eth.chain_id, key_env)
     path = out or settings.deployment_file
-    deployment = deploy_all(w3, key, epoch_length=epoch_length, genesis=genesis, out=path)
+    deployment = deploy_all(
+        w3, key, epoch_length=epoch_length, genesis=genesis, out=path, challenge_delay=challenge_delay
+    )
     console = Console()
     for name, info in deployment.contracts.items():
         console.print(f"{name:22} {info.address}  block {info.block}")

@@ -1,4 +1,5 @@
-"""`cairn epoch compute|publish|finalize|fund|payout|relay|keeper|status|audit`: the epoch lifecycle.
+"""`cairn epoch compute|publish|finalize|fund|payout|relay|keeper|status`: the epoch lifecycle (`cairn audit`
+verifies epochs from the chain alone).
 
 Every command is idempotent: re-running after a crash continues where the last run stopped.
 """
@@ -25,7 +26,7 @@ from cairn.core.settings import Settings, load_settings
 
 epoch_app = typer.Typer(
     help="Reward epochs: fund, close (compute), publish (propose), finalize (accept), payout, relay, keeper, "
-    "status, audit.",
+    "status (`cairn audit` verifies them from the chain alone).",
     no_args_is_help=True,
 )
 out = Console()
@@ -208,34 +209,6 @@ def relay(
     eng = _lifecycle(database_url, rpc_url, deployment, policy, "db", None)
     sent = relay_claims(eng, epoch, accounts=account or None, batch_size=batch_size)
     out.print(f"{len(sent)} claim batch(es): " + ", ".join(f"{t.status} {t.mined_hash}" for t in sent))
-
-
-@epoch_app.command("audit")
-def audit(
-    epoch: int,
-    first_epoch: int = typer.Option(0, help="First epoch of the distributor (replayed from here)"),
-    rpc_url: RpcUrl = None,
-    deployment: DeploymentFile = None,
-    policy: PolicyRef = "v1",
-) -> None:
-    """Recompute the epoch's root from the chain alone and compare it with the root proposed on chain."""
-    from backend.rewards.chainsource import audit_cumulative
-    from cairn.core.merkle import build_tree
-
-    settings = _settings(None, rpc_url, deployment)
-    dep = load_deployment(settings.deployment_file)
-    w3 = connect(settings.rpc_urls[0])
-    pol = load_policy(policy)
-    cumulative, _, end = audit_cumulative(w3, dep, first_epoch, epoch, pol)
-    root = build_tree(sorted((cumulative or {pol.treasury: 0}).items())).root
-    dist = dep.contract(w3, "RewardDistributor")
-    logs = dist.events.RootProposed().get_logs(from_block=dep.start_block, argument_filters={"epoch": epoch})
-    proposed = ["0x" + bytes(lg["args"]["root"]).hex() for lg in logs]
-    out.print(f"epoch {epoch}: end block {end}, recomputed root {root}, on chain {proposed or 'none'}")
-    if proposed and proposed[-1] != root:
-        raise ConflictError(
-            f"epoch {epoch}: the chain has root {proposed[-1]}, the chain's events give {root}"
-        )
 
 
 @epoch_app.command("status")

@@ -152,6 +152,7 @@ def _serve(
     *,
     on_ready: list[str],
     after_ready: Callable[[str], None] | None = None,
+    watch: bool = False,
 ) -> None:
     """Migrate, start indexer and API, wait for health, print where to go, then supervise until a signal."""
     api_url = f"http://{settings.api_host}:{settings.api_port}"
@@ -172,6 +173,8 @@ def _serve(
     if after_ready is not None:
         after_ready(api_url)
     start_keeper(supervisor)
+    if watch:
+        start_watchtower(supervisor, settings)
     out.print("Ctrl-C stops everything.")
     while True:
         supervisor.check_alive()
@@ -185,6 +188,32 @@ def start_keeper(supervisor: Supervisor) -> None:
     if KeeperSettings().enabled:
         supervisor.spawn("keeper", ["epoch", "keeper"])
         out.print(f"  keeper         funds each epoch as it starts ({supervisor.log_dir}/keeper.log)")
+
+
+GUARDIAN_KEY_ENV = "CAIRN_GUARDIAN_KEY"
+
+
+def watchtower_args(settings: Settings, env: dict[str, str]) -> list[str]:
+    """`cairn audit --watch` as the stack runs it: files from the data dir, metrics next to the API's port,
+    and the guardian key from CAIRN_GUARDIAN_KEY when set (else it alerts and exits 3 without revoking)."""
+    args = [
+        "audit",
+        "--watch",
+        "--artifacts",
+        str(settings.data_dir),
+        "--metrics-port",
+        str(settings.api_port + 1),
+    ]
+    if env.get(GUARDIAN_KEY_ENV, "").strip():
+        args += ["--guardian-key-env", GUARDIAN_KEY_ENV]
+    return args
+
+
+def start_watchtower(supervisor: Supervisor, settings: Settings) -> None:
+    """The watchtower (`cairn audit --watch`): every proposed root recomputed from the chain during its
+    challenge window. If it exits (3: a wrong root it could not revoke), the supervisor stops the stack."""
+    supervisor.spawn("watchtower", watchtower_args(settings, supervisor.env))
+    out.print(f"  watchtower     audits every proposed root ({supervisor.log_dir}/watchtower.log)")
 
 
 def _install_signal_handlers() -> None:
@@ -234,7 +263,6 @@ def run_dev(settings: Settings, *, reset: bool, port: int, demo: bool) -> None:
             )
             from web3 import Web3
 
-
             # the demo agent's test tokens come from epoch 0's cap, before the keeper mints the rest
             give_agent_test_tokens(Web3(Web3.HTTPProvider(chain.url)), deployment)
         else:
@@ -268,7 +296,7 @@ def _play_demo(settings: Settings, deployment_file: Path) -> Callable[[str], Non
     return play
 
 
-def run_up(settings: Settings) -> None:
+def run_up(settings: Settings, *, watch: bool = False) -> None:
     """Indexer and API against an existing chain and database (e.g. PostgreSQL)."""
     _install_signal_handlers()
     deployment, chain_id = check_stack(settings.rpc_urls, settings.database_url, settings.deployment_file)
@@ -285,6 +313,7 @@ def run_up(settings: Settings) -> None:
             supervisor,
             settings,
             on_ready=[f"  contracts      {len(deployment.contracts)} from {settings.deployment_file}"],
+            watch=watch,
         )
     except KeyboardInterrupt:
         out.print("stopping: indexer, API and keeper")

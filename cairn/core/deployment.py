@@ -12,8 +12,14 @@ Format (JSON, default path `.cairn/deployment.json`, override with CAIRN_DEPLOYM
         "RewardToken": {"address": "0x...", "block": 1, "abi": [...]},
         "ContributionRegistry": {...}, "ModelRegistry": {...},
         "PaymentRouter": {...}, "RewardDistributor": {...}
-      }
+      },
+      "compiler": {"version": "0.8.37+commit.f401782d", "settings": {...}, "input_hash": "0x..."}
     }
+
+Each contract also records its deployment transaction (`tx_hash`) and its constructor arguments; with
+`compiler` (the solc version, the settings and the keccak256 of the standard-JSON input that
+`cairn.core.solc_input.build_input` makes of the sources) they let `cairn audit` rebuild and compare every
+contract's code (files written before these fields existed lack them: the audit then says so).
 """
 
 from __future__ import annotations
@@ -36,6 +42,14 @@ class ContractInfo(BaseModel):
     address: str
     block: int = Field(ge=0)
     abi: list[dict[str, Any]]
+    tx_hash: str | None = None
+    constructor_args: list[Any] | None = None
+
+
+class CompilerInfo(BaseModel):
+    version: str = Field(description="solc long version, e.g. 0.8.37+commit.f401782d")
+    settings: dict[str, Any] = Field(description="standard-JSON settings without outputSelection")
+    input_hash: str = Field(description="0x keccak256 of the canonical standard-JSON input")
 
 
 class EpochConfig(BaseModel):
@@ -58,6 +72,7 @@ class Deployment(BaseModel):
     deployed_at: str
     epoch: EpochConfig
     contracts: dict[str, ContractInfo]
+    compiler: CompilerInfo | None = None
 
     def address(self, name: str) -> str:
         try:

@@ -394,12 +394,19 @@ def test_eip3009_with_eth_account_signature(env: Env) -> None:
 def test_cli_deploy_writes_file(anvil: Anvil, tmp_path: Path) -> None:
     out = tmp_path / "dep.json"
     result = CliRunner().invoke(
-        app, ["deploy", "--rpc-url", anvil.url, "--deployment", str(out), "--epoch-length", "120"]
-    )
+        app,
+        ["deploy", "--rpc-url", anvil.url, "--deployment", str(out), "--epoch-length", "120",
+         "--challenge-delay", "900"],
+    )  # fmt: skip
     assert result.exit_code == 0, result.output
     data = json.loads(out.read_text())
     assert data["chain_id"] == 31337 and data["epoch"]["length"] == 120
     assert data["deployer"] == dev_address(0)
+    # what `cairn audit` verifies the bytecode against: the compiler, and each contract's deployment tx
+    compiler = data["compiler"]
+    assert compiler["version"].startswith("0.8.37+commit.") and len(compiler["input_hash"]) == 66
+    assert all(c["tx_hash"] and c["constructor_args"] is not None for c in data["contracts"].values())
+    assert data["contracts"]["RewardDistributor"]["constructor_args"][-1] == 900
 
 
 def test_cli_deploy_refuses_missing_key_env_off_local(tmp_path: Path) -> None:

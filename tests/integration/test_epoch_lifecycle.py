@@ -147,11 +147,14 @@ def test_close_publish_finalize_claim(anvil: Anvil, sqlite_url: str, tmp_path: P
     assert res.exit_code == 0 and "accepted" in res.output and (computed.root or "") in res.output
     res = runner.invoke(
         app,
-        ["epoch", "audit", "0", "--rpc-url", anvil.url, "--deployment", str(tmp_path / "deployment.json"),
-         "--policy", str(tmp_path / "policy.json")],
+        ["audit", "--epoch", "0", "--rpc-url", anvil.url, "--deployment", str(tmp_path / "deployment.json"),
+         "--policy", str(tmp_path / "policy.json"), "--artifacts", str(tmp_path / "data"), "--no-bytecode",
+         "--format", "json", "--no-save"],
     )  # fmt: skip
     assert res.exit_code == 0, res.output
-    assert res.output.count(computed.root or "") == 2  # recomputed and on chain
+    shown = json.loads(res.output)["epochs"][0]
+    assert shown["ok"] and shown["status"] == "accepted"
+    assert shown["root"] == shown["recomputed_root"] == computed.root  # on chain and recomputed
 
 
 def test_close_waits_for_the_nodes_finalized_block(anvil: Anvil, sqlite_url: str, tmp_path: Path) -> None:
