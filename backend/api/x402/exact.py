@@ -1,4 +1,5 @@
-"""The x402 v2 `exact` scheme on EVM (specs/schemes/exact/scheme_exact_evm.md), EIP-3009 flavour, serve first.
+"""The x402 v2 `exact` scheme on EVM, EIP-3009 flavour, serve first
+(github.com/coinbase/x402/specs/schemes/exact/scheme_exact_evm.md).
 
 Requirement: `{scheme: "exact", network: "eip155:<chainId>", asset: RewardToken, amount, payTo: PaymentRouter,
 maxTimeoutSeconds, extra: {name, version}}`, the name and version read from the token's own EIP-712 domain.

@@ -1,4 +1,5 @@
-"""The x402 v2 HTTP gateway (specs/transports-v2/http.md): a FastAPI dependency that makes a route paid.
+"""The x402 v2 HTTP gateway (github.com/coinbase/x402/specs/transports-v2/http.md): a FastAPI dependency that
+makes a route paid.
 
     from backend.api.x402.gateway import require_payment
     @router.post("/v1/chat/completions")
