@@ -118,3 +118,56 @@ def build_world(anvil: Anvil, tmp: Path, db_url: str | None = None) -> ChannelWo
 
 def agent_key(i: int) -> LocalAccount:
     return Account.from_key(Web3.keccak(text=f"cairn-channel-agent-{i}"))
+
+
+class GatewayProcess:
+    """The test gateway (support.channel_gateway) in its own uvicorn process on the world's database."""
+
+    def __init__(self, world: ChannelWorld, tmp: Path, name: str, *, price: int = PRICE, workers: int = 1) -> None:
+        import os
+        import subprocess
+        import sys
+
+        from cairn.cli.devchain import free_port
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/paid"
+        self.log = tmp / f"{name}.log"
+        repo = Path(__file__).resolve().parents[2]
+        env = dict(
+            os.environ, PYTHONPATH=f"{repo}{os.pathsep}{repo / 'tests'}", CHANNEL_GW_DB=world.db_url,
+            CHANNEL_GW_DEPLOYMENT=str(tmp / "deployment.json"), CHANNEL_GW_AUTHORIZER=world.settler.address,
+            CHANNEL_GW_PRICE=str(price), CHANNEL_GW_MODEL=MODEL, CHANNEL_GW_RPC=world.anvil.url,
+        )  # fmt: skip
+        args = [sys.executable, "-m", "uvicorn", "--factory", "support.channel_gateway:app_from_env",
+                "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning", "--no-access-log",
+                "--workers", str(workers)]  # fmt: skip
+        with self.log.open("wb") as out:
+            self.proc = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT)
+        self._wait()
+
+    def _wait(self, timeout: float = 60.0) -> None:
+        import time
+
+        import httpx
+
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise AssertionError(self.log.read_text())
+            try:
+                if httpx.get(self.url, timeout=2).status_code == 402:
+                    return
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError(f"gateway did not start: {self.log.read_text()}")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=20)
+        except Exception:
+            self.proc.kill()
+            self.proc.wait()
