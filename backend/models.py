@@ -63,9 +63,7 @@ class OutboxAttempt(SQLModel, table=True):
     __tablename__ = "outbox_attempt"
 
     id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True, autoincrement=True))
-    outbox_id: int = Field(
-        sa_column=Column(Integer, ForeignKey("outbox_tx.id"), nullable=False, index=True)
-    )
+    outbox_id: int = Field(sa_column=Column(Integer, ForeignKey("outbox_tx.id"), nullable=False, index=True))
     tx_hash: str = Field(sa_column=Column(String(66), nullable=False, unique=True))
     raw_tx: str = Field(sa_column=Column(Text, nullable=False))
     max_fee: str = Field(sa_column=Column(Text, nullable=False))  # wei, decimal
@@ -190,9 +188,10 @@ class ChannelUsage(SQLModel, table=True):
 
 
 class ChannelClaim(SQLModel, table=True):
-    """One row of a `PaymentRouter.claim` batch, stored with its outbox transaction (backend.api.x402.claimer):
-    `total_claimed` is the channel's cumulative claimed total after the row, `amount` / `requests` what the row
-    adds for `model_id`. State pending -> confirmed, or failed (the amounts are claimable again)."""
+    """One row of a `PaymentRouter.claim` batch, stored with its outbox transaction
+    (backend.api.x402.claimer): `total_claimed` is the channel's cumulative claimed total after the row,
+    `amount` / `requests` what the row adds for `model_id`. State pending -> confirmed, or failed (the
+    amounts are claimable again)."""
 
     __tablename__ = "channel_claim"
 

@@ -1,13 +1,14 @@
 """`CairnChannelScheme`: x402 `batch-settlement` vouchers for Cairn's PaymentRouter, as a scheme plugin of the
 official x402 client.
 
-Why a plugin: the official SDK's `BatchSettlementEvmScheme` (x402 2.25, `x402/mechanisms/evm/batch_settlement`)
-pins the EIP-712 `verifyingContract` of the channel id and of every voucher to the canonical
-`x402BatchSettlement` address (`BATCH_SETTLEMENT_ADDRESS`, in `get_batch_settlement_eip712_domain`), and its
-deposits to the SDK's ERC-3009 deposit collector. Cairn's channels live in the PaymentRouter, so those channel
-ids and voucher signatures do not verify there (tests/integration/test_channel_client.py shows both). This
-plugin signs the same x402 wire payload (`{"type": "voucher", "channelConfig", "voucher"}`) under the router's
-domain (the requirement's `payTo`), and registers into the official client unchanged:
+Why a plugin: the official SDK's `BatchSettlementEvmScheme` (x402 2.25,
+`x402/mechanisms/evm/batch_settlement`) pins the EIP-712 `verifyingContract` of the channel id and of every
+voucher to the canonical `x402BatchSettlement` address (`BATCH_SETTLEMENT_ADDRESS`, in
+`get_batch_settlement_eip712_domain`), and its deposits to the SDK's ERC-3009 deposit collector. Cairn's
+channels live in the PaymentRouter, so those channel ids and voucher signatures do not verify there
+(tests/integration/test_channel_client.py shows both). This plugin signs the same x402 wire payload (`{"type":
+"voucher", "channelConfig", "voucher"}`) under the router's domain (the requirement's `payTo`), and registers
+into the official client unchanged:
 
     client = x402Client()
     client.register("eip155:<chainId>", CairnChannelScheme(account))
@@ -50,7 +51,8 @@ _CONFIG_ABI = {
 }  # fmt: skip
 ROUTER_ABI: list[dict[str, Any]] = [
     {"name": "deposit", "type": "function", "stateMutability": "nonpayable",
-     "inputs": [_CONFIG_ABI, {"name": "amount", "type": "uint128"}], "outputs": [{"name": "", "type": "bytes32"}]},
+     "inputs": [_CONFIG_ABI, {"name": "amount", "type": "uint128"}],
+     "outputs": [{"name": "", "type": "bytes32"}]},
     {"name": "initiateWithdraw", "type": "function", "stateMutability": "nonpayable",
      "inputs": [_CONFIG_ABI, {"name": "amount", "type": "uint128"}], "outputs": []},
     {"name": "finalizeWithdraw", "type": "function", "stateMutability": "nonpayable",
@@ -89,10 +91,12 @@ class CairnChannelScheme:
         self, account: LocalAccount, *, salt: str = ZERO_SALT, charged: dict[str, int] | None = None
     ):
         self.account = account
+        self._key = bytes(account.key)
         self.salt = salt.lower()
         self.charged: dict[str, int] = dict(charged or {})
         self._signed: dict[str, int] = {}  # channel id -> the largest ceiling signed so far
         self._lock = threading.Lock()
+        self._channels: dict[tuple[Any, ...], tuple[ChannelDomain, ChannelConfig, str, dict[str, Any]]] = {}
         self.scheme_hooks = SimpleNamespace(on_payment_response=self._on_payment_response)
 
     # --- channel identity ---------------------------------------------------------------------------
@@ -117,24 +121,39 @@ class CairnChannelScheme:
         return self.domain(requirements).channel_id(self.channel_config(requirements))
 
     # --- x402 client interface ------------------------------------------------------------------------
+    def _channel(self, requirements: Any) -> tuple[ChannelDomain, ChannelConfig, str, dict[str, Any]]:
+        """(domain, config, channel id, wire config) for these requirements, computed once per channel."""
+        extra = _get(requirements, "extra", "extra") or {}
+        key = tuple(
+            str(v) for v in (
+                _get(requirements, "network", "network"), _get(requirements, "pay_to", "payTo"),
+                _get(requirements, "asset", "asset"), extra.get("receiverAuthorizer"),
+                extra.get("withdrawDelay"),
+            )
+        )  # fmt: skip
+        found = self._channels.get(key)
+        if found is None:
+            config = self.channel_config(requirements)
+            domain = self.domain(requirements)
+            wire = config.to_wire()
+            for k in ("payer", "payerAuthorizer", "receiver", "receiverAuthorizer", "token"):
+                wire[k] = to_checksum_address(wire[k])
+            found = self._channels[key] = (domain, config, domain.channel_id(config), wire)
+        return found
+
     def create_payment_payload(
         self, requirements: Any, extensions: dict[str, Any] | None = None, context: Any = None
     ) -> dict[str, Any]:
         """The inner payload: a voucher for the channel's charged total plus this request's amount."""
-        config = self.channel_config(requirements)
-        domain = self.domain(requirements)
-        cid = domain.channel_id(config)
+        domain, _, cid, wire = self._channel(requirements)
         amount = int(str(_get(requirements, "amount", "amount")))
         with self._lock:
             ceiling = self.charged.get(cid, 0) + amount
             self._signed[cid] = max(self._signed.get(cid, 0), ceiling)
-        signature = sign_digest(bytes(self.account.key), domain.voucher_digest(cid, ceiling))
-        wire = config.to_wire()
-        for k in ("payer", "payerAuthorizer", "receiver", "receiverAuthorizer", "token"):
-            wire[k] = to_checksum_address(wire[k])
+        signature = sign_digest(self._key, domain.voucher_digest(cid, ceiling))
         return {
             "type": "voucher",
-            "channelConfig": wire,
+            "channelConfig": dict(wire),
             "voucher": {"channelId": cid, "maxClaimableAmount": str(ceiling), "signature": signature},
         }
 

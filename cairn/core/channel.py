@@ -3,13 +3,12 @@ voucher digest and voucher signatures, shared by the gateway (`backend.api.x402.
 client plugin (`cairn.agent.channel_client`).
 
 EIP-712 domain ("x402 Batch Settlement", "1", chainId, verifyingContract = the PaymentRouter), types
-`ChannelConfig(address payer,address payerAuthorizer,address receiver,address receiverAuthorizer,address token,
-uint40 withdrawDelay,bytes32 salt)` and `Voucher(bytes32 channelId,uint128 maxClaimableAmount)`, exactly as
-`PaymentRouter.channelId` / `voucherDigest` (tests/integration/test_channel_scheme.py compares them with the
-deployed router). The domain separator is computed once per (chain, router), so a voucher digest is two
+`ChannelConfig(address payer,address payerAuthorizer,address receiver,address receiverAuthorizer, address
+token,uint40 withdrawDelay,bytes32 salt)` and `Voucher(bytes32 channelId,uint128 maxClaimableAmount)`, exactly
+as `PaymentRouter.channelId` / `voucherDigest` (tests/integration/test_channel_scheme.py compares them with
+the deployed router). The domain separator is computed once per (chain, router), so a voucher digest is two
 keccak256 calls; signatures are recovered with libsecp256k1 (coincurve), high-s rejected as OpenZeppelin's
-ECDSA does.
-"""
+ECDSA does."""
 
 from __future__ import annotations
 

@@ -24,8 +24,8 @@ from x402.mechanisms.evm.batch_settlement.client.storage import (
     BatchSettlementClientContext,
     InMemoryClientChannelStorage,
 )
-from x402.mechanisms.evm.batch_settlement.utils import compute_channel_id
 from x402.mechanisms.evm.batch_settlement.constants import BATCH_SETTLEMENT_ADDRESS
+from x402.mechanisms.evm.batch_settlement.utils import compute_channel_id
 from x402.schemas import PaymentRequirements
 
 from cairn.cli.devchain import Anvil
@@ -57,6 +57,7 @@ def test_official_client_with_the_plugin_pays_in_channel_mode(world: ChannelWorl
     world.index()
     gateway = GatewayProcess(world, tmp_path, "gw")
     try:
+
         async def run() -> list[httpx.Response]:
             client = _official_client(world, agent.plugin)
             out = []
@@ -116,13 +117,16 @@ def test_the_official_sdk_scheme_cannot_pay_the_router(world: ChannelWorld) -> N
     storage.set(sdk_id.lower(), BatchSettlementClientContext(balance=str(100 * PRICE)))
     inner = sdk.create_payment_payload(requirements)
     assert inner["type"] == "voucher"
-    # the SDK's channel config is ours, field for field (same payer, receiver = router, token, delay, salt) ...
+    # the SDK's channel config is ours, field for field (payer, receiver = router, token, delay, salt) ...
     assert {k: str(v).lower() for k, v in inner["channelConfig"].items()} == {
         k: str(v).lower() for k, v in agent.config.to_wire().items()
     }
     # ... but its channel id is bound to the canonical contract, not to the router that holds the deposit
     router_id = "0x" + bytes(world.router.functions.channelId(agent.config.as_tuple()).call()).hex()
-    assert inner["voucher"]["channelId"].lower() != router_id and world.router.address != BATCH_SETTLEMENT_ADDRESS
+    assert (
+        inner["voucher"]["channelId"].lower() != router_id
+        and world.router.address != BATCH_SETTLEMENT_ADDRESS
+    )
     from backend.api.x402.scheme import PaymentRejectedError
 
     with pytest.raises(PaymentRejectedError) as info:

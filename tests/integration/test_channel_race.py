@@ -23,6 +23,29 @@ VOUCHERS = 40
 COPIES = 3  # copies of each voucher sent to each process at once
 
 
+def _send_at_once(urls: list[str], header: str, http: httpx.Client) -> tuple[list[int], list[str]]:
+    """COPIES copies of one PAYMENT-SIGNATURE to each URL, released together: (statuses, responses)."""
+    statuses: list[int] = []
+    responses: list[str] = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(len(urls) * COPIES)
+
+    def send(url: str) -> None:
+        barrier.wait()
+        r = http.get(url, headers={"PAYMENT-SIGNATURE": header})
+        with lock:
+            statuses.append(r.status_code)
+            if r.status_code == 200:
+                responses.append(r.headers["PAYMENT-RESPONSE"])
+
+    threads = [threading.Thread(target=send, args=(url,)) for url in urls for _ in range(COPIES)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return statuses, responses
+
+
 def _race(anvil: Anvil, tmp: Path, db_url: str | None) -> None:
     world = build_world(anvil, tmp, db_url)
     gateways: list[GatewayProcess] = []
@@ -35,24 +58,7 @@ def _race(anvil: Anvil, tmp: Path, db_url: str | None) -> None:
         with httpx.Client(timeout=30) as http:
             for step in range(VOUCHERS):
                 header = agent.plugin.payment_header(requirement)  # ceiling (step + 1) * PRICE
-                statuses: list[int] = []
-                responses: list[str] = []
-                lock = threading.Lock()
-                barrier = threading.Barrier(2 * COPIES)
-
-                def send(url: str, header: str = header) -> None:
-                    barrier.wait()
-                    r = http.get(url, headers={"PAYMENT-SIGNATURE": header})
-                    with lock:
-                        statuses.append(r.status_code)
-                        if r.status_code == 200:
-                            responses.append(r.headers["PAYMENT-RESPONSE"])
-
-                threads = [threading.Thread(target=send, args=(g.url,)) for g in gateways for _ in range(COPIES)]
-                for t in threads:
-                    t.start()
-                for t in threads:
-                    t.join()
+                statuses, responses = _send_at_once([g.url for g in gateways], header, http)
                 assert sorted(statuses) == [200] + [402] * (2 * COPIES - 1), (step, statuses)
                 agent.plugin.record_response_header(responses[0])
                 served_total += 1

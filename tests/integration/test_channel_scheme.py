@@ -49,7 +49,11 @@ def test_channel_id_and_voucher_digest_match_the_router(world: ChannelWorld) -> 
 def test_vouchers_are_cumulative_and_each_increment_pays_once(world: ChannelWorld) -> None:
     agent = world.open_channel(agent_key(0), 3 * PRICE)
     requirement = world.requirement()
-    before_index = {"x402Version": 2, "accepted": requirement, "payload": agent.plugin.create_payment_payload(requirement)}
+    before_index = {
+        "x402Version": 2,
+        "accepted": requirement,
+        "payload": agent.plugin.create_payment_payload(requirement),
+    }
     _rejected(world, before_index, "channel_not_found")  # the deposit is not in the mirror yet
     world.index()
     first = world.pay(agent)
@@ -80,13 +84,21 @@ def test_malformed_or_foreign_vouchers_are_refused(world: ChannelWorld) -> None:
               "voucher_signature")  # fmt: skip
     other = dict(good["channelConfig"], receiverAuthorizer=agent.account.address)
     _rejected(world, dict(good, channelConfig=other), "receiver_authorizer")
-    _rejected(world, dict(good, channelConfig=dict(good["channelConfig"], receiver=agent.account.address)), "receiver")
-    _rejected(world, dict(good, channelConfig=dict(good["channelConfig"], withdrawDelay=60)), "withdraw_delay")
-    _rejected(world, dict(good, channelConfig=dict(good["channelConfig"], salt="0x" + "11" * 32)), "channel_id")
+    _rejected(
+        world,
+        dict(good, channelConfig=dict(good["channelConfig"], receiver=agent.account.address)),
+        "receiver",
+    )
+    _rejected(
+        world, dict(good, channelConfig=dict(good["channelConfig"], withdrawDelay=60)), "withdraw_delay"
+    )
+    _rejected(
+        world, dict(good, channelConfig=dict(good["channelConfig"], salt="0x" + "11" * 32)), "channel_id"
+    )
     _rejected(world, dict(good, type="deposit"), "deposit_unsupported")
     sig = good["voucher"]["signature"]
-    high_s = sig[:66] + format(0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141 - int(sig[66:130], 16),
-                                "064x") + sig[130:]  # fmt: skip
+    n = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+    high_s = sig[:66] + format(n - int(sig[66:130], 16), "064x") + sig[130:]
     _rejected(world, dict(good, voucher=dict(good["voucher"], signature=high_s)), "payload")
     _rejected(world, dict(good, voucher=dict(good["voucher"], maxClaimableAmount="-1")), "payload")
     world.scheme.accept(good, requirement, world.charge())  # the untouched voucher still pays

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +46,7 @@ def gateway_app(scheme: BatchSettlementScheme, *, price: int, model_id: str) -> 
         return JSONResponse({}, status_code=402, headers=headers)
 
     @app.get("/paid")
-    def paid(request: Request) -> JSONResponse:
+    async def paid(request: Request) -> JSONResponse:
         charge = Charge(amount=price, resource=str(request.url), model_id=model_id)
         requirement = scheme.requirement(charge)
         header = request.headers.get("PAYMENT-SIGNATURE")
@@ -57,14 +58,17 @@ def gateway_app(scheme: BatchSettlementScheme, *, price: int, model_id: str) -> 
             return _required(str(request.url), requirement, "invalid_payment_signature_header")
         if not isinstance(payload, dict) or (payload.get("accepted") or {}).get("scheme") != scheme.name:
             return _required(str(request.url), requirement, "unsupported_scheme")
+        started = time.perf_counter()
         try:
             accepted = scheme.accept(payload, requirement, charge)
         except PaymentRejectedError as exc:
-            return _required(str(request.url), requirement, exc.reason)
+            resp = _required(str(request.url), requirement, exc.reason)
+            resp.headers["Server-Timing"] = f"accept;dur={(time.perf_counter() - started) * 1000:.3f}"
+            return resp
         charged = accepted.extra["chargedCumulativeAmount"]
-        return JSONResponse(
-            {"ok": True, "charged": charged}, headers={"PAYMENT-RESPONSE": _b64(scheme.response(accepted))}
-        )
+        timing = f"accept;dur={(time.perf_counter() - started) * 1000:.3f}"
+        headers = {"PAYMENT-RESPONSE": _b64(scheme.response(accepted)), "Server-Timing": timing}
+        return JSONResponse({"ok": True, "charged": charged}, headers=headers)
 
     return app
 
@@ -85,4 +89,6 @@ def app_from_env() -> FastAPI:
         receiver_authorizer=os.environ["CHANNEL_GW_AUTHORIZER"],
         token_name=str(token.functions.name().call()),
     )
-    return gateway_app(scheme, price=int(os.environ["CHANNEL_GW_PRICE"]), model_id=os.environ["CHANNEL_GW_MODEL"])
+    return gateway_app(
+        scheme, price=int(os.environ["CHANNEL_GW_PRICE"]), model_id=os.environ["CHANNEL_GW_MODEL"]
+    )

@@ -11,7 +11,6 @@ from typing import Any
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from sqlalchemy import Engine
-from support.api_stack import deploy_on, index_to
 from web3 import Web3
 
 from backend.api.app import run_migrations
@@ -26,6 +25,7 @@ from cairn.core.channel import ChannelConfig
 from cairn.core.db import make_engine
 from cairn.core.deployment import Deployment
 from cairn.core.settings import ANVIL_DEV_KEYS
+from support.api_stack import deploy_on, index_to
 
 PRICE = 10**15  # 0.001 token per request
 MODEL = "0x" + "ab" * 32
@@ -76,7 +76,11 @@ class ChannelWorld:
     def pay(self, agent: Agent, price: int = PRICE, model: str = MODEL) -> Any:
         """One request paid through the scheme directly (no HTTP): the plugin signs, the gateway accepts."""
         requirement = self.requirement(price)
-        payload = {"x402Version": 2, "accepted": requirement, "payload": agent.plugin.create_payment_payload(requirement)}
+        payload = {
+            "x402Version": 2,
+            "accepted": requirement,
+            "payload": agent.plugin.create_payment_payload(requirement),
+        }
         accepted = self.scheme.accept(payload, requirement, self.charge(price, model))
         agent.plugin.record(self.scheme.response(accepted)["extra"]["channelState"])
         return accepted
@@ -100,8 +104,8 @@ def build_world(anvil: Anvil, tmp: Path, db_url: str | None = None) -> ChannelWo
     engine = make_engine(url)
     run_migrations(engine, dep)
     settings = ApiSettings(
-        rpc_urls=[anvil.url], database_url=url, deployment_file=tmp / "deployment.json", data_dir=tmp / "data",
-        confirmations=0,
+        rpc_urls=[anvil.url], database_url=url, deployment_file=tmp / "deployment.json",
+        data_dir=tmp / "data", confirmations=0,
     )  # fmt: skip
     settler = Account.from_key(ANVIL_DEV_KEYS[1])
     token = dep.contract(w3, "RewardToken")
@@ -123,7 +127,9 @@ def agent_key(i: int) -> LocalAccount:
 class GatewayProcess:
     """The test gateway (support.channel_gateway) in its own uvicorn process on the world's database."""
 
-    def __init__(self, world: ChannelWorld, tmp: Path, name: str, *, price: int = PRICE, workers: int = 1) -> None:
+    def __init__(
+        self, world: ChannelWorld, tmp: Path, name: str, *, price: int = PRICE, workers: int = 1
+    ) -> None:
         import os
         import subprocess
         import sys

@@ -1,23 +1,25 @@
 """The x402 `batch-settlement` scheme on the gateway: cumulative vouchers over PaymentRouter channels.
 
-An agent deposits into a channel once (on chain: `PaymentRouter.deposit` / `depositWithAuthorization`), then pays
-each request with a voucher payload (x402 wire form):
+An agent deposits into a channel once (on chain: `PaymentRouter.deposit` / `depositWithAuthorization`),
+then pays each request with a voucher payload (x402 wire form):
 `{"type": "voucher", "channelConfig": {...}, "voucher": {"channelId", "maxClaimableAmount", "signature"}}`.
 
 `accept` verifies it with no RPC: the channel id and the EIP-712 voucher digest are computed locally
 (`cairn.core.channel`, separator precomputed), the signature is recovered with libsecp256k1, and the channel's
 deposit and pending withdrawal come from the indexer's mirror (`channel_mirror`). Then, in one database
 transaction that holds the channel's row lock (PostgreSQL `SELECT ... FOR UPDATE`; SQLite `BEGIN IMMEDIATE`,
-the database's write lock), it checks that the voucher covers the channel's cumulative charged amount plus this
-request's price and that this stays within the deposit, and records the new charged total and the voucher. So
-two API processes serving one channel process its requests one at a time, and a voucher increment pays for
-one request only. The claimer (`backend.api.x402.claimer`) later claims the latest voucher of many channels in
-one transaction.
-"""
+the database's write lock), it checks that the voucher covers the channel's cumulative charged amount plus
+this request's price and that this stays within the deposit, and records the new charged total and the
+voucher. So two API processes serving one channel process its requests one at a time, and a voucher increment
+pays for one request only. The claimer (`backend.api.x402.claimer`) later claims the latest voucher of many
+channels in one transaction."""
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from eth_utils.address import to_checksum_address
@@ -41,8 +43,8 @@ from cairn.core.channel import (
 _INSERT_STATE = text(
     "INSERT INTO channel_state (chain_id, channel_id, router, payer, payer_authorizer, receiver_authorizer, "
     "token, withdraw_delay, salt, max_claimable, signature, charged, requests, updated_at) VALUES (:chain, "
-    ":channel, :router, :payer, :payer_authorizer, :receiver_authorizer, :token, :withdraw_delay, :salt, '0', "
-    "'', '0', 0, :now) ON CONFLICT (chain_id, channel_id) DO NOTHING"
+    ":channel, :router, :payer, :payer_authorizer, :receiver_authorizer, :token, :withdraw_delay, :salt, "
+    "'0', '', '0', 0, :now) ON CONFLICT (chain_id, channel_id) DO NOTHING"
 )
 _SELECT_STATE = (
     "SELECT charged, requests FROM channel_state WHERE chain_id = :chain AND channel_id = :channel"
@@ -57,7 +59,8 @@ _UPSERT_USAGE = text(
     "charged = :charged, requests = channel_usage.requests + 1"
 )
 _SELECT_USAGE = text(
-    "SELECT charged FROM channel_usage WHERE chain_id = :chain AND channel_id = :channel AND model_id = :model"
+    "SELECT charged FROM channel_usage "
+    "WHERE chain_id = :chain AND channel_id = :channel AND model_id = :model"
 )
 
 
@@ -109,26 +112,34 @@ class BatchSettlementScheme:
         self.withdraw_delay = withdraw_delay
         self.min_deposit = min_deposit
         self.max_timeout_seconds = max_timeout_seconds
+        # SQLite: threads of one process queue here rather than in SQLite's busy handler (which sleeps in
+        # steps of up to 100 ms); other processes still wait on the database's write lock
+        self._local = threading.Lock()
+        self._held: Connection | None = None
+        self._asset = to_checksum_address(self.token)
+        self._pay_to = to_checksum_address(self.router)
+        self._extra: dict[str, Any] = {
+            "receiverAuthorizer": to_checksum_address(self.receiver_authorizer),
+            "withdrawDelay": self.withdraw_delay,
+            "name": self.token_name,
+            "version": self.token_version,
+            "assetTransferMethod": "eip3009",
+        }
         self._select = text(_SELECT_STATE + ("" if self.sqlite else " FOR UPDATE"))
 
     # --- Scheme -------------------------------------------------------------------------------------
     def requirement(self, charge: Charge) -> dict[str, Any]:
         """x402 v2 PaymentRequirements for a channel voucher of `charge.amount`."""
+        extra = dict(self._extra)
+        extra["minDeposit"] = str(self.min_deposit if self.min_deposit is not None else 100 * charge.amount)
         return {
             "scheme": SCHEME,
             "network": self.network,
-            "asset": to_checksum_address(self.token),
+            "asset": self._asset,
             "amount": str(charge.amount),
-            "payTo": to_checksum_address(self.router),
+            "payTo": self._pay_to,
             "maxTimeoutSeconds": self.max_timeout_seconds,
-            "extra": {
-                "receiverAuthorizer": to_checksum_address(self.receiver_authorizer),
-                "withdrawDelay": self.withdraw_delay,
-                "name": self.token_name,
-                "version": self.token_version,
-                "assetTransferMethod": "eip3009",
-                "minDeposit": str(self.min_deposit if self.min_deposit is not None else 100 * charge.amount),
-            },
+            "extra": extra,
         }
 
     def accept(self, payload: dict[str, Any], requirement: dict[str, Any], charge: Charge) -> Accepted:
@@ -139,7 +150,7 @@ class BatchSettlementScheme:
             raise reject("payload", "the batch-settlement payload must be an object")
         config, channel_id, max_claimable, signature = self.verify(inner)
         price = charge.amount
-        with self.engine.connect() as conn:
+        with self._connection() as conn:
             if self.sqlite:
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
             try:
@@ -183,6 +194,33 @@ class BatchSettlementScheme:
             },
         }
 
+    @contextlib.contextmanager
+    def _connection(self) -> Iterator[Connection]:
+        """PostgreSQL: a pooled connection. SQLite: the scheme's one connection, under the process lock (the
+        accept transactions of a process are serialised by SQLite's write lock anyway)."""
+        if not self.sqlite:
+            with self.engine.connect() as conn:
+                yield conn
+            return
+        with self._local:
+            if self._held is None or self._held.closed:
+                self._held = self.engine.connect()
+            try:
+                yield self._held
+            except PaymentRejectedError:  # rolled back by the caller; the connection is fine
+                raise
+            except BaseException:
+                self._held.close()  # a broken connection is not reused
+                self._held = None
+                raise
+
+    def close(self) -> None:
+        """Return the held SQLite connection to the pool (at shutdown)."""
+        with self._local:
+            if self._held is not None:
+                self._held.close()
+                self._held = None
+
     # --- verification (no I/O) --------------------------------------------------------------------------
     def verify(self, inner: dict[str, Any]) -> tuple[ChannelConfig, str, int, str]:
         """The channel config, id, voucher ceiling and signature of a voucher payload whose signature is
@@ -191,8 +229,8 @@ class BatchSettlementScheme:
         if kind == "deposit":
             raise reject(
                 "deposit_unsupported",
-                "deposit payloads are not settled by this gateway; deposit on chain with PaymentRouter.deposit "
-                "or depositWithAuthorization, then pay with vouchers",
+                "deposit payloads are not settled by this gateway; deposit on chain with "
+                "PaymentRouter.deposit or depositWithAuthorization, then pay with vouchers",
             )
         if kind != "voucher":
             raise reject("payload_type", f"payload type must be 'voucher', got {kind!r}")
@@ -221,7 +259,8 @@ class BatchSettlementScheme:
         if config.payer_authorizer == ZERO_ADDRESS:
             raise reject(
                 "payer_authorizer",
-                "channelConfig.payerAuthorizer must be an EOA (vouchers are verified locally, not by EIP-1271)",
+                "channelConfig.payerAuthorizer must be an EOA "
+                "(vouchers are verified locally, not by EIP-1271)",
             )
         channel_id = self.domain.channel_id(config)
         if str(voucher.get("channelId", "")).lower() != channel_id:
@@ -249,7 +288,8 @@ class BatchSettlementScheme:
         if onchain.withdrawal_pending:
             raise reject(
                 "withdrawal_pending",
-                f"channel {channel_id} has a withdrawal pending (available at {onchain.withdrawal_available_at}); "
+                f"channel {channel_id} has a withdrawal pending "
+                f"(available at {onchain.withdrawal_available_at}); "
                 "no further vouchers are accepted until it is finalized",
             )
         now = int(time.time())
@@ -257,7 +297,8 @@ class BatchSettlementScheme:
         conn.execute(
             _INSERT_STATE,
             {
-                **key, "router": self.router, "payer": config.payer, "payer_authorizer": config.payer_authorizer,
+                **key, "router": self.router, "payer": config.payer,
+                "payer_authorizer": config.payer_authorizer,
                 "receiver_authorizer": config.receiver_authorizer, "token": config.token,
                 "withdraw_delay": config.withdraw_delay, "salt": config.salt, "now": now,
             },
@@ -268,7 +309,8 @@ class BatchSettlementScheme:
         if max_claimable < charged:
             raise reject(
                 "voucher_amount",
-                f"voucher maxClaimableAmount {max_claimable} must cover the channel's charged total {previous} "
+                f"voucher maxClaimableAmount {max_claimable} must cover the channel's charged total "
+                f"{previous} "
                 f"plus this request's {charge.amount} = {charged}",
             )
         if charged > onchain.balance:
@@ -277,8 +319,8 @@ class BatchSettlementScheme:
                 f"channel {channel_id} balance {onchain.balance} does not cover the charged total {charged}; "
                 "deposit more",
             )
-        conn.execute(_UPDATE_STATE, {**key, "max": str(max_claimable), "sig": signature, "charged": str(charged),
-                                     "now": now})  # fmt: skip
+        update = {**key, "max": str(max_claimable), "sig": signature, "charged": str(charged), "now": now}
+        conn.execute(_UPDATE_STATE, update)
         usage = {**key, "model": charge.model_id.lower()}
         before = conn.execute(_SELECT_USAGE, usage).scalar()  # under the channel's lock, like the state row
         conn.execute(_UPSERT_USAGE, {**usage, "charged": str(int(before or 0) + charge.amount)})

@@ -1,4 +1,4 @@
-"""A channel's on-chain state as the indexer's mirror shows it (no RPC): the `ev_channel_*` rows of the router.
+"""A channel's on-chain state as the indexer's mirror shows it (no RPC): the router's `ev_channel_*` rows.
 
 `balance` is the router's `Channel.balance` (deposited - withdrawn - refunded); a withdrawal is pending when
 the latest `ChannelWithdrawalRequested` comes after the latest `ChannelWithdrawn`. The channel's claimed total
@@ -66,7 +66,8 @@ def withdrawals_requested(conn: Connection, router: str) -> dict[str, int]:
         text(
             "SELECT channel_id, available_at, block_number, log_index FROM ev_channel_withdrawal_requested r "
             "WHERE contract = :router AND NOT EXISTS (SELECT 1 FROM ev_channel_withdrawn w "
-            "WHERE w.contract = r.contract AND w.channel_id = r.channel_id AND (w.block_number > r.block_number "
+            "WHERE w.contract = r.contract AND w.channel_id = r.channel_id "
+            "AND (w.block_number > r.block_number "
             "OR (w.block_number = r.block_number AND w.log_index > r.log_index)))"
         ),
         {"router": router},

@@ -29,7 +29,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from eth_abi import encode
+from eth_abi.abi import encode
 from eth_utils.crypto import keccak
 from sqlalchemy import Connection, Engine, text
 
@@ -63,7 +63,7 @@ class ClaimLine:
                     self.total_claimed,
                     self.requests,
                 ],
-            )  # fmt: skip
+            )
         )
 
     def as_tuple(self) -> tuple[Any, ...]:
@@ -163,8 +163,8 @@ class ChannelClaimer:
         params = {"c": self.chain_id, "r": self.router_address}
         states = {
             str(r[0]): r for r in conn.execute(
-                text("SELECT channel_id, payer, payer_authorizer, receiver_authorizer, token, withdraw_delay, "
-                     "salt, max_claimable, signature, charged, requests FROM channel_state "
+                text("SELECT channel_id, payer, payer_authorizer, receiver_authorizer, token, "
+                     "withdraw_delay, salt, max_claimable, signature, charged, requests FROM channel_state "
                      "WHERE chain_id = :c AND router = :r AND requests > 0 ORDER BY channel_id"), params)
         }  # fmt: skip
         claimed: dict[tuple[str, str], tuple[int, int]] = defaultdict(lambda: (0, 0))
@@ -213,7 +213,7 @@ class ChannelClaimer:
     # --- sending --------------------------------------------------------------------------------------
     def _key(self, lines: list[ClaimLine]) -> str:
         digest = keccak(b"".join(
-            bytes.fromhex(ln.channel_id[2:]) + bytes.fromhex(ln.model_id[2:]) + ln.total_claimed.to_bytes(32, "big")
+            bytes.fromhex(ln.channel_id[2:] + ln.model_id[2:]) + ln.total_claimed.to_bytes(32, "big")
             for ln in lines
         )).hex()  # fmt: skip
         return f"channelclaim:{self.chain_id}:{self.router_address}:{digest}"
@@ -226,8 +226,9 @@ class ChannelClaimer:
             conn.execute(
                 text("INSERT INTO channel_claim (outbox_id, chain_id, channel_id, model_id, total_claimed, "
                      "amount, requests, state, created_at) VALUES (:o, :c, :ch, :m, :t, :a, :n, :s, :now)"),
-                [{"o": oid, "c": self.chain_id, "ch": ln.channel_id, "m": ln.model_id, "t": str(ln.total_claimed),
-                  "a": str(ln.amount), "n": ln.requests, "s": PENDING, "now": now} for ln in lines],
+                [{"o": oid, "c": self.chain_id, "ch": ln.channel_id, "m": ln.model_id,
+                  "t": str(ln.total_claimed), "a": str(ln.amount), "n": ln.requests, "s": PENDING,
+                  "now": now} for ln in lines],
             )  # fmt: skip
 
         key = self._key(lines)
