@@ -1,10 +1,11 @@
-"""The claimer is crash-safe and idempotent: a claimer process (tests/support/claimer_proc.py) is killed with
-SIGKILL at random moments while agents keep paying; after the last restart every channel's on-chain
-`totalClaimed` equals what the gateway charged, the mirrored `PaymentSettled` rows add up to it exactly, and no
-claim transaction failed (a claim sent twice would revert: claimed totals must rise)."""
+"""The claimer is crash-safe and idempotent: a claimer process (tests/support/claimer_proc.py) is killed
+with SIGKILL at random moments while agents keep paying; after the last restart every channel's on-chain
+`totalClaimed` equals what the gateway charged, the mirrored `PaymentSettled` rows add up to it exactly, and
+no claim transaction failed (a claim sent twice would revert: claimed totals must rise)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
@@ -51,16 +52,19 @@ def test_claimer_killed_at_random_points_claims_everything_exactly_once(
     rng = random.Random(11)
     agents = [world.open_channel(agent_key(i), 10**4 * PRICE) for i in range(4)]
     world.index()
+    in_flight = 0  # kills that left a stored claim not yet settled (between enqueue and settle)
     for kill in range(KILLS):
         for _ in range(rng.randint(1, 6)):
             world.pay(rng.choice(agents))
         proc = _claimer(world, tmp_path)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=rng.uniform(0.0, 0.4))
-        except subprocess.TimeoutExpired:
-            pass
         proc.send_signal(signal.SIGKILL)
         proc.wait()
+        with world.engine.connect() as conn:
+            in_flight += bool(
+                conn.execute(text("SELECT COUNT(*) FROM channel_claim WHERE state = 'pending'")).scalar()
+            )
         assert proc.returncode == -signal.SIGKILL, f"the claimer exited by itself in round {kill}"
     rounds = world.claimer().claim_all()  # the last restart settles what the killed ones left
     assert rounds
@@ -78,5 +82,6 @@ def test_claimer_killed_at_random_points_claims_everything_exactly_once(
         pending = conn.execute(text("SELECT COUNT(*) FROM channel_claim WHERE state != 'confirmed'")).scalar()
         served = conn.execute(text("SELECT SUM(requests) FROM channel_state")).scalar()
     assert failed == 0 and pending == 0
+    assert in_flight > 0, "no kill landed while a claim was in flight"
     assert sum(amounts) == sum(charged.values())
     assert claims[0] == len(amounts) and claims[1] == served
