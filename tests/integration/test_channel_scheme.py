@@ -96,6 +96,11 @@ def test_malformed_or_foreign_vouchers_are_refused(world: ChannelWorld) -> None:
         world, dict(good, channelConfig=dict(good["channelConfig"], salt="0x" + "11" * 32)), "channel_id"
     )
     _rejected(world, dict(good, type="deposit"), "deposit_unsupported")
+    eip1271 = dict(good["channelConfig"], payerAuthorizer="0x" + "00" * 20)  # vouchers checked by the payer
+    _rejected(world, dict(good, channelConfig=eip1271), "payer_authorizer")  # contract: needs an RPC call
+    _rejected(
+        world, dict(good, channelConfig=dict(good["channelConfig"], token=agent.account.address)), "token"
+    )
     sig = good["voucher"]["signature"]
     n = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
     high_s = sig[:66] + format(n - int(sig[66:130], 16), "064x") + sig[130:]

@@ -141,7 +141,7 @@ class GatewayProcess:
         self.log = tmp / f"{name}.log"
         repo = Path(__file__).resolve().parents[2]
         env = dict(
-            os.environ, PYTHONPATH=f"{repo}{os.pathsep}{repo / 'tests'}", CHANNEL_GW_DB=world.db_url,
+            os.environ, PYTHONPATH=os.pathsep.join([str(repo), str(repo / "tests"), os.environ.get("PYTHONPATH", "")]), CHANNEL_GW_DB=world.db_url,
             CHANNEL_GW_DEPLOYMENT=str(tmp / "deployment.json"), CHANNEL_GW_AUTHORIZER=world.settler.address,
             CHANNEL_GW_PRICE=str(price), CHANNEL_GW_MODEL=MODEL, CHANNEL_GW_RPC=world.anvil.url,
         )  # fmt: skip
