@@ -140,8 +140,9 @@ class GatewayProcess:
         self.url = f"http://127.0.0.1:{self.port}/paid"
         self.log = tmp / f"{name}.log"
         repo = Path(__file__).resolve().parents[2]
+        path = os.pathsep.join([str(repo), str(repo / "tests"), os.environ.get("PYTHONPATH", "")])
         env = dict(
-            os.environ, PYTHONPATH=os.pathsep.join([str(repo), str(repo / "tests"), os.environ.get("PYTHONPATH", "")]), CHANNEL_GW_DB=world.db_url,
+            os.environ, PYTHONPATH=path, CHANNEL_GW_DB=world.db_url,
             CHANNEL_GW_DEPLOYMENT=str(tmp / "deployment.json"), CHANNEL_GW_AUTHORIZER=world.settler.address,
             CHANNEL_GW_PRICE=str(price), CHANNEL_GW_MODEL=MODEL, CHANNEL_GW_RPC=world.anvil.url,
         )  # fmt: skip
