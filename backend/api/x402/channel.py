@@ -17,6 +17,7 @@ channels in one transaction."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 import time
 from collections.abc import Iterator
@@ -62,6 +63,11 @@ _SELECT_USAGE = text(
     "SELECT charged FROM channel_usage "
     "WHERE chain_id = :chain AND channel_id = :channel AND model_id = :model"
 )
+
+
+@functools.lru_cache(maxsize=65536)
+def _checksum(address: str) -> str:
+    return to_checksum_address(address)
 
 
 def reject(reason: str, message: str) -> PaymentRejectedError:
@@ -125,6 +131,7 @@ class BatchSettlementScheme:
             "version": self.token_version,
             "assetTransferMethod": "eip3009",
         }
+        self._channel_id = functools.lru_cache(maxsize=65536)(self.domain.channel_id)  # two keccaks saved
         self._select = text(_SELECT_STATE + ("" if self.sqlite else " FOR UPDATE"))
 
     # --- Scheme -------------------------------------------------------------------------------------
@@ -163,7 +170,7 @@ class BatchSettlementScheme:
                 raise
         return Accepted(
             scheme=SCHEME,
-            payer=to_checksum_address(config.payer),
+            payer=_checksum(config.payer),
             amount=price,
             extra={
                 "channelId": channel_id,
@@ -262,7 +269,7 @@ class BatchSettlementScheme:
                 "channelConfig.payerAuthorizer must be an EOA "
                 "(vouchers are verified locally, not by EIP-1271)",
             )
-        channel_id = self.domain.channel_id(config)
+        channel_id = self._channel_id(config)
         if str(voucher.get("channelId", "")).lower() != channel_id:
             raise reject("channel_id", f"voucher.channelId is not the id of channelConfig ({channel_id})")
         signer = recover(self.domain.voucher_digest(channel_id, max_claimable), raw)
