@@ -170,3 +170,27 @@ def test_a_requested_withdrawal_is_claimed_before_it_can_take_the_vouchers(world
     _rejected(world, {"payload": agent.plugin.create_payment_payload(world.requirement()), "x402Version": 2},
               "insufficient_balance")  # fmt: skip
     assert MODEL
+
+
+def test_a_channel_drained_by_a_late_withdrawal_is_skipped_and_the_others_claimed(
+    world: ChannelWorld,
+) -> None:
+    late, other = (world.open_channel(agent_key(i), DEPOSIT) for i in range(2))
+    world.index()
+    for _ in range(5):
+        world.pay(late)
+        world.pay(other)
+    # the gateway's claimer is down for longer than the withdrawal delay: the payer takes everything unclaimed
+    initiate_withdraw(world.w3, late.account, late.config, DEPOSIT)
+    world.anvil.rpc("evm_increaseTime", [late.config.withdraw_delay + 1])
+    world.anvil.rpc("evm_mine")
+    finalize_withdraw(world.w3, late.account, late.config)
+    world.index()
+    result = world.claimer().run_once(force=True)
+    assert result.skipped == [late.channel_id] and [ln.channel_id for ln in result.lines] == [
+        other.channel_id
+    ]
+    world.claimer().outbox.wait(str(result.key))
+    _, claimed = world.router.functions.channels(bytes.fromhex(other.channel_id[2:])).call()
+    assert claimed == 5 * PRICE
+    assert world.router.functions.channels(bytes.fromhex(late.channel_id[2:])).call() == (0, 0)

@@ -126,8 +126,9 @@ class ChannelClaimer:
                 self._enqueue(lines, result)
                 return result
             except OutboxRevertError:
-                keep = [ln for ln in lines if self._claimable_alone(ln)]
-                result.skipped += sorted({ln.channel_id for ln in lines} - {ln.channel_id for ln in keep})
+                bad = {ln.channel_id for ln in lines if not self._claimable_alone(ln)}
+                keep = [ln for ln in lines if ln.channel_id not in bad]  # a channel's rows go together
+                result.skipped += sorted(bad)
                 if len(keep) == len(lines):
                     raise
                 lines = (
