@@ -10,11 +10,12 @@ Figures:
   claimer (CHANNELS channels x REQUESTS requests, all claimed in one transaction through the outbox);
   `gas_paid_request_channel`: that transaction's gasUsed / those requests.
 - `gateway_paid_rps`: paid requests/s through a real uvicorn on loopback (the test gateway wiring,
-  tests/support/channel_gateway.py, until the x402 gateway replaces it), AGENTS concurrent agents each paying
+  tests/support/channel_gateway.py, until the x402 gateway replaces it; one uvicorn worker process per core,
+  sharing the SQLite database), AGENTS concurrent agents each paying
   its own channel in channel mode: every request carries a fresh voucher (PAYMENT-SIGNATURE), is verified and
   charged under the channel's lock, and answered with PAYMENT-RESPONSE; only 200s are counted. On this shared
   machine the figure follows the CPU the other processes leave; `gateway_cpu_ms_per_paid_request` (the gateway
-  process's CPU time / requests served) is the cost that does not depend on that.
+  processes' CPU time / requests served) is the cost that does not depend on that.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ CHANNELS = int(os.environ.get("CAIRN_BENCH_CHANNELS", "10"))
 REQUESTS = int(os.environ.get("CAIRN_BENCH_CHANNEL_REQUESTS", "1000"))
 AGENTS = 64
 RPS_SECONDS = float(os.environ.get("CAIRN_BENCH_RPS_SECONDS", "10"))
-WORKERS = int(os.environ.get("CAIRN_BENCH_GATEWAY_WORKERS", "1"))
+WORKERS = int(os.environ.get("CAIRN_BENCH_GATEWAY_WORKERS", str(os.cpu_count() or 2)))  # uvicorn processes
 
 
 def _claims(world: object) -> dict[str, float]:
