@@ -63,9 +63,7 @@ class OutboxAttempt(SQLModel, table=True):
     __tablename__ = "outbox_attempt"
 
     id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True, autoincrement=True))
-    outbox_id: int = Field(
-        sa_column=Column(Integer, ForeignKey("outbox_tx.id"), nullable=False, index=True)
-    )
+    outbox_id: int = Field(sa_column=Column(Integer, ForeignKey("outbox_tx.id"), nullable=False, index=True))
     tx_hash: str = Field(sa_column=Column(String(66), nullable=False, unique=True))
     raw_tx: str = Field(sa_column=Column(Text, nullable=False))
     max_fee: str = Field(sa_column=Column(Text, nullable=False))  # wei, decimal
@@ -249,3 +247,57 @@ class ApiKey(SQLModel, table=True):
     created_at: int = Field(sa_column=Column(BigInteger, nullable=False))
     last_used_at: int | None = Field(default=None, sa_column=Column(BigInteger))
     revoked_at: int | None = Field(default=None, sa_column=Column(BigInteger))
+class ChannelState(SQLModel, table=True):
+    """One x402 batch-settlement channel the gateway has served (backend.api.x402.channel): its config (what a
+    claim row needs), the latest accepted voucher (signed cumulative ceiling + signature) and the cumulative
+    amount charged against it. The accept step locks this row (PostgreSQL `FOR UPDATE`, SQLite the write
+    lock), so one channel's requests are processed one at a time by all API processes."""
+
+    __tablename__ = "channel_state"
+
+    chain_id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    channel_id: str = Field(sa_column=Column(String(66), primary_key=True))
+    router: str = Field(sa_column=Column(String(42), nullable=False))
+    payer: str = Field(sa_column=Column(String(42), nullable=False, index=True))
+    payer_authorizer: str = Field(sa_column=Column(String(42), nullable=False))
+    receiver_authorizer: str = Field(sa_column=Column(String(42), nullable=False))
+    token: str = Field(sa_column=Column(String(42), nullable=False))
+    withdraw_delay: int = Field(sa_column=Column(BigInteger, nullable=False))
+    salt: str = Field(sa_column=Column(String(66), nullable=False))
+    max_claimable: str = Field(sa_column=Column(Text, nullable=False))  # latest voucher's ceiling, decimal
+    signature: str = Field(sa_column=Column(Text, nullable=False))  # latest voucher's signature
+    charged: str = Field(sa_column=Column(Text, nullable=False))  # cumulative charged, decimal
+    requests: int = Field(sa_column=Column(BigInteger, nullable=False))  # cumulative paid requests
+    updated_at: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class ChannelUsage(SQLModel, table=True):
+    """What one channel paid per model (claim rows carry the model): cumulative charged and requests."""
+
+    __tablename__ = "channel_usage"
+
+    chain_id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    channel_id: str = Field(sa_column=Column(String(66), primary_key=True))
+    model_id: str = Field(sa_column=Column(String(66), primary_key=True))
+    charged: str = Field(sa_column=Column(Text, nullable=False))  # cumulative, decimal
+    requests: int = Field(sa_column=Column(BigInteger, nullable=False))  # cumulative
+
+
+class ChannelClaim(SQLModel, table=True):
+    """One row of a `PaymentRouter.claim` batch, stored with its outbox transaction
+    (backend.api.x402.claimer): `total_claimed` is the channel's cumulative claimed total after the row,
+    `amount` / `requests` what the row adds for `model_id`. State pending -> confirmed, or failed (the
+    amounts are claimable again)."""
+
+    __tablename__ = "channel_claim"
+
+    id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True, autoincrement=True))
+    outbox_id: int = Field(sa_column=Column(Integer, nullable=False, index=True))  # outbox_tx.id
+    chain_id: int = Field(sa_column=Column(BigInteger, nullable=False))
+    channel_id: str = Field(sa_column=Column(String(66), nullable=False, index=True))
+    model_id: str = Field(sa_column=Column(String(66), nullable=False))
+    total_claimed: str = Field(sa_column=Column(Text, nullable=False))  # decimal
+    amount: str = Field(sa_column=Column(Text, nullable=False))  # decimal
+    requests: int = Field(sa_column=Column(BigInteger, nullable=False))
+    state: str = Field(sa_column=Column(String(16), nullable=False, index=True))  # pending|confirmed|failed
+    created_at: int = Field(sa_column=Column(BigInteger, nullable=False))

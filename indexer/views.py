@@ -152,6 +152,11 @@ INDEXES = {
     "ev_dataset_registered": ("owner",),
     "ev_dataset_batch_registered": ("owner",),
     "ev_compute_registered": ("provider",),
+    # one channel's deposits and withdrawals, read per paid request (backend.api.x402.channel_mirror)
+    "ev_channel_deposited": ("channel_id",),
+    "ev_channel_withdrawn": ("channel_id",),
+    "ev_channel_refunded": ("channel_id",),
+    "ev_channel_withdrawal_requested": ("channel_id",),
 }
 
 

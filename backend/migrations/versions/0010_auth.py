@@ -1,7 +1,7 @@
 """auth_nonce, auth_session, api_key: Sign-In with Ethereum nonces and sessions, operators' API keys (CREATE)
 
 Revision ID: 0010
-Revises: 0007
+Revises: 0008
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0010"
-down_revision = "0007"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 

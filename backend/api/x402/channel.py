@@ -1,0 +1,334 @@
+"""The x402 `batch-settlement` scheme on the gateway: cumulative vouchers over PaymentRouter channels.
+
+An agent deposits into a channel once (on chain: `PaymentRouter.deposit` / `depositWithAuthorization`),
+then pays each request with a voucher payload (x402 wire form):
+`{"type": "voucher", "channelConfig": {...}, "voucher": {"channelId", "maxClaimableAmount", "signature"}}`.
+
+`accept` verifies it with no RPC: the channel id and the EIP-712 voucher digest are computed locally
+(`cairn.core.channel`, separator precomputed), the signature is recovered with libsecp256k1, and the channel's
+deposit and pending withdrawal come from the indexer's mirror (`channel_mirror`). Then, in one database
+transaction that holds the channel's row lock (PostgreSQL `SELECT ... FOR UPDATE`; SQLite `BEGIN IMMEDIATE`,
+the database's write lock), it checks that the voucher covers the channel's cumulative charged amount plus
+this request's price and that this stays within the deposit, and records the new charged total and the
+voucher. So two API processes serving one channel process its requests one at a time, and a voucher increment
+pays for one request only. The claimer (`backend.api.x402.claimer`) later claims the latest voucher of many
+channels in one transaction."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from eth_utils.address import to_checksum_address
+from sqlalchemy import Connection, Engine, text
+
+from backend.api.x402.channel_mirror import MirroredChannel, mirrored_channel
+from backend.api.x402.scheme import Accepted, Charge, PaymentRejectedError
+from cairn.core.channel import (
+    MAX_WITHDRAW_DELAY,
+    MIN_WITHDRAW_DELAY,
+    SCHEME,
+    ZERO_ADDRESS,
+    ChannelConfig,
+    ChannelDomain,
+    VoucherFormatError,
+    parse_amount,
+    recover,
+    signature_bytes,
+)
+
+_INSERT_STATE = text(
+    "INSERT INTO channel_state (chain_id, channel_id, router, payer, payer_authorizer, receiver_authorizer, "
+    "token, withdraw_delay, salt, max_claimable, signature, charged, requests, updated_at) VALUES (:chain, "
+    ":channel, :router, :payer, :payer_authorizer, :receiver_authorizer, :token, :withdraw_delay, :salt, "
+    "'0', '', '0', 0, :now) ON CONFLICT (chain_id, channel_id) DO NOTHING"
+)
+_SELECT_STATE = (
+    "SELECT charged, requests FROM channel_state WHERE chain_id = :chain AND channel_id = :channel"
+)
+_UPDATE_STATE = text(
+    "UPDATE channel_state SET max_claimable = :max, signature = :sig, charged = :charged, "
+    "requests = requests + 1, updated_at = :now WHERE chain_id = :chain AND channel_id = :channel"
+)
+_UPSERT_USAGE = text(
+    "INSERT INTO channel_usage (chain_id, channel_id, model_id, charged, requests) VALUES "
+    "(:chain, :channel, :model, :charged, 1) ON CONFLICT (chain_id, channel_id, model_id) DO UPDATE SET "
+    "charged = :charged, requests = channel_usage.requests + 1"
+)
+_SELECT_USAGE = text(
+    "SELECT charged FROM channel_usage "
+    "WHERE chain_id = :chain AND channel_id = :channel AND model_id = :model"
+)
+
+
+@functools.lru_cache(maxsize=65536)
+def _checksum(address: str) -> str:
+    return to_checksum_address(address)
+
+
+def reject(reason: str, message: str) -> PaymentRejectedError:
+    return PaymentRejectedError(f"invalid_batch_settlement_evm_{reason}", message)
+
+
+class BatchSettlementScheme:
+    """`Scheme` for x402 `batch-settlement` on the PaymentRouter.
+
+    `engine`: the API's database (the mirror's `ev_channel_*` tables and the backend's `channel_*` tables);
+    `chain_id`, `router`, `token`: the deployment's chain and contracts; `receiver_authorizer`: the address
+    of the gateway's claim key (holds SETTLER_ROLE; must be each channel's `receiverAuthorizer`);
+    `token_name` / `token_version`: the RewardToken's EIP-712 domain (for `depositWithAuthorization`);
+    `withdraw_delay`: the smallest channel `withdrawDelay` accepted, announced in the requirements;
+    `min_deposit`: the deposit hint announced (`extra.minDeposit`, default 100 requests' price);
+    `max_timeout_seconds`: the requirement's `maxTimeoutSeconds`."""
+
+    name = SCHEME
+
+    def __init__(
+        self,
+        *,
+        engine: Engine,
+        chain_id: int,
+        router: str,
+        token: str,
+        receiver_authorizer: str,
+        token_name: str,
+        token_version: str = "1",
+        withdraw_delay: int = MIN_WITHDRAW_DELAY,
+        min_deposit: int | None = None,
+        max_timeout_seconds: int = 300,
+    ) -> None:
+        if not MIN_WITHDRAW_DELAY <= withdraw_delay <= MAX_WITHDRAW_DELAY:
+            raise ValueError(
+                f"withdraw_delay {withdraw_delay} outside {MIN_WITHDRAW_DELAY}..{MAX_WITHDRAW_DELAY}"
+            )
+        self.engine = engine
+        self.sqlite = engine.dialect.name == "sqlite"
+        self.chain_id = chain_id
+        self.network = f"eip155:{chain_id}"
+        self.domain = ChannelDomain(chain_id, router)
+        self.router = self.domain.router
+        self.token = token.lower()
+        self.receiver_authorizer = receiver_authorizer.lower()
+        self.token_name = token_name
+        self.token_version = token_version
+        self.withdraw_delay = withdraw_delay
+        self.min_deposit = min_deposit
+        self.max_timeout_seconds = max_timeout_seconds
+        # SQLite: threads of one process queue here rather than in SQLite's busy handler (which sleeps in
+        # steps of up to 100 ms); other processes still wait on the database's write lock
+        self._local = threading.Lock()
+        self._held: Connection | None = None
+        self._asset = to_checksum_address(self.token)
+        self._pay_to = to_checksum_address(self.router)
+        self._extra: dict[str, Any] = {
+            "receiverAuthorizer": to_checksum_address(self.receiver_authorizer),
+            "withdrawDelay": self.withdraw_delay,
+            "name": self.token_name,
+            "version": self.token_version,
+            "assetTransferMethod": "eip3009",
+        }
+        self._channel_id = functools.lru_cache(maxsize=65536)(self.domain.channel_id)  # two keccaks saved
+        self._select = text(_SELECT_STATE + ("" if self.sqlite else " FOR UPDATE"))
+
+    # --- Scheme -------------------------------------------------------------------------------------
+    def requirement(self, charge: Charge) -> dict[str, Any]:
+        """x402 v2 PaymentRequirements for a channel voucher of `charge.amount`."""
+        extra = dict(self._extra)
+        extra["minDeposit"] = str(self.min_deposit if self.min_deposit is not None else 100 * charge.amount)
+        return {
+            "scheme": SCHEME,
+            "network": self.network,
+            "asset": self._asset,
+            "amount": str(charge.amount),
+            "payTo": self._pay_to,
+            "maxTimeoutSeconds": self.max_timeout_seconds,
+            "extra": extra,
+        }
+
+    def accept(self, payload: dict[str, Any], requirement: dict[str, Any], charge: Charge) -> Accepted:
+        """Verify a voucher payload (the PaymentPayload or its inner `payload`) and charge `charge.amount`
+        against its channel, atomically; PaymentRejectedError (402) when it does not pay."""
+        inner = payload.get("payload") if "x402Version" in payload else payload
+        if not isinstance(inner, dict):
+            raise reject("payload", "the batch-settlement payload must be an object")
+        config, channel_id, max_claimable, signature = self.verify(inner)
+        price = charge.amount
+        with self._connection() as conn:
+            if self.sqlite:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            try:
+                charged, requests, onchain = self._charge(
+                    conn, config, channel_id, max_claimable, signature, charge
+                )
+                conn.commit()
+            except BaseException:
+                conn.rollback()
+                raise
+        return Accepted(
+            scheme=SCHEME,
+            payer=_checksum(config.payer),
+            amount=price,
+            extra={
+                "channelId": channel_id,
+                "chargedCumulativeAmount": str(charged),
+                "maxClaimableAmount": str(max_claimable),
+                "balance": str(onchain.balance),
+                "requests": requests,
+            },
+        )
+
+    def response(self, accepted: Accepted) -> dict[str, Any]:
+        """PAYMENT-RESPONSE (x402 SettleResponse): the channel's new cumulative charged total, which the
+        client's next voucher must exceed by the next price."""
+        x = accepted.extra
+        return {
+            "success": True,
+            "transaction": "",
+            "network": self.network,
+            "payer": accepted.payer,
+            "amount": str(accepted.amount),
+            "extra": {
+                "chargedAmount": str(accepted.amount),
+                "channelState": {
+                    "channelId": x["channelId"],
+                    "balance": x["balance"],
+                    "chargedCumulativeAmount": x["chargedCumulativeAmount"],
+                },
+            },
+        }
+
+    @contextlib.contextmanager
+    def _connection(self) -> Iterator[Connection]:
+        """PostgreSQL: a pooled connection. SQLite: the scheme's one connection, under the process lock (the
+        accept transactions of a process are serialised by SQLite's write lock anyway)."""
+        if not self.sqlite:
+            with self.engine.connect() as conn:
+                yield conn
+            return
+        with self._local:
+            if self._held is None or self._held.closed:
+                self._held = self.engine.connect()
+            try:
+                yield self._held
+            except PaymentRejectedError:  # rolled back by the caller; the connection is fine
+                raise
+            except BaseException:
+                self._held.close()  # a broken connection is not reused
+                self._held = None
+                raise
+
+    def close(self) -> None:
+        """Return the held SQLite connection to the pool (at shutdown)."""
+        with self._local:
+            if self._held is not None:
+                self._held.close()
+                self._held = None
+
+    # --- verification (no I/O) --------------------------------------------------------------------------
+    def verify(self, inner: dict[str, Any]) -> tuple[ChannelConfig, str, int, str]:
+        """The channel config, id, voucher ceiling and signature of a voucher payload whose signature is
+        the channel's payer authorizer's; raises PaymentRejectedError otherwise. Pure computation."""
+        kind = inner.get("type")
+        if kind == "deposit":
+            raise reject(
+                "deposit_unsupported",
+                "deposit payloads are not settled by this gateway; deposit on chain with "
+                "PaymentRouter.deposit or depositWithAuthorization, then pay with vouchers",
+            )
+        if kind != "voucher":
+            raise reject("payload_type", f"payload type must be 'voucher', got {kind!r}")
+        voucher = inner.get("voucher")
+        if not isinstance(voucher, dict):
+            raise reject("payload", "payload.voucher must be an object")
+        try:
+            config = ChannelConfig.from_wire(inner.get("channelConfig"))
+            max_claimable = parse_amount(voucher.get("maxClaimableAmount"), "voucher.maxClaimableAmount")
+            raw = signature_bytes(voucher.get("signature"))
+        except VoucherFormatError as exc:
+            raise reject("payload", str(exc)) from None
+        if config.receiver != self.router:
+            raise reject("receiver", f"channelConfig.receiver must be the PaymentRouter {self.router}")
+        if config.token != self.token:
+            raise reject("token", f"channelConfig.token must be the RewardToken {self.token}")
+        if config.receiver_authorizer != self.receiver_authorizer:
+            raise reject(
+                "receiver_authorizer", f"channelConfig.receiverAuthorizer must be {self.receiver_authorizer}"
+            )
+        if not self.withdraw_delay <= config.withdraw_delay <= MAX_WITHDRAW_DELAY:
+            raise reject(
+                "withdraw_delay",
+                f"channelConfig.withdrawDelay must be between {self.withdraw_delay} and {MAX_WITHDRAW_DELAY}",
+            )
+        if config.payer_authorizer == ZERO_ADDRESS:
+            raise reject(
+                "payer_authorizer",
+                "channelConfig.payerAuthorizer must be an EOA "
+                "(vouchers are verified locally, not by EIP-1271)",
+            )
+        channel_id = self._channel_id(config)
+        if str(voucher.get("channelId", "")).lower() != channel_id:
+            raise reject("channel_id", f"voucher.channelId is not the id of channelConfig ({channel_id})")
+        signer = recover(self.domain.voucher_digest(channel_id, max_claimable), raw)
+        if signer != config.payer_authorizer:
+            raise reject("voucher_signature", "the voucher is not signed by the channel's payerAuthorizer")
+        return config, channel_id, max_claimable, voucher["signature"]
+
+    # --- the locked charge ------------------------------------------------------------------------------
+    def _charge(
+        self,
+        conn: Connection,
+        config: ChannelConfig,
+        channel_id: str,
+        max_claimable: int,
+        signature: str,
+        charge: Charge,
+    ) -> tuple[int, int, MirroredChannel]:
+        onchain = mirrored_channel(conn, self.router, channel_id)
+        if onchain.deposited == 0:
+            raise reject(
+                "channel_not_found", f"channel {channel_id} has no deposit (yet) in the indexed chain"
+            )
+        if onchain.withdrawal_pending:
+            raise reject(
+                "withdrawal_pending",
+                f"channel {channel_id} has a withdrawal pending "
+                f"(available at {onchain.withdrawal_available_at}); "
+                "no further vouchers are accepted until it is finalized",
+            )
+        now = int(time.time())
+        key = {"chain": self.chain_id, "channel": channel_id}
+        conn.execute(
+            _INSERT_STATE,
+            {
+                **key, "router": self.router, "payer": config.payer,
+                "payer_authorizer": config.payer_authorizer,
+                "receiver_authorizer": config.receiver_authorizer, "token": config.token,
+                "withdraw_delay": config.withdraw_delay, "salt": config.salt, "now": now,
+            },
+        )  # fmt: skip
+        row = conn.execute(self._select, key).one()  # locked until commit
+        previous, requests = int(row[0]), int(row[1])
+        charged = previous + charge.amount
+        if max_claimable < charged:
+            raise reject(
+                "voucher_amount",
+                f"voucher maxClaimableAmount {max_claimable} must cover the channel's charged total "
+                f"{previous} "
+                f"plus this request's {charge.amount} = {charged}",
+            )
+        if charged > onchain.balance:
+            raise reject(
+                "insufficient_balance",
+                f"channel {channel_id} balance {onchain.balance} does not cover the charged total {charged}; "
+                "deposit more",
+            )
+        update = {**key, "max": str(max_claimable), "sig": signature, "charged": str(charged), "now": now}
+        conn.execute(_UPDATE_STATE, update)
+        usage = {**key, "model": charge.model_id.lower()}
+        before = conn.execute(_SELECT_USAGE, usage).scalar()  # under the channel's lock, like the state row
+        conn.execute(_UPSERT_USAGE, {**usage, "charged": str(int(before or 0) + charge.amount)})
+        return charged, requests + 1, onchain
