@@ -31,7 +31,7 @@ from web3 import Web3
 
 from backend.api.app import create_app
 from backend.api.settings import ApiSettings
-from cairn.cli.devchain import start_anvil
+from cairn.cli.devchain import free_port, start_anvil
 from cairn.core.settings import ANVIL_DEV_KEYS
 
 VALIDITY_S = 3600  # web/src/views/contribute.ts VALIDITY_S
@@ -46,6 +46,7 @@ def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, str]]
         w3 = Web3(Web3.HTTPProvider(anvil.url))
         admin = Account.from_key(ANVIL_DEV_KEYS[0])
         dep = deploy(w3, admin, tmp)
+        port = free_port()
         settings = ApiSettings(
             rpc_urls=[anvil.url],
             database_url=f"sqlite:///{tmp}/web.db",
@@ -53,6 +54,7 @@ def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, str]]
             data_dir=tmp / "data",
             confirmations=0,
             finality="confirmations",
+            api_siwe_origins=f"http://127.0.0.1:{port}",  # the page's origin: SIWE messages name it
         )
         stack = Stack(
             anvil, w3, dep, settings, tmp, admin,
@@ -63,7 +65,7 @@ def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, str]]
         seed(stack)
         seed_rewards(stack)
         stack.index()
-        with serve(create_app(settings, run_indexer=True)) as url:
+        with serve(create_app(settings, run_indexer=True), port) as url:
             yield stack, url
 
 
@@ -408,24 +410,16 @@ def test_claim_with_one_click(web: tuple[Stack, str], browser: Any) -> None:
 
 
 def test_sign_in_with_ethereum(web: tuple[Stack, str], browser: Any) -> None:
-    """SIWE through the API's /v1/auth routes (web/src/api/routes.ts) where the API has them; where it has
-    not, the person is told so instead of a blank page or a raw 404."""
+    """SIWE through the API's /v1/auth routes: the wallet signs the EIP-4361 message naming the page's origin
+    (one of CAIRN_API_SIWE_ORIGINS), the server sets an httpOnly cookie that /v1/auth/session honours and
+    that survives a reload; sign-out ends the session on the server."""
     from playwright.sync_api import expect
 
     stack, url = web
-    with urllib.request.urlopen(f"{url}/openapi.json") as resp:
-        paths = json.loads(resp.read())["paths"]
     wallet = make_wallet(stack)
     page, errors = open_app(browser, url, wallet)
     connect(page)
     page.get_by_role("button", name="Sign in").click()
-    if "/v1/auth/nonce" not in paths:
-        expect(page.locator("#wallet-error")).to_have_text(
-            "Sign-in with Ethereum is not available on this server yet."
-        )
-        assert "personal_sign" not in wallet.calls
-        assert errors == []
-        return
     address = wallet.account.address
     expect(page.get_by_test_id("session-status")).to_have_text(f"Signed in as {address[:8]}…{address[-6:]}")
     [signed] = [s for s in wallet.signed if s["method"] == "personal_sign"]
@@ -433,10 +427,22 @@ def test_sign_in_with_ethereum(web: tuple[Stack, str], browser: Any) -> None:
     host = url.removeprefix("http://")
     assert message.startswith(f"{host} wants you to sign in with your Ethereum account:\n{address}\n")
     assert "\nChain ID: 31337\n" in message and "\nNonce: " in message and f"\nURI: {url}" in message
-    assert any(c["httpOnly"] for c in page.context.cookies())
+    assert f"\nURI: {url}\n" in message and "\nExpiration Time: " in message
+    [cookie] = [c for c in page.context.cookies() if c["httpOnly"]]
+    assert cookie["sameSite"] == "Strict"
+    session = page.evaluate("fetch('/v1/auth/session').then(r => r.json())")
+    assert session["address"] == address and session["kind"] == "cookie"
+    # the cookie outlives a reload: connecting again finds the session without a new signature
+    page.reload()
+    connect(page)
+    expect(page.get_by_test_id("session-status")).to_have_text(f"Signed in as {address[:8]}…{address[-6:]}")
+    assert [c["method"] for c in wallet.signed].count("personal_sign") == 1
+    screenshot(page, "signin")
     page.get_by_role("button", name="Sign out").click()
     expect(page.get_by_role("button", name="Sign in")).to_be_visible()
     expect(page.get_by_test_id("session-status")).to_have_text("")
+    status = page.evaluate("fetch('/v1/auth/session').then(r => r.status)")
+    assert status == 401
     assert errors == []
 
 
