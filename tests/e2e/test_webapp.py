@@ -497,3 +497,63 @@ def test_rewards_per_epoch_chart(web: tuple[Stack, str], browser: Any) -> None:
         "Nothing can be claimed now: the newest root is still in its challenge delay."
     )
     assert errors == []
+
+
+def sign_in(page: Any, address: str) -> None:
+    from playwright.sync_api import expect
+
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_test_id("session-status")).to_have_text(f"Signed in as {address[:8]}…{address[-6:]}")
+
+
+def test_signed_in_contributor_uses_me_views_and_uploads(web: tuple[Stack, str], browser: Any) -> None:
+    """Signed in, the contributor view reads /v1/me/rewards (one request, no proof per epoch) and
+    /v1/me/contributions (attestation status with quorum); a registration can upload the file to the content
+    store once the relayer accepted it, and the store then serves the same bytes."""
+    from playwright.sync_api import expect
+
+    stack, url = web
+    owner = stack.owners[0]  # cumulative 3 tokens after epoch 0 (claimed), 5 after epoch 1 (pending root)
+    wallet = TestWallet(owner, stack.anvil.url, 31337)
+    page, errors = open_app(browser, url, wallet, view="contribute")
+    requested: list[str] = []
+    page.on("request", lambda req: requested.append(req.url))
+    connect(page)
+    expect(page.locator("#rewards-panel")).to_have_attribute("data-source", "public")
+    before = len(requested)
+    sign_in(page, owner.address)
+    expect(page.locator("#rewards-panel")).to_have_attribute("data-source", "me")
+    chart = page.locator("#rewards-chart")
+    expect(chart).to_have_attribute("data-series", "0:3,1:2")
+    expect(chart.locator("canvas")).to_have_count(1)
+    # claimable now: under epoch 0's root (the newest past its challenge delay), all claimed already
+    expect(page.locator("#rewards-claimable")).to_have_text("0 (0 wei)")
+    expect(page.get_by_role("button", name="Claim")).to_be_disabled()
+    body = page.locator("#my-contributions-body")
+    expect(body).to_have_attribute("data-source", "me")
+    d0 = stack.seeded["datasets"][0]  # attested 9000 and 6000 by two validators; the API's policy wants 3
+    expect(body.locator(f'tr[data-content-hash="{d0}"]')).to_contain_text(
+        "2 (median 7500); quorum not met (2 of 3)"
+    )
+    after = [u for u in requested[before:] if "/v1/" in u]
+    assert any(u.endswith("/v1/me/rewards") for u in after) and any("/v1/me/contributions" in u for u in after)
+    assert not any("/proofs/" in u for u in after), after
+    # register with the upload box ticked
+    data = os.urandom(256 * 1024 + 3)
+    digest = "0x" + hashlib.sha256(data).hexdigest()
+    page.get_by_label("Drop a file here, or choose one").set_input_files(
+        files=[{"name": "shard.bin", "mimeType": "application/octet-stream", "buffer": data}]
+    )
+    expect(page.get_by_test_id("file-hash")).to_have_text(digest)
+    page.get_by_label("Where the data can be fetched (URI)").fill(f"{url}/v1/content/{digest}")
+    page.get_by_label("Also upload the file to this server's content store").check()
+    page.get_by_role("button", name="Sign and register").click()
+    expect(page.locator("#step-upload")).to_have_attribute("data-state", "done", timeout=60_000)
+    expect(page.locator("#step-upload")).to_contain_text("Stored: 256.0 KiB")
+    expect(page.locator("#step-indexed")).to_have_attribute("data-state", "done", timeout=60_000)
+    with urllib.request.urlopen(f"{url}/v1/content/{digest}") as resp:
+        assert resp.read() == data
+    row = body.locator(f'tr[data-content-hash="{digest}"]')
+    expect(row).to_contain_text("not yet; quorum not met (0 of")
+    screenshot(page, "contribute-signed-in")
+    assert errors == []

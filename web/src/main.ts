@@ -69,10 +69,13 @@ window.addEventListener("unhandledrejection", (ev) => {
 
 let lastAccount: string | null = null;
 let lastChain: number | null = null;
+let lastSession: string | null = null;
 subscribe((s) => {
-  if (s.account !== lastAccount || s.walletChainId !== lastChain) {
+  // a new account, network or session (signing in switches the contributor view to /v1/me/*)
+  if (s.account !== lastAccount || s.walletChainId !== lastChain || s.session !== lastSession) {
     lastAccount = s.account;
     lastChain = s.walletChainId;
+    lastSession = s.session;
     if (current() === "contribute" || current() === "validate") void VIEWS[current()].show();
   }
   $("contribute-needs-wallet").hidden = s.account !== null;

@@ -135,3 +135,51 @@ export interface RelayReceipt {
   content_hash: string;
   duplicate: boolean;
 }
+
+/** `/v1/me/contributions` (backend/api/auth/schemas.py MyContributions). */
+export interface AttestationStatus {
+  attestations: { validator: string; score: number }[];
+  score: Score;
+  quorum: number;
+  quorum_met: boolean;
+}
+
+export interface MyContributions {
+  address: string;
+  dataset_count: number;
+  compute_count: number;
+  datasets: (Dataset & { status: AttestationStatus })[];
+  compute: (Compute & { status: AttestationStatus })[];
+}
+
+/** The proof `GET /v1/epochs/{n}/proofs/{address}` serves (backend/api/schemas.py Proof). */
+export interface EpochProof {
+  epoch: number;
+  account: string;
+  root: string;
+  cumulative_amount: string;
+  proof: `0x${string}`[];
+  claimed: string;
+  claimable: string;
+  valid_at: number;
+  claimable_now: boolean;
+}
+
+/** `/v1/me/rewards` (MyRewards). */
+export interface MyRewards {
+  address: string;
+  epochs: { epoch: number; root: string; cumulative: string; amount: string; claimable_now: boolean }[];
+  cumulative: string;
+  claimed: string;
+  claimable: string;
+  claim: EpochProof | null;
+}
+
+/** `PUT /v1/content/{hash}` (ContentStored). */
+export interface ContentStored {
+  content_hash: string;
+  size: number;
+  created: boolean;
+  admitted_by: string;
+  url: string;
+}

@@ -5,18 +5,20 @@
  *
  * The claim uses the newest root that can be claimed now: a root waiting out its challenge delay cannot, but
  * the previous one stays claimable (IRewardDistributor), so the epochs are tried newest first.
- * Rewards per epoch (a bar chart) are the differences of the account's cumulative amount under each epoch's
- * live root (`GET /v1/epochs/{n}/proofs/{address}`).
- * Planned (views branch): a /v1/me rewards view in one request, a relayed claim for a wallet without gas.
+ * Signed in (SIWE) as the connected account, everything comes from one request, `GET /v1/me/rewards`
+ * (amounts, rewards per epoch, the claim proof); otherwise from the public views: the account's amounts,
+ * and rewards per epoch as the differences of its cumulative amount under each epoch's live root
+ * (`GET /v1/epochs/{n}/proofs/{address}`, one request per epoch).
+ * Not done: a relayed claim for a wallet without gas.
  */
 import uPlot from "uplot";
 import { createPublicClient, custom, parseAbi, type Address } from "viem";
 import { getJSON } from "../api/client";
 import { routes } from "../api/routes";
-import type { Account, EpochList } from "../api/types";
+import type { Account, EpochList, MyRewards } from "../api/types";
 import { short, tokens, withWei } from "../lib/format";
 import { $, busy, showError } from "../ui/dom";
-import { state } from "../state";
+import { signedInAs, state } from "../state";
 import { signer } from "../wallet/wallet";
 
 const distributorAbi = parseAbi([
@@ -63,12 +65,24 @@ export async function loadRewards(address: string | null): Promise<void> {
   showError(error, null);
   panel.setAttribute("aria-busy", "true");
   try {
-    const a = await getJSON<Account>(routes.account(address));
-    $("rewards-cumulative").textContent = withWei(a.rewards.cumulative);
-    $("rewards-claimed").textContent = withWei(a.rewards.claimed);
-    $("rewards-claimable").textContent = withWei(a.rewards.claimable);
-    $("claim-button").toggleAttribute("disabled", BigInt(a.rewards.claimable) === 0n);
-    await drawPerEpoch(address);
+    let amounts: { cumulative: string; claimed: string; claimable: string };
+    let rows: { epoch: number; wei: bigint }[];
+    if (signedInAs(address)) {
+      const mine = await getJSON<MyRewards>(routes.myRewards());
+      amounts = mine;
+      rows = mine.epochs.map((e) => ({ epoch: e.epoch, wei: BigInt(e.amount) }));
+      panel.dataset.source = "me";
+    } else {
+      const a = await getJSON<Account>(routes.account(address));
+      amounts = a.rewards;
+      rows = await perEpoch(address);
+      panel.dataset.source = "public";
+    }
+    $("rewards-cumulative").textContent = withWei(amounts.cumulative);
+    $("rewards-claimed").textContent = withWei(amounts.claimed);
+    $("rewards-claimable").textContent = withWei(amounts.claimable);
+    $("claim-button").toggleAttribute("disabled", BigInt(amounts.claimable) === 0n);
+    drawPerEpoch(rows);
     if (state.walletChainId === state.health?.chain_id) {
       const b = await balance(address as Address);
       $("rewards-balance").textContent = withWei(b.toString());
@@ -105,9 +119,8 @@ async function perEpoch(address: string): Promise<{ epoch: number; wei: bigint }
   });
 }
 
-async function drawPerEpoch(address: string): Promise<void> {
+function drawPerEpoch(rows: { epoch: number; wei: bigint }[]): void {
   const target = $("rewards-chart");
-  const rows = await perEpoch(address);
   chart?.destroy();
   chart = null;
   target.replaceChildren();
@@ -145,6 +158,10 @@ async function drawPerEpoch(address: string): Promise<void> {
 
 /** The newest proof that can be claimed now and pays something, or null. */
 async function claimableProof(address: string): Promise<ProofAnswer | null> {
+  if (signedInAs(address)) {
+    const mine = await getJSON<MyRewards>(routes.myRewards());
+    return mine.claim && mine.claim.claimable_now && BigInt(mine.claim.claimable) > 0n ? mine.claim : null;
+  }
   const list = await getJSON<EpochList>(routes.epochs());
   for (const e of list.epochs) {
     if (!e.root || !["accepted", "claimable", "pending"].includes(e.status)) continue;
