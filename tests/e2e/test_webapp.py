@@ -536,7 +536,8 @@ def test_signed_in_contributor_uses_me_views_and_uploads(web: tuple[Stack, str],
         "2 (median 7500); quorum not met (2 of 3)"
     )
     after = [u for u in requested[before:] if "/v1/" in u]
-    assert any(u.endswith("/v1/me/rewards") for u in after) and any("/v1/me/contributions" in u for u in after)
+    assert any(u.endswith("/v1/me/rewards") for u in after)
+    assert any("/v1/me/contributions" in u for u in after)
     assert not any("/proofs/" in u for u in after), after
     # register with the upload box ticked
     data = os.urandom(256 * 1024 + 3)
