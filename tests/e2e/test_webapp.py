@@ -9,7 +9,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import subprocess
+import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +20,7 @@ from typing import Any
 
 import pytest
 from eth_account import Account
-from support.api_stack import EPOCH_LENGTH, Stack, deploy, seed, seed_rewards
+from support.api_stack import EPOCH_LENGTH, Stack, deploy, h32, seed, seed_rewards, travel_to
 from support.browser import (
     CHROMIUM,
     CHROMIUM_ARGS,
@@ -32,7 +35,9 @@ from web3 import Web3
 from backend.api.app import create_app
 from backend.api.settings import ApiSettings
 from cairn.cli.devchain import free_port, start_anvil
-from cairn.core.settings import ANVIL_DEV_KEYS
+from cairn.core.policy import POLICY_DIR
+from cairn.core.registration import dataset_calls
+from cairn.core.settings import ANVIL_DEV_KEYS, REPO_ROOT
 
 VALIDITY_S = 3600  # web/src/views/contribute.ts VALIDITY_S
 WALLET_KEY = ANVIL_DEV_KEYS[7]  # not used by the seeded history
@@ -112,6 +117,12 @@ def connect(page: Any, name: str = WALLET_NAME) -> None:
     page.get_by_role("button", name="Connect wallet").click()
     page.get_by_role("button", name=name).click()
     expect(page.get_by_test_id("wallet-account")).not_to_be_empty()
+
+
+def tokens_text(wei: int) -> str:
+    """What web/src/lib/format.ts `tokens` shows: whole tokens, then the significant decimals."""
+    whole, frac = divmod(wei, 10**18)
+    return f"{whole}.{str(frac).rjust(18, '0').rstrip('0')}" if frac else str(whole)
 
 
 def make_wallet(stack: Stack, chain_id: int = 31337) -> TestWallet:
@@ -557,4 +568,133 @@ def test_signed_in_contributor_uses_me_views_and_uploads(web: tuple[Stack, str],
     row = body.locator(f'tr[data-content-hash="{digest}"]')
     expect(row).to_contain_text("not yet; quorum not met (0 of")
     screenshot(page, "contribute-signed-in")
+    assert errors == []
+
+
+@pytest.fixture(scope="module")
+def fresh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, str]]:
+    """A stack whose epochs the rewards engine closes (through the operator API): one dataset of
+    `owners[0]` attested by two validators (the operator policy's quorum is 2), emission funded, nothing
+    published yet."""
+    tmp = tmp_path_factory.mktemp("fresh")
+    with start_anvil() as anvil:
+        w3 = Web3(Web3.HTTPProvider(anvil.url))
+        admin = Account.from_key(ANVIL_DEV_KEYS[0])
+        dep = deploy(w3, admin, tmp)
+        policy = json.loads((POLICY_DIR / "v1.json").read_text())
+        policy["attestation"]["quorum"] = 2
+        (tmp / "policy.json").write_text(json.dumps(policy))
+        port = free_port()
+        settings = ApiSettings(
+            rpc_urls=[anvil.url],
+            database_url=f"sqlite:///{tmp}/fresh.db",
+            deployment_file=tmp / "deployment.json",
+            data_dir=tmp / "data",
+            confirmations=0,
+            finality="confirmations",
+            api_siwe_origins=f"http://127.0.0.1:{port}",
+            api_operator_policy=str(tmp / "policy.json"),
+        )
+        stack = Stack(
+            anvil, w3, dep, settings, tmp, admin,
+            validators=[Account.from_key(k) for k in ANVIL_DEV_KEYS[2:4]],
+            owners=[Account.from_key(k) for k in ANVIL_DEV_KEYS[4:6]],
+            payer=Account.from_key(ANVIL_DEV_KEYS[6]),
+        )  # fmt: skip
+        registry, dist = stack.contract("ContributionRegistry"), stack.contract("RewardDistributor")
+        role = registry.functions.VALIDATOR_ROLE().call()
+        content = h32("fresh-dataset")
+        owner = stack.owners[0]
+        for step in dataset_calls(registry, owner.address, content, 4096, 1, h32("meta"), "ipfs://fresh"):
+            stack.transact(owner, step)
+        for v, score in zip(stack.validators, (7000, 9000), strict=True):
+            stack.transact(admin, registry.functions.grantRole(role, v.address))
+            stack.transact(v, registry.functions.attest(content, score))
+        stack.transact(admin, dist.functions.fundEmission(0))
+        stack.seeded.update(content=content)
+        with serve(create_app(settings, run_indexer=True), port) as url:
+            yield stack, url
+
+
+def operator_key(stack: Stack, *scopes: str) -> str:
+    """`cairn apikey create` against the stack's database: the key is printed once, on stdout."""
+    env = dict(os.environ, CAIRN_DATABASE_URL=stack.settings.database_url, PYTHONPATH=str(REPO_ROOT))
+    args = [a for s in scopes for a in ("--scope", s)]
+    done = subprocess.run(
+        [sys.executable, "-m", "cairn.cli", "apikey", "create", *args, "--name", "web-test"],
+        capture_output=True, text=True, env=env, cwd=REPO_ROOT, timeout=60, check=True,
+    )  # fmt: skip
+    return done.stdout.strip()
+
+
+def operator(url: str, key: str, epoch: int, step: str, timeout: float = 60) -> dict[str, Any]:
+    """POST /v1/operator/epochs/{epoch}/{step}, again while it is 409 epoch_not_ready (the indexer
+    catching up with the chain)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        req = urllib.request.Request(
+            f"{url}/v1/operator/epochs/{epoch}/{step}", method="POST", headers={"X-API-Key": key}
+        )
+        try:
+            with urllib.request.urlopen(req) as resp:
+                return dict(json.loads(resp.read()))
+        except urllib.error.HTTPError as err:
+            problem = json.loads(err.read())
+            if err.code != 409 or problem["code"] != "epoch_not_ready" or time.monotonic() > deadline:
+                raise AssertionError(f"{step}: {err.code} {problem}") from None
+        time.sleep(0.3)
+
+
+def test_an_epoch_closes_through_the_operator_api_and_is_claimed_in_one_click(
+    fresh: tuple[Stack, str], browser: Any
+) -> None:
+    """The issue's tests 3 and 4 in one flow: the signed-in contributor sees nothing to claim; the operator
+    closes, publishes and finalizes epoch 0 through the API (a key from `cairn apikey create`); the page then
+    shows the epoch's reward and claims it with one click, and the balance changes by the claimed amount."""
+    from playwright.sync_api import expect
+
+    stack, url = fresh
+    owner = stack.owners[0]
+    wallet = TestWallet(owner, stack.anvil.url, 31337)
+    page, errors = open_app(browser, url, wallet, view="contribute")
+    connect(page)
+    sign_in(page, owner.address)
+    expect(page.locator("#rewards-panel")).to_have_attribute("data-source", "me")
+    expect(page.locator("#rewards-chart")).to_have_text("No epoch has a published root yet.")
+    expect(page.get_by_role("button", name="Claim")).to_be_disabled()
+    key = operator_key(stack, "epochs:write")
+    travel_to(stack, stack.deployment.epoch.bounds(0)[1])
+    closed = operator(url, key, 0, "close")
+    assert closed["status"] == "computed" and closed["leaf_count"] >= 1, closed
+    published = operator(url, key, 0, "publish")
+    assert published["status"] == "proposed", published
+    travel_to(stack, int(published["valid_at"]) + 1)
+    accepted = operator(url, key, 0, "finalize")
+    assert accepted["status"] == "accepted" and accepted["root"] == published["root"], accepted
+    with urllib.request.urlopen(f"{url}/v1/allocations/{accepted['allocation_file']}") as resp:
+        allocation = json.loads(resp.read())
+    due = int({a.lower(): v for a, v in allocation["epoch_amounts"].items()}[owner.address.lower()])
+    assert due > 0
+    # the page, shown again, finds the accepted root once the indexer mirrored it
+    token = stack.contract("RewardToken")
+    before = int(token.functions.balanceOf(owner.address).call())
+    deadline = time.monotonic() + 30
+    while True:
+        page.get_by_role("link", name="Overview").click()
+        page.get_by_role("link", name="Contribute").click()
+        claimable = page.locator("#rewards-claimable")
+        expect(claimable).not_to_be_empty()
+        if claimable.inner_text() != "0 (0 wei)" or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    expect(claimable).to_contain_text(f"({due} wei)")
+    expect(page.locator("#rewards-chart")).to_have_attribute("data-series", f"0:{tokens_text(due)}")
+    expect(page.get_by_test_id("rewards-balance")).to_have_attribute("data-wei", str(before))
+    page.get_by_role("button", name="Claim").click()
+    expect(page.locator("#claim-status")).to_contain_text("Claimed", timeout=60_000)
+    after = int(token.functions.balanceOf(owner.address).call())
+    assert after - before == due
+    expect(page.get_by_test_id("rewards-balance")).to_have_attribute("data-wei", str(after))
+    assert [c for c in wallet.calls if c == "eth_sendTransaction"] == ["eth_sendTransaction"]
+    screenshot(page, "claim-after-epoch")
     assert errors == []
