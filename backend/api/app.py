@@ -27,8 +27,9 @@ from backend.api.metrics import Metrics, install_metrics
 from backend.api.problems import install_problem_handlers
 from backend.api.relay import Relayer
 from backend.api.relay.guard import RelayGuard, RelayLimits
-from backend.api.routers import ai_models, content, contributors, health, rewards
+from backend.api.routers import ai_models, content, contributors, health, inference, rewards
 from backend.api.services.health import package_version
+from backend.api.services.inference import Inference
 from backend.api.settings import ApiSettings, api_settings
 from backend.outbox import OutboxWorker
 from cairn.core.content import ContentStore
@@ -140,6 +141,7 @@ def create_app(settings: Settings | None = None, *, run_indexer: bool | None = N
         app.state.outbox_worker = outbox_worker
         app.state.metrics = metrics
         app.state.indexer = background
+        app.state.inference = Inference(cfg, engine, chain_id=chain.chain_id)
         if background is not None:
             background.start()
         try:
@@ -148,6 +150,7 @@ def create_app(settings: Settings | None = None, *, run_indexer: bool | None = N
             if background is not None:
                 background.stop()
             outbox_worker.stop()
+            app.state.inference.close()
             engine.dispose()
 
     app = FastAPI(
@@ -169,6 +172,7 @@ def create_app(settings: Settings | None = None, *, run_indexer: bool | None = N
         )
     app.include_router(health.router)
     app.include_router(contributors.router)
+    app.include_router(inference.router)
     app.include_router(ai_models.router)
     app.include_router(rewards.router)
     app.include_router(content.router)

@@ -14,7 +14,7 @@ import sys
 import typer
 from rich.console import Console
 
-from cairn.cli import api, commands, data, deploy, epoch, index
+from cairn.cli import api, commands, data, deploy, epoch, index, train
 from cairn.core.errors import CairnError
 
 app = typer.Typer(
@@ -33,7 +33,7 @@ def _root() -> None:
 
 
 # Each command module has `register(app: typer.Typer) -> None`.
-for _module in (commands, deploy, index, epoch, api, data):
+for _module in (commands, deploy, index, epoch, api, data, train):
     _module.register(app)
 
 

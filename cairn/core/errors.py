@@ -254,3 +254,23 @@ class DeadlineTooSoonError(InvalidInputError):
     """The signature's deadline leaves less than the relayer's minimum margin (it could expire in flight)."""
 
     code = "deadline_too_soon"
+
+
+# --- inference (backend/api/services/inference.py) ----------------------------------------------------------
+class ModelNotFoundError(NotFoundError):
+    """No served model has this name (OpenAI's `model_not_found`): HTTP 404."""
+
+    code = "model_not_found"
+
+
+class UpstreamError(CairnError):
+    """An OpenAI-compatible upstream answered with an error or with something that is not a completion."""
+
+    code = "upstream_error"
+    http_status = 502
+
+
+class UpstreamUnavailableError(UnavailableError):
+    """An OpenAI-compatible upstream did not answer in time (or refused the connection)."""
+
+    code = "upstream_unavailable"

@@ -1,0 +1,88 @@
+"""OpenAI-compatible inference: `GET /v1/models` and `POST /v1/chat/completions` (`stream: true` answers
+Server-Sent Events in OpenAI's `chat.completion.chunk` format). The logic is
+`backend.api.services.inference.Inference` (`app.state.inference`)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import StreamingResponse
+
+from backend.api.schemas import problem_responses
+from backend.api.schemas_openai import ChatCompletion, ChatCompletionRequest, ModelList
+from backend.api.services.inference import Inference
+
+router = APIRouter(prefix="/v1", tags=["inference"])
+
+
+def get_inference(request: Request) -> Inference:
+    inference: Inference = request.app.state.inference
+    return inference
+
+
+InferenceDep = Annotated[Inference, Depends(get_inference)]
+
+
+@router.get("/models", response_model=ModelList, responses=problem_responses(503))
+def list_models(inference: InferenceDep) -> dict[str, Any]:
+    """The models this server answers for (OpenAI's model list): embedded models trained by `cairn train`
+    and models configured with an upstream. `cairn` holds the on-chain model id and the price."""
+    return {"object": "list", "data": [inference.card(m) for m in inference.models()]}
+
+
+STREAM_DOC: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The completion; with `stream: true`, `text/event-stream` of `chat.completion.chunk` "
+        "events ending with `data: [DONE]` (the last chunk with a finish_reason carries `cairn`)",
+        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+    }
+}
+
+
+@router.post(
+    "/chat/completions",
+    response_model=ChatCompletion,
+    responses={**STREAM_DOC, **problem_responses(404, 422, 502, 503)},
+)
+def chat_completions(body: ChatCompletionRequest, inference: InferenceDep) -> Any:
+    """Answer a chat (OpenAI's chat completion). The answer's `cairn.datasets` names the datasets it drew
+    on (ids = content hashes); `usage` counts the model's tokens."""
+    completion = inference.complete(body)
+    if not body.stream:
+        return completion
+    include_usage = body.stream_options is not None and body.stream_options.include_usage
+    return StreamingResponse(
+        _sse(completion, include_usage=include_usage),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+def _pieces(text: str) -> list[str]:
+    """The content in word-sized deltas whose concatenation is exactly `text`."""
+    out: list[str] = []
+    for i, word in enumerate(text.split(" ")):
+        out.append(word if i == 0 else " " + word)
+    return [p for p in out if p]
+
+
+def _sse(completion: dict[str, Any], *, include_usage: bool) -> Iterator[bytes]:
+    base = {k: completion[k] for k in ("id", "created", "model", "system_fingerprint")}
+    base["object"] = "chat.completion.chunk"
+    choice = completion["choices"][0]
+
+    def event(choices: list[dict[str, Any]], **extra: Any) -> bytes:
+        return b"data: " + json.dumps({**base, "choices": choices, **extra}).encode() + b"\n\n"
+
+    yield event([{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}])
+    for piece in _pieces(choice["message"]["content"]):
+        yield event([{"index": 0, "delta": {"content": piece}, "finish_reason": None}])
+    yield event(
+        [{"index": 0, "delta": {}, "finish_reason": choice["finish_reason"]}], cairn=completion["cairn"]
+    )
+    if include_usage:
+        yield event([], usage=completion["usage"])
+    yield b"data: [DONE]\n\n"
