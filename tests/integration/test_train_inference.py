@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import urllib.request
@@ -133,11 +134,15 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         world = World(stack, env, store, files, json.loads(done.stdout))
         stack.index()  # the manifest is now in the mirror too
         api, world.api = _serve(dict(env, CAIRN_API_PRICES=json.dumps({NAME: PRICE})), tmp / "api.log")
+        silent = socket.socket()  # accepts connections (the kernel's backlog) and never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
         try:
             upstreams = {
                 "relayed": {"base_url": world.api + "/v1", "model": NAME},
                 "wrong": {"base_url": world.api + "/v1", "model": "no-such-model"},
                 "down": {"base_url": f"http://127.0.0.1:{free_port()}/v1", "timeout_s": 5},
+                "silent": {"base_url": f"http://127.0.0.1:{silent.getsockname()[1]}/v1", "timeout_s": 1},
             }
             proxy_env = dict(
                 env, CAIRN_DATABASE_URL=f"sqlite:///{tmp}/proxy.db", CAIRN_DATA_DIR=str(tmp / "proxy"),
@@ -150,6 +155,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
                 _stop(proxy)
         finally:
             _stop(api)
+            silent.close()
 
 
 def client(url: str) -> openai.OpenAI:
@@ -278,7 +284,7 @@ def test_unknown_model_and_bad_requests_are_problems_the_client_raises(world: Wo
 
 def test_upstream_provider_serves_the_other_processes_model(world: World) -> None:
     proxy, direct = client(world.proxy), client(world.api)
-    assert sorted(m.id for m in proxy.models.list().data) == ["down", "relayed", "wrong"]
+    assert sorted(m.id for m in proxy.models.list().data) == ["down", "relayed", "silent", "wrong"]
     msgs: Any = [{"role": "user", "content": QUESTION}]
     via = proxy.chat.completions.create(model="relayed", messages=msgs, max_tokens=30)
     here = direct.chat.completions.create(model=NAME, messages=msgs, max_tokens=30)
@@ -304,3 +310,8 @@ def test_upstream_failures_are_502_and_503_problems(world: World) -> None:
         proxy.chat.completions.create(model="down", messages=msgs)
     assert down.value.status_code == 503 and down.value.response.json()["code"] == "upstream_unavailable"
     assert down.value.response.headers["content-type"].startswith("application/problem+json")
+    assert "unreachable" in down.value.response.json()["detail"]
+    with pytest.raises(openai.APIStatusError) as silent:
+        proxy.chat.completions.create(model="silent", messages=msgs)
+    assert silent.value.status_code == 503 and silent.value.response.json()["code"] == "upstream_unavailable"
+    assert "did not answer within 1 s" in silent.value.response.json()["detail"]

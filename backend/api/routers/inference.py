@@ -42,10 +42,20 @@ STREAM_DOC: dict[int | str, dict[str, Any]] = {
 }
 
 
+CHAT_ERRORS = problem_responses(400, 404, 422, 502, 503)
+for _code, _what in {
+    404: "Not Found: no served model has this name (`code: model_not_found`, OpenAI's `error` member)",
+    502: "Bad Gateway: the model's upstream answered an error or no chat completion (`upstream_error`)",
+    503: "Service Unavailable: the model's upstream did not answer (`upstream_unavailable`), its artefact is "
+    "missing, or the database did not answer",
+}.items():
+    CHAT_ERRORS[_code] = {**CHAT_ERRORS[_code], "description": _what}
+
+
 @router.post(
     "/chat/completions",
     response_model=ChatCompletion,
-    responses={**STREAM_DOC, **problem_responses(404, 422, 502, 503)},
+    responses={**STREAM_DOC, **CHAT_ERRORS},
 )
 def chat_completions(body: ChatCompletionRequest, inference: InferenceDep) -> Any:
     """Answer a chat (OpenAI's chat completion). The answer's `cairn.datasets` names the datasets it drew
