@@ -24,11 +24,14 @@ from support.api_stack import Stack, deploy_on
 from support.process import wait_until
 from web3 import Web3
 
+from backend.api.services.inference import Inference
 from backend.api.settings import ApiSettings
 from backend.inference.model import tokenize
 from backend.inference.training import WEIGHT_SCALE, model_id_of
 from cairn.cli.devchain import free_port, start_anvil
 from cairn.core.content import ContentStore, content_hash
+from cairn.core.db import make_engine
+from cairn.core.errors import ModelNotFoundError
 from cairn.core.registration import dataset_calls
 from cairn.core.settings import ANVIL_DEV_KEYS
 
@@ -218,6 +221,23 @@ def test_models_lists_the_trained_model_with_its_price(world: World) -> None:
     with urllib.request.urlopen(f"{world.api}/v1/models/{model_id_of(NAME)}", timeout=10) as resp:
         view = json.loads(resp.read())
     assert [d["weight"] for d in view["datasets"]] == [d["weight"] for d in world.report["datasets"]]
+
+
+def test_price_of_reads_the_price_table_and_refuses_unknown_models(world: World) -> None:
+    settings = ApiSettings(
+        database_url=world.env["CAIRN_DATABASE_URL"], data_dir=Path(world.env["CAIRN_DATA_DIR"]),
+        api_prices={NAME: 777}, api_default_price=5, api_upstreams={"up": {"base_url": world.api + "/v1"}},
+    )  # fmt: skip
+    engine = make_engine(settings.database_url)
+    inference = Inference(settings, engine, chain_id=31337)
+    try:
+        assert inference.price_of(NAME) == 777 and inference.price_of("up") == 5
+        assert inference.resolve(NAME).model_id == model_id_of(NAME)
+        with pytest.raises(ModelNotFoundError):
+            inference.price_of("gpt-4o")
+    finally:
+        inference.close()
+        engine.dispose()
 
 
 def test_chat_completion_names_its_datasets_and_counts_tokens(world: World) -> None:

@@ -26,6 +26,16 @@ def get_inference(request: Request) -> Inference:
 InferenceDep = Annotated[Inference, Depends(get_inference)]
 
 
+def chat_price(body: ChatCompletionRequest, inference: InferenceDep) -> int:
+    """The price of this chat completion in the RewardToken's atomic units (`Inference.price_of` of the
+    request's model; 404 problem if no such model is served): what a payment gate in front of
+    `chat_completions` charges. FastAPI parses the body once for the gate and the route."""
+    return inference.price_of(body.model)
+
+
+ChatPriceDep = Annotated[int, Depends(chat_price)]
+
+
 @router.get("/models", response_model=ModelList, responses=problem_responses(503))
 def list_models(inference: InferenceDep) -> dict[str, Any]:
     """The models this server answers for (OpenAI's model list): embedded models trained by `cairn train`
