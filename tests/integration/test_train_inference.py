@@ -335,3 +335,15 @@ def test_upstream_failures_are_502_and_503_problems(world: World) -> None:
         proxy.chat.completions.create(model="silent", messages=msgs)
     assert silent.value.status_code == 503 and silent.value.response.json()["code"] == "upstream_unavailable"
     assert "did not answer within 1 s" in silent.value.response.json()["detail"]
+
+
+def test_openapi_documents_the_inference_routes(world: World) -> None:
+    with urllib.request.urlopen(world.api + "/openapi.json", timeout=10) as resp:
+        spec = json.loads(resp.read())
+    paths = spec["paths"]
+    assert {"/v1/models", "/v1/chat/completions", "/v1/models/{model_id}"} <= set(paths)
+    chat = paths["/v1/chat/completions"]["post"]
+    assert {"application/json", "text/event-stream"} <= set(chat["responses"]["200"]["content"])
+    assert {"400", "404", "422", "502", "503"} <= set(chat["responses"])
+    completion = spec["components"]["schemas"]["ChatCompletion"]["properties"]
+    assert {"id", "object", "created", "model", "choices", "usage", "cairn"} <= set(completion)
