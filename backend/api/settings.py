@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, SecretStr, field_validator
 
 from cairn.core.settings import Settings
 
@@ -16,7 +16,7 @@ class Upstream(BaseModel):
 
     base_url: HttpUrl = Field(description="The upstream's API root, e.g. http://host:8000/v1")
     model: str | None = Field(default=None, description="The model name upstream (default: the same name)")
-    api_key: str | None = Field(default=None, description="Sent as `Authorization: Bearer <key>`")
+    api_key: SecretStr | None = Field(default=None, description="Sent as `Authorization: Bearer <key>`")
     timeout_s: float = Field(default=30.0, gt=0, le=600, description="Read timeout of one completion")
 
 

@@ -50,6 +50,7 @@ class World:
     report: dict[str, Any]
     api: str = ""
     proxy: str = ""
+    silent: socket.socket | None = None
 
 
 def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -140,12 +141,18 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         silent = socket.socket()  # accepts connections (the kernel's backlog) and never answers
         silent.bind(("127.0.0.1", 0))
         silent.listen(8)
+        world.silent = silent
         try:
             upstreams = {
                 "relayed": {"base_url": world.api + "/v1", "model": NAME},
                 "wrong": {"base_url": world.api + "/v1", "model": "no-such-model"},
                 "down": {"base_url": f"http://127.0.0.1:{free_port()}/v1", "timeout_s": 5},
-                "silent": {"base_url": f"http://127.0.0.1:{silent.getsockname()[1]}/v1", "timeout_s": 1},
+                "silent": {
+                    "base_url": f"http://127.0.0.1:{silent.getsockname()[1]}/v1",
+                    "timeout_s": 1,
+                    "api_key": "sekrit",
+                    "model": "their-name",
+                },
             }
             proxy_env = dict(
                 env, CAIRN_DATABASE_URL=f"sqlite:///{tmp}/proxy.db", CAIRN_DATA_DIR=str(tmp / "proxy"),
@@ -335,6 +342,19 @@ def test_upstream_failures_are_502_and_503_problems(world: World) -> None:
         proxy.chat.completions.create(model="silent", messages=msgs)
     assert silent.value.status_code == 503 and silent.value.response.json()["code"] == "upstream_unavailable"
     assert "did not answer within 1 s" in silent.value.response.json()["detail"]
+    # what the proxy sent the silent upstream: its model name and key, OpenAI's path
+    assert world.silent is not None
+    world.silent.settimeout(5)
+    conn, _ = world.silent.accept()
+    sent = b""
+    with conn:
+        conn.settimeout(5)
+        while chunk := conn.recv(65536):  # the proxy closed its side when it gave up: read to the end
+            sent += chunk
+    head, _, body = sent.partition(b"\r\n\r\n")
+    assert head.startswith(b"POST /v1/chat/completions HTTP/1.1")
+    assert b"authorization: bearer sekrit" in head.lower()
+    assert json.loads(body)["model"] == "their-name" and json.loads(body)["stream"] is False
 
 
 def test_openapi_documents_the_inference_routes(world: World) -> None:

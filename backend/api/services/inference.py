@@ -174,7 +174,7 @@ class Inference:
         body.pop("stream_options", None)
         body.pop("max_completion_tokens", None)
         url = str(up.base_url).rstrip("/") + "/chat/completions"
-        headers = {"Authorization": f"Bearer {up.api_key}"} if up.api_key else {}
+        headers = {"Authorization": f"Bearer {up.api_key.get_secret_value()}"} if up.api_key else {}
         try:
             resp = self.http.post(
                 url, json=body, headers=headers, timeout=httpx.Timeout(up.timeout_s, connect=5.0)
