@@ -6,8 +6,9 @@
 * **Retrieval**: TF-IDF (`1 + ln tf`, smoothed `idf = ln((1 + P) / (1 + df)) + 1`), rows L2-normalised, stored
   as term postings; a question is scored by cosine against every passage.
 * **Language model**: word trigram counts with backoff to bigrams and unigrams, over each document's token
-  stream. An answer is the best passage followed by a continuation sampled from the trigram model, seeded
-  by the question's SHA-256, so the same question gets the same answer.
+  stream. An answer is the best passage's sentence that holds most of the question's words, followed by a
+  continuation sampled from the trigram model, seeded by the question's SHA-256 (the same question gets the
+  same answer).
 * **Artefact**: one file, `MAGIC`, a 4-byte big-endian header length, the header as canonical JSON (sorted
   keys, no spaces: vocabulary, datasets, array layout) and the arrays' little-endian bytes. Nothing in it
   depends on time or on the machine, so the same corpora give byte-identical artefacts (and content hashes).
@@ -228,6 +229,25 @@ class EmbeddedModel:
         best = np.lexsort((np.arange(len(scores)), -scores))[:k]
         return [(int(p), float(scores[p])) for p in best if scores[p] > 0]
 
+    def best_sentence(self, p: int, question: Sequence[str]) -> list[str]:
+        """The sentence of passage `p` that holds most of the question's words (weighted by idf; the first
+        such sentence on ties), where the answer starts."""
+        wanted = {self.index[t] for t in question if t in self.index and t not in PUNCT}
+        idf = self.a["idf"]
+        sentences: list[list[str]] = [[]]
+        for tok in self.passage_tokens(p):
+            sentences[-1].append(tok)
+            if tok in SENTENCE_END:
+                sentences.append([])
+        best: list[str] = []
+        best_score = -1.0
+        for sent in sentences:
+            ids = {self.index[t] for t in sent}
+            score = float(sum(float(idf[i]) for i in ids & wanted))
+            if sent and score > best_score:
+                best, best_score = sent, score
+        return best
+
     def passage_tokens(self, p: int) -> list[str]:
         lo, hi = int(self.a["passage_ptr"][p]), int(self.a["passage_ptr"][p + 1])
         return [self.vocab[i] for i in self.a["passage_toks"][lo:hi].tolist()]
@@ -250,14 +270,15 @@ class EmbeddedModel:
         return int(rng.choice(V, p=c / c.sum()))
 
     def answer(self, prompt: str, *, max_tokens: int = 64) -> Answer:
-        """The best passage for `prompt`, continued by the trigram model, at most `max_tokens` tokens."""
+        """The best passage's best sentence for `prompt`, continued by the trigram model to the end of a
+        sentence at least MIN_CONTINUATION tokens on; at most `max_tokens` tokens."""
         if max_tokens < 1:
             raise InvalidInputError("max_tokens must be at least 1", field="max_tokens")
         q = tokenize(prompt)
         hits = self.retrieve(q)
         seed = int.from_bytes(hashlib.sha256(prompt.encode()).digest()[:8], "big")
         rng = np.random.default_rng(seed)
-        out = self.passage_tokens(hits[0][0])[:max_tokens] if hits else []
+        out = self.best_sentence(hits[0][0], q)[:max_tokens] if hits else []
         finish = "length" if len(out) >= max_tokens else "stop"
         added = 0
         while len(out) < max_tokens:
