@@ -244,6 +244,16 @@ def test_price_of_reads_the_price_table_and_refuses_unknown_models(world: World)
             inference.price_of("gpt-4o")
     finally:
         inference.close()
+    # a model whose artefact is not in this server's content store is not served
+    elsewhere = Inference(
+        settings.model_copy(update={"data_dir": world.stack.tmp / "empty"}), engine, chain_id=31337
+    )
+    try:
+        assert [m.name for m in elsewhere.models()] == ["up"]
+        with pytest.raises(ModelNotFoundError):
+            elsewhere.price_of(NAME)
+    finally:
+        elsewhere.close()
         engine.dispose()
 
 
@@ -357,6 +367,17 @@ def test_upstream_failures_are_502_and_503_problems(world: World) -> None:
     assert json.loads(body)["model"] == "their-name" and json.loads(body)["stream"] is False
 
 
+def test_streaming_through_the_upstream_provider(world: World) -> None:
+    msgs: Any = [{"role": "user", "content": QUESTION}]
+    whole = client(world.api).chat.completions.create(model=NAME, messages=msgs)
+    chunks = list(client(world.proxy).chat.completions.create(model="relayed", messages=msgs, stream=True))
+    assert (
+        "".join(ch.choices[0].delta.content or "" for ch in chunks if ch.choices)
+        == whole.choices[0].message.content
+    )
+    assert all(ch.model == "relayed" for ch in chunks)
+
+
 def test_openapi_documents_the_inference_routes(world: World) -> None:
     with urllib.request.urlopen(world.api + "/openapi.json", timeout=10) as resp:
         spec = json.loads(resp.read())
@@ -367,3 +388,24 @@ def test_openapi_documents_the_inference_routes(world: World) -> None:
     assert {"400", "404", "422", "502", "503"} <= set(chat["responses"])
     completion = spec["components"]["schemas"]["ChatCompletion"]["properties"]
     assert {"id", "object", "created", "model", "choices", "usage", "cairn"} <= set(completion)
+
+
+def test_retraining_with_more_content_registers_version_2_and_is_served(world: World) -> None:
+    """Last in this module: it changes the model. The missing content arrives; training again includes it."""
+    world.store.put_file(bytes.fromhex(world.files["c"][2:]), ROOT / "contracts/SECURITY.md")
+    done = _cli(world.env, "train", "--json")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["version"] == 2 and report["skipped"] == []
+    assert [d["id"] for d in report["datasets"]] == sorted(world.files[k] for k in "abc")
+    assert report["artefact"] != world.report["artefact"]
+    card = client(world.api).models.list().data[0]
+    assert (card.model_extra or {})["cairn"]["artefact"] == report["artefact"]
+    assert (card.model_extra or {})["cairn"]["model_version"] == 2
+    resp = client(world.api).chat.completions.create(
+        model=NAME, messages=[{"role": "user", "content": "What may a guardian revoke, and until when?"}]
+    )
+    cairn = (resp.model_extra or {})["cairn"]
+    assert cairn["artefact"] == report["artefact"] and world.files["c"] in [
+        d["id"] for d in cairn["datasets"]
+    ]
