@@ -20,10 +20,15 @@ import openai
 import pytest
 from eth_abi import encode
 from eth_account import Account
+from fastapi import Depends, FastAPI
+from fastapi.testclient import TestClient
 from support.api_stack import Stack, deploy_on
 from support.process import wait_until
 from web3 import Web3
 
+from backend.api.problems import install_problem_handlers
+from backend.api.routers import inference as inference_router
+from backend.api.routers.inference import ChatModelDep, ChatPriceDep
 from backend.api.services.inference import Inference
 from backend.api.settings import ApiSettings
 from backend.inference.model import tokenize
@@ -254,6 +259,39 @@ def test_price_of_reads_the_price_table_and_refuses_unknown_models(world: World)
             elsewhere.price_of(NAME)
     finally:
         elsewhere.close()
+        engine.dispose()
+
+
+def test_the_payment_gate_hooks_read_the_price_and_model_of_the_request(world: World) -> None:
+    """`chat_price` / `chat_model` as a gate would use them: dependencies of the route, sharing its body."""
+    settings = ApiSettings(
+        database_url=world.env["CAIRN_DATABASE_URL"], data_dir=Path(world.env["CAIRN_DATA_DIR"]),
+        api_prices={NAME: 42},
+    )  # fmt: skip
+    engine = make_engine(settings.database_url)
+    seen: list[tuple[int, str]] = []
+
+    def gate(price: ChatPriceDep, model: ChatModelDep) -> None:
+        seen.append((price, model.model_id))
+
+    app = FastAPI()
+    install_problem_handlers(app)
+    app.include_router(inference_router.router, dependencies=[Depends(gate)])
+    app.state.inference = Inference(settings, engine, chain_id=31337)
+    try:
+        with TestClient(app) as tc:
+            ok = tc.post(
+                "/v1/chat/completions", json={"model": NAME, "messages": [{"role": "user", "content": "hi"}]}
+            )
+            assert ok.status_code == 200 and ok.json()["model"] == NAME
+            assert seen == [(42, model_id_of(NAME))]
+            missing = tc.post(
+                "/v1/chat/completions", json={"model": "nope", "messages": [{"role": "user", "content": "x"}]}
+            )
+            assert missing.status_code == 404 and missing.json()["code"] == "model_not_found"
+            assert len(seen) == 1  # the gate never ran: nothing to charge for
+    finally:
+        app.state.inference.close()
         engine.dispose()
 
 

@@ -13,7 +13,7 @@ from fastapi.responses import StreamingResponse
 
 from backend.api.schemas import problem_responses
 from backend.api.schemas_openai import ChatCompletion, ChatCompletionRequest, ModelList
-from backend.api.services.inference import Inference
+from backend.api.services.inference import Inference, ServedModel
 
 router = APIRouter(prefix="/v1", tags=["inference"])
 
@@ -34,6 +34,15 @@ def chat_price(body: ChatCompletionRequest, inference: InferenceDep) -> int:
 
 
 ChatPriceDep = Annotated[int, Depends(chat_price)]
+
+
+def chat_model(body: ChatCompletionRequest, inference: InferenceDep) -> ServedModel:
+    """The served model this chat completion names (`model_id` = keccak256(name), the id a payment names);
+    404 problem if none."""
+    return inference.resolve(body.model)
+
+
+ChatModelDep = Annotated[ServedModel, Depends(chat_model)]
 
 
 @router.get("/models", response_model=ModelList, responses=problem_responses(503))
