@@ -10,6 +10,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -437,9 +438,15 @@ def test_retraining_with_more_content_registers_version_2_and_is_served(world: W
     assert report["version"] == 2 and report["skipped"] == []
     assert [d["id"] for d in report["datasets"]] == sorted(world.files[k] for k in "abc")
     assert report["artefact"] != world.report["artefact"]
-    card = client(world.api).models.list().data[0]
-    assert (card.model_extra or {})["cairn"]["artefact"] == report["artefact"]
-    assert (card.model_extra or {})["cairn"]["model_version"] == 2
+
+    def served() -> dict[str, Any]:
+        return dict((client(world.api).models.list().data[0].model_extra or {})["cairn"])
+
+    deadline = time.monotonic() + 10  # the API reads its catalogue again within CATALOGUE_TTL_S
+    while served()["artefact"] != report["artefact"]:
+        assert time.monotonic() < deadline, served()
+        time.sleep(0.1)
+    assert served()["model_version"] == 2
     resp = client(world.api).chat.completions.create(
         model=NAME, messages=[{"role": "user", "content": "What may a guardian revoke, and until when?"}]
     )

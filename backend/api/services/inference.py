@@ -34,6 +34,7 @@ from cairn.core.errors import (
 )
 
 DEFAULT_MAX_TOKENS = 64
+CATALOGUE_TTL_S = 1.0  # a newly trained model is served within a second
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,7 @@ class Inference:
         self.started = int(time.time())
         self._models: dict[str, EmbeddedModel] = {}  # artefact hash -> loaded model
         self._lock = threading.Lock()
+        self._catalogue: tuple[float, list[ServedModel]] | None = None
         self.http = httpx.Client(follow_redirects=False)
 
     def close(self) -> None:
@@ -72,6 +74,17 @@ class Inference:
 
     # --- the catalogue -------------------------------------------------------------------------------
     def models(self) -> list[ServedModel]:
+        """The served models by name, read again at most every CATALOGUE_TTL_S seconds (a paid request
+        resolves its model two or three times: the gate's price, its model id, the answer)."""
+        now = time.monotonic()
+        cached = self._catalogue
+        if cached is not None and now - cached[0] < CATALOGUE_TTL_S:
+            return cached[1]
+        fresh = self._read_models()
+        self._catalogue = (now, fresh)
+        return fresh
+
+    def _read_models(self) -> list[ServedModel]:
         out: dict[str, ServedModel] = {}
         for r, trainer in served_models(self.engine, chain_id=self.chain_id):
             if self.store.has(bytes.fromhex(r.artefact_hash[2:])):
