@@ -24,6 +24,7 @@ from eth_account import Account
 from fastapi import Depends, FastAPI
 from fastapi.testclient import TestClient
 from support.api_stack import Stack, deploy_on
+from support.pg import create_database, drop_database, require_postgres
 from support.process import wait_until
 from web3 import Web3
 
@@ -98,13 +99,28 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait()
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    """The chain, the mirror and the trainer's database (SQLite or PostgreSQL), the model trained by the
+    CLI, the API serving it and a second API (SQLite) with it as an upstream."""
+    if request.param == "postgres":
+        require_postgres()
+        db_url = create_database("cairn_train")
     tmp = tmp_path_factory.mktemp("train")
+    if request.param == "sqlite":
+        db_url = f"sqlite:///{tmp}/cairn.db"
+    try:
+        yield from _world(tmp, db_url)
+    finally:
+        if request.param == "postgres":
+            drop_database(db_url)
+
+
+def _world(tmp: Path, db_url: str) -> Iterator[World]:
     with start_anvil() as anvil:
         w3, admin, dep = deploy_on(anvil, tmp)
         settings = ApiSettings(
-            rpc_urls=[anvil.url], database_url=f"sqlite:///{tmp}/cairn.db",
+            rpc_urls=[anvil.url], database_url=db_url,
             deployment_file=tmp / "deployment.json", data_dir=tmp / "data", confirmations=0,
         )  # fmt: skip
         validators = [Account.from_key(ANVIL_DEV_KEYS[i]) for i in (0, 2, 7)]
