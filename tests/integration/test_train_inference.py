@@ -246,7 +246,12 @@ def test_models_lists_the_trained_model_with_its_price(world: World) -> None:
         "model_id": model_id_of(NAME), "provider": "embedded", "price": PRICE,
         "artefact": world.report["artefact"], "model_version": 1,
     }  # fmt: skip
-    # the Cairn manifest view of the same model is still at /v1/models/{model_id}
+    retrieved = client(world.api).models.retrieve(NAME)  # by name: OpenAI's model object
+    assert retrieved.id == NAME and retrieved.owned_by == card.owned_by and retrieved.model_extra == extra
+    with pytest.raises(openai.NotFoundError) as nf:
+        client(world.api).models.retrieve("gpt-4o")
+    assert nf.value.code == "model_not_found"
+    # by its bytes32 id: the Cairn manifest view of the same model
     with urllib.request.urlopen(f"{world.api}/v1/models/{model_id_of(NAME)}", timeout=10) as resp:
         view = json.loads(resp.read())
     assert [d["weight"] for d in view["datasets"]] == [d["weight"] for d in world.report["datasets"]]

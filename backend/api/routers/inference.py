@@ -8,22 +8,15 @@ import json
 from collections.abc import Iterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends
 from fastapi.responses import StreamingResponse
 
+from backend.api.deps import InferenceDep
 from backend.api.schemas import problem_responses
 from backend.api.schemas_openai import ChatCompletion, ChatCompletionRequest, ModelList
-from backend.api.services.inference import Inference, ServedModel
+from backend.api.services.inference import ServedModel
 
 router = APIRouter(prefix="/v1", tags=["inference"])
-
-
-def get_inference(request: Request) -> Inference:
-    inference: Inference = request.app.state.inference
-    return inference
-
-
-InferenceDep = Annotated[Inference, Depends(get_inference)]
 
 
 def chat_price(body: ChatCompletionRequest, inference: InferenceDep) -> int:
