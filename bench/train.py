@@ -6,8 +6,7 @@ Figures
 * `train_seconds_demo`: median wall time of `REPEATS` runs, each into a fresh content store;
 * `train_demo_tokens`: training tokens of the corpora (all datasets together).
 
-The corpora are the text files under `DEMO_CORPORA` when it exists (the demo's datasets), else the
-repository's own documents (`FALLBACK`), so the figure is measured on real text either way.
+The corpora are the demo's datasets, the text files the repository ships (`cairn.demo.corpus_files`).
 """
 
 from __future__ import annotations
@@ -19,23 +18,14 @@ from pathlib import Path
 
 from backend.inference.training import Candidate, train_from_store
 from cairn.core.content import ContentStore, hash_file
-from cairn.core.settings import REPO_ROOT
+from cairn.demo import corpus_files
 
-DEMO_CORPORA = REPO_ROOT / "cairn" / "cli" / "corpora"
-FALLBACK = ("README.md", "docs/ARCHITECTURE.md", "contracts/SECURITY.md")
 REPEATS = 5
 
 
-def corpora() -> list[Path]:
-    if DEMO_CORPORA.is_dir():
-        found = sorted(p for p in DEMO_CORPORA.rglob("*") if p.is_file() and p.suffix in (".txt", ".md"))
-        if found:
-            return found
-    return [REPO_ROOT / f for f in FALLBACK]
-
-
 def run() -> dict[str, float]:
-    files = corpora()
+    files = corpus_files()
+    assert files, "no demo corpora under cairn/demo/corpora"
     times: list[float] = []
     tokens = 0
     for _ in range(REPEATS):

@@ -141,7 +141,7 @@ def create_app(settings: Settings | None = None, *, run_indexer: bool | None = N
         app.state.outbox_worker = outbox_worker
         app.state.metrics = metrics
         app.state.indexer = background
-        app.state.inference = Inference(cfg, engine, chain_id=chain.chain_id)
+        app.state.inference = Inference(cfg, engine, chain_id=chain.chain_id, store=app.state.content_store)
         if background is not None:
             background.start()
         try:

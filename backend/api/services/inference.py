@@ -58,11 +58,13 @@ def not_found(name: str) -> ModelNotFoundError:
 
 
 class Inference:
-    def __init__(self, settings: ApiSettings, engine: Engine, *, chain_id: int) -> None:
+    def __init__(
+        self, settings: ApiSettings, engine: Engine, *, chain_id: int, store: ContentStore | None = None
+    ) -> None:
         self.settings = settings
         self.engine = engine
         self.chain_id = chain_id
-        self.store = ContentStore(settings.content_dir, max_bytes=settings.content_max_bytes)
+        self.store = store or ContentStore(settings.content_dir, max_bytes=settings.content_max_bytes)
         self.started = int(time.time())
         self._models: dict[str, EmbeddedModel] = {}  # artefact hash -> loaded model
         self._lock = threading.Lock()
