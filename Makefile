@@ -11,7 +11,7 @@ help:
 	@echo "make run    - install, start anvil, deploy, index, serve the API and dashboard (SQLite)"
 	@echo "make test   - install and run every test (Solidity, Python unit/integration/property)"
 	@echo "make bench  - run every benchmark and write bench/results.json"
-	@echo "make lint   - ruff + mypy + lint-imports (the layer rule)"
+	@echo "make lint   - ruff + mypy + lint-imports (the layer rule) + tsc (the web app)"
 	@echo "make gas-snapshot - re-measure every gas scenario on anvil and rewrite contracts/gas-snapshot.json"
 
 $(STAMP):
@@ -32,7 +32,12 @@ $(STAMP)/npm: package.json package-lock.json | $(STAMP)
 
 install: $(STAMP)/venv $(STAMP)/npm
 
-build: install
+# the web app (web/src, TypeScript) bundled by esbuild into the package's static folder (not committed)
+WEB_BUNDLE := backend/api/static/app.js
+$(WEB_BUNDLE): $(shell find web -type f 2>/dev/null) scripts/build-web.mjs package-lock.json $(STAMP)/npm
+	@node scripts/build-web.mjs
+
+build: install $(WEB_BUNDLE)
 	@npx hardhat build --quiet
 
 # --- the two commands -------------------------------------------------------------------------------
@@ -48,6 +53,7 @@ test: build
 	@$(VENV)/bin/ruff check cairn indexer backend tests bench
 	@$(VENV)/bin/mypy cairn indexer backend
 	@$(VENV)/bin/lint-imports --no-cache
+	@tsc -p web/tsconfig.json
 	@echo "== Python tests =="
 	@CAIRN_TEST_POSTGRES_URL=$${CAIRN_TEST_POSTGRES_URL:-postgresql+psycopg://postgres@127.0.0.1:5432/postgres} \
 	  $(VENV)/bin/pytest -q -p no:cacheprovider tests
@@ -64,8 +70,9 @@ lint: install
 	@$(VENV)/bin/ruff check cairn indexer backend tests bench
 	@$(VENV)/bin/mypy cairn indexer backend
 	@$(VENV)/bin/lint-imports --no-cache
+	@tsc -p web/tsconfig.json
 
 clean:
-	rm -rf artifacts cache .cairn
+	rm -rf artifacts cache .cairn $(WEB_BUNDLE) backend/api/static/app.css
 
 .PHONY: help install build run test bench gas-snapshot lint clean

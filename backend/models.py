@@ -176,3 +176,60 @@ class TrainedModel(SQLModel, table=True):
     version: int | None = Field(default=None, sa_column=Column(BigInteger))
     created_at: int = Field(sa_column=Column(BigInteger, nullable=False))
     updated_at: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class X402Payment(SQLModel, table=True):
+    """One x402 payment the gateway accepted and served before settling it (backend.api.x402): the signed
+    EIP-3009 authorization (`authorization`: JSON of validAfter, validBefore, signature), then its outcome.
+    `status`: accepted (waiting for a batch) -> settling (in batch `batch_id`) -> settled (`tx_hash`) or
+    failed (`reason`, e.g. the payer cancelled the authorization or moved its funds)."""
+
+    __tablename__ = "x402_payment"
+    __table_args__ = (UniqueConstraint("chain_id", "payer", "nonce", name="uq_x402_payment_nonce"),)
+
+    id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True, autoincrement=True))
+    chain_id: int = Field(sa_column=Column(BigInteger, nullable=False))
+    scheme: str = Field(sa_column=Column(String(32), nullable=False))
+    payer: str = Field(sa_column=Column(String(42), nullable=False, index=True))
+    nonce: str = Field(sa_column=Column(String(66), nullable=False))  # EIP-3009 nonce, bytes32 hex
+    amount: str = Field(sa_column=Column(Text, nullable=False))  # atomic units, decimal
+    model_id: str = Field(sa_column=Column(String(66), nullable=False))
+    resource: str = Field(sa_column=Column(Text, nullable=False))
+    authorization: str = Field(sa_column=Column(Text, nullable=False))  # JSON
+    status: str = Field(sa_column=Column(String(16), nullable=False, index=True))
+    batch_id: int | None = Field(default=None, sa_column=Column(Integer, nullable=True, index=True))
+    tx_hash: str | None = Field(default=None, sa_column=Column(String(66)))
+    reason: str | None = Field(default=None, sa_column=Column(Text))
+    created_at: int = Field(sa_column=Column(BigInteger, nullable=False))
+    updated_at: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class X402Payer(SQLModel, table=True):
+    """A payer's serve-first exposure: `unsettled` is the sum of its accepted and settling payments (updated
+    in the transaction that changes a payment's status), `failed` how many of its payments failed to settle.
+    A payer past the exposure limit, or with a failed settlement, is refused (402)."""
+
+    __tablename__ = "x402_payer"
+
+    chain_id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    payer: str = Field(sa_column=Column(String(42), primary_key=True))
+    unsettled: str = Field(sa_column=Column(Text, nullable=False))  # atomic units, decimal
+    failed: int = Field(sa_column=Column(Integer, nullable=False))
+    failed_amount: str = Field(sa_column=Column(Text, nullable=False))  # atomic units, decimal
+    updated_at: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class X402Batch(SQLModel, table=True):
+    """One settleExactBatch transaction: its outbox row and whether its receipt's outcomes were applied to
+    its payments (`status`: pending -> applied, or released when the transaction did not land and its
+    payments went back to `accepted`)."""
+
+    __tablename__ = "x402_batch"
+
+    id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True, autoincrement=True))
+    chain_id: int = Field(sa_column=Column(BigInteger, nullable=False))
+    outbox_id: int = Field(sa_column=Column(Integer, ForeignKey("outbox_tx.id"), nullable=False, unique=True))
+    size: int = Field(sa_column=Column(Integer, nullable=False))
+    status: str = Field(sa_column=Column(String(16), nullable=False, index=True))
+    created_at: int = Field(sa_column=Column(BigInteger, nullable=False))
+    updated_at: int = Field(sa_column=Column(BigInteger, nullable=False))

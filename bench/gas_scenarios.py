@@ -178,10 +178,10 @@ def measure(log: Callable[[str], None] = lambda _m: None) -> dict[str, int]:
                 model_id=model,
             )
 
-        d.send(gateway, router.functions.settleExact(pay(payer_keys[0], 0)))
-        gas[SETTLE_EXACT] = d.gas(gateway, router.functions.settleExact(pay(payer_keys[0], 1)))
+        d.send(gateway, router.functions.settleExact(pay(payer_keys[0], 0), model))
+        gas[SETTLE_EXACT] = d.gas(gateway, router.functions.settleExact(pay(payer_keys[0], 1), model))
         payments = [pay(payer_keys[1 + i], 100 + i) for i in range(RELAYED)]
-        gas[SETTLE_EXACT_BATCH] = d.gas(gateway, router.functions.settleExactBatch(payments))
+        gas[SETTLE_EXACT_BATCH] = d.gas(gateway, router.functions.settleExactBatch(payments, model))
 
         # --- channels (x402 batch-settlement) ---
         channels = []

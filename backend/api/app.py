@@ -27,10 +27,18 @@ from backend.api.metrics import Metrics, install_metrics
 from backend.api.problems import install_problem_handlers
 from backend.api.relay import Relayer
 from backend.api.relay.guard import RelayGuard, RelayLimits
-from backend.api.routers import ai_models, content, contributors, health, inference, rewards
+from backend.api.routers import ai_models, content, contributors, health, inference, payments, rewards
 from backend.api.services.health import package_version
 from backend.api.services.inference import Inference
 from backend.api.settings import ApiSettings, api_settings
+from backend.api.x402.gateway import (
+    PAYMENT_REQUIRED,
+    PAYMENT_RESPONSE,
+    PAYMENT_SIGNATURE,
+    install_payment_response,
+)
+from backend.api.x402.service import build_gateway
+from backend.api.x402.settle import SettlerThread, build_settler
 from backend.outbox import OutboxWorker
 from cairn.core.content import ContentStore
 from cairn.core.db import make_engine
@@ -119,6 +127,7 @@ def create_app(settings: Settings | None = None, *, run_indexer: bool | None = N
                 gas_limit=cfg.api_relay_gas_limit,
                 guard=RelayGuard(engine, chain, RelayLimits.from_settings(cfg), metrics),
             )
+            gateway = build_gateway(cfg, chain, engine)
         except BaseException:
             engine.dispose()
             raise
@@ -132,6 +141,13 @@ def create_app(settings: Settings | None = None, *, run_indexer: bool | None = N
         # round settled and sends the reveals of relays whose commit is mined
         outbox_worker = OutboxWorker(relayer.outbox, then=relayer.after_outbox_round)
         outbox_worker.start()
+        settler = (
+            SettlerThread(build_settler(cfg, chain, engine), cfg.api_x402_settle_interval_s)
+            if cfg.api_x402_settle_in_api
+            else None
+        )
+        if settler is not None:
+            settler.start()
         background = BackgroundIndexer(cfg, chain.deployment, engine) if with_indexer else None
         app.state.settings = cfg
         app.state.engine = engine
@@ -140,6 +156,7 @@ def create_app(settings: Settings | None = None, *, run_indexer: bool | None = N
         app.state.content_store = ContentStore(cfg.content_dir, max_bytes=cfg.content_max_bytes)
         app.state.outbox_worker = outbox_worker
         app.state.metrics = metrics
+        app.state.x402 = gateway  # backend.api.x402.gateway.require_payment reads it
         app.state.indexer = background
         app.state.inference = Inference(cfg, engine, chain_id=chain.chain_id, store=app.state.content_store)
         if background is not None:
@@ -149,6 +166,8 @@ def create_app(settings: Settings | None = None, *, run_indexer: bool | None = N
         finally:
             if background is not None:
                 background.stop()
+            if settler is not None:
+                settler.stop()
             outbox_worker.stop()
             app.state.inference.close()
             engine.dispose()
@@ -161,14 +180,15 @@ def create_app(settings: Settings | None = None, *, run_indexer: bool | None = N
     )
     install_problem_handlers(app)
     install_metrics(app, metrics)
+    install_payment_response(app)
     origins = [o.strip() for o in cfg.api_cors_origins.split(",") if o.strip()]
     if origins:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=origins,
             allow_methods=["GET", "HEAD", "POST", "PUT"],
-            allow_headers=["Content-Type"],
-            expose_headers=["Content-Type", "ETag"],
+            allow_headers=["Content-Type", PAYMENT_SIGNATURE],  # x402 clients in a browser
+            expose_headers=["Content-Type", "ETag", PAYMENT_REQUIRED, PAYMENT_RESPONSE],
         )
     app.include_router(health.router)
     app.include_router(contributors.router)
@@ -176,6 +196,7 @@ def create_app(settings: Settings | None = None, *, run_indexer: bool | None = N
     app.include_router(ai_models.router)
     app.include_router(rewards.router)
     app.include_router(content.router)
+    app.include_router(payments.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/", include_in_schema=False)

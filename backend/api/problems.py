@@ -66,8 +66,9 @@ async def _cairn_error(_request: Request, exc: Exception) -> JSONResponse:
     fields = {k: _jsonable(v) for k, v in exc.fields.items()}
     # Any error with a `retry_after` field (seconds) tells the client when to come back (RFC 9110 10.2.3).
     retry_after = fields.get("retry_after")
-    headers = {"Retry-After": str(max(int(retry_after), 0))} if isinstance(retry_after, int) else None
-    return problem(status, exc.code, exc.message, headers=headers, **fields)
+    headers = {"Retry-After": str(max(int(retry_after), 0))} if isinstance(retry_after, int) else {}
+    headers.update(getattr(exc, "headers", None) or {})  # e.g. x402's PAYMENT-REQUIRED on a 402
+    return problem(status, exc.code, exc.message, headers=headers or None, **fields)
 
 
 def _location(loc: tuple[Any, ...] | list[Any]) -> str:

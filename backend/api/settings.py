@@ -79,6 +79,49 @@ class ApiSettings(Settings):
     api_relay_account_daily_gas: int = Field(
         default=2_000_000, ge=0, description="Gas the relayer may spend per UTC day for one owner account."
     )
+    # x402 payments (backend/api/x402, README "Agents")
+    settler_key: SecretStr | None = Field(
+        default=None,
+        description="Key of the x402 settler (SETTLER_ROLE on the PaymentRouter) that sends settleExactBatch "
+        "through the outbox; on the local chain an unset key is anvil dev key 1.",
+    )
+    api_x402_exposure_limit: int = Field(
+        default=10 * 10**18,
+        ge=0,
+        description="Serve first, settle later: the most one payer may owe in accepted but unsettled exact "
+        "payments (atomic units of the RewardToken); past it the payer gets 402 until they settle.",
+    )
+    api_x402_max_timeout_s: int = Field(
+        default=600,
+        ge=60,
+        description="`maxTimeoutSeconds` of the x402 requirements (clients sign validBefore = now + this).",
+    )
+    api_x402_settle_window_s: int = Field(
+        default=60,
+        ge=0,
+        description="An authorization must stay valid at least this long past the chain's clock (time to "
+        "settle it).",
+    )
+    api_x402_clock_skew_s: int = Field(
+        default=5, ge=0, description="Tolerated skew between the payer's clock and the chain's clock (s)."
+    )
+    api_x402_state_ttl_s: float = Field(
+        default=5.0,
+        ge=0,
+        description="Seconds a payer's balance, code and the chain's clock are cached between reads (the "
+        "verification's RPC is one batch per payer per this interval; 0: every request).",
+    )
+    api_x402_batch_size: int = Field(
+        default=100, ge=1, le=500, description="Exact payments per settleExactBatch transaction."
+    )
+    api_x402_settle_interval_s: float = Field(
+        default=2.0, gt=0, description="Seconds between two settlement rounds of the x402 settler."
+    )
+    api_x402_settle_in_api: bool = Field(
+        default=True,
+        description="Run the x402 settler in a background thread of the API process (off when a separate "
+        "`python -m backend.api.x402.settle` process settles).",
+    )
 
     # Inference (backend/api/services/inference.py, README "Inference API").
     api_prices: dict[str, int] = Field(

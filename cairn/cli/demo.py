@@ -232,7 +232,6 @@ class Demo:
             valid_after=0,
             valid_before=2**40,
             nonce=nonce,
-            receive=True,
         )
         s = Account.sign_typed_data(AGENT, full_message=auth)
         payment = (
@@ -244,10 +243,8 @@ class Demo:
             s.v,
             s.r.to_bytes(32, "big"),
             s.s.to_bytes(32, "big"),
-            bytes.fromhex(MODEL_ID[2:]),
-            _h("demo-inference-request"),
         )
-        self.send(RELAYER, router.functions.settleExact(payment))
+        self.send(RELAYER, router.functions.settleExact(payment, bytes.fromhex(MODEL_ID[2:])))
 
         return self._close_and_claim(eng, epoch, dist, token, a, b)
 

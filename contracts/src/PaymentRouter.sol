@@ -9,9 +9,12 @@ import {IERC3009} from "@openzeppelin/contracts/interfaces/draft-IERC3009.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/SignatureChecker.sol";
+import {MessageHashUtils} from "@openzeppelin/contracts/utils/cryptography/MessageHashUtils.sol";
+import {IERC20Permit} from "@openzeppelin/contracts/token/ERC20/extensions/IERC20Permit.sol";
 import {EpochClock} from "./EpochClock.sol";
 import {IPaymentRouter} from "./interfaces/IPaymentRouter.sol";
 import {IRewardDistributor} from "./interfaces/IRewardDistributor.sol";
+import {IRewardToken} from "./interfaces/IRewardToken.sol";
 
 /// @title PaymentRouter
 /// @notice Settles inference payments (EIP-3009 exact payments and x402 batch-settlement channels) and routes the
@@ -30,6 +33,14 @@ contract PaymentRouter is IPaymentRouter, AccessControl, Pausable, EIP712, Epoch
         "ChannelConfig(address payer,address payerAuthorizer,address receiver,address receiverAuthorizer,address token,uint40 withdrawDelay,bytes32 salt)"
     );
     bytes32 public constant VOUCHER_TYPEHASH = keccak256("Voucher(bytes32 channelId,uint128 maxClaimableAmount)");
+
+    /// @dev EIP-3009 TransferWithAuthorization type hash (what x402 `exact` clients sign).
+    bytes32 private constant _TRANSFER_WITH_AUTHORIZATION_TYPEHASH = keccak256(
+        "TransferWithAuthorization(address from,address to,uint256 value,uint256 validAfter,uint256 validBefore,bytes32 nonce)"
+    );
+    /// @dev Selector of OpenZeppelin ERC3009's `ERC3009UsedAuthorization(address,bytes32)` (a used or cancelled
+    /// nonce): the front-run check keys on it.
+    bytes4 private constant _USED_AUTHORIZATION = bytes4(keccak256("ERC3009UsedAuthorization(address,bytes32)"));
 
     uint40 public constant MIN_WITHDRAW_DELAY = 15 minutes;
     uint40 public constant MAX_WITHDRAW_DELAY = 30 days;
@@ -57,6 +68,9 @@ contract PaymentRouter is IPaymentRouter, AccessControl, Pausable, EIP712, Epoch
     FeeConfig private _fee;
     mapping(bytes32 channelId => Channel) private _channels;
     mapping(bytes32 channelId => Withdrawal) private _withdrawals;
+    /// @dev Channel escrow held: sum over channels of (balance - totalClaimed). The token balance above it (plus
+    /// what a running exact batch attributed) is unattributed surplus.
+    uint256 private _escrowed;
 
     /// @param token_ the RewardToken.
     /// @param genesis_ epoch clock genesis (unix seconds).
@@ -94,33 +108,94 @@ contract PaymentRouter is IPaymentRouter, AccessControl, Pausable, EIP712, Epoch
     // --------------------------------------------------------------------------------------------- exact
 
     /// @inheritdoc IPaymentRouter
-    function settleExact(ExactPayment calldata payment) external onlyRole(SETTLER_ROLE) whenNotPaused {
+    function settleExact(ExactPayment calldata payment, bytes32 modelId)
+        external
+        onlyRole(SETTLER_ROLE)
+        whenNotPaused
+    {
         FeeConfig memory fc = _fee;
-        uint256 fee = _settleExact(payment, fc.feeBps, currentEpoch());
-        _payout(payment.value, fee, fc.recipient);
+        uint256 value = _collect(payment, 0);
+        uint256 fee = value == 0 ? 0 : _record(payment, modelId, currentEpoch(), value, fc.feeBps);
+        _payout(value, fee, fc.recipient);
     }
 
     /// @inheritdoc IPaymentRouter
-    function settleExactBatch(ExactPayment[] calldata payments) external onlyRole(SETTLER_ROLE) whenNotPaused {
+    function settleExactBatch(ExactPayment[] calldata payments, bytes32 modelId)
+        external
+        onlyRole(SETTLER_ROLE)
+        whenNotPaused
+    {
         FeeConfig memory fc = _fee;
         uint64 epoch = currentEpoch();
         uint256 gross;
         uint256 fees;
         for (uint256 i; i < payments.length; ++i) {
-            fees += _settleExact(payments[i], fc.feeBps, epoch);
-            gross += payments[i].value;
+            uint256 value = _collect(payments[i], gross);
+            if (value == 0) continue;
+            uint256 fee = _record(payments[i], modelId, epoch, value, fc.feeBps);
+            // Cannot overflow: the values are token amounts that reached this router (supply < 2^128).
+            unchecked {
+                gross += value;
+                fees += fee;
+            }
         }
         _payout(gross, fees, fc.recipient);
     }
 
-    function _settleExact(ExactPayment calldata p, uint16 feeBps_, uint64 epoch) private returns (uint256 fee) {
-        if (p.value == 0) revert PaymentRouterZeroValue();
-        // The token checks the signature, the validity window and the nonce, and requires msg.sender == to.
-        IERC3009(TOKEN).receiveWithAuthorization(
+    /// @dev One row's funds: the token checks the signature (ECDSA or EIP-1271), the validity window and the
+    /// nonce, and moves `p.value` to this router (`to` is always this router, so a row cannot pay anyone else).
+    /// Returns the value collected, or 0 after recording why not (PaymentSkipped); a front-run row (already
+    /// executed at the token) is collected from the unattributed surplus. `batchGross` is what earlier rows of
+    /// this batch collected (already in this router's balance).
+    function _collect(ExactPayment calldata p, uint256 batchGross) private returns (uint256) {
+        if (p.value == 0) {
+            emit PaymentSkipped(p.from, p.nonce, PaymentRouterZeroValue.selector);
+            return 0;
+        }
+        try IERC3009(TOKEN).transferWithAuthorization(
             p.from, address(this), p.value, p.validAfter, p.validBefore, p.nonce, p.v, p.r, p.s
+        ) {
+            return p.value;
+        } catch (bytes memory err) {
+            // No revert data: the call ran out of gas (the token reverts only with custom errors). Reverting the
+            // batch keeps a too-low gas limit (or estimate) from skipping payable rows.
+            if (err.length < 4) revert PaymentRouterRowOutOfGas(p.nonce);
+            bytes4 reason = bytes4(err);
+            if (reason == _USED_AUTHORIZATION && _frontRun(p, batchGross)) return p.value;
+            emit PaymentSkipped(p.from, p.nonce, reason);
+            return 0;
+        }
+    }
+
+    /// @dev The settlement event of a collected row; returns its fee. Exact rows: requestHash = the nonce.
+    function _record(ExactPayment calldata p, bytes32 modelId, uint64 epoch, uint256 value, uint16 feeBps_)
+        private
+        returns (uint256 fee)
+    {
+        fee = _feeOf(value, feeBps_);
+        emit PaymentSettled(p.from, modelId, epoch, value, fee, p.nonce, 1);
+    }
+
+    /// @dev Whether a row whose nonce the token reports used was executed by someone else straight at the token
+    /// (the funds are here, unattributed): the token records the digest of the authorization that used each
+    /// nonce, so it must be exactly this row's TransferWithAuthorization to this router (a cancelled nonce, one
+    /// used by another authorization of the payer, or a channel deposit's ReceiveWithAuthorization is not), and
+    /// the unattributed surplus (balance - escrow - what this batch attributed so far) must cover the value.
+    function _frontRun(ExactPayment calldata p, uint256 batchGross) private view returns (bool) {
+        uint256 value = p.value;
+        bytes32 structHash = keccak256(
+            abi.encode(_TRANSFER_WITH_AUTHORIZATION_TYPEHASH, p.from, address(this), value, p.validAfter, p.validBefore, p.nonce)
         );
-        fee = _feeOf(p.value, feeBps_);
-        emit PaymentSettled(p.from, p.modelId, epoch, p.value, fee, p.requestHash, 1);
+        bytes32 digest = MessageHashUtils.toTypedDataHash(IERC20Permit(TOKEN).DOMAIN_SEPARATOR(), structHash);
+        if (IRewardToken(TOKEN).authorizationDigest(p.from, p.nonce) != digest) return false;
+        uint256 balance = IERC20(TOKEN).balanceOf(address(this));
+        uint256 committed = _escrowed + batchGross;
+        return balance >= committed && balance - committed >= value;
+    }
+
+    /// @inheritdoc IPaymentRouter
+    function escrowed() external view returns (uint256) {
+        return _escrowed;
     }
 
     /// @dev The protocol fee, rounded up: a dust-sized row (or many of them) cannot round the fee to zero. Cannot
@@ -195,6 +270,7 @@ contract PaymentRouter is IPaymentRouter, AccessControl, Pausable, EIP712, Epoch
         }
         id = channelId(config);
         _channels[id].balance += amount; // checked: reverts past 2^128
+        _escrowed += amount;
     }
 
     /// @inheritdoc IPaymentRouter
@@ -225,6 +301,7 @@ contract PaymentRouter is IPaymentRouter, AccessControl, Pausable, EIP712, Epoch
             fees += fee;
             emit PaymentSettled(k.config.payer, k.modelId, epoch, amount, fee, k.requestHash, k.requestCount);
         }
+        _escrowed -= gross; // every claimed amount was escrowed (totalClaimed <= balance)
         _payout(gross, fees, fc.recipient);
     }
 
@@ -270,6 +347,7 @@ contract PaymentRouter is IPaymentRouter, AccessControl, Pausable, EIP712, Epoch
         uint128 amount = w.amount < available ? w.amount : available;
         delete _withdrawals[id];
         ch.balance -= amount;
+        _escrowed -= amount;
         if (amount != 0) IERC20(TOKEN).safeTransfer(config.payer, amount);
         emit ChannelWithdrawn(id, config.payer, amount);
     }
@@ -284,6 +362,7 @@ contract PaymentRouter is IPaymentRouter, AccessControl, Pausable, EIP712, Epoch
         if (amount > available) amount = available;
         if (amount == 0) return;
         ch.balance -= amount;
+        _escrowed -= amount;
         Withdrawal storage w = _withdrawals[id];
         if (w.requestedAt != 0) {
             // A refund reduces a pending withdrawal, and cancels it when it covers it (x402 semantics).

@@ -6,6 +6,7 @@ import {ERC20Permit} from "@openzeppelin/contracts/token/ERC20/extensions/ERC20P
 import {ERC3009} from "@openzeppelin/contracts/token/ERC20/extensions/draft-ERC3009.sol";
 import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/SignatureChecker.sol";
+import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {EpochClock} from "./EpochClock.sol";
 import {IRewardToken} from "./interfaces/IRewardToken.sol";
 
@@ -39,6 +40,11 @@ contract RewardToken is IRewardToken, ERC20Permit, ERC3009, AccessControl, Epoch
     /// @dev `balance | claimedCumulative << 128` per account (see the contract's NatSpec).
     mapping(address account => uint256 word) private _accounts;
     uint256 private _supply;
+    /// @dev EIP-3009 nonce state, in place of OpenZeppelin ERC3009's bool mapping (same one storage write per
+    /// use): 0 unused, CANCELLED, or the EIP-712 digest of the authorization that used it. The PaymentRouter
+    /// reads it to tell a payment front-run straight to the token from a cancelled or different authorization.
+    mapping(address authorizer => mapping(bytes32 nonce => bytes32 use)) private _authorizations;
+    bytes32 private constant _CANCELLED = bytes32(uint256(1));
 
     /// @param name_ Token name (also the EIP-712 domain name).
     /// @param symbol_ Token symbol.
@@ -213,8 +219,8 @@ contract RewardToken is IRewardToken, ERC20Permit, ERC3009, AccessControl, Epoch
     ) public override {
         bytes32 digest =
             _transferDigest(TRANSFER_WITH_AUTHORIZATION_TYPEHASH, from, to, value, validAfter, validBefore, nonce);
-        _checkSigner(from, digest, abi.encodePacked(r, s, v));
-        _transferWithAuthorization(from, to, value, validAfter, validBefore, nonce);
+        _checkSignerVRS(from, digest, v, r, s);
+        _useAuthorization(from, to, value, validAfter, validBefore, nonce, digest);
     }
 
     /// @inheritdoc IRewardToken
@@ -230,7 +236,7 @@ contract RewardToken is IRewardToken, ERC20Permit, ERC3009, AccessControl, Epoch
         bytes32 digest =
             _transferDigest(TRANSFER_WITH_AUTHORIZATION_TYPEHASH, from, to, value, validAfter, validBefore, nonce);
         _checkSigner(from, digest, signature);
-        _transferWithAuthorization(from, to, value, validAfter, validBefore, nonce);
+        _useAuthorization(from, to, value, validAfter, validBefore, nonce, digest);
     }
 
     /// @notice EIP-3009 `receiveWithAuthorization` (v, r, s): the caller must be `to`.
@@ -248,8 +254,8 @@ contract RewardToken is IRewardToken, ERC20Permit, ERC3009, AccessControl, Epoch
         if (to != _msgSender()) revert ERC20InvalidReceiver(to);
         bytes32 digest =
             _transferDigest(RECEIVE_WITH_AUTHORIZATION_TYPEHASH, from, to, value, validAfter, validBefore, nonce);
-        _checkSigner(from, digest, abi.encodePacked(r, s, v));
-        _transferWithAuthorization(from, to, value, validAfter, validBefore, nonce);
+        _checkSignerVRS(from, digest, v, r, s);
+        _useAuthorization(from, to, value, validAfter, validBefore, nonce, digest);
     }
 
     /// @inheritdoc IRewardToken
@@ -266,12 +272,12 @@ contract RewardToken is IRewardToken, ERC20Permit, ERC3009, AccessControl, Epoch
         bytes32 digest =
             _transferDigest(RECEIVE_WITH_AUTHORIZATION_TYPEHASH, from, to, value, validAfter, validBefore, nonce);
         _checkSigner(from, digest, signature);
-        _transferWithAuthorization(from, to, value, validAfter, validBefore, nonce);
+        _useAuthorization(from, to, value, validAfter, validBefore, nonce, digest);
     }
 
     /// @notice EIP-3009 `cancelAuthorization` (v, r, s).
     function cancelAuthorization(address authorizer, bytes32 nonce, uint8 v, bytes32 r, bytes32 s) public override {
-        _checkSigner(authorizer, _cancelDigest(authorizer, nonce), abi.encodePacked(r, s, v));
+        _checkSignerVRS(authorizer, _cancelDigest(authorizer, nonce), v, r, s);
         _cancelAuthorization(authorizer, nonce);
     }
 
@@ -279,6 +285,41 @@ contract RewardToken is IRewardToken, ERC20Permit, ERC3009, AccessControl, Epoch
     function cancelAuthorization(address authorizer, bytes32 nonce, bytes calldata signature) external {
         _checkSigner(authorizer, _cancelDigest(authorizer, nonce), signature);
         _cancelAuthorization(authorizer, nonce);
+    }
+
+    /// @notice EIP-3009 nonce state: used (by an authorization or a cancellation) or not.
+    function authorizationState(address authorizer, bytes32 nonce) public view override returns (bool) {
+        return _authorizations[authorizer][nonce] != bytes32(0);
+    }
+
+    /// @inheritdoc IRewardToken
+    function authorizationDigest(address authorizer, bytes32 nonce) external view returns (bytes32) {
+        return _authorizations[authorizer][nonce];
+    }
+
+    /// @dev OpenZeppelin's `_transferWithAuthorization` (window, nonce, event, transfer), recording the digest of
+    /// the authorization that used the nonce.
+    function _useAuthorization(
+        address from,
+        address to,
+        uint256 value,
+        uint256 validAfter,
+        uint256 validBefore,
+        bytes32 nonce,
+        bytes32 digest
+    ) private {
+        _checkValidity(validAfter, validBefore);
+        if (_authorizations[from][nonce] != bytes32(0)) revert ERC3009UsedAuthorization(from, nonce);
+        _authorizations[from][nonce] = digest;
+        emit AuthorizationUsed(from, nonce);
+        _transfer(from, to, value);
+    }
+
+    /// @dev OpenZeppelin's `_cancelAuthorization` on this token's nonce state.
+    function _cancelAuthorization(address authorizer, bytes32 nonce) internal override {
+        if (_authorizations[authorizer][nonce] != bytes32(0)) revert ERC3009UsedAuthorization(authorizer, nonce);
+        _authorizations[authorizer][nonce] = _CANCELLED;
+        emit AuthorizationCanceled(authorizer, nonce);
     }
 
     function _transferDigest(
@@ -295,6 +336,16 @@ contract RewardToken is IRewardToken, ERC20Permit, ERC3009, AccessControl, Epoch
 
     function _cancelDigest(address authorizer, bytes32 nonce) private view returns (bytes32) {
         return _hashTypedDataV4(keccak256(abi.encode(CANCEL_AUTHORIZATION_TYPEHASH, authorizer, nonce)));
+    }
+
+    /// @dev (v, r, s): ECDSA first (low-s only), EIP-1271 only when that does not recover the signer and the
+    /// signer has code; saves an account access (EXTCODESIZE) per EOA signature, e.g. per settled x402 payment.
+    function _checkSignerVRS(address signer, bytes32 digest, uint8 v, bytes32 r, bytes32 s) private view {
+        (address recovered, ECDSA.RecoverError err,) = ECDSA.tryRecover(digest, v, r, s);
+        if (err == ECDSA.RecoverError.NoError && recovered == signer) return;
+        if (signer.code.length == 0 || !SignatureChecker.isValidERC1271SignatureNow(signer, digest, abi.encodePacked(r, s, v))) {
+            revert ERC3009InvalidSignature();
+        }
     }
 
     /// @dev ECDSA (low-s only) for EOAs, EIP-1271 for contracts.

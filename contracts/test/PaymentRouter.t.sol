@@ -9,6 +9,8 @@ import {IPaymentRouter} from "../src/interfaces/IPaymentRouter.sol";
 import {IRewardDistributor} from "../src/interfaces/IRewardDistributor.sol";
 import {IAccessControl} from "@openzeppelin/contracts/access/IAccessControl.sol";
 import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
+import {ERC3009} from "@openzeppelin/contracts/token/ERC20/extensions/draft-ERC3009.sol";
+import {IERC20Errors} from "@openzeppelin/contracts/interfaces/draft-IERC6093.sol";
 
 /// @notice Fixture on the real RewardToken: router + distributor, a gateway (SETTLER, receiver authorizer), payers.
 abstract contract PaymentRouterFixture is Test {
@@ -20,6 +22,10 @@ abstract contract PaymentRouterFixture is Test {
     bytes32 internal constant RECEIVE_TYPEHASH = keccak256(
         "ReceiveWithAuthorization(address from,address to,uint256 value,uint256 validAfter,uint256 validBefore,bytes32 nonce)"
     );
+    bytes32 internal constant TRANSFER_TYPEHASH = keccak256(
+        "TransferWithAuthorization(address from,address to,uint256 value,uint256 validAfter,uint256 validBefore,bytes32 nonce)"
+    );
+    bytes32 internal constant CANCEL_TYPEHASH = keccak256("CancelAuthorization(address authorizer,bytes32 nonce)");
 
     RewardToken internal token;
     RewardDistributor internal dist;
@@ -66,6 +72,22 @@ abstract contract PaymentRouterFixture is Test {
         );
     }
 
+    function _signAuthTyped(
+        bytes32 typehash,
+        uint256 key,
+        bytes32 domain,
+        address from,
+        address to,
+        uint256 value,
+        uint256 validAfter,
+        uint256 validBefore,
+        bytes32 nonce
+    ) internal pure returns (uint8 v, bytes32 r, bytes32 s) {
+        bytes32 structHash = keccak256(abi.encode(typehash, from, to, value, validAfter, validBefore, nonce));
+        return vm.sign(key, keccak256(abi.encodePacked("\x19\x01", domain, structHash)));
+    }
+
+    /// @dev A ReceiveWithAuthorization (what channel deposits use).
     function _signAuth(
         uint256 key,
         bytes32 domain,
@@ -91,8 +113,23 @@ abstract contract PaymentRouterFixture is Test {
     {
         uint256 va = block.timestamp - 1;
         uint256 vb = block.timestamp + 1 hours;
-        (uint8 v, bytes32 r, bytes32 s) = _signAuth(key, domain, from, to, value, va, vb, nonce);
-        p = IPaymentRouter.ExactPayment(from, value, va, vb, nonce, v, r, s, MODEL, keccak256(abi.encode(nonce)));
+        (uint8 v, bytes32 r, bytes32 s) = _signAuthTyped(TRANSFER_TYPEHASH, key, domain, from, to, value, va, vb, nonce);
+        p = IPaymentRouter.ExactPayment(from, value, va, vb, nonce, v, r, s);
+    }
+
+    function _batch1(IPaymentRouter.ExactPayment memory p) internal pure returns (IPaymentRouter.ExactPayment[] memory a) {
+        a = new IPaymentRouter.ExactPayment[](1);
+        a[0] = p;
+    }
+
+    /// @dev Settle `p` expecting it skipped with `reason`, nothing paid out.
+    function _expectSkipped(IPaymentRouter.ExactPayment memory p, bytes4 reason) internal {
+        uint256 pool = token.balanceOf(address(dist));
+        vm.expectEmit(true, true, false, true, address(router));
+        emit IPaymentRouter.PaymentSkipped(p.from, p.nonce, reason);
+        vm.prank(gateway);
+        router.settleExact(p, MODEL);
+        assertEq(token.balanceOf(address(dist)), pool);
     }
 
     // --- channel helpers ---
@@ -188,15 +225,15 @@ contract PaymentRouterTest is PaymentRouterFixture {
         router.setFeeRecipient(other);
     }
 
-    // --- exact payments ---
+    // --- exact payments (EIP-3009 TransferWithAuthorization, to = router) ---
     function test_settleExact_routesRevenueAndFee() public {
         IPaymentRouter.ExactPayment memory p = _exact(1000e18, keccak256("n1"));
         vm.expectEmit(true, true, true, true, address(router));
-        emit IPaymentRouter.PaymentSettled(payer, MODEL, 0, 1000e18, 50e18, p.requestHash, 1);
+        emit IPaymentRouter.PaymentSettled(payer, MODEL, 0, 1000e18, 50e18, p.nonce, 1);
         vm.expectEmit(true, true, false, true, address(dist));
         emit IRewardDistributor.EpochFunded(0, address(router), 950e18, 1);
         vm.prank(gateway);
-        router.settleExact(p);
+        router.settleExact(p, MODEL);
         assertEq(token.balanceOf(address(dist)), 950e18);
         assertEq(token.balanceOf(feeRecipient), 50e18);
         assertEq(token.balanceOf(address(router)), 0);
@@ -209,7 +246,12 @@ contract PaymentRouterTest is PaymentRouterFixture {
             abi.encodeWithSelector(IAccessControl.AccessControlUnauthorizedAccount.selector, other, router.SETTLER_ROLE())
         );
         vm.prank(other);
-        router.settleExact(p);
+        router.settleExact(p, MODEL);
+        vm.expectRevert(
+            abi.encodeWithSelector(IAccessControl.AccessControlUnauthorizedAccount.selector, other, router.SETTLER_ROLE())
+        );
+        vm.prank(other);
+        router.settleExactBatch(_batch1(p), MODEL);
     }
 
     function test_settleExact_revertsWhen_paused() public {
@@ -218,110 +260,272 @@ contract PaymentRouterTest is PaymentRouterFixture {
         router.pause();
         vm.expectRevert(Pausable.EnforcedPause.selector);
         vm.prank(gateway);
-        router.settleExact(p);
+        router.settleExact(p, MODEL);
     }
 
-    function test_settleExact_revertsWhen_zeroValue() public {
-        IPaymentRouter.ExactPayment memory p = _exact(0, keccak256("n1"));
-        vm.expectRevert(IPaymentRouter.PaymentRouterZeroValue.selector);
-        vm.prank(gateway);
-        router.settleExact(p);
+    function test_settleExact_skipsZeroValue() public {
+        _expectSkipped(_exact(0, keccak256("n1")), IPaymentRouter.PaymentRouterZeroValue.selector);
     }
 
     function test_settleExactBatch_settlesEach() public {
         IPaymentRouter.ExactPayment[] memory ps = new IPaymentRouter.ExactPayment[](3);
         for (uint256 i; i < 3; ++i) ps[i] = _exact((i + 1) * 100e18, keccak256(abi.encode("b", i)));
         vm.prank(gateway);
-        router.settleExactBatch(ps);
+        router.settleExactBatch(ps, MODEL);
         assertEq(token.balanceOf(address(dist)), 570e18);
         assertEq(token.balanceOf(feeRecipient), 30e18);
     }
 
-    // --- replay matrix: router authorizations (EIP-3009) ---
-    function test_exactReplay_revertsWhen_reused() public {
-        IPaymentRouter.ExactPayment memory p = _exact(1e18, keccak256("n1"));
-        vm.startPrank(gateway);
-        router.settleExact(p);
-        vm.expectRevert();
-        router.settleExact(p);
-        vm.stopPrank();
-    }
-
-    function test_exactReplay_revertsWhen_otherChainId() public {
-        IPaymentRouter.ExactPayment memory p =
-            _exactSigned(payerKey, _domain(address(token), 999), payer, address(router), 1e18, keccak256("n"));
-        vm.expectRevert();
+    /// One payer cancels its authorization, another moves its funds away: both rows are skipped and recorded,
+    /// the rest of the batch settles.
+    function test_settleExactBatch_skipsCancelledAndUnfundedRows() public {
+        IPaymentRouter.ExactPayment[] memory ps = new IPaymentRouter.ExactPayment[](3);
+        ps[0] = _exact(100e18, keccak256("ok"));
+        ps[1] = _exact(100e18, keccak256("cancelled"));
+        ps[2] = _exactSigned(otherKey, _domain(address(token), block.chainid), other, address(router), 100e18, keccak256("m"));
+        (uint8 v, bytes32 r, bytes32 s) = vm.sign(
+            payerKey,
+            keccak256(
+                abi.encodePacked(
+                    "\x19\x01",
+                    _domain(address(token), block.chainid),
+                    keccak256(abi.encode(CANCEL_TYPEHASH, payer, ps[1].nonce))
+                )
+            )
+        );
+        token.cancelAuthorization(payer, ps[1].nonce, v, r, s);
+        uint256 all = token.balanceOf(other);
+        vm.prank(other);
+        token.transfer(feeManager, all);
+        vm.expectEmit(true, true, false, true, address(router));
+        emit IPaymentRouter.PaymentSettled(payer, MODEL, 0, 100e18, 5e18, ps[0].nonce, 1);
+        vm.expectEmit(true, true, false, true, address(router));
+        emit IPaymentRouter.PaymentSkipped(payer, ps[1].nonce, ERC3009.ERC3009UsedAuthorization.selector);
+        vm.expectEmit(true, true, false, true, address(router));
+        emit IPaymentRouter.PaymentSkipped(other, ps[2].nonce, IERC20Errors.ERC20InsufficientBalance.selector);
         vm.prank(gateway);
-        router.settleExact(p);
+        router.settleExactBatch(ps, MODEL);
+        assertEq(token.balanceOf(address(dist)), 95e18);
+        assertEq(token.balanceOf(address(router)), 0);
     }
 
-    function test_exactReplay_revertsWhen_forkChangesChainId() public {
+    /// Too little gas for a row's token call reverts the batch (no revert data) instead of skipping the row.
+    function test_settleExactBatch_revertsWhen_rowRunsOutOfGas() public {
+        IPaymentRouter.ExactPayment[] memory ps = new IPaymentRouter.ExactPayment[](1);
+        ps[0] = _exact(1e18, keccak256("gas"));
+        vm.prank(gateway);
+        (bool ok,) = address(router).call{gas: 60_000}(abi.encodeCall(router.settleExactBatch, (ps, MODEL)));
+        assertFalse(ok);
+        assertFalse(token.authorizationState(payer, ps[0].nonce));
+    }
+
+    // --- replay matrix: exact authorizations (EIP-3009): every bad row is skipped, never paid twice ---
+    function test_exactReplay_skippedWhen_reused() public {
+        IPaymentRouter.ExactPayment memory p = _exact(1e18, keccak256("n1"));
+        vm.prank(gateway);
+        router.settleExact(p, MODEL);
+        _expectSkipped(p, ERC3009.ERC3009UsedAuthorization.selector);
+        assertEq(token.balanceOf(address(dist)), 95e16);
+    }
+
+    function test_exactReplay_skippedWhen_otherChainId() public {
+        _expectSkipped(
+            _exactSigned(payerKey, _domain(address(token), 999), payer, address(router), 1e18, keccak256("n")),
+            ERC3009.ERC3009InvalidSignature.selector
+        );
+    }
+
+    function test_exactReplay_skippedWhen_forkChangesChainId() public {
         IPaymentRouter.ExactPayment memory p = _exact(1e18, keccak256("n1"));
         vm.chainId(999);
-        vm.expectRevert();
-        vm.prank(gateway);
-        router.settleExact(p);
+        _expectSkipped(p, ERC3009.ERC3009InvalidSignature.selector);
     }
 
-    function test_exactReplay_revertsWhen_otherContract() public {
-        // signed for another token contract's domain
-        IPaymentRouter.ExactPayment memory p =
-            _exactSigned(payerKey, _domain(address(dist), block.chainid), payer, address(router), 1e18, keccak256("n"));
-        vm.expectRevert();
-        vm.prank(gateway);
-        router.settleExact(p);
-        // signed to pay another payee (e.g. another router)
-        p = _exactSigned(payerKey, _domain(address(token), block.chainid), payer, other, 1e18, keccak256("n"));
-        vm.expectRevert();
-        vm.prank(gateway);
-        router.settleExact(p);
+    function test_exactReplay_skippedWhen_otherContractOrPayee() public {
+        _expectSkipped(
+            _exactSigned(payerKey, _domain(address(dist), block.chainid), payer, address(router), 1e18, keccak256("n")),
+            ERC3009.ERC3009InvalidSignature.selector
+        );
+        // signed to pay another payee: the router always settles with to = itself
+        _expectSkipped(
+            _exactSigned(payerKey, _domain(address(token), block.chainid), payer, other, 1e18, keccak256("n")),
+            ERC3009.ERC3009InvalidSignature.selector
+        );
     }
 
-    function test_exactReplay_revertsWhen_expiredOrNotYetValid() public {
+    function test_exactReplay_skippedWhen_expiredOrNotYetValid() public {
         IPaymentRouter.ExactPayment memory p = _exact(1e18, keccak256("n1"));
         vm.warp(p.validBefore);
-        vm.expectRevert();
-        vm.prank(gateway);
-        router.settleExact(p);
+        _expectSkipped(p, ERC3009.ERC3009InvalidAuthorizationTime.selector);
         vm.warp(p.validAfter);
-        vm.expectRevert();
-        vm.prank(gateway);
-        router.settleExact(p);
+        _expectSkipped(p, ERC3009.ERC3009InvalidAuthorizationTime.selector);
     }
 
-    function test_exactReplay_revertsWhen_highS() public {
+    function test_exactReplay_skippedWhen_highS() public {
         IPaymentRouter.ExactPayment memory p = _exact(1e18, keccak256("n1"));
         p.s = bytes32(SECP256K1_N - uint256(p.s));
         p.v = p.v == 27 ? 28 : 27;
-        vm.expectRevert();
-        vm.prank(gateway);
-        router.settleExact(p);
+        _expectSkipped(p, ERC3009.ERC3009InvalidSignature.selector);
     }
 
-    function test_exactReplay_revertsWhen_wrongSigner() public {
-        IPaymentRouter.ExactPayment memory p =
-            _exactSigned(otherKey, _domain(address(token), block.chainid), payer, address(router), 1e18, keccak256("n"));
-        vm.expectRevert();
-        vm.prank(gateway);
-        router.settleExact(p);
-    }
-
-    function test_exactFrontRun_mempoolCopyUnusable() public {
-        IPaymentRouter.ExactPayment memory p = _exact(1e18, keccak256("n1"));
-        // An observer cannot execute the ReceiveWithAuthorization itself (the caller must be the payee) ...
-        vm.expectRevert();
-        vm.prank(other);
-        token.receiveWithAuthorization(
-            p.from, address(router), p.value, p.validAfter, p.validBefore, p.nonce, p.v, p.r, p.s
+    function test_exactReplay_skippedWhen_wrongSigner() public {
+        _expectSkipped(
+            _exactSigned(otherKey, _domain(address(token), block.chainid), payer, address(router), 1e18, keccak256("n")),
+            ERC3009.ERC3009InvalidSignature.selector
         );
-        // ... nor replay it as a TransferWithAuthorization (different type hash).
-        vm.expectRevert();
+    }
+
+    // --- front-running: the signed authorization submitted straight to the token ---
+    function _frontRun(IPaymentRouter.ExactPayment memory p) internal {
         vm.prank(other);
         token.transferWithAuthorization(
             p.from, address(router), p.value, p.validAfter, p.validBefore, p.nonce, p.v, p.r, p.s
         );
+    }
+
+    /// The funds reach the router with no settlement event; the settler's row for it is then attributed to its
+    /// payer and model from the unattributed surplus, exactly once.
+    function test_exactFrontRun_attributedOnceFromSurplus() public {
+        IPaymentRouter.ExactPayment memory p = _exact(10e18, keccak256("fr"));
+        _frontRun(p);
+        assertEq(token.balanceOf(address(router)), 10e18);
+        IPaymentRouter.ExactPayment[] memory ps = new IPaymentRouter.ExactPayment[](2);
+        ps[0] = p;
+        ps[1] = _exact(20e18, keccak256("next"));
+        vm.expectEmit(true, true, true, true, address(router));
+        emit IPaymentRouter.PaymentSettled(payer, MODEL, 0, 10e18, 5e17, p.nonce, 1);
         vm.prank(gateway);
-        router.settleExact(p);
+        router.settleExactBatch(ps, MODEL);
+        assertEq(token.balanceOf(address(router)), 0);
+        assertEq(token.balanceOf(address(dist)) + token.balanceOf(feeRecipient), 30e18);
+        // the same row again finds no surplus: skipped, nothing attributed twice
+        _expectSkipped(p, ERC3009.ERC3009UsedAuthorization.selector);
+        assertEq(token.balanceOf(address(dist)) + token.balanceOf(feeRecipient), 30e18);
+    }
+
+    /// Channel escrow is never taken as surplus: a front-run row only uses funds above the escrow.
+    function test_exactFrontRun_neverTakesChannelEscrow() public {
+        _deposit(_config(payer, address(0)), 100e18);
+        IPaymentRouter.ExactPayment memory p = _exact(10e18, keccak256("fr"));
+        _frontRun(p);
+        IPaymentRouter.ExactPayment memory twice = p;
+        IPaymentRouter.ExactPayment[] memory ps = new IPaymentRouter.ExactPayment[](2);
+        ps[0] = p;
+        ps[1] = twice; // repeated in one batch: the second finds the surplus spent
+        vm.prank(gateway);
+        router.settleExactBatch(ps, MODEL);
+        assertEq(token.balanceOf(address(router)), 100e18);
+        assertEq(router.escrowed(), 100e18);
+        assertEq(token.balanceOf(address(dist)) + token.balanceOf(feeRecipient), 10e18);
+    }
+
+    /// A cancelled nonce is not a front-run: the signature check passes but no surplus is there to take.
+    function test_exactFrontRun_cancelledRowWithoutSurplusSkipped() public {
+        IPaymentRouter.ExactPayment memory p = _exact(10e18, keccak256("c"));
+        (uint8 v, bytes32 r, bytes32 s) = vm.sign(
+            payerKey,
+            keccak256(
+                abi.encodePacked(
+                    "\x19\x01", _domain(address(token), block.chainid), keccak256(abi.encode(CANCEL_TYPEHASH, payer, p.nonce))
+                )
+            )
+        );
+        token.cancelAuthorization(payer, p.nonce, v, r, s);
+        _expectSkipped(p, ERC3009.ERC3009UsedAuthorization.selector);
+    }
+
+    /// A cancelled authorization does not take another payment's front-run funds: the token records which
+    /// authorization used each nonce, and a cancellation is not this row's transfer.
+    function test_exactFrontRun_cancelledRowNeverTakesOthersSurplus() public {
+        IPaymentRouter.ExactPayment memory honest = _exact(10e18, keccak256("honest"));
+        IPaymentRouter.ExactPayment memory cheat =
+            _exactSigned(otherKey, _domain(address(token), block.chainid), other, address(router), 10e18, keccak256("c"));
+        _frontRun(honest);
+        (uint8 v, bytes32 r, bytes32 s) = vm.sign(
+            otherKey,
+            keccak256(
+                abi.encodePacked(
+                    "\x19\x01", _domain(address(token), block.chainid), keccak256(abi.encode(CANCEL_TYPEHASH, other, cheat.nonce))
+                )
+            )
+        );
+        token.cancelAuthorization(other, cheat.nonce, v, r, s);
+        assertEq(token.authorizationDigest(other, cheat.nonce), bytes32(uint256(1)));
+        IPaymentRouter.ExactPayment[] memory ps = new IPaymentRouter.ExactPayment[](2);
+        ps[0] = cheat; // first in the batch, while the honest payment's funds sit in the router
+        ps[1] = honest;
+        vm.expectEmit(true, true, false, true, address(router));
+        emit IPaymentRouter.PaymentSkipped(other, cheat.nonce, ERC3009.ERC3009UsedAuthorization.selector);
+        vm.expectEmit(true, true, true, true, address(router));
+        emit IPaymentRouter.PaymentSettled(payer, MODEL, 0, 10e18, 5e17, honest.nonce, 1);
+        vm.prank(gateway);
+        router.settleExactBatch(ps, MODEL);
+        assertEq(token.balanceOf(address(router)), 0);
+    }
+
+    /// A payer who uses the nonce of a served payment for another authorization (to itself) does not get the
+    /// served row attributed from someone else's surplus either.
+    function test_exactFrontRun_nonceReusedByOtherAuthorizationNotAttributed() public {
+        IPaymentRouter.ExactPayment memory honest = _exact(10e18, keccak256("honest"));
+        _frontRun(honest);
+        bytes32 n = keccak256("reused");
+        IPaymentRouter.ExactPayment memory served =
+            _exactSigned(otherKey, _domain(address(token), block.chainid), other, address(router), 10e18, n);
+        IPaymentRouter.ExactPayment memory elsewhere =
+            _exactSigned(otherKey, _domain(address(token), block.chainid), other, other, 1, n);
+        vm.prank(other);
+        token.transferWithAuthorization(
+            other, other, 1, elsewhere.validAfter, elsewhere.validBefore, n, elsewhere.v, elsewhere.r, elsewhere.s
+        );
+        _expectSkipped(served, ERC3009.ERC3009UsedAuthorization.selector);
+        assertEq(token.balanceOf(address(router)), 10e18); // the honest payment's funds wait for its own row
+    }
+
+    /// Fix: a channel deposit's ReceiveWithAuthorization cannot be settled as an exact payment (turning a
+    /// refundable deposit into revenue), neither before nor after the deposit is made.
+    function test_exact_cannotSettleChannelDepositAuthorization() public {
+        IPaymentRouter.ChannelConfig memory c = _config(payer, address(0));
+        bytes32 id = router.channelId(c);
+        bytes32 salt = keccak256("s");
+        uint256 vb = block.timestamp + 1 hours;
+        bytes32 nonce = keccak256(abi.encode(id, salt));
+        (uint8 v, bytes32 r, bytes32 s) =
+            _signAuth(payerKey, _domain(address(token), block.chainid), payer, address(router), 50e18, 0, vb, nonce);
+        IPaymentRouter.ExactPayment memory p = IPaymentRouter.ExactPayment(payer, 50e18, 0, vb, nonce, v, r, s);
+        _expectSkipped(p, ERC3009.ERC3009InvalidSignature.selector);
+        router.depositWithAuthorization(c, 50e18, 0, vb, salt, v, r, s);
+        // after the deposit the nonce is used and the funds are escrow: still not an exact payment (the token
+        // checks the TransferWithAuthorization signature first)
+        _expectSkipped(p, ERC3009.ERC3009InvalidSignature.selector);
+        assertEq(router.channels(id).balance, 50e18);
+        assertEq(token.balanceOf(address(router)), 50e18);
+        assertEq(token.balanceOf(address(dist)) + token.balanceOf(feeRecipient), 0);
+    }
+
+    /// Fuzz: whatever is front-run, donated and re-submitted, attribution never exceeds what reached the router
+    /// above the escrow, and the escrow stays untouched.
+    function testFuzz_exactFrontRun_attributionBoundedBySurplus(uint96 a, uint96 b, uint96 donation, bool dup) public {
+        a = uint96(bound(a, 1, 1000e18));
+        b = uint96(bound(b, 1, 1000e18));
+        donation = uint96(bound(donation, 0, 1000e18));
+        _deposit(_config(other, address(0)), 50e18);
+        IPaymentRouter.ExactPayment memory pa = _exact(a, keccak256(abi.encode("a", a)));
+        IPaymentRouter.ExactPayment memory pb = _exact(b, keccak256(abi.encode("b", b)));
+        _frontRun(pa);
+        vm.prank(payer);
+        token.transfer(address(router), donation);
+        IPaymentRouter.ExactPayment[] memory ps = new IPaymentRouter.ExactPayment[](dup ? 3 : 2);
+        ps[0] = pa;
+        ps[1] = pb;
+        if (dup) ps[2] = pa;
+        vm.prank(gateway);
+        router.settleExactBatch(ps, MODEL);
+        uint256 paidOut = token.balanceOf(address(dist)) + token.balanceOf(feeRecipient);
+        assertLe(paidOut, uint256(a) + b + donation);
+        assertGe(paidOut, uint256(a) + b); // both real payments attributed
+        assertEq(token.balanceOf(address(router)) + paidOut, 50e18 + uint256(a) + b + donation);
+        assertGe(token.balanceOf(address(router)), router.escrowed());
+        assertEq(router.escrowed(), 50e18);
     }
 
     // --- channels: deposits ---
@@ -703,7 +907,7 @@ contract PaymentRouterTest is PaymentRouterFixture {
         IPaymentRouter.ExactPayment[] memory ps = new IPaymentRouter.ExactPayment[](10);
         for (uint256 i; i < 10; i++) ps[i] = _exact(1, keccak256(abi.encode("dust", i)));
         vm.prank(gateway);
-        router.settleExactBatch(ps);
+        router.settleExactBatch(ps, MODEL);
         assertEq(token.balanceOf(feeRecipient), 10); // 10 rows of 1 wei: 10 wei of fee, not 0
         assertEq(dist.totalFunded(), 0);
     }
@@ -716,7 +920,7 @@ contract PaymentRouterTest is PaymentRouterFixture {
         router.setFeeBps(feeBps);
         IPaymentRouter.ExactPayment memory p = _exact(value, keccak256(abi.encode(value, feeBps)));
         vm.prank(gateway);
-        router.settleExact(p);
+        router.settleExact(p, MODEL);
         uint256 fee = token.balanceOf(feeRecipient);
         // Rounded up: at most the cap's share, plus less than one wei.
         assertLe(fee * 10_000, uint256(value) * MAX_FEE + 9_999);
@@ -757,7 +961,7 @@ contract PaymentRouterTest is PaymentRouterFixture {
         assertEq(router.feeRecipient(), feeRecipient);
         IPaymentRouter.ExactPayment memory p = _exact(1e18, keccak256("after-unpause"));
         vm.prank(gateway);
-        router.settleExact(p);
+        router.settleExact(p, MODEL);
         assertEq(token.balanceOf(feeRecipient), 5e16);
     }
 }

@@ -1,49 +1,23 @@
-"""The dashboard in a real browser (Debian chromium via Playwright) against real uvicorn, anvil and mirror."""
+"""The overview view of the web app (the read-only dashboard) in a real browser (Debian chromium via
+Playwright) against real uvicorn, anvil and mirror."""
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-import uvicorn
 from support.api_stack import Stack, shared_stack
+from support.browser import CHROMIUM, CHROMIUM_ARGS, serve
 
 from backend.api.app import create_app
-from cairn.cli.devchain import free_port
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 @pytest.fixture(scope="module")
 def served(request: pytest.FixtureRequest) -> Iterator[tuple[Stack, str]]:
     """The shared seeded SQLite stack, served by uvicorn on a free port."""
     stack = shared_stack(request, "sqlite")
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(stack.settings), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and thread.is_alive() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert server.started, "uvicorn did not start"
-    try:
-        yield stack, f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    with serve(create_app(stack.settings)) as url:
+        yield stack, url
 
 
 @pytest.fixture(scope="module")

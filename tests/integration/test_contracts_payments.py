@@ -87,7 +87,7 @@ def test_exact_payment_signed_with_eth_account(drv: Any) -> None:
         now=drv.now(),
         model_id=MODEL,
     )
-    receipt = drv.send(GATEWAY, router.functions.settleExact(payment))
+    receipt = drv.send(GATEWAY, router.functions.settleExact(payment, MODEL))
     fee = value * fee_bps // 10_000
     [event] = _settled_events(receipt, router.address)
     assert event == {
@@ -96,16 +96,20 @@ def test_exact_payment_signed_with_eth_account(drv: Any) -> None:
         "epoch": router.functions.currentEpoch().call(),
         "amount": value,
         "fee": fee,
-        "request_hash": payment[9],
+        "request_hash": payment[4],  # an exact payment's request hash is its EIP-3009 nonce
         "count": 1,
     }
     assert token.functions.balanceOf(payer).call() == before[0] - value
     assert token.functions.balanceOf(fee_recipient).call() == before[1] + fee
     assert dist.functions.totalFunded().call() == funded + value - fee
     assert token.functions.authorizationState(payer, keccak(b"exact-1")).call() is True
-    # the same authorization cannot be settled twice
-    with _reverts_with("ERC3009UsedAuthorization(address,bytes32)"):
-        drv.send(GATEWAY, router.functions.settleExact(payment))
+    # the same authorization cannot be settled twice: the row is skipped and recorded, nothing paid
+    again = drv.send(GATEWAY, router.functions.settleExact(payment, MODEL))
+    assert _settled_events(again, router.address) == []
+    [skipped] = router.events.PaymentSkipped().process_receipt(again)
+    assert skipped["args"]["from"] == payer and skipped["args"]["nonce"] == keccak(b"exact-1")
+    assert skipped["args"]["reason"] == keccak(b"ERC3009UsedAuthorization(address,bytes32)")[:4]
+    assert dist.functions.totalFunded().call() == funded + value - fee
 
 
 def test_channel_voucher_claim_and_withdrawal(drv: Any) -> None:

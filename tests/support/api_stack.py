@@ -201,7 +201,6 @@ def seed_rewards(stack: Stack) -> None:
         valid_after=0,
         valid_before=2**40,
         nonce=nonce,
-        receive=True,
     )
     sig = Account.sign_typed_data(payer.key, full_message=typed)
     payment = (
@@ -214,8 +213,7 @@ def seed_rewards(stack: Stack) -> None:
         sig.r.to_bytes(32, "big"),
         sig.s.to_bytes(32, "big"),
     )
-    payment += (stack.seeded["model_id"], h32("request-1"))
-    stack.transact(admin, router.functions.settleExact(payment))
+    stack.transact(admin, router.functions.settleExact(payment, stack.seeded["model_id"]))
     stack.transact(admin, dist.functions.fundEmission(0))
     genesis = stack.deployment.epoch.genesis
     travel_to(stack, genesis + EPOCH_LENGTH + 1)

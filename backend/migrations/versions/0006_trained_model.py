@@ -1,7 +1,7 @@
 """trained_model: the embedded model's training runs, artefact hash next to model id and manifest (CREATE)
 
 Revision ID: 0006
-Revises: 0004 (re-chained at merge)
+Revises: 0007 (after the x402 tables; the id 0006 was assigned before they merged)
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0006"
-down_revision = "0004"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 

@@ -6,7 +6,8 @@ pragma solidity 0.8.37;
 /// to the current epoch's reward pool (RewardDistributor.fundRevenue, EpochFunded source 1).
 ///
 /// Deployment: `new PaymentRouter(token, genesis, length, admin, distributor, maxFeeBps, feeBps, feeRecipient)`
-///   - `token` the RewardToken (EIP-3009 `receiveWithAuthorization` with v, r, s);
+///   - `token` the RewardToken (EIP-3009 `transferWithAuthorization` for exact payments, `receiveWithAuthorization`
+///     for channel deposits);
 ///   - `genesis`, `length` the shared epoch clock;
 ///   - `admin` receives DEFAULT_ADMIN_ROLE only; it grants SETTLER_ROLE (the inference gateway: settles exact
 ///     payments and claims channel vouchers), FEE_MANAGER_ROLE (sets the fee below the cap) and PAUSER_ROLE;
@@ -14,10 +15,16 @@ pragma solidity 0.8.37;
 ///     (<= maxFeeBps); `feeRecipient` receives the fee.
 ///
 /// Two ways to pay:
-/// 1. Exact (x402 `exact` scheme): the agent signs an EIP-3009 `ReceiveWithAuthorization` with `to` = this router;
-///    the gateway submits it (`settleExact` / `settleExactBatch`). Because the router is the payee and calls
-///    `receiveWithAuthorization`, a copy of the authorization taken from the mempool cannot be front-run through
-///    `transferWithAuthorization` by another caller.
+/// 1. Exact (x402 `exact` scheme): the agent's official x402 client signs an EIP-3009 `TransferWithAuthorization`
+///    with `to` = this router (the requirement's `payTo`); the gateway serves first and settles later in batches
+///    (`settleExactBatch`). A row that cannot be settled (cancelled authorization, funds moved, nonce used, expired)
+///    is skipped with `PaymentSkipped` instead of reverting the batch. Anyone may submit a signed
+///    TransferWithAuthorization to the token directly (a front-run): the funds still reach this router, with no
+///    settlement event. The settler's row for it then finds the nonce used and the signature valid for this router,
+///    and attributes it from the router's unattributed surplus (its token balance above the channel escrow it
+///    holds), so the payment is settled once, with its payer and model, and never lost (contracts/SECURITY.md).
+///    A channel deposit's `ReceiveWithAuthorization` (another EIP-712 type) can never be settled as an exact
+///    payment.
 /// 2. Channel (x402 `batch-settlement` EVM scheme): the agent deposits into a channel identified by the EIP-712
 ///    hash of its `ChannelConfig` under the domain ("x402 Batch Settlement", "1", chainId, this router), signs
 ///    cumulative `Voucher(bytes32 channelId,uint128 maxClaimableAmount)` off-chain, and the gateway claims the
@@ -56,7 +63,9 @@ interface IPaymentRouter {
         uint32 requestCount; // number of requests in the batch
     }
 
-    /// @notice An EIP-3009 ReceiveWithAuthorization (to = this router) plus what it paid for.
+    /// @notice An EIP-3009 TransferWithAuthorization (to = this router). The PaymentSettled event of an exact
+    /// payment carries the authorization `nonce` as its `requestHash`: (payer, nonce) names the payment,
+    /// off-chain and on-chain. The model paid for is per batch (one calldata word instead of one per row).
     struct ExactPayment {
         address from;
         uint256 value;
@@ -66,8 +75,6 @@ interface IPaymentRouter {
         uint8 v;
         bytes32 r;
         bytes32 s;
-        bytes32 modelId;
-        bytes32 requestHash;
     }
 
     /// @notice A channel state as stored on-chain.
@@ -87,6 +94,10 @@ interface IPaymentRouter {
         bytes32 requestHash,
         uint32 requestCount
     );
+    /// @notice An exact payment row that was not settled: `reason` is the selector of the token's revert
+    /// (ERC3009UsedAuthorization: cancelled or used, not attributable; ERC20InsufficientBalance: funds moved;
+    /// ERC3009InvalidSignature; ERC3009InvalidAuthorizationTime) or PaymentRouterZeroValue. The batch goes on.
+    event PaymentSkipped(address indexed from, bytes32 indexed nonce, bytes4 reason);
     event ChannelDeposited(bytes32 indexed channelId, address indexed payer, uint256 amount);
     event ChannelWithdrawalRequested(bytes32 indexed channelId, address indexed payer, uint64 availableAt);
     event ChannelWithdrawn(bytes32 indexed channelId, address indexed payer, uint256 amount);
@@ -99,6 +110,9 @@ interface IPaymentRouter {
 
     // --- errors ---
     error PaymentRouterZeroValue();
+    /// @notice An exact row's token call returned no revert data (out of gas): the whole batch reverts, so a
+    /// too-low gas limit cannot make payable rows look failed.
+    error PaymentRouterRowOutOfGas(bytes32 nonce);
     /// @notice Fee above the immutable cap (or the cap above the 10% limit).
     error PaymentRouterFeeTooHigh(uint256 feeBps, uint256 maxFeeBps);
     /// @notice `config.receiver` is not this router or `config.token` is not the RewardToken.
@@ -126,11 +140,18 @@ interface IPaymentRouter {
     function PAUSER_ROLE() external view returns (bytes32);
 
     // --- exact payments ---
-    /// @notice Settle one EIP-3009 authorization (SETTLER_ROLE). Emits PaymentSettled with requestCount 1.
-    function settleExact(ExactPayment calldata payment) external;
+    /// @notice Settle one EIP-3009 TransferWithAuthorization (SETTLER_ROLE): `settleExactBatch` of one row.
+    function settleExact(ExactPayment calldata payment, bytes32 modelId) external;
 
-    /// @notice Settle many EIP-3009 authorizations in one transaction (SETTLER_ROLE).
-    function settleExactBatch(ExactPayment[] calldata payments) external;
+    /// @notice Settle many EIP-3009 TransferWithAuthorizations (to = this router) paid for `modelId` in one
+    /// transaction (SETTLER_ROLE). Each row emits PaymentSettled (requestHash = nonce, requestCount 1) or PaymentSkipped;
+    /// one failing row never reverts the batch. A row already executed at the token by someone else (front-run)
+    /// is attributed from the unattributed surplus when its signature is valid for this router.
+    function settleExactBatch(ExactPayment[] calldata payments, bytes32 modelId) external;
+
+    /// @notice Channel escrow the router holds (sum over channels of balance - totalClaimed); the router's
+    /// token balance above it is unattributed (front-run exact payments not yet settled, or donations).
+    function escrowed() external view returns (uint256);
 
     // --- channels ---
     /// @notice The channel id of `config` (EIP-712 hash under the x402 Batch Settlement domain of this router).

@@ -80,6 +80,10 @@ interface IRewardToken {
         bytes calldata signature
     ) external;
 
+    /// @notice How `nonce` of `authorizer` was used: 0 unused, 1 cancelled, else the EIP-712 digest of the
+    /// Transfer/ReceiveWithAuthorization that used it (the PaymentRouter's front-run attribution reads it).
+    function authorizationDigest(address authorizer, bytes32 nonce) external view returns (bytes32);
+
     /// @notice EIP-3009 `cancelAuthorization` with a bytes signature (ECDSA or EIP-1271).
     function cancelAuthorization(address authorizer, bytes32 nonce, bytes calldata signature) external;
 }

@@ -1,0 +1,191 @@
+"""The x402 v2 HTTP gateway (specs/transports-v2/http.md): a FastAPI dependency that makes a route paid.
+
+    from backend.api.x402.gateway import require_payment
+    @router.post("/v1/chat/completions")
+    def chat(..., paid: Annotated[Accepted, Depends(require_payment(charge_of))]): ...
+
+`charge_of(request) -> Charge` (sync or async) prices the request and names the model paid for. Without a
+`PAYMENT-SIGNATURE` header the route answers 402: problem+json, `Cache-Control: no-store` and
+`PAYMENT-REQUIRED` = standard base64 of `{x402Version: 2, error?, resource: {url, description, mimeType},
+accepts: [one requirement per registered scheme]}` (the clients read the header, not the body). With one, the
+base64 JSON `PaymentPayload` is decoded, its `accepted` requirement must be one we offer for this charge, and
+the scheme it names (`accepted.scheme`, looked up in the registry: "exact", "batch-settlement", ...) verifies
+and records it; the route runs and its response carries `PAYMENT-RESPONSE` = base64 JSON SettleResponse
+(`{success, transaction, network, payer, ...}`). A rejected payment is a 402 again, with the reason as the
+PAYMENT-REQUIRED `error`.
+
+The gateway lives in `app.state.x402` (see `build_gateway`); `install_payment_response(app)` makes sure the
+PAYMENT-RESPONSE header reaches routes that return their own Response object (e.g. a stream).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import inspect
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import Request, Response
+from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from backend.api.x402.scheme import Accepted, Charge, PaymentRejectedError, Scheme
+from cairn.core.errors import CairnError
+
+X402_VERSION = 2
+PAYMENT_REQUIRED = "PAYMENT-REQUIRED"
+PAYMENT_SIGNATURE = "PAYMENT-SIGNATURE"
+PAYMENT_RESPONSE = "PAYMENT-RESPONSE"
+_STATE_KEY = "x402_payment_response"
+# Fields of a requirement the client's `accepted` copy must repeat exactly (addresses case-insensitively).
+_MATCHED = ("scheme", "network", "amount", "maxTimeoutSeconds")
+_MATCHED_ADDRESSES = ("asset", "payTo")
+
+ChargeOf = Callable[[Request], Charge | Awaitable[Charge]]
+
+
+class PaymentRequiredError(CairnError):
+    """HTTP 402 with the x402 PAYMENT-REQUIRED header (problem+json body for people and logs)."""
+
+    code = "payment_required"
+    http_status = 402
+    exit_code = 3
+
+    def __init__(self, message: str, header: str, *, reason: str | None = None) -> None:
+        super().__init__(message, reason=reason)
+        self.headers = {PAYMENT_REQUIRED: header, "Cache-Control": "no-store"}
+
+
+def encode(obj: dict[str, Any]) -> str:
+    """Standard base64 (with padding) of compact JSON: the encoding of every x402 v2 HTTP header."""
+    return base64.b64encode(json.dumps(obj, separators=(",", ":")).encode()).decode()
+
+
+def decode(value: str) -> dict[str, Any]:
+    try:
+        obj = json.loads(base64.b64decode(value.encode(), validate=True))
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        raise PaymentRejectedError(
+            "invalid_payload", "PAYMENT-SIGNATURE is not base64 of a JSON object"
+        ) from None
+    if not isinstance(obj, dict):
+        raise PaymentRejectedError("invalid_payload", "PAYMENT-SIGNATURE is not base64 of a JSON object")
+    return obj
+
+
+class Gateway:
+    """A registry of x402 schemes (by their `scheme` value) and the 402 / payment exchange for one charge."""
+
+    def __init__(self, schemes: list[Scheme] | None = None, *, mime_type: str = "application/json") -> None:
+        self.schemes: dict[str, Scheme] = {}
+        self.mime_type = mime_type
+        for s in schemes or []:
+            self.register(s)
+
+    def register(self, scheme: Scheme) -> None:
+        """Offer `scheme` in every 402 (in registration order) and accept payloads that name it."""
+        self.schemes[scheme.name] = scheme
+
+    def payment_required(self, charge: Charge, error: str | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {"x402Version": X402_VERSION}
+        if error:
+            body["error"] = error
+        body["resource"] = {
+            "url": charge.resource,
+            "description": charge.description,
+            "mimeType": self.mime_type,
+        }
+        body["accepts"] = [s.requirement(charge) for s in self.schemes.values()]
+        return body
+
+    def refuse(self, charge: Charge, message: str, reason: str | None = None) -> PaymentRequiredError:
+        return PaymentRequiredError(message, encode(self.payment_required(charge, reason)), reason=reason)
+
+    def pay(self, header: str | None, charge: Charge) -> tuple[Accepted, str]:
+        """Verify and record the payment in `header` (blocking: RPC and database). Returns the accepted
+        payment and the PAYMENT-RESPONSE header value; raises PaymentRequiredError (402)."""
+        if not header:
+            raise self.refuse(charge, f"payment required: send {PAYMENT_SIGNATURE} (x402 v2) to pay")
+        try:
+            payload = decode(header)
+            if payload.get("x402Version") != X402_VERSION:
+                raise PaymentRejectedError("invalid_x402_version", "only x402Version 2 payloads are accepted")
+            accepted = payload.get("accepted")
+            if not isinstance(accepted, dict):
+                raise PaymentRejectedError("invalid_payload", "the payload has no `accepted` requirement")
+            scheme = self.schemes.get(str(accepted.get("scheme")))
+            if scheme is None:
+                raise PaymentRejectedError(
+                    "unsupported_scheme", f"scheme {accepted.get('scheme')!r} is not offered here"
+                )
+            requirement = scheme.requirement(charge)
+            _check_matches(accepted, requirement)
+            inner = payload.get("payload")
+            if not isinstance(inner, dict):
+                raise PaymentRejectedError("invalid_payload", "the payload has no scheme `payload` object")
+            paid = scheme.accept(inner, requirement, charge)
+        except PaymentRejectedError as exc:
+            raise self.refuse(charge, exc.message, exc.reason) from None
+        return paid, encode(scheme.response(paid))
+
+
+def _check_matches(accepted: dict[str, Any], requirement: dict[str, Any]) -> None:
+    for key in _MATCHED:
+        if accepted.get(key) != requirement[key]:
+            raise PaymentRejectedError(
+                "requirements_mismatch", f"accepted.{key} {accepted.get(key)!r} is not {requirement[key]!r}"
+            )
+    for key in _MATCHED_ADDRESSES:
+        if str(accepted.get(key, "")).lower() != str(requirement[key]).lower():
+            raise PaymentRejectedError(
+                "requirements_mismatch", f"accepted.{key} {accepted.get(key)!r} is not {requirement[key]!r}"
+            )
+
+
+def require_payment(charge_of: ChargeOf) -> Callable[..., Awaitable[Accepted]]:
+    """A FastAPI dependency (route or router level) that lets the request through only once it is paid."""
+
+    async def paid(request: Request, response: Response) -> Accepted:
+        gateway: Gateway = request.app.state.x402
+        charge = charge_of(request)
+        if inspect.isawaitable(charge):
+            charge = await charge
+        assert isinstance(charge, Charge)
+        accepted, header = await run_in_threadpool(
+            gateway.pay, request.headers.get(PAYMENT_SIGNATURE), charge
+        )
+        response.headers[PAYMENT_RESPONSE] = header
+        request.state.x402_payment_response = header
+        return accepted
+
+    return paid
+
+
+class PaymentResponseMiddleware:
+    """ASGI middleware: the PAYMENT-RESPONSE of a paid request on its response, even when the route returned
+    its own Response object (FastAPI copies dependency headers only onto responses it builds)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        name = PAYMENT_RESPONSE.lower().encode()
+
+        async def send_with_header(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                value = scope.get("state", {}).get(_STATE_KEY)
+                headers = list(message.get("headers", []))
+                if value and not any(k.lower() == name for k, _ in headers):
+                    message = {**message, "headers": [*headers, (name, str(value).encode())]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_header)
+
+
+def install_payment_response(app: Any) -> None:
+    app.add_middleware(PaymentResponseMiddleware)

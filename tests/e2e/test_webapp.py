@@ -1,0 +1,493 @@
+"""The web app in a real browser (Debian Chromium via Playwright) with an injected EIP-6963 test wallet
+backed by an anvil key, against a real stack: anvil, the deployed contracts, seeded events and rewards, the
+API under uvicorn with its relayer, outbox and indexer running (SQLite).
+
+Screenshots of each view land in `.cairn/screenshots/` (tests/support/browser.py)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from eth_account import Account
+from support.api_stack import EPOCH_LENGTH, Stack, deploy, seed, seed_rewards
+from support.browser import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    WALLET_NAME,
+    TestWallet,
+    install_wallet,
+    screenshot,
+    serve,
+)
+from web3 import Web3
+
+from backend.api.app import create_app
+from backend.api.settings import ApiSettings
+from cairn.cli.devchain import start_anvil
+from cairn.core.settings import ANVIL_DEV_KEYS
+
+VALIDITY_S = 3600  # web/src/views/contribute.ts VALIDITY_S
+WALLET_KEY = ANVIL_DEV_KEYS[7]  # not used by the seeded history
+
+
+@pytest.fixture(scope="module")
+def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, str]]:
+    """A seeded stack of its own (this module registers datasets), served with the indexer in-process."""
+    tmp = tmp_path_factory.mktemp("web")
+    with start_anvil() as anvil:
+        w3 = Web3(Web3.HTTPProvider(anvil.url))
+        admin = Account.from_key(ANVIL_DEV_KEYS[0])
+        dep = deploy(w3, admin, tmp)
+        settings = ApiSettings(
+            rpc_urls=[anvil.url],
+            database_url=f"sqlite:///{tmp}/web.db",
+            deployment_file=tmp / "deployment.json",
+            data_dir=tmp / "data",
+            confirmations=0,
+            finality="confirmations",
+        )
+        stack = Stack(
+            anvil, w3, dep, settings, tmp, admin,
+            validators=[Account.from_key(k) for k in ANVIL_DEV_KEYS[2:4]],
+            owners=[Account.from_key(k) for k in ANVIL_DEV_KEYS[4:6]],
+            payer=Account.from_key(ANVIL_DEV_KEYS[6]),
+        )  # fmt: skip
+        seed(stack)
+        seed_rewards(stack)
+        stack.index()
+        with serve(create_app(settings, run_indexer=True)) as url:
+            yield stack, url
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not CHROMIUM.exists():
+        pytest.fail("chromium missing: run scripts/ensure-chromium.sh (make test does)")
+    bundle = Path(__file__).resolve().parents[2] / "backend" / "api" / "static" / "app.js"
+    if not bundle.exists():
+        pytest.fail("the web app bundle is missing: run `make build` (node scripts/build-web.mjs)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+def open_app(
+    browser: Any,
+    url: str,
+    wallet: TestWallet,
+    view: str = "overview",
+    *,
+    eip6963: bool = True,
+    **context: Any,
+) -> tuple[Any, list[str]]:
+    page = browser.new_context(**context).new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    install_wallet(page, wallet, eip6963=eip6963)
+    page.goto(f"{url}/#/{view}")
+    from playwright.sync_api import expect
+
+    expect(page.locator("body[data-loaded=true]")).to_be_attached()
+    return page, errors
+
+
+def connect(page: Any, name: str = WALLET_NAME) -> None:
+    from playwright.sync_api import expect
+
+    page.get_by_role("button", name="Connect wallet").click()
+    page.get_by_role("button", name=name).click()
+    expect(page.get_by_test_id("wallet-account")).not_to_be_empty()
+
+
+def make_wallet(stack: Stack, chain_id: int = 31337) -> TestWallet:
+    return TestWallet(Account.from_key(WALLET_KEY), stack.anvil.url, chain_id)
+
+
+def test_connect_wrong_network_and_switch(web: tuple[Stack, str], browser: Any) -> None:
+    from playwright.sync_api import expect
+
+    stack, url = web
+    wallet = make_wallet(stack, chain_id=1)  # the wallet starts on another network
+    page, errors = open_app(browser, url, wallet)
+    connect(page)
+    address = wallet.account.address
+    expect(page.get_by_test_id("wallet-account")).to_have_attribute("title", address)
+    warning = page.locator("#network-warning")
+    expect(warning).to_be_visible()
+    expect(warning).to_contain_text(
+        "Wrong network: your wallet is on chain 1, this Cairn deployment runs on chain 31337."
+    )
+    expect(page.locator("body")).to_have_attribute("data-wallet", "wrong-network")
+    screenshot(page, "wrong-network")
+    # signing on the wrong chain is refused by the app before the wallet is asked
+    page.get_by_role("link", name="Contribute").click()
+    page.wait_for_function("document.body.dataset.view === 'contribute'")
+    page.set_input_files("#file-input", files=[{"name": "a.txt", "mimeType": "text/plain", "buffer": b"abc"}])
+    expect(page.get_by_test_id("file-hash")).to_have_text("0x" + hashlib.sha256(b"abc").hexdigest())
+    page.get_by_role("button", name="Sign and register").click()
+    expect(page.locator("#register-error")).to_have_text(
+        "Your wallet is on chain 1, but this Cairn deployment runs on chain 31337. "
+        "Switch the network to continue."
+    )
+    assert "eth_signTypedData_v4" not in wallet.calls
+    # the person refuses the switch in the wallet: a clear message, still on the wrong network
+    wallet.reject_switch = True
+    page.get_by_role("button", name="Switch network").click()
+    expect(page.locator("#wallet-error")).to_have_text(
+        "You rejected the request in your wallet: nothing was signed or sent."
+    )
+    expect(warning).to_be_visible()
+    # then accepts it: wallet_switchEthereumChain to the deployment's chain (from the API's /health)
+    wallet.reject_switch = False
+    page.get_by_role("button", name="Switch network").click()
+    expect(warning).to_be_hidden()
+    expect(page.locator("#wallet-error")).to_be_hidden()
+    expect(page.locator("body")).to_have_attribute("data-wallet", "connected")
+    assert wallet.chain_id == 31337
+    # disconnect forgets the account
+    page.get_by_role("button", name="Disconnect").click()
+    expect(page.get_by_role("button", name="Connect wallet")).to_be_visible()
+    assert errors == []
+
+
+def test_register_dataset_from_a_file(web: tuple[Stack, str], browser: Any) -> None:
+    from playwright.sync_api import expect
+
+    stack, url = web
+    wallet = make_wallet(stack)
+    page, errors = open_app(browser, url, wallet, view="contribute")
+    posted: list[int] = []
+    page.on("request", lambda req: posted.append(len(req.post_data_buffer or b"")))
+    expect(page.locator("#contribute-needs-wallet")).to_be_visible()
+    connect(page)
+    expect(page.locator("#contribute-needs-wallet")).to_be_hidden()
+    expect(page.locator("#my-contributions-empty")).to_have_text("No dataset registered by this account yet.")
+    data = os.urandom(3 * 1024 * 1024 + 17)  # hashed in chunks, with progress
+    digest = "0x" + hashlib.sha256(data).hexdigest()
+    page.get_by_label("Drop a file here, or choose one").set_input_files(
+        files=[{"name": "corpus.bin", "mimeType": "application/octet-stream", "buffer": data}]
+    )
+    expect(page.get_by_test_id("file-hash")).to_have_text(digest)
+    expect(page.locator("#hash-progress")).to_have_attribute("value", "100")
+    expect(page.locator("#hash-status")).to_contain_text("Hashed 3.0 MiB")
+    page.get_by_label("Where the data can be fetched (URI)").fill("ipfs://corpus-web")
+    page.get_by_label("Licence id").fill("3")
+    page.get_by_role("button", name="Sign and register").click()
+    expect(page.locator("#step-sign")).to_have_attribute("data-state", "done")
+    expect(page.locator("#step-reveal")).to_have_attribute("data-state", "done", timeout=60_000)
+    expect(page.locator("#step-indexed")).to_have_attribute("data-state", "done", timeout=60_000)
+    expect(page.locator("#step-attested")).to_have_attribute("data-state", "active")
+    # the signature: EIP-712 RegisterDataset over the file's hash and size, deadline from the chain's clock
+    [signed] = [s for s in wallet.signed if s["method"] == "eth_signTypedData_v4"]
+    typed = signed["typed"]
+    assert typed["primaryType"] == "RegisterDataset"
+    assert typed["domain"]["name"] == "Cairn ContributionRegistry"
+    assert int(typed["domain"]["chainId"]) == 31337
+    message = typed["message"]
+    assert message["dataset"]["contentHash"] == digest and int(message["dataset"]["size"]) == len(data)
+    assert message["dataset"]["uri"] == "ipfs://corpus-web" and int(message["dataset"]["licenseId"]) == 3
+    deadline = int(message["deadline"])
+    # seeded history moved the chain's clock past two epochs: a wall-clock deadline would be far earlier
+    assert deadline - VALIDITY_S >= stack.deployment.epoch.genesis + 2 * EPOCH_LENGTH
+    assert deadline - VALIDITY_S > time.time() + 3600
+    assert deadline <= int(stack.w3.eth.get_block("latest")["timestamp"]) + VALIDITY_S
+    # on chain, owned by the wallet's account (the relayer paid the gas)
+    with urllib.request.urlopen(f"{url}/v1/datasets/{digest}") as resp:
+        ds = json.loads(resp.read())
+    assert ds["owner"] == wallet.account.address and ds["size"] == len(data)
+    assert "eth_sendTransaction" not in wallet.calls
+    assert max(posted) < 4096, posted  # the file itself was never sent anywhere
+    row = page.locator(f'#my-contributions-body tr[data-content-hash="{digest}"]')
+    expect(row).to_contain_text("ipfs://corpus-web")
+    expect(row).to_contain_text("not yet")
+    # a validator attests on chain; the indexer mirrors it and the page follows it to "attested"
+    registry = stack.contract("ContributionRegistry")
+    stack.transact(stack.validators[0], registry.functions.attest(digest, 7000))
+    expect(page.locator("#step-attested")).to_have_attribute("data-state", "done", timeout=60_000)
+    expect(page.locator("#step-attested")).to_contain_text("Attested by 1 validator(s), median score 7000")
+    expect(row).to_contain_text("1 (median 7000)")
+    screenshot(page, "contribute")
+    # the same file again: the page finds it registered and asks for no signature
+    page.get_by_role("button", name="Sign and register").click()
+    expect(page.locator("#register-error")).to_have_text(
+        f"This file is already registered, by {wallet.account.address} in block {ds['block_number']}: "
+        "nothing to sign."
+    )
+    assert [s["method"] for s in wallet.signed] == ["eth_signTypedData_v4"]
+    assert errors == []
+
+
+def test_rejected_signature_is_explained(web: tuple[Stack, str], browser: Any) -> None:
+    from playwright.sync_api import expect
+
+    stack, url = web
+    wallet = make_wallet(stack)
+    wallet.reject_signatures = True
+    page, errors = open_app(browser, url, wallet, view="contribute")
+    connect(page)
+    # drop a file on the drop zone (a real DataTransfer carrying a File)
+    page.evaluate(
+        """() => {
+          const dt = new DataTransfer();
+          const bytes = new TextEncoder().encode("dropped bytes");
+          dt.items.add(new File([bytes], "dropped.txt", { type: "text/plain" }));
+          const drop = new DragEvent("drop", { dataTransfer: dt, bubbles: true });
+          document.getElementById("dropzone").dispatchEvent(drop);
+        }"""
+    )
+    expect(page.get_by_test_id("file-hash")).to_have_text("0x" + hashlib.sha256(b"dropped bytes").hexdigest())
+    page.get_by_label("Where the data can be fetched (URI)").fill("ipfs://refused")
+    page.get_by_role("button", name="Sign and register").click()
+    expect(page.locator("#register-error")).to_have_text(
+        "You rejected the request in your wallet: nothing was signed or sent."
+    )
+    expect(page.locator("#step-sign")).to_have_attribute("data-state", "failed")
+    expect(page.locator("#relay-id")).to_have_text("—")
+    expect(page.get_by_role("button", name="Sign and register")).to_be_enabled()
+    assert "eth_signTypedData_v4" in wallet.calls
+    screenshot(page, "rejected-signature")
+    # an API refusal shows the API's own detail (problem+json): a malformed metadata hash is caught first
+    wallet.reject_signatures = False
+    page.get_by_label("Metadata hash (optional, bytes32)").fill("0x12")
+    page.get_by_role("button", name="Sign and register").click()
+    expect(page.locator("#register-error")).to_have_text(
+        "The metadata hash must be 0x followed by 64 hex digits (or empty)."
+    )
+    assert errors == []
+
+
+def test_auditor_shows_epochs_and_lorenz_curve(web: tuple[Stack, str], browser: Any) -> None:
+    from playwright.sync_api import expect
+
+    stack, url = web
+    page, errors = open_app(browser, url, make_wallet(stack), view="auditor")  # no wallet needed
+    rows = page.locator("#audit-epochs-body tr")
+    expect(rows).to_have_count(2)
+    expect(rows.first).to_contain_text("pending")
+    expect(rows.nth(1)).to_contain_text("accepted")
+    epoch0 = page.locator('#audit-epochs-body tr[data-epoch="0"]')
+    tree0 = stack.seeded["tree0"]
+    expect(epoch0.locator("td").nth(2)).to_have_attribute("title", tree0.root)
+    expect(epoch0.locator("td").nth(3).locator("a")).to_have_attribute("title", stack.seeded["policy_hash"])
+    expect(epoch0.locator("td").nth(5)).to_have_text("4")  # total cumulative: 4 tokens
+    # the newest epoch with an allocation is shown first: one recipient, perfectly unequal... and equal
+    expect(page.get_by_test_id("audit-gini")).to_have_text("0.000")
+    expect(page.locator("#audit-recipients")).to_have_text("1")
+    # epoch 0: 3 and 1 tokens -> Gini = ((2-3)*1 + (4-3)*3) / (2*4) = 0.25
+    page.get_by_role("button", name="Lorenz curve of epoch 0").click()
+    expect(page.locator("#audit-detail-title")).to_have_text("Epoch 0: rewards distribution")
+    expect(page.get_by_test_id("audit-gini")).to_have_text("0.250")
+    expect(page.locator("#audit-recipients")).to_have_text("2")
+    expect(page.locator("#audit-epoch-total")).to_have_text(f"4 ({4 * 10**18} wei)")
+    # the browser re-hashes the file's tree (OpenZeppelin standard-v1) and compares with the on-chain root
+    verdict = page.get_by_test_id("audit-tree-verdict")
+    expect(verdict).to_have_attribute("data-verdict", "verified")
+    expect(verdict).to_have_text(
+        f"Verified in this browser: the file's 2 leaves (cumulative 4 tokens) hash to {tree0.root}, "
+        "the root on chain."
+    )
+    chart = page.locator("#lorenz-chart")
+    expect(chart).to_have_attribute(
+        "aria-label", "Lorenz curve of epoch 0 rewards over 2 recipients, Gini coefficient 0.250"
+    )
+    expect(chart.locator("canvas")).to_have_count(1)
+    expect(chart).to_have_attribute("data-points", "3")
+    # the download is the content-addressed allocation file published with the root
+    href = page.locator("#audit-download").get_attribute("href")
+    assert href is not None and href.endswith(stack.seeded["uri0"].split("/")[-1])
+    with urllib.request.urlopen(url + href) as resp:
+        body = resp.read()
+    assert json.loads(body)["root"] == tree0.root
+    assert "0x" + Web3.keccak(body).hex().removeprefix("0x") in href
+    screenshot(page, "auditor")
+    assert errors == []
+
+
+def test_phone_width_and_labels(web: tuple[Stack, str], browser: Any) -> None:
+    stack, url = web
+    phone = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2, "is_mobile": True}
+    page, errors = open_app(browser, url, make_wallet(stack), view="contribute", **phone)
+    for view in ("contribute", "validate", "auditor", "overview"):
+        page.goto(f"{url}/#/{view}")
+        page.wait_for_function(f"document.body.dataset.view === '{view}'")
+        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, (view, overflow)
+        unlabelled = page.evaluate(
+            """() => [...document.querySelectorAll("input, button, select, textarea")]
+                 .filter((e) => e.offsetParent !== null)
+                 .filter((e) => !(e.labels && e.labels.length) && !e.getAttribute("aria-label")
+                                && !(e.textContent || "").trim())
+                 .map((e) => e.id || e.outerHTML)"""
+        )
+        assert unlabelled == [], (view, unlabelled)
+        screenshot(page, f"phone-{view}")
+    # keyboard only: Tab reaches the wallet button, Enter opens the wallet list
+    page.goto(f"{url}/#/contribute")
+    page.keyboard.press("Tab")  # skip link
+    page.keyboard.press("Tab")
+    focused = page.evaluate("document.activeElement.textContent")
+    assert focused in {"Overview", "Contribute", "Auditor", "Connect wallet"}
+    assert errors == []
+
+
+def test_a_wallet_without_eip6963_is_found_through_window_ethereum(
+    web: tuple[Stack, str], browser: Any
+) -> None:
+    from playwright.sync_api import expect
+
+    stack, url = web
+    wallet = make_wallet(stack)
+    page, errors = open_app(browser, url, wallet, eip6963=False)
+    connect(page, name="Browser wallet")
+    expect(page.get_by_test_id("wallet-account")).to_have_attribute("title", wallet.account.address)
+    expect(page.locator("body")).to_have_attribute("data-wallet", "connected")
+    assert errors == []
+
+
+def test_no_wallet_at_all_is_explained(web: tuple[Stack, str], browser: Any) -> None:
+    from playwright.sync_api import expect
+
+    _, url = web
+    page = browser.new_page()  # no wallet injected
+    page.goto(f"{url}/#/contribute")
+    expect(page.locator("body[data-loaded=true]")).to_be_attached()
+    page.get_by_role("button", name="Connect wallet").click()
+    expect(page.locator("#wallet-error")).to_have_text(
+        "No browser wallet found. Install an Ethereum wallet extension (EIP-6963), then reload."
+    )
+    # the read-only views still work
+    page.get_by_role("link", name="Auditor").click()
+    expect(page.locator("#audit-epochs-body tr")).to_have_count(2)
+
+
+def test_claim_with_one_click(web: tuple[Stack, str], browser: Any) -> None:
+    from playwright.sync_api import expect
+
+    stack, url = web
+    owner = stack.owners[1]  # 1 token in epoch 0 (accepted), never claimed; epoch 1's root still waits
+    wallet = TestWallet(owner, stack.anvil.url, 31337)
+    token = stack.contract("RewardToken")
+    before = int(token.functions.balanceOf(owner.address).call())
+    page, errors = open_app(browser, url, wallet, view="contribute")
+    connect(page)
+    expect(page.locator("#rewards-claimable")).to_have_text(f"1 ({10**18} wei)")
+    expect(page.get_by_test_id("rewards-balance")).to_have_attribute("data-wei", str(before))
+    page.get_by_role("button", name="Claim").click()
+    expect(page.locator("#claim-status")).to_contain_text("Claimed 1 tokens in block", timeout=60_000)
+    after = int(token.functions.balanceOf(owner.address).call())
+    assert after - before == 10**18
+    expect(page.get_by_test_id("rewards-balance")).to_have_attribute("data-wei", str(after))
+    assert "eth_sendTransaction" in wallet.calls
+    # once the indexer has mirrored the claim, the API's account view agrees
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with urllib.request.urlopen(f"{url}/v1/accounts/{owner.address}") as resp:
+            if json.loads(resp.read())["rewards"]["claimed"] == str(10**18):
+                break
+        time.sleep(0.2)
+    page.get_by_role("link", name="Overview").click()
+    page.get_by_role("link", name="Contribute").click()
+    expect(page.locator("#rewards-claimed")).to_have_text(f"1 ({10**18} wei)")
+    expect(page.locator("#rewards-claimable")).to_have_text("0 (0 wei)")
+    expect(page.get_by_role("button", name="Claim")).to_be_disabled()
+    screenshot(page, "claim")
+    assert errors == []
+
+
+def test_sign_in_with_ethereum(web: tuple[Stack, str], browser: Any) -> None:
+    """SIWE through the API's /v1/auth routes (web/src/api/routes.ts) where the API has them; where it has
+    not, the person is told so instead of a blank page or a raw 404."""
+    from playwright.sync_api import expect
+
+    stack, url = web
+    with urllib.request.urlopen(f"{url}/openapi.json") as resp:
+        paths = json.loads(resp.read())["paths"]
+    wallet = make_wallet(stack)
+    page, errors = open_app(browser, url, wallet)
+    connect(page)
+    page.get_by_role("button", name="Sign in").click()
+    if "/v1/auth/nonce" not in paths:
+        expect(page.locator("#wallet-error")).to_have_text(
+            "Sign-in with Ethereum is not available on this server yet."
+        )
+        assert "personal_sign" not in wallet.calls
+        assert errors == []
+        return
+    address = wallet.account.address
+    expect(page.get_by_test_id("session-status")).to_have_text(f"Signed in as {address[:8]}…{address[-6:]}")
+    [signed] = [s for s in wallet.signed if s["method"] == "personal_sign"]
+    message = signed["message"]
+    host = url.removeprefix("http://")
+    assert message.startswith(f"{host} wants you to sign in with your Ethereum account:\n{address}\n")
+    assert "\nChain ID: 31337\n" in message and "\nNonce: " in message and f"\nURI: {url}" in message
+    assert any(c["httpOnly"] for c in page.context.cookies())
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_role("button", name="Sign in")).to_be_visible()
+    expect(page.get_by_test_id("session-status")).to_have_text("")
+    assert errors == []
+
+
+def test_validator_scores_a_dataset_from_the_wallet(web: tuple[Stack, str], browser: Any) -> None:
+    from playwright.sync_api import expect
+
+    stack, url = web
+    # an account without VALIDATOR_ROLE is told so and cannot attest
+    page, errors = open_app(browser, url, make_wallet(stack), view="validate")
+    connect(page)
+    expect(page.locator("#review-role")).to_contain_text("does not hold VALIDATOR_ROLE")
+    target = stack.seeded["datasets"][2]  # ipfs://d2, owner 1, not scored yet
+    expect(page.get_by_role("button", name=f"Attest dataset {target}")).to_be_disabled()
+    page.close()
+    validator = stack.validators[1]
+    wallet = TestWallet(validator, stack.anvil.url, 31337)
+    page, errors = open_app(browser, url, wallet, view="validate")
+    connect(page)
+    expect(page.locator("#review-role")).to_contain_text("holds VALIDATOR_ROLE")
+    row = page.locator(f'#review-body tr[data-content-hash="{target}"]')
+    expect(row).to_contain_text("ipfs://d2")
+    expect(row.locator("td").nth(3)).to_have_text("none")
+    page.get_by_label(f"Score for dataset {target}").fill("10001")
+    page.get_by_role("button", name=f"Attest dataset {target}").click()
+    expect(row).to_contain_text("A score is a whole number from 0 to 10000.")
+    page.get_by_label(f"Score for dataset {target}").fill("8000")
+    page.get_by_role("button", name=f"Attest dataset {target}").click()
+    expect(row.locator("td").nth(4)).to_have_text("8000", timeout=30_000)
+    expect(row.locator("td").nth(3)).to_have_text("1 (median 8000)")
+    with urllib.request.urlopen(f"{url}/v1/contributions/{target}") as resp:
+        atts = json.loads(resp.read())["attestations"]
+    assert [(a["validator"], a["score"]) for a in atts] == [(validator.address, 8000)]
+    screenshot(page, "validate")
+    assert errors == []
+
+
+def test_rewards_per_epoch_chart(web: tuple[Stack, str], browser: Any) -> None:
+    from playwright.sync_api import expect
+
+    stack, url = web
+    owner = stack.owners[0]  # cumulative 3 tokens after epoch 0, 5 after epoch 1 (pending root)
+    page, errors = open_app(browser, url, TestWallet(owner, stack.anvil.url, 31337), view="contribute")
+    connect(page)
+    chart = page.locator("#rewards-chart")
+    expect(chart).to_have_attribute("data-series", "0:3,1:2")
+    expect(chart).to_have_attribute("aria-label", "Rewards per epoch: epoch 0 3 tokens, epoch 1 2 tokens")
+    expect(chart.locator("canvas")).to_have_count(1)
+    expect(page.locator("#rewards-claimable")).to_have_text(f"2 ({2 * 10**18} wei)")
+    # epoch 1's root still waits out its challenge delay and epoch 0's is claimed: nothing to claim now
+    page.get_by_role("button", name="Claim").click()
+    expect(page.locator("#rewards-error")).to_have_text(
+        "Nothing can be claimed now: the newest root is still in its challenge delay."
+    )
+    assert errors == []

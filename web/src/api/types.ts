@@ -1,0 +1,137 @@
+/** The shapes of the API answers the app reads (backend/api/schemas.py); wei amounts are decimal strings. */
+
+export interface Health {
+  status: string;
+  version: string;
+  chain_id: number;
+  rpc_url: string;
+  latest_block: number;
+  latest_block_time: number;
+  latest_indexed_block: number | null;
+  indexer_lag: number | null;
+  database: string;
+  contracts: Record<string, string>;
+  epoch: { genesis: number; length: number };
+}
+
+export interface Score {
+  validators: number;
+  median: number | null;
+}
+
+export interface Dataset {
+  kind: "dataset";
+  content_hash: string;
+  owner: string;
+  size: number;
+  license_id: number;
+  metadata_hash: string;
+  uri: string;
+  block_number: number;
+  block_time: number;
+  tx_hash: string;
+  withdrawn: boolean;
+  score?: Score | null;
+}
+
+export interface Compute {
+  kind: "compute";
+  contribution_id: string;
+  owner: string;
+  model_id: string;
+  job_id: string;
+  work_units: number;
+  block_number: number;
+  withdrawn: boolean;
+}
+
+export interface DatasetPage {
+  items: Dataset[];
+  next_cursor: string | null;
+}
+
+export interface Account {
+  address: string;
+  dataset_count: number;
+  compute_count: number;
+  datasets: Dataset[];
+  compute: Compute[];
+  rewards: {
+    cumulative: string;
+    claimed: string;
+    claimable: string;
+    epoch: number | null;
+    root: string | null;
+    claimable_now: boolean;
+  };
+}
+
+export interface Contribution {
+  id: string;
+  kind: string;
+  attestations: { validator: string; score: number }[];
+  score: Score;
+}
+
+export interface EpochSummary {
+  epoch: number;
+  status: string;
+  root: string | null;
+  policy_hash: string | null;
+  total_cumulative: string | null;
+  valid_at: number | null;
+  allocation_uri: string | null;
+  funded: Record<string, string>;
+  pool: string;
+}
+
+export interface EpochList {
+  current_epoch: number;
+  epochs: EpochSummary[];
+}
+
+export interface Proof {
+  claim: { account: string; cumulativeAmount: string; proof: string[] };
+}
+
+/** The allocation file (`cairn-allocation-v1`, backend/rewards/publication.py), the fields the app reads. */
+export interface AllocationFile {
+  format: string;
+  epoch: number;
+  chain_id: number;
+  root: string;
+  policy_hash: string;
+  epoch_total: string;
+  total_cumulative: string;
+  epoch_amounts: Record<string, string>;
+  tree: import("../lib/merkle").TreeDump;
+}
+
+export interface TypedData {
+  domain: Record<string, unknown>;
+  types: Record<string, { name: string; type: string }[]>;
+  primaryType: string;
+  message: Record<string, unknown> & {
+    owner: string;
+    nonce: number | string;
+    deadline: number | string;
+    dataset: {
+      contentHash: string;
+      size: number;
+      licenseId: number;
+      metadataHash: string;
+      uri: string;
+    };
+  };
+}
+
+export interface RelayReceipt {
+  relay_id: string;
+  tx_hash: string;
+  status: string; // pending, mined, reverted, replaced
+  phase: string; // commit, reveal
+  commit_tx_hash: string | null;
+  block_number: number | null;
+  content_hash: string;
+  duplicate: boolean;
+}

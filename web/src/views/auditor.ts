@@ -1,0 +1,152 @@
+/**
+ * Auditor view: every epoch with its root, policy hash and totals; the allocation file to download; the
+ * Lorenz curve and Gini coefficient of the epoch's rewards, computed in the browser from the allocation
+ * file's per-account amounts.
+ *
+ * Planned (audit and views branches): the `cairn audit` verdict per epoch, CSV/Parquet exports, per-contract
+ * bytecode verdicts. They plug in as extra columns / panels fed from `routes`.
+ */
+import uPlot from "uplot";
+import "uplot/dist/uPlot.min.css";
+import { getJSON } from "../api/client";
+import { routes } from "../api/routes";
+import type { AllocationFile, EpochList, EpochSummary } from "../api/types";
+import { chainDate, short, tokens } from "../lib/format";
+import { lorenz, type Lorenz } from "../lib/lorenz";
+import { checkTree } from "../lib/merkle";
+import { $, cell, el, showError } from "../ui/dom";
+
+let chart: uPlot | null = null;
+let selected: number | null = null;
+
+function chartWidth(target: HTMLElement): number {
+  return Math.max(240, Math.min(640, target.clientWidth || 640));
+}
+
+function drawLorenz(target: HTMLElement, curve: Lorenz): void {
+  chart?.destroy();
+  target.replaceChildren();
+  const opts: uPlot.Options = {
+    width: chartWidth(target),
+    height: 300,
+    scales: { x: { time: false, range: [0, 1] }, y: { range: [0, 1] } },
+    legend: { show: true, live: false },
+    cursor: { drag: { x: false, y: false } },
+    series: [
+      { label: "share of recipients" },
+      { label: "Lorenz curve", stroke: "#2f6f4f", width: 2, fill: "rgba(47,111,79,0.12)" },
+      { label: "equal shares", stroke: "#6b7480", dash: [6, 4], width: 1 },
+    ],
+    axes: [
+      { label: "cumulative share of recipients", values: (_u, ticks) => ticks.map((t) => `${Math.round(t * 100)}%`) },
+      { label: "cumulative share of rewards", values: (_u, ticks) => ticks.map((t) => `${Math.round(t * 100)}%`) },
+    ],
+  };
+  chart = new uPlot(opts, [curve.x, curve.y, curve.x], target);
+  target.dataset.points = String(curve.x.length);
+}
+
+async function showEpoch(e: EpochSummary): Promise<void> {
+  const detail = $("audit-detail");
+  const error = $("audit-detail-error");
+  const status = $("audit-detail-status");
+  selected = e.epoch;
+  detail.hidden = false;
+  showError(error, null);
+  $("audit-detail-title").textContent = `Epoch ${e.epoch}: rewards distribution`;
+  status.textContent = "Loading the allocation file…";
+  detail.setAttribute("aria-busy", "true");
+  $("audit-recipients").textContent = "…";
+  $("audit-gini").textContent = "…";
+  $("audit-epoch-total").textContent = "…";
+  $("audit-tree-verdict").textContent = "…";
+  delete $("audit-tree-verdict").dataset.verdict;
+  try {
+    if (!e.allocation_uri) throw new Error(`Epoch ${e.epoch} has no published allocation yet.`);
+    const download = $<HTMLAnchorElement>("audit-download");
+    download.href = routes.allocation(e.allocation_uri);
+    download.setAttribute("download", `cairn-epoch-${e.epoch}-allocation.json`);
+    const file = await getJSON<AllocationFile>(routes.allocation(e.allocation_uri));
+    if (selected !== e.epoch) return; // another epoch was chosen meanwhile
+    if (file.root.toLowerCase() !== (e.root ?? "").toLowerCase()) {
+      throw new Error(`The allocation file's root ${file.root} is not the root on chain (${e.root}).`);
+    }
+    const verdict = $("audit-tree-verdict");
+    const check = checkTree(file.tree, e.root ?? "");
+    const cumulativeOk = check.total === BigInt(file.total_cumulative);
+    verdict.dataset.verdict = check.ok && cumulativeOk ? "verified" : "mismatch";
+    verdict.className = check.ok && cumulativeOk ? "ok" : "error";
+    verdict.textContent = !check.ok
+      ? `Does not verify: ${check.problem}.`
+      : !cumulativeOk
+        ? `Does not verify: the leaves sum to ${check.total} wei, the file says ${file.total_cumulative}.`
+        : `Verified in this browser: the file's ${check.leaves} leaves (cumulative ${tokens(check.total.toString())} tokens) hash to ${check.root}, the root on chain.`;
+    const curve = lorenz(Object.values(file.epoch_amounts));
+    $("audit-recipients").textContent = String(curve.recipients);
+    $("audit-gini").textContent = curve.gini.toFixed(3);
+    $("audit-epoch-total").textContent = `${tokens(file.epoch_total)} (${file.epoch_total} wei)`;
+    const target = $("lorenz-chart");
+    target.setAttribute(
+      "aria-label",
+      `Lorenz curve of epoch ${e.epoch} rewards over ${curve.recipients} recipients, Gini coefficient ${curve.gini.toFixed(3)}`,
+    );
+    drawLorenz(target, curve);
+    status.textContent = curve.recipients ? "" : "No account received rewards in this epoch.";
+  } catch (err) {
+    status.textContent = "";
+    showError(error, err);
+  } finally {
+    detail.removeAttribute("aria-busy");
+  }
+}
+
+export async function loadAuditor(): Promise<void> {
+  const body = $("audit-epochs-body");
+  const error = $("audit-error");
+  showError(error, null);
+  body.setAttribute("aria-busy", "true");
+  try {
+    const data = await getJSON<EpochList>(routes.epochs());
+    $("audit-current-epoch").textContent = String(data.current_epoch);
+    body.replaceChildren(
+      ...data.epochs.map((e) => {
+        const button = el("button", { type: "button", text: "Lorenz curve", "aria-label": `Lorenz curve of epoch ${e.epoch}` });
+        button.disabled = !e.allocation_uri;
+        button.addEventListener("click", () => void showEpoch(e));
+        const policy = e.policy_hash
+          ? el("td", {}, el("a", { href: routes.policy(e.policy_hash), title: e.policy_hash, text: short(e.policy_hash) }))
+          : cell("—");
+        const file = e.allocation_uri
+          ? el("td", {}, el("a", { href: routes.allocation(e.allocation_uri), download: `cairn-epoch-${e.epoch}-allocation.json`, text: "JSON" }))
+          : cell("—");
+        return el(
+          "tr",
+          { "data-epoch": String(e.epoch) },
+          cell(e.epoch),
+          cell(e.status),
+          cell(short(e.root), e.root ?? ""),
+          policy,
+          cell(tokens(e.pool), `${e.pool} wei`),
+          cell(tokens(e.total_cumulative), e.total_cumulative ? `${e.total_cumulative} wei` : ""),
+          cell(e.valid_at !== null ? chainDate(e.valid_at) : "—"),
+          file,
+          el("td", {}, button),
+        );
+      }),
+    );
+    $("audit-empty").hidden = data.epochs.length > 0;
+    const first = data.epochs.find((e) => e.allocation_uri);
+    if (selected === null && first) await showEpoch(first);
+  } catch (err) {
+    showError(error, err);
+  } finally {
+    body.removeAttribute("aria-busy");
+  }
+}
+
+export function mountAuditor(): void {
+  window.addEventListener("resize", () => {
+    const target = document.getElementById("lorenz-chart");
+    if (chart && target) chart.setSize({ width: chartWidth(target), height: 300 });
+  });
+}

@@ -1,0 +1,199 @@
+/**
+ * The connected account's rewards (in the contributor view): cumulative, claimed and claimable amounts from
+ * the API, the token balance read from the chain, and a one-click claim sent from the wallet
+ * (`RewardDistributor.claim(cumulativeAmount, proof)` with the proof the API serves).
+ *
+ * The claim uses the newest root that can be claimed now: a root waiting out its challenge delay cannot, but
+ * the previous one stays claimable (IRewardDistributor), so the epochs are tried newest first.
+ * Rewards per epoch (a bar chart) are the differences of the account's cumulative amount under each epoch's
+ * live root (`GET /v1/epochs/{n}/proofs/{address}`).
+ * Planned (views branch): a /v1/me rewards view in one request, a relayed claim for a wallet without gas.
+ */
+import uPlot from "uplot";
+import { createPublicClient, custom, parseAbi, type Address } from "viem";
+import { getJSON } from "../api/client";
+import { routes } from "../api/routes";
+import type { Account, EpochList } from "../api/types";
+import { short, tokens, withWei } from "../lib/format";
+import { $, busy, showError } from "../ui/dom";
+import { state } from "../state";
+import { signer } from "../wallet/wallet";
+
+const distributorAbi = parseAbi([
+  "function claim(uint256 cumulativeAmount, bytes32[] proof) returns (uint256)",
+  "error RewardDistributorInvalidProof()",
+  "error RewardDistributorNothingToClaim(address account, uint256 cumulativeAmount, uint256 alreadyClaimed)",
+  "error RewardDistributorNoRoot()",
+]);
+const tokenAbi = parseAbi(["function balanceOf(address account) view returns (uint256)"]);
+
+interface ProofAnswer {
+  epoch: number;
+  cumulative_amount: string;
+  proof: `0x${string}`[];
+  claimable: string;
+  claimable_now: boolean;
+}
+
+function contract(name: string): Address {
+  const addr = state.health?.contracts[name];
+  if (!addr) throw new Error(`The API does not list a ${name} contract.`);
+  return addr as Address;
+}
+
+function reader() {
+  if (!state.wallet) throw new Error("Connect a wallet first.");
+  return createPublicClient({ transport: custom(state.wallet.provider) });
+}
+
+async function balance(address: Address): Promise<bigint> {
+  return reader().readContract({
+    address: contract("RewardToken"),
+    abi: tokenAbi,
+    functionName: "balanceOf",
+    args: [address],
+  });
+}
+
+export async function loadRewards(address: string | null): Promise<void> {
+  const panel = $("rewards-panel");
+  const error = $("rewards-error");
+  panel.hidden = address === null;
+  if (!address) return;
+  showError(error, null);
+  panel.setAttribute("aria-busy", "true");
+  try {
+    const a = await getJSON<Account>(routes.account(address));
+    $("rewards-cumulative").textContent = withWei(a.rewards.cumulative);
+    $("rewards-claimed").textContent = withWei(a.rewards.claimed);
+    $("rewards-claimable").textContent = withWei(a.rewards.claimable);
+    $("claim-button").toggleAttribute("disabled", BigInt(a.rewards.claimable) === 0n);
+    await drawPerEpoch(address);
+    if (state.walletChainId === state.health?.chain_id) {
+      const b = await balance(address as Address);
+      $("rewards-balance").textContent = withWei(b.toString());
+      $("rewards-balance").dataset.wei = b.toString();
+    } else {
+      $("rewards-balance").textContent = "switch to the deployment's network to read it";
+    }
+  } catch (err) {
+    showError(error, err);
+  } finally {
+    panel.removeAttribute("aria-busy");
+  }
+}
+
+let chart: uPlot | null = null;
+
+/** The account's reward in each epoch with a live root: cumulative(n) - cumulative(n - 1), oldest first. */
+async function perEpoch(address: string): Promise<{ epoch: number; wei: bigint }[]> {
+  const list = await getJSON<EpochList>(routes.epochs());
+  const epochs = list.epochs.filter((e) => e.root).map((e) => e.epoch).sort((a, b) => a - b);
+  const cumulative = await Promise.all(
+    epochs.map((n) =>
+      getJSON<ProofAnswer>(routes.proof(n, address))
+        .then((p) => BigInt(p.cumulative_amount))
+        .catch(() => null),
+    ),
+  );
+  let previous = 0n;
+  return epochs.map((epoch, i) => {
+    const c = cumulative[i] ?? previous; // no leaf: nothing new this epoch
+    const wei = c - previous;
+    previous = c;
+    return { epoch, wei };
+  });
+}
+
+async function drawPerEpoch(address: string): Promise<void> {
+  const target = $("rewards-chart");
+  const rows = await perEpoch(address);
+  chart?.destroy();
+  chart = null;
+  target.replaceChildren();
+  target.dataset.series = rows.map((r) => `${r.epoch}:${tokens(r.wei.toString())}`).join(",");
+  target.setAttribute(
+    "aria-label",
+    `Rewards per epoch: ${rows.map((r) => `epoch ${r.epoch} ${tokens(r.wei.toString())} tokens`).join(", ") || "none yet"}`,
+  );
+  if (!rows.length) {
+    target.textContent = "No epoch has a published root yet.";
+    return;
+  }
+  const x = rows.map((r) => r.epoch);
+  const y = rows.map((r) => Number(r.wei / 10n ** 12n) / 1e6); // tokens, to 6 decimals, for drawing only
+  chart = new uPlot(
+    {
+      width: Math.max(240, Math.min(560, target.clientWidth || 560)),
+      height: 220,
+      scales: { x: { time: false, range: [x[0] - 0.6, x[x.length - 1] + 0.6] }, y: { range: (_u, _min, max) => [0, Math.max(1, max) * 1.1] } },
+      legend: { show: false },
+      cursor: { show: false },
+      series: [
+        { label: "epoch" },
+        { label: "tokens", stroke: "#2f6f4f", fill: "rgba(47,111,79,0.55)", paths: uPlot.paths.bars!({ size: [0.6, 60] }), points: { show: false } },
+      ],
+      axes: [
+        { label: "epoch", splits: () => x, values: (_u, ticks) => ticks.map((t) => String(t)) },
+        { label: "tokens" },
+      ],
+    },
+    [x, y],
+    target,
+  );
+}
+
+/** The newest proof that can be claimed now and pays something, or null. */
+async function claimableProof(address: string): Promise<ProofAnswer | null> {
+  const list = await getJSON<EpochList>(routes.epochs());
+  for (const e of list.epochs) {
+    if (!e.root || !["accepted", "claimable", "pending"].includes(e.status)) continue;
+    try {
+      const p = await getJSON<ProofAnswer>(routes.proof(e.epoch, address));
+      if (p.claimable_now && BigInt(p.claimable) > 0n) return p;
+    } catch {
+      continue; // no leaf for this account in that epoch, or its file is not on this server
+    }
+  }
+  return null;
+}
+
+async function claim(): Promise<void> {
+  const { account, client } = signer();
+  const status = $("claim-status");
+  status.textContent = "Finding the proof…";
+  const p = await claimableProof(account);
+  if (!p) {
+    status.textContent = "";
+    throw new Error("Nothing can be claimed now: the newest root is still in its challenge delay.");
+  }
+  const before = await balance(account);
+  status.textContent = `Confirm the claim of ${tokens(p.claimable)} tokens (epoch ${p.epoch}) in your wallet…`;
+  const hash = await client.writeContract({
+    account,
+    chain: client.chain,
+    address: contract("RewardDistributor"),
+    abi: distributorAbi,
+    functionName: "claim",
+    args: [BigInt(p.cumulative_amount), p.proof],
+  });
+  status.textContent = `Claim sent: ${short(hash)}; waiting for it to be mined…`;
+  const receipt = await reader().waitForTransactionReceipt({ hash, pollingInterval: 500 });
+  if (receipt.status !== "success") throw new Error(`The claim transaction ${hash} reverted.`);
+  const after = await balance(account);
+  status.textContent =
+    `Claimed ${tokens((after - before).toString())} tokens in block ${receipt.blockNumber}: ` +
+    `balance ${tokens(before.toString())} → ${tokens(after.toString())}.`;
+}
+
+export function mountRewards(): void {
+  const button = $<HTMLButtonElement>("claim-button");
+  button.addEventListener("click", () => {
+    void busy(button, "Claiming…", $("rewards-error"), async () => {
+      await claim();
+      return true;
+    }).then((claimed) => {
+      if (claimed && state.account) void loadRewards(state.account); // after busy() re-enabled the button
+    });
+  });
+}
