@@ -21,7 +21,7 @@ import openai
 import pytest
 from eth_abi import encode
 from eth_account import Account
-from fastapi import Depends, FastAPI
+from fastapi import Depends, FastAPI, Request
 from fastapi.testclient import TestClient
 from support.api_stack import Stack, deploy_on
 from support.pg import create_database, drop_database, require_postgres
@@ -30,9 +30,10 @@ from web3 import Web3
 
 from backend.api.problems import install_problem_handlers
 from backend.api.routers import inference as inference_router
-from backend.api.routers.inference import ChatModelDep, ChatPriceDep
+from backend.api.routers.inference import ChatModelDep, ChatPriceDep, chat_charge
 from backend.api.services.inference import Inference
 from backend.api.settings import ApiSettings
+from backend.api.x402.scheme import Charge
 from backend.inference.model import tokenize
 from backend.inference.training import WEIGHT_SCALE, model_id_of
 from cairn.cli.devchain import free_port, start_anvil
@@ -296,9 +297,14 @@ def test_the_payment_gate_hooks_read_the_price_and_model_of_the_request(world: W
     def gate(price: ChatPriceDep, model: ChatModelDep) -> None:
         seen.append((price, model.model_id))
 
+    charges: list[Charge] = []
+
+    async def x402_gate(request: Request) -> None:  # what require_payment(chat_charge) calls first
+        charges.append(await chat_charge(request))
+
     app = FastAPI()
     install_problem_handlers(app)
-    app.include_router(inference_router.router, dependencies=[Depends(gate)])
+    app.include_router(inference_router.router, dependencies=[Depends(gate), Depends(x402_gate)])
     app.state.inference = Inference(settings, engine, chain_id=31337)
     try:
         with TestClient(app) as tc:
@@ -307,11 +313,27 @@ def test_the_payment_gate_hooks_read_the_price_and_model_of_the_request(world: W
             )
             assert ok.status_code == 200 and ok.json()["model"] == NAME
             assert seen == [(42, model_id_of(NAME))]
+            assert charges == [
+                Charge(
+                    42,
+                    "http://testserver/v1/chat/completions",
+                    model_id_of(NAME),
+                    f"one chat completion of {NAME}",
+                )
+            ]
+            bad = tc.post("/v1/chat/completions", json={"model": NAME, "messages": []})
+            assert bad.status_code == 422 and bad.headers["content-type"].startswith(
+                "application/problem+json"
+            )
+            not_json = tc.post(
+                "/v1/chat/completions", content=b"{", headers={"Content-Type": "application/json"}
+            )
+            assert not_json.status_code in (400, 422), not_json.text
             missing = tc.post(
                 "/v1/chat/completions", json={"model": "nope", "messages": [{"role": "user", "content": "x"}]}
             )
             assert missing.status_code == 404 and missing.json()["code"] == "model_not_found"
-            assert len(seen) == 1  # the gate never ran: nothing to charge for
+            assert len(seen) == 1 and len(charges) == 1  # the gates never charged: nothing to charge for
     finally:
         app.state.inference.close()
         engine.dispose()

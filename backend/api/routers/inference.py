@@ -8,13 +8,18 @@ import json
 from collections.abc import Iterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import StreamingResponse
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
 
 from backend.api.deps import InferenceDep
 from backend.api.schemas import problem_responses
 from backend.api.schemas_openai import ChatCompletion, ChatCompletionRequest, ModelList
-from backend.api.services.inference import ServedModel
+from backend.api.services.inference import Inference, ServedModel
+from backend.api.x402.scheme import Charge
+from cairn.core.errors import InvalidInputError
 
 router = APIRouter(prefix="/v1", tags=["inference"])
 
@@ -36,6 +41,28 @@ def chat_model(body: ChatCompletionRequest, inference: InferenceDep) -> ServedMo
 
 
 ChatModelDep = Annotated[ServedModel, Depends(chat_model)]
+
+
+async def chat_charge(request: Request) -> Charge:
+    """The x402 charge of a chat completion request (`backend.api.x402.gateway.require_payment(chat_charge)`):
+    the model's price, the URL and the model id the revenue is attributed to. A body that is not a valid chat
+    completion request is a 422 problem and an unknown model a 404 problem, before a payment is asked for."""
+    try:
+        raw = await request.json()
+    except ValueError:
+        raise InvalidInputError("the body is not JSON") from None
+    try:
+        body = ChatCompletionRequest.model_validate(raw)
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors()) from None
+    inference: Inference = request.app.state.inference
+    model = await run_in_threadpool(inference.resolve, body.model)
+    return Charge(
+        amount=inference.price_of(body.model),
+        resource=str(request.url),
+        model_id=model.model_id,
+        description=f"one chat completion of {model.name}",
+    )
 
 
 @router.get("/models", response_model=ModelList, responses=problem_responses(503))
