@@ -151,6 +151,33 @@ class RelayDenied(SQLModel, table=True):
     created_at: int = Field(sa_column=Column(BigInteger, nullable=False))
 
 
+class TrainedModel(SQLModel, table=True):
+    """One training run of the embedded model (backend.inference.training): the content-addressed artefact
+    (its SHA-256, the blob in the content store) next to the model id (keccak256 of the model's name) and
+    the manifest registered on chain through the outbox row `outbox_id` (key `outbox_key`). `status`:
+    pending -> registered (the manifest is mined; `version` is its on-chain version) or failed."""
+
+    __tablename__ = "trained_model"
+    __table_args__ = (
+        UniqueConstraint("chain_id", "model_id", "artefact_hash", name="uq_trained_model_artefact"),
+    )
+
+    id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True, autoincrement=True))
+    chain_id: int = Field(sa_column=Column(BigInteger, nullable=False))
+    name: str = Field(sa_column=Column(String(100), nullable=False, index=True))
+    model_id: str = Field(sa_column=Column(String(66), nullable=False))  # keccak256(name)
+    artefact_hash: str = Field(sa_column=Column(String(66), nullable=False))  # SHA-256 of the artefact
+    artefact_size: int = Field(sa_column=Column(BigInteger, nullable=False))
+    dataset_ids: str = Field(sa_column=Column(Text, nullable=False))  # JSON list of 0x hex, ascending
+    weights: str = Field(sa_column=Column(Text, nullable=False))  # JSON list of uint32
+    tokens: str = Field(sa_column=Column(Text, nullable=False))  # JSON list: training tokens per dataset
+    outbox_id: int = Field(sa_column=Column(Integer, ForeignKey("outbox_tx.id"), nullable=False))
+    status: str = Field(sa_column=Column(String(16), nullable=False))  # pending | registered | failed
+    version: int | None = Field(default=None, sa_column=Column(BigInteger))
+    created_at: int = Field(sa_column=Column(BigInteger, nullable=False))
+    updated_at: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
 class X402Payment(SQLModel, table=True):
     """One x402 payment the gateway accepted and served before settling it (backend.api.x402): the signed
     EIP-3009 authorization (`authorization`: JSON of validAfter, validBefore, signature), then its outcome.

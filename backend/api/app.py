@@ -36,6 +36,7 @@ from backend.api.routers import (
     content,
     contributors,
     health,
+    inference,
     me,
     operator,
     payments,
@@ -43,6 +44,7 @@ from backend.api.routers import (
 )
 from backend.api.schemas import problem_responses
 from backend.api.services.health import package_version
+from backend.api.services.inference import Inference
 from backend.api.settings import ApiSettings, api_settings
 from backend.api.x402.gateway import (
     PAYMENT_REQUIRED,
@@ -173,6 +175,7 @@ def create_app(settings: Settings | None = None, *, run_indexer: bool | None = N
         app.state.x402 = gateway  # backend.api.x402.gateway.require_payment reads it
         app.state.limiter = limiter
         app.state.indexer = background
+        app.state.inference = Inference(cfg, engine, chain_id=chain.chain_id, store=app.state.content_store)
         if background is not None:
             background.start()
         try:
@@ -183,6 +186,7 @@ def create_app(settings: Settings | None = None, *, run_indexer: bool | None = N
             if settler is not None:
                 settler.stop()
             outbox_worker.stop()
+            app.state.inference.close()
             engine.dispose()
 
     app = FastAPI(
@@ -212,6 +216,7 @@ def create_app(settings: Settings | None = None, *, run_indexer: bool | None = N
     app.add_middleware(RequestIdMiddleware)  # outermost: every answer and log line has the request id
     app.include_router(health.router)
     app.include_router(contributors.router)
+    app.include_router(inference.router)
     app.include_router(ai_models.router)
     app.include_router(rewards.router)
     app.include_router(content.router)

@@ -1,5 +1,5 @@
-"""`Annotated` dependencies: the settings, the database engine / session, the chain, the relayer and the
-content store, from app state."""
+"""`Annotated` dependencies: the settings, the database engine / session, the chain, the relayer, the
+content store and the inference service, from app state."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from backend.api.chain import Chain
 from backend.api.relay import Relayer
+from backend.api.services.inference import Inference
 from backend.api.settings import ApiSettings
 from cairn.core.content import ContentStore
 
@@ -34,6 +35,7 @@ get_engine = _state("engine", Engine)
 get_chain = _state("chain", Chain)
 get_relayer = _state("relayer", Relayer)
 get_content_store = _state("content_store", ContentStore)
+get_inference = _state("inference", Inference)
 
 
 def get_session(engine: Annotated[Engine, Depends(get_engine)]) -> Iterator[Session]:
@@ -47,3 +49,4 @@ SessionDep = Annotated[Session, Depends(get_session)]
 ChainDep = Annotated[Chain, Depends(get_chain)]
 RelayerDep = Annotated[Relayer, Depends(get_relayer)]
 ContentStoreDep = Annotated[ContentStore, Depends(get_content_store)]
+InferenceDep = Annotated[Inference, Depends(get_inference)]

@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, SecretStr, field_validator
 
 from cairn.core.settings import Settings
+
+DEFAULT_PRICE = 10**15  # atomic units of the RewardToken (18 decimals): 0.001 token per chat completion
+
+
+class Upstream(BaseModel):
+    """An OpenAI-compatible server that answers for one model name (`CAIRN_API_UPSTREAMS`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    base_url: HttpUrl = Field(description="The upstream's API root, e.g. http://host:8000/v1")
+    model: str | None = Field(default=None, description="The model name upstream (default: the same name)")
+    api_key: SecretStr | None = Field(default=None, description="Sent as `Authorization: Bearer <key>`")
+    timeout_s: float = Field(default=30.0, gt=0, le=600, description="Read timeout of one completion")
 
 
 class ApiSettings(Settings):
@@ -148,6 +161,32 @@ class ApiSettings(Settings):
     def siwe_origins(self) -> list[str]:
         origins = [o.strip().rstrip("/") for o in self.api_siwe_origins.split(",") if o.strip()]
         return origins or [f"http://localhost:{self.api_port}", f"http://127.0.0.1:{self.api_port}"]
+
+    # Inference (backend/api/services/inference.py, README "Inference API").
+    api_prices: dict[str, int] = Field(
+        default_factory=dict,
+        description="Price of one chat completion per model name, in the RewardToken's atomic units, as JSON "
+        '`{"cairn-demo-model-v1": "1000"}`; models not listed cost `api_default_price`.',
+    )
+    api_default_price: int = Field(
+        default=DEFAULT_PRICE, ge=0, description="Price of a model missing from `api_prices` (atomic units)."
+    )
+    api_upstreams: dict[str, Upstream] = Field(
+        default_factory=dict,
+        description="Models answered by an OpenAI-compatible upstream instead of the embedded model, as JSON "
+        '`{"name": {"base_url": "http://host:8000/v1", "model": "upstream-name", "api_key": "..."}}`.',
+    )
+    api_max_tokens: int = Field(
+        default=256, ge=1, le=4096, description="Largest `max_tokens` a chat completion may ask for."
+    )
+
+    @field_validator("api_prices")
+    @classmethod
+    def _prices(cls, value: dict[str, int]) -> dict[str, int]:
+        bad = sorted(name for name, price in value.items() if price < 0)
+        if bad:
+            raise ValueError(f"prices must be >= 0 atomic units (model {bad[0]!r})")
+        return value
 
 
 def api_settings(settings: Settings) -> ApiSettings:

@@ -14,7 +14,7 @@ import sys
 import typer
 from rich.console import Console
 
-from cairn.cli import api, apikey, audit, commands, data, deploy, epoch, index
+from cairn.cli import api, apikey, audit, commands, data, deploy, epoch, index, train
 from cairn.core.errors import CairnError
 
 app = typer.Typer(
@@ -33,7 +33,7 @@ def _root() -> None:
 
 
 # Each command module has `register(app: typer.Typer) -> None`.
-for _module in (commands, deploy, index, epoch, audit, api, data, apikey):
+for _module in (commands, deploy, index, epoch, audit, api, data, train, apikey):
     _module.register(app)
 
 

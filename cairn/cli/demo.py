@@ -5,7 +5,9 @@
 2. contributors register the text corpora the repository ships (cairn/demo/corpora) by their SHA-256 and
    upload them to the API's content store: A gaslessly through the API relayer (EIP-712, `cairn data add`'s
    client), B directly; a compute provider registers a training job;
-3. three validators attest (the policy's quorum is 3), a trainer publishes the model's manifest;
+3. three validators attest (the policy's quorum is 3); the trainer trains the embedded model on the corpora's
+   stored content and registers its manifest, weights = each corpus's share of the training tokens
+   (`cairn train`, backend.inference.training);
 4. the agent pays for one inference with an x402-style EIP-3009 authorization, settled by the router;
 5. the chain moves past the epoch's end; the rewards engine closes the epoch from the indexer's mirror,
    proposes the Merkle root, waits the challenge delay and accepts it;
@@ -31,14 +33,16 @@ from rich.console import Console
 from sqlalchemy import Engine
 from web3 import Web3
 
+from backend.inference.training import DEFAULT_MODEL_NAME, TrainReport, mirror_block, model_id_of, train
 from backend.outbox import CONFIRMED, Outbox
 from cairn.cli.data import DataClient
 from cairn.cli.devchain import mint_test_tokens, rpc_call
-from cairn.core.content import hash_file
+from cairn.core.content import ContentStore, hash_file
 from cairn.core.db import make_engine
 from cairn.core.deployment import Deployment
 from cairn.core.eip712 import transfer_authorization_typed_data
-from cairn.core.errors import CairnError, ConfigError, OutboxRevertError
+from cairn.core.errors import CairnError, ConfigError, InvalidInputError, OutboxRevertError
+from cairn.core.policy import load_policy
 from cairn.core.registration import compute_id, dataset_list_calls
 from cairn.core.settings import ANVIL_DEV_KEYS, LOCAL_CHAIN_ID, Settings
 from cairn.demo import corpus_files
@@ -46,7 +50,7 @@ from cairn.demo import corpus_files
 out = Console()
 ADMIN, RELAYER, VALIDATOR_2, TRAINER, VALIDATOR_3 = (ANVIL_DEV_KEYS[i] for i in range(5))
 CONTRIBUTOR_A, CONTRIBUTOR_B, PROVIDER, AGENT = (ANVIL_DEV_KEYS[i] for i in (5, 6, 7, 8))
-MODEL_ID = "0x" + keccak(b"cairn-demo-model-v1").hex()
+MODEL_ID = model_id_of(DEFAULT_MODEL_NAME)  # keccak256("cairn-demo-model-v1")
 PRICE = 5 * 10**18  # one inference request, in token wei
 WAIT_S = 60.0
 
@@ -167,7 +171,7 @@ class Demo:
 
     def run(self) -> dict[str, int]:
         token, registry = self.contract("RewardToken"), self.contract("ContributionRegistry")
-        models, router = self.contract("ModelRegistry"), self.contract("PaymentRouter")
+        router = self.contract("PaymentRouter")
         dist = self.contract("RewardDistributor")
         agent = Account.from_key(AGENT).address
         a, b = Account.from_key(CONTRIBUTOR_A).address, Account.from_key(CONTRIBUTOR_B).address
@@ -196,20 +200,22 @@ class Demo:
         )
         provider_id = compute_id(Account.from_key(PROVIDER).address, job)
 
-        out.print("[bold]demo[/] three validators attest; the trainer publishes the model's manifest")
+        out.print(
+            "[bold]demo[/] three validators attest; the trainer trains the model on the corpora and "
+            "registers its manifest"
+        )
         validator_role = registry.functions.VALIDATOR_ROLE().call()
         self.send(ADMIN, registry.functions.grantRole(validator_role, Account.from_key(VALIDATOR_3).address))
         ids = [c.digest for c in corpora] + [provider_id]
         for key, base in ((ADMIN, 9000), (VALIDATOR_2, 8000), (VALIDATOR_3, 8500)):
             for i, cid in enumerate(ids):
                 self.send(key, registry.functions.attest(cid, base - 500 * (i % 3)))
-        # each corpus weighs its share of the training text (bytes) until `cairn train` derives the weights
-        pairs = sorted((c.digest, c.size) for c in corpora)
-        self.send(
-            TRAINER,
-            models.functions.registerManifest(
-                bytes.fromhex(MODEL_ID[2:]), [p[0] for p in pairs], [p[1] for p in pairs]
-            ),
+        report = self.train_model()
+        weights = ", ".join(str(d["weight"]) for d in report.datasets)
+        out.print(
+            f"       `cairn train`: model {report.name} version {report.version}, artefact "
+            f"{report.artefact[:18]}... trained in {report.train_seconds:.2f} s on {len(report.datasets)} "
+            f"corpora; manifest weights (token shares of 1e6): {weights}"
         )
 
         out.print(
@@ -242,10 +248,36 @@ class Demo:
 
         return self._close_and_claim(eng, epoch, dist, token, a, b)
 
+    def train_model(self) -> TrainReport:
+        """`cairn train` on the stack: once the indexer's mirror holds the attestations, train the embedded
+        model on the stored content of the datasets that meet the quorum and register its manifest (weights =
+        token shares) with the development trainer key. A replay trains the same artefact, sends nothing."""
+        head = int(self.w3.eth.block_number)
+        deadline = time.monotonic() + WAIT_S
+        while True:
+            with self.engine.connect() as conn:
+                try:
+                    indexed = mirror_block(conn)
+                except InvalidInputError:
+                    indexed = -1
+            if indexed >= head:
+                break
+            if time.monotonic() > deadline:
+                raise CairnError(f"the indexer did not reach block {head} within {WAIT_S:.0f} s")
+            time.sleep(0.2)
+        return train(
+            engine=self.engine,
+            w3=self.w3,
+            deployment=self.dep,
+            policy=load_policy("v1"),
+            store=ContentStore(self.settings.content_dir, max_bytes=self.settings.content_max_bytes),
+            trainer_key=TRAINER,
+            name=DEFAULT_MODEL_NAME,
+        )
+
     def epoch_engine(self) -> Any:
         """The rewards engine on the stack's database, publishing with the development publisher key."""
         from backend.rewards.lifecycle import EpochLifecycle
-        from cairn.core.policy import load_policy
 
         return EpochLifecycle(
             engine=self.engine,

@@ -285,3 +285,21 @@ class SiweMalformedError(InvalidInputError):
     """The text is not an EIP-4361 message (its ABNF grammar refuses it)."""
 
     code = "siwe_malformed"
+# --- inference (backend/api/services/inference.py) ----------------------------------------------------------
+class ModelNotFoundError(NotFoundError):
+    """No served model has this name (OpenAI's `model_not_found`): HTTP 404."""
+
+    code = "model_not_found"
+
+
+class UpstreamError(CairnError):
+    """An OpenAI-compatible upstream answered with an error or with something that is not a completion."""
+
+    code = "upstream_error"
+    http_status = 502
+
+
+class UpstreamUnavailableError(UnavailableError):
+    """An OpenAI-compatible upstream did not answer in time (or refused the connection)."""
+
+    code = "upstream_unavailable"

@@ -33,6 +33,8 @@ ANVIL_DEV_KEYS: tuple[str, ...] = (
     "0xdbda1821b80551c9d65939329250298aa3472ba22feea921c0cf5d620ea67b97",
     "0x2a871d0798f97d79848a013d4936a73bf4cc922c825d33c1cf7073dff6d409c6",
 )
+# role -> the anvil development account that holds it on the local chain (cairn/cli/deploy.py DEV_ROLES)
+DEV_KEY_INDEX = {"publisher": 0, "relayer": 1, "trainer": 3}
 PLACEHOLDER_MARKERS = ("changeme", "change-me", "placeholder", "xxx", "your-key", "todo")
 
 
@@ -73,6 +75,9 @@ class Settings(BaseSettings):
     )
     relayer_key: SecretStr | None = Field(default=None, description="Key that relays gasless registrations.")
     publisher_key: SecretStr | None = Field(default=None, description="Key that proposes Merkle roots.")
+    trainer_key: SecretStr | None = Field(
+        default=None, description="Key that registers training manifests (TRAINER_ROLE on ModelRegistry)."
+    )
     log_level: str = "INFO"
 
     @field_validator("rpc_urls", mode="before")
@@ -92,7 +97,7 @@ class Settings(BaseSettings):
         return "postgresql" if self.database_url.startswith("postgres") else "sqlite"
 
     def signing_key(self, role: str, chain_id: int) -> str:
-        """Return the private key for `role` ('relayer' or 'publisher'), refusing unsafe ones.
+        """Return the private key for `role` ('relayer', 'publisher' or 'trainer'), refusing unsafe ones.
 
         On the local chain an unset key falls back to an anvil development key; on any other chain a
         missing key, a placeholder or a well-known development key raises ConfigError.
@@ -101,7 +106,7 @@ class Settings(BaseSettings):
         value = secret.get_secret_value().strip() if secret is not None else ""
         if chain_id == LOCAL_CHAIN_ID:
             if not value:
-                return ANVIL_DEV_KEYS[0] if role == "publisher" else ANVIL_DEV_KEYS[1]
+                return ANVIL_DEV_KEYS[DEV_KEY_INDEX.get(role, 1)]
             return value
         env = f"CAIRN_{role.upper()}_KEY"
         if not value:

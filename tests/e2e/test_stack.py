@@ -7,6 +7,7 @@ second start resumes the same chain and database.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -26,6 +27,7 @@ from eth_hash.auto import keccak
 
 from cairn.cli.devchain import free_port
 from cairn.core.settings import ANVIL_DEV_KEYS
+from cairn.demo import CORPORA_DIR
 
 READY_TIMEOUT_S = 120
 
@@ -111,6 +113,14 @@ def test_make_run_stack_demo_register_read_back_stop_and_resume(stack: DevStack)
     assert set(health["contracts"]) >= {"RewardToken", "ContributionRegistry", "RewardDistributor"}
 
     stack.wait_for("demo done", timeout=180)  # the whole loop: register, attest, pay, epoch, claim
+    # the demo trained the embedded model on the corpora (`cairn train`); the API serves it
+    assert "`cairn train`: model cairn-demo-model-v1 version 1" in stack.text()
+    models = stack.get("/v1/models")["data"]
+    assert [m["id"] for m in models] == ["cairn-demo-model-v1"] and models[0]["cairn"]["model_version"] == 1
+    question = [{"role": "user", "content": "How do bees make honey from nectar?"}]
+    answer = stack.post("/v1/chat/completions", {"model": "cairn-demo-model-v1", "messages": question})
+    bees = "0x" + hashlib.sha256((CORPORA_DIR / "beekeeping.txt").read_bytes()).hexdigest()
+    assert answer["choices"][0]["message"]["content"] and answer["cairn"]["datasets"][0]["id"] == bees
 
     # Register one dataset through the API (gasless, signed EIP-712), see the indexer mirror it, read it back.
     owner_key = ANVIL_DEV_KEYS[9]

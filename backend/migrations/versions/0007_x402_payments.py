@@ -2,7 +2,7 @@
 (unsettled exposure and failed settlements per payer), x402_batch (one settleExactBatch outbox transaction)
 
 Revision ID: 0007
-Revises: 0004 (re-chained at merge)
+Revises: 0004
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ accept step locks this row). `channel_usage`: cumulative charged and requests pe
 `channel_claim`: the rows of each `PaymentRouter.claim` transaction, stored with its outbox row.
 
 Revision ID: 0008
-Revises: 0007
+Revises: 0006
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0008"
-down_revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
