@@ -698,3 +698,46 @@ def test_an_epoch_closes_through_the_operator_api_and_is_claimed_in_one_click(
     assert [c for c in wallet.calls if c == "eth_sendTransaction"] == ["eth_sendTransaction"]
     screenshot(page, "claim-after-epoch")
     assert errors == []
+
+
+def test_auditor_shows_the_cairn_audit_verdicts(fresh: tuple[Stack, str], browser: Any) -> None:
+    """Before any audit the view says so; after `cairn audit` (the CLI, from the chain alone, bytecode
+    recompiled) wrote its report under the server's data dir, the view shows the engine's epoch 0 verified
+    and each contract's bytecode verdict, as GET /v1/audit/latest gives them."""
+    from playwright.sync_api import expect
+    from typer.testing import CliRunner
+
+    from cairn.cli.app import app
+
+    stack, url = fresh
+    page, errors = open_app(browser, url, make_wallet(stack), view="auditor")
+    status = page.get_by_test_id("audit-report-status")
+    expect(status).to_have_text(
+        "No audit report on this server yet: an auditor runs `cairn audit` with its data directory."
+    )
+    data_dir = str(stack.settings.data_dir)
+    res = CliRunner().invoke(app, [
+        "audit", "--rpc-url", stack.anvil.url, "--deployment", str(stack.settings.deployment_file),
+        "--artifacts", data_dir, "--data-dir", data_dir, "--format", "json",
+    ])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    with urllib.request.urlopen(f"{url}/v1/audit/latest") as resp:
+        report = json.loads(resp.read())
+    assert report["ok"] and [e["epoch"] for e in report["epochs"]] == [0]
+    page.reload()
+    expect(page.locator("body[data-loaded=true]")).to_be_attached()
+    expect(status).to_have_attribute("data-verdict", "ok")
+    expect(status).to_contain_text(f"Everything verifies — report of {report['generated_at']}")
+    row = page.locator('#audit-report-epochs tr[data-epoch="0"]')
+    expect(row.locator("td").nth(1)).to_have_text("verified")
+    expect(row.locator("td").nth(2)).to_have_text("accepted")
+    expect(row.locator("td").nth(5)).to_have_text("none")
+    contracts = page.locator("#audit-report-contracts tr")
+    expect(contracts).to_have_count(len(report["contracts"]))
+    for c in report["contracts"]:
+        cells = page.locator(f'#audit-report-contracts tr[data-contract="{c["name"]}"] td')
+        expect(cells.nth(1)).to_have_text("verified")
+        expect(cells.nth(2)).to_have_text(c["match"])
+    assert {c["name"] for c in report["contracts"]} >= {"RewardDistributor", "ContributionRegistry"}
+    screenshot(page, "auditor-report")
+    assert errors == []

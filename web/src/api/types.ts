@@ -183,3 +183,21 @@ export interface ContentStored {
   admitted_by: string;
   url: string;
 }
+
+/** `GET /v1/audit/latest` (format `cairn-audit-v1`, backend/audit/report.py), the fields the app reads. */
+export interface AuditReport {
+  format: string;
+  ok: boolean;
+  generated_at: string;
+  head_block: number | null;
+  epochs: {
+    epoch: number;
+    ok: boolean;
+    status: string;
+    root: string | null;
+    leaves: number | null;
+    problems: string[];
+  }[];
+  conservation: { ok: boolean; problems: string[] };
+  contracts: { name: string; ok: boolean; match: string; address: string; problems: string[] }[];
+}
