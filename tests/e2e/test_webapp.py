@@ -15,6 +15,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -741,3 +742,65 @@ def test_auditor_shows_the_cairn_audit_verdicts(fresh: tuple[Stack, str], browse
     assert {c["name"] for c in report["contracts"]} >= {"RewardDistributor", "ContributionRegistry"}
     screenshot(page, "auditor-report")
     assert errors == []
+
+
+def test_agent_view_shows_balance_payments_and_channels(tmp_path: Path, browser: Any) -> None:
+    """On the x402 test stack (the real app plus a priced route, tests/support/x402_stack.py): two requests
+    paid with the official x402 client and settled on chain, and a payment channel opened on the
+    PaymentRouter with a withdrawal requested. The agent view shows the token balance, the payments with
+    their settlement transaction, the spend per model and the channel's state as the chain has it."""
+    from playwright.sync_api import expect
+    from support.x402_stack import ECHO_MODEL, PRICE, official_client, pay, settle_all, x402_stack
+
+    from backend.api.x402 import store
+    from cairn.agent.channel_client import ZERO_SALT, deposit, initiate_withdraw
+    from cairn.core.channel import ChannelConfig
+    from cairn.core.db import make_engine
+
+    with start_anvil() as anvil, x402_stack(anvil, tmp_path) as stack:
+        url = stack.url.removesuffix("/test/echo")
+        payer = stack.payers[0]
+        client = official_client(payer.key.hex(), stack.token, stack.network, 10 * PRICE)
+        with ThreadPoolExecutor(1) as pool:  # Playwright's sync API holds this thread's event loop
+            for i in range(2):
+                assert pool.submit(pay, client, stack.url, {"n": i}).result().status_code == 200
+        settle_all(stack)
+        engine = make_engine(stack.settings.database_url)
+        paid = store.payments(engine, stack.w3.eth.chain_id, payer=payer.address, status=None, limit=10)
+        engine.dispose()
+        assert [p["status"] for p in paid] == ["settled", "settled"]
+        router = stack.contract("PaymentRouter")
+        config = ChannelConfig(
+            payer=payer.address.lower(), payer_authorizer="0x" + "00" * 20, receiver=router.address.lower(),
+            receiver_authorizer=Account.from_key(ANVIL_DEV_KEYS[1]).address.lower(),
+            token=stack.token.lower(), withdraw_delay=3600, salt=ZERO_SALT,
+        )  # fmt: skip
+        deposit(stack.w3, payer, config, 5 * 10**18)
+        initiate_withdraw(stack.w3, payer, config, 2 * 10**18)
+        channel_id = "0x" + bytes(router.functions.channelId(config.as_tuple()).call()).hex()
+        [requested] = router.events.ChannelWithdrawalRequested().get_logs(from_block=0)
+        balance = int(stack.contract("RewardToken").functions.balanceOf(payer.address).call())
+
+        page, errors = open_app(browser, url, TestWallet(payer, anvil.url, 31337), view="agent")
+        expect(page.locator("#agent-needs-wallet")).to_be_visible()
+        connect(page)
+        expect(page.get_by_test_id("agent-balance")).to_have_attribute("data-wei", str(balance))
+        rows = page.locator("#agent-payments-body tr")
+        expect(rows).to_have_count(2)
+        for p in paid:
+            cells = page.locator(f'#agent-payments-body tr[data-payment="{p["id"]}"] td')
+            expect(cells.nth(1)).to_have_text(p["scheme"])
+            expect(cells.nth(2)).to_have_text(tokens_text(int(p["amount"])))
+            expect(cells.nth(4)).to_have_text("settled")
+            expect(cells.nth(5)).to_have_attribute("title", p["tx_hash"])
+        spend = page.locator(f'#agent-spend-body tr[data-model="{ECHO_MODEL}"] td').nth(1)
+        expect(spend).to_have_text(f"{tokens_text(2 * PRICE)} ({2 * PRICE} wei)")
+        expect(page.get_by_test_id("agent-exposure")).to_contain_text("0 (0 wei) served but not settled yet")
+        channel = page.locator(f'#agent-channels-body tr[data-channel="{channel_id}"] td')
+        expect(channel.nth(1)).to_have_text(f"5 ({5 * 10**18} wei)")
+        expect(channel.nth(2)).to_have_text("0 (0 wei)")
+        expect(channel.nth(3)).to_have_text(f"5 ({5 * 10**18} wei)")
+        available = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(requested["args"]["availableAt"])))
+        expect(channel.nth(4)).to_have_text(f"requested, available {available}")
+        screenshot(page, "agent")
+        assert errors == []

@@ -2,6 +2,7 @@
  * Cairn web app: one page, hash-routed views. Read-only views work without a wallet; the contributor view
  * needs one. A view is a `<section data-view="name">` in index.html plus an entry in `VIEWS`.
  */
+import { loadAgent } from "./views/agent";
 import { loadAuditor, mountAuditor } from "./views/auditor";
 import { loadContributions, mountContribute } from "./views/contribute";
 import { loadHealth, mountOverview } from "./views/overview";
@@ -32,6 +33,7 @@ const VIEWS: Record<string, View> = {
     },
   },
   validate: { title: "Validate", show: loadValidator },
+  agent: { title: "Agent", show: loadAgent },
   auditor: { title: "Auditor", show: loadAuditor },
 };
 
@@ -76,7 +78,7 @@ subscribe((s) => {
     lastAccount = s.account;
     lastChain = s.walletChainId;
     lastSession = s.session;
-    if (current() === "contribute" || current() === "validate") void VIEWS[current()].show();
+    if (["contribute", "validate", "agent"].includes(current())) void VIEWS[current()].show();
   }
   $("contribute-needs-wallet").hidden = s.account !== null;
 });

@@ -40,6 +40,9 @@ export const routes = {
   // the content store (content-addressed by SHA-256)
   content: (contentHash: string) => `/v1/content/${enc(contentHash)}`,
 
+  // x402 payments of one payer (with its unsettled exposure)
+  payments: (payer: string) => `/v1/payments?payer=${enc(payer)}`,
+
   // the audit report written by `cairn audit`
   auditLatest: () => "/v1/audit/latest",
 } as const;

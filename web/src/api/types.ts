@@ -201,3 +201,29 @@ export interface AuditReport {
   conservation: { ok: boolean; problems: string[] };
   contracts: { name: string; ok: boolean; match: string; address: string; problems: string[] }[];
 }
+
+/** `GET /v1/payments?payer=` (backend/api/routers/payments.py). */
+export interface PaymentList {
+  payments: {
+    id: number;
+    scheme: string;
+    payer: string;
+    nonce: string;
+    amount: string;
+    model_id: string;
+    resource: string;
+    status: string; // accepted, settling, settled, failed
+    tx_hash: string | null;
+    reason: string | null;
+    created_at: number;
+    updated_at: number;
+  }[];
+  exposure?: {
+    payer: string;
+    unsettled: string;
+    limit: string;
+    failed: number;
+    failed_amount: string;
+    refused: boolean;
+  };
+}
