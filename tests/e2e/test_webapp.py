@@ -334,7 +334,7 @@ def test_phone_width_and_labels(web: tuple[Stack, str], browser: Any) -> None:
     stack, url = web
     phone = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2, "is_mobile": True}
     page, errors = open_app(browser, url, make_wallet(stack), view="contribute", **phone)
-    for view in ("contribute", "validate", "auditor", "overview"):
+    for view in ("contribute", "validate", "agent", "auditor", "overview"):
         page.goto(f"{url}/#/{view}")
         page.wait_for_function(f"document.body.dataset.view === '{view}'")
         overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
@@ -353,7 +353,7 @@ def test_phone_width_and_labels(web: tuple[Stack, str], browser: Any) -> None:
     page.keyboard.press("Tab")  # skip link
     page.keyboard.press("Tab")
     focused = page.evaluate("document.activeElement.textContent")
-    assert focused in {"Overview", "Contribute", "Auditor", "Connect wallet"}
+    assert focused in {"Overview", "Contribute", "Agent", "Auditor", "Connect wallet"}
     assert errors == []
 
 
