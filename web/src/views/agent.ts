@@ -1,12 +1,14 @@
 /**
  * Agent view: the connected account as a paying agent. Its RewardToken balance (read from the chain), its
  * x402 payments from `GET /v1/payments?payer=` (status, settlement transaction, the server's unsettled
- * exposure for it) with the spend per model, and its payment channels on the PaymentRouter: found from the
+ * exposure for it) with the spend per model (a table, and a chart of each model's cumulative spend over the
+ * payments' times), and its payment channels on the PaymentRouter: found from the
  * router's `ChannelDeposited` logs for this payer and read with `channels(id)` (balance, claimed by the
  * gateway, unclaimed), with a pending withdrawal from `ChannelWithdrawalRequested`.
  * Not done: deposits and withdrawals from the page, and a "try the model" box (the server's
  * /v1/chat/completions is not behind an x402 payment yet).
  */
+import uPlot from "uplot";
 import { createPublicClient, custom, parseAbi, parseAbiItem, type Address, type Hex } from "viem";
 import { getJSON } from "../api/client";
 import { routes } from "../api/routes";
@@ -38,6 +40,77 @@ function reader() {
   return createPublicClient({ transport: custom(state.wallet.provider) });
 }
 
+const COLOURS = ["#2f6f4f", "#8a4f9e", "#c2662d", "#2d6fc2", "#9e2f4f"];
+let spendChart: uPlot | null = null;
+
+/** Each model's cumulative spend (tokens) at each payment's time: one stepped line per model. */
+function drawSpend(payments: PaymentList["payments"]): void {
+  const target = $("agent-spend-chart");
+  spendChart?.destroy();
+  spendChart = null;
+  target.replaceChildren();
+  const counted = payments.filter((p) => p.status !== "failed").sort((a, b) => a.created_at - b.created_at);
+  const models = [...new Set(counted.map((p) => p.model_id))];
+  const running = new Map<string, bigint>(models.map((m) => [m, 0n]));
+  // start from nothing spent, just before the first payment
+  const times: number[] = counted.length ? [counted[0].created_at - 1] : [];
+  const series: number[][] = models.map(() => (counted.length ? [0] : []));
+  for (const p of counted) {
+    running.set(p.model_id, running.get(p.model_id)! + BigInt(p.amount));
+    const last = times.length - 1;
+    if (last < 0 || times[last] !== p.created_at) {
+      times.push(p.created_at);
+      models.forEach((m, i) => series[i].push(Number(running.get(m)! / 10n ** 12n) / 1e6));
+    } else {
+      models.forEach((m, i) => (series[i][last] = Number(running.get(m)! / 10n ** 12n) / 1e6));
+    }
+  }
+  target.dataset.series = models
+    .map((m) => `${m}:${tokens(running.get(m)!.toString())}`)
+    .join(",");
+  target.setAttribute(
+    "aria-label",
+    models.length
+      ? `Spend per model over time: ${models.map((m) => `${short(m)} ${tokens(running.get(m)!.toString())} tokens`).join(", ")}`
+      : "Spend per model over time: no payment yet",
+  );
+  if (!models.length) {
+    target.textContent = "No payment yet.";
+    return;
+  }
+  spendChart = new uPlot(
+    {
+      width: Math.max(240, Math.min(560, target.clientWidth || 560)),
+      height: 200,
+      legend: { show: true, live: false },
+      cursor: { drag: { x: false, y: false } },
+      tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), "Etc/UTC"),
+      series: [
+        { label: "time (UTC)" },
+        ...models.map((m, i) => ({
+          label: short(m),
+          stroke: COLOURS[i % COLOURS.length],
+          width: 2,
+          paths: uPlot.paths.stepped!({ align: 1 }),
+        })),
+      ],
+      axes: [{}, { label: "tokens spent" }],
+      scales: {
+        x: {
+          time: true,
+          range: (_u, min, max) => {
+            const pad = Math.max(60, (max - min) * 0.05);
+            return [min - pad, max + pad];
+          },
+        },
+        y: { range: (_u, _min, max) => [0, Math.max(max, 1e-6) * 1.1] },
+      },
+    },
+    [times, ...series],
+    target,
+  );
+}
+
 async function loadPayments(address: string): Promise<void> {
   const body = $("agent-payments-body");
   const list = await getJSON<PaymentList>(routes.payments(address));
@@ -67,6 +140,7 @@ async function loadPayments(address: string): Promise<void> {
       el("tr", { "data-model": model }, cell(short(model), model), cell(withWei(wei.toString()))),
     ),
   );
+  drawSpend(list.payments);
   const e = list.exposure;
   $("agent-exposure").textContent = e
     ? `${withWei(e.unsettled)} served but not settled yet (limit ${tokens(e.limit)})` +
