@@ -458,6 +458,41 @@ def test_sign_in_with_ethereum(web: tuple[Stack, str], browser: Any) -> None:
     assert errors == []
 
 
+def test_sign_in_refused_by_the_wallet_or_the_server_is_explained(
+    web: tuple[Stack, str], browser: Any
+) -> None:
+    """A sign-in the person rejects in the wallet, and one from an origin the server does not accept
+    (CAIRN_API_SIWE_ORIGINS names http://127.0.0.1:<port>, the page is opened as localhost), each show a
+    sentence; no session is opened."""
+    from playwright.sync_api import expect
+
+    stack, url = web
+    wallet = make_wallet(stack)
+    wallet.reject_signatures = True
+    page, errors = open_app(browser, url, wallet)
+    connect(page)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator("#wallet-error")).to_have_text(
+        "You rejected the request in your wallet: nothing was signed or sent."
+    )
+    expect(page.get_by_role("button", name="Sign in")).to_be_visible()
+    expect(page.get_by_test_id("session-status")).to_have_text("")
+    page.close()
+    other = url.replace("127.0.0.1", "localhost")
+    wallet = make_wallet(stack)
+    page, errors2 = open_app(browser, other, wallet)
+    connect(page)
+    page.get_by_role("button", name="Sign in").click()
+    host = other.removeprefix("http://")
+    expect(page.locator("#wallet-error")).to_have_text(
+        f"the message asks to sign in to '{host}'; this server is '{url.removeprefix('http://')}'"
+    )
+    assert [s["method"] for s in wallet.signed] == ["personal_sign"]  # signed, then refused by the server
+    assert not [c for c in page.context.cookies() if c["httpOnly"]]
+    screenshot(page, "signin-refused")
+    assert errors == [] and errors2 == []
+
+
 def test_validator_scores_a_dataset_from_the_wallet(web: tuple[Stack, str], browser: Any) -> None:
     from playwright.sync_api import expect
 
