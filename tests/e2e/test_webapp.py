@@ -732,6 +732,20 @@ def test_an_epoch_closes_through_the_operator_api_and_is_claimed_in_one_click(
     assert after - before == due
     expect(page.get_by_test_id("rewards-balance")).to_have_attribute("data-wei", str(after))
     assert [c for c in wallet.calls if c == "eth_sendTransaction"] == ["eth_sendTransaction"]
+    # the claim history (/v1/me/claims) lists it once the indexer mirrored the Claimed event
+    [claimed] = stack.contract("RewardDistributor").events.Claimed().get_logs(from_block=0)
+    tx = "0x" + bytes(claimed["transactionHash"]).hex()
+    deadline = time.monotonic() + 30
+    row = page.locator(f'#my-claims-body tr[data-tx="{tx}"]')
+    while row.count() == 0 and time.monotonic() < deadline:
+        page.get_by_role("link", name="Overview").click()
+        page.get_by_role("link", name="Contribute").click()
+        expect(page.locator("#rewards-panel")).not_to_have_attribute("aria-busy", "true")
+        time.sleep(0.3)
+    expect(row.locator("td").nth(0)).to_have_text(f"{tokens_text(due)} ({due} wei)")
+    expect(row.locator("td").nth(2)).to_have_text("you")
+    expect(row.locator("td").nth(3)).to_have_text(str(claimed["blockNumber"]))
+    expect(page.locator("#rewards-claimable")).to_have_text("0 (0 wei)")
     screenshot(page, "claim-after-epoch")
     assert errors == []
 

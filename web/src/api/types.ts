@@ -227,3 +227,16 @@ export interface PaymentList {
     refused: boolean;
   };
 }
+
+/** `/v1/me/claims` (MyClaims): newest first. */
+export interface MyClaims {
+  address: string;
+  claims: {
+    amount: string;
+    cumulative_amount: string;
+    caller: string;
+    block_number: number;
+    block_time: number;
+    tx_hash: string;
+  }[];
+}

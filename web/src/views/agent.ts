@@ -94,7 +94,7 @@ function drawSpend(payments: PaymentList["payments"]): void {
           paths: uPlot.paths.stepped!({ align: 1 }),
         })),
       ],
-      axes: [{}, { label: "tokens spent" }],
+      axes: [{}, { label: "tokens spent", size: 70 }],
       scales: {
         x: {
           time: true,

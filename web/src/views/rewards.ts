@@ -15,9 +15,9 @@ import uPlot from "uplot";
 import { createPublicClient, custom, parseAbi, type Address } from "viem";
 import { getJSON } from "../api/client";
 import { routes } from "../api/routes";
-import type { Account, EpochList, MyRewards } from "../api/types";
-import { short, tokens, withWei } from "../lib/format";
-import { $, busy, showError } from "../ui/dom";
+import type { Account, EpochList, MyClaims, MyRewards } from "../api/types";
+import { chainDate, short, tokens, withWei } from "../lib/format";
+import { $, busy, cell, el, showError } from "../ui/dom";
 import { signedInAs, state } from "../state";
 import { signer } from "../wallet/wallet";
 
@@ -67,8 +67,10 @@ export async function loadRewards(address: string | null): Promise<void> {
   try {
     let amounts: { cumulative: string; claimed: string; claimable: string };
     let rows: { epoch: number; wei: bigint }[];
-    if (signedInAs(address)) {
-      const mine = await getJSON<MyRewards>(routes.myRewards());
+    const signedIn = signedInAs(address);
+    $("my-claims").hidden = !signedIn;
+    if (signedIn) {
+      const [mine] = await Promise.all([getJSON<MyRewards>(routes.myRewards()), loadClaims(address)]);
       amounts = mine;
       rows = mine.epochs.map((e) => ({ epoch: e.epoch, wei: BigInt(e.amount) }));
       panel.dataset.source = "me";
@@ -95,6 +97,27 @@ export async function loadRewards(address: string | null): Promise<void> {
   } finally {
     panel.removeAttribute("aria-busy");
   }
+}
+
+/** The signed-in account's claim history (`GET /v1/me/claims`, newest first): its own, relayed or paid out. */
+async function loadClaims(address: string): Promise<void> {
+  const mine = await getJSON<MyClaims>(routes.myClaims());
+  const self = address.toLowerCase();
+  $("my-claims-body").replaceChildren(
+    ...mine.claims.map((c) =>
+      el(
+        "tr",
+        { "data-tx": c.tx_hash },
+        cell(withWei(c.amount)),
+        cell(tokens(c.cumulative_amount), `${c.cumulative_amount} wei`),
+        cell(c.caller.toLowerCase() === self ? "you" : short(c.caller), c.caller),
+        cell(c.block_number),
+        cell(chainDate(c.block_time)),
+        cell(short(c.tx_hash), c.tx_hash),
+      ),
+    ),
+  );
+  $("my-claims-empty").hidden = mine.claims.length > 0;
 }
 
 let chart: uPlot | null = null;
@@ -148,7 +171,7 @@ function drawPerEpoch(rows: { epoch: number; wei: bigint }[]): void {
       ],
       axes: [
         { label: "epoch", splits: () => x, values: (_u, ticks) => ticks.map((t) => String(t)) },
-        { label: "tokens" },
+        { label: "tokens", size: 70 },
       ],
     },
     [x, y],
