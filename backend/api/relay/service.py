@@ -24,7 +24,7 @@ from typing import Any
 from eth_utils.crypto import keccak
 from sqlalchemy import Connection, Engine
 from web3 import Web3
-from web3.exceptions import ContractCustomError, ContractLogicError, Web3RPCError
+from web3.exceptions import Web3RPCError
 
 from backend.api.chain import Chain
 from backend.api.relay import records
@@ -208,14 +208,9 @@ class Relayer:
 
         data = str(record["reveal_data"])
         try:
-            est = int(
-                self.chain.w3.eth.estimate_gas(
-                    {"from": self.address, "to": registry.address, "data": data}, "pending"  # type: ignore[typeddict-item]
-                )
-            )
-        except (ContractCustomError, ContractLogicError, Web3RPCError, ValueError):
+            gas = self.outbox.estimate_gas(registry.address, data, key=key)
+        except (OutboxRevertError, Web3RPCError, ValueError):
             return record  # would revert now: nothing is sent; the relay stays committed and says so
-        gas = est + est // 5 + 10_000
         if gas > self.gas_limit or (
             gas > self.guard.limits.wallet_gas_limit and self._is_contract(str(record["owner"]))
         ):
