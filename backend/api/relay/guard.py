@@ -32,7 +32,7 @@ from web3.exceptions import TransactionNotFound
 
 from backend.api.chain import Chain
 from backend.api.relay import records
-from backend.api.relay.budget import GLOBAL, Budget, BudgetFull, NonceTaken, until_next_day
+from backend.api.relay.budget import GLOBAL, Budget, BudgetFull, NonceTaken, Ready, until_next_day
 from backend.api.settings import ApiSettings
 from cairn.core.errors import (
     BudgetExhaustedError,
@@ -147,14 +147,17 @@ class RelayGuard:
             )  # fmt: skip
 
     # --- after the signature is verified -------------------------------------------------------------------
-    def before_send(self, *, owner: str, nonce: int, gas: int, relay_id: str, message_digest: str) -> None:
+    def before_send(
+        self, *, owner: str, nonce: int, gas: int, relay_id: str, message_digest: str, wallet: bool
+    ) -> None:
         """The owner's bucket, its pending nonce and today's budgets (a pre-check; `reserve` decides). A
         pending relay of this very message (another request, maybe another process) is no conflict: the
         relayer answers with it. `gas` is the transaction's gas limit; a contract wallet's is held to
-        `wallet_gas_limit`: its `isValidSignature` may tell the relayer's direct check (bounded by
-        `verify_gas`) from the registry's call, which the estimate and the chain make."""
+        `wallet_gas_limit` (`wallet`: the owner has code, decided once per relay by the caller): its
+        `isValidSignature` may tell the relayer's direct check (bounded by `verify_gas`) from the registry's
+        call, which the estimate and the chain make."""
         wallet_cap = self.limits.wallet_gas_limit
-        if gas > wallet_cap and len(self.chain.w3.eth.get_code(Web3.to_checksum_address(owner))) > 0:
+        if gas > wallet_cap and wallet:
             raise RelayGasCeilingError(
                 f"the relayed transaction for contract wallet {owner} needs {gas} gas, above the relayer's "
                 f"ceiling {wallet_cap} for contract wallets (its isValidSignature costs more through the "
@@ -224,11 +227,18 @@ class RelayGuard:
             if self.metrics is not None and gas_used:
                 self.metrics.relayer_gas.inc(gas_used)
                 self.metrics.relayer_wei.inc(wei)
-            if reverted and len(w3.eth.get_code(Web3.to_checksum_address(charge.owner))) > 0:
+            if reverted and self._is_wallet(charge):
                 self.budget.deny(charge.owner, tx_hash=str(charge.mined_hash), gas_used=gas_used)
         if done:
             self._gauge()
         return done
+
+    def _is_wallet(self, charge: Ready) -> bool:
+        """The owner is a contract wallet: as recorded with the relay (decided at the request), else (a relay
+        recorded before that was stored) the chain's answer now."""
+        if charge.owner_is_contract is not None:
+            return charge.owner_is_contract
+        return len(self.chain.w3.eth.get_code(Web3.to_checksum_address(charge.owner))) > 0
 
     def _gauge(self) -> None:
         if self.metrics is not None:

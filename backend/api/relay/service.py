@@ -211,9 +211,10 @@ class Relayer:
             gas = self.outbox.estimate_gas(registry.address, data, key=key)
         except (OutboxRevertError, Web3RPCError, ValueError):
             return record  # would revert now: nothing is sent; the relay stays committed and says so
-        if gas > self.gas_limit or (
-            gas > self.guard.limits.wallet_gas_limit and self._is_contract(str(record["owner"]))
-        ):
+        wallet = record.get("owner_is_contract")
+        if wallet is None:  # recorded before the relay stored it
+            wallet = self._is_contract(str(record["owner"]))
+        if gas > self.gas_limit or (gas > self.guard.limits.wallet_gas_limit and wallet):
             return record  # over the relayer's ceiling (a wallet that grew costly): nothing is sent
 
         def with_row(conn: Connection, oid: int) -> None:
@@ -296,6 +297,7 @@ class Relayer:
         )
         typed_digest = digest(typed)
         msg_digest = "0x" + typed_digest.hex()
+        wallet = self._is_contract(owner)  # decided once for this relay; every later check uses it
         try:
             verify_owner(
                 self.chain.w3,
@@ -305,6 +307,7 @@ class Relayer:
                 owner=owner,
                 nonce=nonce,
                 verify_gas=self.guard.limits.verify_gas,
+                wallet=wallet,
             )
         except InvalidInputError:
             # the owner's nonce moved because another API process just relayed this very message?
@@ -324,7 +327,6 @@ class Relayer:
         salt = relay_salt(signature)
         args = [dataset.as_tuple(), owner, salt, deadline, signature]
         reveal = registry.functions.registerDatasetFor(*args)
-        wallet = self._is_contract(owner)
         # A contract wallet's isValidSignature runs inside this simulation (the registry calls it), so the
         # simulation's gas cap holds it to the relayer's wallet ceiling.
         cap = min(self.guard.limits.wallet_gas_limit, self.gas_limit) if wallet else self.gas_limit
@@ -354,8 +356,9 @@ class Relayer:
         # commit is mined, with its own reservation; see `_advance`).
         tx_gas = _COMMIT_GAS + _reveal_bound(reveal_data)
         self.guard.before_send(
-            owner=owner, nonce=nonce, gas=tx_gas, relay_id=sig_digest, message_digest=msg_digest
-        )
+            owner=owner, nonce=nonce, gas=tx_gas, relay_id=sig_digest, message_digest=msg_digest,
+            wallet=wallet,
+        )  # fmt: skip
 
         record = {
             "relay_id": sig_digest,
@@ -369,6 +372,7 @@ class Relayer:
             "relayer": self.address,
             "created_at": int(time.time()),
             "reveal_data": reveal_data,
+            "owner_is_contract": wallet,
         }
         made: list[int] = []
 

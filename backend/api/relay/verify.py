@@ -51,17 +51,25 @@ def check_signature_shape(signature: bytes) -> None:
 
 
 def verify_owner(
-    w3: Web3, *, chain_id: int, digest: bytes, signature: bytes, owner: str, nonce: int, verify_gas: int
+    w3: Web3,
+    *,
+    chain_id: int,
+    digest: bytes,
+    signature: bytes,
+    owner: str,
+    nonce: int,
+    verify_gas: int,
+    wallet: bool,
 ) -> None:
-    """The owner signed `digest`: as an EOA (ECDSA recovery) or as a contract wallet (EIP-1271, whose
-    `isValidSignature` gets at most `verify_gas` gas: a wallet that burns more is refused)."""
+    """The owner signed `digest`: as an EOA (ECDSA recovery) or, if `wallet` (the owner has code, decided
+    by the caller), as a contract wallet (EIP-1271, whose `isValidSignature` gets at most `verify_gas` gas:
+    a wallet that burns more is refused)."""
     try:
         signer = Account._recover_hash(digest, signature=signature)
     except Exception:
         signer = None
     if signer is not None and signer.lower() == owner.lower():
         return
-    wallet = len(w3.eth.get_code(Web3.to_checksum_address(owner))) > 0
     if wallet and _eip1271(w3, owner, digest, signature, verify_gas):
         return
     raise InvalidInputError(
