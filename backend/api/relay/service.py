@@ -348,13 +348,14 @@ class Relayer:
             )
         reveal_data = registry.encode_abi("registerDatasetFor", args=args)
         # The reveal's gas cannot be estimated before the commit is mined; its calldata bounds it (the uri).
-        if _reveal_bound(reveal_data) > self.gas_limit:
+        reveal_bound = _reveal_bound(reveal_data)
+        if reveal_bound > self.gas_limit:
             raise InvalidInputError(
                 f"registration needs more gas than the relay limit {self.gas_limit}", field="uri"
             )
         # The budget must have room for both phases: the commit, and a bound on the reveal (sent once the
         # commit is mined, with its own reservation; see `_advance`).
-        tx_gas = _COMMIT_GAS + _reveal_bound(reveal_data)
+        tx_gas = _COMMIT_GAS + reveal_bound
         self.guard.before_send(
             owner=owner, nonce=nonce, gas=tx_gas, relay_id=sig_digest, message_digest=msg_digest,
             wallet=wallet,
