@@ -26,7 +26,7 @@ from backend.api.chain import connect_chain
 from backend.api.metrics import Metrics, install_metrics
 from backend.api.problems import install_problem_handlers
 from backend.api.relay import Relayer
-from backend.api.relay.guard import RelayGuard, RelayLimits
+from backend.api.relay.guard import RelayGuard
 from backend.api.routers import ai_models, contributors, health, rewards
 from backend.api.services.health import package_version
 from backend.api.settings import ApiSettings, api_settings
@@ -114,8 +114,8 @@ def create_app(settings: Settings | None = None, *, run_indexer: bool | None = N
                 chain=chain,
                 engine=engine,
                 private_key=cfg.signing_key("relayer", chain.chain_id),
-                gas_limit=cfg.api_relay_gas_limit,
-                guard=RelayGuard(engine, chain, RelayLimits.from_settings(cfg), metrics),
+                gas_limit=cfg.api_relay.gas_limit,
+                guard=RelayGuard(engine, chain, cfg.api_relay, metrics),
             )
         except BaseException:
             engine.dispose()

@@ -23,7 +23,6 @@ import math
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine
@@ -33,7 +32,7 @@ from web3.exceptions import TransactionNotFound
 from backend.api.chain import Chain
 from backend.api.relay import records
 from backend.api.relay.budget import GLOBAL, Budget, BudgetFull, NonceTaken, Ready, until_next_day
-from backend.api.settings import ApiSettings
+from backend.api.settings import RelaySettings
 from cairn.core.errors import (
     BudgetExhaustedError,
     DeadlineTooSoonError,
@@ -49,29 +48,7 @@ if TYPE_CHECKING:
 MAX_KEYS = 100_000  # buckets kept per limiter (least recently used dropped first)
 
 
-@dataclass(frozen=True)
-class RelayLimits:
-    min_deadline_s: int = 600
-    verify_gas: int = 50_000
-    wallet_gas_limit: int = 220_000
-    client_burst: int = 60
-    client_per_minute: float = 30.0
-    client_header: str = ""
-    account_burst: int = 10
-    account_per_minute: float = 2.0
-    daily_gas: int = 20_000_000
-    account_daily_gas: int = 2_000_000
-
-    @classmethod
-    def from_settings(cls, s: ApiSettings) -> RelayLimits:
-        return cls(
-            min_deadline_s=s.api_relay_min_deadline_s, verify_gas=s.api_relay_verify_gas,
-            wallet_gas_limit=s.api_relay_wallet_gas_limit,
-            client_burst=s.api_relay_client_burst, client_per_minute=s.api_relay_client_per_minute,
-            client_header=s.api_relay_client_header, account_burst=s.api_relay_account_burst,
-            account_per_minute=s.api_relay_account_per_minute, daily_gas=s.api_relay_daily_gas,
-            account_daily_gas=s.api_relay_account_daily_gas,
-        )  # fmt: skip
+RelayLimits = RelaySettings  # the relayer's limits: `ApiSettings.api_relay` (backend/api/settings.py)
 
 
 class TokenBuckets:
