@@ -174,13 +174,14 @@ class RelayReceipt(BaseModel):
         "else the latest (fee bumps replace it)"
     )
     status: str = Field(
-        description="pending (until the reveal is mined), mined, reverted, or replaced (its nonce was used "
-        "by another transaction; posting the same signed message again relays it afresh)"
+        description="pending (until the reveal is mined), mined, reverted, replaced (its nonce was used "
+        "by another transaction; posting the same signed message again relays it afresh), or failed (its "
+        "commitment expired before the reveal could be sent)"
     )
     phase: str = Field(
         default="commit",
-        description="commit (the commitment hiding the content hash is being mined) or reveal "
-        "(`registerDatasetFor`, sent once the commit is mined)",
+        description="commit (the commitment hiding the content hash is being mined), reveal "
+        "(`registerDataset*For`, sent once the commit is mined), or send (a kind without a commitment)",
     )
     commit_tx_hash: str | None = Field(default=None, description="The commitment's transaction")
     block_number: int | None
@@ -189,7 +190,17 @@ class RelayReceipt(BaseModel):
     relayer_nonce: int | None = Field(default=None, description="The relayer's nonce carrying it")
     message_digest: str = Field(description="EIP-712 digest that was signed")
     owner: str
-    content_hash: str
+    content_hash: str = Field(
+        description="What the relay names: the (first) content hash, the compute id or the contribution id"
+    )
+    kind: str = Field(
+        default="dataset",
+        description="dataset, datasets, dataset_batch (commit-reveal), compute, computes, withdraw, attest, "
+        "attest_batch, claim (one transaction: phase `send`)",
+    )
+    failure: str | None = Field(
+        default=None, description="Why the relay can no longer succeed (status `failed`)"
+    )
     nonce: str
     relayer: str
     duplicate: bool = Field(description="True when this signed message had been relayed before")
@@ -257,6 +268,9 @@ class EpochSummary(BaseModel):
 class EpochList(BaseModel):
     current_epoch: int
     epochs: list[EpochSummary]
+    next_cursor: str | None = Field(
+        default=None, description="Pass as `cursor` for the next page; null on the last page"
+    )
 
 
 class EpochDetail(EpochSummary):

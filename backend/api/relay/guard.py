@@ -156,6 +156,18 @@ class RelayGuard:
                 raise self._exhausted(scope)
         self._gauge()
 
+    def before_claim(self, *, account: str, gas: int) -> None:
+        """A relayed claim (no signature, no owner nonce): the account's bucket and today's budgets."""
+        if wait := self.accounts.take(account.lower()):
+            raise RateLimitedError(
+                f"too many relays for {account}; retry in {wait} s",
+                reason="rate_account", retry_after=wait, owner=account,
+            )  # fmt: skip
+        for scope in (GLOBAL, account):
+            if self.budget.remaining(scope) < gas:
+                raise self._exhausted(scope)
+        self._gauge()
+
     def reserve(self, conn: Connection, **charge: Any) -> None:
         """Inside the transaction that stores the outbox row (before anything is broadcast): `Budget.reserve`
         with these keyword arguments, its refusals turned into the API's errors."""

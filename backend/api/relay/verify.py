@@ -103,17 +103,20 @@ def revert_reason(exc: Exception, contract: Any) -> str:
     return str(getattr(exc, "message", None) or exc)
 
 
-def simulate_reveal(reveal: Any, registry: Any, *, sender: str, gas: int) -> str | None:
-    """Simulate a relayed reveal before its commitment exists, with `gas`: None if it fails exactly at the
-    commitment check, which the registry makes after the deadline, nonce, signature and pause checks (so all
-    of those pass); otherwise the revert reason. RelayError if the node refuses to simulate."""
+def simulate_reveal(
+    reveal: Any, registry: Any, *, sender: str, gas: int, committed: bool = True
+) -> str | None:
+    """Simulate a relayed call with `gas`. A reveal (`committed`) is simulated before its commitment
+    exists: None if it fails exactly at the commitment check, which the registry makes after the deadline,
+    nonce, signature and pause checks (so all of those pass); otherwise the revert reason. A call without a
+    commitment: None if it succeeds. RelayError if the node refuses to simulate."""
     try:
         reveal.call({"from": sender, "gas": gas})
     except (ContractCustomError, ContractLogicError) as exc:
         reason = revert_reason(exc, registry)
-        return None if reason.startswith("ContributionRegistryUnknownCommitment") else reason
+        return None if committed and reason.startswith("ContributionRegistryUnknownCommitment") else reason
     except Web3RPCError as exc:
         if "gas" in str(exc).lower():  # out of gas at the cap
             return str(exc)
         raise RelayError(f"the node refused to simulate the relayed transaction: {exc}") from None
-    return "the registration succeeded without a commitment"
+    return "the registration succeeded without a commitment" if committed else None

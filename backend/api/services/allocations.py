@@ -90,10 +90,11 @@ def proof(
 
 
 def latest_entitlement(
-    session: Session, *, settings: ApiSettings, chain: Chain, address: str
+    session: Session, *, settings: ApiSettings, chain: Chain, address: str, claimable_only: bool = False
 ) -> dict[str, Any] | None:
     """The account's leaf under the newest live root whose allocation file is here (None if none): one
-    index lookup per epoch, newest first, and one head read."""
+    index lookup per epoch, newest first, and one head read. `claimable_only`: skip roots still in their
+    challenge delay (the distributor pays under the newest claimable one)."""
     head_time = int(chain.latest_block()["timestamp"])
     for summary in epochs.list_epochs(session, now=head_time):
         if summary["root"] is None:
@@ -101,6 +102,8 @@ def latest_entitlement(
         epoch = int(summary["epoch"])
         try:
             root = epochs.live_root(session, epoch=epoch)
+            if claimable_only and not _claimable_now(root, head_time):
+                continue
             found = _index_for_root(session, settings=settings, chain=chain, epoch=epoch, root=root).lookup(
                 address
             )
