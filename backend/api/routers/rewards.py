@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from fastapi.responses import FileResponse, Response
 
 from backend.api import schemas
 from backend.api.deps import ChainDep, SessionDep, SettingsDep
+from backend.api.pagination import check_limit, list_page
 from backend.api.schemas import COMMON, READ, problem_responses
 from backend.api.services import allocations, epochs
 from backend.api.validation import EpochPath, parse_address, parse_bytes32, parse_epoch
@@ -23,10 +24,22 @@ def _now_and_epoch(chain: ChainDep) -> tuple[int, int]:
 
 
 @router.get("/epochs", response_model=schemas.EpochList, responses=problem_responses(*COMMON))
-def list_epochs(session: SessionDep, chain: ChainDep) -> dict[str, Any]:
-    """Every funded epoch or epoch with a root, newest first, with status, root and pool."""
+def list_epochs(
+    session: SessionDep,
+    chain: ChainDep,
+    settings: SettingsDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+) -> dict[str, Any]:
+    """Every funded epoch or epoch with a root, newest first, with status, root and pool; keyset-paginated
+    on the epoch number (pass `next_cursor` back as `cursor`)."""
+    check_limit(limit, settings.api_page_limit)
     now, current = _now_and_epoch(chain)
-    return {"current_epoch": current, "epochs": epochs.list_epochs(session, now=now)}
+    page = list_page(
+        epochs.list_epochs(session, now=now), key=lambda e: (int(e["epoch"]),), width=1, limit=limit,
+        cursor=cursor,
+    )  # fmt: skip
+    return {"current_epoch": current, "epochs": page.items, "next_cursor": page.next_cursor}
 
 
 @router.get("/epochs/{epoch}", response_model=schemas.EpochDetail, responses=problem_responses(*READ))
