@@ -27,7 +27,7 @@ from backend.api.metrics import Metrics, install_metrics
 from backend.api.problems import install_problem_handlers
 from backend.api.relay import Relayer
 from backend.api.relay.guard import RelayGuard
-from backend.api.routers import ai_models, contributors, health, relays, rewards
+from backend.api.routers import ai_models, contributors, health, relays, rewards, views
 from backend.api.services.health import package_version
 from backend.api.settings import ApiSettings, api_settings
 from backend.outbox import OutboxWorker
@@ -170,6 +170,7 @@ def create_app(settings: Settings | None = None, *, run_indexer: bool | None = N
     app.include_router(ai_models.router)
     app.include_router(rewards.router)
     app.include_router(relays.router)
+    app.include_router(views.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/", include_in_schema=False)

@@ -47,8 +47,11 @@ def decode(cursor: str, width: int) -> tuple[int, ...]:
 
 
 def check_limit(limit: int, largest: int) -> int:
-    if not 1 <= limit <= largest:
-        raise InvalidInputError(f"limit must be between 1 and {largest}, got {limit}", field="limit")
+    """`limit` within 1..`largest` (the server's `api_page_limit`), or one clear InvalidInputError."""
+    if limit > largest:
+        raise InvalidInputError(f"limit must be at most {largest}, got {limit}", field="limit")
+    if limit < 1:
+        raise InvalidInputError(f"limit must be at least 1, got {limit}", field="limit")
     return limit
 
 

@@ -297,3 +297,49 @@ class Proof(BaseModel):
     claimable_now: bool
     allocation_file: str
     claim: ClaimArgs = Field(description="Arguments for RewardDistributor.claim / claimFor")
+
+
+class HistoryEntry(BaseModel):
+    kind: str = Field(description="registration, attestation, reward, claim or payment")
+    contribution_id: str | None = None
+    contribution_kind: str | None = Field(default=None, description="dataset or compute (registrations)")
+    score: int | None = Field(default=None, description="The attestation's score (attestations)")
+    amount: Wei | None = Field(
+        default=None, description="Claimed, paid, or the epoch's reward (its cumulative minus the previous)"
+    )
+    cumulative_amount: Wei | None = None
+    model_id: str | None = None
+    epoch: int | None = None
+    root: str | None = Field(default=None, description="The epoch's live root (rewards)")
+    tx_hash: str | None
+    block_number: int
+    log_index: int
+    item_index: int
+    block_time: int
+
+
+class HistoryPage(BaseModel):
+    address: str
+    items: list[HistoryEntry]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page")
+
+
+class QueueItem(BaseModel):
+    contribution_id: str
+    kind: str
+    owner: str
+    model_id: str | None
+    size: int | None
+    work_units: int | None
+    uri: str | None
+    attested_by: int = Field(description="How many validators have attested it")
+    content_available: bool = Field(description="The content store has the dataset's bytes")
+    content_url: str | None = Field(description="Where to download them (`GET /v1/content/{hash}`)")
+    block_number: int
+    block_time: int
+
+
+class QueuePage(BaseModel):
+    validator: str
+    items: list[QueueItem]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page")

@@ -59,6 +59,18 @@ def _index_for_root(
     )
 
 
+def index_of(*, settings: ApiSettings, root: dict[str, Any]) -> ProofIndex | None:
+    """The proof index of a published root's allocation file (by the `uri` published with it), if this
+    server has that file and it gives that root; else None."""
+    if not root.get("uri"):
+        return None
+    try:
+        index = publication.open_index(settings.data_dir, str(root["uri"]))
+    except (NotFoundError, InvalidInputError):
+        return None
+    return index if index.root.lower() == str(root["root"]).lower() else None
+
+
 def _claimable_now(root: dict[str, Any], head_time: int) -> bool:
     return root["accepted_at"] is not None or head_time >= int(root["valid_at"])
 

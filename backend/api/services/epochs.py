@@ -66,6 +66,8 @@ def _roots(session: Session, epoch: int | None) -> list[dict[str, Any]]:
             "valid_at": as_int(r["valid_at"]),
             "uri": r["uri"],
             "proposed_block": as_int(r["block_number"]),
+            "proposed_log_index": as_int(r["log_index"]),
+            "proposed_time": as_int(r["block_time"]),
             "proposed_tx": r["tx_hash"],
             "revoked": i in revoked,
             "accepted_at": accepted.get(i),
@@ -148,3 +150,12 @@ def claimed(session: Session, *, address: str) -> int:
         return 0
     found = rows(session, f"SELECT amount FROM {CLAIMED} WHERE account = :a", {"a": address.lower()})
     return sum(as_int(r["amount"]) for r in found)
+
+
+def live_roots(session: Session) -> list[dict[str, Any]]:
+    """The latest root of each epoch that was not revoked, oldest epoch first."""
+    latest: dict[int, dict[str, Any]] = {}
+    for r in _roots(session, None):
+        if not r["revoked"]:
+            latest[int(r["epoch"])] = r
+    return [latest[e] for e in sorted(latest)]
