@@ -23,6 +23,7 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 
 from backend.api.chain import connect_chain
+from backend.api.inflight import InFlightLimit
 from backend.api.metrics import Metrics, install_metrics
 from backend.api.problems import install_problem_handlers
 from backend.api.relay import Relayer
@@ -41,6 +42,8 @@ MIGRATION_ATTEMPTS = 5
 _MIGRATION_LOCK = threading.Lock()
 log = logging.getLogger("cairn.api")
 
+
+DB_POOL_SIZE, DB_POOL_OVERFLOW = 10, 20  # per API process; requests in flight: half of it (`InFlightLimit`)
 
 def run_migrations(engine: Engine, deployment: Deployment) -> None:
     """Bring the indexer's tables (`ev_*`, cursor, views) and the backend's tables up to date.
@@ -105,7 +108,7 @@ def create_app(settings: Settings | None = None, *, run_indexer: bool | None = N
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = make_engine(cfg.database_url)
+        engine = make_engine(cfg.database_url, pool_size=DB_POOL_SIZE, max_overflow=DB_POOL_OVERFLOW)
         try:
             chain = connect_chain(cfg)
             if cfg.api_migrate:
@@ -156,6 +159,7 @@ def create_app(settings: Settings | None = None, *, run_indexer: bool | None = N
     )
     install_problem_handlers(app)
     install_metrics(app, metrics)
+    app.add_middleware(InFlightLimit, limit=(DB_POOL_SIZE + DB_POOL_OVERFLOW) // 2)
     origins = [o.strip() for o in cfg.api_cors_origins.split(",") if o.strip()]
     if origins:
         app.add_middleware(

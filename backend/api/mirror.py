@@ -55,3 +55,14 @@ def in_clause(prefix: str, values: Sequence[object]) -> tuple[str, dict[str, obj
     """`(:p0, :p1, ...)` and its parameters, for `IN` lists built from validated values."""
     names = [f"{prefix}{i}" for i in range(len(values))]
     return "(" + ", ".join(f":{n}" for n in names) + ")", dict(zip(names, values, strict=True))
+
+
+def mirror_version(session: Session) -> tuple[Any, ...] | None:
+    """The indexer's last commit (block, hash, time): it changes with every commit, a rollback included, so
+    anything computed from the mirror can be cached under it."""
+    if not table_exists(session, "indexer_cursor"):
+        return None
+    found = session.execute(
+        text("SELECT block_number, block_hash, updated_at FROM indexer_cursor WHERE id = 1")
+    ).first()
+    return None if found is None else tuple(found)

@@ -79,6 +79,12 @@ class ApiSettings(Settings):
     api_page_limit: int = Field(
         default=100, ge=1, le=1000, description="Largest page a list endpoint returns."
     )
+    api_head_max_age_s: float = Field(
+        default=1.0,
+        ge=0,
+        description="Read endpoints (proofs, account views) reuse the latest block read at most this many "
+        "seconds ago (0: read it for every request); relays always read it afresh.",
+    )
     api_cors_origins: str = Field(
         default="",
         description="Comma-separated browser origins allowed to call the API (wallet front-ends).",

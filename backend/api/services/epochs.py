@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from backend.api.mirror import as_int, rows, table_exists
+from backend.api.mirror import as_int, mirror_version, rows, table_exists
 from cairn.core.errors import NotFoundError
 
 FUNDED = "ev_epoch_funded"
@@ -136,11 +136,23 @@ def get_epoch(session: Session, *, epoch: int, now: int, current_epoch: int) -> 
     return out
 
 
+_LIVE: dict[tuple[int, tuple[Any, ...], int], dict[str, Any]] = {}
+
+
 def live_root(session: Session, *, epoch: int) -> dict[str, Any]:
-    """The epoch's latest root that was not revoked, or NotFoundError."""
+    """The epoch's latest root that was not revoked, or NotFoundError. Cached per indexer commit (one
+    cursor read instead of the three root tables on every proof lookup)."""
+    version = mirror_version(session)
+    key = (id(session.get_bind()), version, epoch) if version is not None else None
+    if key is not None and (hit := _LIVE.get(key)) is not None:
+        return dict(hit)
     live = [r for r in _roots(session, epoch) if not r["revoked"]]
     if not live:
         raise NotFoundError(f"epoch {epoch} has no published root", epoch=epoch)
+    if key is not None:
+        if len(_LIVE) >= 4096:
+            _LIVE.clear()
+        _LIVE[key] = dict(live[-1])
     return live[-1]
 
 
@@ -152,10 +164,23 @@ def claimed(session: Session, *, address: str) -> int:
     return sum(as_int(r["amount"]) for r in found)
 
 
+_ALL_LIVE: dict[tuple[int, tuple[Any, ...]], list[dict[str, Any]]] = {}
+
+
 def live_roots(session: Session) -> list[dict[str, Any]]:
-    """The latest root of each epoch that was not revoked, oldest epoch first."""
+    """The latest root of each epoch that was not revoked, oldest epoch first (cached per indexer
+    commit, like `live_root`)."""
+    version = mirror_version(session)
+    key = (id(session.get_bind()), version) if version is not None else None
+    if key is not None and (hit := _ALL_LIVE.get(key)) is not None:
+        return [dict(r) for r in hit]
     latest: dict[int, dict[str, Any]] = {}
     for r in _roots(session, None):
         if not r["revoked"]:
             latest[int(r["epoch"])] = r
-    return [latest[e] for e in sorted(latest)]
+    out = [latest[e] for e in sorted(latest)]
+    if key is not None:
+        if len(_ALL_LIVE) >= 256:
+            _ALL_LIVE.clear()
+        _ALL_LIVE[key] = [dict(r) for r in out]
+    return out
