@@ -4,12 +4,14 @@ epoch; refusals before any gas."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from support.api_stack import Stack, assert_problem, h32
 
+from cairn.cli.devchain import rpc_call
 from cairn.core import eip712
 from cairn.core.registration import compute_id
 
@@ -213,3 +215,72 @@ def test_claim_is_relayed_for_an_account_without_gas(sqlite_stack: Stack) -> Non
         s.api.post("/v1/relay/claim", json={"account": Account.create().address}), 409, "conflict",
         "no entitlement",
     )  # fmt: skip
+
+
+def test_a_relay_whose_commitment_expired_fails_instead_of_waiting_forever(sqlite_stack: Stack) -> None:
+    s = sqlite_stack
+    owner = Account.create()
+    item = _items("expiring", 1)[0]
+    c = _common(s, owner.address)
+    c["deadline"] += 10 * 86_400  # the deadline outlives the commitment: only the commitment's age fails it
+    typed = eip712.register_datasets_typed_data(owner=owner.address, datasets=[item], **c)
+    body = {
+        "owner": owner.address, "deadline": c["deadline"], "signature": _sign(owner, typed),
+        "datasets": [{"content_hash": item.content_hash, "size": item.size, "license_id": item.license_id,
+                      "metadata_hash": item.metadata_hash, "uri": item.uri}],
+    }  # fmt: skip
+    # the relayer looks only when asked (its outbox worker paused), so the commit can age unseen
+    worker = s.api.app.state.outbox_worker  # type: ignore[attr-defined]
+    worker.stop()
+    s.anvil.rpc("evm_setAutomine", [False])
+    try:
+        out = _post(s, "/v1/relay/datasets", body)
+        assert (out["phase"], out["status"]) == ("commit", "pending")  # the commit is not mined yet
+        # the commit is mined, then MAX_COMMITMENT_AGE blocks pass before the relayer looks again
+        rpc_call(s.anvil.url, "anvil_mine", [hex(7202), hex(1)], timeout=300)
+    finally:
+        s.anvil.rpc("evm_setAutomine", [True])
+        worker.stop_event.clear()
+        worker.start()
+    status = s.api.get(f"/v1/relays/{out['relay_id']}").json()
+    assert status["status"] == "failed" and status["phase"] == "commit", status
+    assert "expired" in status["failure"] and "sign again" in status["failure"]
+    assert s.api.app.state.relayer.advance_pending() == 0  # type: ignore[attr-defined]  # nothing is sent
+    assert _registry(s).functions.contributionOf(item.content_hash).call()[1] == 0
+
+
+def _compute_body(t: Any, provider: LocalAccount, label: str) -> dict[str, Any]:
+    reg = t.registry
+    job = eip712.ComputeJob(h32(label), 1, h32("model"), h32(f"{label}-result"))
+    typed = eip712.register_compute_typed_data(
+        chain_id=31337, verifying_contract=reg.address, provider=provider.address, job=job,
+        nonce=int(reg.functions.nonces(provider.address).call()),
+        deadline=int(t.w3.eth.get_block("latest")["timestamp"]) + 3600,
+    )  # fmt: skip
+    return {
+        "provider": provider.address, "deadline": typed["message"]["deadline"],
+        "signature": _sign(provider, typed), "job_id": job.job_id, "work_units": 1, "model_id": job.model_id,
+        "result_hash": job.result_hash,
+    }  # fmt: skip
+
+
+def test_new_kinds_meet_the_relayers_rate_limits_and_budgets(tmp_path: Path) -> None:
+    from bench import relayer as attacks
+
+    # one account's bucket holds 1 relay: the second is a 429 with Retry-After, before any gas
+    with attacks.target(tmp_path / "rate", api_relay_account_burst=1, api_relay_account_per_minute=1.0) as t:
+        provider = Account.create()
+        first = t.api.post("/v1/relay/compute", json=_compute_body(t, provider, "rate-1"))
+        assert first.status_code == 202, first.text
+        t.w3.eth.wait_for_transaction_receipt(first.json()["tx_hash"], timeout=60)
+        second = t.api.post("/v1/relay/compute", json=_compute_body(t, provider, "rate-2"))
+        assert_problem(second, 429, "rate_limited", "too many relays")
+        assert int(second.headers["Retry-After"]) >= 1
+    # a day's gas for one account below one compute registration: 402 with Retry-After, nothing sent
+    with attacks.target(tmp_path / "budget", api_relay_account_daily_gas=30_000) as t:
+        before = t.w3.eth.get_transaction_count(t.api.app.state.relayer.address)  # type: ignore[attr-defined]
+        resp = t.api.post("/v1/relay/compute", json=_compute_body(t, Account.create(), "budget-1"))
+        assert_problem(resp, 402, "relay_budget_exhausted", "daily gas budget")
+        assert "Retry-After" in resp.headers
+        after = t.w3.eth.get_transaction_count(t.api.app.state.relayer.address)  # type: ignore[attr-defined]
+        assert after == before
