@@ -20,6 +20,7 @@ from backend.api.mirror import as_int, rows
 from cairn.core.errors import InvalidInputError
 
 EVENT_KEY = ("block_number", "log_index", "item_index")
+KEY_MAX = 2**63 - 1  # key columns are BIGINT (and SQLite binds at most 2^63-1)
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,7 @@ def decode(cursor: str, width: int) -> tuple[int, ...]:
         parts = [int(p) for p in cursor.split("-")]
     except ValueError:
         parts = []
-    if not 1 <= len(parts) <= width or any(p < 0 for p in parts):
+    if not 1 <= len(parts) <= width or any(not 0 <= p <= KEY_MAX for p in parts):
         shape = "-".join(["<n>"] * width)
         raise InvalidInputError(
             f"cursor must be the next_cursor of a previous page ({shape}), got {cursor!r}", field="cursor"
