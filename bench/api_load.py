@@ -6,7 +6,9 @@ Figures
 * `api_account_p99_ms`: `GET /v1/accounts/{address}/history` (the account view the signed-in `/v1/me` view
   calls: registrations, attestations, rewards per epoch from each epoch's proof index, claims, payments) for
   an account with a reward in each of 100 epochs, 64 concurrent clients, p99 latency;
-* `api_load_workers`: the uvicorn worker processes serving (`BENCH_API_WORKERS`, default 2 = the cores).
+* `api_load_workers`: the uvicorn worker processes serving (`BENCH_API_WORKERS`, default 2 = the cores);
+* `api_proof_server_cpu_ms`, `api_account_server_cpu_ms`: the serving processes' CPU time per request, which
+  the other processes on a shared machine do not inflate the way they inflate latency.
 
 Set-up (not timed): a fresh anvil with every contract, epoch 0 funded; epochs 0..98 published with 1,000
 accounts each and epoch 99 with 1,000,000 accounts (cumulative leaves: the last epoch holds every account),
@@ -164,6 +166,22 @@ async def _load(base: str, paths: list[str], seconds: float) -> tuple[list[float
     return latencies, len(latencies) / seconds
 
 
+def _server_cpu(pid: int) -> float:
+    """CPU seconds (user + system) used so far by the uvicorn process `pid` and its worker processes."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(entry.name) == pid or int(fields[1]) == pid:  # fields[1]: the parent pid
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
 def _p99(values: list[float]) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
@@ -198,10 +216,14 @@ def run() -> dict[str, float]:
             else:
                 raise RuntimeError("the API did not answer a proof lookup")
             proof_paths = [f"/v1/epochs/{big_epoch}/proofs/{a}" for a in sample]
+            cpu = _server_cpu(server.pid)
             lat, rps = asyncio.run(_load(base, proof_paths, SECONDS))
+            proof_cpu = (_server_cpu(server.pid) - cpu) / max(len(lat), 1) * 1000
             print(f"   proofs: {len(lat)} in {SECONDS} s", flush=True)
             view = f"/v1/accounts/{TARGET}/history"
+            cpu = _server_cpu(server.pid)
             account_lat, account_rps = asyncio.run(_load(base, [view], SECONDS))
+            account_cpu = (_server_cpu(server.pid) - cpu) / max(len(account_lat), 1) * 1000
             print(f"   account views: {len(account_lat)} in {SECONDS} s", flush=True)
             history = httpx.get(base + view, params={"kinds": "reward", "limit": 100}, timeout=30)
             rewards = len(history.json()["items"])
@@ -216,6 +238,10 @@ def run() -> dict[str, float]:
         "api_proof_p50_ms": round(sorted(lat)[len(lat) // 2], 2),
         "api_account_p99_ms": round(_p99(account_lat), 2),
         "api_account_rps": round(account_rps, 1),
+        # server CPU per request (warm-up included, so an upper bound): the load-independent gauge; the
+        # capacity of N free cores is about N * 1000 / this many requests per second
+        "api_proof_server_cpu_ms": round(proof_cpu, 2),
+        "api_account_server_cpu_ms": round(account_cpu, 2),
         "api_load_workers": float(WORKERS),
         "api_load_leaves": float(BIG),
     }

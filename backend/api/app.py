@@ -174,6 +174,7 @@ def create_app(settings: Settings | None = None, *, run_indexer: bool | None = N
     app.include_router(ai_models.router)
     app.include_router(rewards.router)
     app.include_router(relays.router)
+    app.include_router(relays.signing)
     app.include_router(views.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 

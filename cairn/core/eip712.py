@@ -122,6 +122,11 @@ def _referenced(primary: str) -> list[str]:
     return sorted(found)
 
 
+def referenced_types(primary: str) -> list[str]:
+    """The struct types a primary type references, transitively, sorted (what its `types` must hold)."""
+    return _referenced(primary)
+
+
 def type_string(primary: str) -> str:
     """The EIP-712 `encodeType` string, e.g. `RegisterDataset(address owner,...)Dataset(...)`."""
 

@@ -25,13 +25,17 @@ def _sign(signer: LocalAccount, typed: dict[str, Any]) -> str:
 
 
 def _common(s: Stack, signer: str) -> dict[str, Any]:
+    """Domain and nonce as a wallet gets them from the API (checked against the chain)."""
     reg = _registry(s)
-    deadline = int(s.w3.eth.get_block("latest")["timestamp"]) + 3600
+    got = s.api.get("/v1/eip712/registry", params={"signer": signer}).json()
+    assert got["domain"] == eip712.registry_domain(31337, reg.address)
+    assert got["nonce"] == int(reg.functions.nonces(signer).call())
+    assert got["types"]["AttestBatch"] == eip712.TYPES["AttestBatch"] and "Dataset" in got["types"]
     return {
-        "chain_id": 31337,
-        "verifying_contract": reg.address,
-        "nonce": int(reg.functions.nonces(signer).call()),
-        "deadline": deadline,
+        "chain_id": got["domain"]["chainId"],
+        "verifying_contract": got["domain"]["verifyingContract"],
+        "nonce": got["nonce"],
+        "deadline": int(s.w3.eth.get_block("latest")["timestamp"]) + 3600,
     }
 
 

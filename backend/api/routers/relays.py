@@ -8,9 +8,9 @@ all before any gas."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
 from backend.api import schemas
@@ -38,10 +38,12 @@ from backend.api.validation import (
     parse_bytes32,
     parse_hex,
 )
+from cairn.core import eip712
 from cairn.core.eip712 import ComputeJob, Dataset, DatasetBatch
 from cairn.core.errors import CairnError, ConflictError, InvalidInputError
 
 router = APIRouter(prefix="/v1/relay", tags=["relay"])
+signing = APIRouter(prefix="/v1/eip712", tags=["relay"])  # beside /v1/eip712/register-dataset
 
 MAX_ITEMS = 100  # items in one relayed batch (the relay's gas ceiling bounds it further)
 MAX_SCORE = 10_000
@@ -177,6 +179,34 @@ def run(request: Request, relayer: Relayer, send: Callable[[], dict[str, Any]]) 
 
 def _relay(request: Request, relayer: Relayer, build: Callable[[], Message], body: _Signed) -> dict[str, Any]:
     return run(request, relayer, lambda: relayer.relay(build(), _signature(body)))
+
+
+REGISTRY_TYPES = (
+    "RegisterDataset", "RegisterDatasets", "RegisterDatasetBatch", "RegisterCompute", "RegisterComputes",
+    "Withdraw", "Attest", "AttestBatch",
+)  # fmt: skip
+
+
+@signing.get("/registry", responses=problem_responses(*COMMON))
+def registry_signing(
+    chain: ChainDep, signer: Annotated[str, Query(description="The owner, provider or validator who signs")]
+) -> dict[str, Any]:
+    """What a wallet needs to sign any relayed registry message: the registry's EIP-712 domain, the signer's
+    current nonce, and every primary type with the types it references (`eth_signTypedData_v4`)."""
+    who = parse_address(signer, field="signer")
+    registry = chain.contract("ContributionRegistry")
+    types: dict[str, Any] = {}
+    for primary in REGISTRY_TYPES:
+        types[primary] = eip712.TYPES[primary]
+        for name in eip712.referenced_types(primary):
+            types[name] = eip712.TYPES[name]
+    return {
+        "domain": eip712.registry_domain(chain.chain_id, registry.address),
+        "signer": who,
+        "nonce": int(registry.functions.nonces(who).call()),
+        "types": {"EIP712Domain": eip712.DOMAIN_FIELDS, **types},
+        "primary_types": list(REGISTRY_TYPES),
+    }
 
 
 @router.post("/datasets", status_code=202, response_model=schemas.RelayReceipt, responses=RELAY_ANSWERS)
