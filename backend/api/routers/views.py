@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Query
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 
 from backend.api import schemas
 from backend.api.deps import EngineDep, SessionDep, SettingsDep
@@ -24,7 +25,7 @@ Cursor = Annotated[str | None, Query(description="next_cursor of the previous pa
 @router.get(
     "/accounts/{address}/history", response_model=schemas.HistoryPage, responses=problem_responses(*COMMON)
 )
-def account_history(
+async def account_history(
     address: str,
     session: SessionDep,
     settings: SettingsDep,
@@ -34,14 +35,18 @@ def account_history(
     ] = None,
     limit: Limit = 50,
     cursor: Cursor = None,
-) -> dict[str, Any]:
+) -> Response:
     """Registrations, attestations (as a validator), rewards per epoch, claims and payments (as a payer) of
-    `address`, newest first; keyset-paginated (pass `next_cursor` back as `cursor`)."""
+    `address`, newest first; keyset-paginated (pass `next_cursor` back as `cursor`).
+
+    Served on the event loop (one indexed query; the reward entries are cached per indexer commit) with
+    its body serialized once, like the proof endpoint."""
     check_limit(limit, settings.api_page_limit)
-    return history.history(
+    page = history.history(
         session, settings=settings, address=parse_address(address, field="address"),
         kinds=history.parse_kinds(kinds), limit=limit, cursor=cursor,
     )  # fmt: skip
+    return Response(orjson.dumps(page), media_type="application/json")
 
 
 @router.get(
