@@ -2,10 +2,15 @@
 
 Figures
 * `api_proof_p99_ms`, `api_proof_rps`: `GET /v1/epochs/{n}/proofs/{address}` for random accounts of a
-  1,000,000-leaf epoch, 64 concurrent clients (one asyncio process, httpx), p99 latency and requests/s;
+  1,000,000-leaf epoch, 64 concurrent clients (one asyncio process, httpx) offering 500 requests/s together
+  (open loop, `BENCH_API_RATE`): p99 latency from each request's scheduled time, and the requests/s answered;
+* `api_proof_max_rps`, `api_proof_closed_p99_ms`: the same 64 clients closed loop (each sends its next
+  request when its last answer came): the most the server answers, and the p99 then (which is queueing:
+  64 / rps on average, by Little's law);
 * `api_account_p99_ms`: `GET /v1/accounts/{address}/history` (the account view the signed-in `/v1/me` view
   calls: registrations, attestations, rewards per epoch from each epoch's proof index, claims, payments) for
-  an account with a reward in each of 100 epochs, 64 concurrent clients, p99 latency;
+  an account with a reward in each of 100 epochs, 64 clients offering 100 views/s (`BENCH_API_ACCOUNT_RATE`),
+  p99 latency; `api_account_rps`, `api_account_closed_p99_ms`: closed loop, as for proofs;
 * `api_load_workers`: the uvicorn worker processes serving (`BENCH_API_WORKERS`, default 2 = the cores);
 * `api_proof_server_cpu_ms`, `api_account_server_cpu_ms`: the serving processes' CPU time per request, which
   the other processes on a shared machine do not inflate the way they inflate latency.
@@ -42,6 +47,8 @@ EPOCHS = 100
 SMALL = 1_000
 BIG = int(os.environ.get("BENCH_API_ACCOUNTS", "1000000"))
 CLIENTS = 64
+RATE = float(os.environ.get("BENCH_API_RATE", "500"))  # proof lookups/s the 64 clients offer together
+ACCOUNT_RATE = float(os.environ.get("BENCH_API_ACCOUNT_RATE", "100"))  # account views/s offered
 SECONDS = float(os.environ.get("BENCH_API_SECONDS", "15"))
 WORKERS = int(os.environ.get("BENCH_API_WORKERS", "2"))
 EPOCH_LENGTH = 3600
@@ -166,6 +173,52 @@ async def _load(base: str, paths: list[str], seconds: float) -> tuple[list[float
     return latencies, len(latencies) / seconds
 
 
+async def _paced(base: str, paths: list[str], seconds: float, rate: float) -> tuple[list[float], float]:
+    """Open loop: CLIENTS clients together offer `rate` requests/s (each sends on its own fixed schedule,
+    whether or not its last answer came: a slow server cannot slow the offered load down). Latency runs from
+    the scheduled send time (queueing at the client counts, no coordinated omission). Returns every latency
+    in ms and the answered requests per second."""
+    latencies: list[float] = []
+    errors: list[str] = []
+    limits = httpx.Limits(max_connections=CLIENTS * 4, max_keepalive_connections=CLIENTS * 4)
+    interval = CLIENTS / rate
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=120) as client:
+        start = time.perf_counter() + 0.5
+        counted_from = start + 2.0
+        stop = counted_from + seconds
+
+        async def send(path: str, due: float) -> None:
+            resp = await client.get(path)
+            if resp.status_code != 200:
+                errors.append(f"{resp.status_code} {resp.text[:200]}")
+            if due >= counted_from:
+                latencies.append((time.perf_counter() - due) * 1000)
+
+        pending: list[tuple[float, asyncio.Task[None]]] = []
+
+        async def one(k: int) -> None:
+            due = start + interval * k / CLIENTS
+            i = k
+            while due < stop:
+                await asyncio.sleep(max(due - time.perf_counter(), 0))
+                pending.append((due, asyncio.create_task(send(paths[i % len(paths)], due))))
+                i += CLIENTS
+                due += interval
+
+        await asyncio.gather(*(one(k) for k in range(CLIENTS)))
+        answered = len(latencies)  # within the window (plus those answered while it ran out)
+        await asyncio.wait([t for _, t in pending], timeout=2.0)
+        now = time.perf_counter()
+        for due, task in pending:  # still unanswered 2 s after the window: their latency is at least this
+            if not task.done():
+                task.cancel()
+                if due >= counted_from:
+                    latencies.append((now - due) * 1000)
+    if errors:
+        raise RuntimeError(f"{len(errors)} requests failed, e.g. {errors[0]}")
+    return latencies, answered / seconds
+
+
 def _server_cpu(pid: int) -> float:
     """CPU seconds (user + system) used so far by the uvicorn process `pid` and its worker processes."""
     tick = os.sysconf("SC_CLK_TCK")
@@ -217,14 +270,17 @@ def run() -> dict[str, float]:
                 raise RuntimeError("the API did not answer a proof lookup")
             proof_paths = [f"/v1/epochs/{big_epoch}/proofs/{a}" for a in sample]
             cpu = _server_cpu(server.pid)
-            lat, rps = asyncio.run(_load(base, proof_paths, SECONDS))
-            proof_cpu = (_server_cpu(server.pid) - cpu) / max(len(lat), 1) * 1000
-            print(f"   proofs: {len(lat)} in {SECONDS} s", flush=True)
+            closed, max_rps = asyncio.run(_load(base, proof_paths, SECONDS))
+            proof_cpu = (_server_cpu(server.pid) - cpu) / max(len(closed), 1) * 1000
+            print(f"   proofs, closed loop: {len(closed)} in {SECONDS} s", flush=True)
+            lat, rps = asyncio.run(_paced(base, proof_paths, SECONDS, RATE))
+            print(f"   proofs at {RATE}/s offered: {len(lat)} in {SECONDS} s", flush=True)
             view = f"/v1/accounts/{TARGET}/history"
             cpu = _server_cpu(server.pid)
-            account_lat, account_rps = asyncio.run(_load(base, [view], SECONDS))
-            account_cpu = (_server_cpu(server.pid) - cpu) / max(len(account_lat), 1) * 1000
-            print(f"   account views: {len(account_lat)} in {SECONDS} s", flush=True)
+            account_closed, account_rps = asyncio.run(_load(base, [view], SECONDS))
+            account_cpu = (_server_cpu(server.pid) - cpu) / max(len(account_closed), 1) * 1000
+            account_lat, _ = asyncio.run(_paced(base, [view], SECONDS, ACCOUNT_RATE))
+            print(f"   account views: {len(account_closed)} closed, {len(account_lat)} paced", flush=True)
             history = httpx.get(base + view, params={"kinds": "reward", "limit": 100}, timeout=30)
             rewards = len(history.json()["items"])
             if rewards != EPOCHS:
@@ -236,8 +292,11 @@ def run() -> dict[str, float]:
         "api_proof_p99_ms": round(_p99(lat), 2),
         "api_proof_rps": round(rps, 1),
         "api_proof_p50_ms": round(sorted(lat)[len(lat) // 2], 2),
+        "api_proof_max_rps": round(max_rps, 1),
+        "api_proof_closed_p99_ms": round(_p99(closed), 2),
         "api_account_p99_ms": round(_p99(account_lat), 2),
         "api_account_rps": round(account_rps, 1),
+        "api_account_closed_p99_ms": round(_p99(account_closed), 2),
         # server CPU per request (warm-up included, so an upper bound): the load-independent gauge; the
         # capacity of N free cores is about N * 1000 / this many requests per second
         "api_proof_server_cpu_ms": round(proof_cpu, 2),
