@@ -7,7 +7,7 @@ Wei amounts are decimal TEXT (they exceed 64 bits); addresses and hashes are `0x
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, Column, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 metadata = SQLModel.metadata
@@ -96,6 +96,13 @@ class RelayRecord(SQLModel, table=True):
     reveal_outbox_id: int | None = Field(  # an outbox_tx.id
         default=None, sa_column=Column(Integer, nullable=True)
     )
+    # what the relay calls (backend.api.relay.kinds); rows from before revision 0009 are single datasets
+    kind: str = Field(
+        default="dataset", sa_column=Column(String(24), nullable=False, server_default="dataset")
+    )
+    # the owner has code (decided once, at the request); NULL: recorded before revision 0009
+    owner_is_contract: bool | None = Field(default=None, sa_column=Column(Boolean, nullable=True))
+    failure: str | None = Field(default=None, sa_column=Column(Text, nullable=True))  # can no longer succeed
 
 
 class RelayBudget(SQLModel, table=True):

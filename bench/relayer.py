@@ -283,7 +283,7 @@ def run() -> dict[str, float]:
             print(o.row())
         return {
             "relayer_attack_gas_spent": float(sum(o.gas for o in outcomes)),
-            "relayer_daily_budget_gas": float(t.settings.api_relay_daily_gas),
+            "relayer_daily_budget_gas": float(t.settings.api_relay.daily_gas),
         }
 
 

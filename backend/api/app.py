@@ -23,12 +23,13 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 
 from backend.api.chain import connect_chain
+from backend.api.inflight import InFlightLimit
 from backend.api.logs import RequestIdMiddleware
 from backend.api.metrics import Metrics, install_metrics
 from backend.api.problems import install_problem_handlers
 from backend.api.ratelimit import RateLimiter, RateLimitMiddleware, RateLimits
 from backend.api.relay import Relayer
-from backend.api.relay.guard import RelayGuard, RelayLimits
+from backend.api.relay.guard import RelayGuard
 from backend.api.routers import (
     ai_models,
     audit,
@@ -40,7 +41,9 @@ from backend.api.routers import (
     me,
     operator,
     payments,
+    relays,
     rewards,
+    views,
 )
 from backend.api.schemas import problem_responses
 from backend.api.services.health import package_version
@@ -66,6 +69,8 @@ MIGRATION_ATTEMPTS = 5
 _MIGRATION_LOCK = threading.Lock()
 log = logging.getLogger("cairn.api")
 
+
+DB_POOL_SIZE, DB_POOL_OVERFLOW = 10, 20  # per API process; requests in flight: half of it (`InFlightLimit`)
 
 def run_migrations(engine: Engine, deployment: Deployment) -> None:
     """Bring the indexer's tables (`ev_*`, cursor, views) and the backend's tables up to date.
@@ -131,7 +136,7 @@ def create_app(settings: Settings | None = None, *, run_indexer: bool | None = N
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = make_engine(cfg.database_url)
+        engine = make_engine(cfg.database_url, pool_size=DB_POOL_SIZE, max_overflow=DB_POOL_OVERFLOW)
         try:
             chain = connect_chain(cfg)
             if cfg.api_migrate:
@@ -140,8 +145,8 @@ def create_app(settings: Settings | None = None, *, run_indexer: bool | None = N
                 chain=chain,
                 engine=engine,
                 private_key=cfg.signing_key("relayer", chain.chain_id),
-                gas_limit=cfg.api_relay_gas_limit,
-                guard=RelayGuard(engine, chain, RelayLimits.from_settings(cfg), metrics),
+                gas_limit=cfg.api_relay.gas_limit,
+                guard=RelayGuard(engine, chain, cfg.api_relay, metrics),
             )
             gateway = build_gateway(cfg, chain, engine)
         except BaseException:
@@ -200,6 +205,7 @@ def create_app(settings: Settings | None = None, *, run_indexer: bool | None = N
     install_problem_handlers(app)
     install_metrics(app, metrics)
     install_payment_response(app)
+    app.add_middleware(InFlightLimit, limit=(DB_POOL_SIZE + DB_POOL_OVERFLOW) // 2)
     origins = [o.strip() for o in cfg.api_cors_origins.split(",") if o.strip()]
     if origins:
         app.add_middleware(
@@ -225,6 +231,9 @@ def create_app(settings: Settings | None = None, *, run_indexer: bool | None = N
     app.include_router(me.router)
     app.include_router(operator.router)
     app.include_router(audit.router)
+    app.include_router(relays.router)
+    app.include_router(relays.signing)
+    app.include_router(views.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/", include_in_schema=False)

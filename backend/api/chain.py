@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +23,8 @@ class Chain:
     deployment: Deployment
     rpc_url: str
     _contracts: dict[str, Contract] = field(default_factory=dict)
+    _head: tuple[float, dict[str, Any]] | None = None
+    _head_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def chain_id(self) -> int:
@@ -36,6 +40,20 @@ class Chain:
             return False
         abi: list[dict[str, Any]] = self.deployment.abi(contract)
         return any(e.get("type") == "function" and e.get("name") == function for e in abi)
+
+    def head(self, max_age: float) -> dict[str, Any]:
+        """The latest block, read at most `max_age` seconds ago (0: read now). Read endpoints under load
+        (proofs, account views) share one RPC call per process per `max_age` instead of one per request."""
+        if max_age <= 0:
+            return self.latest_block()
+        now = time.monotonic()
+        cached = self._head
+        if cached is not None and now - cached[0] < max_age:
+            return cached[1]
+        block = self.latest_block()
+        with self._head_lock:
+            self._head = (now, block)
+        return block
 
     def latest_block(self) -> dict[str, Any]:
         try:

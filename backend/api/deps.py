@@ -3,7 +3,7 @@ content store and the inference service, from app state."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, TypeVar
 
 from fastapi import Depends, Request
@@ -19,10 +19,10 @@ from cairn.core.content import ContentStore
 T = TypeVar("T")
 
 
-def _state(name: str, kind: type[T]) -> Callable[[Request], T]:
+def _state(name: str, kind: type[T]) -> Callable[[Request], Awaitable[T]]:
     """A dependency returning `app.state.<name>` (set in the app's lifespan), typed as `kind`."""
 
-    def dependency(request: Request) -> T:
+    async def dependency(request: Request) -> T:  # async: no worker-thread round trip for a getattr
         value: T = getattr(request.app.state, name)
         return value
 
@@ -38,8 +38,11 @@ get_content_store = _state("content_store", ContentStore)
 get_inference = _state("inference", Inference)
 
 
-def get_session(engine: Annotated[Engine, Depends(get_engine)]) -> Iterator[Session]:
-    with Session(engine) as session:
+async def get_session(engine: Annotated[Engine, Depends(get_engine)]) -> AsyncIterator[Session]:
+    """One session per request. Async so that FastAPI opens and closes it on the event loop: a sync
+    generator's teardown needs a worker thread, and under load every worker thread can be waiting for a
+    pooled connection that only such a teardown would return (a deadlock, then pool timeouts)."""
+    with Session(engine) as session:  # no connection until first use; closing returns it to the pool
         yield session
 
 

@@ -11,8 +11,6 @@ from typing import Any
 from sqlalchemy import Engine, inspect, text
 from sqlalchemy.orm import Session
 
-from cairn.core.errors import InvalidInputError
-
 _known: dict[tuple[int, str], bool] = {}
 _known_lock = threading.Lock()
 
@@ -53,29 +51,18 @@ def json_list(value: object) -> list[Any]:
     return parsed if isinstance(parsed, list) else []
 
 
-def encode_cursor(block_number: int, log_index: int, item_index: int = 0) -> str:
-    """A keyset position `<block>-<log index>-<item index>` (item: the position in a batch event)."""
-    return f"{block_number}-{log_index}-{item_index}"
-
-
-def decode_cursor(cursor: str) -> tuple[int, int, int]:
-    """`encode_cursor`'s inverse; `<block>-<log index>` (item 0) is accepted too."""
-    try:
-        parts = [int(p) for p in cursor.split("-")]
-        if len(parts) == 2:
-            parts.append(0)
-        b, i, k = parts
-    except ValueError:
-        raise InvalidInputError(
-            f"cursor must be the next_cursor of a previous page (<block>-<log index>-<item>), got {cursor!r}",
-            field="cursor",
-        ) from None
-    if b < 0 or i < 0 or k < 0:
-        raise InvalidInputError(f"cursor {cursor!r} has a negative position", field="cursor")
-    return b, i, k
-
-
 def in_clause(prefix: str, values: Sequence[object]) -> tuple[str, dict[str, object]]:
     """`(:p0, :p1, ...)` and its parameters, for `IN` lists built from validated values."""
     names = [f"{prefix}{i}" for i in range(len(values))]
     return "(" + ", ".join(f":{n}" for n in names) + ")", dict(zip(names, values, strict=True))
+
+
+def mirror_version(session: Session) -> tuple[Any, ...] | None:
+    """The indexer's last commit (block, hash, time): it changes with every commit, a rollback included, so
+    anything computed from the mirror can be cached under it."""
+    if not table_exists(session, "indexer_cursor"):
+        return None
+    found = session.execute(
+        text("SELECT block_number, block_hash, updated_at FROM indexer_cursor WHERE id = 1")
+    ).first()
+    return None if found is None else tuple(found)

@@ -72,7 +72,7 @@ class RateLimits:
         return cls(
             client_burst=s.api_rate_client_burst, client_per_minute=s.api_rate_client_per_minute,
             account_burst=s.api_rate_account_burst, account_per_minute=s.api_rate_account_per_minute,
-            client_header=s.api_relay_client_header,
+            client_header=s.api_relay.client_header,
         )  # fmt: skip
 
 

@@ -182,13 +182,14 @@ class RelayReceipt(BaseModel):
         "else the latest (fee bumps replace it)"
     )
     status: str = Field(
-        description="pending (until the reveal is mined), mined, reverted, or replaced (its nonce was used "
-        "by another transaction; posting the same signed message again relays it afresh)"
+        description="pending (until the reveal is mined), mined, reverted, replaced (its nonce was used "
+        "by another transaction; posting the same signed message again relays it afresh), or failed (its "
+        "commitment expired before the reveal could be sent)"
     )
     phase: str = Field(
         default="commit",
-        description="commit (the commitment hiding the content hash is being mined) or reveal "
-        "(`registerDatasetFor`, sent once the commit is mined)",
+        description="commit (the commitment hiding the content hash is being mined), reveal "
+        "(`registerDataset*For`, sent once the commit is mined), or send (a kind without a commitment)",
     )
     commit_tx_hash: str | None = Field(default=None, description="The commitment's transaction")
     block_number: int | None
@@ -197,7 +198,17 @@ class RelayReceipt(BaseModel):
     relayer_nonce: int | None = Field(default=None, description="The relayer's nonce carrying it")
     message_digest: str = Field(description="EIP-712 digest that was signed")
     owner: str
-    content_hash: str
+    content_hash: str = Field(
+        description="What the relay names: the (first) content hash, the compute id or the contribution id"
+    )
+    kind: str = Field(
+        default="dataset",
+        description="dataset, datasets, dataset_batch (commit-reveal), compute, computes, withdraw, attest, "
+        "attest_batch, claim (one transaction: phase `send`)",
+    )
+    failure: str | None = Field(
+        default=None, description="Why the relay can no longer succeed (status `failed`)"
+    )
     nonce: str
     relayer: str
     duplicate: bool = Field(description="True when this signed message had been relayed before")
@@ -265,6 +276,9 @@ class EpochSummary(BaseModel):
 class EpochList(BaseModel):
     current_epoch: int
     epochs: list[EpochSummary]
+    next_cursor: str | None = Field(
+        default=None, description="Pass as `cursor` for the next page; null on the last page"
+    )
 
 
 class EpochDetail(EpochSummary):
@@ -304,3 +318,47 @@ class ContentStored(BaseModel):
         "relayer holds its registration), on_chain (registered, not yet mirrored)"
     )
     url: str = Field(description="Where to download it")
+class HistoryEntry(BaseModel):
+    kind: str = Field(description="registration, attestation, reward, claim or payment")
+    contribution_id: str | None = None
+    contribution_kind: str | None = Field(default=None, description="dataset or compute (registrations)")
+    score: int | None = Field(default=None, description="The attestation's score (attestations)")
+    amount: Wei | None = Field(
+        default=None, description="Claimed, paid, or the epoch's reward (its cumulative minus the previous)"
+    )
+    cumulative_amount: Wei | None = None
+    model_id: str | None = None
+    epoch: int | None = None
+    root: str | None = Field(default=None, description="The epoch's live root (rewards)")
+    tx_hash: str | None
+    block_number: int
+    log_index: int
+    item_index: int
+    block_time: int
+
+
+class HistoryPage(BaseModel):
+    address: str
+    items: list[HistoryEntry]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page")
+
+
+class QueueItem(BaseModel):
+    contribution_id: str
+    kind: str
+    owner: str
+    model_id: str | None
+    size: int | None
+    work_units: int | None
+    uri: str | None
+    attested_by: int = Field(description="How many validators have attested it")
+    content_available: bool = Field(description="The content store has the dataset's bytes")
+    content_url: str | None = Field(description="Where to download them (`GET /v1/content/{hash}`)")
+    block_number: int
+    block_time: int
+
+
+class QueuePage(BaseModel):
+    validator: str
+    items: list[QueueItem]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page")

@@ -68,6 +68,20 @@ class Outbox:
         with self.engine.connect() as conn:
             return store.free_nonce(conn, self.chain_id, self.sender, self.chain_pending())
 
+    def estimate_gas(self, to: str | None, data: str, *, value: int = 0, key: str = "transaction") -> int:
+        """The gas limit the outbox gives a transaction: the node's estimate in the "pending" block (the
+        block this will be mined in: a reveal needs its commitment a block old) plus 20% and 10k.
+        OutboxRevertError if it would revert now (nothing is signed or stored; the caller re-reads the
+        chain)."""
+        call: dict[str, Any] = {"from": self.account.address, "data": data, "value": value}
+        if to is not None:
+            call["to"] = Web3.to_checksum_address(to)
+        try:
+            est = int(self.w3.eth.estimate_gas(call, "pending"))  # type: ignore[arg-type]
+        except ContractLogicError as exc:
+            raise OutboxRevertError(f"{key} would revert now ({exc}); nothing sent") from None
+        return est * 12 // 10 + 10_000
+
     # --- writing ------------------------------------------------------------------------------------
     def _fees(self) -> tuple[int, int]:
         block = self.w3.eth.get_block("latest")
@@ -113,15 +127,7 @@ class Outbox:
             return existing
         to_cs = Web3.to_checksum_address(to) if to is not None else None
         if gas is None:
-            call: dict[str, Any] = {"from": self.account.address, "data": data, "value": value}
-            if to_cs is not None:
-                call["to"] = to_cs
-            try:
-                # "pending": the block this will be mined in (a reveal needs its commitment a block old)
-                est = self.w3.eth.estimate_gas(call, "pending")  # type: ignore[arg-type]
-            except ContractLogicError as exc:  # nothing signed or stored: the caller re-reads the chain
-                raise OutboxRevertError(f"{key} would revert now ({exc}); nothing sent") from None
-            gas = int(est * 12 // 10) + 10_000
+            gas = self.estimate_gas(to_cs, data, value=value, key=key)
         fees = self._fees()
         fields = {
             "to_address": to_cs.lower() if to_cs else None,

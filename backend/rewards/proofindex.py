@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -117,25 +118,49 @@ class ProofIndex:
                 raise BadIndexError(f"{path.name}: size disagrees with its header")
         return found
 
+    def _record(self, fd: int, account: str) -> bytes | None:
+        """The binary search: `account`'s 56-byte record, or None."""
+        key = bytes.fromhex(account[2:])
+        lo, hi = 0, self.count
+        while lo < hi:
+            mid = (lo + hi) // 2
+            rec = os.pread(fd, RECORD, self.records_at + RECORD * mid)
+            if rec[:20] < key:
+                lo = mid + 1
+            elif rec[:20] > key:
+                hi = mid
+            else:
+                return rec
+        return None
+
     def lookup(self, account: str) -> tuple[int, list[str]] | None:
         """(cumulative amount, proof leaf to root) of `account` (0x + 40 hex, any case), or None."""
-        key = bytes.fromhex(account[2:])
         with open(self.path, "rb") as f:
             fd = f.fileno()
-            lo, hi = 0, self.count
-            while lo < hi:
-                mid = (lo + hi) // 2
-                rec = os.pread(fd, RECORD, self.records_at + RECORD * mid)
-                if rec[:20] < key:
-                    lo = mid + 1
-                elif rec[:20] > key:
-                    hi = mid
-                else:
-                    amount = int.from_bytes(rec[20:52], "big")
-                    p = int.from_bytes(rec[52:56], "big") + 1  # 1-based heap position, as in MerkleTree
-                    proof = [
-                        to_hex(os.pread(fd, NODE, self.nodes_at + NODE * (((p >> k) ^ 1) - 1)))
-                        for k in range(p.bit_length() - 1)
-                    ]
-                    return amount, proof
-        return None
+            rec = self._record(fd, account)
+            if rec is None:
+                return None
+            amount = int.from_bytes(rec[20:52], "big")
+            p = int.from_bytes(rec[52:56], "big") + 1  # 1-based heap position, as in MerkleTree
+            proof = [
+                to_hex(os.pread(fd, NODE, self.nodes_at + NODE * (((p >> k) ^ 1) - 1)))
+                for k in range(p.bit_length() - 1)
+            ]
+            return amount, proof
+
+    def amount(self, account: str) -> int | None:
+        """`account`'s cumulative amount without its proof (the binary search only), or None."""
+        with open(self.path, "rb") as f:
+            rec = self._record(f.fileno(), account)
+        return None if rec is None else int.from_bytes(rec[20:52], "big")
+
+    def records(self, chunk: int = 4096) -> Iterator[tuple[str, int]]:
+        """Every (account, cumulative amount), sorted by address, read `chunk` records at a time."""
+        with open(self.path, "rb") as f:
+            fd = f.fileno()
+            for start in range(0, self.count, chunk):
+                n = min(chunk, self.count - start)
+                block = os.pread(fd, RECORD * n, self.records_at + RECORD * start)
+                for i in range(n):
+                    rec = block[RECORD * i : RECORD * (i + 1)]
+                    yield "0x" + rec[:20].hex(), int.from_bytes(rec[20:52], "big")

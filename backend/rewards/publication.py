@@ -292,8 +292,19 @@ def open_index(data_dir: Path, ref: str) -> ProofIndex:
     return _opened(sidecar, name)
 
 
+_OPENED: dict[tuple[Path, int, int], ProofIndex] = {}  # sidecars are immutable once written (renamed in)
+
+
 def _opened(sidecar: Path, name: str) -> ProofIndex:
-    found = ProofIndex.open(sidecar)
+    """The opened sidecar, its header parsed once per file version (path, mtime, size) per process."""
+    st = sidecar.stat()
+    key = (sidecar, st.st_mtime_ns, st.st_size)
+    found = _OPENED.get(key)
+    if found is None:
+        found = ProofIndex.open(sidecar)
+        if len(_OPENED) >= 4096:
+            _OPENED.clear()
+        _OPENED[key] = found
     if found.allocation != name:
         raise BadIndexError(f"{sidecar.name} indexes {found.allocation}, not {name}")
     return found

@@ -48,6 +48,8 @@ TYPES: dict[str, list[Field]] = {
     "RegisterCompute": _fields(f"address provider,Compute job,{_NONCE_DEADLINE}"),
     "RegisterComputes": _fields(f"address provider,Compute[] jobs,{_NONCE_DEADLINE}"),
     "Withdraw": _fields(f"address owner,bytes32 contributionId,{_NONCE_DEADLINE}"),
+    "Attest": _fields(f"address validator,bytes32 contributionId,uint16 score,{_NONCE_DEADLINE}"),
+    "AttestBatch": _fields(f"address validator,bytes32[] contributionIds,uint16[] scores,{_NONCE_DEADLINE}"),
     # EIP-3009, exactly as in the EIP (and USDC's FiatTokenV2).
     "TransferWithAuthorization": _fields(_EIP3009),
     "ReceiveWithAuthorization": _fields(_EIP3009),
@@ -118,6 +120,11 @@ def _referenced(primary: str) -> list[str]:
                 found.add(base)
                 stack.append(base)
     return sorted(found)
+
+
+def referenced_types(primary: str) -> list[str]:
+    """The struct types a primary type references, transitively, sorted (what its `types` must hold)."""
+    return _referenced(primary)
 
 
 def type_string(primary: str) -> str:
@@ -260,6 +267,40 @@ def withdraw_typed_data(
     return _registry_message(
         "Withdraw", chain_id=chain_id, verifying_contract=verifying_contract, nonce=nonce,
         deadline=deadline, owner=owner, contributionId=contribution_id,
+    )  # fmt: skip
+
+
+def attest_typed_data(
+    *,
+    chain_id: int,
+    verifying_contract: str,
+    validator: str,
+    contribution_id: str,
+    score: int,
+    nonce: int,
+    deadline: int,
+) -> dict[str, Any]:
+    """`Attest` for `ContributionRegistry.attestFor` (a validator attests through the relayer)."""
+    return _registry_message(
+        "Attest", chain_id=chain_id, verifying_contract=verifying_contract, nonce=nonce,
+        deadline=deadline, validator=validator, contributionId=contribution_id, score=score,
+    )  # fmt: skip
+
+
+def attest_batch_typed_data(
+    *,
+    chain_id: int,
+    verifying_contract: str,
+    validator: str,
+    contribution_ids: Sequence[str],
+    scores: Sequence[int],
+    nonce: int,
+    deadline: int,
+) -> dict[str, Any]:
+    """`AttestBatch` (one signature over many scores) for `ContributionRegistry.attestBatchFor`."""
+    return _registry_message(
+        "AttestBatch", chain_id=chain_id, verifying_contract=verifying_contract, nonce=nonce,
+        deadline=deadline, validator=validator, contributionIds=list(contribution_ids), scores=list(scores),
     )  # fmt: skip
 
 

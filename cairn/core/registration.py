@@ -18,6 +18,7 @@ from eth_abi.abi import encode
 from eth_utils.crypto import keccak
 
 COMPUTE_DOMAIN = keccak(b"Cairn.ComputeContribution")
+MAX_COMMITMENT_AGE = 7200  # ContributionRegistry.MAX_COMMITMENT_AGE: blocks an unrevealed commitment lives
 
 
 def _b32(value: bytes | str) -> bytes:

@@ -66,6 +66,16 @@ contract ContributionRegistry is IContributionRegistry, AccessControl, Pausable,
     bytes32 public constant WITHDRAW_TYPEHASH =
         keccak256("Withdraw(address owner,bytes32 contributionId,uint256 nonce,uint256 deadline)");
 
+    /// @notice EIP-712 type of a relayed attestation (`attestFor`), signed by the validator.
+    bytes32 public constant ATTEST_TYPEHASH = keccak256(
+        "Attest(address validator,bytes32 contributionId,uint16 score,uint256 nonce,uint256 deadline)"
+    );
+
+    /// @notice EIP-712 type of a relayed batch of attestations (`attestBatchFor`, one signature for the batch).
+    bytes32 public constant ATTEST_BATCH_TYPEHASH = keccak256(
+        "AttestBatch(address validator,bytes32[] contributionIds,uint16[] scores,uint256 nonce,uint256 deadline)"
+    );
+
     /// @notice Domain of compute contribution ids (`keccak256(abi.encode(COMPUTE_DOMAIN, provider, jobId))`).
     bytes32 public constant COMPUTE_DOMAIN = keccak256("Cairn.ComputeContribution");
     /// @notice Blocks after which an unrevealed commitment expires (and after which no older commitment can take
@@ -285,6 +295,50 @@ contract ContributionRegistry is IContributionRegistry, AccessControl, Pausable,
         uint256 n = contributionIds.length;
         if (n != scores.length) revert ContributionRegistryLengthMismatch();
         address validator = _msgSender();
+        for (uint256 i; i < n;) {
+            _attest(contributionIds[i], scores[i], validator);
+            // i < n <= calldata length: cannot overflow.
+            unchecked {
+                ++i;
+            }
+        }
+    }
+
+    /// @inheritdoc IContributionRegistry
+    function attestFor(bytes32 contributionId, uint16 score, address validator, uint256 deadline, bytes calldata signature)
+        external
+    {
+        _checkRole(VALIDATOR_ROLE, validator);
+        bytes32 structHash =
+            keccak256(abi.encode(ATTEST_TYPEHASH, validator, contributionId, score, _useNonce(validator), deadline));
+        _verify(validator, structHash, deadline, signature);
+        _attest(contributionId, score, validator);
+    }
+
+    /// @inheritdoc IContributionRegistry
+    function attestBatchFor(
+        bytes32[] calldata contributionIds,
+        uint16[] calldata scores,
+        address validator,
+        uint256 deadline,
+        bytes calldata signature
+    ) external {
+        uint256 n = contributionIds.length;
+        if (n == 0) revert ContributionRegistryInvalidInput();
+        if (n != scores.length) revert ContributionRegistryLengthMismatch();
+        _checkRole(VALIDATOR_ROLE, validator);
+        // EIP-712 arrays of atomic values: keccak of their 32-byte words (abi.encodePacked pads array elements).
+        bytes32 structHash = keccak256(
+            abi.encode(
+                ATTEST_BATCH_TYPEHASH,
+                validator,
+                keccak256(abi.encodePacked(contributionIds)),
+                keccak256(abi.encodePacked(scores)),
+                _useNonce(validator),
+                deadline
+            )
+        );
+        _verify(validator, structHash, deadline, signature);
         for (uint256 i; i < n;) {
             _attest(contributionIds[i], scores[i], validator);
             // i < n <= calldata length: cannot overflow.

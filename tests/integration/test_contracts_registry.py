@@ -115,6 +115,8 @@ def test_typehashes_match_deployed_contracts(env: Env) -> None:
         ("REGISTER_COMPUTE_TYPEHASH", "RegisterCompute"),
         ("REGISTER_COMPUTES_TYPEHASH", "RegisterComputes"),
         ("WITHDRAW_TYPEHASH", "Withdraw"),
+        ("ATTEST_TYPEHASH", "Attest"),
+        ("ATTEST_BATCH_TYPEHASH", "AttestBatch"),
     ]:
         assert getattr(reg.functions, const)().call() == eip712.typehash(primary), const
 

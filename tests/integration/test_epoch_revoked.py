@@ -84,7 +84,7 @@ def test_revoked_root_is_recomputed_proposed_again_accepted_and_claimed(
     engine = make_engine(sqlite_url)
     settings = ApiSettings(
         rpc_urls=[anvil.url], database_url=sqlite_url, deployment_file=tmp_path / "deployment.json",
-        data_dir=tmp_path / "data", confirmations=0,
+        data_dir=tmp_path / "data", confirmations=0, api_head_max_age_s=0,
     )  # fmt: skip
     eng = EpochLifecycle(
         engine=engine, w3=w3, deployment=dep, policy=policy, data_dir=tmp_path / "data", publisher_key=ADMIN,

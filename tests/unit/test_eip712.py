@@ -36,6 +36,8 @@ def test_registry_typehashes_match_solidity() -> None:
         "REGISTER_COMPUTE": "RegisterCompute",
         "REGISTER_COMPUTES": "RegisterComputes",
         "WITHDRAW": "Withdraw",
+        "ATTEST": "Attest",
+        "ATTEST_BATCH": "AttestBatch",
     }
     assert set(sol) == set(expected)
     for const, primary in expected.items():

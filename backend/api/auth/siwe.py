@@ -98,7 +98,7 @@ def verify(
         raise SiweRejectedError(f"siwe_nonce_{state}", f"the nonce {msg.nonce} {what}: ask for a new one")
     signature = _signature_bytes(signature_hex)
     wallet = _verify_signature(chain, text=text, address=msg.address, signature=signature,
-                               gas=settings.api_relay_verify_gas)  # fmt: skip
+                               gas=settings.api_relay.verify_gas)  # fmt: skip
     return Verified(message=msg, address=msg.address, expires_at=expires, wallet=wallet)
 
 

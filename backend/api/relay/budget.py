@@ -28,6 +28,7 @@ from backend.outbox import store as outbox_store
 BUDGET = metadata.tables["relay_budget"]
 CHARGE = metadata.tables["relay_charge"]
 DENIED = metadata.tables["relay_denied"]
+RELAY = metadata.tables["relay_record"]
 GLOBAL = "*"
 RESERVED, SETTLED, RELEASED = "reserved", "settled", "released"
 DAY = 86_400
@@ -67,6 +68,7 @@ class Ready:
     reserved_gas: int
     status: str | None  # the outbox row's status; None: the row was discarded
     mined_hash: str | None
+    owner_is_contract: bool | None = None  # as recorded with the relay (None: not recorded)
 
 
 def _insert_ignore(conn: Connection, table: Any, values: dict[str, Any]) -> None:
@@ -179,8 +181,15 @@ class Budget:
         """Reserved charges whose outbox row is no longer pending (or no longer exists)."""
         tx = outbox_store.TX
         query = (
-            select(CHARGE.c.id, CHARGE.c.owner, CHARGE.c.reserved_gas, tx.c.status, tx.c.mined_hash)
-            .select_from(CHARGE.outerjoin(tx, tx.c.id == CHARGE.c.outbox_id))
+            select(
+                CHARGE.c.id, CHARGE.c.owner, CHARGE.c.reserved_gas, tx.c.status, tx.c.mined_hash,
+                RELAY.c.owner_is_contract,
+            )
+            .select_from(
+                CHARGE.outerjoin(tx, tx.c.id == CHARGE.c.outbox_id).outerjoin(
+                    RELAY, RELAY.c.relay_id == CHARGE.c.relay_id
+                )
+            )
             .where(
                 CHARGE.c.chain_id == self.chain_id,
                 CHARGE.c.state == RESERVED,
@@ -189,7 +198,10 @@ class Budget:
         )
         with self.engine.connect() as conn:
             rows = conn.execute(query).all()
-        return [Ready(int(r[0]), str(r[1]), int(r[2]), r[3], r[4]) for r in rows]
+        return [
+            Ready(int(r[0]), str(r[1]), int(r[2]), r[3], r[4], None if r[5] is None else bool(r[5]))
+            for r in rows
+        ]
 
     def finish(self, charge: Ready, *, gas_used: int, wei: int) -> bool:
         """Settle one charge: the reservation becomes `gas_used` spent (0: released). False if another process

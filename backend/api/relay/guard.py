@@ -20,7 +20,6 @@ so a flood that the buckets refuse costs microseconds and never queues honest re
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine
@@ -30,8 +29,8 @@ from web3.exceptions import TransactionNotFound
 from backend.api.chain import Chain
 from backend.api.ratelimit import MAX_KEYS, TokenBuckets, client_of
 from backend.api.relay import records
-from backend.api.relay.budget import GLOBAL, Budget, BudgetFull, NonceTaken, until_next_day
-from backend.api.settings import ApiSettings
+from backend.api.relay.budget import GLOBAL, Budget, BudgetFull, NonceTaken, Ready, until_next_day
+from backend.api.settings import RelaySettings
 from cairn.core.errors import (
     BudgetExhaustedError,
     DeadlineTooSoonError,
@@ -47,29 +46,7 @@ if TYPE_CHECKING:
     from backend.api.metrics import Metrics
 
 
-@dataclass(frozen=True)
-class RelayLimits:
-    min_deadline_s: int = 600
-    verify_gas: int = 50_000
-    wallet_gas_limit: int = 220_000
-    client_burst: int = 60
-    client_per_minute: float = 30.0
-    client_header: str = ""
-    account_burst: int = 10
-    account_per_minute: float = 2.0
-    daily_gas: int = 20_000_000
-    account_daily_gas: int = 2_000_000
-
-    @classmethod
-    def from_settings(cls, s: ApiSettings) -> RelayLimits:
-        return cls(
-            min_deadline_s=s.api_relay_min_deadline_s, verify_gas=s.api_relay_verify_gas,
-            wallet_gas_limit=s.api_relay_wallet_gas_limit,
-            client_burst=s.api_relay_client_burst, client_per_minute=s.api_relay_client_per_minute,
-            client_header=s.api_relay_client_header, account_burst=s.api_relay_account_burst,
-            account_per_minute=s.api_relay_account_per_minute, daily_gas=s.api_relay_daily_gas,
-            account_daily_gas=s.api_relay_account_daily_gas,
-        )  # fmt: skip
+RelayLimits = RelaySettings  # the relayer's limits: `ApiSettings.api_relay` (backend/api/settings.py)
 
 
 class RelayGuard:
@@ -113,14 +90,17 @@ class RelayGuard:
             )  # fmt: skip
 
     # --- after the signature is verified -------------------------------------------------------------------
-    def before_send(self, *, owner: str, nonce: int, gas: int, relay_id: str, message_digest: str) -> None:
+    def before_send(
+        self, *, owner: str, nonce: int, gas: int, relay_id: str, message_digest: str, wallet: bool
+    ) -> None:
         """The owner's bucket, its pending nonce and today's budgets (a pre-check; `reserve` decides). A
         pending relay of this very message (another request, maybe another process) is no conflict: the
         relayer answers with it. `gas` is the transaction's gas limit; a contract wallet's is held to
-        `wallet_gas_limit`: its `isValidSignature` may tell the relayer's direct check (bounded by
-        `verify_gas`) from the registry's call, which the estimate and the chain make."""
+        `wallet_gas_limit` (`wallet`: the owner has code, decided once per relay by the caller): its
+        `isValidSignature` may tell the relayer's direct check (bounded by `verify_gas`) from the registry's
+        call, which the estimate and the chain make."""
         wallet_cap = self.limits.wallet_gas_limit
-        if gas > wallet_cap and len(self.chain.w3.eth.get_code(Web3.to_checksum_address(owner))) > 0:
+        if gas > wallet_cap and wallet:
             raise RelayGasCeilingError(
                 f"the relayed transaction for contract wallet {owner} needs {gas} gas, above the relayer's "
                 f"ceiling {wallet_cap} for contract wallets (its isValidSignature costs more through the "
@@ -138,6 +118,18 @@ class RelayGuard:
             if record is None or record["message_digest"] != message_digest:
                 raise self._nonce_pending(owner, nonce, holder)
         for scope in (GLOBAL, owner):
+            if self.budget.remaining(scope) < gas:
+                raise self._exhausted(scope)
+        self._gauge()
+
+    def before_claim(self, *, account: str, gas: int) -> None:
+        """A relayed claim (no signature, no owner nonce): the account's bucket and today's budgets."""
+        if wait := self.accounts.take(account.lower()):
+            raise RateLimitedError(
+                f"too many relays for {account}; retry in {wait} s",
+                reason="rate_account", retry_after=wait, owner=account,
+            )  # fmt: skip
+        for scope in (GLOBAL, account):
             if self.budget.remaining(scope) < gas:
                 raise self._exhausted(scope)
         self._gauge()
@@ -190,11 +182,18 @@ class RelayGuard:
             if self.metrics is not None and gas_used:
                 self.metrics.relayer_gas.inc(gas_used)
                 self.metrics.relayer_wei.inc(wei)
-            if reverted and len(w3.eth.get_code(Web3.to_checksum_address(charge.owner))) > 0:
+            if reverted and self._is_wallet(charge):
                 self.budget.deny(charge.owner, tx_hash=str(charge.mined_hash), gas_used=gas_used)
         if done:
             self._gauge()
         return done
+
+    def _is_wallet(self, charge: Ready) -> bool:
+        """The owner is a contract wallet: as recorded with the relay (decided at the request), else (a relay
+        recorded before that was stored) the chain's answer now."""
+        if charge.owner_is_contract is not None:
+            return charge.owner_is_contract
+        return len(self.chain.w3.eth.get_code(Web3.to_checksum_address(charge.owner))) > 0
 
     def _gauge(self) -> None:
         if self.metrics is not None:

@@ -82,6 +82,7 @@ def awaiting_reveal(engine: Engine, chain_id: int) -> list[dict[str, Any]]:
                 RELAY.c.chain_id == chain_id,
                 RELAY.c.reveal_data.is_not(None),
                 RELAY.c.reveal_outbox_id.is_(None),
+                RELAY.c.failure.is_(None),
             )
         ).all()
     return [dict(r._mapping) for r in rows]
@@ -105,3 +106,13 @@ def clear_reveal(conn: Connection, relay_id: str, oid: int) -> None:
         .where(RELAY.c.relay_id == relay_id, RELAY.c.reveal_outbox_id == oid)
         .values(reveal_outbox_id=None)
     )
+
+
+def fail(engine: Engine, relay_id: str, reason: str) -> None:
+    """Mark a relay that can no longer succeed (nothing more is sent for it)."""
+    with engine.begin() as conn:
+        conn.execute(
+            update(RELAY)
+            .where(RELAY.c.relay_id == relay_id, RELAY.c.reveal_outbox_id.is_(None))
+            .values(failure=reason)
+        )

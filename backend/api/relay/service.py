@@ -24,20 +24,20 @@ from typing import Any
 from eth_utils.crypto import keccak
 from sqlalchemy import Connection, Engine
 from web3 import Web3
-from web3.exceptions import ContractCustomError, ContractLogicError, Web3RPCError
+from web3.exceptions import Web3RPCError
 
 from backend.api.chain import Chain
 from backend.api.relay import records
 from backend.api.relay.guard import RelayGuard
+from backend.api.relay.messages import DatasetMessage, Message
 from backend.api.relay.verify import (
     check_signature_shape,
-    request_digest,
     signature_digest,
     simulate_reveal,
     verify_owner,
 )
 from backend.outbox import CONFIRMED, PENDING, Outbox, OutboxTx
-from cairn.core.eip712 import Dataset, digest, register_dataset_typed_data
+from cairn.core.eip712 import Dataset, digest
 from cairn.core.errors import (
     BudgetExhaustedError,
     ConflictError,
@@ -47,17 +47,15 @@ from cairn.core.errors import (
     RelayError,
     RelayGasCeilingError,
 )
-from cairn.core.registration import commitment
+from cairn.core.registration import MAX_COMMITMENT_AGE, commitment
 
 MINED, REVERTED, REPLACED, SIGNED = "mined", "reverted", "replaced", "signed"
-COMMIT, REVEAL = "commit", "reveal"
+COMMIT, REVEAL, SEND = "commit", "reveal", "send"
+FAILED = "failed"  # the reveal can no longer succeed (its commitment expired)
 _SALT_DOMAIN = b"cairn.relay.salt"
+_CLAIM_DOMAIN = b"cairn.relay.claim:"
+CLAIM = "claim"
 _COMMIT_GAS = 60_000  # commit([one commitment]): ~46k
-
-
-def _reveal_bound(reveal_data: str) -> int:
-    """A bound on the reveal's gas before it can be estimated: its calldata plus the registration."""
-    return len(reveal_data) // 2 * 16 + 80_000
 
 
 def relay_salt(signature: bytes) -> bytes:
@@ -116,10 +114,15 @@ class Relayer:
         reveal_id = record.get("reveal_outbox_id")
         reveal_row = self.outbox.refresh(int(reveal_id)) if reveal_id is not None else None
         row = reveal_row if reveal_row is not None else commit_row
+        kind = str(record.get("kind") or "dataset")
         phase = REVEAL if reveal_row is not None else COMMIT
+        if reveal_row is None and record.get("reveal_data") is None and kind != "dataset":
+            phase = SEND  # one transaction, no commitment
         current = relay_status(row)
         if phase == COMMIT and current == MINED and record.get("reveal_data") is not None:
             current = "pending"  # committed: the registration itself is the reveal
+        if record.get("failure") and reveal_row is None:
+            current = FAILED
         hashes = self.outbox.hashes(int(record["outbox_id"]))
         if reveal_id is not None:
             hashes += self.outbox.hashes(int(reveal_id))
@@ -133,6 +136,8 @@ class Relayer:
             "message_digest": record["message_digest"],
             "owner": record["owner"],
             "content_hash": record["content_hash"],
+            "kind": kind,
+            "failure": record.get("failure"),
             "nonce": record["owner_nonce"],
             "relayer": record["relayer"],
             "relayer_nonce": row.nonce if row is not None else None,
@@ -154,8 +159,12 @@ class Relayer:
     def register_dataset(
         self, *, dataset: Dataset, owner: str, deadline: int, signature: bytes
     ) -> dict[str, Any]:
+        """`relay` for a single dataset registration."""
+        return self.relay(DatasetMessage(owner, deadline, dataset=dataset), signature)
+
+    def relay(self, msg: Message, signature: bytes) -> dict[str, Any]:
         """Verify, sign and record, then broadcast; a known signed message returns its relay."""
-        prepared = self.prepare_dataset(dataset=dataset, owner=owner, deadline=deadline, signature=signature)
+        prepared = self.prepare(msg, signature)
         if prepared["status"] != SIGNED:
             return prepared
         row = self.outbox.get_by_id(int(prepared["outbox_id"]))
@@ -205,20 +214,26 @@ class Relayer:
             return record
         registry = self.chain.contract("ContributionRegistry")
         key = f"relay:{self.chain.chain_id}:{record['relay_id']}:{commit_row.id}:reveal"
+        mined_at = commit_row.block_number
+        if mined_at is not None and self.chain.w3.eth.block_number + 1 > mined_at + MAX_COMMITMENT_AGE:
+            # the reveal would be mined after the commitment expired: it can never succeed
+            records.fail(
+                self.engine, record["relay_id"],
+                f"the commitment mined in block {mined_at} expired (after {MAX_COMMITMENT_AGE} blocks) "
+                "before the reveal could be sent; sign again to register",
+            )  # fmt: skip
+            fresh = records.by_relay_id(self.engine, record["relay_id"])
+            return fresh if fresh is not None else record
 
         data = str(record["reveal_data"])
         try:
-            est = int(
-                self.chain.w3.eth.estimate_gas(
-                    {"from": self.address, "to": registry.address, "data": data}, "pending"  # type: ignore[typeddict-item]
-                )
-            )
-        except (ContractCustomError, ContractLogicError, Web3RPCError, ValueError):
+            gas = self.outbox.estimate_gas(registry.address, data, key=key)
+        except (OutboxRevertError, Web3RPCError, ValueError):
             return record  # would revert now: nothing is sent; the relay stays committed and says so
-        gas = est + est // 5 + 10_000
-        if gas > self.gas_limit or (
-            gas > self.guard.limits.wallet_gas_limit and self._is_contract(str(record["owner"]))
-        ):
+        wallet = record.get("owner_is_contract")
+        if wallet is None:  # recorded before the relay stored it
+            wallet = self._is_contract(str(record["owner"]))
+        if gas > self.gas_limit or (gas > self.guard.limits.wallet_gas_limit and wallet):
             return record  # over the relayer's ceiling (a wallet that grew costly): nothing is sent
 
         def with_row(conn: Connection, oid: int) -> None:
@@ -260,20 +275,25 @@ class Relayer:
     def prepare_dataset(
         self, *, dataset: Dataset, owner: str, deadline: int, signature: bytes
     ) -> dict[str, Any]:
+        """`prepare` for a single dataset registration."""
+        return self.prepare(DatasetMessage(owner, deadline, dataset=dataset), signature)
+
+    def prepare(self, msg: Message, signature: bytes) -> dict[str, Any]:
         """Everything up to the broadcast: checks, then the relay record and its outbox row (signed
         transaction, nonce fixed) committed together. Returns the relay with status `signed`, or the API
         answer for an already recorded message. A crash right after this leaves an outbox row that
         `reconcile()` (the outbox) broadcasts at the next start."""
+        owner, deadline = msg.signer, msg.deadline
         check_signature_shape(signature)
         sig_digest = signature_digest(signature)
-        req_digest = request_digest(dataset, owner, deadline)
+        req_digest = msg.request_digest()
         replacing = records.by_relay_id(self.engine, sig_digest)
         if replacing is not None:
             if replacing["request_digest"] != req_digest:
                 # Same signature, different owner or fields: a replay or a front-runner's edit.
                 raise InvalidInputError(
-                    f"signature is not {owner}'s over this registration (it was relayed before for "
-                    f"owner {replacing['owner']} and content hash {replacing['content_hash']})",
+                    f"signature is not {owner}'s over this message (it was relayed before for "
+                    f"{replacing['owner']} and {replacing['content_hash']})",
                     field="signature",
                 )
             answer = self._answer(replacing, duplicate=True)
@@ -291,16 +311,10 @@ class Relayer:
         self.guard.before_verify(owner=owner, deadline=deadline, head_timestamp=int(head["timestamp"]))
         registry = self.chain.contract("ContributionRegistry")
         nonce = int(registry.functions.nonces(owner).call())
-        typed = register_dataset_typed_data(
-            chain_id=self.chain.chain_id,
-            verifying_contract=registry.address,
-            dataset=dataset,
-            owner=owner,
-            nonce=nonce,
-            deadline=deadline,
-        )
+        typed = msg.typed(chain_id=self.chain.chain_id, verifying_contract=registry.address, nonce=nonce)
         typed_digest = digest(typed)
         msg_digest = "0x" + typed_digest.hex()
+        wallet = self._is_contract(owner)  # decided once for this relay; every later check uses it
         try:
             verify_owner(
                 self.chain.w3,
@@ -310,6 +324,7 @@ class Relayer:
                 owner=owner,
                 nonce=nonce,
                 verify_gas=self.guard.limits.verify_gas,
+                wallet=wallet,
             )
         except InvalidInputError:
             # the owner's nonce moved because another API process just relayed this very message?
@@ -320,25 +335,26 @@ class Relayer:
         if existing is not None and existing["relay_id"] != sig_digest:  # same message, another signature
             return self._answer(existing, duplicate=True)
         try:
-            self._check_not_registered(dataset.content_hash, sig_digest)
+            for content_hash in msg.content_hashes:
+                self._check_not_registered(content_hash, sig_digest)
         except ConflictError:
             if (elsewhere := self._recorded(sig_digest, msg_digest, req_digest)) is not None:
                 return elsewhere
             raise
 
         salt = relay_salt(signature)
-        args = [dataset.as_tuple(), owner, salt, deadline, signature]
-        reveal = registry.functions.registerDatasetFor(*args)
-        wallet = self._is_contract(owner)
+        fn_name, args = msg.call(salt=salt, signature=signature)
+        call = registry.functions[fn_name](*args)
         # A contract wallet's isValidSignature runs inside this simulation (the registry calls it), so the
         # simulation's gas cap holds it to the relayer's wallet ceiling.
         cap = min(self.guard.limits.wallet_gas_limit, self.gas_limit) if wallet else self.gas_limit
-        reason = simulate_reveal(reveal, registry, sender=self.address, gas=cap)
+        committed = not msg.direct
+        reason = simulate_reveal(call, registry, sender=self.address, gas=cap, committed=committed)
         if reason is not None and wallet and simulate_reveal(
-            reveal, registry, sender=self.address, gas=self.gas_limit
+            call, registry, sender=self.address, gas=self.gas_limit, committed=committed
         ) is None:  # only the cap made it fail: the wallet costs more than the ceiling through the registry
             raise RelayGasCeilingError(
-                f"the relayed registration for contract wallet {owner} needs more gas, above the "
+                f"the relayed {msg.kind} for contract wallet {owner} needs more gas, above the "
                 f"relayer's ceiling {cap} for contract wallets (its isValidSignature costs more through "
                 "the registry than in the relayer's check)",
                 owner=owner, ceiling=cap,
@@ -346,21 +362,36 @@ class Relayer:
         if reason is not None:
             if (elsewhere := self._recorded(sig_digest, msg_digest, req_digest)) is not None:
                 return elsewhere
-            raise InvalidInputError(
-                f"the registry would reject this registration: {reason}", field="signature"
-            )
-        reveal_data = registry.encode_abi("registerDatasetFor", args=args)
-        # The reveal's gas cannot be estimated before the commit is mined; its calldata bounds it (the uri).
-        if _reveal_bound(reveal_data) > self.gas_limit:
-            raise InvalidInputError(
-                f"registration needs more gas than the relay limit {self.gas_limit}", field="uri"
-            )
-        # The budget must have room for both phases: the commit, and a bound on the reveal (sent once the
-        # commit is mined, with its own reservation; see `_advance`).
-        tx_gas = _COMMIT_GAS + _reveal_bound(reveal_data)
+            raise InvalidInputError(f"the registry would reject this {msg.kind}: {reason}", field="signature")
+        call_data = registry.encode_abi(fn_name, args=args)
+        if msg.direct:  # one transaction: it can be estimated now
+            try:
+                first_gas = self.outbox.estimate_gas(registry.address, call_data, key=msg.kind)
+            except OutboxRevertError as exc:
+                raise InvalidInputError(f"the registry would reject this {msg.kind}: {exc}") from None
+            if first_gas > self.gas_limit:
+                raise InvalidInputError(
+                    f"this {msg.kind} needs {first_gas} gas, more than the relay limit {self.gas_limit}",
+                    field="signature",
+                )
+            tx_gas = first_gas
+            reveal_data: str | None = None
+        else:
+            # The reveal's gas cannot be estimated before the commit is mined; its calldata bounds it.
+            reveal_bound = msg.reveal_bound(call_data)
+            if reveal_bound > self.gas_limit:
+                raise InvalidInputError(
+                    f"registration needs more gas than the relay limit {self.gas_limit}", field="uri"
+                )
+            # The budget must have room for both phases: the commit, and a bound on the reveal (sent once
+            # the commit is mined, with its own reservation; see `_advance`).
+            first_gas = _COMMIT_GAS
+            tx_gas = _COMMIT_GAS + reveal_bound
+            reveal_data = call_data
         self.guard.before_send(
-            owner=owner, nonce=nonce, gas=tx_gas, relay_id=sig_digest, message_digest=msg_digest
-        )
+            owner=owner, nonce=nonce, gas=tx_gas, relay_id=sig_digest, message_digest=msg_digest,
+            wallet=wallet,
+        )  # fmt: skip
 
         record = {
             "relay_id": sig_digest,
@@ -368,12 +399,14 @@ class Relayer:
             "request_digest": req_digest,
             "chain_id": self.chain.chain_id,
             "owner": owner,
-            "content_hash": dataset.content_hash,
+            "content_hash": msg.subject,
             "owner_nonce": str(nonce),
             "deadline": str(deadline),
             "relayer": self.address,
             "created_at": int(time.time()),
             "reveal_data": reveal_data,
+            "owner_is_contract": wallet,
+            "kind": msg.kind,
         }
         made: list[int] = []
 
@@ -382,24 +415,23 @@ class Relayer:
                 records.insert_new(conn, {**record, "outbox_id": oid})
             else:
                 records.repoint(conn, sig_digest, old=int(replacing["outbox_id"]), new=oid)
-            # the commit's own gas; the reveal reserves its own when it is sent (`_advance`), within budget
+            # the first transaction's own gas; a reveal reserves its own when it is sent (`_advance`)
             self.guard.reserve(
-                conn, owner=owner, nonce=nonce, relay_id=sig_digest, outbox_id=oid, gas=_COMMIT_GAS
+                conn, owner=owner, nonce=nonce, relay_id=sig_digest, outbox_id=oid, gas=first_gas
             )
             made.append(oid)
 
         key = f"relay:{self.chain.chain_id}:{sig_digest}"
         if replacing is not None:
             key += f":{replacing['outbox_id']}"
-        commit_value = commitment(owner, dataset.content_hash, salt)
+        if msg.direct:
+            data = call_data
+        else:
+            assert msg.commit_digest is not None
+            data = registry.encode_abi("commit", args=[[commitment(owner, msg.commit_digest, salt)]])
         try:
             self.outbox.enqueue(
-                key,
-                to=registry.address,
-                data=registry.encode_abi("commit", args=[[commit_value]]),
-                gas=_COMMIT_GAS,
-                broadcast=False,
-                with_row=with_row,
+                key, to=registry.address, data=data, gas=first_gas, broadcast=False, with_row=with_row
             )
         except records.AlreadyRecorded:
             made.clear()
@@ -414,6 +446,86 @@ class Relayer:
         if replacing is not None:
             out["replaced_outbox_id"] = int(replacing["outbox_id"])
         return out
+
+    def claim_for(
+        self, *, account: str, epoch: int, root: str, cumulative: int, proof: list[str]
+    ) -> dict[str, Any]:
+        """Relay `RewardDistributor.claimFor(account, cumulative, proof)` for an account without gas (the
+        tokens go to the account; no signature is needed, so nothing can be forged). One relay per
+        (account, cumulative amount); refused before any gas when nothing is claimable or the claim would
+        revert, and held to the same client/account rate limits and daily gas budgets as every relay."""
+        which = f"{self.chain.chain_id}:{account.lower()}:{cumulative}"
+        relay_id = "0x" + keccak(_CLAIM_DOMAIN + which.encode()).hex()
+        existing = records.by_relay_id(self.engine, relay_id)
+        if existing is not None:
+            answer = self._answer(existing, duplicate=True)
+            if answer["status"] not in (REPLACED, REVERTED):
+                return answer
+            raise ConflictError(
+                f"the relayed claim {relay_id} for {account} was {answer['status']}; claim directly",
+                relay_id=relay_id,
+            )
+        self.guard.settle()
+        distributor = self.chain.contract("RewardDistributor")
+        claimed = int(distributor.functions.claimed(account).call())
+        if cumulative <= claimed:
+            raise ConflictError(
+                f"{account} has nothing to claim: {claimed} of its cumulative {cumulative} (epoch {epoch}) "
+                "is claimed already",
+                account=account, claimed=str(claimed),
+            )  # fmt: skip
+        args = [account, cumulative, [bytes.fromhex(p[2:]) for p in proof]]
+        reason = simulate_reveal(
+            distributor.functions.claimFor(*args), distributor, sender=self.address, gas=self.gas_limit,
+            committed=False,
+        )  # fmt: skip
+        if reason is not None:
+            raise InvalidInputError(f"the distributor would reject this claim: {reason}", field="account")
+        data = distributor.encode_abi("claimFor", args=args)
+        try:
+            gas = self.outbox.estimate_gas(distributor.address, data, key="claim")
+        except OutboxRevertError as exc:
+            raise InvalidInputError(f"the distributor would reject this claim: {exc}") from None
+        self.guard.before_claim(account=account, gas=gas)
+        record = {
+            "relay_id": relay_id, "message_digest": relay_id, "request_digest": relay_id,
+            "chain_id": self.chain.chain_id, "owner": account, "content_hash": root.lower(),
+            "owner_nonce": str(cumulative), "deadline": "0", "relayer": self.address,
+            "created_at": int(time.time()), "reveal_data": None, "owner_is_contract": False, "kind": CLAIM,
+        }  # fmt: skip
+        made: list[int] = []
+
+        def with_row(conn: Connection, oid: int) -> None:
+            records.insert_new(conn, {**record, "outbox_id": oid})
+            self.guard.reserve(
+                conn, owner=account, nonce=cumulative, relay_id=relay_id, outbox_id=oid, gas=gas,
+                claim_nonce=False,
+            )  # fmt: skip
+            made.append(oid)
+
+        try:
+            row = self.outbox.enqueue(
+                f"relay:{self.chain.chain_id}:{relay_id}", to=distributor.address, data=data, gas=gas,
+                broadcast=False, with_row=with_row,
+            )  # fmt: skip
+        except records.AlreadyRecorded:
+            made.clear()
+        if not made:
+            again = records.by_relay_id(self.engine, relay_id)
+            if again is None:  # pragma: no cover - recorded by another process, then discarded
+                raise ConflictError(f"the claim {relay_id} is being relayed", relay_id=relay_id)
+            return self._answer(again, duplicate=True)
+
+        def undo(conn: Connection, oid: int) -> None:
+            records.delete(conn, relay_id)
+
+        try:
+            self.outbox.send(row, on_discard=undo)
+        except OutboxRejectedError as exc:
+            raise RelayError(f"the node refused the relayed claim: {exc}") from None
+        stored = records.by_relay_id(self.engine, relay_id)
+        assert stored is not None
+        return self._answer(stored, duplicate=False)
 
     def reconcile(self) -> dict[str, int]:
         """At start-up: the outbox settles, re-broadcasts or fee-bumps every pending relay transaction

@@ -51,17 +51,25 @@ def check_signature_shape(signature: bytes) -> None:
 
 
 def verify_owner(
-    w3: Web3, *, chain_id: int, digest: bytes, signature: bytes, owner: str, nonce: int, verify_gas: int
+    w3: Web3,
+    *,
+    chain_id: int,
+    digest: bytes,
+    signature: bytes,
+    owner: str,
+    nonce: int,
+    verify_gas: int,
+    wallet: bool,
 ) -> None:
-    """The owner signed `digest`: as an EOA (ECDSA recovery) or as a contract wallet (EIP-1271, whose
-    `isValidSignature` gets at most `verify_gas` gas: a wallet that burns more is refused)."""
+    """The owner signed `digest`: as an EOA (ECDSA recovery) or, if `wallet` (the owner has code, decided
+    by the caller), as a contract wallet (EIP-1271, whose `isValidSignature` gets at most `verify_gas` gas:
+    a wallet that burns more is refused)."""
     try:
         signer = Account._recover_hash(digest, signature=signature)
     except Exception:
         signer = None
     if signer is not None and signer.lower() == owner.lower():
         return
-    wallet = len(w3.eth.get_code(Web3.to_checksum_address(owner))) > 0
     if wallet and _eip1271(w3, owner, digest, signature, verify_gas):
         return
     raise InvalidInputError(
@@ -95,17 +103,20 @@ def revert_reason(exc: Exception, contract: Any) -> str:
     return str(getattr(exc, "message", None) or exc)
 
 
-def simulate_reveal(reveal: Any, registry: Any, *, sender: str, gas: int) -> str | None:
-    """Simulate a relayed reveal before its commitment exists, with `gas`: None if it fails exactly at the
-    commitment check, which the registry makes after the deadline, nonce, signature and pause checks (so all
-    of those pass); otherwise the revert reason. RelayError if the node refuses to simulate."""
+def simulate_reveal(
+    reveal: Any, registry: Any, *, sender: str, gas: int, committed: bool = True
+) -> str | None:
+    """Simulate a relayed call with `gas`. A reveal (`committed`) is simulated before its commitment
+    exists: None if it fails exactly at the commitment check, which the registry makes after the deadline,
+    nonce, signature and pause checks (so all of those pass); otherwise the revert reason. A call without a
+    commitment: None if it succeeds. RelayError if the node refuses to simulate."""
     try:
         reveal.call({"from": sender, "gas": gas})
     except (ContractCustomError, ContractLogicError) as exc:
         reason = revert_reason(exc, registry)
-        return None if reason.startswith("ContributionRegistryUnknownCommitment") else reason
+        return None if committed and reason.startswith("ContributionRegistryUnknownCommitment") else reason
     except Web3RPCError as exc:
         if "gas" in str(exc).lower():  # out of gas at the cap
             return str(exc)
         raise RelayError(f"the node refused to simulate the relayed transaction: {exc}") from None
-    return "the registration succeeded without a commitment"
+    return "the registration succeeded without a commitment" if committed else None

@@ -9,8 +9,8 @@ from pydantic import BaseModel, Field
 
 from backend.api import schemas
 from backend.api.deps import ChainDep, RelayerDep, SessionDep, SettingsDep
-from backend.api.metrics import Metrics
-from backend.api.relay.guard import client_of
+from backend.api.pagination import check_limit
+from backend.api.routers.relays import run
 from backend.api.schemas import COMMON, READ, problem_responses
 from backend.api.services import accounts, contributions
 from backend.api.services.eip712 import register_dataset_request
@@ -23,7 +23,7 @@ from backend.api.validation import (
     parse_hex,
 )
 from cairn.core.eip712 import Dataset
-from cairn.core.errors import CairnError, InvalidInputError, NotFoundError
+from cairn.core.errors import InvalidInputError, NotFoundError
 
 router = APIRouter(prefix="/v1", tags=["contributors"])
 
@@ -55,21 +55,7 @@ def register_dataset(body: DatasetRegistration, relayer: RelayerDep, request: Re
     is spent (contracts/SECURITY.md "Relayer"): 429 + Retry-After (rate), 402 + Retry-After (daily gas
     budget), 403 (deny-listed contract wallet), 409 (a relay with this owner nonce is pending), 422 (e.g. a
     deadline too close to the chain's clock)."""
-    metrics: Metrics = request.app.state.metrics
-    client = client_of(
-        dict(request.headers), request.client.host if request.client else None,
-        relayer.guard.limits.client_header,
-    )  # fmt: skip
-    try:
-        relayer.guard.admit_client(client)
-        out = _register(body, relayer)
-    except Exception as exc:
-        metrics.relayed.labels(type(exc).__name__).inc()
-        if isinstance(exc, CairnError) and exc.http_status < 500:
-            metrics.relay_refusals.labels(str(exc.fields.get("reason") or exc.code)).inc()
-        raise
-    metrics.relayed.labels("duplicate" if out["duplicate"] else "sent").inc()
-    return out
+    return run(request, relayer, lambda: _register(body, relayer))
 
 
 def _register(body: DatasetRegistration, relayer: RelayerDep) -> dict[str, Any]:
@@ -121,10 +107,7 @@ def list_datasets(
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
 ) -> dict[str, Any]:
     """Newest first; pass `next_cursor` back as `cursor` for the next page."""
-    if limit > settings.api_page_limit:
-        raise InvalidInputError(
-            f"limit must be at most {settings.api_page_limit}, got {limit}", field="limit"
-        )
+    check_limit(limit, settings.api_page_limit)
     return contributions.list_datasets(
         session,
         owner=parse_address(owner, field="owner") if owner is not None else None,

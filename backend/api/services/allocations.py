@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,29 +35,49 @@ def engine_state(session: Session, *, chain_id: int, epoch: int) -> dict[str, An
 def _index_for_root(
     session: Session, *, settings: ApiSettings, chain: Chain, epoch: int, root: dict[str, Any]
 ) -> ProofIndex:
-    """The proof index of the allocation file of `root` (the engine's file for it, else the root's `uri`),
+    """The proof index of the allocation file of `root` (the root's `uri`, else the engine's file for it),
     checked against the root: built once per file, then each lookup is a few reads (no hashing)."""
-    state = engine_state(session, chain_id=chain.chain_id, epoch=epoch)
-    refs = []
-    if state and state.get("root") == root["root"] and state.get("allocation_file"):
-        refs.append(str(state["allocation_file"]))
-    if root.get("uri"):
-        refs.append(str(root["uri"]))
-    for ref in refs:
+    refs = [str(root["uri"])] if root.get("uri") else []
+    mismatch: AllocationMismatchError | None = None
+    for ref in _refs(session, chain=chain, epoch=epoch, root=root, first=refs):
         try:
             index = publication.open_index(settings.data_dir, ref)
         except (NotFoundError, InvalidInputError):
             continue
-        if index.root.lower() != str(root["root"]).lower():
-            raise AllocationMismatchError(
-                f"allocation file {index.allocation} gives root {index.root}, "
-                f"the chain has {root['root']} for epoch {epoch}",
-                epoch=epoch,
-            )
-        return index
+        if index.root.lower() == str(root["root"]).lower():
+            return index
+        mismatch = mismatch or AllocationMismatchError(
+            f"allocation file {index.allocation} gives root {index.root}, "
+            f"the chain has {root['root']} for epoch {epoch}",
+            epoch=epoch,
+        )
+    if mismatch is not None:
+        raise mismatch
     raise NotFoundError(
         f"the allocation file of epoch {epoch} (root {root['root']}) is not on this server", epoch=epoch
     )
+
+
+def index_of(*, settings: ApiSettings, root: dict[str, Any]) -> ProofIndex | None:
+    """The proof index of a published root's allocation file (by the `uri` published with it), if this
+    server has that file and it gives that root; else None."""
+    if not root.get("uri"):
+        return None
+    try:
+        index = publication.open_index(settings.data_dir, str(root["uri"]))
+    except (NotFoundError, InvalidInputError):
+        return None
+    return index if index.root.lower() == str(root["root"]).lower() else None
+
+
+def _refs(
+    session: Session, *, chain: Chain, epoch: int, root: dict[str, Any], first: list[str]
+) -> Iterator[str]:
+    """The root's published `uri` first (no database read), then the rewards engine's file for that root."""
+    yield from first
+    state = engine_state(session, chain_id=chain.chain_id, epoch=epoch)
+    if state and state.get("root") == root["root"] and state.get("allocation_file"):
+        yield str(state["allocation_file"])
 
 
 def _claimable_now(root: dict[str, Any], head_time: int) -> bool:
@@ -73,7 +94,7 @@ def proof(
         raise NotFoundError(f"{address} has no entitlement in epoch {epoch}", epoch=epoch, address=address)
     amount, proof_nodes = found
     claimed = epochs.claimed(session, address=address)
-    head = chain.latest_block()
+    head = chain.head(settings.api_head_max_age_s)
     return {
         "epoch": epoch,
         "account": address,
@@ -90,17 +111,22 @@ def proof(
 
 
 def latest_entitlement(
-    session: Session, *, settings: ApiSettings, chain: Chain, address: str
+    session: Session, *, settings: ApiSettings, chain: Chain, address: str, claimable_only: bool = False
 ) -> dict[str, Any] | None:
     """The account's leaf under the newest live root whose allocation file is here (None if none): one
-    index lookup per epoch, newest first, and one head read."""
-    head_time = int(chain.latest_block()["timestamp"])
+    index lookup per epoch, newest first, and one head read. `claimable_only`: skip roots still in their
+    challenge delay (the distributor pays under the newest claimable one), judged on the chain's head read
+    now (else one at most `api_head_max_age_s` old)."""
+    head = chain.latest_block() if claimable_only else chain.head(settings.api_head_max_age_s)
+    head_time = int(head["timestamp"])
     for summary in epochs.list_epochs(session, now=head_time):
         if summary["root"] is None:
             continue
         epoch = int(summary["epoch"])
         try:
             root = epochs.live_root(session, epoch=epoch)
+            if claimable_only and not _claimable_now(root, head_time):
+                continue
             found = _index_for_root(session, settings=settings, chain=chain, epoch=epoch, root=root).lookup(
                 address
             )

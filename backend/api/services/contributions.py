@@ -8,7 +8,8 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 from web3 import Web3
 
-from backend.api.mirror import as_int, decode_cursor, encode_cursor, rows, table_exists
+from backend.api.mirror import as_int, rows, table_exists
+from backend.api.pagination import sql_page
 from backend.api.relayer import relay_records
 from cairn.core.errors import NotFoundError
 from cairn.core.policy import median_floor
@@ -91,34 +92,13 @@ def list_datasets(session: Session, *, owner: str | None, limit: int, cursor: st
     """Newest first, keyset-paginated on (block_number, log_index, item_index)."""
     if not table_exists(session, DATASETS):
         return {"items": [], "next_cursor": None}
-    where: list[str] = []
-    params: dict[str, Any] = {"limit": limit + 1}
-    if owner is not None:
-        where.append("owner = :owner")
-        params["owner"] = owner.lower()
-    if cursor is not None:
-        b, i, k = decode_cursor(cursor)
-        where.append(
-            "(block_number < :cb OR (block_number = :cb AND (log_index < :ci"
-            " OR (log_index = :ci AND item_index < :ck))))"
-        )
-        params.update(cb=b, ci=i, ck=k)
-    sql = f"SELECT * FROM {DATASETS}"
-    if where:
-        sql += " WHERE " + " AND ".join(where)
-    sql += " ORDER BY block_number DESC, log_index DESC, item_index DESC LIMIT :limit"
-    found = rows(session, sql, params)
-    page, more = found[:limit], len(found) > limit
-    withdrawn = _withdrawn(session, [r["content_hash"] for r in page])
-    last = page[-1] if page else None
-    return {
-        "items": [_dataset_out(r, withdrawn) for r in page],
-        "next_cursor": encode_cursor(
-            as_int(last["block_number"]), as_int(last["log_index"]), as_int(last["item_index"])
-        )
-        if more and last
-        else None,
-    }
+    where = ["owner = :owner"] if owner is not None else []
+    page = sql_page(
+        session, select=f"SELECT * FROM {DATASETS}", where=where,
+        params={"owner": owner.lower()} if owner is not None else {}, limit=limit, cursor=cursor,
+    )  # fmt: skip
+    withdrawn = _withdrawn(session, [r["content_hash"] for r in page.items])
+    return {"items": [_dataset_out(r, withdrawn) for r in page.items], "next_cursor": page.next_cursor}
 
 
 def attestations(session: Session, *, contribution_id: str) -> list[dict[str, Any]]:

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from backend.api.mirror import as_int, rows, table_exists
+from backend.api.mirror import as_int, mirror_version, rows, table_exists
 from cairn.core.errors import NotFoundError
 
 FUNDED = "ev_epoch_funded"
@@ -66,6 +66,8 @@ def _roots(session: Session, epoch: int | None) -> list[dict[str, Any]]:
             "valid_at": as_int(r["valid_at"]),
             "uri": r["uri"],
             "proposed_block": as_int(r["block_number"]),
+            "proposed_log_index": as_int(r["log_index"]),
+            "proposed_time": as_int(r["block_time"]),
             "proposed_tx": r["tx_hash"],
             "revoked": i in revoked,
             "accepted_at": accepted.get(i),
@@ -134,11 +136,23 @@ def get_epoch(session: Session, *, epoch: int, now: int, current_epoch: int) -> 
     return out
 
 
+_LIVE: dict[tuple[int, tuple[Any, ...], int], dict[str, Any]] = {}
+
+
 def live_root(session: Session, *, epoch: int) -> dict[str, Any]:
-    """The epoch's latest root that was not revoked, or NotFoundError."""
+    """The epoch's latest root that was not revoked, or NotFoundError. Cached per indexer commit (one
+    cursor read instead of the three root tables on every proof lookup)."""
+    version = mirror_version(session)
+    key = (id(session.get_bind()), version, epoch) if version is not None else None
+    if key is not None and (hit := _LIVE.get(key)) is not None:
+        return dict(hit)
     live = [r for r in _roots(session, epoch) if not r["revoked"]]
     if not live:
         raise NotFoundError(f"epoch {epoch} has no published root", epoch=epoch)
+    if key is not None:
+        if len(_LIVE) >= 4096:
+            _LIVE.clear()
+        _LIVE[key] = dict(live[-1])
     return live[-1]
 
 
@@ -148,3 +162,25 @@ def claimed(session: Session, *, address: str) -> int:
         return 0
     found = rows(session, f"SELECT amount FROM {CLAIMED} WHERE account = :a", {"a": address.lower()})
     return sum(as_int(r["amount"]) for r in found)
+
+
+_ALL_LIVE: dict[tuple[int, tuple[Any, ...]], list[dict[str, Any]]] = {}
+
+
+def live_roots(session: Session) -> list[dict[str, Any]]:
+    """The latest root of each epoch that was not revoked, oldest epoch first (cached per indexer
+    commit, like `live_root`)."""
+    version = mirror_version(session)
+    key = (id(session.get_bind()), version) if version is not None else None
+    if key is not None and (hit := _ALL_LIVE.get(key)) is not None:
+        return [dict(r) for r in hit]
+    latest: dict[int, dict[str, Any]] = {}
+    for r in _roots(session, None):
+        if not r["revoked"]:
+            latest[int(r["epoch"])] = r
+    out = [latest[e] for e in sorted(latest)]
+    if key is not None:
+        if len(_ALL_LIVE) >= 256:
+            _ALL_LIVE.clear()
+        _ALL_LIVE[key] = [dict(r) for r in out]
+    return out

@@ -209,6 +209,20 @@ interface IContributionRegistry {
     /// @notice Many attestations in one call (VALIDATOR_ROLE).
     function attestBatch(bytes32[] calldata contributionIds, uint16[] calldata scores) external;
 
+    /// @notice Record `validator`'s score, relayed with the validator's EIP-712 `Attest` signature (its registry
+    /// nonce and a deadline); the validator must hold VALIDATOR_ROLE. Emits the same `Attested` as `attest`.
+    function attestFor(bytes32 contributionId, uint16 score, address validator, uint256 deadline, bytes calldata signature)
+        external;
+
+    /// @notice Many attestations by `validator` under one EIP-712 `AttestBatch` signature (one nonce).
+    function attestBatchFor(
+        bytes32[] calldata contributionIds,
+        uint16[] calldata scores,
+        address validator,
+        uint256 deadline,
+        bytes calldata signature
+    ) external;
+
     /// @notice Withdraw the caller's contribution from future epochs (cannot be undone; the id stays taken).
     function withdraw(bytes32 contributionId) external;
 
