@@ -789,6 +789,21 @@ def test_auditor_shows_the_cairn_audit_verdicts(fresh: tuple[Stack, str], browse
         expect(cells.nth(1)).to_have_text("verified")
         expect(cells.nth(2)).to_have_text(c["match"])
     assert {c["name"] for c in report["contracts"]} >= {"RewardDistributor", "ContributionRegistry"}
+    # every row as CSV or Parquet (GET /v1/exports/...): a click downloads the server's file
+    import pyarrow.parquet as pq
+
+    with page.expect_download() as got:
+        page.get_by_role("listitem").filter(has_text="claims:").get_by_role("link", name="CSV").click()
+    download = got.value
+    assert download.suggested_filename == "cairn-claims.csv"
+    lines = Path(download.path()).read_text().splitlines()
+    assert len(lines) == 2 and stack.owners[0].address.lower() in lines[1].lower(), lines  # the one claim
+    allocations = page.get_by_role("listitem").filter(has_text="allocations:")
+    with page.expect_download() as got:
+        allocations.get_by_role("link", name="Parquet").click()
+    assert got.value.suggested_filename == "cairn-allocations.parquet"
+    table = pq.read_table(got.value.path())
+    assert table.num_rows == report["epochs"][0]["leaves"], table
     screenshot(page, "auditor-report")
     assert errors == []
 

@@ -5,7 +5,8 @@
  *
  * The latest `cairn audit` report (`GET /v1/audit/latest`): its verdict per epoch (recomputed from the chain's
  * events) and per contract (deployed bytecode against the recompiled sources).
- * Not done: CSV/Parquet exports (no such route on this server yet).
+ * Downloads of every row as CSV or Parquet (`GET /v1/exports/{kind}.{csv|parquet}`) are plain links in
+ * index.html.
  */
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
