@@ -509,6 +509,13 @@ def test_validator_scores_a_dataset_from_the_wallet(web: tuple[Stack, str], brow
     page, errors = open_app(browser, url, wallet, view="validate")
     connect(page)
     expect(page.locator("#review-role")).to_contain_text("holds VALIDATOR_ROLE")
+    # the review queue (/v1/validators/{address}/queue): what this validator has not attested yet
+    queued = page.locator(f'#queue-body tr[data-contribution-id="{target}"]')
+    expect(queued).to_contain_text("ipfs://d2")
+    expect(queued.locator("td").nth(4)).to_have_text("0")
+    expect(queued.locator("td").nth(5)).to_have_text("not in the store")
+    d0 = stack.seeded["datasets"][0]  # attested by this validator already (6000)
+    expect(page.locator(f'#queue-body tr[data-contribution-id="{d0}"]')).to_have_count(0)
     row = page.locator(f'#review-body tr[data-content-hash="{target}"]')
     expect(row).to_contain_text("ipfs://d2")
     expect(row.locator("td").nth(3)).to_have_text("none")
@@ -522,6 +529,7 @@ def test_validator_scores_a_dataset_from_the_wallet(web: tuple[Stack, str], brow
     with urllib.request.urlopen(f"{url}/v1/contributions/{target}") as resp:
         atts = json.loads(resp.read())["attestations"]
     assert [(a["validator"], a["score"]) for a in atts] == [(validator.address, 8000)]
+    expect(queued).to_have_count(0)  # reviewed: out of the queue
     screenshot(page, "validate")
     assert errors == []
 
@@ -604,6 +612,17 @@ def test_signed_in_contributor_uses_me_views_and_uploads(web: tuple[Stack, str],
     row = body.locator(f'tr[data-content-hash="{digest}"]')
     expect(row).to_contain_text("not yet; quorum not met (0 of")
     screenshot(page, "contribute-signed-in")
+    # a validator's queue links the uploaded content, and the link serves the bytes
+    reviewer = TestWallet(stack.validators[0], stack.anvil.url, 31337)
+    review, review_errors = open_app(browser, url, reviewer, view="validate")
+    connect(review)
+    queued = review.locator(f'#queue-body tr[data-contribution-id="{digest}"]')
+    link = queued.get_by_role("link", name="download")
+    expect(link).to_have_attribute("href", f"/v1/content/{digest}")
+    with review.expect_download() as got:
+        link.click()
+    assert Path(got.value.path()).read_bytes() == data
+    assert review_errors == []
     assert errors == []
 
 

@@ -40,6 +40,9 @@ export const routes = {
   // the content store (content-addressed by SHA-256)
   content: (contentHash: string) => `/v1/content/${enc(contentHash)}`,
 
+  // a validator's review queue: contributions it has not attested yet
+  validatorQueue: (address: string) => `/v1/validators/${enc(address)}/queue`,
+
   // x402 payments of one payer (with its unsettled exposure)
   payments: (payer: string) => `/v1/payments?payer=${enc(payer)}`,
 

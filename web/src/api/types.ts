@@ -240,3 +240,23 @@ export interface MyClaims {
     tx_hash: string;
   }[];
 }
+
+/** `GET /v1/validators/{address}/queue` (QueuePage). */
+export interface QueuePage {
+  validator: string;
+  items: {
+    contribution_id: string;
+    kind: string;
+    owner: string;
+    model_id: string | null;
+    size: number | null;
+    work_units: number | null;
+    uri: string | null;
+    attested_by: number;
+    content_available: boolean;
+    content_url: string | null;
+    block_number: number;
+    block_time: number;
+  }[];
+  next_cursor: string | null;
+}
