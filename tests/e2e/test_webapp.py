@@ -9,15 +9,19 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import subprocess
+import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
 from eth_account import Account
-from support.api_stack import EPOCH_LENGTH, Stack, deploy, seed, seed_rewards
+from support.api_stack import EPOCH_LENGTH, Stack, deploy, h32, seed, seed_rewards, travel_to
 from support.browser import (
     CHROMIUM,
     CHROMIUM_ARGS,
@@ -31,8 +35,10 @@ from web3 import Web3
 
 from backend.api.app import create_app
 from backend.api.settings import ApiSettings
-from cairn.cli.devchain import start_anvil
-from cairn.core.settings import ANVIL_DEV_KEYS
+from cairn.cli.devchain import free_port, start_anvil
+from cairn.core.policy import POLICY_DIR
+from cairn.core.registration import dataset_calls
+from cairn.core.settings import ANVIL_DEV_KEYS, REPO_ROOT
 
 VALIDITY_S = 3600  # web/src/views/contribute.ts VALIDITY_S
 WALLET_KEY = ANVIL_DEV_KEYS[7]  # not used by the seeded history
@@ -46,6 +52,7 @@ def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, str]]
         w3 = Web3(Web3.HTTPProvider(anvil.url))
         admin = Account.from_key(ANVIL_DEV_KEYS[0])
         dep = deploy(w3, admin, tmp)
+        port = free_port()
         settings = ApiSettings(
             rpc_urls=[anvil.url],
             database_url=f"sqlite:///{tmp}/web.db",
@@ -53,6 +60,7 @@ def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, str]]
             data_dir=tmp / "data",
             confirmations=0,
             finality="confirmations",
+            api_siwe_origins=f"http://127.0.0.1:{port}",  # the page's origin: SIWE messages name it
         )
         stack = Stack(
             anvil, w3, dep, settings, tmp, admin,
@@ -63,7 +71,7 @@ def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, str]]
         seed(stack)
         seed_rewards(stack)
         stack.index()
-        with serve(create_app(settings, run_indexer=True)) as url:
+        with serve(create_app(settings, run_indexer=True), port) as url:
             yield stack, url
 
 
@@ -110,6 +118,12 @@ def connect(page: Any, name: str = WALLET_NAME) -> None:
     page.get_by_role("button", name="Connect wallet").click()
     page.get_by_role("button", name=name).click()
     expect(page.get_by_test_id("wallet-account")).not_to_be_empty()
+
+
+def tokens_text(wei: int) -> str:
+    """What web/src/lib/format.ts `tokens` shows: whole tokens, then the significant decimals."""
+    whole, frac = divmod(wei, 10**18)
+    return f"{whole}.{str(frac).rjust(18, '0').rstrip('0')}" if frac else str(whole)
 
 
 def make_wallet(stack: Stack, chain_id: int = 31337) -> TestWallet:
@@ -320,7 +334,7 @@ def test_phone_width_and_labels(web: tuple[Stack, str], browser: Any) -> None:
     stack, url = web
     phone = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2, "is_mobile": True}
     page, errors = open_app(browser, url, make_wallet(stack), view="contribute", **phone)
-    for view in ("contribute", "validate", "auditor", "overview"):
+    for view in ("contribute", "validate", "agent", "auditor", "overview"):
         page.goto(f"{url}/#/{view}")
         page.wait_for_function(f"document.body.dataset.view === '{view}'")
         overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
@@ -339,7 +353,7 @@ def test_phone_width_and_labels(web: tuple[Stack, str], browser: Any) -> None:
     page.keyboard.press("Tab")  # skip link
     page.keyboard.press("Tab")
     focused = page.evaluate("document.activeElement.textContent")
-    assert focused in {"Overview", "Contribute", "Auditor", "Connect wallet"}
+    assert focused in {"Overview", "Contribute", "Agent", "Auditor", "Connect wallet"}
     assert errors == []
 
 
@@ -408,24 +422,16 @@ def test_claim_with_one_click(web: tuple[Stack, str], browser: Any) -> None:
 
 
 def test_sign_in_with_ethereum(web: tuple[Stack, str], browser: Any) -> None:
-    """SIWE through the API's /v1/auth routes (web/src/api/routes.ts) where the API has them; where it has
-    not, the person is told so instead of a blank page or a raw 404."""
+    """SIWE through the API's /v1/auth routes: the wallet signs the EIP-4361 message naming the page's origin
+    (one of CAIRN_API_SIWE_ORIGINS), the server sets an httpOnly cookie that /v1/auth/session honours and
+    that survives a reload; sign-out ends the session on the server."""
     from playwright.sync_api import expect
 
     stack, url = web
-    with urllib.request.urlopen(f"{url}/openapi.json") as resp:
-        paths = json.loads(resp.read())["paths"]
     wallet = make_wallet(stack)
     page, errors = open_app(browser, url, wallet)
     connect(page)
     page.get_by_role("button", name="Sign in").click()
-    if "/v1/auth/nonce" not in paths:
-        expect(page.locator("#wallet-error")).to_have_text(
-            "Sign-in with Ethereum is not available on this server yet."
-        )
-        assert "personal_sign" not in wallet.calls
-        assert errors == []
-        return
     address = wallet.account.address
     expect(page.get_by_test_id("session-status")).to_have_text(f"Signed in as {address[:8]}…{address[-6:]}")
     [signed] = [s for s in wallet.signed if s["method"] == "personal_sign"]
@@ -433,11 +439,58 @@ def test_sign_in_with_ethereum(web: tuple[Stack, str], browser: Any) -> None:
     host = url.removeprefix("http://")
     assert message.startswith(f"{host} wants you to sign in with your Ethereum account:\n{address}\n")
     assert "\nChain ID: 31337\n" in message and "\nNonce: " in message and f"\nURI: {url}" in message
-    assert any(c["httpOnly"] for c in page.context.cookies())
+    assert f"\nURI: {url}\n" in message and "\nExpiration Time: " in message
+    [cookie] = [c for c in page.context.cookies() if c["httpOnly"]]
+    assert cookie["sameSite"] == "Strict"
+    session = page.evaluate("fetch('/v1/auth/session').then(r => r.json())")
+    assert session["address"] == address and session["kind"] == "cookie"
+    # the cookie outlives a reload: connecting again finds the session without a new signature
+    page.reload()
+    connect(page)
+    expect(page.get_by_test_id("session-status")).to_have_text(f"Signed in as {address[:8]}…{address[-6:]}")
+    assert [c["method"] for c in wallet.signed].count("personal_sign") == 1
+    screenshot(page, "signin")
     page.get_by_role("button", name="Sign out").click()
     expect(page.get_by_role("button", name="Sign in")).to_be_visible()
     expect(page.get_by_test_id("session-status")).to_have_text("")
+    status = page.evaluate("fetch('/v1/auth/session').then(r => r.status)")
+    assert status == 401
     assert errors == []
+
+
+def test_sign_in_refused_by_the_wallet_or_the_server_is_explained(
+    web: tuple[Stack, str], browser: Any
+) -> None:
+    """A sign-in the person rejects in the wallet, and one from an origin the server does not accept
+    (CAIRN_API_SIWE_ORIGINS names http://127.0.0.1:<port>, the page is opened as localhost), each show a
+    sentence; no session is opened."""
+    from playwright.sync_api import expect
+
+    stack, url = web
+    wallet = make_wallet(stack)
+    wallet.reject_signatures = True
+    page, errors = open_app(browser, url, wallet)
+    connect(page)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator("#wallet-error")).to_have_text(
+        "You rejected the request in your wallet: nothing was signed or sent."
+    )
+    expect(page.get_by_role("button", name="Sign in")).to_be_visible()
+    expect(page.get_by_test_id("session-status")).to_have_text("")
+    page.close()
+    other = url.replace("127.0.0.1", "localhost")
+    wallet = make_wallet(stack)
+    page, errors2 = open_app(browser, other, wallet)
+    connect(page)
+    page.get_by_role("button", name="Sign in").click()
+    host = other.removeprefix("http://")
+    expect(page.locator("#wallet-error")).to_have_text(
+        f"the message asks to sign in to '{host}'; this server is '{url.removeprefix('http://')}'"
+    )
+    assert [s["method"] for s in wallet.signed] == ["personal_sign"]  # signed, then refused by the server
+    assert not [c for c in page.context.cookies() if c["httpOnly"]]
+    screenshot(page, "signin-refused")
+    assert errors == [] and errors2 == []
 
 
 def test_validator_scores_a_dataset_from_the_wallet(web: tuple[Stack, str], browser: Any) -> None:
@@ -456,6 +509,13 @@ def test_validator_scores_a_dataset_from_the_wallet(web: tuple[Stack, str], brow
     page, errors = open_app(browser, url, wallet, view="validate")
     connect(page)
     expect(page.locator("#review-role")).to_contain_text("holds VALIDATOR_ROLE")
+    # the review queue (/v1/validators/{address}/queue): what this validator has not attested yet
+    queued = page.locator(f'#queue-body tr[data-contribution-id="{target}"]')
+    expect(queued).to_contain_text("ipfs://d2")
+    expect(queued.locator("td").nth(4)).to_have_text("0")
+    expect(queued.locator("td").nth(5)).to_have_text("not in the store")
+    d0 = stack.seeded["datasets"][0]  # attested by this validator already (6000)
+    expect(page.locator(f'#queue-body tr[data-contribution-id="{d0}"]')).to_have_count(0)
     row = page.locator(f'#review-body tr[data-content-hash="{target}"]')
     expect(row).to_contain_text("ipfs://d2")
     expect(row.locator("td").nth(3)).to_have_text("none")
@@ -469,6 +529,7 @@ def test_validator_scores_a_dataset_from_the_wallet(web: tuple[Stack, str], brow
     with urllib.request.urlopen(f"{url}/v1/contributions/{target}") as resp:
         atts = json.loads(resp.read())["attestations"]
     assert [(a["validator"], a["score"]) for a in atts] == [(validator.address, 8000)]
+    expect(queued).to_have_count(0)  # reviewed: out of the queue
     screenshot(page, "validate")
     assert errors == []
 
@@ -491,3 +552,341 @@ def test_rewards_per_epoch_chart(web: tuple[Stack, str], browser: Any) -> None:
         "Nothing can be claimed now: the newest root is still in its challenge delay."
     )
     assert errors == []
+
+
+def sign_in(page: Any, address: str) -> None:
+    from playwright.sync_api import expect
+
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_test_id("session-status")).to_have_text(f"Signed in as {address[:8]}…{address[-6:]}")
+
+
+def test_signed_in_contributor_uses_me_views_and_uploads(web: tuple[Stack, str], browser: Any) -> None:
+    """Signed in, the contributor view reads /v1/me/rewards (one request, no proof per epoch) and
+    /v1/me/contributions (attestation status with quorum); a registration can upload the file to the content
+    store once the relayer accepted it, and the store then serves the same bytes."""
+    from playwright.sync_api import expect
+
+    stack, url = web
+    owner = stack.owners[0]  # cumulative 3 tokens after epoch 0 (claimed), 5 after epoch 1 (pending root)
+    wallet = TestWallet(owner, stack.anvil.url, 31337)
+    page, errors = open_app(browser, url, wallet, view="contribute")
+    requested: list[str] = []
+    page.on("request", lambda req: requested.append(req.url))
+    connect(page)
+    expect(page.locator("#rewards-panel")).to_have_attribute("data-source", "public")
+    before = len(requested)
+    sign_in(page, owner.address)
+    expect(page.locator("#rewards-panel")).to_have_attribute("data-source", "me")
+    chart = page.locator("#rewards-chart")
+    expect(chart).to_have_attribute("data-series", "0:3,1:2")
+    expect(chart.locator("canvas")).to_have_count(1)
+    # claimable now: under epoch 0's root (the newest past its challenge delay), all claimed already
+    expect(page.locator("#rewards-claimable")).to_have_text("0 (0 wei)")
+    expect(page.get_by_role("button", name="Claim")).to_be_disabled()
+    body = page.locator("#my-contributions-body")
+    expect(body).to_have_attribute("data-source", "me")
+    d0 = stack.seeded["datasets"][0]  # attested 9000 and 6000 by two validators; the API's policy wants 3
+    expect(body.locator(f'tr[data-content-hash="{d0}"]')).to_contain_text(
+        "2 (median 7500); quorum not met (2 of 3)"
+    )
+    after = [u for u in requested[before:] if "/v1/" in u]
+    assert any(u.endswith("/v1/me/rewards") for u in after)
+    assert any("/v1/me/contributions" in u for u in after)
+    assert not any("/proofs/" in u for u in after), after
+    # register with the upload box ticked
+    data = os.urandom(256 * 1024 + 3)
+    digest = "0x" + hashlib.sha256(data).hexdigest()
+    page.get_by_label("Drop a file here, or choose one").set_input_files(
+        files=[{"name": "shard.bin", "mimeType": "application/octet-stream", "buffer": data}]
+    )
+    expect(page.get_by_test_id("file-hash")).to_have_text(digest)
+    page.get_by_label("Where the data can be fetched (URI)").fill(f"{url}/v1/content/{digest}")
+    page.get_by_label("Also upload the file to this server's content store").check()
+    page.get_by_role("button", name="Sign and register").click()
+    expect(page.locator("#step-upload")).to_have_attribute("data-state", "done", timeout=60_000)
+    expect(page.locator("#step-upload")).to_contain_text("Stored: 256.0 KiB")
+    expect(page.locator("#step-indexed")).to_have_attribute("data-state", "done", timeout=60_000)
+    with urllib.request.urlopen(f"{url}/v1/content/{digest}") as resp:
+        assert resp.read() == data
+    row = body.locator(f'tr[data-content-hash="{digest}"]')
+    expect(row).to_contain_text("not yet; quorum not met (0 of")
+    screenshot(page, "contribute-signed-in")
+    # a validator's queue links the uploaded content, and the link serves the bytes
+    reviewer = TestWallet(stack.validators[0], stack.anvil.url, 31337)
+    review, review_errors = open_app(browser, url, reviewer, view="validate")
+    connect(review)
+    queued = review.locator(f'#queue-body tr[data-contribution-id="{digest}"]')
+    link = queued.get_by_role("link", name="download")
+    expect(link).to_have_attribute("href", f"/v1/content/{digest}")
+    with review.expect_download() as got:
+        link.click()
+    assert Path(got.value.path()).read_bytes() == data
+    assert review_errors == []
+    assert errors == []
+
+
+@pytest.fixture(scope="module")
+def fresh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, str]]:
+    """A stack whose epochs the rewards engine closes (through the operator API): one dataset of
+    `owners[0]` attested by two validators (the operator policy's quorum is 2), emission funded, nothing
+    published yet."""
+    tmp = tmp_path_factory.mktemp("fresh")
+    with start_anvil() as anvil:
+        w3 = Web3(Web3.HTTPProvider(anvil.url))
+        admin = Account.from_key(ANVIL_DEV_KEYS[0])
+        dep = deploy(w3, admin, tmp)
+        policy = json.loads((POLICY_DIR / "v1.json").read_text())
+        policy["attestation"]["quorum"] = 2
+        (tmp / "policy.json").write_text(json.dumps(policy))
+        port = free_port()
+        settings = ApiSettings(
+            rpc_urls=[anvil.url],
+            database_url=f"sqlite:///{tmp}/fresh.db",
+            deployment_file=tmp / "deployment.json",
+            data_dir=tmp / "data",
+            confirmations=0,
+            finality="confirmations",
+            api_siwe_origins=f"http://127.0.0.1:{port}",
+            api_operator_policy=str(tmp / "policy.json"),
+        )
+        stack = Stack(
+            anvil, w3, dep, settings, tmp, admin,
+            validators=[Account.from_key(k) for k in ANVIL_DEV_KEYS[2:4]],
+            owners=[Account.from_key(k) for k in ANVIL_DEV_KEYS[4:6]],
+            payer=Account.from_key(ANVIL_DEV_KEYS[6]),
+        )  # fmt: skip
+        registry, dist = stack.contract("ContributionRegistry"), stack.contract("RewardDistributor")
+        role = registry.functions.VALIDATOR_ROLE().call()
+        content = h32("fresh-dataset")
+        owner = stack.owners[0]
+        for step in dataset_calls(registry, owner.address, content, 4096, 1, h32("meta"), "ipfs://fresh"):
+            stack.transact(owner, step)
+        for v, score in zip(stack.validators, (7000, 9000), strict=True):
+            stack.transact(admin, registry.functions.grantRole(role, v.address))
+            stack.transact(v, registry.functions.attest(content, score))
+        stack.transact(admin, dist.functions.fundEmission(0))
+        stack.seeded.update(content=content)
+        with serve(create_app(settings, run_indexer=True), port) as url:
+            yield stack, url
+
+
+def operator_key(stack: Stack, *scopes: str) -> str:
+    """`cairn apikey create` against the stack's database: the key is printed once, on stdout."""
+    env = dict(os.environ, CAIRN_DATABASE_URL=stack.settings.database_url, PYTHONPATH=str(REPO_ROOT))
+    args = [a for s in scopes for a in ("--scope", s)]
+    done = subprocess.run(
+        [sys.executable, "-m", "cairn.cli", "apikey", "create", *args, "--name", "web-test"],
+        capture_output=True, text=True, env=env, cwd=REPO_ROOT, timeout=60, check=True,
+    )  # fmt: skip
+    return done.stdout.strip()
+
+
+def operator(url: str, key: str, epoch: int, step: str, timeout: float = 60) -> dict[str, Any]:
+    """POST /v1/operator/epochs/{epoch}/{step}, again while it is 409 epoch_not_ready (the indexer
+    catching up with the chain)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        req = urllib.request.Request(
+            f"{url}/v1/operator/epochs/{epoch}/{step}", method="POST", headers={"X-API-Key": key}
+        )
+        try:
+            with urllib.request.urlopen(req) as resp:
+                return dict(json.loads(resp.read()))
+        except urllib.error.HTTPError as err:
+            problem = json.loads(err.read())
+            if err.code != 409 or problem["code"] != "epoch_not_ready" or time.monotonic() > deadline:
+                raise AssertionError(f"{step}: {err.code} {problem}") from None
+        time.sleep(0.3)
+
+
+def test_an_epoch_closes_through_the_operator_api_and_is_claimed_in_one_click(
+    fresh: tuple[Stack, str], browser: Any
+) -> None:
+    """The issue's tests 3 and 4 in one flow: the signed-in contributor sees nothing to claim; the operator
+    closes, publishes and finalizes epoch 0 through the API (a key from `cairn apikey create`); the page then
+    shows the epoch's reward and claims it with one click, and the balance changes by the claimed amount."""
+    from playwright.sync_api import expect
+
+    stack, url = fresh
+    owner = stack.owners[0]
+    wallet = TestWallet(owner, stack.anvil.url, 31337)
+    page, errors = open_app(browser, url, wallet, view="contribute")
+    connect(page)
+    sign_in(page, owner.address)
+    expect(page.locator("#rewards-panel")).to_have_attribute("data-source", "me")
+    expect(page.locator("#rewards-chart")).to_have_text("No epoch has a published root yet.")
+    expect(page.get_by_role("button", name="Claim")).to_be_disabled()
+    key = operator_key(stack, "epochs:write")
+    travel_to(stack, stack.deployment.epoch.bounds(0)[1])
+    closed = operator(url, key, 0, "close")
+    assert closed["status"] == "computed" and closed["leaf_count"] >= 1, closed
+    published = operator(url, key, 0, "publish")
+    assert published["status"] == "proposed", published
+    travel_to(stack, int(published["valid_at"]) + 1)
+    accepted = operator(url, key, 0, "finalize")
+    assert accepted["status"] == "accepted" and accepted["root"] == published["root"], accepted
+    with urllib.request.urlopen(f"{url}/v1/allocations/{accepted['allocation_file']}") as resp:
+        allocation = json.loads(resp.read())
+    due = int({a.lower(): v for a, v in allocation["epoch_amounts"].items()}[owner.address.lower()])
+    assert due > 0
+    # the page, shown again, finds the accepted root once the indexer mirrored it
+    token = stack.contract("RewardToken")
+    before = int(token.functions.balanceOf(owner.address).call())
+    deadline = time.monotonic() + 30
+    while True:
+        page.get_by_role("link", name="Overview").click()
+        page.get_by_role("link", name="Contribute").click()
+        claimable = page.locator("#rewards-claimable")
+        expect(claimable).not_to_be_empty()
+        if claimable.inner_text() != "0 (0 wei)" or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    expect(claimable).to_contain_text(f"({due} wei)")
+    expect(page.locator("#rewards-chart")).to_have_attribute("data-series", f"0:{tokens_text(due)}")
+    expect(page.get_by_test_id("rewards-balance")).to_have_attribute("data-wei", str(before))
+    page.get_by_role("button", name="Claim").click()
+    expect(page.locator("#claim-status")).to_contain_text("Claimed", timeout=60_000)
+    after = int(token.functions.balanceOf(owner.address).call())
+    assert after - before == due
+    expect(page.get_by_test_id("rewards-balance")).to_have_attribute("data-wei", str(after))
+    assert [c for c in wallet.calls if c == "eth_sendTransaction"] == ["eth_sendTransaction"]
+    # the claim history (/v1/me/claims) lists it once the indexer mirrored the Claimed event
+    [claimed] = stack.contract("RewardDistributor").events.Claimed().get_logs(from_block=0)
+    tx = "0x" + bytes(claimed["transactionHash"]).hex()
+    deadline = time.monotonic() + 30
+    row = page.locator(f'#my-claims-body tr[data-tx="{tx}"]')
+    while row.count() == 0 and time.monotonic() < deadline:
+        page.get_by_role("link", name="Overview").click()
+        page.get_by_role("link", name="Contribute").click()
+        expect(page.locator("#rewards-panel")).not_to_have_attribute("aria-busy", "true")
+        time.sleep(0.3)
+    expect(row.locator("td").nth(0)).to_have_text(f"{tokens_text(due)} ({due} wei)")
+    expect(row.locator("td").nth(2)).to_have_text("you")
+    expect(row.locator("td").nth(3)).to_have_text(str(claimed["blockNumber"]))
+    expect(page.locator("#rewards-claimable")).to_have_text("0 (0 wei)")
+    screenshot(page, "claim-after-epoch")
+    assert errors == []
+
+
+def test_auditor_shows_the_cairn_audit_verdicts(fresh: tuple[Stack, str], browser: Any) -> None:
+    """Before any audit the view says so; after `cairn audit` (the CLI, from the chain alone, bytecode
+    recompiled) wrote its report under the server's data dir, the view shows the engine's epoch 0 verified
+    and each contract's bytecode verdict, as GET /v1/audit/latest gives them."""
+    from playwright.sync_api import expect
+    from typer.testing import CliRunner
+
+    from cairn.cli.app import app
+
+    stack, url = fresh
+    page, errors = open_app(browser, url, make_wallet(stack), view="auditor")
+    status = page.get_by_test_id("audit-report-status")
+    expect(status).to_have_text(
+        "No audit report on this server yet: an auditor runs `cairn audit` with its data directory."
+    )
+    data_dir = str(stack.settings.data_dir)
+    res = CliRunner().invoke(app, [
+        "audit", "--rpc-url", stack.anvil.url, "--deployment", str(stack.settings.deployment_file),
+        "--artifacts", data_dir, "--data-dir", data_dir, "--format", "json",
+    ])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    with urllib.request.urlopen(f"{url}/v1/audit/latest") as resp:
+        report = json.loads(resp.read())
+    assert report["ok"] and [e["epoch"] for e in report["epochs"]] == [0]
+    page.reload()
+    expect(page.locator("body[data-loaded=true]")).to_be_attached()
+    expect(status).to_have_attribute("data-verdict", "ok")
+    expect(status).to_contain_text(f"Everything verifies — report of {report['generated_at']}")
+    row = page.locator('#audit-report-epochs tr[data-epoch="0"]')
+    expect(row.locator("td").nth(1)).to_have_text("verified")
+    expect(row.locator("td").nth(2)).to_have_text("accepted")
+    expect(row.locator("td").nth(5)).to_have_text("none")
+    contracts = page.locator("#audit-report-contracts tr")
+    expect(contracts).to_have_count(len(report["contracts"]))
+    for c in report["contracts"]:
+        cells = page.locator(f'#audit-report-contracts tr[data-contract="{c["name"]}"] td')
+        expect(cells.nth(1)).to_have_text("verified")
+        expect(cells.nth(2)).to_have_text(c["match"])
+    assert {c["name"] for c in report["contracts"]} >= {"RewardDistributor", "ContributionRegistry"}
+    # every row as CSV or Parquet (GET /v1/exports/...): a click downloads the server's file
+    import pyarrow.parquet as pq
+
+    with page.expect_download() as got:
+        page.get_by_role("listitem").filter(has_text="claims:").get_by_role("link", name="CSV").click()
+    download = got.value
+    assert download.suggested_filename == "cairn-claims.csv"
+    lines = Path(download.path()).read_text().splitlines()
+    assert len(lines) == 2 and stack.owners[0].address.lower() in lines[1].lower(), lines  # the one claim
+    allocations = page.get_by_role("listitem").filter(has_text="allocations:")
+    with page.expect_download() as got:
+        allocations.get_by_role("link", name="Parquet").click()
+    assert got.value.suggested_filename == "cairn-allocations.parquet"
+    table = pq.read_table(got.value.path())
+    assert table.num_rows == report["epochs"][0]["leaves"], table
+    screenshot(page, "auditor-report")
+    assert errors == []
+
+
+def test_agent_view_shows_balance_payments_and_channels(tmp_path: Path, browser: Any) -> None:
+    """On the x402 test stack (the real app plus a priced route, tests/support/x402_stack.py): two requests
+    paid with the official x402 client and settled on chain, and a payment channel opened on the
+    PaymentRouter with a withdrawal requested. The agent view shows the token balance, the payments with
+    their settlement transaction, the spend per model and the channel's state as the chain has it."""
+    from playwright.sync_api import expect
+    from support.x402_stack import ECHO_MODEL, PRICE, official_client, pay, settle_all, x402_stack
+
+    from backend.api.x402 import store
+    from cairn.agent.channel_client import ZERO_SALT, deposit, initiate_withdraw
+    from cairn.core.channel import ChannelConfig
+    from cairn.core.db import make_engine
+
+    with start_anvil() as anvil, x402_stack(anvil, tmp_path) as stack:
+        url = stack.url.removesuffix("/test/echo")
+        payer = stack.payers[0]
+        client = official_client(payer.key.hex(), stack.token, stack.network, 10 * PRICE)
+        with ThreadPoolExecutor(1) as pool:  # Playwright's sync API holds this thread's event loop
+            for i in range(2):
+                assert pool.submit(pay, client, stack.url, {"n": i}).result().status_code == 200
+        settle_all(stack)
+        engine = make_engine(stack.settings.database_url)
+        paid = store.payments(engine, stack.w3.eth.chain_id, payer=payer.address, status=None, limit=10)
+        engine.dispose()
+        assert [p["status"] for p in paid] == ["settled", "settled"]
+        router = stack.contract("PaymentRouter")
+        config = ChannelConfig(
+            payer=payer.address.lower(), payer_authorizer="0x" + "00" * 20, receiver=router.address.lower(),
+            receiver_authorizer=Account.from_key(ANVIL_DEV_KEYS[1]).address.lower(),
+            token=stack.token.lower(), withdraw_delay=3600, salt=ZERO_SALT,
+        )  # fmt: skip
+        deposit(stack.w3, payer, config, 5 * 10**18)
+        initiate_withdraw(stack.w3, payer, config, 2 * 10**18)
+        channel_id = "0x" + bytes(router.functions.channelId(config.as_tuple()).call()).hex()
+        [requested] = router.events.ChannelWithdrawalRequested().get_logs(from_block=0)
+        balance = int(stack.contract("RewardToken").functions.balanceOf(payer.address).call())
+
+        page, errors = open_app(browser, url, TestWallet(payer, anvil.url, 31337), view="agent")
+        expect(page.locator("#agent-needs-wallet")).to_be_visible()
+        connect(page)
+        expect(page.get_by_test_id("agent-balance")).to_have_attribute("data-wei", str(balance))
+        rows = page.locator("#agent-payments-body tr")
+        expect(rows).to_have_count(2)
+        for p in paid:
+            cells = page.locator(f'#agent-payments-body tr[data-payment="{p["id"]}"] td')
+            expect(cells.nth(1)).to_have_text(p["scheme"])
+            expect(cells.nth(2)).to_have_text(tokens_text(int(p["amount"])))
+            expect(cells.nth(4)).to_have_text("settled")
+            expect(cells.nth(5)).to_have_attribute("title", p["tx_hash"])
+        spend = page.locator(f'#agent-spend-body tr[data-model="{ECHO_MODEL}"] td').nth(1)
+        expect(spend).to_have_text(f"{tokens_text(2 * PRICE)} ({2 * PRICE} wei)")
+        chart = page.locator("#agent-spend-chart")
+        expect(chart).to_have_attribute("data-series", f"{ECHO_MODEL}:{tokens_text(2 * PRICE)}")
+        expect(chart.locator("canvas")).to_have_count(1)
+        expect(page.get_by_test_id("agent-exposure")).to_contain_text("0 (0 wei) served but not settled yet")
+        channel = page.locator(f'#agent-channels-body tr[data-channel="{channel_id}"] td')
+        expect(channel.nth(1)).to_have_text(f"5 ({5 * 10**18} wei)")
+        expect(channel.nth(2)).to_have_text("0 (0 wei)")
+        expect(channel.nth(3)).to_have_text(f"5 ({5 * 10**18} wei)")
+        available = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(requested["args"]["availableAt"])))
+        expect(channel.nth(4)).to_have_text(f"requested, available {available}")
+        screenshot(page, "agent")
+        assert errors == []

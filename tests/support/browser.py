@@ -45,9 +45,9 @@ WALLET_RDNS = "dev.cairn.testwallet"
 
 
 @contextmanager
-def serve(app: FastAPI) -> Iterator[str]:
-    """`app` under a real uvicorn on a free port, in a thread; yields its base URL."""
-    port = free_port()
+def serve(app: FastAPI, port: int | None = None) -> Iterator[str]:
+    """`app` under a real uvicorn on `port` (default: a free one), in a thread; yields its base URL."""
+    port = port or free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

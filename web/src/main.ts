@@ -2,6 +2,7 @@
  * Cairn web app: one page, hash-routed views. Read-only views work without a wallet; the contributor view
  * needs one. A view is a `<section data-view="name">` in index.html plus an entry in `VIEWS`.
  */
+import { loadAgent } from "./views/agent";
 import { loadAuditor, mountAuditor } from "./views/auditor";
 import { loadContributions, mountContribute } from "./views/contribute";
 import { loadHealth, mountOverview } from "./views/overview";
@@ -32,6 +33,7 @@ const VIEWS: Record<string, View> = {
     },
   },
   validate: { title: "Validate", show: loadValidator },
+  agent: { title: "Agent", show: loadAgent },
   auditor: { title: "Auditor", show: loadAuditor },
 };
 
@@ -69,11 +71,14 @@ window.addEventListener("unhandledrejection", (ev) => {
 
 let lastAccount: string | null = null;
 let lastChain: number | null = null;
+let lastSession: string | null = null;
 subscribe((s) => {
-  if (s.account !== lastAccount || s.walletChainId !== lastChain) {
+  // a new account, network or session (signing in switches the contributor view to /v1/me/*)
+  if (s.account !== lastAccount || s.walletChainId !== lastChain || s.session !== lastSession) {
     lastAccount = s.account;
     lastChain = s.walletChainId;
-    if (current() === "contribute" || current() === "validate") void VIEWS[current()].show();
+    lastSession = s.session;
+    if (["contribute", "validate", "agent"].includes(current())) void VIEWS[current()].show();
   }
   $("contribute-needs-wallet").hidden = s.account !== null;
 });

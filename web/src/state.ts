@@ -39,3 +39,7 @@ export const deploymentChainId = (): number | null => state.health?.chain_id ?? 
 
 export const onRightChain = (): boolean =>
   state.walletChainId !== null && state.walletChainId === deploymentChainId();
+
+/** True when the API's session is for `address` (the connected account): its `/v1/me/*` views then apply. */
+export const signedInAs = (address: string | null): boolean =>
+  address !== null && state.session !== null && state.session.toLowerCase() === address.toLowerCase();

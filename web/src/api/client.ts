@@ -26,13 +26,16 @@ export interface Answer<T> {
   response: Response;
 }
 
-async function request<T>(method: string, path: string, body?: unknown): Promise<Answer<T>> {
+async function request<T>(method: string, path: string, body?: unknown, raw?: Blob): Promise<Answer<T>> {
   const init: RequestInit = {
     method,
     credentials: "same-origin",
     headers: { Accept: "application/json, application/problem+json" },
   };
-  if (body !== undefined) {
+  if (raw !== undefined) {
+    init.body = raw;
+    (init.headers as Record<string, string>)["Content-Type"] = "application/octet-stream";
+  } else if (body !== undefined) {
     init.body = JSON.stringify(body);
     (init.headers as Record<string, string>)["Content-Type"] = "application/json";
   }
@@ -70,3 +73,8 @@ export const getJSON = async <T>(path: string): Promise<T> => (await request<T>(
 export const getWithResponse = <T>(path: string): Promise<Answer<T>> => request<T>("GET", path);
 export const postJSON = async <T>(path: string, body?: unknown): Promise<T> =>
   (await request<T>("POST", path, body ?? {})).body;
+export const postWithResponse = <T>(path: string, body?: unknown): Promise<Answer<T>> =>
+  request<T>("POST", path, body ?? {});
+/** PUT raw bytes (the content store's upload), JSON answer. */
+export const putBytes = async <T>(path: string, bytes: Blob): Promise<Answer<T>> =>
+  request<T>("PUT", path, undefined, bytes);

@@ -1,8 +1,7 @@
 /**
  * Every API route the web app calls, in one place (adjust here when a route moves).
  *
- * Routes marked "planned" belong to APIs built in other branches (SIWE sign-in and /v1/me views, the
- * validator queue, exports, the content store, x402): the views that use them plug in through this module.
+ * Each is a route of backend/api/routers (the API's OpenAPI document lists them all).
  */
 
 const enc = encodeURIComponent;
@@ -28,11 +27,27 @@ export const routes = {
   allocation: (ref: string) => `/v1/allocations/${ref.split("/").map(enc).join("/")}`,
   policy: (policyHash: string) => `/v1/policy/${enc(policyHash)}`,
 
-  // sign-in with Ethereum (planned: siwe branch, EIP-4361)
-  authNonce: () => "/v1/auth/nonce",
-  authSiwe: () => "/v1/auth/siwe",
-  authLogout: () => "/v1/auth/logout",
+  // sign-in with Ethereum (EIP-4361, backend/api/routers/auth.py) and the signed-in account's views
+  authNonce: () => "/v1/auth/nonce", // POST
+  authSiwe: () => "/v1/auth/siwe", // POST {message, signature}
+  authSession: () => "/v1/auth/session",
+  authSignout: () => "/v1/auth/signout", // POST, 204
   me: () => "/v1/me",
+  myContributions: () => "/v1/me/contributions",
+  myRewards: () => "/v1/me/rewards",
+  myClaims: () => "/v1/me/claims",
+
+  // the content store (content-addressed by SHA-256)
+  content: (contentHash: string) => `/v1/content/${enc(contentHash)}`,
+
+  // a validator's review queue: contributions it has not attested yet
+  validatorQueue: (address: string) => `/v1/validators/${enc(address)}/queue`,
+
+  // x402 payments of one payer (with its unsettled exposure)
+  payments: (payer: string) => `/v1/payments?payer=${enc(payer)}`,
+
+  // the audit report written by `cairn audit`
+  auditLatest: () => "/v1/audit/latest",
 } as const;
 
 export type Routes = typeof routes;

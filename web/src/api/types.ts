@@ -135,3 +135,128 @@ export interface RelayReceipt {
   content_hash: string;
   duplicate: boolean;
 }
+
+/** `/v1/me/contributions` (backend/api/auth/schemas.py MyContributions). */
+export interface AttestationStatus {
+  attestations: { validator: string; score: number }[];
+  score: Score;
+  quorum: number;
+  quorum_met: boolean;
+}
+
+export interface MyContributions {
+  address: string;
+  dataset_count: number;
+  compute_count: number;
+  datasets: (Dataset & { status: AttestationStatus })[];
+  compute: (Compute & { status: AttestationStatus })[];
+}
+
+/** The proof `GET /v1/epochs/{n}/proofs/{address}` serves (backend/api/schemas.py Proof). */
+export interface EpochProof {
+  epoch: number;
+  account: string;
+  root: string;
+  cumulative_amount: string;
+  proof: `0x${string}`[];
+  claimed: string;
+  claimable: string;
+  valid_at: number;
+  claimable_now: boolean;
+}
+
+/** `/v1/me/rewards` (MyRewards). */
+export interface MyRewards {
+  address: string;
+  epochs: { epoch: number; root: string; cumulative: string; amount: string; claimable_now: boolean }[];
+  cumulative: string;
+  claimed: string;
+  claimable: string;
+  claim: EpochProof | null;
+}
+
+/** `PUT /v1/content/{hash}` (ContentStored). */
+export interface ContentStored {
+  content_hash: string;
+  size: number;
+  created: boolean;
+  admitted_by: string;
+  url: string;
+}
+
+/** `GET /v1/audit/latest` (format `cairn-audit-v1`, backend/audit/report.py), the fields the app reads. */
+export interface AuditReport {
+  format: string;
+  ok: boolean;
+  generated_at: string;
+  head_block: number | null;
+  epochs: {
+    epoch: number;
+    ok: boolean;
+    status: string;
+    root: string | null;
+    leaves: number | null;
+    problems: string[];
+  }[];
+  conservation: { ok: boolean; problems: string[] };
+  contracts: { name: string; ok: boolean; match: string; address: string; problems: string[] }[];
+}
+
+/** `GET /v1/payments?payer=` (backend/api/routers/payments.py). */
+export interface PaymentList {
+  payments: {
+    id: number;
+    scheme: string;
+    payer: string;
+    nonce: string;
+    amount: string;
+    model_id: string;
+    resource: string;
+    status: string; // accepted, settling, settled, failed
+    tx_hash: string | null;
+    reason: string | null;
+    created_at: number;
+    updated_at: number;
+  }[];
+  exposure?: {
+    payer: string;
+    unsettled: string;
+    limit: string;
+    failed: number;
+    failed_amount: string;
+    refused: boolean;
+  };
+}
+
+/** `/v1/me/claims` (MyClaims): newest first. */
+export interface MyClaims {
+  address: string;
+  claims: {
+    amount: string;
+    cumulative_amount: string;
+    caller: string;
+    block_number: number;
+    block_time: number;
+    tx_hash: string;
+  }[];
+}
+
+/** `GET /v1/validators/{address}/queue` (QueuePage). */
+export interface QueuePage {
+  validator: string;
+  items: {
+    contribution_id: string;
+    kind: string;
+    owner: string;
+    model_id: string | null;
+    size: number | null;
+    work_units: number | null;
+    uri: string | null;
+    attested_by: number;
+    content_available: boolean;
+    content_url: string | null;
+    block_number: number;
+    block_time: number;
+  }[];
+  next_cursor: string | null;
+}

@@ -3,14 +3,16 @@
  * Lorenz curve and Gini coefficient of the epoch's rewards, computed in the browser from the allocation
  * file's per-account amounts.
  *
- * Planned (audit and views branches): the `cairn audit` verdict per epoch, CSV/Parquet exports, per-contract
- * bytecode verdicts. They plug in as extra columns / panels fed from `routes`.
+ * The latest `cairn audit` report (`GET /v1/audit/latest`): its verdict per epoch (recomputed from the chain's
+ * events) and per contract (deployed bytecode against the recompiled sources).
+ * Downloads of every row as CSV or Parquet (`GET /v1/exports/{kind}.{csv|parquet}`) are plain links in
+ * index.html.
  */
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
-import { getJSON } from "../api/client";
+import { ApiError, getJSON } from "../api/client";
 import { routes } from "../api/routes";
-import type { AllocationFile, EpochList, EpochSummary } from "../api/types";
+import type { AllocationFile, AuditReport, EpochList, EpochSummary } from "../api/types";
 import { chainDate, short, tokens } from "../lib/format";
 import { lorenz, type Lorenz } from "../lib/lorenz";
 import { checkTree } from "../lib/merkle";
@@ -100,7 +102,65 @@ async function showEpoch(e: EpochSummary): Promise<void> {
   }
 }
 
+const verdictCell = (ok: boolean): HTMLElement =>
+  el("td", { class: ok ? "ok" : "error", "data-verdict": ok ? "ok" : "fail", text: ok ? "verified" : "FAILED" });
+
+/** The latest `cairn audit` report, or the reason there is none. */
+async function loadAuditReport(): Promise<void> {
+  const status = $("audit-report-status");
+  const epochs = $("audit-report-epochs");
+  const contracts = $("audit-report-contracts");
+  let report: AuditReport;
+  try {
+    report = await getJSON<AuditReport>(routes.auditLatest());
+  } catch (err) {
+    epochs.replaceChildren();
+    contracts.replaceChildren();
+    status.dataset.verdict = "none";
+    status.className = err instanceof ApiError && err.status === 404 ? "muted" : "error";
+    status.textContent =
+      err instanceof ApiError && err.status === 404
+        ? "No audit report on this server yet: an auditor runs `cairn audit` with its data directory."
+        : `The audit report could not be read: ${err instanceof Error ? err.message : String(err)}`;
+    return;
+  }
+  status.dataset.verdict = report.ok ? "ok" : "fail";
+  status.className = report.ok ? "ok" : "error";
+  const problems = report.epochs.reduce((n, e) => n + e.problems.length, 0) + report.conservation.problems.length
+    + report.contracts.reduce((n, c) => n + c.problems.length, 0);
+  status.textContent =
+    (report.ok ? "Everything verifies" : `The audit failed (${problems} problem(s))`) +
+    ` — report of ${report.generated_at}` + (report.head_block !== null ? ` at block ${report.head_block}.` : ".");
+  epochs.replaceChildren(
+    ...report.epochs.map((e) =>
+      el(
+        "tr",
+        { "data-epoch": String(e.epoch) },
+        cell(e.epoch),
+        verdictCell(e.ok),
+        cell(e.status),
+        cell(short(e.root), e.root ?? ""),
+        cell(e.leaves ?? "—"),
+        cell(e.problems.join(" ") || "none"),
+      ),
+    ),
+  );
+  contracts.replaceChildren(
+    ...report.contracts.map((c) =>
+      el(
+        "tr",
+        { "data-contract": c.name },
+        cell(c.name),
+        verdictCell(c.ok),
+        cell(c.match),
+        cell(short(c.address), c.address),
+      ),
+    ),
+  );
+}
+
 export async function loadAuditor(): Promise<void> {
+  void loadAuditReport();
   const body = $("audit-epochs-body");
   const error = $("audit-error");
   showError(error, null);

@@ -1,20 +1,30 @@
 /**
  * Contributor view: drop a file, hash it in the browser (SHA-256, streamed, with progress), sign the EIP-712
  * `RegisterDataset` typed data the API serves, relay it gaslessly (commit, then reveal), and follow it from
- * "relayed" to "indexed" to "attested"; the connected account's contributions.
- *
- * Planned (content and views branches): optional upload to the content store before signing, rewards per
- * epoch as a chart, claimable amount and one-click claim.
+ * "relayed" to "indexed" to "attested"; optionally upload the file to the content store
+ * (`PUT /v1/content/{hash}`) once the relayer accepted the registration (the store admits only registered or
+ * relayed content). The connected account's contributions: from `GET /v1/me/contributions` (attestation
+ * status with the policy's quorum) when signed in as it, else from the public account view.
  */
 import type { TypedDataDefinition } from "viem";
-import { ApiError, getJSON, postJSON } from "../api/client";
+import { ApiError, getJSON, postJSON, putBytes } from "../api/client";
 import { routes } from "../api/routes";
-import type { Account, Contribution, Dataset, RelayReceipt, TypedData } from "../api/types";
+import type {
+  Account,
+  ContentStored,
+  Contribution,
+  Dataset,
+  MyContributions,
+  RelayReceipt,
+  Score,
+  TypedData,
+} from "../api/types";
 import { chainClock, deadlineFrom } from "../lib/clock";
 import { bytes, chainDate, duration, short } from "../lib/format";
 import { sha256File } from "../lib/hash";
 import { $, cell, el, showError } from "../ui/dom";
 import { signer } from "../wallet/wallet";
+import { signedInAs } from "../state";
 
 /** How long a registration signature stays valid, after the latest block's timestamp (the relayer wants at
  * least CAIRN_API_RELAY_MIN_DEADLINE_S = 600 s by default). */
@@ -25,7 +35,7 @@ const ATTEST_WAIT_MS = 600_000;
 const ATTEST_POLL_MS = 2_000;
 const ZERO32 = `0x${"00".repeat(32)}`;
 
-type Step = "hash" | "sign" | "relay" | "reveal" | "indexed" | "attested";
+type Step = "hash" | "sign" | "relay" | "upload" | "reveal" | "indexed" | "attested";
 type StepState = "waiting" | "active" | "done" | "failed";
 
 let picked: { file: File; hash: `0x${string}` } | null = null;
@@ -40,7 +50,10 @@ function step(name: Step, s: StepState, text?: string): void {
 }
 
 function resetSteps(): void {
-  for (const name of ["sign", "relay", "reveal", "indexed", "attested"] as Step[]) step(name, "waiting", "");
+  for (const name of ["sign", "relay", "upload", "reveal", "indexed", "attested"] as Step[]) {
+    step(name, "waiting", "");
+  }
+  $("step-upload").hidden = !$<HTMLInputElement>("upload-content").checked;
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -169,7 +182,20 @@ async function register(): Promise<void> {
     step("relay", "failed", "Refused by the relayer");
     throw err;
   }
+  if ($<HTMLInputElement>("upload-content").checked) await upload(picked.file, picked.hash);
   await follow(receipt, account, gen);
+}
+
+/** Stream the file to the content store; the server checks its SHA-256 against the registered hash. */
+async function upload(file: File, hash: `0x${string}`): Promise<void> {
+  step("upload", "active", `Uploading ${bytes(file.size)}…`);
+  try {
+    const { body } = await putBytes<ContentStored>(routes.content(hash), file);
+    step("upload", "done", `${body.created ? "Stored" : "Already stored"}: ${bytes(body.size)}`);
+  } catch (err) {
+    step("upload", "failed", "Upload refused");
+    throw err;
+  }
 }
 
 /** Follow a relay from "relayed" (commit sent) to "revealed" (registration mined), "indexed" (in the API's
@@ -232,6 +258,8 @@ async function follow(first: RelayReceipt, account: string, gen: number): Promis
   }
 }
 
+const scored = (s: Score): string => (s.validators ? `${s.validators} (median ${s.median})` : "not yet");
+
 export async function loadContributions(address: string | null): Promise<void> {
   const body = $("my-contributions-body");
   const empty = $("my-contributions-empty");
@@ -245,16 +273,30 @@ export async function loadContributions(address: string | null): Promise<void> {
   }
   body.setAttribute("aria-busy", "true");
   try {
-    const a = await getJSON<Account>(routes.account(address));
-    const scores = await Promise.all(
-      a.datasets.slice(0, 50).map((d) =>
-        getJSON<Contribution>(routes.contribution(d.content_hash)).then((c) => c.score).catch(() => null),
-      ),
-    );
+    let datasets: Dataset[];
+    let statuses: string[];
+    if (signedInAs(address)) {
+      const mine = await getJSON<MyContributions>(routes.myContributions());
+      datasets = mine.datasets;
+      statuses = mine.datasets.map((d) => {
+        const { score, quorum, quorum_met } = d.status;
+        return `${scored(score)}; quorum ${quorum_met ? "met" : "not met"} (${score.validators} of ${quorum})`;
+      });
+      body.dataset.source = "me";
+    } else {
+      const a = await getJSON<Account>(routes.account(address));
+      datasets = a.datasets.slice(0, 50);
+      const scores = await Promise.all(
+        datasets.map((d) =>
+          getJSON<Contribution>(routes.contribution(d.content_hash)).then((c) => c.score).catch(() => null),
+        ),
+      );
+      statuses = scores.map((s) => (s === null ? "—" : scored(s)));
+      body.dataset.source = "public";
+    }
     body.replaceChildren(
-      ...a.datasets.slice(0, 50).map((d, i) => {
-        const s = scores[i];
-        const attested = s === null ? "—" : s.validators ? `${s.validators} (median ${s.median})` : "not yet";
+      ...datasets.map((d, i) => {
+        const attested = statuses[i];
         return el(
           "tr",
           { "data-content-hash": d.content_hash },
@@ -267,7 +309,7 @@ export async function loadContributions(address: string | null): Promise<void> {
       }),
     );
     empty.textContent = "No dataset registered by this account yet.";
-    empty.hidden = a.datasets.length > 0;
+    empty.hidden = datasets.length > 0;
   } catch (err) {
     showError(error, err);
   } finally {

@@ -5,18 +5,20 @@
  *
  * The claim uses the newest root that can be claimed now: a root waiting out its challenge delay cannot, but
  * the previous one stays claimable (IRewardDistributor), so the epochs are tried newest first.
- * Rewards per epoch (a bar chart) are the differences of the account's cumulative amount under each epoch's
- * live root (`GET /v1/epochs/{n}/proofs/{address}`).
- * Planned (views branch): a /v1/me rewards view in one request, a relayed claim for a wallet without gas.
+ * Signed in (SIWE) as the connected account, everything comes from one request, `GET /v1/me/rewards`
+ * (amounts, rewards per epoch, the claim proof); otherwise from the public views: the account's amounts,
+ * and rewards per epoch as the differences of its cumulative amount under each epoch's live root
+ * (`GET /v1/epochs/{n}/proofs/{address}`, one request per epoch).
+ * Not done: a relayed claim for a wallet without gas.
  */
 import uPlot from "uplot";
 import { createPublicClient, custom, parseAbi, type Address } from "viem";
 import { getJSON } from "../api/client";
 import { routes } from "../api/routes";
-import type { Account, EpochList } from "../api/types";
-import { short, tokens, withWei } from "../lib/format";
-import { $, busy, showError } from "../ui/dom";
-import { state } from "../state";
+import type { Account, EpochList, MyClaims, MyRewards } from "../api/types";
+import { chainDate, short, tokens, withWei } from "../lib/format";
+import { $, busy, cell, el, showError } from "../ui/dom";
+import { signedInAs, state } from "../state";
 import { signer } from "../wallet/wallet";
 
 const distributorAbi = parseAbi([
@@ -63,12 +65,26 @@ export async function loadRewards(address: string | null): Promise<void> {
   showError(error, null);
   panel.setAttribute("aria-busy", "true");
   try {
-    const a = await getJSON<Account>(routes.account(address));
-    $("rewards-cumulative").textContent = withWei(a.rewards.cumulative);
-    $("rewards-claimed").textContent = withWei(a.rewards.claimed);
-    $("rewards-claimable").textContent = withWei(a.rewards.claimable);
-    $("claim-button").toggleAttribute("disabled", BigInt(a.rewards.claimable) === 0n);
-    await drawPerEpoch(address);
+    let amounts: { cumulative: string; claimed: string; claimable: string };
+    let rows: { epoch: number; wei: bigint }[];
+    const signedIn = signedInAs(address);
+    $("my-claims").hidden = !signedIn;
+    if (signedIn) {
+      const [mine] = await Promise.all([getJSON<MyRewards>(routes.myRewards()), loadClaims(address)]);
+      amounts = mine;
+      rows = mine.epochs.map((e) => ({ epoch: e.epoch, wei: BigInt(e.amount) }));
+      panel.dataset.source = "me";
+    } else {
+      const a = await getJSON<Account>(routes.account(address));
+      amounts = a.rewards;
+      rows = await perEpoch(address);
+      panel.dataset.source = "public";
+    }
+    $("rewards-cumulative").textContent = withWei(amounts.cumulative);
+    $("rewards-claimed").textContent = withWei(amounts.claimed);
+    $("rewards-claimable").textContent = withWei(amounts.claimable);
+    $("claim-button").toggleAttribute("disabled", BigInt(amounts.claimable) === 0n);
+    drawPerEpoch(rows);
     if (state.walletChainId === state.health?.chain_id) {
       const b = await balance(address as Address);
       $("rewards-balance").textContent = withWei(b.toString());
@@ -81,6 +97,27 @@ export async function loadRewards(address: string | null): Promise<void> {
   } finally {
     panel.removeAttribute("aria-busy");
   }
+}
+
+/** The signed-in account's claim history (`GET /v1/me/claims`, newest first): its own, relayed or paid out. */
+async function loadClaims(address: string): Promise<void> {
+  const mine = await getJSON<MyClaims>(routes.myClaims());
+  const self = address.toLowerCase();
+  $("my-claims-body").replaceChildren(
+    ...mine.claims.map((c) =>
+      el(
+        "tr",
+        { "data-tx": c.tx_hash },
+        cell(withWei(c.amount)),
+        cell(tokens(c.cumulative_amount), `${c.cumulative_amount} wei`),
+        cell(c.caller.toLowerCase() === self ? "you" : short(c.caller), c.caller),
+        cell(c.block_number),
+        cell(chainDate(c.block_time)),
+        cell(short(c.tx_hash), c.tx_hash),
+      ),
+    ),
+  );
+  $("my-claims-empty").hidden = mine.claims.length > 0;
 }
 
 let chart: uPlot | null = null;
@@ -105,9 +142,8 @@ async function perEpoch(address: string): Promise<{ epoch: number; wei: bigint }
   });
 }
 
-async function drawPerEpoch(address: string): Promise<void> {
+function drawPerEpoch(rows: { epoch: number; wei: bigint }[]): void {
   const target = $("rewards-chart");
-  const rows = await perEpoch(address);
   chart?.destroy();
   chart = null;
   target.replaceChildren();
@@ -135,7 +171,7 @@ async function drawPerEpoch(address: string): Promise<void> {
       ],
       axes: [
         { label: "epoch", splits: () => x, values: (_u, ticks) => ticks.map((t) => String(t)) },
-        { label: "tokens" },
+        { label: "tokens", size: 70 },
       ],
     },
     [x, y],
@@ -145,6 +181,10 @@ async function drawPerEpoch(address: string): Promise<void> {
 
 /** The newest proof that can be claimed now and pays something, or null. */
 async function claimableProof(address: string): Promise<ProofAnswer | null> {
+  if (signedInAs(address)) {
+    const mine = await getJSON<MyRewards>(routes.myRewards());
+    return mine.claim && mine.claim.claimable_now && BigInt(mine.claim.claimable) > 0n ? mine.claim : null;
+  }
   const list = await getJSON<EpochList>(routes.epochs());
   for (const e of list.epochs) {
     if (!e.root || !["accepted", "claimable", "pending"].includes(e.status)) continue;

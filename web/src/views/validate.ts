@@ -3,13 +3,14 @@
  * current score and this validator's own, and a score (0..10000) sent from the wallet with
  * `ContributionRegistry.attest(contributionId, score)` (VALIDATOR_ROLE, checked on chain before asking).
  *
- * Planned (views branch): the review queue endpoint (what this validator has not scored yet), the content
- * from the content store, relayed (gasless) attestations.
+ * The connected validator's review queue (`GET /v1/validators/{address}/queue`: what it has not attested yet,
+ * oldest first) comes first, with a link to the content where the content store has it.
+ * Not done: relayed (gasless) attestations.
  */
 import { createPublicClient, custom, keccak256, parseAbi, toHex, type Address } from "viem";
 import { getJSON } from "../api/client";
 import { routes } from "../api/routes";
-import type { Contribution, DatasetPage } from "../api/types";
+import type { Contribution, DatasetPage, QueuePage } from "../api/types";
 import { bytes, short } from "../lib/format";
 import { $, cell, el, showError } from "../ui/dom";
 import { describe } from "../ui/errors";
@@ -76,6 +77,62 @@ async function untilIndexed(id: string, validator: string, score: number, status
   }
 }
 
+/** The score input, the Attest button and its status for contribution `id`, in one table cell. */
+function scoreControls(id: string, mine: number | null, enabled: boolean, account: string | null): HTMLElement {
+  const input = el("input", {
+    type: "number",
+    min: "0",
+    max: String(MAX_SCORE),
+    step: "1",
+    inputmode: "numeric",
+    value: mine !== null ? String(mine) : "",
+    "aria-label": `Score for dataset ${id}`,
+    class: "score",
+  });
+  const button = el("button", { type: "button", text: "Attest", "aria-label": `Attest dataset ${id}` });
+  button.disabled = !enabled;
+  const status = el("span", { class: "muted small", "aria-live": "polite" });
+  button.addEventListener("click", () => {
+    button.disabled = true;
+    attest(id as `0x${string}`, input.value, status)
+      .then(() => untilIndexed(id, account!, Number(input.value), status))
+      .then(() => loadValidator())
+      .catch((err) => {
+        status.textContent = describe(err);
+        status.className = "error small";
+        button.disabled = false;
+      });
+  });
+  return el("td", { class: "attest" }, input, button, status);
+}
+
+/** The validator's queue: contributions it has not attested yet, the content link where the store has it. */
+async function loadQueue(account: string | null, validator: boolean): Promise<void> {
+  const section = $("queue-section");
+  section.hidden = !account;
+  if (!account) return;
+  const page = await getJSON<QueuePage>(routes.validatorQueue(account));
+  $("queue-body").replaceChildren(
+    ...page.items.map((q) => {
+      const content = q.content_available && q.content_url
+        ? el("a", { href: q.content_url, text: "download", download: "" })
+        : document.createTextNode("not in the store");
+      return el(
+        "tr",
+        { "data-contribution-id": q.contribution_id },
+        cell(short(q.contribution_id), q.contribution_id),
+        cell(q.kind),
+        cell(q.uri || "—"),
+        cell(q.size !== null ? bytes(q.size) : q.work_units !== null ? `${q.work_units} work units` : "—"),
+        cell(q.attested_by),
+        el("td", {}, content),
+      );
+    }),
+  );
+  $("queue-empty").hidden = page.items.length > 0;
+  $("queue-title").textContent = validator ? "Your review queue" : "Not yet attested by this account";
+}
+
 export async function loadValidator(): Promise<void> {
   const body = $("review-body");
   const error = $("review-error");
@@ -93,6 +150,7 @@ export async function loadValidator(): Promise<void> {
         : validator
           ? `${short(account)} holds VALIDATOR_ROLE: scores are sent from this wallet.`
           : `${short(account)} does not hold VALIDATOR_ROLE on the ContributionRegistry: it cannot attest.`;
+    await loadQueue(account, validator);
     const page = await getJSON<DatasetPage>(routes.datasets(new URLSearchParams({ limit: "20" })));
     const details = await Promise.all(
       page.items.map((d) => getJSON<Contribution>(routes.contribution(d.content_hash)).catch(() => null)),
@@ -101,30 +159,7 @@ export async function loadValidator(): Promise<void> {
       ...page.items.map((d, i) => {
         const c = details[i];
         const mine = c?.attestations.find((a) => account && a.validator.toLowerCase() === account.toLowerCase());
-        const input = el("input", {
-          type: "number",
-          min: "0",
-          max: String(MAX_SCORE),
-          step: "1",
-          inputmode: "numeric",
-          value: mine ? String(mine.score) : "",
-          "aria-label": `Score for dataset ${d.content_hash}`,
-          class: "score",
-        });
-        const button = el("button", { type: "button", text: "Attest", "aria-label": `Attest dataset ${d.content_hash}` });
-        button.disabled = !validator || d.withdrawn;
-        const status = el("span", { class: "muted small", "aria-live": "polite" });
-        button.addEventListener("click", () => {
-          button.disabled = true;
-          attest(d.content_hash as `0x${string}`, input.value, status)
-            .then(() => untilIndexed(d.content_hash, account!, Number(input.value), status))
-            .then(() => loadValidator())
-            .catch((err) => {
-              status.textContent = describe(err);
-              status.className = "error small";
-              button.disabled = false;
-            });
-        });
+        const controls = scoreControls(d.content_hash, mine?.score ?? null, validator && !d.withdrawn, account);
         // only http(s) becomes a link: the URI is whatever the owner registered
         const link = /^https?:\/\//.test(d.uri)
           ? el("a", { href: d.uri, text: d.uri, rel: "noopener noreferrer nofollow", target: "_blank" })
@@ -138,7 +173,7 @@ export async function loadValidator(): Promise<void> {
           cell(bytes(d.size), `${d.size} bytes`),
           cell(d.withdrawn ? "withdrawn" : score),
           cell(mine ? String(mine.score) : "—"),
-          el("td", { class: "attest" }, input, button, status),
+          controls,
         );
       }),
     );

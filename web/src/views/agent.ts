@@ -1,0 +1,210 @@
+/**
+ * Agent view: the connected account as a paying agent. Its RewardToken balance (read from the chain), its
+ * x402 payments from `GET /v1/payments?payer=` (status, settlement transaction, the server's unsettled
+ * exposure for it) with the spend per model (a table, and a chart of each model's cumulative spend over the
+ * payments' times), and its payment channels on the PaymentRouter: found from the
+ * router's `ChannelDeposited` logs for this payer and read with `channels(id)` (balance, claimed by the
+ * gateway, unclaimed), with a pending withdrawal from `ChannelWithdrawalRequested`.
+ * Not done: deposits and withdrawals from the page, and a "try the model" box (the server's
+ * /v1/chat/completions is not behind an x402 payment yet).
+ */
+import uPlot from "uplot";
+import { createPublicClient, custom, parseAbi, parseAbiItem, type Address, type Hex } from "viem";
+import { getJSON } from "../api/client";
+import { routes } from "../api/routes";
+import type { PaymentList } from "../api/types";
+import { chainDate, short, tokens, withWei } from "../lib/format";
+import { $, cell, el, showError } from "../ui/dom";
+import { state } from "../state";
+
+const tokenAbi = parseAbi(["function balanceOf(address account) view returns (uint256)"]);
+const routerAbi = parseAbi([
+  "struct Channel { uint128 balance; uint128 totalClaimed; }",
+  "function channels(bytes32 channelId) view returns (Channel)",
+]);
+const deposited = parseAbiItem(
+  "event ChannelDeposited(bytes32 indexed channelId, address indexed payer, uint256 amount)",
+);
+const withdrawalRequested = parseAbiItem(
+  "event ChannelWithdrawalRequested(bytes32 indexed channelId, address indexed payer, uint64 availableAt)",
+);
+
+function contract(name: string): Address {
+  const addr = state.health?.contracts[name];
+  if (!addr) throw new Error(`The API does not list a ${name} contract.`);
+  return addr as Address;
+}
+
+function reader() {
+  if (!state.wallet) throw new Error("Connect a wallet first.");
+  return createPublicClient({ transport: custom(state.wallet.provider) });
+}
+
+const COLOURS = ["#2f6f4f", "#8a4f9e", "#c2662d", "#2d6fc2", "#9e2f4f"];
+let spendChart: uPlot | null = null;
+
+/** Each model's cumulative spend (tokens) at each payment's time: one stepped line per model. */
+function drawSpend(payments: PaymentList["payments"]): void {
+  const target = $("agent-spend-chart");
+  spendChart?.destroy();
+  spendChart = null;
+  target.replaceChildren();
+  const counted = payments.filter((p) => p.status !== "failed").sort((a, b) => a.created_at - b.created_at);
+  const models = [...new Set(counted.map((p) => p.model_id))];
+  const running = new Map<string, bigint>(models.map((m) => [m, 0n]));
+  // start from nothing spent, just before the first payment
+  const times: number[] = counted.length ? [counted[0].created_at - 1] : [];
+  const series: number[][] = models.map(() => (counted.length ? [0] : []));
+  for (const p of counted) {
+    running.set(p.model_id, running.get(p.model_id)! + BigInt(p.amount));
+    const last = times.length - 1;
+    if (last < 0 || times[last] !== p.created_at) {
+      times.push(p.created_at);
+      models.forEach((m, i) => series[i].push(Number(running.get(m)! / 10n ** 12n) / 1e6));
+    } else {
+      models.forEach((m, i) => (series[i][last] = Number(running.get(m)! / 10n ** 12n) / 1e6));
+    }
+  }
+  target.dataset.series = models
+    .map((m) => `${m}:${tokens(running.get(m)!.toString())}`)
+    .join(",");
+  target.setAttribute(
+    "aria-label",
+    models.length
+      ? `Spend per model over time: ${models.map((m) => `${short(m)} ${tokens(running.get(m)!.toString())} tokens`).join(", ")}`
+      : "Spend per model over time: no payment yet",
+  );
+  if (!models.length) {
+    target.textContent = "No payment yet.";
+    return;
+  }
+  spendChart = new uPlot(
+    {
+      width: Math.max(240, Math.min(560, target.clientWidth || 560)),
+      height: 200,
+      legend: { show: true, live: false },
+      cursor: { drag: { x: false, y: false } },
+      tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), "Etc/UTC"),
+      series: [
+        { label: "time (UTC)" },
+        ...models.map((m, i) => ({
+          label: short(m),
+          stroke: COLOURS[i % COLOURS.length],
+          width: 2,
+          paths: uPlot.paths.stepped!({ align: 1 }),
+        })),
+      ],
+      axes: [{}, { label: "tokens spent", size: 70 }],
+      scales: {
+        x: {
+          time: true,
+          range: (_u, min, max) => {
+            const pad = Math.max(60, (max - min) * 0.05);
+            return [min - pad, max + pad];
+          },
+        },
+        y: { range: (_u, _min, max) => [0, Math.max(max, 1e-6) * 1.1] },
+      },
+    },
+    [times, ...series],
+    target,
+  );
+}
+
+async function loadPayments(address: string): Promise<void> {
+  const body = $("agent-payments-body");
+  const list = await getJSON<PaymentList>(routes.payments(address));
+  body.replaceChildren(
+    ...list.payments.map((p) =>
+      el(
+        "tr",
+        { "data-payment": String(p.id) },
+        cell(p.id),
+        cell(p.scheme),
+        cell(tokens(p.amount), `${p.amount} wei`),
+        cell(short(p.model_id), p.model_id),
+        cell(p.status),
+        cell(p.tx_hash ? short(p.tx_hash) : (p.reason ?? "—"), p.tx_hash ?? ""),
+        cell(chainDate(p.created_at)),
+      ),
+    ),
+  );
+  $("agent-payments-empty").hidden = list.payments.length > 0;
+  const perModel = new Map<string, bigint>();
+  for (const p of list.payments) {
+    if (p.status === "failed") continue;
+    perModel.set(p.model_id, (perModel.get(p.model_id) ?? 0n) + BigInt(p.amount));
+  }
+  $("agent-spend-body").replaceChildren(
+    ...[...perModel].map(([model, wei]) =>
+      el("tr", { "data-model": model }, cell(short(model), model), cell(withWei(wei.toString()))),
+    ),
+  );
+  drawSpend(list.payments);
+  const e = list.exposure;
+  $("agent-exposure").textContent = e
+    ? `${withWei(e.unsettled)} served but not settled yet (limit ${tokens(e.limit)})` +
+      (e.failed ? `; ${e.failed} failed settlement(s) of ${tokens(e.failed_amount)} tokens` : "") +
+      (e.refused ? ": the server refuses new payments from this account until they settle." : ".")
+    : "—";
+}
+
+async function loadChannels(address: Address): Promise<void> {
+  const client = reader();
+  const router = contract("PaymentRouter");
+  const [deposits, requests] = await Promise.all([
+    client.getLogs({ address: router, event: deposited, args: { payer: address }, fromBlock: "earliest" }),
+    client.getLogs({ address: router, event: withdrawalRequested, args: { payer: address }, fromBlock: "earliest" }),
+  ]);
+  const ids = [...new Set(deposits.map((l) => l.args.channelId as Hex))];
+  const pending = new Map<string, bigint>();
+  for (const r of requests) pending.set(r.args.channelId as Hex, r.args.availableAt as bigint);
+  const channels = await Promise.all(
+    ids.map((id) => client.readContract({ address: router, abi: routerAbi, functionName: "channels", args: [id] })),
+  );
+  $("agent-channels-body").replaceChildren(
+    ...ids.map((id, i) => {
+      const c = channels[i];
+      const unclaimed = c.balance - c.totalClaimed;
+      const at = pending.get(id);
+      return el(
+        "tr",
+        { "data-channel": id },
+        cell(short(id), id),
+        cell(withWei(c.balance.toString())),
+        cell(withWei(c.totalClaimed.toString())),
+        cell(withWei(unclaimed.toString())),
+        cell(at !== undefined ? `requested, available ${chainDate(Number(at))}` : "none"),
+      );
+    }),
+  );
+  $("agent-channels-empty").hidden = ids.length > 0;
+}
+
+export async function loadAgent(): Promise<void> {
+  const address = state.account;
+  const panel = $("agent-panel");
+  const error = $("agent-error");
+  panel.hidden = address === null;
+  $("agent-needs-wallet").hidden = address !== null;
+  if (!address) return;
+  showError(error, null);
+  panel.setAttribute("aria-busy", "true");
+  try {
+    await loadPayments(address);
+    if (state.walletChainId === state.health?.chain_id) {
+      const b = await reader().readContract({
+        address: contract("RewardToken"), abi: tokenAbi, functionName: "balanceOf", args: [address],
+      });
+      $("agent-balance").textContent = withWei(b.toString());
+      $("agent-balance").dataset.wei = b.toString();
+      await loadChannels(address);
+    } else {
+      $("agent-balance").textContent = "switch to the deployment's network to read it";
+    }
+  } catch (err) {
+    showError(error, err);
+  } finally {
+    panel.removeAttribute("aria-busy");
+  }
+}
