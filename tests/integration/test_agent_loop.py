@@ -3,10 +3,11 @@ the real API on uvicorn with its settler): an agent pays `POST /v1/chat/completi
 Python client and gets an answer that names its datasets; an unpaid request gets a 402 that client parses;
 the settler settles the payment; it is the model's revenue of epoch 0 in `GET /v1/epochs/0/revenue`; and
 epoch 0's allocation pays it to the datasets' owners through the manifest's weights (issue 11, deliverable
-8)."""
+8). And channel mode on the same route: the API's own claimer thread claims the vouchers it accepted."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -24,7 +25,10 @@ from eth_account.signers.local import LocalAccount
 from support.api_stack import index_to
 from support.x402_stack import fund_payers, serve
 from web3 import Web3
+from x402 import x402Client
 from x402.http import x402HTTPClient
+from x402.http.clients.httpx import x402HttpxClient
+from x402.http.utils import decode_payment_required_header
 
 from backend.api.app import create_app
 from backend.api.settings import ApiSettings
@@ -33,8 +37,9 @@ from backend.inference.training import DEFAULT_MODEL_NAME, model_id_of
 from backend.rewards.chainsource import end_block
 from backend.rewards.lifecycle import EpochLifecycle
 from backend.rewards.publication import read_allocation_file
+from cairn.agent.channel_client import CairnChannelScheme, deposit
 from cairn.cli.deploy import deploy_all
-from cairn.cli.devchain import start_anvil
+from cairn.cli.devchain import mint_test_tokens, start_anvil
 from cairn.cli.x402_pay import pay_once, x402_client
 from cairn.core.content import ContentStore, content_hash
 from cairn.core.db import make_engine
@@ -100,6 +105,7 @@ def loop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loop]:
             rpc_urls=[anvil.url], database_url=f"sqlite:///{tmp}/cairn.db",
             deployment_file=tmp / "deployment.json", data_dir=tmp / "data", confirmations=0,
             api_prices={NAME: PRICE}, api_x402_settle_interval_s=0.5,
+            api_channel_claim_min_requests=3, api_channel_claim_interval_s=0.5,
         )  # fmt: skip
         content = ContentStore(settings.content_dir, max_bytes=settings.content_max_bytes)
         owners: dict[str, str] = {}
@@ -222,3 +228,45 @@ def test_paid_completion_names_its_datasets_and_the_revenue_reaches_their_owners
         assert sum(amounts.values()) == net
     finally:
         engine.dispose()
+
+
+def test_channel_mode_on_the_real_route_is_claimed_by_the_apis_claimer(loop: Loop) -> None:
+    """An agent with the official client and the channel plugin pays three completions with vouchers; the
+    claimer thread the API runs next to its settler (`api_channel_claim_in_api`, due at 3 requests here)
+    claims them on chain through the settler key's outbox, with no action of the test."""
+    url = loop.url + "/v1/chat/completions"
+    body = {"model": NAME, "messages": [{"role": "user", "content": QUESTION}], "max_tokens": 8}
+    required = decode_payment_required_header(
+        httpx.post(url, json=body, timeout=10).headers["PAYMENT-REQUIRED"]
+    )
+    [channel_req] = [r for r in required.accepts if r.scheme == "batch-settlement"]
+    requirement = channel_req.model_dump(by_alias=True)
+    agent = Account.from_key(Web3.keccak(text="cairn-agent-loop-channel"))
+    loop.w3.provider.make_request("anvil_setBalance", [agent.address, hex(10**20)])  # type: ignore[arg-type]
+    mint_test_tokens(loop.w3, loop.dep, agent.address, 100 * PRICE)
+    plugin = CairnChannelScheme(agent)
+    deposit(loop.w3, agent, plugin.channel_config(requirement), 100 * PRICE)
+    engine = make_engine(loop.settings.database_url)
+    try:
+        index_to(loop.settings, loop.dep, engine, loop.w3.eth.block_number)  # the deposit in the mirror
+    finally:
+        engine.dispose()
+    client = x402Client()
+    client.register(loop.network, plugin)  # type: ignore[arg-type]
+    client.set_spend_controls({"allowed_assets": [
+        {"network": loop.network, "asset": loop.token, "max_amount_per_payment": str(PRICE)}
+    ]})  # fmt: skip
+
+    async def three() -> list[httpx.Response]:
+        async with x402HttpxClient(client, timeout=30) as http:
+            return [await http.post(url, json=body) for _ in range(3)]
+
+    responses = asyncio.run(three())
+    assert [r.status_code for r in responses] == [200] * 3
+    assert all(r.json()["cairn"]["datasets"] for r in responses)
+    channel_id = bytes.fromhex(plugin.channel_id(requirement)[2:])
+    router = loop.dep.contract(loop.w3, "PaymentRouter")
+    deadline = time.monotonic() + 60
+    while router.functions.channels(channel_id).call()[1] != 3 * PRICE:
+        assert time.monotonic() < deadline, router.functions.channels(channel_id).call()
+        time.sleep(0.3)
