@@ -57,7 +57,9 @@ async def chat_charge(request: Request) -> Charge:
     except ValidationError as exc:
         raise RequestValidationError(exc.errors()) from None
     inference: Inference = request.app.state.inference
-    model = await run_in_threadpool(inference.resolve, body.model)
+    model = inference.cached(body.model)  # the hot path: no thread hop while the catalogue is fresh
+    if model is None:
+        model = await run_in_threadpool(inference.resolve, body.model)
     return Charge(
         amount=inference.price_of(body.model),
         resource=str(request.url),
