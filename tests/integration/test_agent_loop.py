@@ -161,6 +161,9 @@ def test_unpaid_completion_is_a_402_the_official_client_parses_after_validation(
     assert exact.pay_to == loop.dep.address("PaymentRouter")
     # request validation and the model come first: no payment is asked for a request that cannot be served
     assert httpx.post(url, json={"model": NAME, "messages": []}, timeout=10).status_code == 422
+    too_long = {**body, "max_tokens": loop.settings.api_max_tokens + 1}  # refused before it could be paid
+    refused = httpx.post(url, json=too_long, timeout=10)
+    assert refused.status_code == 422 and "payment-required" not in refused.headers
     missing = httpx.post(url, json={**body, "model": "gpt-4o"}, timeout=10)
     assert missing.status_code == 404 and "payment-required" not in missing.headers
     # the model list stays free

@@ -47,7 +47,8 @@ ChatModelDep = Annotated[ServedModel, Depends(chat_model)]
 async def chat_charge(request: Request) -> Charge:
     """The x402 charge of a chat completion request (`backend.api.x402.gateway.require_payment(chat_charge)`):
     the model's price, the URL and the model id the revenue is attributed to. A body that is not a valid chat
-    completion request is a 422 problem and an unknown model a 404 problem, before a payment is asked for."""
+    completion request (or `max_tokens` above CAIRN_API_MAX_TOKENS) is a 422 problem and an unknown model a
+    404 problem, before a payment is asked for."""
     try:
         raw = await request.json()
     except ValueError:
@@ -57,6 +58,7 @@ async def chat_charge(request: Request) -> Charge:
     except ValidationError as exc:
         raise RequestValidationError(exc.errors()) from None
     inference: Inference = request.app.state.inference
+    inference.max_tokens(body)  # 422 above the server's limit, before any payment
     model = inference.cached(body.model)  # the hot path: no thread hop while the catalogue is fresh
     if model is None:
         model = await run_in_threadpool(inference.resolve, body.model)

@@ -142,6 +142,11 @@ class Inference:
                 model = self._models[record.artefact_hash] = EmbeddedModel.load(data)
             return model
 
+    def max_tokens(self, request: ChatCompletionRequest) -> int:
+        """The completion's token budget; InvalidInputError (422) above CAIRN_API_MAX_TOKENS (checked by the
+        payment gate's charge too, so a request that cannot be served is never paid for)."""
+        return self._max_tokens(request)
+
     def _max_tokens(self, request: ChatCompletionRequest) -> int:
         limit = request.token_limit()
         if limit is not None and limit > self.settings.api_max_tokens:
