@@ -273,3 +273,20 @@ def test_channel_mode_on_the_real_route_is_claimed_by_the_apis_claimer(loop: Loo
     while router.functions.channels(channel_id).call()[1] != 3 * PRICE:
         assert time.monotonic() < deadline, router.functions.channels(channel_id).call()
         time.sleep(0.3)
+
+
+def test_claimer_runs_as_its_own_process_too(loop: Loop) -> None:
+    """`python -m backend.api.x402.claimer --once` (for an API run with CAIRN_API_CHANNEL_CLAIM_IN_API=false):
+    one forced round on the same settings; everything was claimed by the API's thread already."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CAIRN_")}
+    env.update(
+        PYTHONPATH=str(ROOT), CAIRN_RPC_URLS=loop.settings.rpc_urls[0],
+        CAIRN_DATABASE_URL=loop.settings.database_url,
+        CAIRN_DEPLOYMENT_FILE=str(loop.settings.deployment_file),
+        CAIRN_DATA_DIR=str(loop.settings.data_dir), CAIRN_CONFIRMATIONS="0",
+    )  # fmt: skip
+    done = subprocess.run([sys.executable, "-m", "backend.api.x402.claimer", "--once"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    shown = json.loads(done.stdout.strip().splitlines()[-1])
+    assert shown == {"requests": 0, "outbox_id": None, "skipped": []}
