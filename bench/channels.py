@@ -9,13 +9,15 @@ Figures:
 - `paid_requests_per_settlement_tx`: requests covered by one `PaymentRouter.claim` transaction built by the
   claimer (CHANNELS channels x REQUESTS requests, all claimed in one transaction through the outbox);
   `gas_paid_request_channel`: that transaction's gasUsed / those requests.
-- `gateway_paid_rps`: paid requests/s through a real uvicorn on loopback (the test gateway wiring,
-  tests/support/channel_gateway.py, until the x402 gateway replaces it; one uvicorn worker process per core,
-  sharing the SQLite database), AGENTS concurrent agents each paying
-  its own channel in channel mode: every request carries a fresh voucher (PAYMENT-SIGNATURE), is verified and
-  charged under the channel's lock, and answered with PAYMENT-RESPONSE; only 200s are counted. On this shared
-  machine the figure follows the CPU the other processes leave; `gateway_cpu_ms_per_paid_request` (the gateway
-  processes' CPU time / requests served) is the cost that does not depend on that.
+- `gateway_paid_rps`: paid requests/s through the real API (`backend.api.app:create_app` on uvicorn, loopback,
+  every middleware, the x402 gateway with both schemes; one uvicorn worker process per core, sharing the
+  SQLite database), AGENTS concurrent agents each paying its own channel in channel mode for
+  `POST /v1/chat/completions` of the embedded model (trained on a demo corpus; `max_tokens` 8): every request
+  carries a fresh voucher (PAYMENT-SIGNATURE), is verified and charged under the channel's lock, answered by
+  the model and with PAYMENT-RESPONSE; only 200s are counted. The per-client rate limits are raised for the
+  run (all agents are one loopback client). On this shared machine the figure follows the CPU the other
+  processes leave; `gateway_cpu_ms_per_paid_request` (the API processes' CPU time / requests served) is the
+  cost that does not depend on that.
 """
 
 from __future__ import annotations
@@ -95,11 +97,12 @@ class _Connection:
         reader, writer = await asyncio.open_connection(host, int(port))
         return cls(reader, writer, hostport, "/" + path)
 
-    async def get(self, headers: dict[str, str]) -> tuple[int, dict[str, str]]:
-        lines = [f"GET {self.path} HTTP/1.1", f"Host: {self.host}"] + [
-            f"{k}: {v}" for k, v in headers.items()
-        ]
-        self.writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
+    async def post(self, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str, str]]:
+        lines = [
+            f"POST {self.path} HTTP/1.1", f"Host: {self.host}", "Content-Type: application/json",
+            f"Content-Length: {len(body)}",
+        ] + [f"{k}: {v}" for k, v in headers.items()]  # fmt: skip
+        self.writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
         head = await self.reader.readuntil(b"\r\n\r\n")
         status_line, *header_lines = head.decode().split("\r\n")
         got = {}
@@ -118,8 +121,13 @@ class _Connection:
 async def _agents(url: str, requirement: dict[str, object], plugins: list[object], seconds: float) -> int:
     """Each agent: a voucher per request from its plugin (`payment_header`), the gateway's PAYMENT-RESPONSE
     fed back to the plugin; all agents at once until `seconds` pass. Returns the paid requests served."""
+    import json
+
+    from support.channels import CHAT
+
     from cairn.agent.channel_client import CairnChannelScheme
 
+    body = json.dumps(CHAT).encode()
     served = 0
     stop_at = time.monotonic() + seconds
 
@@ -128,7 +136,8 @@ async def _agents(url: str, requirement: dict[str, object], plugins: list[object
         conn = await _Connection.open(url)
         try:
             while time.monotonic() < stop_at:
-                status, headers = await conn.get({"PAYMENT-SIGNATURE": plugin.payment_header(requirement)})
+                signature = plugin.payment_header(requirement)
+                status, headers = await conn.post(body, {"PAYMENT-SIGNATURE": signature})
                 if status != 200:
                     raise AssertionError(f"{status} {headers.get('payment-required', '')[:300]}")
                 plugin.record_response_header(headers["payment-response"])
@@ -158,7 +167,7 @@ def _rps(world: object, tmp: Path) -> dict[str, float]:
         cpu = _cpu(gateway.proc.pid) - cpu0
     finally:
         gateway.stop()
-    print(f"   {served} paid requests in {elapsed:.1f} s, {AGENTS} agents, {WORKERS} gateway worker(s), "
+    print(f"   {served} paid chat completions in {elapsed:.1f} s, {AGENTS} agents, {WORKERS} API worker(s), "
           f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")  # fmt: skip
     return {
         "gateway_paid_rps": round(served / elapsed, 1),

@@ -49,13 +49,14 @@ from backend.api.schemas import problem_responses
 from backend.api.services.health import package_version
 from backend.api.services.inference import Inference
 from backend.api.settings import ApiSettings, api_settings
+from backend.api.x402.claimer import ClaimerThread
 from backend.api.x402.gateway import (
     PAYMENT_REQUIRED,
     PAYMENT_RESPONSE,
     PAYMENT_SIGNATURE,
     install_payment_response,
 )
-from backend.api.x402.service import build_gateway
+from backend.api.x402.service import build_claimer, build_gateway
 from backend.api.x402.settle import SettlerThread, build_settler
 from backend.outbox import OutboxWorker
 from cairn.core.content import ContentStore
@@ -169,6 +170,13 @@ def create_app(settings: Settings | None = None, *, run_indexer: bool | None = N
         )
         if settler is not None:
             settler.start()
+        claimer = (  # one per database: a second API process on it sets CAIRN_API_CHANNEL_CLAIM_IN_API=false
+            ClaimerThread(build_claimer(cfg, chain, engine), interval=cfg.api_channel_claim_interval_s)
+            if cfg.api_x402_channels and cfg.api_channel_claim_in_api
+            else None
+        )
+        if claimer is not None:
+            claimer.start()
         background = BackgroundIndexer(cfg, chain.deployment, engine) if with_indexer else None
         app.state.settings = cfg
         app.state.engine = engine
@@ -188,8 +196,14 @@ def create_app(settings: Settings | None = None, *, run_indexer: bool | None = N
         finally:
             if background is not None:
                 background.stop()
+            if claimer is not None:
+                claimer.stop()
             if settler is not None:
                 settler.stop()
+            for scheme in gateway.schemes.values():
+                close = getattr(scheme, "close", None)
+                if close is not None:
+                    close()
             outbox_worker.stop()
             app.state.inference.close()
             engine.dispose()
@@ -214,7 +228,12 @@ def create_app(settings: Settings | None = None, *, run_indexer: bool | None = N
             allow_methods=["GET", "HEAD", "POST", "PUT"],
             allow_headers=["Content-Type", "Authorization", "X-API-Key", "X-Request-ID", PAYMENT_SIGNATURE],
             expose_headers=[
-                "Content-Type", "ETag", "Retry-After", "X-Request-ID", PAYMENT_REQUIRED, PAYMENT_RESPONSE
+                "Content-Type",
+                "ETag",
+                "Retry-After",
+                "X-Request-ID",
+                PAYMENT_REQUIRED,
+                PAYMENT_RESPONSE,
             ],
             allow_credentials=True,  # the session cookie (SameSite=Strict) of a listed origin
         )

@@ -149,6 +149,29 @@ class ApiSettings(Settings):
         description="Run the x402 settler in a background thread of the API process (off when a separate "
         "`python -m backend.api.x402.settle` process settles).",
     )
+    # Channels: the x402 `batch-settlement` scheme on the same gateway (backend/api/x402/channel.py) and its
+    # claimer (backend/api/x402/claimer.py); the receiver authorizer is the settler key's address.
+    api_x402_channels: bool = Field(
+        default=True,
+        description="Offer the `batch-settlement` scheme (PaymentRouter channels, vouchers checked with no "
+        "RPC) next to `exact` in every 402.",
+    )
+    api_channel_claim_in_api: bool = Field(
+        default=True,
+        description="Run the channel claimer in a background thread of the API process (off when a separate "
+        "`python -m backend.api.x402.claimer` process claims; run exactly one per database either way).",
+    )
+    api_channel_claim_interval_s: float = Field(
+        default=2.0, gt=0, description="Seconds between two rounds of the channel claimer."
+    )
+    api_channel_claim_min_requests: int = Field(
+        default=1000, ge=1, description="Unclaimed requests of a channel that make it due for a claim."
+    )
+    api_channel_claim_max_wait_s: float = Field(
+        default=300.0, ge=0,
+        description="Seconds after which every channel with anything unclaimed is claimed (a pending "
+        "withdrawal is claimed at once).",
+    )  # fmt: skip
     # Rate limits of every endpoint (backend/api/ratelimit.py): per client (before anything is read) and per
     # signed-in account or API key (once the credentials are known). The relay's own, stricter buckets above
     # apply on top of these to the relay endpoints.

@@ -8,9 +8,13 @@
 3. three validators attest (the policy's quorum is 3); the trainer trains the embedded model on the corpora's
    stored content and registers its manifest, weights = each corpus's share of the training tokens
    (`cairn train`, backend.inference.training);
-4. the agent pays for one inference with an x402-style EIP-3009 authorization, settled by the router;
+4. the agent asks the model a question over HTTP (`POST /v1/chat/completions`) and pays its 402 with the
+   official x402 client (`cairn.cli.x402_pay.pay_once`); the API's settler settles it (settleExactBatch
+   through the outbox) and the indexer mirrors it as the model's revenue;
 5. the chain moves past the epoch's end; the rewards engine closes the epoch from the indexer's mirror,
-   proposes the Merkle root, waits the challenge delay and accepts it;
+   prints the epoch's revenue (`GET /v1/epochs/{n}/revenue`) and what each contributor was paid for the
+   agent's question (the revenue's contributors share over the manifest's weights x median scores), proposes
+   the Merkle root, waits the challenge delay and accepts it;
 6. contributor A claims with the proof served by the API; everyone else is paid by push payouts
    (`claimForBatch` through the outbox, as `cairn epoch payout` does).
 
@@ -35,12 +39,13 @@ from web3 import Web3
 
 from backend.inference.training import DEFAULT_MODEL_NAME, TrainReport, mirror_block, model_id_of, train
 from backend.outbox import CONFIRMED, Outbox
+from backend.rewards.publication import read_allocation_file
 from cairn.cli.data import DataClient
 from cairn.cli.devchain import mint_test_tokens, rpc_call
+from cairn.cli.x402_pay import pay_once
 from cairn.core.content import ContentStore, hash_file
 from cairn.core.db import make_engine
 from cairn.core.deployment import Deployment
-from cairn.core.eip712 import transfer_authorization_typed_data
 from cairn.core.errors import CairnError, ConfigError, InvalidInputError, OutboxRevertError
 from cairn.core.policy import load_policy
 from cairn.core.registration import compute_id, dataset_list_calls
@@ -53,6 +58,7 @@ CONTRIBUTOR_A, CONTRIBUTOR_B, PROVIDER, AGENT = (ANVIL_DEV_KEYS[i] for i in (5, 
 MODEL_ID = model_id_of(DEFAULT_MODEL_NAME)  # keccak256("cairn-demo-model-v1")
 PRICE = 5 * 10**18  # one inference request, in token wei
 WAIT_S = 60.0
+QUESTION = "How do bees make honey from nectar?"
 
 
 def _h(text: str) -> bytes:
@@ -171,7 +177,6 @@ class Demo:
 
     def run(self) -> dict[str, int]:
         token, registry = self.contract("RewardToken"), self.contract("ContributionRegistry")
-        router = self.contract("PaymentRouter")
         dist = self.contract("RewardDistributor")
         agent = Account.from_key(AGENT).address
         a, b = Account.from_key(CONTRIBUTOR_A).address, Account.from_key(CONTRIBUTOR_B).address
@@ -218,35 +223,8 @@ class Demo:
             f"corpora; manifest weights (token shares of 1e6): {weights}"
         )
 
-        out.print(
-            "[bold]demo[/] the agent pays for one inference (EIP-3009 authorization, settled by the router)"
-        )
-        nonce = "0x" + _h(f"demo-request-{time.time_ns()}").hex()
-        auth = transfer_authorization_typed_data(
-            token_name=token.functions.name().call(),
-            chain_id=LOCAL_CHAIN_ID,
-            verifying_contract=token.address,
-            from_=agent,
-            to=router.address,
-            value=PRICE,
-            valid_after=0,
-            valid_before=2**40,
-            nonce=nonce,
-        )
-        s = Account.sign_typed_data(AGENT, full_message=auth)
-        payment = (
-            agent,
-            PRICE,
-            0,
-            2**40,
-            bytes.fromhex(nonce[2:]),
-            s.v,
-            s.r.to_bytes(32, "big"),
-            s.s.to_bytes(32, "big"),
-        )
-        self.send(RELAYER, router.functions.settleExact(payment, bytes.fromhex(MODEL_ID[2:])))
-
-        return self._close_and_claim(eng, epoch, dist, token, a, b)
+        paid = self.ask_and_pay(token.address, epoch)
+        return self._close_and_claim(eng, epoch, dist, token, a, b, paid)
 
     def train_model(self) -> TrainReport:
         """`cairn train` on the stack: once the indexer's mirror holds the attestations, train the embedded
@@ -337,7 +315,65 @@ class Demo:
     def _registered(registry: Any, digest: bytes) -> bool:
         return int(registry.functions.contributionOf(digest).call()[1]) != 0
 
-    def _close_and_claim(self, eng: Any, epoch: int, dist: Any, token: Any, a: str, b: str) -> dict[str, int]:
+    def ask_and_pay(self, token: str, epoch: int) -> int:
+        """The agent asks the served model a question over HTTP (`POST /v1/chat/completions`), answering the
+        402 with one x402 exact payment from the official client (`pay_once`); the API's settler settles it
+        and the indexer mirrors the settlement. Returns the price paid."""
+        served = _http("GET", f"{self.api}/v1/models")["data"]
+        card = next((m for m in served if m["id"] == DEFAULT_MODEL_NAME), None)
+        if card is None:
+            raise CairnError(f"the API does not serve {DEFAULT_MODEL_NAME} (GET /v1/models)")
+        price = int(card["cairn"]["price"])
+        if price == 0:
+            raise CairnError(f"{DEFAULT_MODEL_NAME} is free (price 0): set CAIRN_API_PRICES for the demo")
+        out.print(
+            f"[bold]demo[/] the agent asks the model over HTTP and pays {price / 1e18:g} tokens with the "
+            "official x402 client (exact scheme, EIP-3009 TransferWithAuthorization)"
+        )
+        body = {
+            "model": DEFAULT_MODEL_NAME,
+            "messages": [{"role": "user", "content": QUESTION}],
+            "max_tokens": 24,
+        }
+        paid = pay_once(f"{self.api}/v1/chat/completions", AGENT, asset=token,
+                        network=f"eip155:{LOCAL_CHAIN_ID}", max_amount=price, json_body=body)  # fmt: skip
+        if paid.status != 200 or paid.settlement is None:
+            raise CairnError(f"the paid question got HTTP {paid.status}: {str(paid.body)[:200]}")
+        drawn = ", ".join(f"{d['id'][:10]}... ({d['score']:.2f})" for d in paid.body["cairn"]["datasets"])
+        answer = paid.body["choices"][0]["message"]["content"]
+        out.print(f'       "{QUESTION}" -> "{answer[:70]}..."; drew on {drawn}')
+        status = f"{self.api}{paid.settlement['extra']['status']}"
+        deadline = time.monotonic() + WAIT_S
+        while (row := _http("GET", status))["status"] != "settled":
+            if row["status"] == "failed" or time.monotonic() > deadline:
+                raise CairnError(f"the agent's payment was not settled: {row}")
+            time.sleep(0.5)
+        out.print(f"       the settler settled it: settleExactBatch {row['tx_hash']}")
+        while not any(
+            m["model_id"] == MODEL_ID for m in _http("GET", f"{self.api}/v1/epochs/{epoch}/revenue")["models"]
+        ):
+            if time.monotonic() > deadline:
+                raise CairnError("the indexer did not mirror the settled payment")
+            time.sleep(0.5)
+        return price
+
+    def _revenue_shares(self, eng: Any, epoch: int, end_block: int) -> tuple[dict[str, Any], dict[str, int]]:
+        """Epoch `epoch`'s revenue of the demo model (`GET /v1/epochs/{n}/revenue`) and its contributors'
+        share split over the manifest's weights x median scores, as the reward
+        policy does (before the cap)."""
+        from backend.rewards.allocation import split_largest_remainder
+        from backend.rewards.sqlsource import inputs_from_db
+        from cairn.core.policy import BPS
+
+        revenue = _http("GET", f"{self.api}/v1/epochs/{epoch}/revenue")
+        model = next(m for m in revenue["models"] if m["model_id"] == MODEL_ID)
+        inputs = inputs_from_db(eng.engine, epoch, end_block, eng.policy)
+        pool = int(model["net"]) * eng.policy.revenue_split_bps.contributors // BPS
+        return model, split_largest_remainder(pool, inputs.model_data_weights.get(MODEL_ID, {}))
+
+    def _close_and_claim(
+        self, eng: Any, epoch: int, dist: Any, token: Any, a: str, b: str, paid: int
+    ) -> dict[str, int]:
         from backend.rewards.payouts import push_payouts
         from cairn.core.errors import EpochNotReadyError
 
@@ -353,6 +389,21 @@ class Demo:
                     raise
                 time.sleep(0.5)
         computed = eng.compute(epoch)
+        model, shares = self._revenue_shares(eng, epoch, int(computed.end_block))
+        out.print(
+            f"       epoch {epoch} revenue of {DEFAULT_MODEL_NAME}: {int(model['amount']) / 1e18:g} paid, "
+            f"fee {int(model['fee']) / 1e18:g}, net {int(model['net']) / 1e18:g} "
+            f"(GET /v1/epochs/{epoch}/revenue)"
+        )
+        doc = read_allocation_file(self.settings.data_dir, computed.allocation_file or "")
+        for name, addr in (("A", a), ("B", b)):
+            share = shares.get(addr.lower(), 0)
+            total = int(doc["epoch_amounts"].get(addr.lower(), 0))
+            out.print(
+                f"       contributor {name} was paid {share / 1e18:.6f} tokens for the agent's question "
+                f"(its manifest weight x score share of the {paid / 1e18:g}-token payment); epoch {epoch} "
+                f"allocation {total / 1e18:.4f} in all"
+            )
         eng.publish(epoch)
         out.print(
             f"       root {computed.root} proposed; "

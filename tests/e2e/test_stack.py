@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -117,10 +118,25 @@ def test_make_run_stack_demo_register_read_back_stop_and_resume(stack: DevStack)
     assert "`cairn train`: model cairn-demo-model-v1 version 1" in stack.text()
     models = stack.get("/v1/models")["data"]
     assert [m["id"] for m in models] == ["cairn-demo-model-v1"] and models[0]["cairn"]["model_version"] == 1
+    # the demo's agent asked over HTTP, paid with the official x402 client; the settler settled it and the
+    # epoch's allocation paid the corpora's owners through the manifest's weights
+    text = " ".join(stack.text().split())  # the console wraps long lines
+    assert "official x402 client" in text and "the settler settled it" in text
+    for who in "AB":
+        paid_for = rf"contributor {who} was paid 0\.0*[1-9]\d* tokens for the agent's question"
+        assert re.search(paid_for, text), text[-3000:]
     question = [{"role": "user", "content": "How do bees make honey from nectar?"}]
-    answer = stack.post("/v1/chat/completions", {"model": "cairn-demo-model-v1", "messages": question})
+    unpaid = urllib.request.Request(
+        f"{stack.api}/v1/chat/completions", headers={"Content-Type": "application/json"},
+        data=json.dumps({"model": "cairn-demo-model-v1", "messages": question}).encode(),
+    )  # fmt: skip
+    with pytest.raises(urllib.error.HTTPError) as required:
+        urllib.request.urlopen(unpaid, timeout=10)
+    assert required.value.code == 402 and required.value.headers["PAYMENT-REQUIRED"]
+    # the demo's paid answer drew on the beekeeping corpus first (the demo moved the chain's clock past the
+    # epoch's end, ahead of this machine's, so a client signing by the wall clock now would be refused)
     bees = "0x" + hashlib.sha256((CORPORA_DIR / "beekeeping.txt").read_bytes()).hexdigest()
-    assert answer["choices"][0]["message"]["content"] and answer["cairn"]["datasets"][0]["id"] == bees
+    assert re.search(r"drew on " + bees[:10], text), text[-3000:]
 
     # Register one dataset through the API (gasless, signed EIP-712), see the indexer mirror it, read it back.
     owner_key = ANVIL_DEV_KEYS[9]

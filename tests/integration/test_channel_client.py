@@ -1,8 +1,9 @@
 """Agents keep the official x402 client: `x402Client` + `x402HttpxClient` (x402 2.25) with the
-`CairnChannelScheme` plugin registered through `x402Client.register` pay a route on a real uvicorn in channel
-mode, with spend controls that allow the RewardToken; the claimer then claims what they paid. And why the
-plugin: the official SDK's `BatchSettlementEvmScheme` signs under the canonical x402BatchSettlement address,
-so its channel id is not the router's and the gateway refuses its voucher."""
+`CairnChannelScheme` plugin registered through `x402Client.register` pay the real API's
+`POST /v1/chat/completions` (the embedded model, on a real uvicorn) in channel mode, with spend controls that
+allow the RewardToken; the claimer then claims what they paid. And why the plugin: the official SDK's
+`BatchSettlementEvmScheme` signs under the canonical x402BatchSettlement address, so its channel id is not the
+router's and the gateway refuses its voucher."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 from eth_account import Account
-from support.channels import PRICE, ChannelWorld, GatewayProcess, agent_key, build_world
+from support.channels import CHAT, MODEL_NAME, PRICE, ChannelWorld, GatewayProcess, agent_key, build_world
 from x402 import x402Client
 from x402.http.clients.httpx import x402HttpxClient
 from x402.mechanisms.evm.batch_settlement.client import BatchSettlementEvmScheme
@@ -63,13 +64,15 @@ def test_official_client_with_the_plugin_pays_in_channel_mode(world: ChannelWorl
             out = []
             async with x402HttpxClient(client, timeout=30) as http:
                 for _ in range(REQUESTS):
-                    out.append(await http.get(gateway.url))
+                    out.append(await http.post(gateway.url, json=CHAT))
             return out
 
         responses = asyncio.run(run())
     finally:
         gateway.stop()
     assert [r.status_code for r in responses] == [200] * REQUESTS
+    answer = responses[-1].json()  # a chat completion of the trained model, naming the dataset it drew on
+    assert answer["model"] == MODEL_NAME and answer["cairn"]["datasets"]
     last = json.loads(base64.b64decode(responses[-1].headers["PAYMENT-RESPONSE"]))
     assert last["success"] is True and last["payer"] == agent.account.address
     assert last["extra"]["channelState"]["chargedCumulativeAmount"] == str(REQUESTS * PRICE)
@@ -83,14 +86,15 @@ def test_official_client_with_the_plugin_pays_in_channel_mode(world: ChannelWorl
 def test_an_unpaid_request_gets_a_402_the_official_client_parses(world: ChannelWorld, tmp_path: Path) -> None:
     gateway = GatewayProcess(world, tmp_path, "gw")
     try:
-        r = httpx.get(gateway.url)
+        r = httpx.post(gateway.url, json=CHAT)
     finally:
         gateway.stop()
     assert r.status_code == 402 and r.headers["cache-control"] == "no-store"
     from x402.http.utils import decode_payment_required_header
 
     required = decode_payment_required_header(r.headers["PAYMENT-REQUIRED"])
-    (req,) = required.accepts
+    exact, req = required.accepts  # the real gateway offers both schemes
+    assert exact.scheme == "exact" and exact.amount == str(PRICE)
     assert req.scheme == "batch-settlement" and req.pay_to.lower() == world.router.address.lower()
     assert req.extra["receiverAuthorizer"] == world.settler.address and req.amount == str(PRICE)
 

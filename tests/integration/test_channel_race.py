@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 from sqlalchemy import text
-from support.channels import PRICE, GatewayProcess, agent_key, build_world
+from support.channels import CHAT, PRICE, GatewayProcess, agent_key, build_world
 from support.pg import create_database, drop_database, require_postgres
 
 from cairn.cli.devchain import Anvil
@@ -32,7 +32,7 @@ def _send_at_once(urls: list[str], header: str, http: httpx.Client) -> tuple[lis
 
     def send(url: str) -> None:
         barrier.wait()
-        r = http.get(url, headers={"PAYMENT-SIGNATURE": header})
+        r = http.post(url, json=CHAT, headers={"PAYMENT-SIGNATURE": header})
         with lock:
             statuses.append(r.status_code)
             if r.status_code == 200:

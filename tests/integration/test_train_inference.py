@@ -5,6 +5,7 @@ the datasets they drew on. A second API process serves the first one's model as 
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import socket
@@ -33,6 +34,7 @@ from backend.api.routers import inference as inference_router
 from backend.api.routers.inference import ChatModelDep, ChatPriceDep, chat_charge
 from backend.api.services.inference import Inference
 from backend.api.settings import ApiSettings
+from backend.api.x402.gateway import Gateway
 from backend.api.x402.scheme import Charge
 from backend.inference.model import tokenize
 from backend.inference.training import WEIGHT_SCALE, model_id_of
@@ -45,7 +47,8 @@ from cairn.core.settings import ANVIL_DEV_KEYS
 
 ROOT = Path(__file__).resolve().parents[2]
 NAME = "cairn-demo-model-v1"
-PRICE = "1234"
+PRICE = "0"  # free in this world's API (a price of 0 asks no payment): the openai client has no x402;
+# tests/integration/test_agent_loop.py pays a priced model with the official x402 client
 QUESTION = "How does the indexer detect and roll back a reorg?"
 
 
@@ -179,7 +182,7 @@ def _world(tmp: Path, db_url: str) -> Iterator[World]:
             }
             proxy_env = dict(
                 env, CAIRN_DATABASE_URL=f"sqlite:///{tmp}/proxy.db", CAIRN_DATA_DIR=str(tmp / "proxy"),
-                CAIRN_API_UPSTREAMS=json.dumps(upstreams),
+                CAIRN_API_UPSTREAMS=json.dumps(upstreams), CAIRN_API_DEFAULT_PRICE="0",
             )  # fmt: skip
             proxy, world.proxy = _serve(proxy_env, tmp / "proxy.log")
             try:
@@ -306,12 +309,15 @@ def test_the_payment_gate_hooks_read_the_price_and_model_of_the_request(world: W
     install_problem_handlers(app)
     app.include_router(inference_router.router, dependencies=[Depends(gate), Depends(x402_gate)])
     app.state.inference = Inference(settings, engine, chain_id=31337)
+    app.state.x402 = Gateway()  # the route's own gate: no scheme registered, so it can only ask (402)
     try:
         with TestClient(app) as tc:
-            ok = tc.post(
+            unpaid = tc.post(
                 "/v1/chat/completions", json={"model": NAME, "messages": [{"role": "user", "content": "hi"}]}
             )
-            assert ok.status_code == 200 and ok.json()["model"] == NAME
+            assert unpaid.status_code == 402 and unpaid.headers["cache-control"] == "no-store"
+            required = json.loads(base64.b64decode(unpaid.headers["payment-required"]))
+            assert required["resource"]["url"] == "http://testserver/v1/chat/completions"
             assert seen == [(42, model_id_of(NAME))]
             assert charges == [
                 Charge(
@@ -333,7 +339,8 @@ def test_the_payment_gate_hooks_read_the_price_and_model_of_the_request(world: W
                 "/v1/chat/completions", json={"model": "nope", "messages": [{"role": "user", "content": "x"}]}
             )
             assert missing.status_code == 404 and missing.json()["code"] == "model_not_found"
-            assert len(seen) == 1 and len(charges) == 1  # the gates never charged: nothing to charge for
+            # validation (422) and the model (404) come before the payment: the gates never charged
+            assert len(seen) == 1 and len(charges) == 1
     finally:
         app.state.inference.close()
         engine.dispose()

@@ -71,7 +71,12 @@ def test_unpaid_request_gets_a_402_the_official_client_parses(stack: X402Stack) 
     required = client.get_payment_required_response(resp.headers.get, resp.content)
     assert required.x402_version == 2
     assert required.resource is not None and required.resource.url == stack.url
-    [req] = required.accepts
+    assert [r.scheme for r in required.accepts] == ["exact", "batch-settlement"]
+    req, channel = required.accepts
+    # channels on the same gateway: vouchers to the router, claimed by the settler key (receiverAuthorizer)
+    settler = Account.from_key(stack.settings.signing_key("settler", stack.w3.eth.chain_id)).address
+    assert (channel.pay_to, channel.asset, channel.amount) == (req.pay_to, req.asset, req.amount)
+    assert channel.extra["receiverAuthorizer"] == settler
     token = stack.contract("RewardToken")
     assert (req.scheme, req.network, req.amount) == ("exact", stack.network, str(PRICE))
     assert req.asset == stack.token and req.pay_to == stack.deployment.address("PaymentRouter")

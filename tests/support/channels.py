@@ -1,6 +1,9 @@
 """A real channel world for the batch-settlement tests and benches: anvil, every contract (cairn.cli.deploy),
-the API's database with both migrations, the indexer's mirror, the gateway's `BatchSettlementScheme` and the
-claimer on the real outbox, and agents with funded channels opened on chain by the client plugin."""
+the API's database with both migrations, the indexer's mirror, the embedded model trained (`train`, as
+`cairn train` does) on a demo corpus, the gateway's `BatchSettlementScheme` and the claimer on the real
+outbox, and agents with funded channels opened on chain by the client plugin. `GatewayProcess` serves the
+real API (`backend.api.app:create_app`) on the world's database: agents pay its
+`POST /v1/chat/completions`."""
 
 from __future__ import annotations
 
@@ -18,17 +21,25 @@ from backend.api.settings import ApiSettings
 from backend.api.x402.channel import BatchSettlementScheme
 from backend.api.x402.claimer import ChannelClaimer
 from backend.api.x402.scheme import Charge
+from backend.inference.training import DEFAULT_MODEL_NAME, model_id_of, train
 from backend.outbox import Outbox
 from cairn.agent.channel_client import ZERO_SALT, CairnChannelScheme, deposit
 from cairn.cli.devchain import Anvil, mint_test_tokens
 from cairn.core.channel import ChannelConfig
+from cairn.core.content import ContentStore, content_hash
 from cairn.core.db import make_engine
 from cairn.core.deployment import Deployment
+from cairn.core.policy import load_policy
+from cairn.core.registration import dataset_calls
 from cairn.core.settings import ANVIL_DEV_KEYS
-from support.api_stack import deploy_on, index_to
+from cairn.demo import corpus_files
+from support.api_stack import Stack, deploy_on, index_to
 
 PRICE = 10**15  # 0.001 token per request
-MODEL = "0x" + "ab" * 32
+MODEL_NAME = DEFAULT_MODEL_NAME  # the model `build_world` trains; the real route charges its id
+MODEL = model_id_of(MODEL_NAME)
+QUESTION = "How do bees make honey?"
+CHAT = {"model": MODEL_NAME, "messages": [{"role": "user", "content": QUESTION}], "max_tokens": 8}
 
 
 @dataclass
@@ -108,6 +119,7 @@ def build_world(anvil: Anvil, tmp: Path, db_url: str | None = None) -> ChannelWo
         data_dir=tmp / "data", confirmations=0,
     )  # fmt: skip
     settler = Account.from_key(ANVIL_DEV_KEYS[1])
+    _train(Stack(anvil, w3, dep, settings, tmp, admin, [], [], admin), engine)
     token = dep.contract(w3, "RewardToken")
     scheme = BatchSettlementScheme(
         engine=engine,
@@ -120,16 +132,44 @@ def build_world(anvil: Anvil, tmp: Path, db_url: str | None = None) -> ChannelWo
     return ChannelWorld(anvil, w3, dep, admin, settler, engine, url, settings, scheme)
 
 
+def _train(stack: Stack, engine: Engine) -> None:
+    """One demo corpus registered by dev account 5, attested by three validators (the v1 quorum), stored,
+    indexed, and the embedded model trained on it with its manifest registered (the trainer, dev key 3)."""
+    registry = stack.contract("ContributionRegistry")
+    third = Account.from_key(ANVIL_DEV_KEYS[4])
+    stack.transact(stack.admin, registry.functions.grantRole(registry.functions.VALIDATOR_ROLE().call(),
+                                                             third.address))  # fmt: skip
+    path = next(f for f in corpus_files() if f.name == "beekeeping.txt")
+    data = path.read_bytes()
+    digest = content_hash(data)
+    owner = Account.from_key(ANVIL_DEV_KEYS[5])
+    for step in dataset_calls(registry, owner.address, digest, len(data), 1, b"\x01" * 32, "file://bees"):
+        stack.transact(owner, step)
+    for key, score in ((0, 9000), (2, 8000), (4, 7000)):
+        stack.transact(Account.from_key(ANVIL_DEV_KEYS[key]), registry.functions.attest(digest, score))
+    cfg = stack.settings
+    store = ContentStore(cfg.content_dir, max_bytes=cfg.content_max_bytes)
+    store.put_file(digest, path)
+    index_to(cfg, stack.deployment, engine, int(stack.w3.eth.block_number))
+    train(engine=engine, w3=stack.w3, deployment=stack.deployment, policy=load_policy("v1"), store=store,
+          trainer_key=ANVIL_DEV_KEYS[3], name=MODEL_NAME)  # fmt: skip
+
+
 def agent_key(i: int) -> LocalAccount:
     return Account.from_key(Web3.keccak(text=f"cairn-channel-agent-{i}"))
 
 
 class GatewayProcess:
-    """The test gateway (support.channel_gateway) in its own uvicorn process on the world's database."""
+    """The real API (`uvicorn --factory backend.api.app:create_app`, every middleware, the x402 gateway with
+    both schemes) in its own process(es) on the world's database, `POST /v1/chat/completions` of the trained
+    model priced `price`. The world's test process indexes and claims, so the API's own indexer, settler and
+    claimer are off (CAIRN_API_RUN_INDEXER / ..._SETTLE_IN_API / ..._CLAIM_IN_API), and so are the
+    per-client rate limits (every agent here is one loopback client)."""
 
     def __init__(
         self, world: ChannelWorld, tmp: Path, name: str, *, price: int = PRICE, workers: int = 1
     ) -> None:
+        import json
         import os
         import subprocess
         import sys
@@ -137,16 +177,22 @@ class GatewayProcess:
         from cairn.cli.devchain import free_port
 
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}/paid"
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.url = self.base + "/v1/chat/completions"
         self.log = tmp / f"{name}.log"
         repo = Path(__file__).resolve().parents[2]
-        path = os.pathsep.join([str(repo), str(repo / "tests"), os.environ.get("PYTHONPATH", "")])
-        env = dict(
-            os.environ, PYTHONPATH=path, CHANNEL_GW_DB=world.db_url,
-            CHANNEL_GW_DEPLOYMENT=str(tmp / "deployment.json"), CHANNEL_GW_AUTHORIZER=world.settler.address,
-            CHANNEL_GW_PRICE=str(price), CHANNEL_GW_MODEL=MODEL, CHANNEL_GW_RPC=world.anvil.url,
+        path = os.pathsep.join([str(repo), os.environ.get("PYTHONPATH", "")])
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CAIRN_")}
+        env.update(
+            PYTHONPATH=path, CAIRN_RPC_URLS=world.anvil.url, CAIRN_DATABASE_URL=world.db_url,
+            CAIRN_DEPLOYMENT_FILE=str(world.settings.deployment_file),
+            CAIRN_DATA_DIR=str(world.settings.data_dir),
+            CAIRN_CONFIRMATIONS="0", CAIRN_API_PRICES=json.dumps({MODEL_NAME: str(price)}),
+            CAIRN_API_RUN_INDEXER="false", CAIRN_API_MIGRATE="false", CAIRN_API_X402_SETTLE_IN_API="false",
+            CAIRN_API_CHANNEL_CLAIM_IN_API="false", CAIRN_API_RATE_CLIENT_BURST="1000000000",
+            CAIRN_API_RATE_CLIENT_PER_MINUTE="1000000000", CAIRN_LOG_LEVEL="WARNING",
         )  # fmt: skip
-        args = [sys.executable, "-m", "uvicorn", "--factory", "support.channel_gateway:app_from_env",
+        args = [sys.executable, "-m", "uvicorn", "--factory", "backend.api.app:create_app",
                 "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning", "--no-access-log",
                 "--workers", str(workers)]  # fmt: skip
         with self.log.open("wb") as out:
@@ -163,7 +209,7 @@ class GatewayProcess:
             if self.proc.poll() is not None:
                 raise AssertionError(self.log.read_text())
             try:
-                if httpx.get(self.url, timeout=2).status_code == 402:
+                if httpx.post(self.url, json=CHAT, timeout=5).status_code == 402:
                     return
             except httpx.HTTPError:
                 pass

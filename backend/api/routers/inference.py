@@ -18,7 +18,8 @@ from backend.api.deps import InferenceDep
 from backend.api.schemas import problem_responses
 from backend.api.schemas_openai import ChatCompletion, ChatCompletionRequest, ModelList
 from backend.api.services.inference import Inference, ServedModel
-from backend.api.x402.scheme import Charge
+from backend.api.x402.gateway import require_payment
+from backend.api.x402.scheme import Accepted, Charge
 from cairn.core.errors import InvalidInputError
 
 router = APIRouter(prefix="/v1", tags=["inference"])
@@ -46,7 +47,8 @@ ChatModelDep = Annotated[ServedModel, Depends(chat_model)]
 async def chat_charge(request: Request) -> Charge:
     """The x402 charge of a chat completion request (`backend.api.x402.gateway.require_payment(chat_charge)`):
     the model's price, the URL and the model id the revenue is attributed to. A body that is not a valid chat
-    completion request is a 422 problem and an unknown model a 404 problem, before a payment is asked for."""
+    completion request (or `max_tokens` above CAIRN_API_MAX_TOKENS) is a 422 problem and an unknown model a
+    404 problem, before a payment is asked for."""
     try:
         raw = await request.json()
     except ValueError:
@@ -56,7 +58,10 @@ async def chat_charge(request: Request) -> Charge:
     except ValidationError as exc:
         raise RequestValidationError(exc.errors()) from None
     inference: Inference = request.app.state.inference
-    model = await run_in_threadpool(inference.resolve, body.model)
+    inference.max_tokens(body)  # 422 above the server's limit, before any payment
+    model = inference.cached(body.model)  # the hot path: no thread hop while the catalogue is fresh
+    if model is None:
+        model = await run_in_threadpool(inference.resolve, body.model)
     return Charge(
         amount=inference.price_of(body.model),
         resource=str(request.url),
@@ -81,8 +86,11 @@ STREAM_DOC: dict[int | str, dict[str, Any]] = {
 }
 
 
-CHAT_ERRORS = problem_responses(400, 404, 422, 502, 503)
+CHAT_ERRORS = problem_responses(400, 402, 404, 422, 502, 503)
 for _code, _what in {
+    402: "Payment Required (x402 v2): the `PAYMENT-REQUIRED` header (base64 JSON) lists the accepted "
+    "payments for this model's price; pay with an x402 client (`PAYMENT-SIGNATURE`). Asked only after the "
+    "body is valid and the model exists; a model priced 0 is free",
     404: "Not Found: no served model has this name (`code: model_not_found`, OpenAI's `error` member)",
     502: "Bad Gateway: the model's upstream answered an error or no chat completion (`upstream_error`)",
     503: "Service Unavailable: the model's upstream did not answer (`upstream_unavailable`), its artefact is "
@@ -96,9 +104,14 @@ for _code, _what in {
     response_model=ChatCompletion,
     responses={**STREAM_DOC, **CHAT_ERRORS},
 )
-def chat_completions(body: ChatCompletionRequest, inference: InferenceDep) -> Any:
-    """Answer a chat (OpenAI's chat completion). The `datasets` of the answer's `cairn` member name the
-    datasets it drew on (ids = content hashes); `usage` counts the model's tokens."""
+def chat_completions(
+    body: ChatCompletionRequest,
+    inference: InferenceDep,
+    paid: Annotated[Accepted, Depends(require_payment(chat_charge))],
+) -> Any:
+    """Answer a chat (OpenAI's chat completion), paid over x402 at the model's price (`GET /v1/models`,
+    `cairn.price`). The `datasets` of the answer's `cairn` member name the datasets it drew on (ids = content
+    hashes); `usage` counts the model's tokens; the `PAYMENT-RESPONSE` header is the x402 settlement."""
     completion = inference.complete(body)
     if not body.stream:
         return completion

@@ -97,6 +97,14 @@ class Inference:
             )
         return [out[k] for k in sorted(out)]
 
+    def cached(self, name: str) -> ServedModel | None:
+        """The served model `name` from a catalogue read less than CATALOGUE_TTL_S ago (no I/O), or None when
+        the catalogue is stale or does not list it (then `resolve`, which may read the database)."""
+        cached = self._catalogue
+        if cached is None or time.monotonic() - cached[0] >= CATALOGUE_TTL_S:
+            return None
+        return next((m for m in cached[1] if m.name == name), None)
+
     def resolve(self, name: str) -> ServedModel:
         for m in self.models():
             if m.name == name:
@@ -133,6 +141,11 @@ class Inference:
                     ) from None
                 model = self._models[record.artefact_hash] = EmbeddedModel.load(data)
             return model
+
+    def max_tokens(self, request: ChatCompletionRequest) -> int:
+        """The completion's token budget; InvalidInputError (422) above CAIRN_API_MAX_TOKENS (checked by the
+        payment gate's charge too, so a request that cannot be served is never paid for)."""
+        return self._max_tokens(request)
 
     def _max_tokens(self, request: ChatCompletionRequest) -> int:
         limit = request.token_limit()

@@ -294,4 +294,33 @@ class ClaimerThread:
             self.thread.join(timeout=30)
 
 
+def main(argv: list[str]) -> int:
+    """`python -m backend.api.x402.claimer [--once]`: claim until killed (or one forced round), for an API
+    run with CAIRN_API_CHANNEL_CLAIM_IN_API=false. Exactly one claimer per database."""
+    import json
+    import sys
+
+    from backend.api.chain import connect_chain
+    from backend.api.settings import ApiSettings
+    from backend.api.x402.service import build_claimer
+    from cairn.core.db import make_engine
+
+    logging.basicConfig(level=logging.INFO)
+    cfg = ApiSettings()
+    claimer = build_claimer(cfg, connect_chain(cfg), make_engine(cfg.database_url))
+    while True:
+        done = claimer.run_once(force="--once" in argv)
+        if "--once" in argv:
+            shown = {"requests": done.requests, "outbox_id": done.outbox_id, "skipped": done.skipped}
+            print(json.dumps(shown))
+            sys.stdout.flush()
+            return 0
+        time.sleep(cfg.api_channel_claim_interval_s)
+
+
 __all__ = ["CONFIRMED", "ChannelClaimer", "ClaimLine", "ClaimRound", "ClaimerThread"]
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main(sys.argv[1:]))

@@ -5,7 +5,9 @@ makes a route paid.
     @router.post("/v1/chat/completions")
     def chat(..., paid: Annotated[Accepted, Depends(require_payment(charge_of))]): ...
 
-`charge_of(request) -> Charge` (sync or async) prices the request and names the model paid for. Without a
+`charge_of(request) -> Charge` (sync or async) prices the request and names the model paid for. A charge of
+0 (a model priced 0 in `CAIRN_API_PRICES`) is free: the route runs with `Accepted(scheme="free")`, no payment
+is asked for or recorded. Without a
 `PAYMENT-SIGNATURE` header the route answers 402: problem+json, `Cache-Control: no-store` and
 `PAYMENT-REQUIRED` = standard base64 of `{x402Version: 2, error?, resource: {url, description, mimeType},
 accepts: [one requirement per registered scheme]}` (the clients read the header, not the body). With one, the
@@ -13,7 +15,9 @@ base64 JSON `PaymentPayload` is decoded, its `accepted` requirement must be one 
 the scheme it names (`accepted.scheme`, looked up in the registry: "exact", "batch-settlement", ...) verifies
 and records it; the route runs and its response carries `PAYMENT-RESPONSE` = base64 JSON SettleResponse
 (`{success, transaction, network, payer, ...}`). A rejected payment is a 402 again, with the reason as the
-PAYMENT-REQUIRED `error`.
+PAYMENT-REQUIRED `error`. The unpaid 402 is built from memory (the requirements are fixed per charge): no
+database, no RPC, no worker thread, so a flood of unpaid requests costs the server only the charge's own
+work (for a chat completion: parsing the body and the model catalogue, cached for a second).
 
 The gateway lives in `app.state.x402` (see `build_gateway`); `install_payment_response(app)` makes sure the
 PAYMENT-RESPONSE header reaches routes that return their own Response object (e.g. a stream).
@@ -40,6 +44,7 @@ PAYMENT_REQUIRED = "PAYMENT-REQUIRED"
 PAYMENT_SIGNATURE = "PAYMENT-SIGNATURE"
 PAYMENT_RESPONSE = "PAYMENT-RESPONSE"
 _STATE_KEY = "x402_payment_response"
+FREE = "free"  # `Accepted.scheme` of a request whose charge is 0 (no payment asked, no PAYMENT-RESPONSE)
 # Fields of a requirement the client's `accepted` copy must repeat exactly (addresses case-insensitively).
 _MATCHED = ("scheme", "network", "amount", "maxTimeoutSeconds")
 _MATCHED_ADDRESSES = ("asset", "payTo")
@@ -154,9 +159,12 @@ def require_payment(charge_of: ChargeOf) -> Callable[..., Awaitable[Accepted]]:
         if inspect.isawaitable(charge):
             charge = await charge
         assert isinstance(charge, Charge)
-        accepted, header = await run_in_threadpool(
-            gateway.pay, request.headers.get(PAYMENT_SIGNATURE), charge
-        )
+        if charge.amount == 0:  # a free model (price 0 in the price table): nothing to pay, nothing recorded
+            return Accepted(scheme=FREE, payer="", amount=0)
+        signature = request.headers.get(PAYMENT_SIGNATURE)
+        if not signature:  # the unpaid path: requirements from memory, no thread, database or RPC
+            raise gateway.refuse(charge, f"payment required: send {PAYMENT_SIGNATURE} (x402 v2) to pay")
+        accepted, header = await run_in_threadpool(gateway.pay, signature, charge)
         response.headers[PAYMENT_RESPONSE] = header
         request.state.x402_payment_response = header
         return accepted
