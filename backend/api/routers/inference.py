@@ -110,8 +110,9 @@ def chat_completions(
     paid: Annotated[Accepted, Depends(require_payment(chat_charge))],
 ) -> Any:
     """Answer a chat (OpenAI's chat completion), paid over x402 at the model's price (`GET /v1/models`,
-    `cairn.price`). The `datasets` of the answer's `cairn` member name the datasets it drew on (ids = content
-    hashes); `usage` counts the model's tokens; the `PAYMENT-RESPONSE` header is the x402 settlement."""
+    its `cairn` member's `price`). The `datasets` of the answer's `cairn` member name the datasets it
+    drew on (ids = content hashes); `usage` counts the model's tokens; the `PAYMENT-RESPONSE` header is
+    the x402 settlement."""
     completion = inference.complete(body)
     if not body.stream:
         return completion
