@@ -123,53 +123,17 @@ class ContentStore:
 
     def put_chunks(self, digest: bytes, chunks: Iterable[bytes]) -> Path:
         """Store `chunks` as the blob of `digest`, refusing bytes that are too many or hash otherwise."""
-        target = self.path(digest)
-        if target.is_file():
-            # Already here: still drain and check, so a caller cannot mistake a wrong upload for a success.
-            h, size = hashlib.sha256(), 0
+        with _BlobWriter(self, digest) as blob:
             for chunk in chunks:
-                size = self._count(size, len(chunk))
-                h.update(chunk)
-            self._check(digest, h.digest())
-            return target
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".upload-")
-        try:
-            h, size = hashlib.sha256(), 0
-            with os.fdopen(fd, "wb") as out:
-                for chunk in chunks:
-                    size = self._count(size, len(chunk))
-                    h.update(chunk)
-                    out.write(chunk)
-                out.flush()
-                os.fsync(out.fileno())
-            self._check(digest, h.digest())
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return target
+                blob.write(chunk)
+            return blob.commit()
 
     async def put_async_chunks(self, digest: bytes, chunks: AsyncIterable[bytes]) -> Path:
         """`put_chunks` for an async body (a streamed HTTP upload); the file writes are small and local."""
-        target = self.path(digest)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".upload-")
-        try:
-            h, size = hashlib.sha256(), 0
-            with os.fdopen(fd, "wb") as out:
-                async for chunk in chunks:
-                    size = self._count(size, len(chunk))
-                    h.update(chunk)
-                    out.write(chunk)
-                out.flush()
-                os.fsync(out.fileno())
-            self._check(digest, h.digest())
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return target
+        with _BlobWriter(self, digest) as blob:
+            async for chunk in chunks:
+                blob.write(chunk)
+            return blob.commit()
 
     def _count(self, size: int, more: int) -> int:
         size += more
@@ -183,3 +147,37 @@ class ContentStore:
             raise ContentMismatchError(
                 f"the bytes hash to 0x{actual.hex()}, not to the content hash 0x{expected.hex()}"
             )
+
+
+class _BlobWriter:
+    """One upload into the store: a temporary file beside the target, hashed and counted as it is written,
+    renamed into place by `commit` only when the hash is the expected one; removed on any failure."""
+
+    def __init__(self, store: ContentStore, digest: bytes) -> None:
+        self.store, self.digest = store, digest
+        self.target = store.path(digest)
+        self.target.parent.mkdir(parents=True, exist_ok=True)
+        fd, self.tmp = tempfile.mkstemp(dir=self.target.parent, prefix=".upload-")
+        self.out = os.fdopen(fd, "wb")
+        self.hash = hashlib.sha256()
+        self.size = 0
+
+    def __enter__(self) -> _BlobWriter:
+        return self
+
+    def write(self, chunk: bytes) -> None:
+        self.size = self.store._count(self.size, len(chunk))
+        self.hash.update(chunk)
+        self.out.write(chunk)
+
+    def commit(self) -> Path:
+        self.out.flush()
+        os.fsync(self.out.fileno())
+        self.out.close()
+        self.store._check(self.digest, self.hash.digest())
+        os.replace(self.tmp, self.target)
+        return self.target
+
+    def __exit__(self, *exc: object) -> None:
+        self.out.close()
+        Path(self.tmp).unlink(missing_ok=True)  # after commit: already renamed away
