@@ -46,6 +46,10 @@ export const routes = {
   // x402 payments of one payer (with its unsettled exposure)
   payments: (payer: string) => `/v1/payments?payer=${enc(payer)}`,
 
+  // OpenAI-compatible inference (backend/api/routers/inference.py); the completion is paid with x402
+  models: () => "/v1/models",
+  chatCompletions: () => "/v1/chat/completions", // POST; 402 + PAYMENT-REQUIRED until paid
+
   // the audit report written by `cairn audit`
   auditLatest: () => "/v1/audit/latest",
 } as const;
