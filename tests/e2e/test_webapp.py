@@ -21,7 +21,17 @@ from typing import Any
 
 import pytest
 from eth_account import Account
-from support.api_stack import EPOCH_LENGTH, Stack, deploy, h32, seed, seed_rewards, travel_to
+from support.api_stack import (
+    CHALLENGE_DELAY,
+    EPOCH_LENGTH,
+    Stack,
+    deploy,
+    h32,
+    seed,
+    seed_rewards,
+    travel_to,
+    write_allocation,
+)
 from support.browser import (
     CHROMIUM,
     CHROMIUM_ARGS,
@@ -973,3 +983,53 @@ def test_agent_tries_the_model_and_pays_with_x402_from_the_wallet(tmp_path: Path
         )
         expect(page.locator("#try-result")).to_be_hidden()
         assert errors == []
+
+
+def test_a_wallet_without_gas_claims_through_the_relayer(tmp_path: Path, browser: Any) -> None:
+    """A fresh account that has never held ETH has a reward under an accepted root: the contributor view
+    offers the relayed claim (`POST /v1/relay/claim`) instead of the wallet transaction; after one click its
+    token balance has risen by the claimed amount and its ETH balance is still 0."""
+    from playwright.sync_api import expect
+
+    from cairn.core.policy import load_policy
+
+    reward = 2 * 10**18
+    with start_anvil() as anvil:
+        w3 = Web3(Web3.HTTPProvider(anvil.url))
+        admin = Account.from_key(ANVIL_DEV_KEYS[0])
+        dep = deploy(w3, admin, tmp_path)
+        settings = ApiSettings(
+            rpc_urls=[anvil.url], database_url=f"sqlite:///{tmp_path}/gasless.db",
+            deployment_file=tmp_path / "deployment.json", data_dir=tmp_path / "data", confirmations=0,
+            finality="confirmations",
+        )  # fmt: skip
+        stack = Stack(anvil, w3, dep, settings, tmp_path, admin, validators=[], owners=[], payer=admin)
+        fresh = Account.create()
+        assert w3.eth.get_balance(fresh.address) == 0
+        dist, token = stack.contract("RewardDistributor"), stack.contract("RewardToken")
+        stack.transact(admin, dist.functions.fundEmission(0))
+        travel_to(stack, dep.epoch.genesis + EPOCH_LENGTH + 1)
+        stack.transact(admin, dist.functions.grantRole(dist.functions.PUBLISHER_ROLE().call(), admin.address))
+        tree, uri = write_allocation(stack, 0, {}, {fresh.address.lower(): reward})
+        policy_hash = load_policy("v1").content_hash()
+        stack.transact(admin, dist.functions.proposeRoot(tree.root, 0, policy_hash, reward, uri))
+        travel_to(stack, int(w3.eth.get_block("latest")["timestamp"]) + CHALLENGE_DELAY + 1)
+        stack.transact(admin, dist.functions.acceptRoot())
+        stack.index()
+        with serve(create_app(settings, run_indexer=True), free_port()) as url:
+            wallet = TestWallet(fresh, anvil.url, 31337)
+            page, errors = open_app(browser, url, wallet, view="contribute")
+            connect(page)
+            expect(page.locator("#rewards-claimable")).to_have_text(f"2 ({reward} wei)")
+            expect(page.get_by_test_id("rewards-eth")).to_have_attribute("data-wei", "0")
+            expect(page.locator("#claim-button")).to_be_hidden()
+            page.get_by_role("button", name="Claim without gas (relayed)").click()
+            expect(page.locator("#claim-status")).to_contain_text("Claimed 2 tokens in block", timeout=60_000)
+            expect(page.locator("#claim-status")).to_contain_text("relayed (you paid no gas): balance 0 → 2.")
+            assert int(token.functions.balanceOf(fresh.address).call()) == reward
+            assert w3.eth.get_balance(fresh.address) == 0
+            assert "eth_sendTransaction" not in wallet.calls and wallet.signed == []
+            expect(page.get_by_test_id("rewards-balance")).to_have_attribute("data-wei", str(reward))
+            expect(page.get_by_test_id("rewards-eth")).to_have_attribute("data-wei", "0")
+            screenshot(page, "claim-relayed")
+            assert errors == []

@@ -18,6 +18,7 @@ export const routes = {
   registerDatasetTypedData: (params: URLSearchParams) => `/v1/eip712/register-dataset?${params}`,
   relayDataset: () => "/v1/datasets",
   relay: (relayId: string) => `/v1/relays/${enc(relayId)}`,
+  relayClaim: () => "/v1/relay/claim", // POST {account}: claimFor, the relayer pays the gas
 
   // rewards and auditors (main)
   epochs: () => "/v1/epochs",
