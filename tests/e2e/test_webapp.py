@@ -21,7 +21,17 @@ from typing import Any
 
 import pytest
 from eth_account import Account
-from support.api_stack import EPOCH_LENGTH, Stack, deploy, h32, seed, seed_rewards, travel_to
+from support.api_stack import (
+    CHALLENGE_DELAY,
+    EPOCH_LENGTH,
+    Stack,
+    deploy,
+    h32,
+    seed,
+    seed_rewards,
+    travel_to,
+    write_allocation,
+)
 from support.browser import (
     CHROMIUM,
     CHROMIUM_ARGS,
@@ -890,3 +900,136 @@ def test_agent_view_shows_balance_payments_and_channels(tmp_path: Path, browser:
         expect(channel.nth(4)).to_have_text(f"requested, available {available}")
         screenshot(page, "agent")
         assert errors == []
+
+
+def test_agent_tries_the_model_and_pays_with_x402_from_the_wallet(tmp_path: Path, browser: Any) -> None:
+    """On the agent stack (tests/support/agent_stack.py: a model trained by `cairn train` on two attested
+    datasets, priced PRICE): the "try the model" box asks `POST /v1/chat/completions`, pays its 402 with an
+    x402 `exact` authorization the wallet signs (eth_signTypedData_v4), and shows the answer, the datasets it
+    drew on, the price paid and the PAYMENT-RESPONSE. The chain's clock runs two days ahead of wall time, so
+    a validity window from the browser's clock would be refused. The payment is recorded for the wallet and
+    settled: its token balance falls by the price. A rejected signature and a payer without tokens (the
+    server's 402 reason) are readable messages."""
+    from playwright.sync_api import expect
+    from support.agent_stack import NAME, PRICE, agent_stack
+
+    from backend.inference.training import model_id_of
+
+    with agent_stack(tmp_path) as loop:
+        w3 = loop.w3
+        w3.provider.make_request("evm_increaseTime", [2 * 86400])  # type: ignore[arg-type]
+        w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+        token = loop.dep.contract(w3, "RewardToken")
+        before = int(token.functions.balanceOf(loop.payer.address).call())
+        wallet = TestWallet(loop.payer, loop.settings.rpc_urls[0], w3.eth.chain_id)
+        page, errors = open_app(browser, loop.url, wallet, view="agent")
+        connect(page)
+        expect(page.locator(f'#try-model option[value="{NAME}"]')).to_have_attribute("data-price", str(PRICE))
+        page.get_by_label("question").fill("How does the indexer detect and roll back a reorg?")
+
+        wallet.reject_signatures = True
+        page.get_by_role("button", name="Ask and pay with x402").click()
+        expect(page.locator("#try-error")).to_have_text(
+            "You rejected the request in your wallet: nothing was signed or sent."
+        )
+        expect(page.locator("#try-result")).to_be_hidden()
+        wallet.reject_signatures = False
+
+        page.get_by_role("button", name="Ask and pay with x402").click()
+        expect(page.get_by_test_id("try-answer")).not_to_be_empty(timeout=60_000)
+        expect(page.locator("#try-error")).to_be_hidden()
+        expect(page.get_by_test_id("try-price")).to_have_attribute("data-wei", str(PRICE))
+        expect(page.get_by_test_id("try-price")).to_have_text(f"{tokens_text(PRICE)} ({PRICE} wei)")
+        shown = page.locator("#try-datasets li")
+        expect(shown.first).to_be_attached()
+        ids = [shown.nth(i).get_attribute("data-dataset") for i in range(shown.count())]
+        assert ids and set(ids) <= set(loop.owners), ids
+        receipt = page.get_by_test_id("try-receipt")
+        expect(receipt).to_contain_text("accepted")
+        response = json.loads(receipt.get_attribute("data-response") or "{}")
+        assert response["success"] is True and response["network"] == loop.network
+        assert response["payer"].lower() == loop.payer.address.lower()
+        [typed] = [
+            s["typed"]
+            for s in wallet.signed
+            if s.get("typed", {}).get("primaryType") == "TransferWithAuthorization"
+        ]
+        assert typed["domain"]["verifyingContract"].lower() == loop.token.lower()
+        valid_before = int(typed["message"]["validBefore"])
+        assert valid_before > time.time() + 86400  # the chain's clock (two days ahead), not the browser's
+
+        deadline = time.monotonic() + 60
+        while True:  # the API's settler settles the exact payment on chain
+            with urllib.request.urlopen(f"{loop.url}/v1/payments?payer={loop.payer.address}") as r:
+                [row] = json.loads(r.read())["payments"]
+            if row["status"] == "settled" or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert (row["scheme"], int(row["amount"]), row["model_id"]) == ("exact", PRICE, model_id_of(NAME))
+        assert row["status"] == "settled" and row["tx_hash"], row
+        assert int(token.functions.balanceOf(loop.payer.address).call()) == before - PRICE
+        expect(page.locator(f'#agent-payments-body tr[data-payment="{row["id"]}"]')).to_be_attached()
+        screenshot(page, "agent-try-model")
+        assert errors == []
+        page.context.close()
+
+        broke = TestWallet(Account.from_key(ANVIL_DEV_KEYS[9]), loop.settings.rpc_urls[0], w3.eth.chain_id)
+        page, errors = open_app(browser, loop.url, broke, view="agent")
+        connect(page)
+        expect(page.locator(f'#try-model option[value="{NAME}"]')).to_be_attached()
+        page.get_by_role("button", name="Ask and pay with x402").click()
+        expect(page.locator("#try-error")).to_contain_text(
+            "The server refused the payment (invalid_exact_evm_insufficient_balance): payer"
+        )
+        expect(page.locator("#try-result")).to_be_hidden()
+        assert errors == []
+
+
+def test_a_wallet_without_gas_claims_through_the_relayer(tmp_path: Path, browser: Any) -> None:
+    """A fresh account that has never held ETH has a reward under an accepted root: the contributor view
+    offers the relayed claim (`POST /v1/relay/claim`) instead of the wallet transaction; after one click its
+    token balance has risen by the claimed amount and its ETH balance is still 0."""
+    from playwright.sync_api import expect
+
+    from cairn.core.policy import load_policy
+
+    reward = 2 * 10**18
+    with start_anvil() as anvil:
+        w3 = Web3(Web3.HTTPProvider(anvil.url))
+        admin = Account.from_key(ANVIL_DEV_KEYS[0])
+        dep = deploy(w3, admin, tmp_path)
+        settings = ApiSettings(
+            rpc_urls=[anvil.url], database_url=f"sqlite:///{tmp_path}/gasless.db",
+            deployment_file=tmp_path / "deployment.json", data_dir=tmp_path / "data", confirmations=0,
+            finality="confirmations",
+        )  # fmt: skip
+        stack = Stack(anvil, w3, dep, settings, tmp_path, admin, validators=[], owners=[], payer=admin)
+        fresh = Account.create()
+        assert w3.eth.get_balance(fresh.address) == 0
+        dist, token = stack.contract("RewardDistributor"), stack.contract("RewardToken")
+        stack.transact(admin, dist.functions.fundEmission(0))
+        travel_to(stack, dep.epoch.genesis + EPOCH_LENGTH + 1)
+        stack.transact(admin, dist.functions.grantRole(dist.functions.PUBLISHER_ROLE().call(), admin.address))
+        tree, uri = write_allocation(stack, 0, {}, {fresh.address.lower(): reward})
+        policy_hash = load_policy("v1").content_hash()
+        stack.transact(admin, dist.functions.proposeRoot(tree.root, 0, policy_hash, reward, uri))
+        travel_to(stack, int(w3.eth.get_block("latest")["timestamp"]) + CHALLENGE_DELAY + 1)
+        stack.transact(admin, dist.functions.acceptRoot())
+        stack.index()
+        with serve(create_app(settings, run_indexer=True), free_port()) as url:
+            wallet = TestWallet(fresh, anvil.url, 31337)
+            page, errors = open_app(browser, url, wallet, view="contribute")
+            connect(page)
+            expect(page.locator("#rewards-claimable")).to_have_text(f"2 ({reward} wei)")
+            expect(page.get_by_test_id("rewards-eth")).to_have_attribute("data-wei", "0")
+            expect(page.locator("#claim-button")).to_be_hidden()
+            page.get_by_role("button", name="Claim without gas (relayed)").click()
+            expect(page.locator("#claim-status")).to_contain_text("Claimed 2 tokens in block", timeout=60_000)
+            expect(page.locator("#claim-status")).to_contain_text("relayed (you paid no gas): balance 0 → 2.")
+            assert int(token.functions.balanceOf(fresh.address).call()) == reward
+            assert w3.eth.get_balance(fresh.address) == 0
+            assert "eth_sendTransaction" not in wallet.calls and wallet.signed == []
+            expect(page.get_by_test_id("rewards-balance")).to_have_attribute("data-wei", str(reward))
+            expect(page.get_by_test_id("rewards-eth")).to_have_attribute("data-wei", "0")
+            screenshot(page, "claim-relayed")
+            assert errors == []

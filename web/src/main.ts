@@ -2,7 +2,7 @@
  * Cairn web app: one page, hash-routed views. Read-only views work without a wallet; the contributor view
  * needs one. A view is a `<section data-view="name">` in index.html plus an entry in `VIEWS`.
  */
-import { loadAgent } from "./views/agent";
+import { loadAgent, mountAgent } from "./views/agent";
 import { loadAuditor, mountAuditor } from "./views/auditor";
 import { loadContributions, mountContribute } from "./views/contribute";
 import { loadHealth, mountOverview } from "./views/overview";
@@ -23,6 +23,7 @@ const overview = mountOverview();
 mountAuditor();
 mountContribute();
 mountRewards();
+mountAgent();
 
 const VIEWS: Record<string, View> = {
   overview: { title: "Overview", show: overview.refresh },

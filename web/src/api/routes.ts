@@ -18,6 +18,7 @@ export const routes = {
   registerDatasetTypedData: (params: URLSearchParams) => `/v1/eip712/register-dataset?${params}`,
   relayDataset: () => "/v1/datasets",
   relay: (relayId: string) => `/v1/relays/${enc(relayId)}`,
+  relayClaim: () => "/v1/relay/claim", // POST {account}: claimFor, the relayer pays the gas
 
   // rewards and auditors (main)
   epochs: () => "/v1/epochs",
@@ -45,6 +46,10 @@ export const routes = {
 
   // x402 payments of one payer (with its unsettled exposure)
   payments: (payer: string) => `/v1/payments?payer=${enc(payer)}`,
+
+  // OpenAI-compatible inference (backend/api/routers/inference.py); the completion is paid with x402
+  models: () => "/v1/models",
+  chatCompletions: () => "/v1/chat/completions", // POST; 402 + PAYMENT-REQUIRED until paid
 
   // the audit report written by `cairn audit`
   auditLatest: () => "/v1/audit/latest",

@@ -134,6 +134,7 @@ export interface RelayReceipt {
   block_number: number | null;
   content_hash: string;
   duplicate: boolean;
+  failure?: string | null;
 }
 
 /** `/v1/me/contributions` (backend/api/auth/schemas.py MyContributions). */

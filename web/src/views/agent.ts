@@ -5,16 +5,25 @@
  * payments' times), and its payment channels on the PaymentRouter: found from the
  * router's `ChannelDeposited` logs for this payer and read with `channels(id)` (balance, claimed by the
  * gateway, unclaimed), with a pending withdrawal from `ChannelWithdrawalRequested`.
- * Not done: deposits and withdrawals from the page, and a "try the model" box (the server's
- * /v1/chat/completions is not behind an x402 payment yet).
+ * The "try the model" box asks `POST /v1/chat/completions` and pays its 402 with x402 (`exact`, an EIP-3009
+ * authorization signed by the wallet: lib/x402.ts), then shows the answer, the datasets it drew on
+ * (`cairn.datasets`), the price paid and the decoded PAYMENT-RESPONSE.
+ * Not done: deposits and withdrawals from the page.
  */
 import uPlot from "uplot";
 import { createPublicClient, custom, parseAbi, parseAbiItem, type Address, type Hex } from "viem";
-import { getJSON } from "../api/client";
+import { ApiError, getJSON } from "../api/client";
+import { chainClock } from "../lib/clock";
+import {
+  decodeHeader, paymentSignature, pickExact, PaymentRefusedError,
+  type PaymentRequired, type SettleResponse,
+} from "../lib/x402";
+import { signer } from "../wallet/wallet";
 import { routes } from "../api/routes";
 import type { PaymentList } from "../api/types";
 import { chainDate, short, tokens, withWei } from "../lib/format";
 import { $, cell, el, showError } from "../ui/dom";
+import { describe } from "../ui/errors";
 import { state } from "../state";
 
 const tokenAbi = parseAbi(["function balanceOf(address account) view returns (uint256)"]);
@@ -191,6 +200,7 @@ export async function loadAgent(): Promise<void> {
   showError(error, null);
   panel.setAttribute("aria-busy", "true");
   try {
+    await loadModels().catch((err) => showError($("try-error"), err));
     await loadPayments(address);
     if (state.walletChainId === state.health?.chain_id) {
       const b = await reader().readContract({
@@ -207,4 +217,131 @@ export async function loadAgent(): Promise<void> {
   } finally {
     panel.removeAttribute("aria-busy");
   }
+}
+
+interface ModelCard {
+  id: string;
+  cairn: { model_id: string; price: string };
+}
+interface Completion {
+  choices: { message: { content: string } }[];
+  cairn: { model_id: string; datasets: { id: string; score: number }[] };
+}
+
+async function loadModels(): Promise<void> {
+  const select = $("try-model") as HTMLSelectElement;
+  const list = await getJSON<{ data: ModelCard[] }>(routes.models());
+  const keep = select.value;
+  select.replaceChildren(
+    ...list.data.map((m) =>
+      el("option", { value: m.id, "data-price": m.cairn.price }, `${m.id} (${tokens(m.cairn.price)} tokens)`),
+    ),
+  );
+  if (list.data.some((m) => m.id === keep)) select.value = keep;
+  ($("try-submit") as HTMLButtonElement).disabled = list.data.length === 0;
+  $("try-no-model").hidden = list.data.length > 0;
+}
+
+async function post(body: unknown, payment?: string): Promise<Response> {
+  const headers: Record<string, string> = {
+    "Content-Type": "application/json",
+    Accept: "application/json, application/problem+json",
+  };
+  if (payment) headers["PAYMENT-SIGNATURE"] = payment;
+  return fetch(routes.chatCompletions(), { method: "POST", headers, body: JSON.stringify(body) });
+}
+
+async function problem(res: Response): Promise<ApiError> {
+  let detail = `${res.status} ${res.statusText}`;
+  let code = `http_${res.status}`;
+  try {
+    const p = (await res.json()) as { detail?: string; code?: string };
+    if (p.detail) detail = p.detail;
+    if (p.code) code = p.code;
+  } catch {
+    /* not problem+json: keep the status line */
+  }
+  return new ApiError(detail, res.status, code, routes.chatCompletions());
+}
+
+function required(res: Response): PaymentRequired {
+  const header = res.headers.get("PAYMENT-REQUIRED");
+  if (!header) throw new Error("The server answered 402 without a PAYMENT-REQUIRED header.");
+  return decodeHeader<PaymentRequired>(header);
+}
+
+/** Ask the model, paying its 402 from the wallet; show the answer, datasets, price and settlement. */
+async function tryModel(): Promise<void> {
+  const out = $("try-result");
+  const error = $("try-error");
+  const status = $("try-status");
+  const button = $("try-submit") as HTMLButtonElement;
+  showError(error, null);
+  out.hidden = true;
+  button.disabled = true;
+  try {
+    const { account, client } = signer();
+    const body = {
+      model: ($("try-model") as HTMLSelectElement).value,
+      messages: [{ role: "user", content: ($("try-question") as HTMLTextAreaElement).value }],
+    };
+    status.textContent = "Asking the model…";
+    let res = await post(body);
+    let price: string | null = null;
+    if (res.status === 402) {
+      const asked = required(res);
+      const clock = await chainClock();
+      const req = pickExact(asked, clock.chainId);
+      price = req.amount;
+      status.textContent = `The model costs ${tokens(req.amount)} tokens: sign the payment in your wallet…`;
+      const header = await paymentSignature(client, account, asked, req, clock);
+      status.textContent = "Paid; waiting for the answer…";
+      res = await post(body, header);
+      if (res.status === 402) {
+        const reason = required(res).error ?? "no reason given";
+        throw new PaymentRefusedError(reason, (await problem(res)).message);
+      }
+    }
+    if (!res.ok) throw await problem(res);
+    const answer = (await res.json()) as Completion;
+    const settle = res.headers.get("PAYMENT-RESPONSE");
+    $("try-answer").textContent = answer.choices[0]?.message.content ?? "";
+    $("try-datasets").replaceChildren(
+      ...answer.cairn.datasets.map((d) =>
+        el("li", { "data-dataset": d.id }, el("code", { title: d.id }, short(d.id)), ` (score ${d.score.toFixed(3)})`),
+      ),
+    );
+    $("try-datasets-empty").hidden = answer.cairn.datasets.length > 0;
+    const paid = $("try-price");
+    paid.textContent = price === null ? "nothing (free)" : withWei(price);
+    paid.dataset.wei = price ?? "0";
+    const receipt = $("try-receipt");
+    if (settle) {
+      const s = decodeHeader<SettleResponse>(settle);
+      receipt.textContent =
+        `${s.success ? "accepted" : `not accepted (${s.errorReason ?? "no reason"})`}` +
+        (s.transaction ? `, transaction ${s.transaction}` : ", settlement on chain pending") +
+        (s.payer ? `, payer ${s.payer}` : "");
+      receipt.dataset.response = JSON.stringify(s);
+    } else {
+      receipt.textContent = "none (no payment was asked)";
+      delete receipt.dataset.response;
+    }
+    out.hidden = false;
+    status.textContent = "Answered.";
+    void loadPayments(account).catch((err) => showError($("agent-error"), err));
+  } catch (err) {
+    status.textContent = "";
+    showError(error, err);
+    error.dataset.message = describe(err);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+export function mountAgent(): void {
+  $("try-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    void tryModel();
+  });
 }

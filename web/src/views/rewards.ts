@@ -9,13 +9,14 @@
  * (amounts, rewards per epoch, the claim proof); otherwise from the public views: the account's amounts,
  * and rewards per epoch as the differences of its cumulative amount under each epoch's live root
  * (`GET /v1/epochs/{n}/proofs/{address}`, one request per epoch).
- * Not done: a relayed claim for a wallet without gas.
+ * A wallet without ETH for gas is offered a relayed claim instead (`POST /v1/relay/claim {account}`: the
+ * server's relayer sends `claimFor`, the tokens go to the account), followed through `GET /v1/relays/{id}`.
  */
 import uPlot from "uplot";
 import { createPublicClient, custom, parseAbi, type Address } from "viem";
-import { getJSON } from "../api/client";
+import { getJSON, postJSON } from "../api/client";
 import { routes } from "../api/routes";
-import type { Account, EpochList, MyClaims, MyRewards } from "../api/types";
+import type { Account, EpochList, MyClaims, MyRewards, RelayReceipt } from "../api/types";
 import { chainDate, short, tokens, withWei } from "../lib/format";
 import { $, busy, cell, el, showError } from "../ui/dom";
 import { signedInAs, state } from "../state";
@@ -89,6 +90,13 @@ export async function loadRewards(address: string | null): Promise<void> {
       const b = await balance(address as Address);
       $("rewards-balance").textContent = withWei(b.toString());
       $("rewards-balance").dataset.wei = b.toString();
+      const eth = await reader().getBalance({ address: address as Address });
+      const noGas = eth === 0n;
+      $("rewards-eth").textContent = withWei(eth.toString());
+      $("rewards-eth").dataset.wei = eth.toString();
+      $("claim-button").hidden = noGas;
+      $("claim-relayed").hidden = !noGas;
+      $("claim-relayed-button").toggleAttribute("disabled", BigInt(amounts.claimable) === 0n);
     } else {
       $("rewards-balance").textContent = "switch to the deployment's network to read it";
     }
@@ -226,7 +234,42 @@ async function claim(): Promise<void> {
     `balance ${tokens(before.toString())} → ${tokens(after.toString())}.`;
 }
 
+const RELAY_WAIT_MS = 120_000;
+
+/** The relayer claims for the account (`claimFor`): no gas, no signature; followed until it is mined. */
+async function claimRelayed(): Promise<void> {
+  const account = state.account;
+  if (!account) throw new Error("Connect a wallet first.");
+  const status = $("claim-status");
+  const before = await balance(account as Address);
+  status.textContent = "Asking the relayer to claim for you…";
+  let r = await postJSON<RelayReceipt>(routes.relayClaim(), { account });
+  const until = performance.now() + RELAY_WAIT_MS;
+  while (r.status === "pending") {
+    status.textContent = `Relayed: ${short(r.tx_hash)}; waiting for it to be mined…`;
+    if (performance.now() > until) throw new Error(`Still waiting for relay ${r.relay_id}; check again later.`);
+    await new Promise((done) => setTimeout(done, 500));
+    r = await getJSON<RelayReceipt>(routes.relay(r.relay_id));
+  }
+  if (r.status !== "mined") {
+    throw new Error(`The relayed claim ${short(r.tx_hash)} is ${r.status}${r.failure ? `: ${r.failure}` : ""}.`);
+  }
+  const after = await balance(account as Address);
+  status.textContent =
+    `Claimed ${tokens((after - before).toString())} tokens in block ${r.block_number}, relayed (you paid no gas): ` +
+    `balance ${tokens(before.toString())} → ${tokens(after.toString())}.`;
+}
+
 export function mountRewards(): void {
+  const relayed = $<HTMLButtonElement>("claim-relayed-button");
+  relayed.addEventListener("click", () => {
+    void busy(relayed, "Claiming…", $("rewards-error"), async () => {
+      await claimRelayed();
+      return true;
+    }).then((claimed) => {
+      if (claimed && state.account) void loadRewards(state.account);
+    });
+  });
   const button = $<HTMLButtonElement>("claim-button");
   button.addEventListener("click", () => {
     void busy(button, "Claiming…", $("rewards-error"), async () => {
