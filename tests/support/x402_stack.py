@@ -98,14 +98,14 @@ class X402Stack:
 
 
 def settings_for(anvil: Anvil, tmp: Path, **overrides: Any) -> ApiSettings:
-    return ApiSettings(
-        rpc_urls=[anvil.url],
-        database_url=f"sqlite:///{tmp}/x402.db",
-        deployment_file=tmp / "deployment.json",
-        data_dir=tmp / "data",
-        confirmations=0,
-        **overrides,
-    )
+    base: dict[str, Any] = {
+        "rpc_urls": [anvil.url],
+        "database_url": f"sqlite:///{tmp}/x402.db",
+        "deployment_file": tmp / "deployment.json",
+        "data_dir": tmp / "data",
+        "confirmations": 0,
+    }
+    return ApiSettings(**(base | overrides))  # overrides may replace any of these (e.g. rpc_urls)
 
 
 def fund_payers(w3: Web3, dep: Deployment, amount: int = 10**20) -> list[LocalAccount]:

@@ -1,0 +1,82 @@
+"""Two hardenings of the x402 gateway on the real stack (anvil, the contracts, the app under uvicorn, SQLite),
+with the app's JSON-RPC going through a counting proxy in front of anvil: a forged payload is refused on its
+signature before any of the payer's chain state is read; a paid request whose route fails (5xx) is voided,
+never settled."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from eth_account import Account
+from support.rpc_counter import RpcCounter, rpc_counter
+from support.x402_stack import PRICE, X402Stack, official_client, x402_stack
+from x402.http import x402HTTPClient
+
+from cairn.cli.devchain import free_port, start_anvil
+
+SIG = "invalid_exact_evm_payload_signature"
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[X402Stack, RpcCounter]]:
+    tmp: Path = tmp_path_factory.mktemp("x402h")
+    down = {"down": {"base_url": f"http://127.0.0.1:{free_port()}/v1", "timeout_s": 5}}  # a closed port
+    with start_anvil() as anvil, rpc_counter(anvil.url) as rpc, x402_stack(
+        anvil, tmp, rpc_urls=[rpc.url], api_x402_settle_in_api=False, api_upstreams=down,
+        api_prices={"down": PRICE},
+    ) as s:  # fmt: skip
+        yield s, rpc
+
+
+def _client(stack: X402Stack, i: int) -> Any:
+    return official_client(stack.payers[i].key.hex(), stack.token, stack.network, 10 * PRICE)
+
+
+def _signed_payload(stack: X402Stack, i: int) -> dict[str, Any]:
+    resp = httpx.post(stack.url, json={}, timeout=10)
+    http = x402HTTPClient(_client(stack, i))
+    required = http.get_payment_required_response(resp.headers.get, resp.content)
+    payload = asyncio.run(_client(stack, i).create_payment_payload(required))
+    return dict(json.loads(payload.model_dump_json(by_alias=True, exclude_none=True)))
+
+
+def _send(stack: X402Stack, payload: dict[str, Any]) -> httpx.Response:
+    header = base64.b64encode(json.dumps(payload).encode()).decode()
+    return httpx.post(stack.url, json={}, headers={"PAYMENT-SIGNATURE": header}, timeout=10)
+
+
+def _error(resp: httpx.Response) -> Any:
+    return json.loads(base64.b64decode(resp.headers["PAYMENT-REQUIRED"])).get("error")
+
+
+def test_forged_payload_is_refused_before_the_payers_state_is_read(
+    world: tuple[X402Stack, RpcCounter],
+) -> None:
+    stack, rpc = world
+    fresh = Account.create().address  # never seen by the app: nothing about it is cached
+    forged = _signed_payload(stack, 0)  # signed by payer 0 ...
+    forged["payload"]["authorization"]["from"] = fresh  # ... naming someone else as the payer
+    resp = _send(stack, forged)
+    assert resp.status_code == 402 and _error(resp) == SIG, resp.text
+    # no balanceOf / authorizationState / eth_getBalance for it: only the one code lookup that tells an
+    # EOA (refused) from a contract wallet (EIP-1271), since ECDSA did not recover `from`
+    assert [c["method"] for c in rpc.mentioning(fresh)] == ["eth_getCode"]
+    # the code lookup is cached per payer: another forgery naming it costs the chain nothing
+    again = _signed_payload(stack, 1)
+    again["payload"]["authorization"]["from"] = fresh
+    resp = _send(stack, again)
+    assert resp.status_code == 402 and _error(resp) == SIG
+    assert [c["method"] for c in rpc.mentioning(fresh)] == ["eth_getCode"]
+    # a genuine payment: its signature checks first, then its state is read in one batch (balance, nonce)
+    payer = stack.payers[2].address
+    before = len(rpc.mentioning(payer))
+    assert _send(stack, _signed_payload(stack, 2)).status_code == 200
+    methods = sorted(c["method"] for c in rpc.mentioning(payer)[before:])
+    assert methods == ["eth_call", "eth_call", "eth_getCode"], methods
