@@ -16,7 +16,7 @@ import httpx
 import pytest
 from eth_account import Account
 from support.rpc_counter import RpcCounter, rpc_counter
-from support.x402_stack import PRICE, X402Stack, official_client, x402_stack
+from support.x402_stack import PRICE, X402Stack, official_client, pay, settle_all, x402_stack
 from x402.http import x402HTTPClient
 
 from cairn.cli.devchain import free_port, start_anvil
@@ -80,3 +80,46 @@ def test_forged_payload_is_refused_before_the_payers_state_is_read(
     assert _send(stack, _signed_payload(stack, 2)).status_code == 200
     methods = sorted(c["method"] for c in rpc.mentioning(payer)[before:])
     assert methods == ["eth_call", "eth_call", "eth_getCode"], methods
+
+
+def _payments(stack: X402Stack, payer: str) -> dict[str, Any]:
+    r = httpx.get(stack.url.replace("/test/echo", "/v1/payments"), params={"payer": payer}, timeout=10)
+    assert r.status_code == 200, r.text
+    return dict(r.json())
+
+
+def test_paid_request_whose_upstream_is_down_is_void_and_never_settled(
+    world: tuple[X402Stack, RpcCounter],
+) -> None:
+    stack, _ = world
+    payer = stack.payers[1]
+    token = stack.contract("RewardToken")
+    before = token.functions.balanceOf(payer.address).call()
+    chat = stack.url.replace("/test/echo", "/v1/chat/completions")
+    resp = pay(_client(stack, 1), chat, {"model": "down", "messages": [{"role": "user", "content": "hi"}]})
+    assert resp.status_code == 503 and resp.json()["code"] == "upstream_unavailable", resp.text
+    settle = x402HTTPClient(_client(stack, 1)).get_payment_settle_response(resp.headers.get)
+    assert settle.success is False and settle.error_reason == "route_failed_503"
+    assert settle.payer == payer.address and settle.transaction == "" and settle.amount == "0"
+    page = _payments(stack, payer.address)
+    [row] = page["payments"]
+    assert row["status"] == "void" and row["reason"] == "route_failed_503" and row["amount"] == str(PRICE)
+    assert page["exposure"]["unsettled"] == "0"
+    settle_all(stack)  # a real settler round: the void payment is not submitted
+    [row] = _payments(stack, payer.address)["payments"]
+    assert row["status"] == "void" and row["tx_hash"] is None
+    assert token.functions.balanceOf(payer.address).call() == before
+    nonce = bytes.fromhex(row["nonce"][2:])
+    assert token.functions.authorizationState(payer.address, nonce).call() is False  # never used on chain
+
+
+def test_paid_route_that_raises_is_void(world: tuple[X402Stack, RpcCounter]) -> None:
+    stack, _ = world
+    payer = stack.payers[0]
+    resp = pay(_client(stack, 0), stack.url.replace("/test/echo", "/test/boom"), {})
+    assert resp.status_code == 500
+    [row] = [p for p in _payments(stack, payer.address)["payments"] if p["resource"].endswith("/test/boom")]
+    assert row["status"] == "void" and row["reason"] == "route_failed"
+    settle_all(stack)
+    [row] = [p for p in _payments(stack, payer.address)["payments"] if p["resource"].endswith("/test/boom")]
+    assert row["status"] == "void" and row["tx_hash"] is None

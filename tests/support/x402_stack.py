@@ -55,6 +55,11 @@ def priced_app(settings: ApiSettings) -> FastAPI:
     def echo(body: dict[str, Any], paid: Annotated[Accepted, Depends(require_payment(echo_charge))]) -> Any:
         return {"echo": body, "payer": paid.payer, "amount": str(paid.amount)}
 
+    @app.post("/test/boom", dependencies=[Depends(require_payment(echo_charge))])
+    def boom(body: dict[str, Any]) -> Any:
+        """A paid route that raises after the payment was recorded (its payment must be void)."""
+        raise RuntimeError("the route failed after being paid")
+
     @app.post("/test/stream", dependencies=[Depends(require_payment(echo_charge))])
     def stream(body: dict[str, Any]) -> StreamingResponse:
         """A route returning its own Response (as a streamed completion does), paid at router level."""

@@ -201,6 +201,11 @@ class BatchSettlementScheme:
             },
         }
 
+    def void(self, accepted: Accepted, reason: str) -> dict[str, Any] | None:
+        """Not released: the voucher increment of a failed request stays charged (the charged total is
+        cumulative and may already be in a claim; see contracts/SECURITY.md)."""
+        return None
+
     @contextlib.contextmanager
     def _connection(self) -> Iterator[Connection]:
         """PostgreSQL: a pooled connection. SQLite: the scheme's one connection, under the process lock (the

@@ -215,6 +215,22 @@ class ExactScheme:
         }
 
 
+    def void(self, accepted: Accepted, reason: str) -> dict[str, Any] | None:
+        pid = accepted.extra["payment_id"]
+        if not store.void(self.engine, pid, reason):
+            return None  # already in a settlement batch: it settles
+        return {
+            "success": False,
+            "errorReason": reason,
+            "errorMessage": "the paid request failed: this payment is void and will not be settled",
+            "transaction": "",
+            "network": self.network,
+            "payer": accepted.payer,
+            "amount": "0",
+            "extra": {"settlement": "void", "paymentId": pid, "status": f"/v1/payments/{pid}"},
+        }
+
+
 def _checksum(address: str) -> str:
     from eth_utils.address import to_checksum_address
 
