@@ -15,11 +15,13 @@ from typing import Any
 import httpx
 import pytest
 from eth_account import Account
+from support.channels import PRICE as CHANNEL_PRICE
+from support.channels import agent_key, build_world
 from support.rpc_counter import RpcCounter, rpc_counter
 from support.x402_stack import PRICE, X402Stack, official_client, pay, settle_all, x402_stack
 from x402.http import x402HTTPClient
 
-from cairn.cli.devchain import free_port, start_anvil
+from cairn.cli.devchain import Anvil, free_port, start_anvil
 
 SIG = "invalid_exact_evm_payload_signature"
 
@@ -123,3 +125,30 @@ def test_paid_route_that_raises_is_void(world: tuple[X402Stack, RpcCounter]) -> 
     settle_all(stack)
     [row] = [p for p in _payments(stack, payer.address)["payments"] if p["resource"].endswith("/test/boom")]
     assert row["status"] == "void" and row["tx_hash"] is None
+
+
+def test_failed_requests_voucher_increment_is_not_claimed(anvil: Anvil, tmp_path: Path) -> None:
+    """Channel mode, against the real router and the real claimer: a voided request's charge is released
+    (the claim takes only the served requests); a charge already in a claim stays charged."""
+    world = build_world(anvil, tmp_path)
+    try:
+        agent = world.open_channel(agent_key(0), 100 * CHANNEL_PRICE)
+        world.index()
+        world.pay(agent)
+        world.pay(agent)
+        failed = world.pay(agent)
+        body = world.scheme.void(failed, "route_failed_503")
+        assert body is not None and body["success"] is False
+        assert body["extra"]["channelState"]["chargedCumulativeAmount"] == str(2 * CHANNEL_PRICE)
+        world.pay(agent)  # the client's next voucher (cumulative, above the released total) still pays
+        world.claimer().claim_all()
+        router = world.router
+        _, claimed = router.functions.channels(bytes.fromhex(agent.channel_id[2:])).call()
+        assert claimed == 3 * CHANNEL_PRICE  # three served requests, not four
+        served = world.pay(agent)
+        world.claimer().claim_all()
+        assert world.scheme.void(served, "route_failed_503") is None  # already claimed: stays charged
+        _, claimed = router.functions.channels(bytes.fromhex(agent.channel_id[2:])).call()
+        assert claimed == 4 * CHANNEL_PRICE
+    finally:
+        world.engine.dispose()
