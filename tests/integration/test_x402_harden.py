@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,10 @@ from support.rpc_counter import RpcCounter, rpc_counter
 from support.x402_stack import PRICE, X402Stack, official_client, pay, settle_all, x402_stack
 from x402.http import x402HTTPClient
 
-from cairn.cli.devchain import Anvil, free_port, start_anvil
+from cairn.cli.devchain import Anvil, free_port, mint_test_tokens, start_anvil
+from cairn.core.contracts import load_artifact
+from cairn.core.eip712 import transfer_authorization_typed_data
+from cairn.core.settings import ANVIL_DEV_KEYS, REPO_ROOT
 
 SIG = "invalid_exact_evm_payload_signature"
 
@@ -152,3 +156,38 @@ def test_failed_requests_voucher_increment_is_not_claimed(anvil: Anvil, tmp_path
         assert claimed == 4 * CHANNEL_PRICE
     finally:
         world.engine.dispose()
+
+
+def test_contract_wallet_pays_through_eip1271_after_ecdsa_misses(world: tuple[X402Stack, RpcCounter]) -> None:
+    """The path a forgery falls into, for a real contract wallet: ECDSA does not recover `from`, the code
+    lookup finds code, EIP-1271 says yes; served, then settled on chain (the token checks the same way)."""
+    stack, rpc = world
+    owner = Account.create()
+    art = load_artifact("Wallet1271", REPO_ROOT / "artifacts" / "contracts" / "test" / "handlers")
+    admin = Account.from_key(ANVIL_DEV_KEYS[0])
+    ctor = stack.w3.eth.contract(abi=art.abi, bytecode=art.bytecode).constructor(owner.address)
+    tx = ctor.build_transaction(
+        {"from": admin.address, "nonce": stack.w3.eth.get_transaction_count(admin.address, "pending")}
+    )
+    h = stack.w3.eth.send_raw_transaction(admin.sign_transaction(tx).raw_transaction)
+    wallet = str(stack.w3.eth.wait_for_transaction_receipt(h)["contractAddress"])
+    mint_test_tokens(stack.w3, stack.deployment, wallet, 10 * PRICE)
+    token = stack.contract("RewardToken")
+    payload = _signed_payload(stack, 0)  # the official client's payload, as a template
+    nonce = "0x" + os.urandom(32).hex()
+    auth = dict(payload["payload"]["authorization"], **{"from": wallet, "nonce": nonce})
+    typed = transfer_authorization_typed_data(
+        token_name=token.functions.name().call(), chain_id=stack.w3.eth.chain_id,
+        verifying_contract=stack.token, from_=wallet, to=auth["to"], value=int(auth["value"]),
+        valid_after=int(auth["validAfter"]), valid_before=int(auth["validBefore"]), nonce=nonce,
+    )  # fmt: skip
+    signature = Account.sign_typed_data(owner.key, full_message=typed).signature.hex()
+    payload["payload"] = {"authorization": auth, "signature": "0x" + signature.removeprefix("0x")}
+    resp = _send(stack, payload)
+    assert resp.status_code == 200, resp.text
+    methods = [c["method"] for c in rpc.mentioning(wallet) if c["method"] in ("eth_getCode", "eth_call")]
+    assert methods[:2] == ["eth_getCode", "eth_call"], methods  # code lookup, then isValidSignature
+    settle_all(stack)
+    [row] = _payments(stack, wallet)["payments"]
+    assert row["status"] == "settled", row
+    assert token.functions.balanceOf(wallet).call() == 10 * PRICE - PRICE
