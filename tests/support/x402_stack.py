@@ -55,6 +55,11 @@ def priced_app(settings: ApiSettings) -> FastAPI:
     def echo(body: dict[str, Any], paid: Annotated[Accepted, Depends(require_payment(echo_charge))]) -> Any:
         return {"echo": body, "payer": paid.payer, "amount": str(paid.amount)}
 
+    @app.post("/test/boom", dependencies=[Depends(require_payment(echo_charge))])
+    def boom(body: dict[str, Any]) -> Any:
+        """A paid route that raises after the payment was recorded (its payment must be void)."""
+        raise RuntimeError("the route failed after being paid")
+
     @app.post("/test/stream", dependencies=[Depends(require_payment(echo_charge))])
     def stream(body: dict[str, Any]) -> StreamingResponse:
         """A route returning its own Response (as a streamed completion does), paid at router level."""
@@ -98,14 +103,14 @@ class X402Stack:
 
 
 def settings_for(anvil: Anvil, tmp: Path, **overrides: Any) -> ApiSettings:
-    return ApiSettings(
-        rpc_urls=[anvil.url],
-        database_url=f"sqlite:///{tmp}/x402.db",
-        deployment_file=tmp / "deployment.json",
-        data_dir=tmp / "data",
-        confirmations=0,
-        **overrides,
-    )
+    base: dict[str, Any] = {
+        "rpc_urls": [anvil.url],
+        "database_url": f"sqlite:///{tmp}/x402.db",
+        "deployment_file": tmp / "deployment.json",
+        "data_dir": tmp / "data",
+        "confirmations": 0,
+    }
+    return ApiSettings(**(base | overrides))  # overrides may replace any of these (e.g. rpc_urls)
 
 
 def fund_payers(w3: Web3, dep: Deployment, amount: int = 10**20) -> list[LocalAccount]:

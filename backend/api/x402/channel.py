@@ -64,6 +64,19 @@ _SELECT_USAGE = text(
     "WHERE chain_id = :chain AND channel_id = :channel AND model_id = :model"
 )
 
+_SELECT_CLAIMED = text(  # the amounts (decimal text) of the claim rows that are not failed
+    "SELECT amount FROM channel_claim WHERE chain_id = :chain AND channel_id = :channel "
+    "AND model_id = :model AND state != 'failed'"
+)
+_RELEASE_STATE = text(
+    "UPDATE channel_state SET charged = :charged, requests = requests - 1 "
+    "WHERE chain_id = :chain AND channel_id = :channel"
+)
+_RELEASE_USAGE = text(
+    "UPDATE channel_usage SET charged = :charged, requests = requests - 1 "
+    "WHERE chain_id = :chain AND channel_id = :channel AND model_id = :model"
+)
+
 
 @functools.lru_cache(maxsize=65536)
 def _checksum(address: str) -> str:
@@ -178,6 +191,7 @@ class BatchSettlementScheme:
                 "maxClaimableAmount": str(max_claimable),
                 "balance": str(onchain.balance),
                 "requests": requests,
+                "modelId": charge.model_id.lower(),
             },
         )
 
@@ -197,6 +211,47 @@ class BatchSettlementScheme:
                     "channelId": x["channelId"],
                     "balance": x["balance"],
                     "chargedCumulativeAmount": x["chargedCumulativeAmount"],
+                },
+            },
+        }
+
+    def void(self, accepted: Accepted, reason: str) -> dict[str, Any] | None:
+        """Release a failed request's charge: under the channel's lock, the channel's charged total and its
+        model's usage go back down by the price, unless a claim row (not failed) already covers that charge
+        (then it stays charged, None). The stored voucher still covers the lower total."""
+        x = accepted.extra
+        key = {"chain": self.chain_id, "channel": x["channelId"]}
+        usage = {**key, "model": x["modelId"]}
+        with self._connection() as conn:
+            if self.sqlite:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            try:
+                charged = int(conn.execute(self._select, key).one()[0])
+                used = int(conn.execute(_SELECT_USAGE, usage).scalar() or 0)
+                claimed = sum(int(a) for a in conn.execute(_SELECT_CLAIMED, usage).scalars())
+                if used - accepted.amount < claimed or charged < accepted.amount:
+                    conn.rollback()
+                    return None
+                conn.execute(_RELEASE_STATE, {**key, "charged": str(charged - accepted.amount)})
+                conn.execute(_RELEASE_USAGE, {**usage, "charged": str(used - accepted.amount)})
+                conn.commit()
+            except BaseException:
+                conn.rollback()
+                raise
+        return {
+            "success": False,
+            "errorReason": reason,
+            "errorMessage": "the paid request failed: its charge is released",
+            "transaction": "",
+            "network": self.network,
+            "payer": accepted.payer,
+            "amount": "0",
+            "extra": {
+                "chargedAmount": "0",
+                "channelState": {
+                    "channelId": x["channelId"],
+                    "balance": x["balance"],
+                    "chargedCumulativeAmount": str(charged - accepted.amount),
                 },
             },
         }

@@ -133,6 +133,7 @@ class ChainView:
         self._lock = threading.Lock()  # requests.Session is not thread-safe; FastAPI runs us in a pool
         self._clock: tuple[int, float] | None = None  # (block timestamp, monotonic time it was read)
         self._payers: dict[str, tuple[int, bool, float]] = {}  # payer -> (balance, has code, read at)
+        self._code: dict[str, tuple[bool, float]] = {}  # payer -> (has code, read at): signers ECDSA missed
 
     def chain_time(self) -> int:
         clock = self._clock
@@ -148,6 +149,19 @@ class ChainView:
         if hit is None or time.monotonic() - hit[2] > self.state_ttl:
             return self.payer_state(payer, nonce)
         return PayerState(chain_time=self.chain_time(), balance=hit[0], nonce_used=False, has_code=hit[1])
+
+    def has_code(self, payer: str) -> bool:
+        """Whether `payer` is a contract (a wallet that may sign by EIP-1271): one eth_getCode, cached per
+        payer like its state (only asked when ECDSA does not recover the payer)."""
+        hit = self._payers.get(payer)
+        if hit is not None and time.monotonic() - hit[2] <= self.state_ttl:
+            return hit[1]
+        code = self._code.get(payer)
+        if code is None or time.monotonic() - code[1] > self.state_ttl:
+            [raw] = self._batch([("eth_getCode", [payer, "latest"])])
+            code = (len(str(raw)) > 2, time.monotonic())
+            self._code[payer] = code
+        return code[0]
 
     def _batch(self, calls: list[tuple[str, list[Any]]]) -> list[Any]:
         body: list[Any] = [

@@ -140,11 +140,12 @@ class ExactScheme:
                 "the signature must be 65 bytes (r, s, v): the router settles with "
                 "transferWithAuthorization(v, r, s)",
             )
-        state = self.chain.cached_state(a.payer, a.nonce)
         digest = self.domain.transfer_digest(a.payer, a.to, a.value, a.valid_after, a.valid_before, a.nonce)
-        # as the token checks (v, r, s): ECDSA first, EIP-1271 when that fails and the payer has code
+        # as the token checks (v, r, s): ECDSA first (local, no RPC), EIP-1271 only when that fails and the
+        # payer has code; the payer's chain state is read only once the signature is the payer's, so a
+        # forged payload naming any address costs no RPC unless ECDSA fails (then one cached eth_getCode)
         ok = recover(digest, a.signature) == a.payer
-        if not ok and state.has_code:
+        if not ok and self.chain.has_code(a.payer):
             ok = self.chain.is_valid_1271(a.payer, digest, a.signature)
         if not ok:
             raise _reject(
@@ -152,6 +153,7 @@ class ExactScheme:
                 f"the signature is not {a.payer}'s TransferWithAuthorization for the token's domain "
                 f"({self.domain.name!r}, version {self.domain.version!r}, chain {self.domain.chain_id})",
             )
+        state = self.chain.cached_state(a.payer, a.nonce)
         now = state.chain_time
         if a.valid_after > now + self.config.clock_skew_s:
             raise _reject(
@@ -210,6 +212,22 @@ class ExactScheme:
             "payer": accepted.payer,
             "amount": str(accepted.amount),
             "extra": {"settlement": "pending", "paymentId": pid, "status": f"/v1/payments/{pid}"},
+        }
+
+
+    def void(self, accepted: Accepted, reason: str) -> dict[str, Any] | None:
+        pid = accepted.extra["payment_id"]
+        if not store.void(self.engine, pid, reason):
+            return None  # already in a settlement batch: it settles
+        return {
+            "success": False,
+            "errorReason": reason,
+            "errorMessage": "the paid request failed: this payment is void and will not be settled",
+            "transaction": "",
+            "network": self.network,
+            "payer": accepted.payer,
+            "amount": "0",
+            "extra": {"settlement": "void", "paymentId": pid, "status": f"/v1/payments/{pid}"},
         }
 
 

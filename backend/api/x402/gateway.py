@@ -14,10 +14,12 @@ accepts: [one requirement per registered scheme]}` (the clients read the header,
 base64 JSON `PaymentPayload` is decoded, its `accepted` requirement must be one we offer for this charge, and
 the scheme it names (`accepted.scheme`, looked up in the registry: "exact", "batch-settlement", ...) verifies
 and records it; the route runs and its response carries `PAYMENT-RESPONSE` = base64 JSON SettleResponse
-(`{success, transaction, network, payer, ...}`). A rejected payment is a 402 again, with the reason as the
-PAYMENT-REQUIRED `error`. The unpaid 402 is built from memory (the requirements are fixed per charge): no
-database, no RPC, no worker thread, so a flood of unpaid requests costs the server only the charge's own
-work (for a chat completion: parsing the body and the model catalogue, cached for a second).
+(`{success, transaction, network, payer, ...}`); if the route then fails (5xx or raises) the payment is void
+(never settled) and PAYMENT-RESPONSE says `success: false` (`PaymentResponseMiddleware`). A rejected payment
+is a 402 again, with the reason as the PAYMENT-REQUIRED `error`. The unpaid 402 is built from memory (the
+requirements are fixed per charge): no database, no RPC, no worker thread, so a flood of unpaid requests
+costs the server only the charge's own work (for a chat completion: parsing the body and the model
+catalogue, cached for a second).
 
 The gateway lives in `app.state.x402` (see `build_gateway`); `install_payment_response(app)` makes sure the
 PAYMENT-RESPONSE header reaches routes that return their own Response object (e.g. a stream).
@@ -44,6 +46,7 @@ PAYMENT_REQUIRED = "PAYMENT-REQUIRED"
 PAYMENT_SIGNATURE = "PAYMENT-SIGNATURE"
 PAYMENT_RESPONSE = "PAYMENT-RESPONSE"
 _STATE_KEY = "x402_payment_response"
+_ACCEPTED_KEY = "x402_accepted"  # the request's accepted payment, voided if the route fails
 FREE = "free"  # `Accepted.scheme` of a request whose charge is 0 (no payment asked, no PAYMENT-RESPONSE)
 # Fields of a requirement the client's `accepted` copy must repeat exactly (addresses case-insensitively).
 _MATCHED = ("scheme", "network", "amount", "maxTimeoutSeconds")
@@ -136,6 +139,13 @@ class Gateway:
             raise self.refuse(charge, exc.message, exc.reason) from None
         return paid, encode(scheme.response(paid))
 
+    def void(self, accepted: Accepted, reason: str) -> str | None:
+        """Release `accepted` because its route failed (blocking: database). Returns the PAYMENT-RESPONSE
+        header value (success false), or None when the scheme keeps the payment."""
+        scheme = self.schemes.get(accepted.scheme)
+        body = scheme.void(accepted, reason) if scheme is not None else None
+        return encode(body) if body is not None else None
+
 
 def _check_matches(accepted: dict[str, Any], requirement: dict[str, Any]) -> None:
     for key in _MATCHED:
@@ -167,6 +177,7 @@ def require_payment(charge_of: ChargeOf) -> Callable[..., Awaitable[Accepted]]:
         accepted, header = await run_in_threadpool(gateway.pay, signature, charge)
         response.headers[PAYMENT_RESPONSE] = header
         request.state.x402_payment_response = header
+        request.state.x402_accepted = accepted
         return accepted
 
     return paid
@@ -174,7 +185,10 @@ def require_payment(charge_of: ChargeOf) -> Callable[..., Awaitable[Accepted]]:
 
 class PaymentResponseMiddleware:
     """ASGI middleware: the PAYMENT-RESPONSE of a paid request on its response, even when the route returned
-    its own Response object (FastAPI copies dependency headers only onto responses it builds)."""
+    its own Response object (FastAPI copies dependency headers only onto responses it builds); and the void
+    outcome: when the paid route answers 5xx (e.g. an upstream's 502/503) or raises, the payment is released
+    (`Gateway.void`: never settled) before the response starts, and PAYMENT-RESPONSE says success false. A
+    response that has started (a stream) is not voided if it fails later."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -184,16 +198,38 @@ class PaymentResponseMiddleware:
             await self.app(scope, receive, send)
             return
         name = PAYMENT_RESPONSE.lower().encode()
+        started = False
+
+        async def void(status: int | None) -> str | None:
+            state = scope.get("state", {})
+            accepted = state.pop(_ACCEPTED_KEY, None)
+            if not isinstance(accepted, Accepted) or accepted.scheme == FREE:
+                return None
+            gateway: Gateway = scope["app"].state.x402
+            reason = f"route_failed_{status}" if status else "route_failed"
+            return await run_in_threadpool(gateway.void, accepted, reason)
 
         async def send_with_header(message: Message) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 value = scope.get("state", {}).get(_STATE_KEY)
                 headers = list(message.get("headers", []))
+                if int(message.get("status", 200)) >= 500:
+                    voided = await void(int(message["status"]))
+                    if voided:
+                        value = voided
+                        headers = [(k, v) for k, v in headers if k.lower() != name]
                 if value and not any(k.lower() == name for k, _ in headers):
                     message = {**message, "headers": [*headers, (name, str(value).encode())]}
             await send(message)
 
-        await self.app(scope, receive, send_with_header)
+        try:
+            await self.app(scope, receive, send_with_header)
+        except Exception:
+            if not started:
+                await void(None)  # the 500 that follows is built outside this middleware
+            raise
 
 
 def install_payment_response(app: Any) -> None:

@@ -58,3 +58,8 @@ class Scheme(Protocol):
     def response(self, accepted: Accepted) -> dict[str, Any]:
         """The PAYMENT-RESPONSE body (x402 v2 SettleResponse: success, transaction, network, payer, ...)."""
         ...
+
+    def void(self, accepted: Accepted, reason: str) -> dict[str, Any] | None:
+        """The paid route failed (5xx or raised): release the payment so it is never settled, and return the
+        PAYMENT-RESPONSE body saying so (success false); None when it cannot be released (it stays paid)."""
+        ...

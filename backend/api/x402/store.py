@@ -3,7 +3,9 @@
 Every change of a payment's status and the payer's exposure happen in one database transaction, so that
 `x402_payer.unsettled` is always the sum of the payer's accepted and settling payments, whatever process is
 killed when. A payment is recorded before it is served; the per-payer row is locked first (an UPDATE), so two
-requests of one payer on two API processes cannot both pass the exposure limit.
+requests of one payer on two API processes cannot both pass the exposure limit. A payment whose route then
+fails is `void` (`void`): its exposure is released and the settler, which batches only accepted ones, never
+submits it.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from backend.api.x402.scheme import PaymentRejectedError
 from backend.models import metadata
 
 ACCEPTED, SETTLING, SETTLED, FAILED = "accepted", "settling", "settled", "failed"
+VOID = "void"  # accepted, then the paid route failed (5xx or raised): never settled, exposure released
 BATCH_PENDING, BATCH_APPLIED, BATCH_RELEASED = "pending", "applied", "released"
 PAYMENT = metadata.tables["x402_payment"]
 PAYER = metadata.tables["x402_payer"]
@@ -139,6 +142,26 @@ def record(
         raise PaymentRejectedError(
             "invalid_exact_evm_nonce_already_used", f"authorization nonce {nonce} of {payer} was already used"
         ) from None
+
+
+def void(engine: Engine, payment_id: int, reason: str) -> bool:
+    """Mark an accepted, not yet batched payment void (its route failed): it is never settled and its amount
+    leaves the payer's exposure, in one transaction. False when it was already batched (then it settles)."""
+    with engine.begin() as conn:
+        row = conn.execute(
+            select(PAYMENT.c.chain_id, PAYMENT.c.payer, PAYMENT.c.amount).where(PAYMENT.c.id == payment_id)
+        ).first()
+        if row is None:
+            return False
+        _lock_exposure(conn, row.chain_id, row.payer)  # the payer's row first, as `record` and the settler
+        done = conn.execute(
+            update(PAYMENT)
+            .where(PAYMENT.c.id == payment_id, PAYMENT.c.status == ACCEPTED, PAYMENT.c.batch_id.is_(None))
+            .values(status=VOID, reason=reason, updated_at=_now())
+        ).rowcount
+        if done:
+            _add(conn, row.chain_id, row.payer, -int(row.amount))
+        return bool(done)
 
 
 def unbatched(engine: Engine, chain_id: int, scheme: str, limit: int) -> list[Any]:
