@@ -34,19 +34,15 @@ def my_contributions(session: Session, *, address: str, limit: int, policy: Poli
 
 def my_rewards(session: Session, *, settings: ApiSettings, chain: Chain, address: str) -> dict[str, Any]:
     """Each epoch whose live root's allocation file is here and has a leaf for `address`, oldest first
-    (one index lookup per epoch, one head read); the proof (`allocations.proof`) under the newest claimable
-    root."""
+    (the live roots cached per indexer commit, one index lookup per epoch, one head read); the proof
+    (`allocations.proof`) under the newest claimable root."""
     head_time = int(chain.latest_block()["timestamp"])
-    summaries = sorted(epochs.list_epochs(session, now=head_time), key=lambda s: int(s["epoch"]))
     out: list[dict[str, Any]] = []
     claimable_epoch: int | None = None
     previous = 0
-    for summary in summaries:
-        if summary["root"] is None:
-            continue
-        epoch = int(summary["epoch"])
+    for root in epochs.live_roots(session):  # one cached read per indexer commit, oldest epoch first
+        epoch = int(root["epoch"])
         try:
-            root = epochs.live_root(session, epoch=epoch)
             index = allocations._index_for_root(
                 session, settings=settings, chain=chain, epoch=epoch, root=root
             )
