@@ -34,9 +34,11 @@ def my_contributions(session: Session, *, address: str, limit: int, policy: Poli
 
 def my_rewards(session: Session, *, settings: ApiSettings, chain: Chain, address: str) -> dict[str, Any]:
     """Each epoch whose live root's allocation file is here and has a leaf for `address`, oldest first
-    (the live roots cached per indexer commit, one index lookup per epoch, one head read); the proof
+    (the live roots cached per indexer commit, one index lookup per epoch, the shared head read); the proof
     (`allocations.proof`) under the newest claimable root."""
-    head_time = int(chain.latest_block()["timestamp"])
+    # the head read at most `api_head_max_age_s` ago, as the proof view judges `claimable_now`: a stale head
+    # can only hold back a root that just became claimable, never offer one that is not yet
+    head_time = int(chain.head(settings.api_head_max_age_s)["timestamp"])
     out: list[dict[str, Any]] = []
     claimable_epoch: int | None = None
     previous = 0
