@@ -50,10 +50,9 @@ def my_rewards(session: Session, *, settings: ApiSettings, chain: Chain, address
             )
         except (NotFoundError, AllocationMismatchError):
             continue
-        found = index.lookup(address)
-        if found is None:
+        cumulative = index.amount(address)  # the amount only: the one proof is read below
+        if cumulative is None:
             continue
-        cumulative = found[0]
         now_claimable = allocations._claimable_now(root, head_time)
         out.append({
             "epoch": epoch, "root": root["root"], "cumulative": str(cumulative),
