@@ -1,19 +1,20 @@
 """The API under load on loopback: Merkle proofs of a 1M-leaf epoch and an account's history over 100 epochs.
 
-Figures
-* `api_proof_p99_ms`, `api_proof_rps`: `GET /v1/epochs/{n}/proofs/{address}` for random accounts of a
-  1,000,000-leaf epoch, 64 concurrent clients (one asyncio process, httpx) offering 500 requests/s together
-  (open loop, `BENCH_API_RATE`): p99 latency from each request's scheduled time, and the requests/s answered;
-* `api_proof_max_rps`, `api_proof_closed_p99_ms`: the same 64 clients closed loop (each sends its next
-  request when its last answer came): the most the server answers, and the p99 then (which is queueing:
-  64 / rps on average, by Little's law);
-* `api_account_p99_ms`: `GET /v1/accounts/{address}/history` (the account view the signed-in `/v1/me` view
-  calls: registrations, attestations, rewards per epoch from each epoch's proof index, claims, payments) for
-  an account with a reward in each of 100 epochs, 64 clients offering 100 views/s (`BENCH_API_ACCOUNT_RATE`),
-  p99 latency; `api_account_rps`, `api_account_closed_p99_ms`: closed loop, as for proofs;
+Figures (closed loop: 64 clients, each on its own keep-alive connection of bench/http_load.py, sends its next
+request when its last answer came, for BENCH_API_SECONDS after a 2 s warm-up; every answer must be a 200
+carrying what was asked for, or the run fails)
+* `api_proof_p99_ms`, `api_proof_p50_ms`, `api_proof_rps`: `GET /v1/epochs/{n}/proofs/{address}` for random
+  accounts of a 1,000,000-leaf epoch (each answer must hold a non-empty proof): latency percentiles and the
+  lookups answered per second. Closed loop, so latency is about 64 / rps (Little's law): queueing;
+* `api_account_p99_ms`, `api_account_p50_ms`, `api_account_rps`: the signed-in account view
+  `GET /v1/me/rewards` (rewards per epoch from each epoch's proof index, cumulative, claimed, claimable with
+  the proof) of an account with a reward in each of 100 epochs, signed in once with SIWE (EIP-4361, a bearer
+  session; each answer must list the 100 epochs);
+* `api_account_history_*`: the same for the public `GET /v1/accounts/{address}/history` of that account;
 * `api_load_workers`: the uvicorn worker processes serving (`BENCH_API_WORKERS`, default 2 = the cores);
-* `api_proof_server_cpu_ms`, `api_account_server_cpu_ms`: the serving processes' CPU time per request, which
-  the other processes on a shared machine do not inflate the way they inflate latency.
+* `api_*_server_cpu_ms`: the serving processes' CPU time per request, which the other processes on a shared
+  machine do not inflate the way they inflate latency; `api_*_loadavg`: the 1-minute load average during
+  each run (the machine is shared: read the latencies next to it).
 
 Set-up (not timed): a fresh anvil with every contract, epoch 0 funded; epochs 0..98 published with 1,000
 accounts each and epoch 99 with 1,000,000 accounts (cumulative leaves: the last epoch holds every account),
@@ -26,6 +27,7 @@ without its 10M-row SQL reduction), the real indexer run to the head, and the AP
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import random
 import socket
@@ -41,20 +43,20 @@ from eth_account import Account
 from web3 import Web3
 
 from bench.epoch import _addr
+from bench.http_load import Response, closed_loop, percentile
 
 ROOT = Path(__file__).resolve().parent.parent
 EPOCHS = 100
 SMALL = 1_000
 BIG = int(os.environ.get("BENCH_API_ACCOUNTS", "1000000"))
 CLIENTS = 64
-RATE = float(os.environ.get("BENCH_API_RATE", "500"))  # proof lookups/s the 64 clients offer together
-IN_FLIGHT = 4  # requests one paced client keeps out at once
-ACCOUNT_RATE = float(os.environ.get("BENCH_API_ACCOUNT_RATE", "100"))  # account views/s offered
 SECONDS = float(os.environ.get("BENCH_API_SECONDS", "15"))
 WORKERS = int(os.environ.get("BENCH_API_WORKERS", "2"))
 EPOCH_LENGTH = 3600
 DELAY = 60
-TARGET = "0x" + "ab" * 20  # the account with a reward in every epoch
+TARGET_KEY = Account.from_key("0x" + "ab" * 32)  # the account with a reward in every epoch; it signs in
+TARGET = TARGET_KEY.address.lower()
+TESTS = ROOT / "tests"
 
 
 def _send(w3: Web3, admin: Any, fn: Any) -> None:
@@ -109,7 +111,8 @@ def _publish(tmp: Path, anvil: Any) -> tuple[Any, int, list[str]]:
     _travel(w3, anvil, int(w3.eth.get_block("latest")["timestamp"]) + DELAY + 1)
     _send(w3, admin, dist.functions.acceptRoot())
     rng = random.Random(7)
-    sample = [_addr(rng.randrange(BIG)) if rng.random() < 0.999 else TARGET for _ in range(20_000)]
+    picks = (rng.randrange(BIG) for _ in range(20_000))
+    sample = [_addr(i) if i != SMALL - 1 else TARGET for i in picks]  # _addr(SMALL - 1) is TARGET's place
     return dep, EPOCHS - 1, sample
 
 
@@ -123,6 +126,11 @@ def _env(tmp: Path, anvil_url: str) -> dict[str, str]:
         "CAIRN_DATA_DIR": str(tmp / "data"),
         "CAIRN_CONFIRMATIONS": "0",
         "CAIRN_API_RUN_INDEXER": "0",
+        # every load client is one loopback client and the account view one account: no rate limit here
+        "CAIRN_API_RATE_CLIENT_BURST": "1000000000",
+        "CAIRN_API_RATE_CLIENT_PER_MINUTE": "1000000000",
+        "CAIRN_API_RATE_ACCOUNT_BURST": "1000000000",
+        "CAIRN_API_RATE_ACCOUNT_PER_MINUTE": "1000000000",
     }
 
 
@@ -145,107 +153,47 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def _get(client: httpx.AsyncClient, path: str) -> httpx.Response:
-    """GET, once more on a connection the server closed under us (a keep-alive race): counted, not lost."""
-    try:
-        return await client.get(path)
-    except httpx.TransportError:
-        return await client.get(path)
+def _is_proof(response: Response) -> str | None:
+    """None when the body is a proof (a JSON object with a non-empty `proof` list), else what is wrong."""
+    body = json.loads(response.body)
+    return None if isinstance(body.get("proof"), list) and body["proof"] else "no proof in the answer"
 
 
-async def _load(base: str, paths: list[str], seconds: float) -> tuple[list[float], float]:
-    """CLIENTS concurrent clients, each sending one request after another for `seconds` (after a 2 s
-    warm-up that is not counted): every latency in ms and the requests per second."""
-    latencies: list[float] = []
-    errors: list[str] = []
-    limits = httpx.Limits(max_connections=CLIENTS, max_keepalive_connections=CLIENTS)
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=120) as client:
-        start = time.perf_counter()
-        counted_from = start + 2.0
-        stop = counted_from + seconds
-
-        async def one(k: int) -> None:
-            i = k
-            while (now := time.perf_counter()) < stop:
-                t = now
-                resp = await _get(client, paths[i % len(paths)])
-                i += CLIENTS
-                done = time.perf_counter()
-                if resp.status_code != 200:
-                    errors.append(f"{resp.status_code} {resp.text[:200]}")
-                if t >= counted_from:
-                    latencies.append((done - t) * 1000)
-
-        await asyncio.gather(*(one(k) for k in range(CLIENTS)))
-    if errors:
-        raise RuntimeError(f"{len(errors)} requests failed, e.g. {errors[0]}")
-    return latencies, len(latencies) / seconds
+def _is_history(response: Response) -> str | None:
+    return None if isinstance(json.loads(response.body).get("items"), list) else "no items in the answer"
 
 
-async def _paced(base: str, paths: list[str], seconds: float, rate: float) -> tuple[list[float], float]:
-    """Open loop: CLIENTS clients together offer `rate` requests/s (each sends on its own fixed schedule,
-    whether or not its last answer came: a slow server cannot slow the offered load down). Latency runs from
-    the scheduled send time (queueing at the client counts, no coordinated omission). Returns every latency
-    in ms and the answered requests per second."""
-    latencies: list[float] = []
-    errors: list[str] = []
-    limits = httpx.Limits(max_connections=CLIENTS * 4, max_keepalive_connections=CLIENTS * 4)
-    interval = CLIENTS / rate
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=120) as client:
-        start = time.perf_counter() + 0.5
-        counted_from = start + 2.0
-        stop = counted_from + seconds
+def _is_my_rewards(response: Response) -> str | None:
+    epochs = json.loads(response.body).get("epochs")
+    return None if isinstance(epochs, list) and len(epochs) == EPOCHS else f"not {EPOCHS} epochs of rewards"
 
-        async def send(path: str, due: float) -> None:
-            resp = await _get(client, path)
-            if resp.status_code != 200:
-                errors.append(f"{resp.status_code} {resp.text[:200]}")
-            if due >= counted_from:
-                latencies.append((time.perf_counter() - due) * 1000)
 
-        pending: list[tuple[float, asyncio.Task[None]]] = []
+def _sign_in(base: str) -> str:
+    """Sign in once as TARGET with SIWE (EIP-4361) as a wallet would; the bearer token."""
+    if str(TESTS) not in sys.path:
+        sys.path.insert(0, str(TESTS))
+    from support.siwe import sign_in
 
-        unsent: list[float] = []
+    with httpx.Client(timeout=30) as client:
+        answer = sign_in(client, base, TARGET_KEY)
+    if answer.status_code != 200:
+        raise RuntimeError(f"sign-in failed: {answer.status_code} {answer.text[:300]}")
+    return str(answer.json()["token"])
 
-        async def one(k: int) -> None:
-            """At most IN_FLIGHT requests of this client at once: a request whose turn comes while they
-            are all out waits, and its latency still runs from its scheduled time."""
-            due = start + interval * k / CLIENTS
-            i = k
-            slots = asyncio.Semaphore(IN_FLIGHT)
 
-            async def sent(path: str, at: float) -> None:
-                try:
-                    await send(path, at)
-                finally:
-                    slots.release()
+def _measure(
+    base: str, paths: list[str], check: Any, headers: dict[str, str] | None = None
+) -> tuple[list[float], float, float, float]:
+    """Closed loop at CLIENTS clients: latencies (ms), requests/s, the serving processes' CPU ms per request
+    (warm-up included, so an upper bound) and the mean 1-minute load average before and after."""
+    load, cpu = os.getloadavg()[0], _server_cpu(_SERVER[0])
+    lat, rps = asyncio.run(closed_loop(base, paths, clients=CLIENTS, seconds=SECONDS, check=check,
+                                       headers=headers))  # fmt: skip
+    cpu_ms = (_server_cpu(_SERVER[0]) - cpu) / max(len(lat), 1) * 1000
+    return lat, rps, cpu_ms, (load + os.getloadavg()[0]) / 2
 
-            while due < stop:
-                await asyncio.sleep(max(due - time.perf_counter(), 0))
-                await slots.acquire()
-                if time.perf_counter() >= stop + 2.0:  # the window is long over: the rest are never sent
-                    slots.release()
-                    while due < stop:
-                        unsent.append(due)
-                        due += interval
-                    break
-                pending.append((due, asyncio.create_task(sent(paths[i % len(paths)], due))))
-                i += CLIENTS
-                due += interval
 
-        await asyncio.gather(*(one(k) for k in range(CLIENTS)))
-        answered = sum(1 for due, t in pending if t.done() and due >= counted_from)
-        await asyncio.wait([t for _, t in pending], timeout=2.0)
-        now = time.perf_counter()
-        for due, task in pending:  # still unanswered 2 s after the window: their latency is at least this
-            if not task.done():
-                task.cancel()
-                if due >= counted_from:
-                    latencies.append((now - due) * 1000)
-        latencies.extend((now - due) * 1000 for due in unsent if due >= counted_from)
-    if errors:
-        raise RuntimeError(f"{len(errors)} requests failed, e.g. {errors[0]}")
-    return latencies, answered / seconds
+_SERVER = [0]  # the uvicorn parent's pid
 
 
 def _server_cpu(pid: int) -> float:
@@ -264,11 +212,6 @@ def _server_cpu(pid: int) -> float:
     return total
 
 
-def _p99(values: list[float]) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
-
-
 def run() -> dict[str, float]:
     from cairn.cli.devchain import start_anvil
 
@@ -283,7 +226,8 @@ def run() -> dict[str, float]:
             [sys.executable, "-m", "uvicorn", "backend.api.app:create_app", "--factory", "--host",
              "127.0.0.1", "--port", str(port), "--workers", str(WORKERS), "--no-access-log", "--log-level",
              "warning"],
-            env={**_env(tmp, anvil.url), "CAIRN_API_MIGRATE": "0"}, cwd=ROOT,
+            env={**_env(tmp, anvil.url), "CAIRN_API_MIGRATE": "0",
+                 "CAIRN_API_SIWE_ORIGINS": f"http://127.0.0.1:{port}"}, cwd=ROOT,
         )  # fmt: skip
         base = f"http://127.0.0.1:{port}"
         try:
@@ -298,18 +242,17 @@ def run() -> dict[str, float]:
             else:
                 raise RuntimeError("the API did not answer a proof lookup")
             proof_paths = [f"/v1/epochs/{big_epoch}/proofs/{a}" for a in sample]
-            cpu = _server_cpu(server.pid)
-            closed, max_rps = asyncio.run(_load(base, proof_paths, SECONDS))
-            proof_cpu = (_server_cpu(server.pid) - cpu) / max(len(closed), 1) * 1000
-            print(f"   proofs, closed loop: {len(closed)} in {SECONDS} s", flush=True)
-            lat, rps = asyncio.run(_paced(base, proof_paths, SECONDS, RATE))
-            print(f"   proofs at {RATE}/s offered: {len(lat)} in {SECONDS} s", flush=True)
+            _SERVER[0] = server.pid
+            lat, rps, proof_cpu, proof_load = _measure(base, proof_paths, _is_proof)
+            print(f"   proofs: {len(lat)} in {SECONDS} s, load average {proof_load:.2f}", flush=True)
+            token = _sign_in(base)
+            me, me_rps, me_cpu, me_load = _measure(
+                base, ["/v1/me/rewards"], _is_my_rewards, {"Authorization": f"Bearer {token}"}
+            )
+            print(f"   signed-in views: {len(me)} in {SECONDS} s, load average {me_load:.2f}", flush=True)
             view = f"/v1/accounts/{TARGET}/history"
-            cpu = _server_cpu(server.pid)
-            account_closed, account_rps = asyncio.run(_load(base, [view], SECONDS))
-            account_cpu = (_server_cpu(server.pid) - cpu) / max(len(account_closed), 1) * 1000
-            account_lat, _ = asyncio.run(_paced(base, [view], SECONDS, ACCOUNT_RATE))
-            print(f"   account views: {len(account_closed)} closed, {len(account_lat)} paced", flush=True)
+            hist, hist_rps, hist_cpu, hist_load = _measure(base, [view], _is_history)
+            print(f"   history views: {len(hist)} in {SECONDS} s, load average {hist_load:.2f}", flush=True)
             history = httpx.get(base + view, params={"kinds": "reward", "limit": 100}, timeout=30)
             rewards = len(history.json()["items"])
             if rewards != EPOCHS:
@@ -318,24 +261,27 @@ def run() -> dict[str, float]:
             server.terminate()
             server.wait(timeout=30)
     return {
-        "api_proof_p99_ms": round(_p99(lat), 2),
+        "api_proof_p99_ms": round(percentile(lat, 0.99), 2),
+        "api_proof_p50_ms": round(percentile(lat, 0.5), 2),
         "api_proof_rps": round(rps, 1),
-        "api_proof_p50_ms": round(sorted(lat)[len(lat) // 2], 2),
-        "api_proof_max_rps": round(max_rps, 1),
-        "api_proof_closed_p99_ms": round(_p99(closed), 2),
-        "api_account_p99_ms": round(_p99(account_lat), 2),
-        "api_account_rps": round(account_rps, 1),
-        "api_account_closed_p99_ms": round(_p99(account_closed), 2),
-        # server CPU per request (warm-up included, so an upper bound): the load-independent gauge; the
-        # capacity of N free cores is about N * 1000 / this many requests per second
+        "api_account_p99_ms": round(percentile(me, 0.99), 2),
+        "api_account_p50_ms": round(percentile(me, 0.5), 2),
+        "api_account_rps": round(me_rps, 1),
+        "api_account_history_p99_ms": round(percentile(hist, 0.99), 2),
+        "api_account_history_p50_ms": round(percentile(hist, 0.5), 2),
+        "api_account_history_rps": round(hist_rps, 1),
+        # serving processes' CPU per request: the load-independent gauge (N free cores: ~N * 1000 / this rps)
         "api_proof_server_cpu_ms": round(proof_cpu, 2),
-        "api_account_server_cpu_ms": round(account_cpu, 2),
+        "api_account_server_cpu_ms": round(me_cpu, 2),
+        "api_account_history_server_cpu_ms": round(hist_cpu, 2),
+        # the 1-minute load average on this machine during each run (other processes share the cores)
+        "api_proof_loadavg": round(proof_load, 2),
+        "api_account_loadavg": round(me_load, 2),
+        "api_account_history_loadavg": round(hist_load, 2),
         "api_load_workers": float(WORKERS),
         "api_load_leaves": float(BIG),
     }
 
 
 if __name__ == "__main__":
-    import json
-
     print(json.dumps(run(), indent=2))

@@ -79,52 +79,14 @@ def _claims(world: object) -> dict[str, float]:
     }
 
 
-class _Connection:
-    """The load generator's HTTP/1.1 keep-alive connection (asyncio streams): one per agent, so the figure
-    measures the gateway, not a client library (httpx costs ~4 ms of CPU per request on this machine, more
-    than the gateway itself)."""
-
-    def __init__(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str, path: str
-    ) -> None:
-        self.reader, self.writer, self.host, self.path = reader, writer, host, path
-
-    @classmethod
-    async def open(cls, url: str) -> _Connection:
-        rest = url.split("://", 1)[1]
-        hostport, path = rest.split("/", 1)
-        host, port = hostport.split(":")
-        reader, writer = await asyncio.open_connection(host, int(port))
-        return cls(reader, writer, hostport, "/" + path)
-
-    async def post(self, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str, str]]:
-        lines = [
-            f"POST {self.path} HTTP/1.1", f"Host: {self.host}", "Content-Type: application/json",
-            f"Content-Length: {len(body)}",
-        ] + [f"{k}: {v}" for k, v in headers.items()]  # fmt: skip
-        self.writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
-        head = await self.reader.readuntil(b"\r\n\r\n")
-        status_line, *header_lines = head.decode().split("\r\n")
-        got = {}
-        for line in header_lines:
-            if ":" in line:
-                k, v = line.split(":", 1)
-                got[k.strip().lower()] = v.strip()
-        await self.reader.readexactly(int(got.get("content-length", "0")))
-        return int(status_line.split()[1]), got
-
-    async def close(self) -> None:
-        self.writer.close()
-        await self.writer.wait_closed()
-
-
-async def _agents(url: str, requirement: dict[str, object], plugins: list[object], seconds: float) -> int:
+async def _agents(base: str, requirement: dict[str, object], plugins: list[object], seconds: float) -> int:
     """Each agent: a voucher per request from its plugin (`payment_header`), the gateway's PAYMENT-RESPONSE
     fed back to the plugin; all agents at once until `seconds` pass. Returns the paid requests served."""
     import json
 
     from support.channels import CHAT
 
+    from bench.http_load import Connection
     from cairn.agent.channel_client import CairnChannelScheme
 
     body = json.dumps(CHAT).encode()
@@ -133,14 +95,16 @@ async def _agents(url: str, requirement: dict[str, object], plugins: list[object
 
     async def agent(plugin: CairnChannelScheme) -> None:
         nonlocal served
-        conn = await _Connection.open(url)
+        conn = Connection(base)  # bench.http_load: one keep-alive connection per agent
         try:
             while time.monotonic() < stop_at:
                 signature = plugin.payment_header(requirement)
-                status, headers = await conn.post(body, {"PAYMENT-SIGNATURE": signature})
-                if status != 200:
-                    raise AssertionError(f"{status} {headers.get('payment-required', '')[:300]}")
-                plugin.record_response_header(headers["payment-response"])
+                headers = {"Content-Type": "application/json", "PAYMENT-SIGNATURE": signature}
+                response = await conn.request("POST", "/v1/chat/completions", body, headers)
+                if response.status != 200:
+                    problem = response.headers.get("payment-required", "")[:300]
+                    raise AssertionError(f"{response.status} {problem}")
+                plugin.record_response_header(response.headers["payment-response"])
                 served += 1
         finally:
             await conn.close()
@@ -159,10 +123,10 @@ def _rps(world: object, tmp: Path) -> dict[str, float]:
     try:
         requirement = world.requirement()
         plugins = [a.plugin for a in agents]
-        asyncio.run(_agents(gateway.url, requirement, plugins, 1.0))  # warm-up: connections, first rows
+        asyncio.run(_agents(gateway.base, requirement, plugins, 1.0))  # warm-up: connections, first rows
         cpu0 = _cpu(gateway.proc.pid)
         t0 = time.perf_counter()
-        served = asyncio.run(_agents(gateway.url, requirement, plugins, RPS_SECONDS))
+        served = asyncio.run(_agents(gateway.base, requirement, plugins, RPS_SECONDS))
         elapsed = time.perf_counter() - t0
         cpu = _cpu(gateway.proc.pid) - cpu0
     finally:

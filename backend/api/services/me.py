@@ -34,28 +34,25 @@ def my_contributions(session: Session, *, address: str, limit: int, policy: Poli
 
 def my_rewards(session: Session, *, settings: ApiSettings, chain: Chain, address: str) -> dict[str, Any]:
     """Each epoch whose live root's allocation file is here and has a leaf for `address`, oldest first
-    (one index lookup per epoch, one head read); the proof (`allocations.proof`) under the newest claimable
-    root."""
-    head_time = int(chain.latest_block()["timestamp"])
-    summaries = sorted(epochs.list_epochs(session, now=head_time), key=lambda s: int(s["epoch"]))
+    (the live roots cached per indexer commit, one index lookup per epoch, the shared head read); the proof
+    (`allocations.proof`) under the newest claimable root."""
+    # the head read at most `api_head_max_age_s` ago, as the proof view judges `claimable_now`: a stale head
+    # can only hold back a root that just became claimable, never offer one that is not yet
+    head_time = int(chain.head(settings.api_head_max_age_s)["timestamp"])
     out: list[dict[str, Any]] = []
     claimable_epoch: int | None = None
     previous = 0
-    for summary in summaries:
-        if summary["root"] is None:
-            continue
-        epoch = int(summary["epoch"])
+    for root in epochs.live_roots(session):  # one cached read per indexer commit, oldest epoch first
+        epoch = int(root["epoch"])
         try:
-            root = epochs.live_root(session, epoch=epoch)
             index = allocations._index_for_root(
                 session, settings=settings, chain=chain, epoch=epoch, root=root
             )
         except (NotFoundError, AllocationMismatchError):
             continue
-        found = index.lookup(address)
-        if found is None:
+        cumulative = index.amount(address)  # the amount only: the one proof is read below
+        if cumulative is None:
             continue
-        cumulative = found[0]
         now_claimable = allocations._claimable_now(root, head_time)
         out.append({
             "epoch": epoch, "root": root["root"], "cumulative": str(cumulative),
