@@ -224,6 +224,8 @@ class Indexer:
             self.backfill.drop_prefetch()
             self._ensure_indexes()
             progress, block_hash = self.follow.step(anchor, head, finalized, rollback_to, self._step_gen)
+        # The lag after this step, set before the block so a scrape never sees the new block with the old lag.
+        metrics.LAG.set(max(0, head - progress.cursor))
         self._committed(progress.cursor, block_hash, progress.events)
         return progress
 
