@@ -7,7 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 from support.api_stack import Stack, shared_stack
-from support.browser import CHROMIUM, CHROMIUM_ARGS, serve
+from support.browser import CHROMIUM, CHROMIUM_ARGS
+from support.uvicorn_thread import serve
 
 from backend.api.app import create_app
 

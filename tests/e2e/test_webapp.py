@@ -39,8 +39,8 @@ from support.browser import (
     TestWallet,
     install_wallet,
     screenshot,
-    serve,
 )
+from support.uvicorn_thread import serve
 from web3 import Web3
 
 from backend.api.app import create_app

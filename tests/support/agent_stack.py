@@ -29,7 +29,8 @@ from cairn.core.db import make_engine
 from cairn.core.registration import dataset_calls
 from cairn.core.settings import ANVIL_DEV_KEYS
 from support.api_stack import index_to
-from support.x402_stack import fund_payers, serve
+from support.uvicorn_thread import serve
+from support.x402_stack import fund_payers
 
 ROOT = Path(__file__).resolve().parents[2]
 NAME = DEFAULT_MODEL_NAME

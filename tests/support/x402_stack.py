@@ -9,7 +9,6 @@ the same dependency to `/v1/chat/completions`.
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
-import uvicorn
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from fastapi import Depends, FastAPI, Request
@@ -28,10 +26,11 @@ from backend.api.app import create_app
 from backend.api.settings import ApiSettings
 from backend.api.x402.gateway import require_payment
 from backend.api.x402.scheme import Accepted, Charge
-from cairn.cli.devchain import Anvil, free_port, mint_test_tokens
+from cairn.cli.devchain import Anvil, mint_test_tokens
 from cairn.core.deployment import Deployment
 from cairn.core.settings import ANVIL_DEV_KEYS
 from support.api_stack import deploy, h32
+from support.uvicorn_thread import serve
 
 PRICE = 10**16  # 0.01 CAIRN per request
 ECHO_MODEL = h32("echo-model")
@@ -118,24 +117,6 @@ def fund_payers(w3: Web3, dep: Deployment, amount: int = 10**20) -> list[LocalAc
     for p in payers:
         mint_test_tokens(w3, dep, p.address, amount)
     return payers
-
-
-@contextmanager
-def serve(app: FastAPI) -> Iterator[str]:
-    """`app` on a real uvicorn on a free loopback port (in a thread; its lifespan runs for real)."""
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started and thread.is_alive() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert server.started, "uvicorn did not start"
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(15)
 
 
 @contextmanager
