@@ -32,7 +32,7 @@ def engine_state(session: Session, *, chain_id: int, epoch: int) -> dict[str, An
     return None if row is None else reward_epochs.state(row)
 
 
-def _index_for_root(
+def index_for_root(
     session: Session, *, settings: ApiSettings, chain: Chain, epoch: int, root: dict[str, Any]
 ) -> ProofIndex:
     """The proof index of the allocation file of `root` (the root's `uri`, else the engine's file for it),
@@ -80,7 +80,8 @@ def _refs(
         yield str(state["allocation_file"])
 
 
-def _claimable_now(root: dict[str, Any], head_time: int) -> bool:
+def is_claimable_now(root: dict[str, Any], head_time: int) -> bool:
+    """Whether `root` can be claimed against at `head_time`: accepted, or its challenge delay passed."""
     return root["accepted_at"] is not None or head_time >= int(root["valid_at"])
 
 
@@ -88,7 +89,7 @@ def proof(
     session: Session, *, settings: ApiSettings, chain: Chain, epoch: int, address: str
 ) -> dict[str, Any]:
     root = epochs.live_root(session, epoch=epoch)
-    index = _index_for_root(session, settings=settings, chain=chain, epoch=epoch, root=root)
+    index = index_for_root(session, settings=settings, chain=chain, epoch=epoch, root=root)
     found = index.lookup(address)
     if found is None:
         raise NotFoundError(f"{address} has no entitlement in epoch {epoch}", epoch=epoch, address=address)
@@ -104,7 +105,7 @@ def proof(
         "claimed": str(claimed),
         "claimable": str(max(0, amount - claimed)),
         "valid_at": root["valid_at"],
-        "claimable_now": _claimable_now(root, int(head["timestamp"])),
+        "claimable_now": is_claimable_now(root, int(head["timestamp"])),
         "allocation_file": index.allocation,
         "claim": {"account": address, "cumulativeAmount": str(amount), "proof": proof_nodes},
     }
@@ -125,9 +126,9 @@ def latest_entitlement(
         epoch = int(summary["epoch"])
         try:
             root = epochs.live_root(session, epoch=epoch)
-            if claimable_only and not _claimable_now(root, head_time):
+            if claimable_only and not is_claimable_now(root, head_time):
                 continue
-            found = _index_for_root(session, settings=settings, chain=chain, epoch=epoch, root=root).lookup(
+            found = index_for_root(session, settings=settings, chain=chain, epoch=epoch, root=root).lookup(
                 address
             )
         except (NotFoundError, AllocationMismatchError):
@@ -138,7 +139,7 @@ def latest_entitlement(
             "epoch": epoch,
             "root": root["root"],
             "cumulative_amount": found[0],
-            "claimable_now": _claimable_now(root, head_time),
+            "claimable_now": is_claimable_now(root, head_time),
         }
     return None
 

@@ -45,7 +45,7 @@ def my_rewards(session: Session, *, settings: ApiSettings, chain: Chain, address
     for root in epochs.live_roots(session):  # one cached read per indexer commit, oldest epoch first
         epoch = int(root["epoch"])
         try:
-            index = allocations._index_for_root(
+            index = allocations.index_for_root(
                 session, settings=settings, chain=chain, epoch=epoch, root=root
             )
         except (NotFoundError, AllocationMismatchError):
@@ -53,7 +53,7 @@ def my_rewards(session: Session, *, settings: ApiSettings, chain: Chain, address
         cumulative = index.amount(address)  # the amount only: the one proof is read below
         if cumulative is None:
             continue
-        now_claimable = allocations._claimable_now(root, head_time)
+        now_claimable = allocations.is_claimable_now(root, head_time)
         out.append({
             "epoch": epoch, "root": root["root"], "cumulative": str(cumulative),
             "amount": str(cumulative - previous), "claimable_now": now_claimable,
