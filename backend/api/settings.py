@@ -138,6 +138,13 @@ class ApiSettings(Settings):
         description="Seconds a payer's balance, code and the chain's clock are cached between reads (the "
         "verification's RPC is one batch per payer per this interval; 0: every request).",
     )
+    api_x402_serve_timeout_s: int = Field(
+        default=300,
+        ge=1,
+        description="A paid request still not served this many seconds after its payment was accepted (its "
+        "API process was killed while serving it) is voided by the settler: never charged. Keep it above the "
+        "longest request and below `api_x402_max_timeout_s` minus `api_x402_settle_window_s`.",
+    )
     api_x402_batch_size: int = Field(
         default=100, ge=1, le=500, description="Exact payments per settleExactBatch transaction."
     )

@@ -107,7 +107,7 @@ def test_official_client_pays_is_served_and_settled_later(stack: X402Stack) -> N
     assert settle.success is True and settle.payer == payer.address and settle.network == stack.network
     # served first: the payment is recorded, owed, and not yet on chain
     [row] = _payments(stack, payer.address)["payments"]
-    assert row["status"] == "accepted" and row["amount"] == str(PRICE) and row["model_id"] == ECHO_MODEL
+    assert row["status"] == "served" and row["amount"] == str(PRICE) and row["model_id"] == ECHO_MODEL
     assert token.functions.balanceOf(payer.address).call() == before
     assert _payments(stack, payer.address)["exposure"]["unsettled"] == str(PRICE)
 
@@ -191,7 +191,7 @@ def test_front_run_authorization_is_still_attributed(stack: X402Stack) -> None:
     engine = make_engine(stack.settings.database_url)
     with engine.connect() as conn:
         r = conn.execute(
-            text("SELECT nonce, authorization FROM x402_payment WHERE status = 'accepted' AND payer = :p"),
+            text("SELECT nonce, authorization FROM x402_payment WHERE status = 'served' AND payer = :p"),
             {"p": payer.address.lower()},
         ).one()
     engine.dispose()

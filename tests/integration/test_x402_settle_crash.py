@@ -48,7 +48,7 @@ def worker(rpc: str, db_url: str, dep_file: str) -> None:
     settler = build_settler(cfg, connect_chain(cfg), engine)
     while True:
         settler.round()
-        open_ = store.payments(engine, settler.chain_id, payer=None, status=store.ACCEPTED, limit=1)
+        open_ = store.payments(engine, settler.chain_id, payer=None, status=store.SERVED, limit=1)
         open_ += store.payments(engine, settler.chain_id, payer=None, status=store.SETTLING, limit=1)
         if not open_:
             return
@@ -104,7 +104,8 @@ class Payments:
         client = official_client(account.key.hex(), self.dep.address("RewardToken"), network, 10**18)
         payload = asyncio.run(client.create_payment_payload(required))
         body = payload.model_dump(by_alias=True, exclude_none=True)
-        self.gateway.pay(encode(body), charge)
+        accepted, _ = self.gateway.pay(encode(body), charge)
+        self.gateway.served(accepted)  # as the middleware does once the route produced its response
         return dict(body["payload"])
 
 

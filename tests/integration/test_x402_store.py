@@ -1,5 +1,6 @@
 """The x402 payments store on SQLite and PostgreSQL: the exposure limit holds under concurrent requests of one
-payer (the payer's row lock), outcomes are applied once, a released batch's payments return to `accepted`."""
+payer (the payer's row lock), outcomes are applied once, a released batch's payments return to `served`; only
+served payments are batched, served and void exclude each other, stale accepted payments are voided."""
 
 from __future__ import annotations
 
@@ -27,6 +28,13 @@ def _record(engine: Any, nonce: int, *, limit: int = 10 * PRICE, balance: int = 
         authorization={"validAfter": "0", "validBefore": "9999999999", "signature": "0x" + "00" * 65},
         balance=balance, limit=limit,
     )  # fmt: skip
+
+
+def _served(engine: Any, nonce: int, **kw: Any) -> int:
+    """A payment recorded, then served (the gateway's middleware marks it once the route answered)."""
+    pid = _record(engine, nonce, **kw)
+    assert store.served(engine, pid)
+    return pid
 
 
 def _outbox(engine: Any, key: str, status: str) -> int:
@@ -81,14 +89,14 @@ def test_exposure_limit_holds_under_concurrent_requests(engine: Any) -> None:
 
 
 def test_replay_balance_and_outcomes(engine: Any) -> None:
-    a = _record(engine, 1)
+    a = _served(engine, 1)
     with pytest.raises(PaymentRejectedError) as exc:
         _record(engine, 1)
     assert exc.value.reason == "invalid_exact_evm_nonce_already_used"
     with pytest.raises(PaymentRejectedError) as exc:
         _record(engine, 2, balance=PRICE)  # owes PRICE already: 2 x PRICE > balance
     assert exc.value.reason == "invalid_exact_evm_insufficient_balance"
-    b = _record(engine, 3)
+    b = _served(engine, 3)
     rows = store.unbatched(engine, CHAIN, "exact", 10)
     assert [r.id for r in rows] == [a, b]
     ids = [_outbox(engine, "k1", "confirmed"), _outbox(engine, "k2", "pending")]
@@ -110,12 +118,64 @@ def test_replay_balance_and_outcomes(engine: Any) -> None:
 
 
 def test_released_batch_returns_its_payments(engine: Any) -> None:
-    a = _record(engine, 1)
+    a = _served(engine, 1)
     oid = _outbox(engine, "k-released", "failed")
     with engine.begin() as conn:
         bid = store.claim_batch(conn, CHAIN, [a], oid)
     store.release_batch(engine, bid)
     [row] = store.payments(engine, CHAIN, payer=PAYER, status=None, limit=10)
-    assert row["status"] == "accepted"
+    assert row["status"] == "served"
     assert store.exposure(engine, CHAIN, PAYER).unsettled == PRICE  # still owed
     assert [r.id for r in store.unbatched(engine, CHAIN, "exact", 10)] == [a]
+
+
+def test_only_served_payments_are_batched_and_served_or_void_wins_once(engine: Any) -> None:
+    running = _record(engine, 1)  # its route still runs
+    done = _served(engine, 2)
+    assert [r.id for r in store.unbatched(engine, CHAIN, "exact", 10)] == [done]
+    oid = _outbox(engine, "k-only-served", "pending")
+    with pytest.raises(store.BatchRaceError), engine.begin() as conn:  # an accepted one cannot be claimed
+        store.claim_batch(conn, CHAIN, [running, done], oid)
+    assert store.void(engine, running, "stream_failed")
+    assert not store.served(engine, running)  # void first: never served, never charged
+    assert not store.void(engine, done, "route_failed")  # served first: it settles
+    by_id = {p["id"]: p for p in store.payments(engine, CHAIN, payer=PAYER, status=None, limit=10)}
+    assert (by_id[running]["status"], by_id[running]["reason"]) == ("void", "stream_failed")
+    assert by_id[done]["status"] == "served"
+    assert store.exposure(engine, CHAIN, PAYER).unsettled == PRICE
+
+
+def test_served_and_void_race_has_one_winner(engine: Any) -> None:
+    for n in range(8):
+        pid = _record(engine, 100 + n)
+        results: dict[str, bool] = {}
+
+        def serve(pid: int = pid, out: dict[str, bool] = results) -> None:
+            out["served"] = store.served(engine, pid)
+
+        def fail(pid: int = pid, out: dict[str, bool] = results) -> None:
+            out["void"] = store.void(engine, pid, "x")
+
+        threads = [threading.Thread(target=serve), threading.Thread(target=fail)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(results.values()) == [False, True], results
+    rows = store.payments(engine, CHAIN, payer=PAYER, status=None, limit=20)
+    served = sum(r["status"] == "served" for r in rows)
+    assert store.exposure(engine, CHAIN, PAYER).unsettled == served * PRICE
+
+
+def test_stale_accepted_payment_is_voided_not_charged(engine: Any) -> None:
+    stale = _record(engine, 1)
+    fresh = _record(engine, 2)
+    done = _served(engine, 3)
+    with engine.begin() as conn:  # recorded 10 minutes ago: its API process died while serving it
+        conn.execute(store.PAYMENT.update().where(store.PAYMENT.c.id.in_([stale, done])).values(created_at=1))
+    assert store.void_stale(engine, CHAIN, 300) == 1
+    by_id = {p["id"]: p for p in store.payments(engine, CHAIN, payer=PAYER, status=None, limit=10)}
+    assert (by_id[stale]["status"], by_id[stale]["reason"]) == ("void", "not_served_in_time")
+    assert by_id[fresh]["status"] == "accepted" and by_id[done]["status"] == "served"
+    assert store.exposure(engine, CHAIN, PAYER).unsettled == 2 * PRICE
+    assert not store.served(engine, stale)  # the request finishing late is not charged

@@ -156,7 +156,8 @@ def pay(client: Any, url: str, body: dict[str, Any], headers: dict[str, str] | N
 
 
 def settle_all(stack: X402Stack, timeout: float = 60) -> None:
-    """Run settlement rounds (the real settler, in this process) until no payment is accepted or settling."""
+    """Run settlement rounds (the real settler, in this process) until no payment is accepted, served or
+    settling."""
     from backend.api.chain import connect_chain
     from backend.api.x402 import store
     from backend.api.x402.settle import build_settler
@@ -171,7 +172,7 @@ def settle_all(stack: X402Stack, timeout: float = 60) -> None:
             open_ = [
                 p
                 for p in store.payments(engine, settler.chain_id, payer=None, status=None, limit=10_000)
-                if p["status"] in (store.ACCEPTED, store.SETTLING)
+                if p["status"] in (store.ACCEPTED, store.SERVED, store.SETTLING)
             ]
             if not open_:
                 return

@@ -13,7 +13,7 @@ from backend.api.x402 import store
 from cairn.core.errors import InvalidInputError, NotFoundError
 
 router = APIRouter(prefix="/v1", tags=["payments"])
-STATUSES = (store.ACCEPTED, store.SETTLING, store.SETTLED, store.FAILED, store.VOID)
+STATUSES = (store.ACCEPTED, store.SERVED, store.SETTLING, store.SETTLED, store.FAILED, store.VOID)
 MAX_ID = 2**31 - 1  # payment ids are 32-bit integers in the database
 
 
@@ -23,7 +23,9 @@ def list_payments(
     chain: ChainDep,
     settings: SettingsDep,
     payer: Annotated[str | None, Query(description="Only this payer's payments.")] = None,
-    status: Annotated[str | None, Query(description="accepted | settling | settled | failed | void")] = None,
+    status: Annotated[
+        str | None, Query(description="accepted | served | settling | settled | failed | void")
+    ] = None,
     after: Annotated[int, Query(ge=0, le=MAX_ID, description="Only payments with a larger id (paging).")] = 0,
 ) -> dict[str, Any]:
     """x402 payments, oldest first: settled ones with their transaction, failed ones with the reason; with

@@ -11,8 +11,10 @@ settlement: the signature (ECDSA, low-s; else EIP-1271 when the payer has code, 
 with `clock_skew` of tolerance for validAfter and `settle_window` seconds left to settle), the nonce unused at
 the token, and the payer's balance covering this payment plus what it already owes unsettled. The chain state
 is one JSON-RPC batch, cached for a few seconds per payer (`ChainView.cached_state`: no RPC on the hot
-path). The payment is then recorded (exposure checked under the payer's row lock) before the request is
-served; the settler (backend.api.x402.settle) settles it later through the outbox.
+path). The payment is then recorded `accepted` (exposure checked under the payer's row lock) before the
+request is served, marked `served` once the route has produced its whole response (`served`, called by the
+gateway's middleware) or `void` if it failed; the settler (backend.api.x402.settle) settles only served
+payments, later, through the outbox.
 """
 
 from __future__ import annotations
@@ -214,11 +216,15 @@ class ExactScheme:
             "extra": {"settlement": "pending", "paymentId": pid, "status": f"/v1/payments/{pid}"},
         }
 
+    def served(self, accepted: Accepted) -> None:
+        """The route produced its whole response: the payment may now be batched for settlement (False from
+        the store when it was voided first, e.g. by the settler's serve timeout: then it is never charged)."""
+        store.served(self.engine, accepted.extra["payment_id"])
 
     def void(self, accepted: Accepted, reason: str) -> dict[str, Any] | None:
         pid = accepted.extra["payment_id"]
         if not store.void(self.engine, pid, reason):
-            return None  # already in a settlement batch: it settles
+            return None  # already served (and maybe batched): it settles
         return {
             "success": False,
             "errorReason": reason,

@@ -14,8 +14,10 @@ accepts: [one requirement per registered scheme]}` (the clients read the header,
 base64 JSON `PaymentPayload` is decoded, its `accepted` requirement must be one we offer for this charge, and
 the scheme it names (`accepted.scheme`, looked up in the registry: "exact", "batch-settlement", ...) verifies
 and records it; the route runs and its response carries `PAYMENT-RESPONSE` = base64 JSON SettleResponse
-(`{success, transaction, network, payer, ...}`); if the route then fails (5xx or raises) the payment is void
-(never settled) and PAYMENT-RESPONSE says `success: false` (`PaymentResponseMiddleware`). A rejected payment
+(`{success, transaction, network, payer, ...}`); the payment is settled only once the route has produced its
+whole response (`served`); if the route fails instead (5xx, raises, or a stream fails midway) the payment is
+void (never settled) and, when the response has not started yet, PAYMENT-RESPONSE says `success: false`
+(`PaymentResponseMiddleware`). A rejected payment
 is a 402 again, with the reason as the PAYMENT-REQUIRED `error`. The unpaid 402 is built from memory (the
 requirements are fixed per charge): no database, no RPC, no worker thread, so a flood of unpaid requests
 costs the server only the charge's own work (for a chat completion: parsing the body and the model
@@ -27,6 +29,7 @@ PAYMENT-RESPONSE header reaches routes that return their own Response object (e.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import inspect
@@ -139,6 +142,14 @@ class Gateway:
             raise self.refuse(charge, exc.message, exc.reason) from None
         return paid, encode(scheme.response(paid))
 
+    def served(self, accepted: Accepted) -> None:
+        """`accepted`'s route produced its whole response (blocking: database): the payment may be settled.
+        A scheme without a `served` step (channels: charged at acceptance) needs nothing."""
+        scheme = self.schemes.get(accepted.scheme)
+        mark = getattr(scheme, "served", None)
+        if mark is not None:
+            mark(accepted)
+
     def void(self, accepted: Accepted, reason: str) -> str | None:
         """Release `accepted` because its route failed (blocking: database). Returns the PAYMENT-RESPONSE
         header value (success false), or None when the scheme keeps the payment."""
@@ -185,10 +196,22 @@ def require_payment(charge_of: ChargeOf) -> Callable[..., Awaitable[Accepted]]:
 
 class PaymentResponseMiddleware:
     """ASGI middleware: the PAYMENT-RESPONSE of a paid request on its response, even when the route returned
-    its own Response object (FastAPI copies dependency headers only onto responses it builds); and the void
-    outcome: when the paid route answers 5xx (e.g. an upstream's 502/503) or raises, the payment is released
-    (`Gateway.void`: never settled) before the response starts, and PAYMENT-RESPONSE says success false. A
-    response that has started (a stream) is not voided if it fails later."""
+    its own Response object (FastAPI copies dependency headers only onto responses it builds); and the
+    payment's outcome, since a payment is recorded `accepted` before its route runs and is settled only once
+    the route has served it:
+
+    - served (`Gateway.served`): the route handed its last body message (a JSON answer, or the end of a
+      stream) with a status below 500; the payment is marked served before that message is sent on, so a
+      client that has its whole answer finds the payment served. Only served payments are ever settled.
+    - void (`Gateway.void`): the route answered 5xx (e.g. an upstream's 502/503; released before the response
+      starts, and PAYMENT-RESPONSE says success false), raised before or after its response started (a
+      stream that fails midway: its 200 and PAYMENT-RESPONSE success are already sent, the payment is void
+      all the same), or returned without finishing its body (a stream cut off by a client disconnect).
+
+    A process killed in between leaves the payment `accepted`: the settler voids it once it is older than
+    `api_x402_serve_timeout_s` (backend.api.x402.settle), so an unserved request is never charged; the
+    price of that rule is that a request served in full just before the kill, whose `served` mark was not
+    written, is not charged either."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -200,13 +223,18 @@ class PaymentResponseMiddleware:
         name = PAYMENT_RESPONSE.lower().encode()
         started = False
 
-        async def void(status: int | None) -> str | None:
+        def take() -> Accepted | None:
             state = scope.get("state", {})
             accepted = state.pop(_ACCEPTED_KEY, None)
             if not isinstance(accepted, Accepted) or accepted.scheme == FREE:
                 return None
+            return accepted
+
+        async def void(reason: str) -> str | None:
+            accepted = take()
+            if accepted is None:
+                return None
             gateway: Gateway = scope["app"].state.x402
-            reason = f"route_failed_{status}" if status else "route_failed"
             return await run_in_threadpool(gateway.void, accepted, reason)
 
         async def send_with_header(message: Message) -> None:
@@ -215,21 +243,29 @@ class PaymentResponseMiddleware:
                 started = True
                 value = scope.get("state", {}).get(_STATE_KEY)
                 headers = list(message.get("headers", []))
-                if int(message.get("status", 200)) >= 500:
-                    voided = await void(int(message["status"]))
+                status = int(message.get("status", 200))
+                if status >= 500:
+                    voided = await void(f"route_failed_{status}")
                     if voided:
                         value = voided
                         headers = [(k, v) for k, v in headers if k.lower() != name]
                 if value and not any(k.lower() == name for k, _ in headers):
                     message = {**message, "headers": [*headers, (name, str(value).encode())]}
+            elif message["type"] == "http.response.body" and not message.get("more_body", False):
+                accepted = take()  # the route's whole response is produced: the request is served
+                if accepted is not None:
+                    gateway: Gateway = scope["app"].state.x402
+                    await run_in_threadpool(gateway.served, accepted)
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_header)
-        except Exception:
-            if not started:
-                await void(None)  # the 500 that follows is built outside this middleware
+        except BaseException:
+            # before the start the 500 that follows is built outside this middleware; after it, a stream
+            # that raised midway: either way the request was not served
+            await asyncio.shield(void("stream_failed" if started else "route_failed"))
             raise
+        await void("response_incomplete")  # returned without its last body message (e.g. a disconnect)
 
 
 def install_payment_response(app: Any) -> None:

@@ -1,6 +1,17 @@
-"""The x402 settler: accepted exact payments -> `PaymentRouter.settleExactBatch` transactions, through the
+"""The x402 settler: served exact payments -> `PaymentRouter.settleExactBatch` transactions, through the
 outbox only, and each payment's outcome (settled with the transaction hash, or failed with the reason) in the
 database.
+
+Only a served request is charged: a payment is recorded `accepted` before its route runs and becomes
+`served` only once the route has produced its whole response (backend.api.x402.gateway,
+`PaymentResponseMiddleware`); the settler batches `served` payments only, so a payment whose route is still
+running, failed, or whose stream broke midway is never in a batch. A payment left `accepted` by an API
+process killed mid-request is voided by the settler once it is `serve_timeout_s` old
+(`api_x402_serve_timeout_s`, `store.void_stale`). The rule never charges for unserved work; the trade-off is
+that a request served in full just before the kill (its `served` mark not yet written) is not charged
+either, and a request still running past the timeout (a very long stream) is served free. The timeout must
+stay above the longest request (the upstreams' `timeout_s` and a stream's length) and below
+`api_x402_max_timeout_s` minus `api_x402_settle_window_s`, so that a served payment is still settleable.
 
 Crash safety (kill -9 at any point; tests/integration/test_x402_settle_crash.py):
 1. A batch is claimed in the outbox row's own database transaction (`Outbox.enqueue(with_row=...)`): the
@@ -11,9 +22,9 @@ Crash safety (kill -9 at any point; tests/integration/test_x402_settle_crash.py)
    (PaymentSettled rows carry the authorization nonce as requestHash; PaymentSkipped rows the reason) applied
    once (`store.apply_outcomes` flips the batch to `applied` in the same transaction). A batch whose
    transaction did not land (reverted, replaced, refused at its first broadcast) puts its payments back to
-   `accepted` for the next batch: the token's nonce makes a second submission of a settled authorization
+   `served` for the next batch: the token's nonce makes a second submission of a settled authorization
    impossible anyway, so nothing is paid twice.
-3. Then it submits the next batch of accepted payments.
+3. Then it voids the stale accepted payments and submits the next batch of served payments.
 
 Run it as a process (`python -m backend.api.x402.settle`, settings from CAIRN_* like the API) or in the API
 process (`api_x402_settle_in_api`, `SettlerThread`).
@@ -69,13 +80,22 @@ def _checksum(address: str) -> str:
 
 
 class ExactSettler:
-    """Batches accepted exact payments into settleExactBatch through `outbox`, and records their outcomes."""
+    """Batches served exact payments into settleExactBatch through `outbox`, and records their outcomes."""
 
-    def __init__(self, engine: Engine, outbox: Outbox, router: Any, *, batch_size: int = 100) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        outbox: Outbox,
+        router: Any,
+        *,
+        batch_size: int = 100,
+        serve_timeout_s: int = 300,
+    ) -> None:
         self.engine = engine
         self.outbox = outbox
         self.router = router
         self.batch_size = batch_size
+        self.serve_timeout_s = serve_timeout_s
         self.chain_id = outbox.chain_id
 
     def round(self) -> dict[str, int]:
@@ -85,8 +105,11 @@ class ExactSettler:
         if store.open_batches(self.engine, self.chain_id):
             self.outbox.process()
         applied = self.reconcile()
+        voided = store.void_stale(self.engine, self.chain_id, self.serve_timeout_s)
+        if voided:
+            log.warning("%s payment(s) not served within %s s voided", voided, self.serve_timeout_s)
         submitted = self.submit()
-        return {"applied": applied, "submitted": submitted}
+        return {"applied": applied, "voided": voided, "submitted": submitted}
 
     def reconcile(self) -> int:
         done = 0
@@ -161,7 +184,7 @@ def _forget_batch(conn: Connection, outbox_id: int) -> None:
     conn.execute(
         update(store.PAYMENT)
         .where(store.PAYMENT.c.batch_id == bid, store.PAYMENT.c.status == store.SETTLING)
-        .values(status=store.ACCEPTED, batch_id=None)
+        .values(status=store.SERVED, batch_id=None)
     )
     conn.execute(delete(store.BATCH).where(store.BATCH.c.id == bid))
 
@@ -195,7 +218,10 @@ class SettlerThread:
 def build_settler(cfg: Any, chain: Any, engine: Engine) -> ExactSettler:
     """The settler of the API settings `cfg` on `chain` (backend.api.chain.Chain)."""
     outbox = Outbox(engine, chain.w3, cfg.signing_key("settler", chain.chain_id))
-    return ExactSettler(engine, outbox, chain.contract("PaymentRouter"), batch_size=cfg.api_x402_batch_size)
+    return ExactSettler(
+        engine, outbox, chain.contract("PaymentRouter"), batch_size=cfg.api_x402_batch_size,
+        serve_timeout_s=cfg.api_x402_serve_timeout_s,
+    )  # fmt: skip
 
 
 def main(argv: list[str]) -> int:

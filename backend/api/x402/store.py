@@ -1,11 +1,13 @@
 """The x402 payments' rows (`x402_payment`, `x402_payer`, `x402_batch` in backend.models).
 
 Every change of a payment's status and the payer's exposure happen in one database transaction, so that
-`x402_payer.unsettled` is always the sum of the payer's accepted and settling payments, whatever process is
-killed when. A payment is recorded before it is served; the per-payer row is locked first (an UPDATE), so two
-requests of one payer on two API processes cannot both pass the exposure limit. A payment whose route then
-fails is `void` (`void`): its exposure is released and the settler, which batches only accepted ones, never
-submits it.
+`x402_payer.unsettled` is always the sum of the payer's accepted, served and settling payments, whatever
+process is killed when. A payment is recorded `accepted` before it is served; the per-payer row is locked
+first (an UPDATE), so two requests of one payer on two API processes cannot both pass the exposure limit.
+`accepted` -> `served` once its route produced its whole response (`served`), or -> `void` when the route
+failed or the payment stayed accepted past the serve timeout (`void`, `void_stale`: a process killed while
+serving); a void payment's exposure is released and the settler, which batches only served ones, never
+submits it. The two moves are conditional updates of an accepted row, so exactly one of them wins.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from backend.api.x402.scheme import PaymentRejectedError
 from backend.models import metadata
 
 ACCEPTED, SETTLING, SETTLED, FAILED = "accepted", "settling", "settled", "failed"
-VOID = "void"  # accepted, then the paid route failed (5xx or raised): never settled, exposure released
+SERVED = "served"  # accepted, and its route produced its whole response: the only status the settler batches
+VOID = "void"  # accepted, then the paid route failed (5xx, raised, or not served in time): never settled
 BATCH_PENDING, BATCH_APPLIED, BATCH_RELEASED = "pending", "applied", "released"
 PAYMENT = metadata.tables["x402_payment"]
 PAYER = metadata.tables["x402_payer"]
@@ -144,9 +147,21 @@ def record(
         ) from None
 
 
+def served(engine: Engine, payment_id: int) -> bool:
+    """Mark an accepted payment served (its route produced its whole response): from now on the settler may
+    batch it. False when it is not accepted any more (voided first: then it is never charged)."""
+    with engine.begin() as conn:
+        done = conn.execute(
+            update(PAYMENT)
+            .where(PAYMENT.c.id == payment_id, PAYMENT.c.status == ACCEPTED)
+            .values(status=SERVED, updated_at=_now())
+        ).rowcount
+    return bool(done)
+
+
 def void(engine: Engine, payment_id: int, reason: str) -> bool:
-    """Mark an accepted, not yet batched payment void (its route failed): it is never settled and its amount
-    leaves the payer's exposure, in one transaction. False when it was already batched (then it settles)."""
+    """Mark an accepted (not yet served) payment void: it is never settled and its amount leaves the payer's
+    exposure, in one transaction. False when it is not accepted any more (served: then it settles)."""
     with engine.begin() as conn:
         row = conn.execute(
             select(PAYMENT.c.chain_id, PAYMENT.c.payer, PAYMENT.c.amount).where(PAYMENT.c.id == payment_id)
@@ -164,15 +179,31 @@ def void(engine: Engine, payment_id: int, reason: str) -> bool:
         return bool(done)
 
 
+def void_stale(engine: Engine, chain_id: int, older_than_s: int, reason: str = "not_served_in_time") -> int:
+    """Void the payments still `accepted` `older_than_s` seconds after they were recorded (their process
+    died while serving, or the request outlived the serve timeout). Returns how many were voided."""
+    with engine.connect() as conn:
+        ids = (
+            conn.execute(
+                select(PAYMENT.c.id).where(
+                    PAYMENT.c.chain_id == chain_id,
+                    PAYMENT.c.status == ACCEPTED,
+                    PAYMENT.c.created_at < _now() - older_than_s,
+                )
+            )
+            .scalars()
+            .all()
+        )
+    return sum(void(engine, int(pid), reason) for pid in ids)
+
+
 def unbatched(engine: Engine, chain_id: int, scheme: str, limit: int) -> list[Any]:
-    """The oldest accepted payments not in a batch yet."""
+    """The oldest served payments not in a batch yet."""
     with engine.connect() as conn:
         return list(
             conn.execute(
                 select(PAYMENT)
-                .where(
-                    PAYMENT.c.chain_id == chain_id, PAYMENT.c.scheme == scheme, PAYMENT.c.status == ACCEPTED
-                )
+                .where(PAYMENT.c.chain_id == chain_id, PAYMENT.c.scheme == scheme, PAYMENT.c.status == SERVED)
                 .order_by(PAYMENT.c.id)
                 .limit(limit)
             )
@@ -190,7 +221,7 @@ def claim_batch(conn: Connection, chain_id: int, ids: list[int], outbox_id: int)
     ).scalar_one()  # fmt: skip
     moved = conn.execute(
         update(PAYMENT)
-        .where(PAYMENT.c.id.in_(ids), PAYMENT.c.status == ACCEPTED, PAYMENT.c.batch_id.is_(None))
+        .where(PAYMENT.c.id.in_(ids), PAYMENT.c.status == SERVED, PAYMENT.c.batch_id.is_(None))
         .values(status=SETTLING, batch_id=bid, updated_at=t)
     ).rowcount
     if moved != len(ids):
@@ -253,7 +284,8 @@ def apply_outcomes(
 
 
 def release_batch(engine: Engine, batch_id: int) -> None:
-    """The batch's transaction did not land (reverted or replaced): its payments wait for the next batch."""
+    """The batch's transaction did not land (reverted or replaced): its payments, served, wait for the next
+    batch."""
     with engine.begin() as conn:
         done = conn.execute(
             update(BATCH)
@@ -264,7 +296,7 @@ def release_batch(engine: Engine, batch_id: int) -> None:
             conn.execute(
                 update(PAYMENT)
                 .where(PAYMENT.c.batch_id == batch_id, PAYMENT.c.status == SETTLING)
-                .values(status=ACCEPTED, batch_id=None, updated_at=_now())
+                .values(status=SERVED, batch_id=None, updated_at=_now())
             )
 
 

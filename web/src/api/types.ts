@@ -213,7 +213,7 @@ export interface PaymentList {
     amount: string;
     model_id: string;
     resource: string;
-    status: string; // accepted, settling, settled, failed
+    status: string; // accepted, served, settling, settled, failed, void
     tx_hash: string | null;
     reason: string | null;
     created_at: number;
