@@ -113,6 +113,9 @@ def chat_completions(
     its `cairn` member's `price`). The `datasets` of the answer's `cairn` member name the datasets it
     drew on (ids = content hashes); `usage` counts the model's tokens; the `PAYMENT-RESPONSE` header is
     the x402 settlement."""
+    relay = inference.open_stream(body)  # an upstream's own stream, relayed as it comes
+    if relay is not None:
+        return StreamingResponse(relay, media_type="text/event-stream", headers={"Cache-Control": "no-store"})
     completion = inference.complete(body)
     if not body.stream:
         return completion

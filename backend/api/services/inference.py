@@ -5,14 +5,19 @@ latest registered training run in `trained_model` (backend.inference.training) w
 content store, answered by the embedded model, and every name in `CAIRN_API_UPSTREAMS`, answered by an
 OpenAI-compatible upstream over HTTP (an upstream entry wins over an embedded model of the same name).
 `price_of(name)` is the price table (`CAIRN_API_PRICES`, else `CAIRN_API_DEFAULT_PRICE`), in the
-RewardToken's atomic units. `complete(request)` answers in OpenAI's `chat.completion` shape plus `cairn`.
+RewardToken's atomic units. `complete(request)` answers in OpenAI's `chat.completion` shape plus `cairn`;
+`open_stream(request)` relays an upstream model's own stream (`stream: true`) chunk by chunk, opened (status
+checked) before the answer starts, and raises `UpstreamUnavailableError` from the stream when the upstream
+breaks it off (the paid request is then void: backend.api.x402.gateway).
 """
 
 from __future__ import annotations
 
+import json
 import secrets
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -233,15 +238,6 @@ class Inference:
         except (ValueError, KeyError, IndexError, TypeError):
             raise UpstreamError(f"the upstream of model {m.name} did not answer a chat completion") from None
         theirs = data.get("cairn") if isinstance(data.get("cairn"), dict) else {}
-        datasets = [
-            {
-                "id": str(d["id"]),
-                "content_hash": str(d.get("content_hash", d["id"])),
-                "score": float(d.get("score", 0)),
-            }
-            for d in theirs.get("datasets", [])
-            if isinstance(d, dict) and "id" in d
-        ]
         return {
             "id": str(data.get("id") or "chatcmpl-" + secrets.token_hex(12)),
             "object": "chat.completion",
@@ -257,15 +253,109 @@ class Inference:
             ],
             "usage": {"prompt_tokens": pt, "completion_tokens": ct, "total_tokens": pt + ct},
             "system_fingerprint": data.get("system_fingerprint"),
-            "cairn": {
-                "provider": "upstream",
-                "model_id": m.model_id,
-                "model_version": None,
-                "artefact": None,
-                "datasets": datasets,
-                "upstream": {"model": str(data.get("model") or up.model or m.name), "cairn": theirs or None},
-            },
+            "cairn": _upstream_cairn(m, str(data.get("model") or up.model or m.name), theirs),
         }
+
+    def open_stream(self, request: ChatCompletionRequest) -> Iterator[bytes] | None:
+        """For `stream: true` to an upstream model: its stream, opened now (an unreachable upstream or an
+        error status raises here, before any answer), relayed as SSE bytes; None for an embedded model (the
+        router re-chunks its completion)."""
+        m = self.resolve(request.model)
+        max_tokens = self._max_tokens(request)
+        if m.upstream is None or not request.stream:
+            return None
+        up = m.upstream
+        body = request.model_dump(mode="json", exclude_none=True)
+        body.update(model=up.model or m.name, stream=True, max_tokens=max_tokens)
+        body.pop("max_completion_tokens", None)
+        url = str(up.base_url).rstrip("/") + "/chat/completions"
+        headers = {"Authorization": f"Bearer {up.api_key.get_secret_value()}"} if up.api_key else {}
+        req = self.http.build_request(
+            "POST", url, json=body, headers=headers, timeout=httpx.Timeout(up.timeout_s, connect=5.0)
+        )
+        try:
+            resp = self.http.send(req, stream=True)
+        except httpx.TimeoutException:
+            raise UpstreamUnavailableError(
+                f"the upstream of model {m.name} did not answer within {up.timeout_s:g} s", model=m.name
+            ) from None
+        except httpx.HTTPError as exc:
+            raise UpstreamUnavailableError(
+                f"the upstream of model {m.name} is unreachable ({type(exc).__name__})", model=m.name
+            ) from None
+        if resp.status_code >= 400:
+            try:
+                resp.read()
+                detail = _upstream_detail(resp)
+            except httpx.HTTPError:
+                detail = "(no body)"
+            finally:
+                resp.close()
+            raise UpstreamError(
+                f"the upstream of model {m.name} answered {resp.status_code}: {detail}",
+                model=m.name, upstream_status=resp.status_code,
+            )  # fmt: skip
+        return self._relay(m, up, resp)
+
+    def _relay(self, m: ServedModel, up: Upstream, resp: httpx.Response) -> Iterator[bytes]:
+        """The upstream's `chat.completion.chunk` events under our model name, the last one (with a
+        finish_reason) carrying our `cairn` member; `[DONE]` only when the upstream sent it."""
+        done = False
+        try:
+            for line in resp.iter_lines():
+                if not line.startswith("data:"):
+                    continue
+                data = line[5:].strip()
+                if data == "[DONE]":
+                    done = True
+                    break
+                try:
+                    chunk = json.loads(data)
+                except ValueError:
+                    chunk = None
+                if not isinstance(chunk, dict) or not isinstance(chunk.get("choices"), list):
+                    raise UpstreamError(f"the upstream of model {m.name} streamed a line that is not a chunk")
+                choices = chunk["choices"]
+                theirs = chunk.pop("cairn", None)
+                upstream_model = str(chunk.get("model") or up.model or m.name)
+                chunk["model"] = m.name
+                if any(isinstance(c, dict) and c.get("finish_reason") for c in choices):
+                    chunk["cairn"] = _upstream_cairn(
+                        m, upstream_model, theirs if isinstance(theirs, dict) else {}
+                    )
+                yield b"data: " + json.dumps(chunk).encode() + b"\n\n"
+        except httpx.HTTPError as exc:
+            raise UpstreamUnavailableError(
+                f"the upstream of model {m.name} broke off its stream ({type(exc).__name__})", model=m.name
+            ) from None
+        finally:
+            resp.close()
+        if not done:
+            raise UpstreamUnavailableError(
+                f"the upstream of model {m.name} ended its stream before [DONE]", model=m.name
+            )
+        yield b"data: [DONE]\n\n"
+
+
+def _upstream_cairn(m: ServedModel, upstream_model: str, theirs: dict[str, Any]) -> dict[str, Any]:
+    """Our `cairn` member for an upstream's answer: the datasets it names, and its own member as it is."""
+    datasets = [
+        {
+            "id": str(d["id"]),
+            "content_hash": str(d.get("content_hash", d["id"])),
+            "score": float(d.get("score", 0)),
+        }
+        for d in theirs.get("datasets", [])
+        if isinstance(d, dict) and "id" in d
+    ]
+    return {
+        "provider": "upstream",
+        "model_id": m.model_id,
+        "model_version": None,
+        "artefact": None,
+        "datasets": datasets,
+        "upstream": {"model": upstream_model, "cairn": theirs or None},
+    }
 
 
 def _upstream_detail(resp: httpx.Response) -> str:
