@@ -37,6 +37,18 @@ def x402_client(key: str, *, asset: str, network: str, max_amount: int) -> Any:
     return client
 
 
+_OFFER_MOVED = {"invalid_exact_evm_payload_authorization_valid_before"}
+
+
+def _required_error(resp: Any) -> str | None:
+    """The `error` of a 402's PAYMENT-REQUIRED header (None when absent or unreadable)."""
+    try:
+        error = json.loads(base64.b64decode(resp.headers.get("PAYMENT-REQUIRED", ""))).get("error")
+    except (ValueError, AttributeError):
+        return None
+    return str(error) if error is not None else None
+
+
 def pay_once(
     url: str,
     key: str,
@@ -48,7 +60,10 @@ def pay_once(
     timeout: float = 60.0,
 ) -> PaidResponse:
     """POST `json_body` to `url`, answering its 402 with one x402 exact payment signed by `key`
-    (`x402HttpxClient`: it pays and retries once)."""
+    (`x402HttpxClient`: it pays and retries once). When that payment is refused because the offer it was
+    signed against predates a jump of the chain's clock
+    (`invalid_exact_evm_payload_authorization_valid_before`: the 402 it gets back carries the corrected
+    `maxTimeoutSeconds`), it pays once more."""
     from x402.http.clients import x402HttpxClient
 
     client = x402_client(key, asset=asset, network=network, max_amount=max_amount)
@@ -56,6 +71,8 @@ def pay_once(
     async def go() -> PaidResponse:
         async with x402HttpxClient(client, timeout=timeout) as http:
             resp = await http.post(url, json=json_body or {})
+            if resp.status_code == 402 and _required_error(resp) in _OFFER_MOVED:
+                resp = await http.post(url, json=json_body or {})
         header = resp.headers.get("PAYMENT-RESPONSE")
         settlement = json.loads(base64.b64decode(header)) if header else None
         try:

@@ -143,6 +143,14 @@ class ChainView:
             self._clock = clock
         return clock[0] + int(time.monotonic() - clock[1])
 
+    def clock_lead(self) -> int:
+        """Seconds the chain's clock, as last read (no RPC), runs ahead of this machine's (negative: behind);
+        0 before the first read."""
+        clock = self._clock
+        if clock is None:
+            return 0
+        return clock[0] + int(time.monotonic() - clock[1]) - int(time.time())
+
     def cached_state(self, payer: str, nonce: bytes) -> PayerState:
         """`payer_state` from the caches when they are fresh (no RPC), else read (and cached) in one batch."""
         hit = self._payers.get(payer)

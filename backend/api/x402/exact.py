@@ -3,6 +3,14 @@
 
 Requirement: `{scheme: "exact", network: "eip155:<chainId>", asset: RewardToken, amount, payTo: PaymentRouter,
 maxTimeoutSeconds, extra: {name, version}}`, the name and version read from the token's own EIP-712 domain.
+The official clients sign validBefore = their own clock + maxTimeoutSeconds, while the token (and so this
+gateway) judges it against the chain's clock. On a chain whose clock runs ahead of wall time (a local chain
+moved past an epoch's end, as `cairn demo` does) `maxTimeoutSeconds` is the configured timeout plus the
+lead, rounded up to whole hours (`LEAD_STEP_S`), once the lead is more than the timeout leaves to settle;
+the lead is the one of the chain clock last read (at start and by every paid request's verification: no RPC
+for a 402).
+A payment signed against an offer made before the clock jumped is refused with
+`invalid_exact_evm_payload_authorization_valid_before`, and that 402 carries the corrected offer.
 
 The payload the official clients send: `{signature, authorization: {from, to, value, validAfter, validBefore,
 nonce}}`, a TransferWithAuthorization to `payTo`. Verified off-chain, the way the token will check it at
@@ -30,6 +38,7 @@ from backend.api.x402.evm import ChainView, PayerState, TokenDomain, recover
 from backend.api.x402.scheme import Accepted, Charge, PaymentRejectedError
 
 NAME = "exact"
+LEAD_STEP_S = 3600  # a chain clock ahead of this machine's is added to maxTimeoutSeconds in whole hours
 
 
 @dataclass(frozen=True)
@@ -112,6 +121,15 @@ class ExactScheme:
         self.config = config
         self.network = f"eip155:{domain.chain_id}"
 
+    def max_timeout(self) -> int:
+        """`maxTimeoutSeconds`: the configured timeout, plus the chain clock's lead (as last read) rounded up
+        to whole LEAD_STEP_S when the timeout alone would leave less than the settle window and a minute."""
+        slack = max(0, self.config.max_timeout_s - self.config.settle_window_s - 60)
+        lead = self.chain.clock_lead()
+        if lead <= slack:
+            return self.config.max_timeout_s
+        return self.config.max_timeout_s + -(-(lead - slack) // LEAD_STEP_S) * LEAD_STEP_S
+
     def requirement(self, charge: Charge) -> dict[str, Any]:
         return {
             "scheme": NAME,
@@ -119,7 +137,7 @@ class ExactScheme:
             "asset": self.domain.token,
             "amount": str(charge.amount),
             "payTo": self.config.router,
-            "maxTimeoutSeconds": self.config.max_timeout_s,
+            "maxTimeoutSeconds": self.max_timeout(),
             "extra": {"name": self.domain.name, "version": self.domain.version},
         }
 

@@ -35,6 +35,7 @@ def build_gateway(cfg: ApiSettings, chain: Chain, engine: Engine) -> Gateway:
             exposure_limit=cfg.api_x402_exposure_limit,
         ),
     )
+    exact.chain.chain_time()  # one read at start: the chain clock's lead over ours is known for the first 402
     gateway = Gateway([exact])
     if cfg.api_x402_channels:
         gateway.register(
