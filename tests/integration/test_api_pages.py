@@ -1,14 +1,17 @@
 """Keyset pages over real data (a module's own seeded stack: anvil, contracts, the indexer's SQLite mirror):
 the signed-in contributions and claims, and the x402 payments, each walked page by page with `limit=1`
-returns every item once, in order; a cursor taken before new rows arrive still continues where it stopped."""
+returns every item once, in order; a cursor taken before new rows arrive still continues where it stopped.
+And, on the same seeded chain, the operator's close of an epoch whose roots came from elsewhere."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from support.api_stack import CHALLENGE_DELAY, Stack, assert_problem, h32, travel_to
 from support.siwe import sign_in
 
+from backend.api.auth import store as auth_store
 from backend.api.x402 import store
 from cairn.core.registration import dataset_calls
 
@@ -141,3 +144,15 @@ def test_payments_pages_walk_every_payment_once_oldest_first(sqlite_stack: Stack
     with_exposure = s.api.get("/v1/payments", params={"payer": a, "limit": 1}).json()
     assert with_exposure["exposure"]["payer"] == a.lower() and with_exposure["next_cursor"]
     assert_problem(s.api.get("/v1/payments", params={"cursor": "x"}), 422, "invalid_input", "cursor")
+
+
+def test_closing_epoch_0_under_roots_computed_elsewhere_is_409_naming_why(sqlite_stack: Stack) -> None:
+    """The seed proposed and accepted epoch 0's root without the rewards engine: the operator's close can
+    only refuse, and says why (it used to name an "epoch -1")."""
+    s = sqlite_stack
+    secret, _ = auth_store.create_key(
+        s.api.app.state.engine, name="pages", scopes=["epochs:write"], now=int(time.time())
+    )
+    answer = s.api.post("/v1/operator/epochs/0/close", headers={"X-API-Key": secret})
+    body = assert_problem(answer, 409, "epoch_not_ready", "epoch 0 cannot be computed here", "next epoch is")
+    assert "-1" not in body["detail"]
