@@ -276,9 +276,7 @@ class EpochSummary(BaseModel):
 class EpochList(BaseModel):
     current_epoch: int
     epochs: list[EpochSummary]
-    next_cursor: str | None = Field(
-        default=None, description="Pass as `cursor` for the next page; null on the last page"
-    )
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page")
 
 
 class EpochDetail(EpochSummary):
@@ -318,6 +316,8 @@ class ContentStored(BaseModel):
         "relayer holds its registration), on_chain (registered, not yet mirrored)"
     )
     url: str = Field(description="Where to download it")
+
+
 class HistoryEntry(BaseModel):
     kind: str = Field(description="registration, attestation, reward, claim or payment")
     contribution_id: str | None = None
@@ -362,3 +362,35 @@ class QueuePage(BaseModel):
     validator: str
     items: list[QueueItem]
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page")
+
+
+class Payment(BaseModel):
+    """An x402 payment served first and settled later (`backend.api.x402.store`)."""
+
+    id: int
+    scheme: str = Field(description="exact or channel")
+    payer: str
+    nonce: str
+    amount: Wei
+    model_id: str
+    resource: str
+    status: str = Field(description="accepted, settling, settled, failed or void")
+    tx_hash: str | None = Field(description="The settlement transaction, once settled")
+    reason: str | None = Field(description="Why it failed to settle")
+    created_at: int
+    updated_at: int
+
+
+class Exposure(BaseModel):
+    payer: str
+    unsettled: Wei
+    limit: Wei
+    failed: int
+    failed_amount: Wei
+    refused: bool = Field(description="New payments from this payer are refused (402) until these settle")
+
+
+class PaymentPage(BaseModel):
+    payments: list[Payment] = Field(description="Oldest first (by id)")
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page")
+    exposure: Exposure | None = Field(default=None, description="With `payer`: its unsettled exposure")

@@ -104,11 +104,14 @@ class EpochLifecycle(EpochContext):
         if prev is not None and prev.allocation_file:
             return cumulative_from_document(read_allocation_file(self.data_dir, prev.allocation_file))
         current_root, _, _ = self.distributor.functions.root().call()
-        if (
-            int.from_bytes(bytes(current_root), "big") == 0
-            and int(self.distributor.functions.nextEpoch().call()) == epoch
-        ):
+        next_epoch = int(self.distributor.functions.nextEpoch().call())
+        if int.from_bytes(bytes(current_root), "big") == 0 and next_epoch == epoch:
             return {}
+        if epoch == 0:  # there is no epoch -1 to compute: the distributor's roots came from elsewhere
+            raise EpochNotReadyError(
+                f"epoch 0 cannot be computed here: the distributor already holds roots not computed here "
+                f"(its next epoch is {next_epoch})"
+            )
         raise EpochNotReadyError(f"epoch {epoch - 1} is not computed here: compute it first")
 
     def compute(self, epoch: int) -> EpochRow:

@@ -425,8 +425,8 @@ def test_operator_endpoints_run_the_lifecycle_idempotently_and_refuse_missing_or
     after = server.get("/v1/me/rewards", headers=auth).json()
     assert after["claimed"] == body["cumulative"] and after["claimable"] == "0"
     mine = server.get("/v1/me/contributions", headers=auth).json()
-    assert mine["dataset_count"] == 1 and mine["datasets"][0]["owner"] == owner
-    status = mine["datasets"][0]["status"]
+    assert mine["dataset_count"] == 1 and mine["items"][0]["owner"] == owner
+    status = mine["items"][0]["status"]
     assert status["quorum"] == 2 and status["quorum_met"] and status["score"]["validators"] == 2
     summary = server.get("/v1/me", headers=auth).json()
     assert summary["address"] == owner and summary["rewards"]["claimed"] == body["cumulative"]

@@ -36,11 +36,11 @@ def test_rewards_per_epoch_claims_and_contributions_of_the_signed_in_owner(
     ]
     mine = stack.api.get("/v1/me/contributions", headers=auth).json()
     assert mine["address"] == owner.address and mine["dataset_count"] == 2
-    by_hash = {d["content_hash"]: d for d in mine["datasets"]}
+    by_hash = {d["content_hash"]: d for d in mine["items"] if d["kind"] == "dataset"}
     attested = by_hash[stack.seeded["datasets"][0]]["status"]
     assert attested["score"]["validators"] == 2 and attested["quorum"] == 3 and not attested["quorum_met"]
     assert {a["score"] for a in attested["attestations"]} == {9000, 6000}
     assert by_hash[stack.seeded["datasets"][1]]["withdrawn"] is True
     other = sign_in(stack.api, "", stack.owners[1]).json()["token"]
     theirs = stack.api.get("/v1/me/claims", headers={"Authorization": f"Bearer {other}"}).json()
-    assert theirs == {"address": stack.owners[1].address, "claims": []}
+    assert theirs == {"address": stack.owners[1].address, "claims": [], "next_cursor": None}

@@ -250,9 +250,11 @@ def seed_rewards(stack: Stack) -> None:
     )
 
 
-def build_stack(tmp: Path, database: str) -> Iterator[Stack]:
+def build_stack(tmp: Path, database: str, *, rewards: bool = True) -> Iterator[Stack]:
     """Anvil, every contract, the seeded events and rewards, the mirror indexed to the head, the app under a
-    TestClient; `database` is "sqlite" or "postgres" (skipped without a server, failed under CI=true)."""
+    TestClient; `database` is "sqlite" or "postgres" (skipped without a server, failed under CI=true).
+    `rewards=False`: no roots on chain; epoch 0 funded and ended instead, for the operator endpoints to close,
+    publish, finalize and pay out themselves."""
     if database != "sqlite":
         require_postgres()
     db_url = f"sqlite:///{tmp}/api.db" if database == "sqlite" else create_database("cairn_api")
@@ -278,7 +280,11 @@ def build_stack(tmp: Path, database: str) -> Iterator[Stack]:
             )
             stack = Stack(anvil, w3, dep, settings, tmp, admin, validators, owners, payer)
             seed(stack)
-            seed_rewards(stack)
+            if rewards:
+                seed_rewards(stack)
+            else:
+                stack.transact(admin, stack.contract("RewardDistributor").functions.fundEmission(0))
+                travel_to(stack, dep.epoch.genesis + EPOCH_LENGTH + 1)
             stack.index()
             with TestClient(create_app(settings)) as client:
                 stack.client = client

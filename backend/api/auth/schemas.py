@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
@@ -47,19 +47,23 @@ class AttestationStatus(BaseModel):
 
 
 class MyDataset(Dataset):
+    kind: Literal["dataset"] = "dataset"
     status: AttestationStatus
 
 
 class MyCompute(Compute):
+    kind: Literal["compute"] = "compute"
     status: AttestationStatus
 
 
 class MyContributions(BaseModel):
     address: str
-    dataset_count: int
-    compute_count: int
-    datasets: list[MyDataset]
-    compute: list[MyCompute]
+    dataset_count: int = Field(description="All the account's datasets (every page)")
+    compute_count: int = Field(description="All the account's compute jobs (every page)")
+    items: list[Annotated[MyDataset | MyCompute, Field(discriminator="kind")]] = Field(
+        description="Newest first: datasets and compute jobs in one order, `kind` tells which"
+    )
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page")
 
 
 class EpochReward(BaseModel):
@@ -91,6 +95,7 @@ class Claim(BaseModel):
 class MyClaims(BaseModel):
     address: str
     claims: list[Claim] = Field(description="Newest first")
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page")
 
 
 class PayoutOut(BaseModel):

@@ -10,6 +10,7 @@ from backend.api import schemas
 from backend.api.auth.deps import CurrentAccount
 from backend.api.auth.schemas import MyClaims, MyContributions, MyRewards
 from backend.api.deps import ChainDep, SessionDep, SettingsDep
+from backend.api.pagination import check_limit
 from backend.api.schemas import COMMON, problem_responses
 from backend.api.services import accounts, me
 from cairn.core.policy import load_policy
@@ -17,6 +18,7 @@ from cairn.core.policy import load_policy
 router = APIRouter(prefix="/v1/me", tags=["signed in"])
 SIGNED_IN = problem_responses(401, *COMMON)
 Limit = Annotated[int, Query(ge=1, le=1000, description="At most this many items (newest first)")]
+Cursor = Annotated[str | None, Query(description="next_cursor of the previous page")]
 
 
 @router.get("", response_model=schemas.Account, responses=SIGNED_IN)
@@ -29,12 +31,16 @@ def get_me(
 
 @router.get("/contributions", response_model=MyContributions, responses=SIGNED_IN)
 def my_contributions(
-    account: CurrentAccount, session: SessionDep, settings: SettingsDep, limit: Limit = 50
+    account: CurrentAccount,
+    session: SessionDep,
+    settings: SettingsDep,
+    limit: Limit = 50,
+    cursor: Cursor = None,
 ) -> dict[str, Any]:
-    """Datasets and compute jobs, each with its attestation status: validators' scores, the policy's
-    aggregate and whether quorum is met."""
+    """Datasets and compute jobs, newest first, each with its attestation status: validators' scores, the
+    policy's aggregate and whether quorum is met. Pass `next_cursor` back as `cursor` for the next page."""
     return me.my_contributions(
-        session, address=account.address, limit=min(limit, settings.api_page_limit),
+        session, address=account.address, limit=check_limit(limit, settings.api_page_limit), cursor=cursor,
         policy=load_policy(settings.api_operator_policy),
     )  # fmt: skip
 
@@ -49,7 +55,13 @@ def my_rewards(
 
 @router.get("/claims", response_model=MyClaims, responses=SIGNED_IN)
 def my_claims(
-    account: CurrentAccount, session: SessionDep, settings: SettingsDep, limit: Limit = 100
+    account: CurrentAccount,
+    session: SessionDep,
+    settings: SettingsDep,
+    limit: Limit = 100,
+    cursor: Cursor = None,
 ) -> dict[str, Any]:
-    """Claim history, newest first: each `Claimed` event for the account (own claims, relayed, payouts)."""
-    return me.my_claims(session, address=account.address, limit=min(limit, settings.api_page_limit))
+    """Claim history, newest first: each `Claimed` event for the account (own claims, relayed, payouts).
+    Pass `next_cursor` back as `cursor` for the next page."""
+    limit = check_limit(limit, settings.api_page_limit)
+    return me.my_claims(session, address=account.address, limit=limit, cursor=cursor)

@@ -6,7 +6,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 
+from backend.api import schemas
 from backend.api.deps import ChainDep, EngineDep, SettingsDep
+from backend.api.pagination import check_limit, decode, list_page
 from backend.api.schemas import COMMON, READ, problem_responses
 from backend.api.validation import parse_address
 from backend.api.x402 import store
@@ -17,7 +19,33 @@ STATUSES = (store.ACCEPTED, store.SERVED, store.SETTLING, store.SETTLED, store.F
 MAX_ID = 2**31 - 1  # payment ids are 32-bit integers in the database
 
 
-@router.get("/payments", responses=problem_responses(*COMMON))
+Limit = Annotated[int, Query(ge=1, le=1000, description="At most this many payments")]
+Cursor = Annotated[str | None, Query(description="next_cursor of the previous page")]
+
+
+def _page(
+    engine: EngineDep,
+    chain: ChainDep,
+    settings: SettingsDep,
+    *,
+    payer: str | None,
+    status: str | None,
+    limit: int,
+    cursor: str | None,
+) -> dict[str, Any]:
+    """Keyset on the payment id, oldest first (ids only grow, so new payments join the last page)."""
+    check_limit(limit, settings.api_page_limit)
+    (after,) = decode(cursor, 1) if cursor is not None else (0,)
+    found = store.payments(
+        engine, chain.chain_id, payer=payer, status=status, limit=limit + 1, after=min(after, MAX_ID)
+    )
+    page = list_page(
+        found, key=lambda p: (int(p["id"]),), width=1, limit=limit, cursor=None, descending=False
+    )
+    return {"payments": page.items, "next_cursor": page.next_cursor}
+
+
+@router.get("/payments", response_model=schemas.PaymentPage, responses=problem_responses(*COMMON))
 def list_payments(
     engine: EngineDep,
     chain: ChainDep,
@@ -26,20 +54,18 @@ def list_payments(
     status: Annotated[
         str | None, Query(description="accepted | served | settling | settled | failed | void")
     ] = None,
-    after: Annotated[int, Query(ge=0, le=MAX_ID, description="Only payments with a larger id (paging).")] = 0,
+    limit: Limit = 100,
+    cursor: Cursor = None,
 ) -> dict[str, Any]:
     """x402 payments, oldest first: settled ones with their transaction, failed ones with the reason; with
-    `payer`, also that payer's unsettled exposure and failed settlements."""
+    `payer`, also that payer's unsettled exposure and failed settlements. Pass `next_cursor` back as
+    `cursor` for the next page."""
     if status is not None and status not in STATUSES:
         raise InvalidInputError(
             f"status must be one of {', '.join(STATUSES)}, got {status!r}", field="status"
         )
     who = parse_address(payer, field="payer").lower() if payer else None
-    out: dict[str, Any] = {
-        "payments": store.payments(
-            engine, chain.chain_id, payer=who, status=status, limit=settings.api_page_limit, after=after
-        )
-    }
+    out = _page(engine, chain, settings, payer=who, status=status, limit=limit, cursor=cursor)
     if who:
         e = store.exposure(engine, chain.chain_id, who)
         out["exposure"] = {
@@ -53,21 +79,16 @@ def list_payments(
     return out
 
 
-@router.get("/payments/failed", responses=problem_responses(*COMMON))
+@router.get("/payments/failed", response_model=schemas.PaymentPage, responses=problem_responses(*COMMON))
 def failed_payments(
-    engine: EngineDep,
-    chain: ChainDep,
-    settings: SettingsDep,
-    after: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
+    engine: EngineDep, chain: ChainDep, settings: SettingsDep, limit: Limit = 100, cursor: Cursor = None
 ) -> dict[str, Any]:
-    """Payments served but never settled (cancelled authorization, funds moved, expired), with the reason."""
-    rows = store.payments(
-        engine, chain.chain_id, payer=None, status=store.FAILED, limit=settings.api_page_limit, after=after
-    )
-    return {"payments": rows}
+    """Payments served but never settled (cancelled authorization, funds moved, expired), with the reason,
+    oldest first; pass `next_cursor` back as `cursor` for the next page."""
+    return _page(engine, chain, settings, payer=None, status=store.FAILED, limit=limit, cursor=cursor)
 
 
-@router.get("/payments/{payment_id}", responses=problem_responses(*READ))
+@router.get("/payments/{payment_id}", response_model=schemas.Payment, responses=problem_responses(*READ))
 def get_payment(
     payment_id: Annotated[int, Path(ge=1, le=MAX_ID)], engine: EngineDep, chain: ChainDep
 ) -> dict[str, Any]:

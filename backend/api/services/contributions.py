@@ -8,8 +8,8 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 from web3 import Web3
 
-from backend.api.mirror import as_int, rows, table_exists
-from backend.api.pagination import sql_page
+from backend.api.mirror import as_int, in_clause, rows, table_exists
+from backend.api.pagination import EVENT_KEY, decode, sql_page
 from backend.api.relayer import relay_records
 from cairn.core.errors import NotFoundError
 from cairn.core.policy import median_floor
@@ -31,8 +31,6 @@ def _cs(address: str) -> str:
 def _withdrawn(session: Session, ids: list[str]) -> set[str]:
     if not ids or not table_exists(session, WITHDRAWN):
         return set()
-    from backend.api.mirror import in_clause
-
     clause, params = in_clause("w", ids)
     found = rows(
         session, f"SELECT contribution_id FROM {WITHDRAWN} WHERE contribution_id IN {clause}", params
@@ -182,9 +180,15 @@ def _owned_by(
     if not table_exists(session, table):
         return 0, []
     where = f"FROM {table} WHERE {owner_column} = :a"
-    total = as_int(rows(session, f"SELECT COUNT(*) AS n {where}", {"a": address})[0]["n"])
     found = rows(session, f"SELECT * {where} ORDER BY {order} LIMIT :n", {"a": address, "n": limit})
-    return total, found
+    return _count(session, table, owner_column, address=address), found
+
+
+def _count(session: Session, table: str, owner_column: str, *, address: str) -> int:
+    if not table_exists(session, table):
+        return 0
+    found = rows(session, f"SELECT COUNT(*) AS n FROM {table} WHERE {owner_column} = :a", {"a": address})
+    return as_int(found[0]["n"])
 
 
 def account_contributions(session: Session, *, address: str, limit: int) -> dict[str, Any]:
@@ -210,3 +214,52 @@ def account_contributions(session: Session, *, address: str, limit: int) -> dict
         "datasets": datasets,
         "compute": compute,
     }
+
+
+def account_contributions_page(
+    session: Session, *, address: str, limit: int, cursor: str | None
+) -> dict[str, Any]:
+    """An owner's datasets and compute jobs in one keyset order, newest first on `(block_number, log_index,
+    item_index)` (a compute registration is item 0 of its log), with the totals of each kind."""
+    addr = address.lower()
+    parts = []
+    if table_exists(session, DATASETS):
+        parts.append(
+            f"SELECT 'dataset' AS kind, content_hash AS id, block_number, log_index, item_index "
+            f"FROM {DATASETS} WHERE owner = :a"
+        )
+    if table_exists(session, COMPUTE):
+        parts.append(
+            f"SELECT 'compute' AS kind, contribution_id AS id, block_number, log_index, 0 AS item_index "
+            f"FROM {COMPUTE} WHERE provider = :a"
+        )
+    if cursor is not None:
+        decode(cursor, len(EVENT_KEY))  # a bad cursor is one clear 422, whichever tables exist yet
+    out: dict[str, Any] = {
+        "dataset_count": _count(session, DATASETS, "owner", address=addr),
+        "compute_count": _count(session, COMPUTE, "provider", address=addr),
+    }
+    if not parts:
+        return {**out, "items": [], "next_cursor": None}
+    page = sql_page(
+        session, select=f"SELECT * FROM ({' UNION ALL '.join(parts)}) c", params={"a": addr}, limit=limit,
+        cursor=cursor,
+    )  # fmt: skip
+    full: dict[str, dict[str, Any]] = {}
+    for kind, table, column in (
+        ("dataset", DATASETS, "content_hash"),
+        ("compute", COMPUTE, "contribution_id"),
+    ):
+        ids = [r["id"] for r in page.items if r["kind"] == kind]
+        if ids:
+            clause, params = in_clause("c", ids)
+            found = rows(session, f"SELECT * FROM {table} WHERE {column} IN {clause}", params)
+            full.update({r[column]: r for r in found})
+    withdrawn = _withdrawn(session, [r["id"] for r in page.items])
+    items = [
+        _dataset_out(full[r["id"]], withdrawn)
+        if r["kind"] == "dataset"
+        else _compute_out(full[r["id"]], withdrawn)
+        for r in page.items
+    ]
+    return {**out, "items": items, "next_cursor": page.next_cursor}

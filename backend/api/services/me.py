@@ -8,11 +8,14 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from backend.api.chain import Chain
-from backend.api.mirror import as_int, rows, table_exists
+from backend.api.mirror import as_int, table_exists
+from backend.api.pagination import decode, sql_page
 from backend.api.services import allocations, contributions, epochs
 from backend.api.settings import ApiSettings
 from cairn.core.errors import AllocationMismatchError, NotFoundError
 from cairn.core.policy import Policy
+
+CLAIM_KEY = ("block_number", "log_index")  # one Claimed event per log
 
 
 def _status(session: Session, contribution_id: str, policy: Policy) -> dict[str, Any]:
@@ -23,12 +26,13 @@ def _status(session: Session, contribution_id: str, policy: Policy) -> dict[str,
     return {"attestations": atts, "score": score, "quorum": quorum, "quorum_met": met}
 
 
-def my_contributions(session: Session, *, address: str, limit: int, policy: Policy) -> dict[str, Any]:
-    out = contributions.account_contributions(session, address=address, limit=limit)
-    for d in out["datasets"]:
-        d["status"] = _status(session, d["content_hash"], policy)
-    for c in out["compute"]:
-        c["status"] = _status(session, c["contribution_id"], policy)
+def my_contributions(
+    session: Session, *, address: str, limit: int, cursor: str | None, policy: Policy
+) -> dict[str, Any]:
+    """One keyset page of the account's datasets and compute jobs, newest first, each with its status."""
+    out = contributions.account_contributions_page(session, address=address, limit=limit, cursor=cursor)
+    for item in out["items"]:
+        item["status"] = _status(session, item.get("content_hash") or item["contribution_id"], policy)
     return {"address": address, **out}
 
 
@@ -74,19 +78,17 @@ def my_rewards(session: Session, *, settings: ApiSettings, chain: Chain, address
     }  # fmt: skip
 
 
-def my_claims(session: Session, *, address: str, limit: int) -> dict[str, Any]:
-    found = (
-        rows(
-            session,
-            f"SELECT * FROM {epochs.CLAIMED} WHERE account = :a ORDER BY block_number DESC, log_index DESC "
-            "LIMIT :n",
-            {"a": address.lower(), "n": limit},
-        )
-        if table_exists(session, epochs.CLAIMED)
-        else []
-    )
-    claims = [_claim(r) for r in found]
-    return {"address": address, "claims": claims}
+def my_claims(session: Session, *, address: str, limit: int, cursor: str | None) -> dict[str, Any]:
+    """One keyset page of the account's `Claimed` events, newest first on `(block_number, log_index)`."""
+    if cursor is not None:
+        decode(cursor, len(CLAIM_KEY))  # a bad cursor is one clear 422, even before the first claim
+    if not table_exists(session, epochs.CLAIMED):
+        return {"address": address, "claims": [], "next_cursor": None}
+    page = sql_page(
+        session, select=f"SELECT * FROM {epochs.CLAIMED}", where=["account = :a"],
+        params={"a": address.lower()}, key=CLAIM_KEY, limit=limit, cursor=cursor,
+    )  # fmt: skip
+    return {"address": address, "claims": [_claim(r) for r in page.items], "next_cursor": page.next_cursor}
 
 
 def _claim(r: dict[str, Any]) -> dict[str, Any]:

@@ -145,12 +145,17 @@ export interface AttestationStatus {
   quorum_met: boolean;
 }
 
+export type MyContribution =
+  | (Dataset & { status: AttestationStatus })
+  | (Compute & { status: AttestationStatus });
+
+/** A keyset page, newest first: pass `next_cursor` back as `cursor` for the next one. */
 export interface MyContributions {
   address: string;
   dataset_count: number;
   compute_count: number;
-  datasets: (Dataset & { status: AttestationStatus })[];
-  compute: (Compute & { status: AttestationStatus })[];
+  items: MyContribution[];
+  next_cursor: string | null;
 }
 
 /** The proof `GET /v1/epochs/{n}/proofs/{address}` serves (backend/api/schemas.py Proof). */

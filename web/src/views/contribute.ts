@@ -277,8 +277,9 @@ export async function loadContributions(address: string | null): Promise<void> {
     let statuses: string[];
     if (signedInAs(address)) {
       const mine = await getJSON<MyContributions>(routes.myContributions());
-      datasets = mine.datasets;
-      statuses = mine.datasets.map((d) => {
+      const own = mine.items.filter((c) => c.kind === "dataset");
+      datasets = own;
+      statuses = own.map((d) => {
         const { score, quorum, quorum_met } = d.status;
         return `${scored(score)}; quorum ${quorum_met ? "met" : "not met"} (${score.validators} of ${quorum})`;
       });
