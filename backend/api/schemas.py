@@ -331,6 +331,8 @@ class ContentStored(BaseModel):
         "relayer holds its registration), on_chain (registered, not yet mirrored)"
     )
     url: str = Field(description="Where to download it")
+
+
 class HistoryEntry(BaseModel):
     kind: str = Field(description="registration, attestation, reward, claim or payment")
     contribution_id: str | None = None

@@ -180,5 +180,7 @@ def test_distribution_matches_the_allocation_file(stack: Stack) -> None:
 
 
 def test_distribution_errors(stack: Stack) -> None:
-    assert_problem(stack.api.get("/v1/epochs/2/distribution"), 404, "not_found", "epoch 2 has no published root")
+    assert_problem(
+        stack.api.get("/v1/epochs/2/distribution"), 404, "not_found", "epoch 2 has no published root"
+    )
     assert_problem(stack.api.get("/v1/epochs/abc/distribution"), 422, "invalid_input", "epoch")

@@ -183,9 +183,7 @@ def find_policy(session: Session, *, settings: ApiSettings, policy_hash: str) ->
 _DISTRIBUTIONS: dict[tuple[str, str], dict[str, Any]] = {}
 
 
-def distribution(
-    session: Session, *, settings: ApiSettings, chain: Chain, epoch: int
-) -> dict[str, Any]:
+def distribution(session: Session, *, settings: ApiSettings, chain: Chain, epoch: int) -> dict[str, Any]:
     """The Lorenz curve and Gini coefficient of the epoch's rewards (its live root's allocation file),
     computed once per (allocation file, root): a revoked root's replacement has another key."""
     root = epochs.live_root(session, epoch=epoch)
