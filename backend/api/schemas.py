@@ -83,6 +83,7 @@ class Health(BaseModel):
     database_kind: str
     contracts: dict[str, str]
     epoch: EpochClock
+    start_block: int = Field(description="the deployment's first block (its contracts' logs start there)")
     indexer: IndexerState
 
 

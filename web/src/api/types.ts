@@ -12,6 +12,8 @@ export interface Health {
   database: string;
   contracts: Record<string, string>;
   epoch: { genesis: number; length: number };
+  /** the deployment's first block: its contracts' logs start there */
+  start_block: number;
 }
 
 export interface Score {

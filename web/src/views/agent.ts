@@ -161,9 +161,11 @@ async function loadPayments(address: string): Promise<void> {
 async function loadChannels(address: Address): Promise<void> {
   const client = reader();
   const router = contract("PaymentRouter");
+  // the deployment's first block (GET /health), not "earliest": no scan of the chain before the contracts
+  const fromBlock = BigInt(state.health?.start_block ?? 0);
   const [deposits, requests] = await Promise.all([
-    client.getLogs({ address: router, event: deposited, args: { payer: address }, fromBlock: "earliest" }),
-    client.getLogs({ address: router, event: withdrawalRequested, args: { payer: address }, fromBlock: "earliest" }),
+    client.getLogs({ address: router, event: deposited, args: { payer: address }, fromBlock }),
+    client.getLogs({ address: router, event: withdrawalRequested, args: { payer: address }, fromBlock }),
   ]);
   const ids = [...new Set(deposits.map((l) => l.args.channelId as Hex))];
   const pending = new Map<string, bigint>();
