@@ -974,6 +974,8 @@ def test_agent_tries_the_model_and_pays_with_x402_from_the_wallet(tmp_path: Path
         assert (row["scheme"], int(row["amount"]), row["model_id"]) == ("exact", PRICE, model_id_of(NAME))
         assert row["status"] == "settled" and row["tx_hash"], row
         assert int(token.functions.balanceOf(loop.payer.address).call()) == before - PRICE
+        # the page re-reads the balance after the paid answer, without a reload: it falls by the price
+        expect(page.get_by_test_id("agent-balance")).to_have_attribute("data-wei", str(before - PRICE))
         expect(page.locator(f'#agent-payments-body tr[data-payment="{row["id"]}"]')).to_be_attached()
         screenshot(page, "agent-try-model")
         assert errors == []
