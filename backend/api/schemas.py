@@ -83,6 +83,7 @@ class Health(BaseModel):
     database_kind: str
     contracts: dict[str, str]
     epoch: EpochClock
+    start_block: int = Field(description="the deployment's first block (its contracts' logs start there)")
     indexer: IndexerState
 
 
@@ -289,6 +290,19 @@ class ClaimArgs(BaseModel):
     account: str
     cumulativeAmount: Wei  # the contract's parameter name
     proof: list[str]
+
+
+class Distribution(BaseModel):
+    epoch: int
+    root: str
+    allocation_file: str
+    leaves: int = Field(description="recipients of the epoch's rewards (accounts with an epoch amount)")
+    total: Wei = Field(description="the epoch's rewards, wei")
+    gini: float = Field(description="Gini coefficient of the epoch's per-account amounts, 0..1")
+    lorenz: list[list[float]] = Field(
+        description="[x, y] pairs: cumulative share of recipients (ascending amounts) and of rewards, "
+        "101 evenly spaced x, exact at each"
+    )
 
 
 class Proof(BaseModel):

@@ -316,8 +316,14 @@ def test_auditor_shows_epochs_and_lorenz_curve(web: tuple[Stack, str], browser: 
     expect(page.get_by_test_id("audit-gini")).to_have_text("0.250")
     expect(page.locator("#audit-recipients")).to_have_text("2")
     expect(page.locator("#audit-epoch-total")).to_have_text(f"4 ({4 * 10**18} wei)")
-    # the browser re-hashes the file's tree (OpenZeppelin standard-v1) and compares with the on-chain root
+    # the Gini shown is the API's (GET /v1/epochs/0/distribution): no allocation file downloaded for it
+    with urllib.request.urlopen(url + "/v1/epochs/0/distribution") as resp:
+        api = json.loads(resp.read())
+    expect(page.get_by_test_id("audit-gini")).to_have_attribute("data-gini", str(api["gini"]))
     verdict = page.get_by_test_id("audit-tree-verdict")
+    expect(verdict).to_have_text("not checked yet")
+    # on demand, the browser re-hashes the file's tree (OpenZeppelin standard-v1) against the on-chain root
+    page.get_by_role("button", name="Verify the tree in this browser (downloads the file)").click()
     expect(verdict).to_have_attribute("data-verdict", "verified")
     expect(verdict).to_have_text(
         f"Verified in this browser: the file's 2 leaves (cumulative 4 tokens) hash to {tree0.root}, "
@@ -328,7 +334,7 @@ def test_auditor_shows_epochs_and_lorenz_curve(web: tuple[Stack, str], browser: 
         "aria-label", "Lorenz curve of epoch 0 rewards over 2 recipients, Gini coefficient 0.250"
     )
     expect(chart.locator("canvas")).to_have_count(1)
-    expect(chart).to_have_attribute("data-points", "3")
+    expect(chart).to_have_attribute("data-points", "101")
     # the download is the content-addressed allocation file published with the root
     href = page.locator("#audit-download").get_attribute("href")
     assert href is not None and href.endswith(stack.seeded["uri0"].split("/")[-1])
@@ -968,6 +974,8 @@ def test_agent_tries_the_model_and_pays_with_x402_from_the_wallet(tmp_path: Path
         assert (row["scheme"], int(row["amount"]), row["model_id"]) == ("exact", PRICE, model_id_of(NAME))
         assert row["status"] == "settled" and row["tx_hash"], row
         assert int(token.functions.balanceOf(loop.payer.address).call()) == before - PRICE
+        # the page re-reads the balance after the paid answer, without a reload: it falls by the price
+        expect(page.get_by_test_id("agent-balance")).to_have_attribute("data-wei", str(before - PRICE))
         expect(page.locator(f'#agent-payments-body tr[data-payment="{row["id"]}"]')).to_be_attached()
         screenshot(page, "agent-try-model")
         assert errors == []

@@ -15,6 +15,7 @@ def test_health(stack: Stack) -> None:
     assert h["latest_indexed_block"] == head and h["indexer_lag"] == 0
     kind = "postgresql" if stack.settings.database_url.startswith("postgres") else "sqlite"
     assert h["database"] == kind and h["database_kind"] == kind
+    assert h["start_block"] == stack.deployment.start_block
     registry = stack.deployment.contracts["ContributionRegistry"].address
     assert h["contracts"]["ContributionRegistry"] == Web3.to_checksum_address(registry)
     assert h["version"]
@@ -163,10 +164,13 @@ def test_openapi_documents_every_endpoint(stack: Stack) -> None:
         "/v1/epochs/{epoch}",
         "/v1/epochs/{epoch}/revenue",
         "/v1/epochs/{epoch}/proofs/{address}",
+        "/v1/epochs/{epoch}/distribution",
         "/v1/allocations/{ref}",
         "/v1/policy/{policy_hash}",
         "/v1/relay/{tx_hash}",
     } <= paths
     proof = spec["components"]["schemas"]["Proof"]["properties"]
     assert {"cumulative_amount", "proof", "claim"} <= set(proof)
+    dist = spec["paths"]["/v1/epochs/{epoch}/distribution"]["get"]["responses"]
+    assert {"404", "422"} <= set(dist) and "application/problem+json" in dist["404"]["content"]
     assert stack.api.get("/").headers["content-type"].startswith("text/html")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 from support.api_stack import FEE_BPS, PAYMENT, Stack, assert_problem, h32
 from web3 import Web3
 
@@ -147,3 +149,38 @@ def test_epoch_revenue(stack: Stack) -> None:
     assert r["total_amount"] == str(PAYMENT) and r["total_net"] == str(PAYMENT - fee)
     assert stack.api.get("/v1/epochs/1/revenue").json()["models"] == []
     assert_problem(stack.api.get("/v1/epochs/x/revenue"), 422, "invalid_input", "epoch")
+
+
+def _gini_and_lorenz(amounts: list[int], x: Fraction) -> tuple[Fraction, Fraction]:
+    """Straightforward Gini (mean absolute difference over twice the mean) and the Lorenz curve at `x`."""
+    n, total = len(amounts), sum(amounts)
+    gini = Fraction(sum(abs(a - b) for a in amounts for b in amounts), 2 * n * total)
+    ranked = sorted(amounts)
+    whole = int(x * n)
+    y = Fraction(sum(ranked[:whole]), total)
+    if whole < n:
+        y += (x * n - whole) * Fraction(ranked[whole], total)
+    return gini, y
+
+
+def test_distribution_matches_the_allocation_file(stack: Stack) -> None:
+    for epoch in (0, 1):
+        d = stack.api.get(f"/v1/epochs/{epoch}/distribution")
+        assert d.status_code == 200, d.text
+        body = d.json()
+        assert body["root"] == stack.api.get(f"/v1/epochs/{epoch}").json()["root"]
+        doc = stack.api.get(f"/v1/allocations/{body['allocation_file']}").json()
+        amounts = [int(a) for a in doc["epoch_amounts"].values()]
+        assert body["leaves"] == len(amounts) and body["total"] == str(sum(amounts))
+        assert len(body["lorenz"]) == 101
+        for k, (x, y) in enumerate(body["lorenz"]):
+            gini, want = _gini_and_lorenz(amounts, Fraction(k, 100))
+            assert x == k / 100 and abs(y - float(want)) < 1e-12
+        assert abs(body["gini"] - float(gini)) < 1e-12
+
+
+def test_distribution_errors(stack: Stack) -> None:
+    assert_problem(
+        stack.api.get("/v1/epochs/2/distribution"), 404, "not_found", "epoch 2 has no published root"
+    )
+    assert_problem(stack.api.get("/v1/epochs/abc/distribution"), 422, "invalid_input", "epoch")

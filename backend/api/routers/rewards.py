@@ -76,6 +76,19 @@ async def get_proof(
 
 
 @router.get(
+    "/epochs/{epoch}/distribution",
+    response_model=schemas.Distribution,
+    responses=problem_responses(409, *READ),
+)
+def get_distribution(
+    epoch: EpochPath, session: SessionDep, chain: ChainDep, settings: SettingsDep
+) -> dict[str, Any]:
+    """Lorenz curve and Gini coefficient of the epoch's rewards, from its live root's allocation file
+    (computed by the server once per root, so an auditor needs not download the file)."""
+    return allocations.distribution(session, settings=settings, chain=chain, epoch=parse_epoch(epoch))
+
+
+@router.get(
     "/allocations/{ref:path}",
     response_class=FileResponse,
     responses={200: {"content": {"application/json": {}}}, **problem_responses(409, 404, 422)},

@@ -12,6 +12,7 @@ from backend.api.chain import Chain
 from backend.api.mirror import rows, table_exists
 from backend.api.services import epochs
 from backend.api.settings import ApiSettings
+from backend.rewards import distribution as reward_distribution
 from backend.rewards import epochs as reward_epochs
 from backend.rewards import publication
 from backend.rewards.proofindex import ProofIndex
@@ -177,3 +178,24 @@ def find_policy(session: Session, *, settings: ApiSettings, policy_hash: str) ->
             if index.policy_hash == want and index.policy is not None:
                 return index.policy  # the embedded policy's canonical JSON, kept in the file's index
     raise NotFoundError(f"no policy with hash {policy_hash} on this server", policy_hash=policy_hash)
+
+
+_DISTRIBUTIONS: dict[tuple[str, str], dict[str, Any]] = {}
+
+
+def distribution(session: Session, *, settings: ApiSettings, chain: Chain, epoch: int) -> dict[str, Any]:
+    """The Lorenz curve and Gini coefficient of the epoch's rewards (its live root's allocation file),
+    computed once per (allocation file, root): a revoked root's replacement has another key."""
+    root = epochs.live_root(session, epoch=epoch)
+    index = index_for_root(session, settings=settings, chain=chain, epoch=epoch, root=root)
+    key = (index.allocation, str(root["root"]).lower())
+    if (hit := _DISTRIBUTIONS.get(key)) is None:
+        doc = publication.load_document(find_allocation_file(settings=settings, ref=index.allocation))
+        amounts = doc.get("epoch_amounts")
+        if not isinstance(amounts, dict):
+            raise InvalidInputError(f"allocation file {index.allocation} has no epoch_amounts")
+        hit = reward_distribution.distribution(int(a) for a in amounts.values())
+        if len(_DISTRIBUTIONS) >= 256:
+            _DISTRIBUTIONS.clear()
+        _DISTRIBUTIONS[key] = hit
+    return {"epoch": epoch, "root": root["root"], "allocation_file": index.allocation, **hit}

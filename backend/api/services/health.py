@@ -39,4 +39,5 @@ def health(*, chain: Chain, engine: Engine) -> dict[str, Any]:
             for name, info in chain.deployment.contracts.items()
         },
         "epoch": {"genesis": chain.deployment.epoch.genesis, "length": chain.deployment.epoch.length},
+        "start_block": chain.deployment.start_block,
     }

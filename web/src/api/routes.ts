@@ -23,6 +23,8 @@ export const routes = {
   // rewards and auditors (main)
   epochs: () => "/v1/epochs",
   epoch: (n: number) => `/v1/epochs/${n}`,
+  /** Lorenz curve (101 points) and Gini coefficient of the epoch's rewards, computed by the server */
+  distribution: (n: number) => `/v1/epochs/${n}/distribution`,
   proof: (n: number, address: string) => `/v1/epochs/${n}/proofs/${enc(address)}`,
   /** `ref` is the allocation's hash, file name or the `uri` published with its root (a relative path). */
   allocation: (ref: string) => `/v1/allocations/${ref.split("/").map(enc).join("/")}`,

@@ -12,6 +12,8 @@ export interface Health {
   database: string;
   contracts: Record<string, string>;
   epoch: { genesis: number; length: number };
+  /** the deployment's first block: its contracts' logs start there */
+  start_block: number;
 }
 
 export interface Score {
@@ -95,6 +97,17 @@ export interface Proof {
 }
 
 /** The allocation file (`cairn-allocation-v1`, backend/rewards/publication.py), the fields the app reads. */
+export interface Distribution {
+  epoch: number;
+  root: string;
+  allocation_file: string;
+  leaves: number;
+  total: string;
+  gini: number;
+  /** [x, y]: cumulative share of recipients and of rewards */
+  lorenz: [number, number][];
+}
+
 export interface AllocationFile {
   format: string;
   epoch: number;

@@ -161,9 +161,11 @@ async function loadPayments(address: string): Promise<void> {
 async function loadChannels(address: Address): Promise<void> {
   const client = reader();
   const router = contract("PaymentRouter");
+  // the deployment's first block (GET /health), not "earliest": no scan of the chain before the contracts
+  const fromBlock = BigInt(state.health?.start_block ?? 0);
   const [deposits, requests] = await Promise.all([
-    client.getLogs({ address: router, event: deposited, args: { payer: address }, fromBlock: "earliest" }),
-    client.getLogs({ address: router, event: withdrawalRequested, args: { payer: address }, fromBlock: "earliest" }),
+    client.getLogs({ address: router, event: deposited, args: { payer: address }, fromBlock }),
+    client.getLogs({ address: router, event: withdrawalRequested, args: { payer: address }, fromBlock }),
   ]);
   const ids = [...new Set(deposits.map((l) => l.args.channelId as Hex))];
   const pending = new Map<string, bigint>();
@@ -190,6 +192,35 @@ async function loadChannels(address: Address): Promise<void> {
   $("agent-channels-empty").hidden = ids.length > 0;
 }
 
+/** The RewardToken balance of `address` read from the chain and shown (`data-wei` holds it exactly). */
+async function refreshBalance(address: Address): Promise<bigint> {
+  const b = await reader().readContract({
+    address: contract("RewardToken"), abi: tokenAbi, functionName: "balanceOf", args: [address],
+  });
+  $("agent-balance").textContent = withWei(b.toString());
+  $("agent-balance").dataset.wei = b.toString();
+  return b;
+}
+
+let balancePoll = 0;
+
+/** After a paid answer the payment settles later (the API's settler): re-read the balance every 2 s until
+ * it changes from `before`, for at most two minutes. */
+function pollBalance(address: Address, before: bigint): void {
+  const mine = ++balancePoll;
+  const until = Date.now() + 120_000;
+  const tick = async (): Promise<void> => {
+    if (mine !== balancePoll || state.account?.toLowerCase() !== address.toLowerCase()) return;
+    const b = await refreshBalance(address).catch(() => before);
+    if (b !== before) {
+      void loadPayments(address).catch(() => undefined);
+      return;
+    }
+    if (Date.now() < until) window.setTimeout(() => void tick(), 2000);
+  };
+  window.setTimeout(() => void tick(), 1000);
+}
+
 export async function loadAgent(): Promise<void> {
   const address = state.account;
   const panel = $("agent-panel");
@@ -203,11 +234,7 @@ export async function loadAgent(): Promise<void> {
     await loadModels().catch((err) => showError($("try-error"), err));
     await loadPayments(address);
     if (state.walletChainId === state.health?.chain_id) {
-      const b = await reader().readContract({
-        address: contract("RewardToken"), abi: tokenAbi, functionName: "balanceOf", args: [address],
-      });
-      $("agent-balance").textContent = withWei(b.toString());
-      $("agent-balance").dataset.wei = b.toString();
+      await refreshBalance(address);
       await loadChannels(address);
     } else {
       $("agent-balance").textContent = "switch to the deployment's network to read it";
@@ -330,6 +357,10 @@ async function tryModel(): Promise<void> {
     out.hidden = false;
     status.textContent = "Answered.";
     void loadPayments(account).catch((err) => showError($("agent-error"), err));
+    if (price !== null && state.walletChainId === state.health?.chain_id) {
+      const shown = $("agent-balance").dataset.wei;
+      pollBalance(account, shown !== undefined ? BigInt(shown) : await refreshBalance(account));
+    }
   } catch (err) {
     status.textContent = "";
     showError(error, err);

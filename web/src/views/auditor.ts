@@ -1,7 +1,7 @@
 /**
  * Auditor view: every epoch with its root, policy hash and totals; the allocation file to download; the
- * Lorenz curve and Gini coefficient of the epoch's rewards, computed in the browser from the allocation
- * file's per-account amounts.
+ * Lorenz curve and Gini coefficient of the epoch's rewards, computed by the server
+ * (`GET /v1/epochs/{n}/distribution`); the allocation file's tree re-hashed in the browser on demand.
  *
  * The latest `cairn audit` report (`GET /v1/audit/latest`): its verdict per epoch (recomputed from the chain's
  * events) and per contract (deployed bytecode against the recompiled sources).
@@ -12,9 +12,9 @@ import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
 import { ApiError, getJSON } from "../api/client";
 import { routes } from "../api/routes";
-import type { AllocationFile, AuditReport, EpochList, EpochSummary } from "../api/types";
+import type { AllocationFile, AuditReport, Distribution, EpochList, EpochSummary } from "../api/types";
 import { chainDate, short, tokens } from "../lib/format";
-import { lorenz, type Lorenz } from "../lib/lorenz";
+import type { Lorenz } from "../lib/lorenz";
 import { checkTree } from "../lib/merkle";
 import { $, cell, el, showError } from "../ui/dom";
 
@@ -48,32 +48,20 @@ function drawLorenz(target: HTMLElement, curve: Lorenz): void {
   target.dataset.points = String(curve.x.length);
 }
 
-async function showEpoch(e: EpochSummary): Promise<void> {
-  const detail = $("audit-detail");
-  const error = $("audit-detail-error");
-  const status = $("audit-detail-status");
-  selected = e.epoch;
-  detail.hidden = false;
-  showError(error, null);
-  $("audit-detail-title").textContent = `Epoch ${e.epoch}: rewards distribution`;
-  status.textContent = "Loading the allocation file…";
-  detail.setAttribute("aria-busy", "true");
-  $("audit-recipients").textContent = "…";
-  $("audit-gini").textContent = "…";
-  $("audit-epoch-total").textContent = "…";
-  $("audit-tree-verdict").textContent = "…";
-  delete $("audit-tree-verdict").dataset.verdict;
+/** The allocation file downloaded on demand and its tree re-hashed against the root on chain. */
+async function verifyTree(e: EpochSummary): Promise<void> {
+  const verdict = $("audit-tree-verdict");
+  const button = $<HTMLButtonElement>("audit-verify-tree");
+  button.disabled = true;
+  verdict.className = "muted";
+  verdict.textContent = "Downloading and hashing the allocation file…";
   try {
     if (!e.allocation_uri) throw new Error(`Epoch ${e.epoch} has no published allocation yet.`);
-    const download = $<HTMLAnchorElement>("audit-download");
-    download.href = routes.allocation(e.allocation_uri);
-    download.setAttribute("download", `cairn-epoch-${e.epoch}-allocation.json`);
     const file = await getJSON<AllocationFile>(routes.allocation(e.allocation_uri));
-    if (selected !== e.epoch) return; // another epoch was chosen meanwhile
+    if (selected !== e.epoch) return;
     if (file.root.toLowerCase() !== (e.root ?? "").toLowerCase()) {
       throw new Error(`The allocation file's root ${file.root} is not the root on chain (${e.root}).`);
     }
-    const verdict = $("audit-tree-verdict");
     const check = checkTree(file.tree, e.root ?? "");
     const cumulativeOk = check.total === BigInt(file.total_cumulative);
     verdict.dataset.verdict = check.ok && cumulativeOk ? "verified" : "mismatch";
@@ -83,17 +71,64 @@ async function showEpoch(e: EpochSummary): Promise<void> {
       : !cumulativeOk
         ? `Does not verify: the leaves sum to ${check.total} wei, the file says ${file.total_cumulative}.`
         : `Verified in this browser: the file's ${check.leaves} leaves (cumulative ${tokens(check.total.toString())} tokens) hash to ${check.root}, the root on chain.`;
-    const curve = lorenz(Object.values(file.epoch_amounts));
-    $("audit-recipients").textContent = String(curve.recipients);
-    $("audit-gini").textContent = curve.gini.toFixed(3);
-    $("audit-epoch-total").textContent = `${tokens(file.epoch_total)} (${file.epoch_total} wei)`;
+  } catch (err) {
+    verdict.dataset.verdict = "error";
+    verdict.className = "error";
+    verdict.textContent = err instanceof Error ? err.message : String(err);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+let currentEpoch: EpochSummary | null = null;
+
+async function showEpoch(e: EpochSummary): Promise<void> {
+  const detail = $("audit-detail");
+  const error = $("audit-detail-error");
+  const status = $("audit-detail-status");
+  selected = e.epoch;
+  currentEpoch = e;
+  detail.hidden = false;
+  showError(error, null);
+  $("audit-detail-title").textContent = `Epoch ${e.epoch}: rewards distribution`;
+  status.textContent = "Loading the distribution…";
+  detail.setAttribute("aria-busy", "true");
+  $("audit-recipients").textContent = "…";
+  $("audit-gini").textContent = "…";
+  $("audit-epoch-total").textContent = "…";
+  const verdict = $("audit-tree-verdict");
+  verdict.textContent = "not checked yet";
+  verdict.className = "muted";
+  delete verdict.dataset.verdict;
+  try {
+    if (!e.allocation_uri) throw new Error(`Epoch ${e.epoch} has no published allocation yet.`);
+    const download = $<HTMLAnchorElement>("audit-download");
+    download.href = routes.allocation(e.allocation_uri);
+    download.setAttribute("download", `cairn-epoch-${e.epoch}-allocation.json`);
+    const d = await getJSON<Distribution>(routes.distribution(e.epoch));
+    if (selected !== e.epoch) return; // another epoch was chosen meanwhile
+    if (d.root.toLowerCase() !== (e.root ?? "").toLowerCase()) {
+      throw new Error(`The distribution's root ${d.root} is not the epoch's root (${e.root}).`);
+    }
+    const curve: Lorenz = {
+      x: d.lorenz.map((p) => p[0]),
+      y: d.lorenz.map((p) => p[1]),
+      gini: d.gini,
+      recipients: d.leaves,
+      total: BigInt(d.total),
+    };
+    $("audit-recipients").textContent = String(d.leaves);
+    const gini = $("audit-gini");
+    gini.textContent = d.gini.toFixed(3);
+    gini.dataset.gini = String(d.gini);
+    $("audit-epoch-total").textContent = `${tokens(d.total)} (${d.total} wei)`;
     const target = $("lorenz-chart");
     target.setAttribute(
       "aria-label",
-      `Lorenz curve of epoch ${e.epoch} rewards over ${curve.recipients} recipients, Gini coefficient ${curve.gini.toFixed(3)}`,
+      `Lorenz curve of epoch ${e.epoch} rewards over ${d.leaves} recipients, Gini coefficient ${d.gini.toFixed(3)}`,
     );
     drawLorenz(target, curve);
-    status.textContent = curve.recipients ? "" : "No account received rewards in this epoch.";
+    status.textContent = d.leaves ? "" : "No account received rewards in this epoch.";
   } catch (err) {
     status.textContent = "";
     showError(error, err);
@@ -205,6 +240,9 @@ export async function loadAuditor(): Promise<void> {
 }
 
 export function mountAuditor(): void {
+  $("audit-verify-tree").addEventListener("click", () => {
+    if (currentEpoch) void verifyTree(currentEpoch);
+  });
   window.addEventListener("resize", () => {
     const target = document.getElementById("lorenz-chart");
     if (chart && target) chart.setSize({ width: chartWidth(target), height: 300 });
