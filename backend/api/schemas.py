@@ -388,7 +388,7 @@ class Payment(BaseModel):
     amount: Wei
     model_id: str
     resource: str
-    status: str = Field(description="accepted, settling, settled, failed or void")
+    status: str = Field(description="accepted, served, settling, settled, failed or void")
     tx_hash: str | None = Field(description="The settlement transaction, once settled")
     reason: str | None = Field(description="Why it failed to settle")
     created_at: int
