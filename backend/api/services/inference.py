@@ -202,24 +202,7 @@ class Inference:
     def _upstream(
         self, m: ServedModel, up: Upstream, request: ChatCompletionRequest, max_tokens: int
     ) -> dict[str, Any]:
-        body = request.model_dump(mode="json", exclude_none=True)
-        body.update(model=up.model or m.name, stream=False, max_tokens=max_tokens)
-        body.pop("stream_options", None)
-        body.pop("max_completion_tokens", None)
-        url = str(up.base_url).rstrip("/") + "/chat/completions"
-        headers = {"Authorization": f"Bearer {up.api_key.get_secret_value()}"} if up.api_key else {}
-        try:
-            resp = self.http.post(
-                url, json=body, headers=headers, timeout=httpx.Timeout(up.timeout_s, connect=5.0)
-            )
-        except httpx.TimeoutException:
-            raise UpstreamUnavailableError(
-                f"the upstream of model {m.name} did not answer within {up.timeout_s:g} s", model=m.name
-            ) from None
-        except httpx.HTTPError as exc:
-            raise UpstreamUnavailableError(
-                f"the upstream of model {m.name} is unreachable ({type(exc).__name__})", model=m.name
-            ) from None
+        resp = self._send(m, up, _upstream_request(self.http, m, up, request, max_tokens, stream=False))
         if resp.status_code >= 400:
             detail = _upstream_detail(resp)
             raise UpstreamError(
@@ -265,24 +248,8 @@ class Inference:
         if m.upstream is None or not request.stream:
             return None
         up = m.upstream
-        body = request.model_dump(mode="json", exclude_none=True)
-        body.update(model=up.model or m.name, stream=True, max_tokens=max_tokens)
-        body.pop("max_completion_tokens", None)
-        url = str(up.base_url).rstrip("/") + "/chat/completions"
-        headers = {"Authorization": f"Bearer {up.api_key.get_secret_value()}"} if up.api_key else {}
-        req = self.http.build_request(
-            "POST", url, json=body, headers=headers, timeout=httpx.Timeout(up.timeout_s, connect=5.0)
-        )
-        try:
-            resp = self.http.send(req, stream=True)
-        except httpx.TimeoutException:
-            raise UpstreamUnavailableError(
-                f"the upstream of model {m.name} did not answer within {up.timeout_s:g} s", model=m.name
-            ) from None
-        except httpx.HTTPError as exc:
-            raise UpstreamUnavailableError(
-                f"the upstream of model {m.name} is unreachable ({type(exc).__name__})", model=m.name
-            ) from None
+        req = _upstream_request(self.http, m, up, request, max_tokens, stream=True)
+        resp = self._send(m, up, req, stream=True)
         if resp.status_code >= 400:
             try:
                 resp.read()
@@ -296,6 +263,21 @@ class Inference:
                 model=m.name, upstream_status=resp.status_code,
             )  # fmt: skip
         return self._relay(m, up, resp)
+
+    def _send(
+        self, m: ServedModel, up: Upstream, req: httpx.Request, *, stream: bool = False
+    ) -> httpx.Response:
+        """`req` sent to the upstream; a timeout or a transport failure is UpstreamUnavailableError."""
+        try:
+            return self.http.send(req, stream=stream)
+        except httpx.TimeoutException:
+            raise UpstreamUnavailableError(
+                f"the upstream of model {m.name} did not answer within {up.timeout_s:g} s", model=m.name
+            ) from None
+        except httpx.HTTPError as exc:
+            raise UpstreamUnavailableError(
+                f"the upstream of model {m.name} is unreachable ({type(exc).__name__})", model=m.name
+            ) from None
 
     def _relay(self, m: ServedModel, up: Upstream, resp: httpx.Response) -> Iterator[bytes]:
         """The upstream's `chat.completion.chunk` events under our model name, the last one (with a
@@ -370,3 +352,25 @@ def _upstream_detail(resp: httpx.Response) -> str:
         if body.get("detail"):
             return str(body["detail"])[:300]
     return str(body)[:200]
+
+
+def _upstream_request(
+    http: httpx.Client,
+    m: ServedModel,
+    up: Upstream,
+    request: ChatCompletionRequest,
+    max_tokens: int,
+    *,
+    stream: bool,
+) -> httpx.Request:
+    """The chat completion request for `m`'s upstream: the client's body under the upstream's model name, our
+    token cap, `stream` as asked (stream options only for a stream), its key as a bearer token."""
+    body = request.model_dump(mode="json", exclude_none=True)
+    body.update(model=up.model or m.name, stream=stream, max_tokens=max_tokens)
+    if not stream:
+        body.pop("stream_options", None)
+    body.pop("max_completion_tokens", None)
+    url = str(up.base_url).rstrip("/") + "/chat/completions"
+    headers = {"Authorization": f"Bearer {up.api_key.get_secret_value()}"} if up.api_key else {}
+    timeout = httpx.Timeout(up.timeout_s, connect=5.0)
+    return http.build_request("POST", url, json=body, headers=headers, timeout=timeout)
