@@ -11,7 +11,7 @@ carrying what was asked for, or the run fails)
   the proof) of an account with a reward in each of 100 epochs, signed in once with SIWE (EIP-4361, a bearer
   session; each answer must list the 100 epochs);
 * `api_account_history_*`: the same for the public `GET /v1/accounts/{address}/history` of that account;
-* `api_load_workers`: the uvicorn worker processes serving (`BENCH_API_WORKERS`, default 2 = the cores);
+* `api_load_workers`: the API worker processes serving (`BENCH_API_WORKERS`, default 2 = the cores);
 * `api_*_server_cpu_ms`: the serving processes' CPU time per request, which the other processes on a shared
   machine do not inflate the way they inflate latency; `api_*_loadavg`: the 1-minute load average during
   each run (the machine is shared: read the latencies next to it).
@@ -21,7 +21,8 @@ accounts each and epoch 99 with 1,000,000 accounts (cumulative leaves: the last 
 each root proposed and accepted on chain, the allocation files and their `.idx` proof indexes written by the
 rewards engine's own publication code (`build_publication`, `store_publication`: bench/epoch.py's 1M build
 without its 10M-row SQL reduction), the real indexer run to the head, and the API started as
-`uvicorn --workers N` over the mirror (SQLite) with migrations applied once beforehand.
+`cairn api --workers N` (one SO_REUSEPORT socket per process) over the mirror (SQLite) with migrations
+applied once beforehand; the access log off (log level WARNING).
 """
 
 from __future__ import annotations
@@ -193,11 +194,11 @@ def _measure(
     return lat, rps, cpu_ms, (load + os.getloadavg()[0]) / 2
 
 
-_SERVER = [0]  # the uvicorn parent's pid
+_SERVER = [0]  # the `cairn api` parent's pid
 
 
 def _server_cpu(pid: int) -> float:
-    """CPU seconds (user + system) used so far by the uvicorn process `pid` and its worker processes."""
+    """CPU seconds (user + system) used so far by the `cairn api` process `pid` and its worker processes."""
     tick = os.sysconf("SC_CLK_TCK")
     total = 0.0
     for entry in Path("/proc").iterdir():
@@ -223,10 +224,9 @@ def run() -> dict[str, float]:
         print(f"   set-up {time.perf_counter() - t:.1f} s", flush=True)
         port = _free_port()
         server = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "backend.api.app:create_app", "--factory", "--host",
-             "127.0.0.1", "--port", str(port), "--workers", str(WORKERS), "--no-access-log", "--log-level",
-             "warning"],
-            env={**_env(tmp, anvil.url), "CAIRN_API_MIGRATE": "0",
+            [sys.executable, "-m", "cairn.cli", "api", "--host", "127.0.0.1", "--port", str(port),
+             "--workers", str(WORKERS)],
+            env={**_env(tmp, anvil.url), "CAIRN_API_MIGRATE": "0", "CAIRN_LOG_LEVEL": "WARNING",
                  "CAIRN_API_SIWE_ORIGINS": f"http://127.0.0.1:{port}"}, cwd=ROOT,
         )  # fmt: skip
         base = f"http://127.0.0.1:{port}"

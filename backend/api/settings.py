@@ -90,6 +90,13 @@ class ApiSettings(Settings):
         default=False, description="Run the indexer in a background thread of the API process."
     )
     api_migrate: bool = Field(default=True, description="Apply database migrations at start-up.")
+    api_workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="API processes `cairn api` serves with, each on its own SO_REUSEPORT socket of the one "
+        "port (the kernel spreads connections over them); use the number of cores.",
+    )
     api_page_limit: int = Field(
         default=100, ge=1, le=1000, description="Largest page a list endpoint returns."
     )

@@ -10,16 +10,19 @@ node by node) for a file that came without one. Layout, all integers big-endian:
     count records of 56 bytes, sorted by address: address (20) | cumulative amount (32) | tree index (u32)
     2*count-1 tree nodes of 32 bytes (OpenZeppelin's node array, root first)
 
-A lookup is a binary search over the records (`os.pread`, log2(count) reads of 56 bytes) and a proof the
-log2(count) sibling nodes read by offset: memory per request is constant, whatever the tree's size.
+The file is memory-mapped once per process (read-only): a lookup is a binary search over the records
+(log2(count) comparisons of 20-byte slices, no system call) and a proof the log2(count) sibling nodes read by
+offset. Memory per request is constant whatever the tree's size; the pages touched are the kernel's page cache
+of the file (shared by every API process, reclaimable), not the process's heap.
 """
 
 from __future__ import annotations
 
+import mmap
 import os
 import struct
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -79,7 +82,7 @@ def write_index(path: Path, *, allocation: str, tree: MerkleTree, policy: tuple[
 
 @dataclass(frozen=True)
 class ProofIndex:
-    """An opened sidecar: its header; every lookup reads the file by offset (nothing else is kept)."""
+    """An opened sidecar: its header and a read-only map of the file that every lookup reads by offset."""
 
     path: Path
     allocation: str
@@ -88,6 +91,7 @@ class ProofIndex:
     policy_hash: str | None
     policy: bytes | None
     records_at: int
+    data: mmap.mmap = field(compare=False, repr=False)
 
     @property
     def nodes_at(self) -> int:
@@ -107,60 +111,60 @@ class ProofIndex:
                 header: dict[str, Any] = orjson.loads(f.read(size))
                 count = int(header["count"])
                 policy = header.get("policy")
-                found = cls(
-                    path, str(header["allocation"]), str(header["root"]), count,
-                    header.get("policy_hash"), policy.encode() if isinstance(policy, str) else None,
-                    _PREFIX.size + size,
-                )  # fmt: skip
+                records_at = _PREFIX.size + size
             except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
                 raise BadIndexError(f"{path.name}: bad header ({exc})") from None
-            if count < 1 or os.fstat(f.fileno()).st_size != found.nodes_at + NODE * (2 * count - 1):
+            expected = records_at + RECORD * count + NODE * (2 * count - 1)
+            if count < 1 or os.fstat(f.fileno()).st_size != expected:
                 raise BadIndexError(f"{path.name}: size disagrees with its header")
-        return found
+            data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)  # the map outlives the descriptor
+        return cls(
+            path, str(header["allocation"]), str(header["root"]), count, header.get("policy_hash"),
+            policy.encode() if isinstance(policy, str) else None, records_at, data,
+        )  # fmt: skip
 
-    def _record(self, fd: int, account: str) -> bytes | None:
+    def _record(self, account: str) -> bytes | None:
         """The binary search: `account`'s 56-byte record, or None."""
         key = bytes.fromhex(account[2:])
+        data, base = self.data, self.records_at
         lo, hi = 0, self.count
         while lo < hi:
             mid = (lo + hi) // 2
-            rec = os.pread(fd, RECORD, self.records_at + RECORD * mid)
-            if rec[:20] < key:
+            at = base + RECORD * mid
+            here = data[at : at + 20]
+            if here < key:
                 lo = mid + 1
-            elif rec[:20] > key:
+            elif here > key:
                 hi = mid
             else:
-                return rec
+                return data[at : at + RECORD]
         return None
 
     def lookup(self, account: str) -> tuple[int, list[str]] | None:
         """(cumulative amount, proof leaf to root) of `account` (0x + 40 hex, any case), or None."""
-        with open(self.path, "rb") as f:
-            fd = f.fileno()
-            rec = self._record(fd, account)
-            if rec is None:
-                return None
-            amount = int.from_bytes(rec[20:52], "big")
-            p = int.from_bytes(rec[52:56], "big") + 1  # 1-based heap position, as in MerkleTree
-            proof = [
-                to_hex(os.pread(fd, NODE, self.nodes_at + NODE * (((p >> k) ^ 1) - 1)))
-                for k in range(p.bit_length() - 1)
-            ]
-            return amount, proof
+        rec = self._record(account)
+        if rec is None:
+            return None
+        amount = int.from_bytes(rec[20:52], "big")
+        p = int.from_bytes(rec[52:56], "big") + 1  # 1-based heap position, as in MerkleTree
+        data, nodes = self.data, self.nodes_at
+        proof = []
+        for k in range(p.bit_length() - 1):
+            at = nodes + NODE * (((p >> k) ^ 1) - 1)
+            proof.append(to_hex(data[at : at + NODE]))
+        return amount, proof
 
     def amount(self, account: str) -> int | None:
         """`account`'s cumulative amount without its proof (the binary search only), or None."""
-        with open(self.path, "rb") as f:
-            rec = self._record(f.fileno(), account)
+        rec = self._record(account)
         return None if rec is None else int.from_bytes(rec[20:52], "big")
 
     def records(self, chunk: int = 4096) -> Iterator[tuple[str, int]]:
-        """Every (account, cumulative amount), sorted by address, read `chunk` records at a time."""
-        with open(self.path, "rb") as f:
-            fd = f.fileno()
-            for start in range(0, self.count, chunk):
-                n = min(chunk, self.count - start)
-                block = os.pread(fd, RECORD * n, self.records_at + RECORD * start)
-                for i in range(n):
-                    rec = block[RECORD * i : RECORD * (i + 1)]
-                    yield "0x" + rec[:20].hex(), int.from_bytes(rec[20:52], "big")
+        """Every (account, cumulative amount), sorted by address, `chunk` records at a time."""
+        data = self.data
+        for start in range(0, self.count, chunk):
+            n = min(chunk, self.count - start)
+            block = data[self.records_at + RECORD * start : self.records_at + RECORD * (start + n)]
+            for i in range(n):
+                rec = block[RECORD * i : RECORD * (i + 1)]
+                yield "0x" + rec[:20].hex(), int.from_bytes(rec[20:52], "big")

@@ -273,9 +273,7 @@ def open_index(data_dir: Path, ref: str) -> ProofIndex:
     """The proof index of the allocation file `ref` names (see `allocation_name`). An index on disk is
     opened (a header read); a file without one (or with a damaged one) is found and checked against its
     name (`find_allocation_file`), its tree validated, and its index written, once, under a lock."""
-    name = allocation_name(ref)
-    path = allocations_dir(data_dir) / name
-    sidecar = index_path(path)
+    sidecar, name = _sidecar_of(data_dir, ref)
     try:
         return _opened(sidecar, name)
     except (FileNotFoundError, BadIndexError):
@@ -292,12 +290,22 @@ def open_index(data_dir: Path, ref: str) -> ProofIndex:
     return _opened(sidecar, name)
 
 
+@lru_cache(maxsize=4096)
+def _sidecar_of(data_dir: Path, ref: str) -> tuple[Path, str]:
+    """(the sidecar's path, the allocation file's name) of `ref`: a pure function, memoised, because the
+    account views resolve one per epoch on every request."""
+    name = allocation_name(ref)
+    return index_path(allocations_dir(data_dir) / name), name
+
+
 _OPENED: dict[tuple[Path, int, int], ProofIndex] = {}  # sidecars are immutable once written (renamed in)
 
 
 def _opened(sidecar: Path, name: str) -> ProofIndex:
-    """The opened sidecar, its header parsed once per file version (path, mtime, size) per process."""
-    st = sidecar.stat()
+    """The opened sidecar, its header parsed and the file mapped once per file version (path, mtime, size)
+    per process. The version is stat'ed on every call, so a sidecar replaced or damaged on disk is never read
+    through a stale map."""
+    st = os.stat(sidecar)
     key = (sidecar, st.st_mtime_ns, st.st_size)
     found = _OPENED.get(key)
     if found is None:

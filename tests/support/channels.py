@@ -160,7 +160,7 @@ def agent_key(i: int) -> LocalAccount:
 
 
 class GatewayProcess:
-    """The real API (`uvicorn --factory backend.api.app:create_app`, every middleware, the x402 gateway with
+    """The real API (`cairn api --workers N`, every middleware, the x402 gateway with
     both schemes) in its own process(es) on the world's database, `POST /v1/chat/completions` of the trained
     model priced `price`. The world's test process indexes and claims, so the API's own indexer, settler and
     claimer are off (CAIRN_API_RUN_INDEXER / ..._SETTLE_IN_API / ..._CLAIM_IN_API), and so are the
@@ -192,8 +192,7 @@ class GatewayProcess:
             CAIRN_API_CHANNEL_CLAIM_IN_API="false", CAIRN_API_RATE_CLIENT_BURST="1000000000",
             CAIRN_API_RATE_CLIENT_PER_MINUTE="1000000000", CAIRN_LOG_LEVEL="WARNING",
         )  # fmt: skip
-        args = [sys.executable, "-m", "uvicorn", "--factory", "backend.api.app:create_app",
-                "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning", "--no-access-log",
+        args = [sys.executable, "-m", "cairn.cli", "api", "--host", "127.0.0.1", "--port", str(self.port),
                 "--workers", str(workers)]  # fmt: skip
         with self.log.open("wb") as out:
             self.proc = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT)

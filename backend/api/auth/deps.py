@@ -22,6 +22,7 @@ from fastapi.security import APIKeyCookie, APIKeyHeader, HTTPAuthorizationCreden
 from web3 import Web3
 
 from backend.api.auth import store
+from backend.api.deps import SessionDep
 from backend.api.ratelimit import RateLimiter
 from cairn.core.errors import AuthenticationError, PermissionDeniedError
 
@@ -63,8 +64,9 @@ def _limiter(request: Request) -> RateLimiter:
     return limiter
 
 
-def current_account(
+async def current_account(  # on the event loop: one indexed lookup, cheaper than a worker thread's hop
     request: Request,
+    db: SessionDep,
     cookie: Annotated[str | None, Security(session_cookie)],
     authorization: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)],
 ) -> Account:
@@ -74,7 +76,7 @@ def current_account(
             "sign in first: POST /v1/auth/nonce, sign the EIP-4361 message, POST /v1/auth/siwe; then send "
             f"the {COOKIE} cookie or Authorization: Bearer <token>"
         )
-    session = store.session_for(request.app.state.engine, token, now=int(time.time()))
+    session = store.session_for(db, token, now=int(time.time()))
     if session is None:
         raise AuthenticationError("the session is unknown, expired or signed out: sign in again")
     _limiter(request).admit_account(session.address)

@@ -12,7 +12,9 @@ import secrets
 from dataclasses import dataclass
 
 from sqlalchemy import Engine, insert, select, update
+from sqlalchemy.orm import Session as OrmSession
 
+from backend.api.mirror import rows
 from backend.models import ApiKey, AuthNonce, AuthSession
 
 NONCES = AuthNonce.__table__  # type: ignore[attr-defined]
@@ -84,11 +86,16 @@ def open_session(
     return token, Session(address.lower(), chain_id, kind, expires_at, digest)
 
 
-def session_for(engine: Engine, token: str, *, now: int) -> Session | None:
-    """The live session of `token` (not expired, not signed out), or None."""
-    with engine.connect() as conn:
-        found = select(SESSIONS).where(SESSIONS.c.token_hash == sha256_hex(token))
-        row = conn.execute(found).mappings().first()
+def session_for(db: OrmSession, token: str, *, now: int) -> Session | None:
+    """The live session of `token` (not expired, not signed out), or None: one indexed read on the
+    request's own database session (its driver cursor: this runs on every signed-in request)."""
+    found = rows(
+        db,
+        f"SELECT address, chain_id, kind, expires_at, token_hash, revoked_at FROM {SESSIONS.name} "
+        "WHERE token_hash = :h",
+        {"h": sha256_hex(token)},
+    )
+    row = found[0] if found else None
     if row is None or row["revoked_at"] is not None or int(row["expires_at"]) <= now:
         return None
     return Session(str(row["address"]), int(row["chain_id"]), str(row["kind"]), int(row["expires_at"]),

@@ -6,13 +6,11 @@ entry per epoch with a live root that names it: the epoch's amount and the cumul
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from typing import Any
 
 from sqlalchemy.orm import Session
 
-from backend.api.mirror import as_int, mirror_version, table_exists
+from backend.api.mirror import PerCommitCache, as_int, table_exists
 from backend.api.pagination import EVENT_KEY, decode, list_page, sql_page
 from backend.api.services import allocations, contributions, epochs
 from backend.api.settings import ApiSettings
@@ -103,29 +101,18 @@ def _out(r: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-_REWARDS: OrderedDict[tuple[Any, ...], list[dict[str, Any]]] = OrderedDict()
-_LOCK = threading.Lock()
-_REWARDS_KEPT = 10_000  # accounts whose reward entries are kept (least recently used dropped first)
+_REWARDS = PerCommitCache(10_000, lambda entries: [dict(r) for r in entries])  # accounts kept
 
 
 def rewards(session: Session, *, settings: ApiSettings, address: str) -> list[dict[str, Any]]:
     """One entry per epoch whose live root's allocation file (on this server) names `address`, newest
     first: the epoch's amount (its cumulative minus the previous one) and the cumulative. Kept per indexer
     commit (roots change only with the mirror; allocation files are content-addressed)."""
-    version = mirror_version(session)
-    key = (id(session.get_bind()), str(settings.data_dir), version, address.lower())
-    with _LOCK:
-        hit = _REWARDS.get(key) if version is not None else None
-        if hit is not None:
-            _REWARDS.move_to_end(key)
-            return [dict(r) for r in hit]
-    out = _rewards(session, settings=settings, address=address)
-    if version is not None:
-        with _LOCK:
-            _REWARDS[key] = [dict(r) for r in out]
-            while len(_REWARDS) > _REWARDS_KEPT:
-                _REWARDS.popitem(last=False)
-    return out
+    found: list[dict[str, Any]] = _REWARDS.get(
+        session, (str(settings.data_dir), address.lower()),
+        lambda: _rewards(session, settings=settings, address=address),
+    )  # fmt: skip
+    return found
 
 
 def _rewards(session: Session, *, settings: ApiSettings, address: str) -> list[dict[str, Any]]:

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from backend.api.chain import Chain
-from backend.api.mirror import as_int, table_exists
+from backend.api.mirror import PerCommitCache, as_int, table_exists
 from backend.api.pagination import decode, sql_page
 from backend.api.services import allocations, contributions, epochs
 from backend.api.settings import ApiSettings
@@ -38,25 +38,16 @@ def my_contributions(
 
 def my_rewards(session: Session, *, settings: ApiSettings, chain: Chain, address: str) -> dict[str, Any]:
     """Each epoch whose live root's allocation file is here and has a leaf for `address`, oldest first
-    (the live roots cached per indexer commit, one index lookup per epoch, the shared head read); the proof
-    (`allocations.proof`) under the newest claimable root."""
+    (kept per indexer commit and account, `_leaves`), each judged claimable on the shared head read; the
+    proof (`allocations.proof`) under the newest claimable root, and what the account has claimed."""
     # the head read at most `api_head_max_age_s` ago, as the proof view judges `claimable_now`: a stale head
     # can only hold back a root that just became claimable, never offer one that is not yet
     head_time = int(chain.head(settings.api_head_max_age_s)["timestamp"])
     out: list[dict[str, Any]] = []
     claimable_epoch: int | None = None
     previous = 0
-    for root in epochs.live_roots(session):  # one cached read per indexer commit, oldest epoch first
+    for root, cumulative in _leaves(session, settings=settings, chain=chain, address=address):
         epoch = int(root["epoch"])
-        try:
-            index = allocations.index_for_root(
-                session, settings=settings, chain=chain, epoch=epoch, root=root
-            )
-        except (NotFoundError, AllocationMismatchError):
-            continue
-        cumulative = index.amount(address)  # the amount only: the one proof is read below
-        if cumulative is None:
-            continue
         now_claimable = allocations.is_claimable_now(root, head_time)
         out.append({
             "epoch": epoch, "root": root["root"], "cumulative": str(cumulative),
@@ -70,12 +61,43 @@ def my_rewards(session: Session, *, settings: ApiSettings, chain: Chain, address
         claim = allocations.proof(
             session, settings=settings, chain=chain, epoch=claimable_epoch, address=address
         )
-    claimed = epochs.claimed(session, address=address)
+    claimed = int(claim["claimed"]) if claim else epochs.claimed(session, address=address)  # one read
     claimable = max(0, int(claim["cumulative_amount"]) - claimed) if claim else 0
     return {
         "address": address, "epochs": out, "cumulative": str(previous), "claimed": str(claimed),
         "claimable": str(claimable), "claim": claim,
     }  # fmt: skip
+
+
+_LEAVES = PerCommitCache(10_000, list)  # accounts kept; (root, cumulative) pairs are never changed
+
+
+def _leaves(
+    session: Session, *, settings: ApiSettings, chain: Chain, address: str
+) -> list[tuple[dict[str, Any], int]]:
+    """(live root, the account's cumulative amount under it) of each epoch whose allocation file is here and
+    names `address`, oldest first: one index lookup per epoch, kept per indexer commit (roots change only
+    with the mirror; allocation files are content-addressed)."""
+
+    def compute() -> list[tuple[dict[str, Any], int]]:
+        found: list[tuple[dict[str, Any], int]] = []
+        for root in epochs.live_roots(session):  # one cached read per indexer commit, oldest epoch first
+            epoch = int(root["epoch"])
+            try:
+                index = allocations.index_for_root(
+                    session, settings=settings, chain=chain, epoch=epoch, root=root
+                )
+            except (NotFoundError, AllocationMismatchError):
+                continue
+            cumulative = index.amount(address)  # the amount only: the one proof is read by the caller
+            if cumulative is not None:
+                found.append((root, cumulative))
+        return found
+
+    leaves: list[tuple[dict[str, Any], int]] = _LEAVES.get(
+        session, (str(settings.data_dir), address.lower()), compute
+    )
+    return leaves
 
 
 def my_claims(session: Session, *, address: str, limit: int, cursor: str | None) -> dict[str, Any]:
