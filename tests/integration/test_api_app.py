@@ -284,3 +284,80 @@ def test_two_processes_migrating_a_fresh_database(anvil: Anvil, database_url: st
     outs = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], [err for _, err in outs]
     assert all(out.strip() == "migrated" for out, _ in outs)
+
+
+def _listeners(parent: Any, port: int) -> list[int]:
+    """Pids of `parent`'s child processes holding a listening socket on `port`."""
+    found = []
+    for child in parent.children():
+        try:
+            conns = child.net_connections(kind="tcp")
+        except Exception:  # exited meanwhile
+            continue
+        if any(c.status == "LISTEN" and c.laddr.port == port for c in conns):
+            found.append(child.pid)
+    return sorted(found)
+
+
+def test_cairn_api_workers_share_one_port_and_stop_together(anvil: Anvil, tmp_path: Path) -> None:
+    """`cairn api --workers 2`: two processes, each with its own SO_REUSEPORT socket on the port, both given
+    connections by the kernel; SIGTERM stops all (exit 0); a worker that dies takes the others down with a
+    non-zero exit (for the process manager to restart the whole service)."""
+    import signal
+
+    import httpx
+    import psutil
+
+    from cairn.cli.devchain import free_port
+
+    deploy_on(anvil, tmp_path)
+    env = {
+        "CAIRN_RPC_URLS": anvil.url, "CAIRN_DATABASE_URL": f"sqlite:///{tmp_path}/workers.db",
+        "CAIRN_DEPLOYMENT_FILE": str(tmp_path / "deployment.json"), "CAIRN_DATA_DIR": str(tmp_path / "data"),
+        "CAIRN_CONFIRMATIONS": "0", "CAIRN_LOG_LEVEL": "WARNING", "PATH": "/usr/bin:/bin",
+    }  # fmt: skip
+
+    def start() -> tuple[subprocess.Popen[bytes], int, list[int]]:
+        port = free_port()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "cairn.cli", "api", "--port", str(port), "--workers", "2"], env=env
+        )
+        parent = psutil.Process(proc.pid)
+
+        def up() -> list[int] | None:
+            assert proc.poll() is None, "cairn api exited"
+            pids = _listeners(parent, port)
+            return pids if len(pids) == 2 else None
+
+        return proc, port, wait_for(up, timeout=90)
+
+    proc, port, workers = start()
+    try:
+        clients = [httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) for _ in range(32)]
+        assert all(c.get("/health").status_code == 200 for c in clients)
+        served = {
+            pid: sum(
+                1 for c in psutil.Process(pid).net_connections(kind="tcp")
+                if c.status == "ESTABLISHED" and c.laddr.port == port
+            )
+            for pid in workers
+        }  # fmt: skip
+        assert sum(served.values()) == 32 and all(n > 0 for n in served.values()), served
+        for c in clients:
+            c.close()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+        assert not any(psutil.pid_exists(p) and psutil.Process(p).status() != "zombie" for p in workers)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+    proc, port, workers = start()
+    try:
+        os_kill = psutil.Process(workers[0])
+        os_kill.kill()
+        assert proc.wait(timeout=60) != 0
+        assert not any(psutil.pid_exists(p) and psutil.Process(p).status() != "zombie" for p in workers)
+    finally:
+        if proc.poll() is None:
+            proc.kill()

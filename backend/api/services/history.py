@@ -165,4 +165,3 @@ def history(
     found.sort(key=key, reverse=True)
     page = list_page(found, key=key, width=3, limit=limit, cursor=cursor)
     return {"address": address, "items": [_out(r) for r in page.items], "next_cursor": page.next_cursor}
-
