@@ -642,6 +642,56 @@ def test_signed_in_contributor_uses_me_views_and_uploads(web: tuple[Stack, str],
     assert errors == []
 
 
+CONTRIBUTIONS_PAGE = 20  # web/src/views/contribute.ts CONTRIBUTIONS_PAGE
+
+
+def test_signed_in_contributor_list_follows_next_cursor(tmp_path: Path, browser: Any) -> None:
+    """An account with more datasets than one page of `GET /v1/me/contributions` (registered in one
+    `registerDatasets`, so they share a block): the signed-in contributor view shows the first page, and
+    "Load more contributions" follows the API's `next_cursor` until every dataset is listed once."""
+    from playwright.sync_api import expect
+
+    from cairn.core.registration import dataset_list_calls
+
+    count = CONTRIBUTIONS_PAGE + 3
+    with start_anvil() as anvil:
+        w3 = Web3(Web3.HTTPProvider(anvil.url))
+        admin = Account.from_key(ANVIL_DEV_KEYS[0])
+        dep = deploy(w3, admin, tmp_path)
+        port = free_port()
+        settings = ApiSettings(
+            rpc_urls=[anvil.url], database_url=f"sqlite:///{tmp_path}/pages.db",
+            deployment_file=tmp_path / "deployment.json", data_dir=tmp_path / "data", confirmations=0,
+            finality="confirmations", api_siwe_origins=f"http://127.0.0.1:{port}",
+        )  # fmt: skip
+        owner = Account.from_key(ANVIL_DEV_KEYS[4])
+        stack = Stack(anvil, w3, dep, settings, tmp_path, admin, validators=[], owners=[owner], payer=owner)
+        hashes = [h32(f"paged-{i}") for i in range(count)]
+        items = [(h, 1024 + i, 1, h32("meta"), f"ipfs://paged-{i}") for i, h in enumerate(hashes)]
+        for step in dataset_list_calls(stack.contract("ContributionRegistry"), owner.address, items):
+            stack.transact(owner, step)
+        with serve(create_app(settings, run_indexer=True), port) as url:
+            page, errors = open_app(browser, url, TestWallet(owner, anvil.url, 31337), view="contribute")
+            requested: list[str] = []
+            page.on("request", lambda req: requested.append(req.url))
+            connect(page)
+            sign_in(page, owner.address)
+            body = page.locator("#my-contributions-body")
+            expect(body).to_have_attribute("data-source", "me")
+            expect(body.locator("tr")).to_have_count(CONTRIBUTIONS_PAGE, timeout=60_000)
+            more = page.get_by_role("button", name="Load more contributions")
+            expect(more).to_be_visible()
+            more.click()
+            expect(body.locator("tr")).to_have_count(count)
+            expect(more).to_be_hidden()
+            shown = [body.locator("tr").nth(i).get_attribute("data-content-hash") for i in range(count)]
+            assert sorted(shown) == sorted(hashes), shown  # each once
+            pages = [u for u in requested if "/v1/me/contributions" in u]
+            assert any("cursor=" in u for u in pages), pages
+            screenshot(page, "contribute-paged")
+            assert errors == []
+
+
 @pytest.fixture(scope="module")
 def fresh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, str]]:
     """A stack whose epochs the rewards engine closes (through the operator API): one dataset of
