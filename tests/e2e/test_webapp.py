@@ -642,6 +642,56 @@ def test_signed_in_contributor_uses_me_views_and_uploads(web: tuple[Stack, str],
     assert errors == []
 
 
+CONTRIBUTIONS_PAGE = 20  # web/src/views/contribute.ts CONTRIBUTIONS_PAGE
+
+
+def test_signed_in_contributor_list_follows_next_cursor(tmp_path: Path, browser: Any) -> None:
+    """An account with more datasets than one page of `GET /v1/me/contributions` (registered in one
+    `registerDatasets`, so they share a block): the signed-in contributor view shows the first page, and
+    "Load more contributions" follows the API's `next_cursor` until every dataset is listed once."""
+    from playwright.sync_api import expect
+
+    from cairn.core.registration import dataset_list_calls
+
+    count = CONTRIBUTIONS_PAGE + 3
+    with start_anvil() as anvil:
+        w3 = Web3(Web3.HTTPProvider(anvil.url))
+        admin = Account.from_key(ANVIL_DEV_KEYS[0])
+        dep = deploy(w3, admin, tmp_path)
+        port = free_port()
+        settings = ApiSettings(
+            rpc_urls=[anvil.url], database_url=f"sqlite:///{tmp_path}/pages.db",
+            deployment_file=tmp_path / "deployment.json", data_dir=tmp_path / "data", confirmations=0,
+            finality="confirmations", api_siwe_origins=f"http://127.0.0.1:{port}",
+        )  # fmt: skip
+        owner = Account.from_key(ANVIL_DEV_KEYS[4])
+        stack = Stack(anvil, w3, dep, settings, tmp_path, admin, validators=[], owners=[owner], payer=owner)
+        hashes = [h32(f"paged-{i}") for i in range(count)]
+        items = [(h, 1024 + i, 1, h32("meta"), f"ipfs://paged-{i}") for i, h in enumerate(hashes)]
+        for step in dataset_list_calls(stack.contract("ContributionRegistry"), owner.address, items):
+            stack.transact(owner, step)
+        with serve(create_app(settings, run_indexer=True), port) as url:
+            page, errors = open_app(browser, url, TestWallet(owner, anvil.url, 31337), view="contribute")
+            requested: list[str] = []
+            page.on("request", lambda req: requested.append(req.url))
+            connect(page)
+            sign_in(page, owner.address)
+            body = page.locator("#my-contributions-body")
+            expect(body).to_have_attribute("data-source", "me")
+            expect(body.locator("tr")).to_have_count(CONTRIBUTIONS_PAGE, timeout=60_000)
+            more = page.get_by_role("button", name="Load more contributions")
+            expect(more).to_be_visible()
+            more.click()
+            expect(body.locator("tr")).to_have_count(count)
+            expect(more).to_be_hidden()
+            shown = [body.locator("tr").nth(i).get_attribute("data-content-hash") for i in range(count)]
+            assert sorted(shown) == sorted(hashes), shown  # each once
+            pages = [u for u in requested if "/v1/me/contributions" in u]
+            assert any("cursor=" in u for u in pages), pages
+            screenshot(page, "contribute-paged")
+            assert errors == []
+
+
 @pytest.fixture(scope="module")
 def fresh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, str]]:
     """A stack whose epochs the rewards engine closes (through the operator API): one dataset of
@@ -904,7 +954,102 @@ def test_agent_view_shows_balance_payments_and_channels(tmp_path: Path, browser:
         expect(channel.nth(3)).to_have_text(f"5 ({5 * 10**18} wei)")
         available = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(requested["args"]["availableAt"])))
         expect(channel.nth(4)).to_have_text(f"requested, available {available}")
+        # its config (payerAuthorizer 0, a one-hour delay: not the page's own) is recovered from the deposit's
+        # calldata, so the payer's actions are offered; finalizing waits for the chain's clock
+        actions = page.locator(f'#agent-channels-body tr[data-channel="{channel_id}"]')
+        expect(actions.get_by_role("button", name="Request withdrawal")).to_be_enabled()
+        expect(actions.get_by_role("button", name="Finalize withdrawal")).to_be_disabled()
         screenshot(page, "agent")
+        assert errors == []
+
+
+def test_agent_deposits_into_a_channel_and_withdraws_it_from_the_page(tmp_path: Path, browser: Any) -> None:
+    """On the agent stack (a priced model, so the gateway's 402 announces the batch-settlement terms): the
+    agent view opens a payment channel from the wallet (approve, then `deposit` with the config built from the
+    terms: payer = payerAuthorizer = the wallet, the gateway's receiverAuthorizer and withdrawDelay, salt 0),
+    shows its balance, requests a withdrawal of all of it, offers "Finalize" only once the chain's clock
+    (moved by evm_increaseTime, not the wall clock) has passed `availableAt`, and finalizes: the balance is
+    0 on chain and on the page and the wallet's token balance is back where it was. A rejection in the wallet
+    and a revert (a withdrawal larger than the channel holds) are readable messages."""
+    from playwright.sync_api import expect
+    from support.agent_stack import NAME, agent_stack
+
+    from cairn.agent.channel_client import ZERO_SALT
+    from cairn.core.channel import MIN_WITHDRAW_DELAY, ChannelConfig
+
+    with agent_stack(tmp_path) as loop:
+        w3 = loop.w3
+        token = loop.dep.contract(w3, "RewardToken")
+        router = loop.dep.contract(w3, "PaymentRouter")
+        payer = loop.payer
+        before = int(token.functions.balanceOf(payer.address).call())
+        settler = Account.from_key(loop.settings.signing_key("settler", w3.eth.chain_id)).address
+        config = ChannelConfig(
+            payer=payer.address.lower(), payer_authorizer=payer.address.lower(),
+            receiver=router.address.lower(), receiver_authorizer=settler.lower(), token=loop.token.lower(),
+            withdraw_delay=MIN_WITHDRAW_DELAY, salt=ZERO_SALT,
+        )  # fmt: skip
+        channel_id = "0x" + bytes(router.functions.channelId(config.as_tuple()).call()).hex()
+        wallet = TestWallet(payer, loop.settings.rpc_urls[0], w3.eth.chain_id)
+        page, errors = open_app(browser, loop.url, wallet, view="agent")
+        connect(page)
+        expect(page.locator(f'#try-model option[value="{NAME}"]')).to_be_attached()
+        expect(page.get_by_test_id("agent-balance")).to_have_attribute("data-wei", str(before))
+        page.get_by_label("deposit (tokens)").fill("3")
+        page.get_by_label("channel number").fill("0")
+
+        wallet.reject_signatures = True
+        page.get_by_role("button", name="Approve and deposit").click()
+        expect(page.locator("#channel-error")).to_have_text(
+            "You rejected the request in your wallet: nothing was signed or sent."
+        )
+        wallet.reject_signatures = False
+        sent = wallet.calls.count("eth_sendTransaction")  # the refused approval
+
+        page.get_by_role("button", name="Approve and deposit").click()
+        expect(page.locator("#channel-status")).to_contain_text(
+            f"Deposited 3 tokens into channel {channel_id[:8]}", timeout=60_000
+        )
+        expect(page.locator("#channel-error")).to_be_hidden()
+        assert wallet.calls.count("eth_sendTransaction") == sent + 2  # the approval, then the deposit
+        assert tuple(router.functions.channels(channel_id).call()) == (3 * 10**18, 0)
+        row = page.locator(f'#agent-channels-body tr[data-channel="{channel_id}"]')
+        cells = row.locator("td")
+        expect(cells.nth(1)).to_have_text(f"3 ({3 * 10**18} wei)")
+        expect(cells.nth(3)).to_have_text(f"3 ({3 * 10**18} wei)")
+        expect(cells.nth(4)).to_have_text("none")
+        expect(page.get_by_test_id("agent-balance")).to_have_attribute("data-wei", str(before - 3 * 10**18))
+        assert int(token.functions.balanceOf(payer.address).call()) == before - 3 * 10**18
+
+        amount = row.get_by_label("withdrawal amount (tokens)")
+        expect(amount).to_have_value("3")
+        amount.fill("4")  # more than the channel holds: the router reverts, the page says why
+        row.get_by_role("button", name="Request withdrawal").click()
+        expect(page.locator("#channel-error")).to_contain_text("PaymentRouterWithdrawTooLarge(")
+        amount.fill("3")
+        row.get_by_role("button", name="Request withdrawal").click()
+        expect(cells.nth(4)).to_contain_text("requested, available ", timeout=60_000)
+        expect(page.locator("#channel-error")).to_be_hidden()
+        pending, requested_at = router.functions.pendingWithdrawal(channel_id).call()
+        assert pending == 3 * 10**18
+        available = requested_at + MIN_WITHDRAW_DELAY
+        expect(row).to_have_attribute("data-available-at", str(available))
+        finalize = row.get_by_role("button", name="Finalize withdrawal")
+        expect(finalize).to_be_disabled()  # the chain's clock has not reached availableAt
+
+        w3.provider.make_request("evm_increaseTime", [MIN_WITHDRAW_DELAY + 1])  # type: ignore[arg-type]
+        w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+        assert w3.eth.get_block("latest")["timestamp"] >= available
+        page.get_by_role("button", name="Refresh channels").click()
+        expect(finalize).to_be_enabled()
+        finalize.click()
+        expect(page.locator("#channel-status")).to_contain_text("finalized in block", timeout=60_000)
+        expect(cells.nth(1)).to_have_text("0 (0 wei)")
+        expect(cells.nth(4)).to_have_text("none")
+        assert tuple(router.functions.channels(channel_id).call()) == (0, 0)
+        assert int(token.functions.balanceOf(payer.address).call()) == before
+        expect(page.get_by_test_id("agent-balance")).to_have_attribute("data-wei", str(before))
+        screenshot(page, "agent-channel-withdrawn")
         assert errors == []
 
 

@@ -39,9 +39,10 @@ WALLET_RDNS = "dev.cairn.testwallet"
 class WalletRefusal(Exception):
     """An EIP-1193 ProviderRpcError the wallet answers with."""
 
-    def __init__(self, code: int, message: str) -> None:
+    def __init__(self, code: int, message: str, data: Any = None) -> None:
         super().__init__(message)
         self.code = code
+        self.data = data  # e.g. a revert's data, passed on as wallets do (viem decodes custom errors from it)
 
 
 @dataclass
@@ -68,7 +69,10 @@ class TestWallet:
         try:
             return json.dumps({"result": self._answer(method, params)})
         except WalletRefusal as exc:
-            return json.dumps({"error": {"code": exc.code, "message": str(exc)}})
+            error: dict[str, Any] = {"code": exc.code, "message": str(exc)}
+            if exc.data is not None:
+                error["data"] = exc.data
+            return json.dumps({"error": error})
 
     def _answer(self, method: str, params: list[Any]) -> Any:
         address = self.account.address
@@ -137,7 +141,8 @@ class TestWallet:
         with urllib.request.urlopen(req, timeout=30) as resp:
             answer = json.loads(resp.read())
         if "error" in answer:
-            raise WalletRefusal(int(answer["error"].get("code", -32603)), str(answer["error"]["message"]))
+            e = answer["error"]
+            raise WalletRefusal(int(e.get("code", -32603)), str(e["message"]), e.get("data"))
         return answer["result"]
 
 

@@ -9,6 +9,7 @@
       if (answer.error) {
         const err = new Error(answer.error.message);
         err.code = answer.error.code;
+        if (answer.error.data !== undefined) err.data = answer.error.data;
         throw err;
       }
       if (method === "wallet_switchEthereumChain") emit("chainChanged", params[0].chainId);

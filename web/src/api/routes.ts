@@ -36,7 +36,7 @@ export const routes = {
   authSession: () => "/v1/auth/session",
   authSignout: () => "/v1/auth/signout", // POST, 204
   me: () => "/v1/me",
-  myContributions: () => "/v1/me/contributions",
+  myContributions: (params: URLSearchParams) => `/v1/me/contributions?${params}`, // limit, cursor (keyset)
   myRewards: () => "/v1/me/rewards",
   myClaims: () => "/v1/me/claims",
 

@@ -43,6 +43,15 @@ export function describe(err: unknown): string {
   const code = walletCode(err);
   if (code !== null) return WALLET_CODES[code];
   for (const e of causes(err)) {
+    // a contract's custom error decoded by viem (its ABI lists it): name it, e.g. "… reverted: NotReady(…)."
+    const reverted = e as { name?: string; shortMessage?: string; data?: { errorName?: string; args?: unknown } };
+    const name = reverted.data?.errorName;
+    if (reverted.name === "ContractFunctionRevertedError" && name && name !== "Error" && name !== "Panic") {
+      const args = Array.isArray(reverted.data?.args) ? reverted.data.args.map(String).join(", ") : "";
+      return `${(reverted.shortMessage ?? "The contract call reverted.").replace(/\.$/, "")}: ${name}(${args}).`;
+    }
+  }
+  for (const e of causes(err)) {
     const short = (e as { shortMessage?: unknown }).shortMessage;
     if (typeof short === "string" && short) return short;
   }

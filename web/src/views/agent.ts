@@ -4,14 +4,13 @@
  * exposure for it) with the spend per model (a table, and a chart of each model's cumulative spend over the
  * payments' times), and its payment channels on the PaymentRouter: found from the
  * router's `ChannelDeposited` logs for this payer and read with `channels(id)` (balance, claimed by the
- * gateway, unclaimed), with a pending withdrawal from `ChannelWithdrawalRequested`.
+ * gateway, unclaimed, a pending withdrawal) with the payer's deposit and withdrawal actions (views/channels.ts).
  * The "try the model" box asks `POST /v1/chat/completions` and pays its 402 with x402 (`exact`, an EIP-3009
  * authorization signed by the wallet: lib/x402.ts), then shows the answer, the datasets it drew on
  * (`cairn.datasets`), the price paid and the decoded PAYMENT-RESPONSE.
- * Not done: deposits and withdrawals from the page.
  */
 import uPlot from "uplot";
-import { createPublicClient, custom, parseAbi, parseAbiItem, type Address, type Hex } from "viem";
+import { createPublicClient, custom, parseAbi, type Address } from "viem";
 import { ApiError, getJSON } from "../api/client";
 import { chainClock } from "../lib/clock";
 import {
@@ -25,18 +24,9 @@ import { chainDate, short, tokens, withWei } from "../lib/format";
 import { $, cell, el, showError } from "../ui/dom";
 import { describe } from "../ui/errors";
 import { state } from "../state";
+import { loadChannels, mountChannels } from "./channels";
 
 const tokenAbi = parseAbi(["function balanceOf(address account) view returns (uint256)"]);
-const routerAbi = parseAbi([
-  "struct Channel { uint128 balance; uint128 totalClaimed; }",
-  "function channels(bytes32 channelId) view returns (Channel)",
-]);
-const deposited = parseAbiItem(
-  "event ChannelDeposited(bytes32 indexed channelId, address indexed payer, uint256 amount)",
-);
-const withdrawalRequested = parseAbiItem(
-  "event ChannelWithdrawalRequested(bytes32 indexed channelId, address indexed payer, uint64 availableAt)",
-);
 
 function contract(name: string): Address {
   const addr = state.health?.contracts[name];
@@ -156,40 +146,6 @@ async function loadPayments(address: string): Promise<void> {
       (e.failed ? `; ${e.failed} failed settlement(s) of ${tokens(e.failed_amount)} tokens` : "") +
       (e.refused ? ": the server refuses new payments from this account until they settle." : ".")
     : "—";
-}
-
-async function loadChannels(address: Address): Promise<void> {
-  const client = reader();
-  const router = contract("PaymentRouter");
-  // the deployment's first block (GET /health), not "earliest": no scan of the chain before the contracts
-  const fromBlock = BigInt(state.health?.start_block ?? 0);
-  const [deposits, requests] = await Promise.all([
-    client.getLogs({ address: router, event: deposited, args: { payer: address }, fromBlock }),
-    client.getLogs({ address: router, event: withdrawalRequested, args: { payer: address }, fromBlock }),
-  ]);
-  const ids = [...new Set(deposits.map((l) => l.args.channelId as Hex))];
-  const pending = new Map<string, bigint>();
-  for (const r of requests) pending.set(r.args.channelId as Hex, r.args.availableAt as bigint);
-  const channels = await Promise.all(
-    ids.map((id) => client.readContract({ address: router, abi: routerAbi, functionName: "channels", args: [id] })),
-  );
-  $("agent-channels-body").replaceChildren(
-    ...ids.map((id, i) => {
-      const c = channels[i];
-      const unclaimed = c.balance - c.totalClaimed;
-      const at = pending.get(id);
-      return el(
-        "tr",
-        { "data-channel": id },
-        cell(short(id), id),
-        cell(withWei(c.balance.toString())),
-        cell(withWei(c.totalClaimed.toString())),
-        cell(withWei(unclaimed.toString())),
-        cell(at !== undefined ? `requested, available ${chainDate(Number(at))}` : "none"),
-      );
-    }),
-  );
-  $("agent-channels-empty").hidden = ids.length > 0;
 }
 
 /** The RewardToken balance of `address` read from the chain and shown (`data-wei` holds it exactly). */
@@ -371,6 +327,11 @@ async function tryModel(): Promise<void> {
 }
 
 export function mountAgent(): void {
+  mountChannels(async () => {
+    const address = state.account;
+    if (!address) return;
+    await Promise.all([refreshBalance(address), loadChannels(address)]);
+  });
   $("try-form").addEventListener("submit", (ev) => {
     ev.preventDefault();
     void tryModel();

@@ -22,9 +22,9 @@ import type {
 import { chainClock, deadlineFrom } from "../lib/clock";
 import { bytes, chainDate, duration, short } from "../lib/format";
 import { sha256File } from "../lib/hash";
-import { $, cell, el, showError } from "../ui/dom";
+import { $, busy, cell, el, showError } from "../ui/dom";
 import { signer } from "../wallet/wallet";
-import { signedInAs } from "../state";
+import { signedInAs, state } from "../state";
 
 /** How long a registration signature stays valid, after the latest block's timestamp (the relayer wants at
  * least CAIRN_API_RELAY_MIN_DEADLINE_S = 600 s by default). */
@@ -260,65 +260,92 @@ async function follow(first: RelayReceipt, account: string, gen: number): Promis
 
 const scored = (s: Score): string => (s.validators ? `${s.validators} (median ${s.median})` : "not yet");
 
-export async function loadContributions(address: string | null): Promise<void> {
+/** Page size of `GET /v1/me/contributions` (a keyset page: "Load more" follows its `next_cursor`). */
+export const CONTRIBUTIONS_PAGE = 20;
+let contributionsCursor: string | null = null;
+let contributionsLoad = 0; // a newer load makes an older one's answer stale
+
+function contributionRow(d: Dataset, attested: string): HTMLTableRowElement {
+  return el(
+    "tr",
+    { "data-content-hash": d.content_hash },
+    cell(short(d.content_hash), d.content_hash),
+    cell(d.uri || "—"),
+    cell(bytes(d.size), `${d.size} bytes`),
+    cell(d.block_number),
+    cell(d.withdrawn ? "withdrawn" : attested),
+  );
+}
+
+/** One page of the signed-in account's datasets (after `cursor`) with their attestation status. */
+async function myContributionsPage(cursor: string | null): Promise<{ rows: HTMLTableRowElement[]; next: string | null }> {
+  const params = new URLSearchParams({ limit: String(CONTRIBUTIONS_PAGE) });
+  if (cursor) params.set("cursor", cursor);
+  const mine = await getJSON<MyContributions>(routes.myContributions(params));
+  const rows = mine.items
+    .filter((c) => c.kind === "dataset")
+    .map((d) => {
+      const { score, quorum, quorum_met } = d.status;
+      return contributionRow(
+        d,
+        `${scored(score)}; quorum ${quorum_met ? "met" : "not met"} (${score.validators} of ${quorum})`,
+      );
+    });
+  return { rows, next: mine.next_cursor };
+}
+
+export async function loadContributions(address: string | null, more = false): Promise<void> {
   const body = $("my-contributions-body");
   const empty = $("my-contributions-empty");
   const error = $("my-contributions-error");
+  const moreButton = $<HTMLButtonElement>("my-contributions-more");
+  const mine = ++contributionsLoad;
   showError(error, null);
   if (!address) {
     body.replaceChildren();
+    contributionsCursor = null;
+    moreButton.hidden = true;
     empty.textContent = "Connect a wallet to see its contributions.";
     empty.hidden = false;
     return;
   }
   body.setAttribute("aria-busy", "true");
   try {
-    let datasets: Dataset[];
-    let statuses: string[];
     if (signedInAs(address)) {
-      const mine = await getJSON<MyContributions>(routes.myContributions());
-      const own = mine.items.filter((c) => c.kind === "dataset");
-      datasets = own;
-      statuses = own.map((d) => {
-        const { score, quorum, quorum_met } = d.status;
-        return `${scored(score)}; quorum ${quorum_met ? "met" : "not met"} (${score.validators} of ${quorum})`;
-      });
+      const page = await myContributionsPage(more ? contributionsCursor : null);
+      if (mine !== contributionsLoad) return;
+      if (more) body.append(...page.rows);
+      else body.replaceChildren(...page.rows);
+      contributionsCursor = page.next;
       body.dataset.source = "me";
     } else {
       const a = await getJSON<Account>(routes.account(address));
-      datasets = a.datasets.slice(0, 50);
+      const datasets = a.datasets.slice(0, 50);
       const scores = await Promise.all(
         datasets.map((d) =>
           getJSON<Contribution>(routes.contribution(d.content_hash)).then((c) => c.score).catch(() => null),
         ),
       );
-      statuses = scores.map((s) => (s === null ? "—" : scored(s)));
+      if (mine !== contributionsLoad) return;
+      body.replaceChildren(...datasets.map((d, i) => contributionRow(d, scores[i] === null ? "—" : scored(scores[i]!))));
+      contributionsCursor = null;
       body.dataset.source = "public";
     }
-    body.replaceChildren(
-      ...datasets.map((d, i) => {
-        const attested = statuses[i];
-        return el(
-          "tr",
-          { "data-content-hash": d.content_hash },
-          cell(short(d.content_hash), d.content_hash),
-          cell(d.uri || "—"),
-          cell(bytes(d.size), `${d.size} bytes`),
-          cell(d.block_number),
-          cell(d.withdrawn ? "withdrawn" : attested),
-        );
-      }),
-    );
+    moreButton.hidden = contributionsCursor === null;
     empty.textContent = "No dataset registered by this account yet.";
-    empty.hidden = datasets.length > 0;
+    empty.hidden = body.children.length > 0;
   } catch (err) {
     showError(error, err);
   } finally {
-    body.removeAttribute("aria-busy");
+    if (mine === contributionsLoad) body.removeAttribute("aria-busy");
   }
 }
 
 export function mountContribute(): void {
+  const more = $<HTMLButtonElement>("my-contributions-more");
+  more.addEventListener("click", () => {
+    void busy(more, "Loading…", $("my-contributions-error"), () => loadContributions(state.account, true));
+  });
   const input = $<HTMLInputElement>("file-input");
   const zone = $("dropzone");
   input.addEventListener("change", () => {
