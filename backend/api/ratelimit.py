@@ -109,9 +109,12 @@ class RateLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        header = self.limiter.limits.client_header
+        headers = (
+            {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", [])} if header else {}
+        )  # read only behind a trusted proxy that names the client
         peer = scope.get("client")
-        client = client_of(headers, peer[0] if peer else None, self.limiter.limits.client_header)
+        client = client_of(headers, peer[0] if peer else None, header)
         try:
             self.limiter.admit_client(client)
         except RateLimitedError as exc:
