@@ -12,6 +12,7 @@ ECDSA does."""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -197,7 +198,14 @@ def recover(digest: bytes, raw: bytes) -> str | None:
     return "0x" + keccak(pub.format(compressed=False)[1:])[-20:].hex()
 
 
+@functools.lru_cache(maxsize=64)
+def _signing_key(private_key: bytes) -> coincurve.PrivateKey:
+    """The parsed key, kept for the agents that sign a voucher per request (parsing is ~40% of a signature);
+    the caller holds the same key bytes anyway."""
+    return coincurve.PrivateKey(private_key)
+
+
 def sign_digest(private_key: bytes, digest: bytes) -> str:
     """`r || s || v` (v 27/28, low s: libsecp256k1 always normalises) over an EIP-712 digest."""
-    sig = coincurve.PrivateKey(private_key).sign_recoverable(digest, hasher=None)
+    sig = _signing_key(bytes(private_key)).sign_recoverable(digest, hasher=None)
     return "0x" + sig[:64].hex() + bytes([sig[64] + 27]).hex()
