@@ -408,3 +408,46 @@ class PaymentPage(BaseModel):
     payments: list[Payment] = Field(description="Oldest first (by id)")
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page")
     exposure: Exposure | None = Field(default=None, description="With `payer`: its unsettled exposure")
+
+
+class Voucher(BaseModel):
+    """The latest voucher the gateway accepted on a channel (x402 `batch-settlement` wire names)."""
+
+    maxClaimableAmount: Wei = Field(description="The signed cumulative ceiling the receiver may claim")
+    signature: str = Field(description="The payer authorizer's EIP-712 signature of (channelId, ceiling)")
+
+
+class ChannelModelUsage(BaseModel):
+    model_id: str
+    charged: Wei = Field(description="Cumulative amount charged for this model")
+    requests: int = Field(description="Paid requests for this model")
+    claimed: Wei = Field(description="Of it, claimed on chain (confirmed claim rows)")
+    claimed_requests: int
+
+
+class Channel(BaseModel):
+    """A PaymentRouter channel the gateway has served (`backend.api.services.channels`)."""
+
+    channel_id: str
+    router: str
+    payer: str
+    payer_authorizer: str
+    receiver_authorizer: str
+    token: str
+    withdraw_delay: int = Field(description="Seconds between a withdrawal request and its finalization")
+    salt: str
+    voucher: Voucher | None = Field(description="The latest accepted voucher; null before the first")
+    charged: Wei = Field(description="Cumulative amount charged on the channel (what the voucher covers)")
+    requests: int = Field(description="Paid requests served through the channel")
+    updated_at: int = Field(description="Unix time of the latest accepted voucher")
+    usage: list[ChannelModelUsage] = Field(description="Per model")
+    claimed: Wei = Field(description="The channel's cumulative total claimed on chain by the gateway")
+    claiming: Wei | None = Field(
+        description="The cumulative total of a claim transaction still in flight, if any"
+    )
+
+
+class ChannelPage(BaseModel):
+    payer: str
+    channels: list[Channel] = Field(description="Ascending by channel id")
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page")

@@ -896,14 +896,23 @@ def test_auditor_shows_the_cairn_audit_verdicts(fresh: tuple[Stack, str], browse
 def test_agent_view_shows_balance_payments_and_channels(tmp_path: Path, browser: Any) -> None:
     """On the x402 test stack (the real app plus a priced route, tests/support/x402_stack.py): two requests
     paid with the official x402 client and settled on chain, and a payment channel opened on the
-    PaymentRouter with a withdrawal requested. The agent view shows the token balance, the payments with
-    their settlement transaction, the spend per model and the channel's state as the chain has it."""
+    PaymentRouter with a withdrawal requested; a second channel opened by the Python agent's channel
+    plugin and three requests paid through it with vouchers (the official x402 client). The agent view shows
+    the token balance, the payments with their settlement transaction, the spend per model, each channel's
+    state as the chain has it and, as the gateway holds it (`GET /v1/channels`), its latest voucher's
+    ceiling, charged total and paid requests; when that read fails, a readable message and the chain's
+    columns still."""
+    import httpx
     from playwright.sync_api import expect
+    from sqlalchemy import text
+    from support.api_stack import index_to
     from support.x402_stack import ECHO_MODEL, PRICE, official_client, pay, settle_all, x402_stack
+    from x402 import x402Client
+    from x402.http.utils import decode_payment_required_header
 
     from backend.api.x402 import store
-    from cairn.agent.channel_client import ZERO_SALT, deposit, initiate_withdraw
-    from cairn.core.channel import ChannelConfig
+    from cairn.agent.channel_client import ZERO_SALT, CairnChannelScheme, deposit, initiate_withdraw
+    from cairn.core.channel import ChannelConfig, ChannelDomain, recover, signature_bytes
     from cairn.core.db import make_engine
 
     with start_anvil() as anvil, x402_stack(anvil, tmp_path) as stack:
@@ -928,6 +937,37 @@ def test_agent_view_shows_balance_payments_and_channels(tmp_path: Path, browser:
         initiate_withdraw(stack.w3, payer, config, 2 * 10**18)
         channel_id = "0x" + bytes(router.functions.channelId(config.as_tuple()).call()).hex()
         [requested] = router.events.ChannelWithdrawalRequested().get_logs(from_block=0)
+        # the Python agent's channel (payer = payerAuthorizer, salt 1), three requests paid with vouchers
+        asked = decode_payment_required_header(httpx.post(stack.url, json={}).headers["PAYMENT-REQUIRED"])
+        [terms] = [a.model_dump(by_alias=True) for a in asked.accepts if a.scheme == "batch-settlement"]
+        plugin = CairnChannelScheme(payer, salt="0x" + "00" * 31 + "01")
+        deposit(stack.w3, payer, plugin.channel_config(terms), 10 * PRICE)
+        voucher_channel = plugin.channel_id(terms)
+        engine = make_engine(stack.settings.database_url)
+        index_to(
+            stack.settings, stack.deployment, engine, int(stack.w3.eth.block_number)
+        )  # the gateway's mirror
+        channel_client = x402Client()
+        channel_client.register(stack.network, plugin)
+        channel_client.set_spend_controls({"allowed_assets": [
+            {"network": stack.network, "asset": stack.token, "max_amount_per_payment": str(10 * PRICE)}
+        ]})  # fmt: skip
+        with ThreadPoolExecutor(1) as pool:
+            for i in range(3):
+                assert pool.submit(pay, channel_client, stack.url, {"c": i}).result().status_code == 200
+        with engine.connect() as conn:
+            held = conn.execute(
+                text("SELECT max_claimable, signature, charged, requests FROM channel_state "
+                     "WHERE channel_id = :c"), {"c": voucher_channel},
+            ).one()  # fmt: skip
+        served = httpx.get(f"{url}/v1/channels", params={"payer": payer.address}).json()["channels"]
+        [api] = [c for c in served if c["channel_id"] == voucher_channel]
+        assert api["voucher"] == {"maxClaimableAmount": held[0], "signature": held[1]}
+        assert (api["charged"], api["requests"]) == (held[2], held[3]) == (str(3 * PRICE), 3)
+        digest = ChannelDomain(stack.w3.eth.chain_id, router.address).voucher_digest(
+            voucher_channel, int(held[0])
+        )
+        assert recover(digest, signature_bytes(held[1])) == payer.address.lower()
         balance = int(stack.contract("RewardToken").functions.balanceOf(payer.address).call())
 
         page, errors = open_app(browser, url, TestWallet(payer, anvil.url, 31337), view="agent")
@@ -954,12 +994,40 @@ def test_agent_view_shows_balance_payments_and_channels(tmp_path: Path, browser:
         expect(channel.nth(3)).to_have_text(f"5 ({5 * 10**18} wei)")
         available = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(requested["args"]["availableAt"])))
         expect(channel.nth(4)).to_have_text(f"requested, available {available}")
+        expect(channel.nth(5)).to_have_text("no voucher yet")  # payerAuthorizer 0: never paid with vouchers
+        expect(channel.nth(6)).to_have_text("0 (0 wei)")
+        expect(channel.nth(7)).to_have_text("0")
+        vouchers = page.locator(f'#agent-channels-body tr[data-channel="{voucher_channel}"] td')
+        ceiling = api["voucher"]["maxClaimableAmount"]
+        expect(vouchers.nth(5)).to_have_text(f"{tokens_text(int(ceiling))} ({ceiling} wei)")
+        expect(vouchers.nth(5)).to_have_attribute("data-wei", ceiling)
+        expect(vouchers.nth(5)).to_have_attribute("title", f"signature {api['voucher']['signature']}")
+        expect(vouchers.nth(6)).to_have_attribute("data-wei", api["charged"])
+        expect(vouchers.nth(6)).to_have_text(f"{tokens_text(3 * PRICE)} ({3 * PRICE} wei)")
+        expect(vouchers.nth(7)).to_have_text("3")
+        expect(page.locator("#agent-vouchers-error")).to_be_hidden()
         # its config (payerAuthorizer 0, a one-hour delay: not the page's own) is recovered from the deposit's
         # calldata, so the payer's actions are offered; finalizing waits for the chain's clock
         actions = page.locator(f'#agent-channels-body tr[data-channel="{channel_id}"]')
         expect(actions.get_by_role("button", name="Request withdrawal")).to_be_enabled()
         expect(actions.get_by_role("button", name="Finalize withdrawal")).to_be_disabled()
         screenshot(page, "agent")
+        # the gateway's voucher read fails for real (its table is away): the chain's columns stay, and a
+        # readable message says the vouchers could not be read; back again on the next refresh
+        with engine.begin() as conn:
+            conn.execute(text("ALTER TABLE channel_usage RENAME TO channel_usage_away"))
+        page.get_by_role("button", name="Refresh channels").click()
+        expect(page.locator("#agent-vouchers-error")).to_contain_text(
+            "The gateway's vouchers for these channels could not be read: "
+        )
+        expect(vouchers.nth(5)).to_have_text("unavailable")
+        expect(channel.nth(1)).to_have_text(f"5 ({5 * 10**18} wei)")
+        with engine.begin() as conn:
+            conn.execute(text("ALTER TABLE channel_usage_away RENAME TO channel_usage"))
+        page.get_by_role("button", name="Refresh channels").click()
+        expect(page.locator("#agent-vouchers-error")).to_be_hidden()
+        expect(vouchers.nth(7)).to_have_text("3")
+        engine.dispose()
         assert errors == []
 
 

@@ -24,12 +24,13 @@ NOT_LISTS = {
     "GET /v1/contributions/{contribution_id}": "one contribution: one attestation per validator",
     "GET /v1/epochs/{epoch}": "one epoch: the roots proposed for it",
     "GET /v1/epochs/{epoch}/revenue": "one epoch's revenue",
+    "GET /v1/channels/{channel_id}": "one channel: what it paid per model (one entry per model)",
 }
 # The lists the walk must find (so a change to how it finds them cannot make it pass on nothing).
 LISTS = {
     "GET /v1/datasets", "GET /v1/epochs", "GET /v1/accounts/{address}/history",
     "GET /v1/validators/{address}/queue", "GET /v1/me/contributions", "GET /v1/me/claims",
-    "GET /v1/payments", "GET /v1/payments/failed",
+    "GET /v1/payments", "GET /v1/payments/failed", "GET /v1/channels",
 }  # fmt: skip
 
 

@@ -1,4 +1,5 @@
-"""x402 payments served first and settled later: their settlement outcomes and each payer's exposure."""
+"""x402 payments served first and settled later: their settlement outcomes and each payer's exposure; and the
+payment channels the gateway has served, with their latest voucher."""
 
 from __future__ import annotations
 
@@ -7,10 +8,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query
 
 from backend.api import schemas
-from backend.api.deps import ChainDep, EngineDep, SettingsDep
+from backend.api.deps import ChainDep, EngineDep, SessionDep, SettingsDep
 from backend.api.pagination import check_limit, decode, list_page
 from backend.api.schemas import COMMON, READ, problem_responses
-from backend.api.validation import parse_address
+from backend.api.services import channels
+from backend.api.validation import parse_address, parse_bytes32
 from backend.api.x402 import store
 from cairn.core.errors import InvalidInputError, NotFoundError
 
@@ -97,3 +99,40 @@ def get_payment(
     if not rows or rows[0]["id"] != payment_id:
         raise NotFoundError(f"no x402 payment {payment_id}")
     return rows[0]
+
+
+ChannelLimit = Annotated[int, Query(ge=1, le=1000, description="At most this many channels")]
+
+
+@router.get("/channels", response_model=schemas.ChannelPage, responses=problem_responses(*COMMON))
+def list_channels(
+    session: SessionDep,
+    chain: ChainDep,
+    settings: SettingsDep,
+    payer: Annotated[str, Query(description="The channels' payer (a 0x address)")],
+    limit: ChannelLimit = 100,
+    cursor: Cursor = None,
+) -> dict[str, Any]:
+    """The payer's PaymentRouter channels the gateway has served, ascending by channel id: each with its
+    config, its latest voucher (signed cumulative ceiling and signature: off chain, held by the gateway), the
+    cumulative amount charged and the paid requests, per model, and what the gateway has claimed on chain.
+    Pass `next_cursor` back as `cursor` for the next page."""
+    who = parse_address(payer, field="payer")
+    check_limit(limit, settings.api_page_limit)
+    page = channels.read_channels(session, chain_id=chain.chain_id, payer=who, limit=limit, cursor=cursor)
+    return {"payer": who, **page}
+
+
+@router.get("/channels/{channel_id}", response_model=schemas.Channel, responses=problem_responses(*READ))
+def get_channel(
+    channel_id: Annotated[str, Path(description="The channel id (bytes32, 0x hex)")],
+    session: SessionDep,
+    chain: ChainDep,
+) -> dict[str, Any]:
+    """One channel the gateway has served (see `GET /v1/channels`)."""
+    cid = parse_bytes32(channel_id, field="channel_id")
+    page = channels.read_channels(session, chain_id=chain.chain_id, channel_id=cid)
+    if not page["channels"]:
+        raise NotFoundError(f"no channel {cid} served by this gateway")
+    one: dict[str, Any] = page["channels"][0]
+    return one

@@ -48,6 +48,8 @@ export const routes = {
 
   // x402 payments of one payer (with its unsettled exposure)
   payments: (payer: string) => `/v1/payments?payer=${enc(payer)}`,
+  // the payment channels the gateway has served for a payer: latest voucher, charged total, requests (keyset)
+  channels: (params: URLSearchParams) => `/v1/channels?${params}`,
 
   // OpenAI-compatible inference (backend/api/routers/inference.py); the completion is paid with x402
   models: () => "/v1/models",

@@ -247,6 +247,32 @@ export interface PaymentList {
   };
 }
 
+/** One channel the gateway has served: `GET /v1/channels?payer=` (ChannelPage), backend/api/routers/payments.py. */
+export interface ServedChannel {
+  channel_id: string;
+  router: string;
+  payer: string;
+  payer_authorizer: string;
+  receiver_authorizer: string;
+  token: string;
+  withdraw_delay: number;
+  salt: string;
+  /** the latest accepted voucher (off chain, held by the gateway); null before the first */
+  voucher: { maxClaimableAmount: string; signature: string } | null;
+  charged: string; // cumulative, wei
+  requests: number;
+  updated_at: number;
+  usage: { model_id: string; charged: string; requests: number; claimed: string; claimed_requests: number }[];
+  claimed: string; // cumulative claimed on chain by the gateway
+  claiming: string | null; // a claim transaction in flight
+}
+
+export interface ChannelPage {
+  payer: string;
+  channels: ServedChannel[];
+  next_cursor: string | null;
+}
+
 /** `/v1/me/claims` (MyClaims): newest first. */
 export interface MyClaims {
   address: string;

@@ -4,7 +4,9 @@
  * exposure for it) with the spend per model (a table, and a chart of each model's cumulative spend over the
  * payments' times), and its payment channels on the PaymentRouter: found from the
  * router's `ChannelDeposited` logs for this payer and read with `channels(id)` (balance, claimed by the
- * gateway, unclaimed, a pending withdrawal) with the payer's deposit and withdrawal actions (views/channels.ts).
+ * gateway, unclaimed, a pending withdrawal) and, from `GET /v1/channels?payer=`, the latest voucher's cumulative
+ * ceiling, the charged total and the paid requests the gateway holds for each, with the payer's deposit and
+ * withdrawal actions (views/channels.ts).
  * The "try the model" box asks `POST /v1/chat/completions` and pays its 402 with x402 (`exact`, an EIP-3009
  * authorization signed by the wallet: lib/x402.ts), then shows the answer, the datasets it drew on
  * (`cairn.datasets`), the price paid and the decoded PAYMENT-RESPONSE.

@@ -28,13 +28,15 @@ import {
   createPublicClient, custom, decodeFunctionData, pad, parseAbi, parseAbiItem, parseUnits, toHex,
   type Address, type Hex,
 } from "viem";
-import { ApiError } from "../api/client";
+import { ApiError, getJSON } from "../api/client";
 import { routes } from "../api/routes";
+import type { ChannelPage, ServedChannel } from "../api/types";
 import { chainClock } from "../lib/clock";
 import { chainDate, short, tokens, withWei } from "../lib/format";
 import { decodeHeader, type PaymentRequired, type PaymentRequirement } from "../lib/x402";
 import { state } from "../state";
 import { $, busy, cell, el, showError } from "../ui/dom";
+import { describe } from "../ui/errors";
 import { signer } from "../wallet/wallet";
 
 const SCHEME = "batch-settlement";
@@ -257,15 +259,53 @@ function act(button: HTMLButtonElement, label: string, work: () => Promise<void>
   });
 }
 
+/** Every channel of `payer` the gateway has served (`GET /v1/channels`, all keyset pages), by channel id. */
+async function servedChannels(payer: Address): Promise<Map<string, ServedChannel>> {
+  const out = new Map<string, ServedChannel>();
+  let cursor: string | null = null;
+  do {
+    const params = new URLSearchParams({ payer, limit: "100" });
+    if (cursor) params.set("cursor", cursor);
+    const page: ChannelPage = await getJSON<ChannelPage>(routes.channels(params));
+    for (const c of page.channels) out.set(c.channel_id.toLowerCase(), c);
+    cursor = page.next_cursor;
+  } while (cursor);
+  return out;
+}
+
+/** The voucher columns of one channel: latest voucher's ceiling, charged total, paid requests. */
+function voucherCells(served: Map<string, ServedChannel> | null, id: Hex): HTMLElement[] {
+  if (served === null) return [cell("unavailable"), cell("unavailable"), cell("unavailable")];
+  const c = served.get(id.toLowerCase());
+  if (!c || !c.voucher) return [cell("no voucher yet"), cell(withWei("0")), cell("0")];
+  const ceiling = cell(withWei(c.voucher.maxClaimableAmount), `signature ${c.voucher.signature}`);
+  ceiling.dataset.wei = c.voucher.maxClaimableAmount;
+  const charged = cell(withWei(c.charged));
+  charged.dataset.wei = c.charged;
+  return [ceiling, charged, cell(String(c.requests))];
+}
+
 export async function loadChannels(address: Address): Promise<void> {
   const client = reader();
   const router = contract("PaymentRouter");
   // the deployment's first block (GET /health), not "earliest": no scan of the chain before the contracts
   const fromBlock = BigInt(state.health?.start_block ?? 0);
-  const [deposits, requests, clock] = await Promise.all([
+  const vouchersError = $("agent-vouchers-error");
+  const [deposits, requests, clock, served] = await Promise.all([
     client.getLogs({ address: router, event: deposited, args: { payer: address }, fromBlock }),
     client.getLogs({ address: router, event: withdrawalRequested, args: { payer: address }, fromBlock }),
     chainClock(),
+    servedChannels(address).then(
+      (found) => {
+        showError(vouchersError, null);
+        return found;
+      },
+      (err: unknown) => {
+        vouchersError.textContent = `The gateway's vouchers for these channels could not be read: ${describe(err)}`;
+        vouchersError.hidden = false;
+        return null;
+      },
+    ),
   ]);
   const first = new Map<Hex, Hex>(); // channel id -> its first deposit's transaction
   for (const l of deposits) if (!first.has(l.args.channelId as Hex)) first.set(l.args.channelId as Hex, l.transactionHash);
@@ -346,6 +386,7 @@ export async function loadChannels(address: Address): Promise<void> {
         cell(withWei(channel.totalClaimed.toString())),
         cell(withWei(unclaimed.toString())),
         withdrawal,
+        ...voucherCells(served, id),
         actions,
       );
     }),
