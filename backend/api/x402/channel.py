@@ -55,7 +55,8 @@ _INSERT_STATE = text(
     "'0', '', '0', 0, :now) ON CONFLICT (chain_id, channel_id) DO NOTHING"
 )
 _SELECT_STATE = (
-    "SELECT charged, requests FROM channel_state WHERE chain_id = :chain AND channel_id = :channel"
+    "SELECT charged, requests, max_claimable, signature FROM channel_state "
+    "WHERE chain_id = :chain AND channel_id = :channel"
 )
 _UPDATE_STATE = text(
     "UPDATE channel_state SET max_claimable = :max, signature = :sig, charged = :charged, "
@@ -71,6 +72,10 @@ _SELECT_USAGE = text(
     "WHERE chain_id = :chain AND channel_id = :channel AND model_id = :model"
 )
 
+_SELECT_TOTAL_CLAIMED = text(  # the channel's cumulative claimed total on chain, as the claimer knows it
+    "SELECT total_claimed FROM channel_claim WHERE chain_id = :chain AND channel_id = :channel "
+    "AND state = 'confirmed'"
+)
 _SELECT_CLAIMED = text(  # the amounts (decimal text) of the claim rows that are not failed
     "SELECT amount FROM channel_claim WHERE chain_id = :chain AND channel_id = :channel "
     "AND model_id = :model AND state != 'failed'"
@@ -99,8 +104,8 @@ def _checksum(address: str) -> str:
     return to_checksum_address(address)
 
 
-def reject(reason: str, message: str) -> PaymentRejectedError:
-    return PaymentRejectedError(f"invalid_batch_settlement_evm_{reason}", message)
+def reject(reason: str, message: str, extra: dict[str, Any] | None = None) -> PaymentRejectedError:
+    return PaymentRejectedError(f"invalid_batch_settlement_evm_{reason}", message, extra=extra)
 
 
 class BatchSettlementScheme:
@@ -358,6 +363,38 @@ class BatchSettlementScheme:
             raise reject("voucher_signature", "the voucher is not signed by the channel's payerAuthorizer")
         return config, channel_id, max_claimable, voucher["signature"]
 
+    def _corrective(
+        self,
+        conn: Connection,
+        config: ChannelConfig,
+        channel_id: str,
+        onchain: MirroredChannel,
+        charged: int,
+        signed_max: str,
+        signature: str,
+    ) -> dict[str, Any]:
+        """The corrective 402's requirement `extra` for a voucher that does not cover the channel's charged
+        total plus the price (the client lost its state, or another client of the channel paid meanwhile):
+        the channel's state and the latest voucher it accepted, with the field names of the official x402
+        SDK's batch-settlement server (`handle_enrich_payment_required_response`), so that the client can
+        check that voucher's signature is its own and resync to the charged total."""
+        claimed = [int(t) for t in conn.execute(_SELECT_TOTAL_CLAIMED, {
+            "chain": self.chain_id, "channel": channel_id}).scalars()]  # fmt: skip
+        available = onchain.withdrawal_available_at
+        extra: dict[str, Any] = {
+            "channelState": {
+                "channelId": channel_id,
+                "balance": str(onchain.balance),
+                "totalClaimed": str(max(claimed, default=0)),
+                "withdrawRequestedAt": available - config.withdraw_delay if available is not None else 0,
+                "refundNonce": "0",  # the PaymentRouter's refunds take no nonce
+                "chargedCumulativeAmount": str(charged),
+            }
+        }
+        if signature:  # a voucher was accepted before (a new channel has none)
+            extra["voucherState"] = {"signedMaxClaimable": signed_max, "signature": signature}
+        return extra
+
     # --- the locked charge ------------------------------------------------------------------------------
     def _charge(
         self,
@@ -400,6 +437,7 @@ class BatchSettlementScheme:
                 f"voucher maxClaimableAmount {max_claimable} must cover the channel's charged total "
                 f"{previous} "
                 f"plus this request's {charge.amount} = {charged}",
+                self._corrective(conn, config, channel_id, onchain, previous, str(row[2]), str(row[3])),
             )
         if charged > onchain.balance:
             raise reject(
