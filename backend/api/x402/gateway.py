@@ -165,7 +165,7 @@ class Gateway:
 
     def served(self, accepted: Accepted) -> None:
         """`accepted`'s route produced its whole response (blocking: database): the payment may be settled.
-        A scheme without a `served` step (channels: charged at acceptance) needs nothing."""
+        Channels: the request is no longer in flight, so its charge becomes claimable."""
         scheme = self.schemes.get(accepted.scheme)
         mark = getattr(scheme, "served", None)
         if mark is not None:
