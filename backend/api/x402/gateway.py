@@ -232,7 +232,8 @@ class PaymentResponseMiddleware:
     A process killed in between leaves the payment `accepted`: the settler voids it once it is older than
     `api_x402_serve_timeout_s` (backend.api.x402.settle), so an unserved request is never charged; the
     price of that rule is that a request served in full just before the kill, whose `served` mark was not
-    written, is not charged either."""
+    written, is not charged either. A channel request is the same: in flight until `served`, released by the
+    channel claimer past the serve timeout, never claimed while in flight."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
