@@ -240,6 +240,8 @@ class X402Batch(SQLModel, table=True):
     status: str = Field(sa_column=Column(String(16), nullable=False, index=True))
     created_at: int = Field(sa_column=Column(BigInteger, nullable=False))
     updated_at: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
 class AuthNonce(SQLModel, table=True):
     """A Sign-In with Ethereum nonce the server issued (backend.api.auth): single use, short-lived. `used_at`
     is set, in the same statement that checks it is unset, by the one sign-in that consumes it."""
@@ -281,6 +283,8 @@ class ApiKey(SQLModel, table=True):
     created_at: int = Field(sa_column=Column(BigInteger, nullable=False))
     last_used_at: int | None = Field(default=None, sa_column=Column(BigInteger))
     revoked_at: int | None = Field(default=None, sa_column=Column(BigInteger))
+
+
 class ChannelState(SQLModel, table=True):
     """One x402 batch-settlement channel the gateway has served (backend.api.x402.channel): its config (what a
     claim row needs), the latest accepted voucher (signed cumulative ceiling + signature) and the cumulative
@@ -315,6 +319,23 @@ class ChannelUsage(SQLModel, table=True):
     model_id: str = Field(sa_column=Column(String(66), primary_key=True))
     charged: str = Field(sa_column=Column(Text, nullable=False))  # cumulative, decimal
     requests: int = Field(sa_column=Column(BigInteger, nullable=False))  # cumulative
+
+
+class ChannelRequest(SQLModel, table=True):
+    """One channel request in flight: its charge was accepted (in `channel_state` / `channel_usage`) and its
+    route has not yet served it or failed (backend.api.x402.channel). The row goes when the request is served
+    (its charge becomes claimable) or void (its charge is released), or when the claimer releases it as stale
+    (older than `api_x402_serve_timeout_s`: its API process was killed). The claimer never claims the charge
+    of a row that is here, so a request that ends void is never claimed."""
+
+    __tablename__ = "channel_request"
+
+    id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True, autoincrement=True))
+    chain_id: int = Field(sa_column=Column(BigInteger, nullable=False))
+    channel_id: str = Field(sa_column=Column(String(66), nullable=False, index=True))
+    model_id: str = Field(sa_column=Column(String(66), nullable=False))
+    amount: str = Field(sa_column=Column(Text, nullable=False))  # decimal, the request's charge
+    accepted_at: int = Field(sa_column=Column(BigInteger, nullable=False, index=True))
 
 
 class ChannelClaim(SQLModel, table=True):

@@ -5,7 +5,8 @@ SQLite mirror and the gateway's scheme (backend.api.x402.channel), with the agen
 Figures:
 - `voucher_verify_p50_ms`: the verification a voucher adds to a paid request (payload parsing, channel id,
   EIP-712 digest, libsecp256k1 recovery; no RPC, no database), median over every voucher of the run;
-  `voucher_accept_p50_ms` adds the locked database transaction (mirror read, cumulative check, record).
+  `voucher_accept_p50_ms` adds the locked database transaction (mirror read, cumulative check, record, the
+  request recorded in flight); `voucher_served_p50_ms` is the transaction that marks it served (claimable).
 - `paid_requests_per_settlement_tx`: requests covered by one `PaymentRouter.claim` transaction built by the
   claimer (CHANNELS channels x REQUESTS requests, all claimed in one transaction through the outbox);
   `gas_paid_request_channel`: that transaction's gasUsed / those requests.
@@ -48,6 +49,7 @@ def _claims(world: object) -> dict[str, float]:
     charge = world.charge()
     verify_ms: list[float] = []
     accept_ms: list[float] = []
+    served_ms: list[float] = []
     for _ in range(REQUESTS):
         for agent in agents:
             payload = {"x402Version": 2, "accepted": requirement,
@@ -57,8 +59,11 @@ def _claims(world: object) -> dict[str, float]:
             t1 = time.perf_counter()
             accepted = world.scheme.accept(payload, requirement, charge)
             t2 = time.perf_counter()
+            world.scheme.served(accepted)  # as the gateway does once the route has answered
+            t3 = time.perf_counter()
             verify_ms.append((t1 - t0) * 1000)
             accept_ms.append((t2 - t1) * 1000)
+            served_ms.append((t3 - t2) * 1000)
             agent.plugin.record(world.scheme.response(accepted)["extra"]["channelState"])
     claimer = world.claimer(max_rows=CHANNELS)
     rounds = [r for r in claimer.claim_all() if r.outbox_id is not None]
@@ -74,6 +79,7 @@ def _claims(world: object) -> dict[str, float]:
     return {
         "voucher_verify_p50_ms": round(statistics.median(verify_ms), 4),
         "voucher_accept_p50_ms": round(statistics.median(accept_ms), 4),
+        "voucher_served_p50_ms": round(statistics.median(served_ms), 4),
         "paid_requests_per_settlement_tx": float(requests),
         "gas_paid_request_channel": round(int(receipt["gasUsed"]) / requests, 1),
     }

@@ -149,8 +149,9 @@ class ApiSettings(Settings):
         default=300,
         ge=1,
         description="A paid request still not served this many seconds after its payment was accepted (its "
-        "API process was killed while serving it) is voided by the settler: never charged. Keep it above the "
-        "longest request and below `api_x402_max_timeout_s` minus `api_x402_settle_window_s`.",
+        "API process was killed while serving it) is voided by the settler (a channel request: released "
+        "by the channel claimer): never charged. Keep it above the longest request and below "
+        "`api_x402_max_timeout_s` minus `api_x402_settle_window_s`.",
     )
     api_x402_batch_size: int = Field(
         default=100, ge=1, le=500, description="Exact payments per settleExactBatch transaction."

@@ -19,6 +19,14 @@ below); vouchers need no gas. The plugin keeps each channel's cumulative charged
 PAYMENT-RESPONSE (`extra.channelState.chargedCumulativeAmount`, never above what it signed) and signs
 `charged + price` for the next request. One channel serves one request at a time: give concurrent streams
 their own channel (`salt`).
+
+When the plugin's charged total is stale (its state was lost, or another client of the same channel paid
+meanwhile) its voucher does not cover the channel's charged total plus the price: the gateway answers a
+corrective 402 whose batch-settlement requirement carries the channel's state (`extra.channelState`, with
+`chargedCumulativeAmount`) and the latest voucher it accepted (`extra.voucherState`: `signedMaxClaimable`,
+`signature`), as the official SDK's server does. The plugin resyncs (`resync`) only to a charged total that a
+voucher signed by its own key already covers, and the official client then pays again, once, with a fresh
+voucher (its response hook returns a recovery). The fast path's counterpart is `resync_from_header`.
 """
 
 from __future__ import annotations
@@ -37,10 +45,19 @@ from cairn.core.channel import (
     SCHEME,
     ChannelConfig,
     ChannelDomain,
+    VoucherFormatError,
+    recover,
     sign_digest,
+    signature_bytes,
 )
 
 ZERO_SALT = "0x" + "00" * 32
+# 402 errors that mean "your voucher does not match the channel's charged total": the gateway's, and the
+# official x402 SDK's batch-settlement server (its `ERR_CUMULATIVE_AMOUNT_MISMATCH`)
+STALE_VOUCHER_ERRORS = frozenset({
+    "invalid_batch_settlement_evm_voucher_amount",
+    "invalid_batch_settlement_evm_cumulative_amount_mismatch",
+})  # fmt: skip
 _CONFIG_ABI = {
     "name": "config", "type": "tuple", "components": [
         {"name": "payer", "type": "address"}, {"name": "payerAuthorizer", "type": "address"},
@@ -157,9 +174,16 @@ class CairnChannelScheme:
             "voucher": {"channelId": cid, "maxClaimableAmount": str(ceiling), "signature": signature},
         }
 
-    def _on_payment_response(self, ctx: Any) -> None:
+    def _on_payment_response(self, ctx: Any) -> Any:
         settle = getattr(ctx, "settle_response", None)
-        if settle is None or not settle.success or getattr(ctx.requirements, "scheme", None) != SCHEME:
+        if settle is None:  # a 402 to the paid request: a corrective one lets the client pay again, once
+            required = getattr(ctx, "payment_required", None)
+            if required is not None and self.resync(required):
+                from x402.schemas import RecoveredResponseResult
+
+                return RecoveredResponseResult()
+            return None
+        if not settle.success or getattr(ctx.requirements, "scheme", None) != SCHEME:
             return None
         state = (settle.extra or {}).get("channelState") or {}
         self.record(state)
@@ -178,6 +202,55 @@ class CairnChannelScheme:
                 return
             self.charged[cid] = max(self.charged.get(cid, 0), min(int(raw), signed))
 
+    def resync(self, payment_required: Any) -> bool:
+        """Take a corrective 402 (PaymentRequired, the SDK's model or the wire dict): when its error says the
+        voucher was stale and its batch-settlement requirement names this plugin's channel, set the channel's
+        charged total to the gateway's `channelState.chargedCumulativeAmount`, provided that
+        `voucherState` is a voucher of this channel signed by this plugin's key for at least that much (the
+        gateway can already claim that much with it, so resyncing authorizes nothing new); with no
+        `voucherState`, only up to what this plugin signed itself. True when resynced."""
+        if isinstance(payment_required, dict):
+            error, accepts = payment_required.get("error"), payment_required.get("accepts") or []
+        else:
+            error, accepts = getattr(payment_required, "error", None), payment_required.accepts or []
+        if error not in STALE_VOUCHER_ERRORS:
+            return False
+        for requirements in accepts:
+            if _get(requirements, "scheme", "scheme") == SCHEME and self._resync_one(requirements):
+                return True
+        return False
+
+    def _resync_one(self, requirements: Any) -> bool:
+        extra = _get(requirements, "extra", "extra") or {}
+        state, voucher = extra.get("channelState"), extra.get("voucherState")
+        try:
+            domain, _, cid, _ = self._channel(requirements)
+        except (ValueError, VoucherFormatError):
+            return False
+        if not isinstance(state, dict) or str(state.get("channelId", "")).lower() != cid:
+            return False
+        raw = state.get("chargedCumulativeAmount")
+        if not isinstance(raw, str) or not raw.isdigit():
+            return False
+        charged, covered = int(raw), 0
+        if isinstance(voucher, dict):
+            signed = voucher.get("signedMaxClaimable")
+            if isinstance(signed, str) and signed.isdigit():
+                try:
+                    sig = signature_bytes(voucher.get("signature"))
+                except VoucherFormatError:
+                    return False
+                if recover(domain.voucher_digest(cid, int(signed)), sig) != self.account.address.lower():
+                    return False  # not a voucher of this key: no resync on the gateway's word
+                covered = int(signed)
+        with self._lock:
+            covered = max(covered, self._signed.get(cid, 0))
+            if charged > covered:
+                return False
+            self._signed[cid] = covered
+            self.charged[cid] = charged
+        return True
+
     # --- fast path: pay without the 402 round trip ------------------------------------------------------
     def payment_header(self, requirement: dict[str, Any], resource: dict[str, Any] | None = None) -> str:
         """A PAYMENT-SIGNATURE header value (base64 JSON x402 v2 PaymentPayload) for a known requirement, so a
@@ -188,6 +261,15 @@ class CairnChannelScheme:
         if resource is not None:
             body["resource"] = resource
         return base64.b64encode(json.dumps(body, separators=(",", ":")).encode()).decode()
+
+    def resync_from_header(self, header: str) -> bool:
+        """The fast path's counterpart of the recovery: read a corrective 402's PAYMENT-REQUIRED header;
+        True when resynced (then pay again with `payment_header`)."""
+        try:
+            required = json.loads(base64.b64decode(header))
+        except ValueError:
+            return False
+        return isinstance(required, dict) and self.resync(required)
 
     def record_response_header(self, header: str) -> None:
         """The fast path's counterpart of the response hook: read a PAYMENT-RESPONSE header."""

@@ -133,14 +133,15 @@ def test_paid_route_that_raises_is_void(world: tuple[X402Stack, RpcCounter]) -> 
 
 def test_failed_requests_voucher_increment_is_not_claimed(anvil: Anvil, tmp_path: Path) -> None:
     """Channel mode, against the real router and the real claimer: a voided request's charge is released
-    (the claim takes only the served requests); a charge already in a claim stays charged."""
+    (the claim takes only the served requests); a request in flight when the claimer runs is not claimed, so
+    it too is released when it fails (tests/integration/test_channel_in_flight.py runs that over HTTP)."""
     world = build_world(anvil, tmp_path)
     try:
         agent = world.open_channel(agent_key(0), 100 * CHANNEL_PRICE)
         world.index()
         world.pay(agent)
         world.pay(agent)
-        failed = world.pay(agent)
+        failed = world.pay(agent, served=False)  # its route fails
         body = world.scheme.void(failed, "route_failed_503")
         assert body is not None and body["success"] is False
         assert body["extra"]["channelState"]["chargedCumulativeAmount"] == str(2 * CHANNEL_PRICE)
@@ -149,9 +150,16 @@ def test_failed_requests_voucher_increment_is_not_claimed(anvil: Anvil, tmp_path
         router = world.router
         _, claimed = router.functions.channels(bytes.fromhex(agent.channel_id[2:])).call()
         assert claimed == 3 * CHANNEL_PRICE  # three served requests, not four
-        served = world.pay(agent)
+        running = world.pay(agent, served=False)  # accepted, its route still running
         world.claimer().claim_all()
-        assert world.scheme.void(served, "route_failed_503") is None  # already claimed: stays charged
+        _, claimed = router.functions.channels(bytes.fromhex(agent.channel_id[2:])).call()
+        assert claimed == 3 * CHANNEL_PRICE  # not claimed while in flight
+        body = world.scheme.void(running, "route_failed_503")
+        assert body is not None and body["extra"]["channelState"]["chargedCumulativeAmount"] == str(
+            3 * CHANNEL_PRICE
+        )
+        world.pay(agent)
+        world.claimer().claim_all()
         _, claimed = router.functions.channels(bytes.fromhex(agent.channel_id[2:])).call()
         assert claimed == 4 * CHANNEL_PRICE
     finally:

@@ -84,8 +84,10 @@ class ChannelWorld:
         outbox = Outbox(self.engine, self.w3, self.settler.key.hex())
         return ChannelClaimer(engine=self.engine, outbox=outbox, router=self.router, **kwargs)
 
-    def pay(self, agent: Agent, price: int = PRICE, model: str = MODEL) -> Any:
-        """One request paid through the scheme directly (no HTTP): the plugin signs, the gateway accepts."""
+    def pay(self, agent: Agent, price: int = PRICE, model: str = MODEL, *, served: bool = True) -> Any:
+        """One request paid through the scheme directly (no HTTP): the plugin signs, the gateway accepts and,
+        `served`, marks it served as the gateway does once the route has produced its response (otherwise
+        it stays in flight: void or serve it later)."""
         requirement = self.requirement(price)
         payload = {
             "x402Version": 2,
@@ -94,6 +96,8 @@ class ChannelWorld:
         }
         accepted = self.scheme.accept(payload, requirement, self.charge(price, model))
         agent.plugin.record(self.scheme.response(accepted)["extra"]["channelState"])
+        if served:
+            self.scheme.served(accepted)
         return accepted
 
     def open_channel(self, account: LocalAccount, amount: int, *, salt: str = ZERO_SALT) -> Agent:

@@ -9,10 +9,17 @@ then pays each request with a voucher payload (x402 wire form):
 deposit and pending withdrawal come from the indexer's mirror (`channel_mirror`). Then, in one database
 transaction that holds the channel's row lock (PostgreSQL `SELECT ... FOR UPDATE`; SQLite `BEGIN IMMEDIATE`,
 the database's write lock), it checks that the voucher covers the channel's cumulative charged amount plus
-this request's price and that this stays within the deposit, and records the new charged total and the
-voucher. So two API processes serving one channel process its requests one at a time, and a voucher increment
-pays for one request only. The claimer (`backend.api.x402.claimer`) later claims the latest voucher of many
-channels in one transaction."""
+this request's price and that this stays within the deposit, and records the new charged total, the
+voucher and the request as in flight (a `channel_request` row). So two API processes serving one channel
+process its requests one at a time, and a voucher increment pays for one request only.
+
+The request's row goes when its route has served it (`served`: its charge becomes claimable) or failed
+(`void`: under the channel's lock its charge is released, the charged total goes back down by its price). The
+claimer (`backend.api.x402.claimer`) later claims, for many channels in one transaction, each channel's
+charged total minus its requests in flight, under the latest voucher (the router lets the receiver claim any
+cumulative total up to the voucher's `maxClaimableAmount`): a request that ends void is never claimed. A row
+left behind by an API process killed mid-request is released by the claimer once it is older than the serve
+timeout (`release_stale`): that request is not charged, served or not."""
 
 from __future__ import annotations
 
@@ -48,7 +55,8 @@ _INSERT_STATE = text(
     "'0', '', '0', 0, :now) ON CONFLICT (chain_id, channel_id) DO NOTHING"
 )
 _SELECT_STATE = (
-    "SELECT charged, requests FROM channel_state WHERE chain_id = :chain AND channel_id = :channel"
+    "SELECT charged, requests, max_claimable, signature FROM channel_state "
+    "WHERE chain_id = :chain AND channel_id = :channel"
 )
 _UPDATE_STATE = text(
     "UPDATE channel_state SET max_claimable = :max, signature = :sig, charged = :charged, "
@@ -64,9 +72,22 @@ _SELECT_USAGE = text(
     "WHERE chain_id = :chain AND channel_id = :channel AND model_id = :model"
 )
 
+_SELECT_TOTAL_CLAIMED = text(  # the channel's cumulative claimed total on chain, as the claimer knows it
+    "SELECT total_claimed FROM channel_claim WHERE chain_id = :chain AND channel_id = :channel "
+    "AND state = 'confirmed'"
+)
 _SELECT_CLAIMED = text(  # the amounts (decimal text) of the claim rows that are not failed
     "SELECT amount FROM channel_claim WHERE chain_id = :chain AND channel_id = :channel "
     "AND model_id = :model AND state != 'failed'"
+)
+_INSERT_REQUEST = text(
+    "INSERT INTO channel_request (chain_id, channel_id, model_id, amount, accepted_at) "
+    "VALUES (:chain, :channel, :model, :amount, :now) RETURNING id"
+)
+_DELETE_REQUEST = text("DELETE FROM channel_request WHERE id = :id")
+_STALE_REQUESTS = text(
+    "SELECT id, channel_id, model_id, amount FROM channel_request "
+    "WHERE chain_id = :chain AND accepted_at < :before ORDER BY id"
 )
 _RELEASE_STATE = text(
     "UPDATE channel_state SET charged = :charged, requests = requests - 1 "
@@ -83,8 +104,8 @@ def _checksum(address: str) -> str:
     return to_checksum_address(address)
 
 
-def reject(reason: str, message: str) -> PaymentRejectedError:
-    return PaymentRejectedError(f"invalid_batch_settlement_evm_{reason}", message)
+def reject(reason: str, message: str, extra: dict[str, Any] | None = None) -> PaymentRejectedError:
+    return PaymentRejectedError(f"invalid_batch_settlement_evm_{reason}", message, extra=extra)
 
 
 class BatchSettlementScheme:
@@ -174,7 +195,7 @@ class BatchSettlementScheme:
             if self.sqlite:
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
             try:
-                charged, requests, onchain = self._charge(
+                charged, requests, onchain, request_id = self._charge(
                     conn, config, channel_id, max_claimable, signature, charge
                 )
                 conn.commit()
@@ -192,6 +213,7 @@ class BatchSettlementScheme:
                 "balance": str(onchain.balance),
                 "requests": requests,
                 "modelId": charge.model_id.lower(),
+                "requestId": request_id,
             },
         )
 
@@ -215,29 +237,38 @@ class BatchSettlementScheme:
             },
         }
 
-    def void(self, accepted: Accepted, reason: str) -> dict[str, Any] | None:
-        """Release a failed request's charge: under the channel's lock, the channel's charged total and its
-        model's usage go back down by the price, unless a claim row (not failed) already covers that charge
-        (then it stays charged, None). The stored voucher still covers the lower total."""
-        x = accepted.extra
-        key = {"chain": self.chain_id, "channel": x["channelId"]}
-        usage = {**key, "model": x["modelId"]}
+    def served(self, accepted: Accepted) -> None:
+        """The request's route produced its whole response: it is no longer in flight, so the claimer may
+        claim its charge (no lock needed: a deleted row only makes more of the charged total claimable)."""
         with self._connection() as conn:
-            if self.sqlite:
-                conn.exec_driver_sql("BEGIN IMMEDIATE")
             try:
-                charged = int(conn.execute(self._select, key).one()[0])
-                used = int(conn.execute(_SELECT_USAGE, usage).scalar() or 0)
-                claimed = sum(int(a) for a in conn.execute(_SELECT_CLAIMED, usage).scalars())
-                if used - accepted.amount < claimed or charged < accepted.amount:
-                    conn.rollback()
-                    return None
-                conn.execute(_RELEASE_STATE, {**key, "charged": str(charged - accepted.amount)})
-                conn.execute(_RELEASE_USAGE, {**usage, "charged": str(used - accepted.amount)})
+                conn.execute(_DELETE_REQUEST, {"id": accepted.extra["requestId"]})
                 conn.commit()
             except BaseException:
                 conn.rollback()
                 raise
+
+    def void(self, accepted: Accepted, reason: str) -> dict[str, Any] | None:
+        """Release a failed request's charge: under the channel's lock, its in-flight row goes and the
+        channel's charged total and its model's usage go back down by the price. The claimer never claims a
+        request in flight, so the charge is released (None, kept charged, only if a claim row covers it
+        all the same: a check, not a path the claimer takes). Already released as stale by the claimer:
+        nothing more to release. The stored voucher still covers the lower total."""
+        x = accepted.extra
+        with self._connection() as conn:
+            if self.sqlite:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            try:
+                charged = release(
+                    conn, self._select, self.chain_id, x["channelId"], x["modelId"], x["requestId"],
+                    accepted.amount,
+                )  # fmt: skip
+                conn.commit()
+            except BaseException:
+                conn.rollback()
+                raise
+        if charged is None:
+            return None
         return {
             "success": False,
             "errorReason": reason,
@@ -251,7 +282,7 @@ class BatchSettlementScheme:
                 "channelState": {
                     "channelId": x["channelId"],
                     "balance": x["balance"],
-                    "chargedCumulativeAmount": str(charged - accepted.amount),
+                    "chargedCumulativeAmount": str(charged),
                 },
             },
         }
@@ -332,6 +363,38 @@ class BatchSettlementScheme:
             raise reject("voucher_signature", "the voucher is not signed by the channel's payerAuthorizer")
         return config, channel_id, max_claimable, voucher["signature"]
 
+    def _corrective(
+        self,
+        conn: Connection,
+        config: ChannelConfig,
+        channel_id: str,
+        onchain: MirroredChannel,
+        charged: int,
+        signed_max: str,
+        signature: str,
+    ) -> dict[str, Any]:
+        """The corrective 402's requirement `extra` for a voucher that does not cover the channel's charged
+        total plus the price (the client lost its state, or another client of the channel paid meanwhile):
+        the channel's state and the latest voucher it accepted, with the field names of the official x402
+        SDK's batch-settlement server (`handle_enrich_payment_required_response`), so that the client can
+        check that voucher's signature is its own and resync to the charged total."""
+        claimed = [int(t) for t in conn.execute(_SELECT_TOTAL_CLAIMED, {
+            "chain": self.chain_id, "channel": channel_id}).scalars()]  # fmt: skip
+        available = onchain.withdrawal_available_at
+        extra: dict[str, Any] = {
+            "channelState": {
+                "channelId": channel_id,
+                "balance": str(onchain.balance),
+                "totalClaimed": str(max(claimed, default=0)),
+                "withdrawRequestedAt": available - config.withdraw_delay if available is not None else 0,
+                "refundNonce": "0",  # the PaymentRouter's refunds take no nonce
+                "chargedCumulativeAmount": str(charged),
+            }
+        }
+        if signature:  # a voucher was accepted before (a new channel has none)
+            extra["voucherState"] = {"signedMaxClaimable": signed_max, "signature": signature}
+        return extra
+
     # --- the locked charge ------------------------------------------------------------------------------
     def _charge(
         self,
@@ -341,7 +404,7 @@ class BatchSettlementScheme:
         max_claimable: int,
         signature: str,
         charge: Charge,
-    ) -> tuple[int, int, MirroredChannel]:
+    ) -> tuple[int, int, MirroredChannel, int]:
         onchain = mirrored_channel(conn, self.router, channel_id)
         if onchain.deposited == 0:
             raise reject(
@@ -374,6 +437,7 @@ class BatchSettlementScheme:
                 f"voucher maxClaimableAmount {max_claimable} must cover the channel's charged total "
                 f"{previous} "
                 f"plus this request's {charge.amount} = {charged}",
+                self._corrective(conn, config, channel_id, onchain, previous, str(row[2]), str(row[3])),
             )
         if charged > onchain.balance:
             raise reject(
@@ -386,4 +450,51 @@ class BatchSettlementScheme:
         usage = {**key, "model": charge.model_id.lower()}
         before = conn.execute(_SELECT_USAGE, usage).scalar()  # under the channel's lock, like the state row
         conn.execute(_UPSERT_USAGE, {**usage, "charged": str(int(before or 0) + charge.amount)})
-        return charged, requests + 1, onchain
+        request_id = int(
+            conn.execute(_INSERT_REQUEST, {**usage, "amount": str(charge.amount), "now": now}).scalar_one()
+        )
+        return charged, requests + 1, onchain, request_id
+
+
+def release(
+    conn: Connection, select: Any, chain_id: int, channel_id: str, model_id: str, request_id: int, amount: int
+) -> int | None:
+    """In the caller's transaction: lock the channel's row (`select`: the scheme's SELECT, FOR UPDATE on
+    PostgreSQL; SQLite: the caller began IMMEDIATE), delete the request's in-flight row and, if it was still
+    there, take its `amount` off the channel's charged total and its model's usage. Returns the channel's
+    charged total after, or None when a non-failed claim row already covers that charge (it stays charged)."""
+    key = {"chain": chain_id, "channel": channel_id}
+    usage = {**key, "model": model_id}
+    charged = int(conn.execute(select, key).one()[0])  # the channel's lock
+    if conn.execute(_DELETE_REQUEST, {"id": request_id}).rowcount == 0:
+        return charged  # released already (stale, by the claimer); the gateway voids only unserved requests
+    used = int(conn.execute(_SELECT_USAGE, usage).scalar() or 0)
+    claimed = sum(int(a) for a in conn.execute(_SELECT_CLAIMED, usage).scalars())
+    if used - amount < claimed or charged < amount:
+        return None
+    conn.execute(_RELEASE_STATE, {**key, "charged": str(charged - amount)})
+    conn.execute(_RELEASE_USAGE, {**usage, "charged": str(used - amount)})
+    return charged - amount
+
+
+def release_stale(engine: Engine, chain_id: int, before: int) -> int:
+    """Release every channel request of `chain_id` still in flight that was accepted before unix time `before`
+    (its API process was killed mid-request, or it ran past the serve timeout): as `void`, one locked
+    transaction per request. Returns how many were released."""
+    sqlite = engine.dialect.name == "sqlite"
+    select = text(_SELECT_STATE + ("" if sqlite else " FOR UPDATE"))
+    with engine.connect() as conn:
+        stale = list(conn.execute(_STALE_REQUESTS, {"chain": chain_id, "before": before}))
+    done = 0
+    for request_id, channel_id, model_id, amount in stale:
+        with engine.connect() as conn:
+            if sqlite:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            try:
+                release(conn, select, chain_id, str(channel_id), str(model_id), int(request_id), int(amount))
+                conn.commit()
+            except BaseException:
+                conn.rollback()
+                raise
+        done += 1
+    return done

@@ -4,11 +4,16 @@ transaction, sent through the outbox only.
 One round (`ChannelClaimer.run_once`):
 1. `outbox.process()`, then every pending `channel_claim` row takes its outbox row's outcome (confirmed, or
    failed: its amounts become claimable again).
-2. The channels to claim: charged beyond what non-failed claim rows cover, no claim of theirs in flight, and
+2. Requests in flight (`channel_request` rows) older than `serve_timeout_s` are released as void
+   (`backend.api.x402.channel.release_stale`: an API process killed mid-request; that request is not charged).
+3. The channels to claim: charged beyond what their requests in flight and their non-failed claim rows
+   cover (a request's charge is claimable only once its route has served it, so a request that ends void is
+   never claimed: the router lets the receiver claim any cumulative total up to the voucher's
+   `maxClaimableAmount`), no claim of theirs in flight, and
    either a withdrawal pending in the mirror (`ChannelWithdrawalRequested` without a later `ChannelWithdrawn`:
    claimed at once, before `availableAt` lets the payer take the unclaimed balance), or at least
    `min_requests` unclaimed requests, or `max_wait_s` passed since the last full round (or `force`).
-3. One row per (channel, model) with unclaimed charges, in order, each raising the channel's cumulative
+4. One row per (channel, model) with unclaimed served charges, in order, each raising the channel's cumulative
    `totalClaimed` (strictly increasing on chain) under the channel's latest voucher; at most `max_rows` rows.
    The rows and the outbox transaction are stored in one database transaction
    (`Outbox.enqueue(with_row=...)`) under the key `channelclaim:<chain>:<router>:<hash of the rows>`.
@@ -33,6 +38,7 @@ from eth_abi.abi import encode
 from eth_utils.crypto import keccak
 from sqlalchemy import Connection, Engine, text
 
+from backend.api.x402.channel import release_stale
 from backend.api.x402.channel_mirror import withdrawals_requested
 from backend.outbox import CONFIRMED, FAILED, PENDING, Outbox
 from cairn.core.channel import ChannelConfig
@@ -77,6 +83,7 @@ class ClaimLine:
 @dataclass
 class ClaimRound:
     settled: dict[str, int] = field(default_factory=dict)  # confirmed / failed claim rows this round
+    released: int = 0  # requests in flight past the serve timeout, released as void this round
     outbox_id: int | None = None
     key: str | None = None
     lines: list[ClaimLine] = field(default_factory=list)
@@ -100,6 +107,7 @@ class ChannelClaimer:
         min_requests: int = 1000,
         max_wait_s: float = 300.0,
         max_rows: int = 200,
+        serve_timeout_s: int = 300,
     ) -> None:
         self.engine = engine
         self.outbox = outbox
@@ -109,6 +117,7 @@ class ChannelClaimer:
         self.min_requests = min_requests
         self.max_wait_s = max_wait_s
         self.max_rows = max_rows
+        self.serve_timeout_s = serve_timeout_s
         self._last_full = time.monotonic()
 
     # --- one round ------------------------------------------------------------------------------------
@@ -116,6 +125,10 @@ class ChannelClaimer:
         result = ClaimRound()
         self.outbox.process()
         result.settled = self.settle()
+        result.released = release_stale(self.engine, self.chain_id, int(time.time()) - self.serve_timeout_s)
+        if result.released:
+            log.warning("released %d channel request(s) not served within %d s", result.released,
+                        self.serve_timeout_s)  # fmt: skip
         full = force or time.monotonic() - self._last_full >= self.max_wait_s
         with self.engine.connect() as conn:
             lines = self.due_lines(conn, full=full)
@@ -162,6 +175,22 @@ class ChannelClaimer:
     def due_lines(self, conn: Connection, *, full: bool) -> list[ClaimLine]:
         """The claim rows the next transaction would carry (see the module docstring)."""
         params = {"c": self.chain_id, "r": self.router_address}
+        # usage and requests in flight in one statement (one snapshot): a charge accepted, served or voided
+        # meanwhile is seen on both sides or on neither. Read before the states: a channel's charged total
+        # net of its requests in flight never decreases, and its latest voucher covers its charged total, so
+        # the voucher read after covers every total claimed here.
+        flying: dict[tuple[str, str], tuple[int, int]] = defaultdict(lambda: (0, 0))
+        charged_by: dict[tuple[str, str], tuple[int, int]] = {}
+        for ch, model, charged, requests, amount in conn.execute(
+            text("SELECT u.channel_id, u.model_id, u.charged, u.requests, r.amount FROM channel_usage u "
+                 "LEFT JOIN channel_request r ON r.chain_id = u.chain_id AND r.channel_id = u.channel_id "
+                 "AND r.model_id = u.model_id WHERE u.chain_id = :c ORDER BY u.channel_id, u.model_id"),
+            {"c": self.chain_id},
+        ):  # fmt: skip
+            charged_by[(ch, model)] = (int(charged), int(requests))
+            if amount is not None:
+                a, n = flying[(ch, model)]
+                flying[(ch, model)] = (a + int(amount), n + 1)
         states = {
             str(r[0]): r for r in conn.execute(
                 text("SELECT channel_id, payer, payer_authorizer, receiver_authorizer, token, "
@@ -169,7 +198,7 @@ class ChannelClaimer:
                      "WHERE chain_id = :c AND router = :r AND requests > 0 ORDER BY channel_id"), params)
         }  # fmt: skip
         claimed: dict[tuple[str, str], tuple[int, int]] = defaultdict(lambda: (0, 0))
-        in_flight: set[str] = set()
+        claiming: set[str] = set()  # channels with a claim transaction pending
         totals: dict[str, int] = defaultdict(int)
         for ch, model, amount, requests, total, state in conn.execute(
             text("SELECT channel_id, model_id, amount, requests, total_claimed, state FROM channel_claim "
@@ -179,20 +208,18 @@ class ChannelClaimer:
             claimed[(ch, model)] = (a + int(amount), n + int(requests))
             totals[ch] = max(totals[ch], int(total))
             if state == PENDING:
-                in_flight.add(ch)
+                claiming.add(ch)
         usage: dict[str, list[tuple[str, int, int]]] = defaultdict(list)
-        for ch, model, charged, requests in conn.execute(
-            text("SELECT channel_id, model_id, charged, requests FROM channel_usage WHERE chain_id = :c "
-                 "ORDER BY channel_id, model_id"), {"c": self.chain_id},
-        ):  # fmt: skip
+        for (ch, model), (charged, requests) in charged_by.items():
             a, n = claimed[(ch, model)]
-            if int(charged) > a:
-                usage[ch].append((model, int(charged) - a, int(requests) - n))
+            fa, fn = flying[(ch, model)]
+            if charged - fa > a:
+                usage[ch].append((model, charged - fa - a, requests - fn - n))
         urgent = set(withdrawals_requested(conn, self.router_address))
         lines: list[ClaimLine] = []
         order = sorted(usage, key=lambda c: (c not in urgent, c))  # channels being withdrawn first
         for ch in order:
-            if ch in in_flight or ch not in states:
+            if ch in claiming or ch not in states:
                 continue
             pending_requests = sum(n for _, _, n in usage[ch])
             if not (full or ch in urgent or pending_requests >= self.min_requests):

@@ -100,7 +100,11 @@ class Gateway:
         """Offer `scheme` in every 402 (in registration order) and accept payloads that name it."""
         self.schemes[scheme.name] = scheme
 
-    def payment_required(self, charge: Charge, error: str | None = None) -> dict[str, Any]:
+    def payment_required(
+        self, charge: Charge, error: str | None = None, enrich: tuple[str, dict[str, Any]] | None = None
+    ) -> dict[str, Any]:
+        """The PAYMENT-REQUIRED body; `enrich` = (scheme, fields): a corrective 402, whose requirement of that
+        scheme carries `fields` in its `extra` (e.g. a channel's `channelState` / `voucherState`)."""
         body: dict[str, Any] = {"x402Version": X402_VERSION}
         if error:
             body["error"] = error
@@ -109,11 +113,23 @@ class Gateway:
             "description": charge.description,
             "mimeType": self.mime_type,
         }
-        body["accepts"] = [s.requirement(charge) for s in self.schemes.values()]
+        accepts = [s.requirement(charge) for s in self.schemes.values()]
+        if enrich is not None:
+            for requirement in accepts:
+                if requirement["scheme"] == enrich[0]:
+                    requirement["extra"] = {**requirement.get("extra", {}), **enrich[1]}
+        body["accepts"] = accepts
         return body
 
-    def refuse(self, charge: Charge, message: str, reason: str | None = None) -> PaymentRequiredError:
-        return PaymentRequiredError(message, encode(self.payment_required(charge, reason)), reason=reason)
+    def refuse(
+        self,
+        charge: Charge,
+        message: str,
+        reason: str | None = None,
+        enrich: tuple[str, dict[str, Any]] | None = None,
+    ) -> PaymentRequiredError:
+        body = self.payment_required(charge, reason, enrich)
+        return PaymentRequiredError(message, encode(body), reason=reason)
 
     def pay(self, header: str | None, charge: Charge) -> tuple[Accepted, str]:
         """Verify and record the payment in `header` (blocking: RPC and database). Returns the accepted
@@ -137,14 +153,19 @@ class Gateway:
             inner = payload.get("payload")
             if not isinstance(inner, dict):
                 raise PaymentRejectedError("invalid_payload", "the payload has no scheme `payload` object")
-            paid = scheme.accept(inner, requirement, charge)
+            try:
+                paid = scheme.accept(inner, requirement, charge)
+            except PaymentRejectedError as exc:
+                if exc.extra:
+                    raise self.refuse(charge, exc.message, exc.reason, (scheme.name, exc.extra)) from None
+                raise
         except PaymentRejectedError as exc:
             raise self.refuse(charge, exc.message, exc.reason) from None
         return paid, encode(scheme.response(paid))
 
     def served(self, accepted: Accepted) -> None:
         """`accepted`'s route produced its whole response (blocking: database): the payment may be settled.
-        A scheme without a `served` step (channels: charged at acceptance) needs nothing."""
+        Channels: the request is no longer in flight, so its charge becomes claimable."""
         scheme = self.schemes.get(accepted.scheme)
         mark = getattr(scheme, "served", None)
         if mark is not None:
@@ -211,7 +232,8 @@ class PaymentResponseMiddleware:
     A process killed in between leaves the payment `accepted`: the settler voids it once it is older than
     `api_x402_serve_timeout_s` (backend.api.x402.settle), so an unserved request is never charged; the
     price of that rule is that a request served in full just before the kill, whose `served` mark was not
-    written, is not charged either."""
+    written, is not charged either. A channel request is the same: in flight until `served`, released by the
+    channel claimer past the serve timeout, never claimed while in flight."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app

@@ -16,9 +16,12 @@ class PaymentRejectedError(CairnError):
     http_status = 402
     exit_code = 3
 
-    def __init__(self, reason: str, message: str) -> None:
+    def __init__(self, reason: str, message: str, *, extra: dict[str, Any] | None = None) -> None:
         super().__init__(message, reason=reason)
         self.reason = reason  # machine-readable, e.g. "invalid_exact_evm_payload_signature"
+        # fields added to the rejecting scheme's requirement `extra` in the 402 (a corrective 402: e.g. a
+        # channel's current state, so that the client can resync and pay again)
+        self.extra = extra
 
 
 @dataclass(frozen=True)

@@ -60,4 +60,5 @@ def build_claimer(cfg: ApiSettings, chain: Chain, engine: Engine) -> ChannelClai
         router=chain.contract("PaymentRouter"),
         min_requests=cfg.api_channel_claim_min_requests,
         max_wait_s=cfg.api_channel_claim_max_wait_s,
+        serve_timeout_s=cfg.api_x402_serve_timeout_s,
     )
