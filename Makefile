@@ -51,6 +51,7 @@ test: build
 	@npx hardhat test solidity
 	@echo "== lint =="
 	@$(VENV)/bin/ruff check cairn indexer backend tests bench
+	@$(VENV)/bin/ruff format --check -q cairn indexer backend tests bench
 	@$(VENV)/bin/mypy cairn indexer backend
 	@$(VENV)/bin/lint-imports --no-cache
 	@tsc -p web/tsconfig.json
@@ -68,6 +69,7 @@ gas-snapshot: build
 
 lint: install
 	@$(VENV)/bin/ruff check cairn indexer backend tests bench
+	@$(VENV)/bin/ruff format --check -q cairn indexer backend tests bench
 	@$(VENV)/bin/mypy cairn indexer backend
 	@$(VENV)/bin/lint-imports --no-cache
 	@tsc -p web/tsconfig.json

@@ -19,7 +19,16 @@ from pathlib import Path
 RESULTS = Path(__file__).resolve().parent / "results.json"
 # Modules run in this order; each owner appends its module here.
 MODULES: list[str] = [
-    "epoch", "gas", "indexer", "api_fuzz", "relayer", "x402", "audit", "channels", "train", "api_load"
+    "epoch",
+    "gas",
+    "indexer",
+    "api_fuzz",
+    "relayer",
+    "x402",
+    "audit",
+    "channels",
+    "train",
+    "api_load",
 ]
 
 

@@ -10,8 +10,8 @@ Figures:
 - `paid_requests_per_settlement_tx`: requests covered by one `PaymentRouter.claim` transaction built by the
   claimer (CHANNELS channels x REQUESTS requests, all claimed in one transaction through the outbox);
   `gas_paid_request_channel`: that transaction's gasUsed / those requests.
-- `gateway_paid_rps`: paid requests/s through the real API (`backend.api.app:create_app` on uvicorn, loopback,
-  every middleware, the x402 gateway with both schemes; one uvicorn worker process per core, sharing the
+- `gateway_paid_rps`: paid requests/s through the real API (`cairn api --workers N`, loopback,
+  every middleware, the x402 gateway with both schemes; one worker process per core, sharing the
   SQLite database), AGENTS concurrent agents each paying its own channel in channel mode for
   `POST /v1/chat/completions` of the embedded model (trained on a demo corpus; `max_tokens` 8): every request
   carries a fresh voucher (PAYMENT-SIGNATURE), is verified and charged under the channel's lock, answered by
@@ -36,7 +36,7 @@ CHANNELS = int(os.environ.get("CAIRN_BENCH_CHANNELS", "10"))
 REQUESTS = int(os.environ.get("CAIRN_BENCH_CHANNEL_REQUESTS", "1000"))
 AGENTS = 64
 RPS_SECONDS = float(os.environ.get("CAIRN_BENCH_RPS_SECONDS", "10"))
-WORKERS = int(os.environ.get("CAIRN_BENCH_GATEWAY_WORKERS", str(os.cpu_count() or 2)))  # uvicorn processes
+WORKERS = int(os.environ.get("CAIRN_BENCH_GATEWAY_WORKERS", str(os.cpu_count() or 2)))  # API worker processes
 
 
 def _claims(world: object) -> dict[str, float]:

@@ -246,10 +246,7 @@ class RpcClient:
         def once() -> list[Any]:
             ids = [next(self._ids) for _ in calls]
             payload = orjson.dumps(
-                [
-                    {"jsonrpc": "2.0", "id": ids[i], "method": m, "params": p}
-                    for i, (m, p) in enumerate(calls)
-                ]
+                [{"jsonrpc": "2.0", "id": ids[i], "method": m, "params": p} for i, (m, p) in enumerate(calls)]
             )
             reply = self._post(payload)
             if not isinstance(reply, list) or len(reply) != len(calls):

@@ -93,9 +93,7 @@ def view_sql(dialect: str, tables: set[str]) -> dict[str, str]:
                     f"AND x.{owner_col} = u.owner AND (x.block_number > u.block_number OR "
                     f"(x.block_number = u.block_number AND x.log_index > u.log_index)))"
                 )
-        out["v_datasets"] = (
-            f"SELECT * FROM ({union}) u WHERE " + " AND ".join(lost) if lost else union
-        )
+        out["v_datasets"] = f"SELECT * FROM ({union}) u WHERE " + " AND ".join(lost) if lost else union
 
     parts = []
     null_num = "CAST(NULL AS NUMERIC)" if dialect == "postgresql" else "NULL"

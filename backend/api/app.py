@@ -73,6 +73,7 @@ log = logging.getLogger("cairn.api")
 
 DB_POOL_SIZE, DB_POOL_OVERFLOW = 10, 20  # per API process; requests in flight: half of it (`InFlightLimit`)
 
+
 def run_migrations(engine: Engine, deployment: Deployment) -> None:
     """Bring the indexer's tables (`ev_*`, cursor, views) and the backend's tables up to date.
 

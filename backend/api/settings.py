@@ -84,7 +84,6 @@ class RelaySettings(BaseSettings):
     )
 
 
-
 class ApiSettings(Settings):
     api_run_indexer: bool = Field(
         default=False, description="Run the indexer in a background thread of the API process."

@@ -296,7 +296,6 @@ def _split_point(conn: Connection) -> str | None:
 def _reduce_in_child(path: str, end_block: int, policy: Policy, refs: list[str], lo: str, send: Any) -> None:
     """Worker process: reduce the ids >= lo on a connection of its own and send the `_Part` back."""
     try:
-
         engine = make_engine(f"sqlite:///{path}", check=False)
         with engine.connect() as conn:
             part = _reduce_range(conn, end_block, policy, refs, lo, None)
@@ -343,7 +342,6 @@ def _reduce(conn: Connection, end_block: int, policy: Policy, refs: list[str]) -
 def inputs_from_conn(conn: Connection, epoch: int, end_block: int, policy: Policy) -> EpochInputs:
     missing = ensure_tables(conn)
     if missing:
-
         raise ConfigError(f"the indexer mirror lacks tables {', '.join(missing)}: run `cairn index` first")
     p = {"end": end_block}
     inp = EpochInputs(epoch=epoch)

@@ -51,5 +51,3 @@ def main() -> None:
             raise
         err.print(f"[bold red]internal error[/]: {type(exc).__name__}: {exc}", highlight=False)
         sys.exit(70)
-
-

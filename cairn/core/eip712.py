@@ -30,9 +30,7 @@ def _fields(declaration: str) -> list[Field]:
     return [{"name": name, "type": typ} for typ, name in (part.split() for part in declaration.split(","))]
 
 
-DOMAIN_FIELDS: list[Field] = _fields(
-    "string name,string version,uint256 chainId,address verifyingContract"
-)
+DOMAIN_FIELDS: list[Field] = _fields("string name,string version,uint256 chainId,address verifyingContract")
 _NONCE_DEADLINE = "uint256 nonce,uint256 deadline"  # every registry message ends with these
 _EIP3009 = "address from,address to,uint256 value,uint256 validAfter,uint256 validBefore,bytes32 nonce"
 

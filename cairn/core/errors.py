@@ -285,6 +285,8 @@ class SiweMalformedError(InvalidInputError):
     """The text is not an EIP-4361 message (its ABNF grammar refuses it)."""
 
     code = "siwe_malformed"
+
+
 # --- inference (backend/api/services/inference.py) ----------------------------------------------------------
 class ModelNotFoundError(NotFoundError):
     """No served model has this name (OpenAI's `model_not_found`): HTTP 404."""

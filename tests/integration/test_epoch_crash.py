@@ -249,10 +249,7 @@ def chain_state(w3: Any, dep_file: Path, epochs: int) -> dict[str, Any]:
     from cairn.core.deployment import load_deployment
 
     dep = load_deployment(dep_file)
-    c = {
-        n: dep.contract(w3, n)
-        for n in dep.contracts
-    }
+    c = {n: dep.contract(w3, n) for n in dep.contracts}
     dist, token = c["RewardDistributor"], c["RewardToken"]
     frm = dep.start_block
     proposed = [(lg.args.epoch, "0x" + bytes(lg.args.root).hex(), lg.args.totalCumulative)

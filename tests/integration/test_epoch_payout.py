@@ -64,7 +64,9 @@ def _accepted_epoch(anvil: Anvil, sqlite_url: str, tmp_path: Path) -> tuple[Web3
     registry = _contract(w3, dep, "ContributionRegistry")
     ids = [bytes([0x50 + i]) * 32 for i in range(len(OWNERS))]
     for key, cid in zip(OWNERS, ids, strict=True):
-        for step in dataset_calls(registry, Account.from_key(key).address, cid, 1, 1, b"\x01" * 32, "ipfs://p"):
+        for step in dataset_calls(
+            registry, Account.from_key(key).address, cid, 1, 1, b"\x01" * 32, "ipfs://p"
+        ):
             _send(w3, key, step)
     _send(w3, ANVIL_DEV_KEYS[0], registry.functions.attestBatch(ids, [6000, 7000, 8000, 9000, 9900]))
     _send(w3, ANVIL_DEV_KEYS[2], registry.functions.attestBatch(ids, [6000, 7000, 8000, 9000, 9900]))

@@ -22,6 +22,7 @@ from cairn.core.policy import load_policy
 
 EXAMPLES = 400 if os.environ.get("CI") == "true" else 150
 
+
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(case=histories())
 def test_sql_mirror_and_raw_events_give_identical_allocations(case: Any, tmp_path_factory: Any) -> None:

@@ -182,7 +182,11 @@ class Budget:
         tx = outbox_store.TX
         query = (
             select(
-                CHARGE.c.id, CHARGE.c.owner, CHARGE.c.reserved_gas, tx.c.status, tx.c.mined_hash,
+                CHARGE.c.id,
+                CHARGE.c.owner,
+                CHARGE.c.reserved_gas,
+                tx.c.status,
+                tx.c.mined_hash,
                 RELAY.c.owner_is_contract,
             )
             .select_from(

@@ -350,9 +350,12 @@ class Relayer:
         cap = min(self.guard.limits.wallet_gas_limit, self.gas_limit) if wallet else self.gas_limit
         committed = not msg.direct
         reason = simulate_reveal(call, registry, sender=self.address, gas=cap, committed=committed)
-        if reason is not None and wallet and simulate_reveal(
-            call, registry, sender=self.address, gas=self.gas_limit, committed=committed
-        ) is None:  # only the cap made it fail: the wallet costs more than the ceiling through the registry
+        if (
+            reason is not None
+            and wallet
+            and simulate_reveal(call, registry, sender=self.address, gas=self.gas_limit, committed=committed)
+            is None
+        ):  # only the cap made it fail: the wallet costs more than the ceiling through the registry
             raise RelayGasCeilingError(
                 f"the relayed {msg.kind} for contract wallet {owner} needs more gas, above the "
                 f"relayer's ceiling {cap} for contract wallets (its isValidSignature costs more through "
