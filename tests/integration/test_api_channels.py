@@ -13,8 +13,16 @@ from pathlib import Path
 
 import httpx
 import pytest
-from support.channels import CHAT, MODEL, PRICE, ChannelWorld, GatewayProcess, agent_key, build_world
-from x402 import x402Client
+from support.channels import (
+    CHAT,
+    MODEL,
+    PRICE,
+    ChannelWorld,
+    GatewayProcess,
+    agent_key,
+    build_world,
+    official_client,
+)
 from x402.http.clients.httpx import x402HttpxClient
 
 from backend.inference.training import model_id_of
@@ -35,12 +43,7 @@ def world(anvil: Anvil, tmp_path: Path, database_url: str) -> Iterator[ChannelWo
 
 
 def _pay_over_http(world: ChannelWorld, plugin: object, url: str, n: int) -> list[httpx.Response]:
-    client = x402Client()
-    client.register(f"eip155:{world.deployment.chain_id}", plugin)  # type: ignore[arg-type]
-    client.set_spend_controls({"allowed_assets": [{
-        "network": f"eip155:{world.deployment.chain_id}", "asset": world.token.address,
-        "max_amount_per_payment": str(10 * PRICE),
-    }]})  # fmt: skip
+    client = official_client(world, plugin)
 
     async def run() -> list[httpx.Response]:
         async with x402HttpxClient(client, timeout=30) as http:

@@ -16,8 +16,16 @@ from pathlib import Path
 import httpx
 import pytest
 from eth_account import Account
-from support.channels import CHAT, MODEL_NAME, PRICE, ChannelWorld, GatewayProcess, agent_key, build_world
-from x402 import x402Client
+from support.channels import (
+    CHAT,
+    MODEL_NAME,
+    PRICE,
+    ChannelWorld,
+    GatewayProcess,
+    agent_key,
+    build_world,
+    official_client,
+)
 from x402.http.clients.httpx import x402HttpxClient
 from x402.mechanisms.evm.batch_settlement.client import BatchSettlementEvmScheme
 from x402.mechanisms.evm.batch_settlement.client.config import BatchSettlementEvmSchemeOptions
@@ -43,16 +51,6 @@ def world(anvil: Anvil, tmp_path: Path) -> Iterator[ChannelWorld]:
         w.engine.dispose()
 
 
-def _official_client(world: ChannelWorld, plugin: object) -> x402Client:
-    client = x402Client()
-    client.register(f"eip155:{world.deployment.chain_id}", plugin)  # type: ignore[arg-type]
-    client.set_spend_controls({"allowed_assets": [{
-        "network": f"eip155:{world.deployment.chain_id}", "asset": world.token.address,
-        "max_amount_per_payment": str(10 * PRICE),
-    }]})  # fmt: skip
-    return client
-
-
 def test_official_client_with_the_plugin_pays_in_channel_mode(world: ChannelWorld, tmp_path: Path) -> None:
     agent = world.open_channel(agent_key(0), 100 * PRICE)
     world.index()
@@ -60,7 +58,7 @@ def test_official_client_with_the_plugin_pays_in_channel_mode(world: ChannelWorl
     try:
 
         async def run() -> list[httpx.Response]:
-            client = _official_client(world, agent.plugin)
+            client = official_client(world, agent.plugin)
             out = []
             async with x402HttpxClient(client, timeout=30) as http:
                 for _ in range(REQUESTS):

@@ -18,8 +18,15 @@ import httpx
 import pytest
 from eth_account import Account
 from sqlalchemy import text
-from support.channels import CHAT, PRICE, ChannelWorld, GatewayProcess, agent_key, build_world
-from x402 import x402Client
+from support.channels import (
+    CHAT,
+    PRICE,
+    ChannelWorld,
+    GatewayProcess,
+    agent_key,
+    build_world,
+    official_client,
+)
 from x402.http.clients.httpx import x402HttpxClient
 
 from cairn.agent.channel_client import CairnChannelScheme
@@ -38,20 +45,10 @@ def world(anvil: Anvil, tmp_path: Path) -> Iterator[ChannelWorld]:
         w.engine.dispose()
 
 
-def _official_client(world: ChannelWorld, plugin: CairnChannelScheme) -> x402Client:
-    client = x402Client()
-    client.register(f"eip155:{world.deployment.chain_id}", plugin)  # type: ignore[arg-type]
-    client.set_spend_controls({"allowed_assets": [{
-        "network": f"eip155:{world.deployment.chain_id}", "asset": world.token.address,
-        "max_amount_per_payment": str(10 * PRICE),
-    }]})  # fmt: skip
-    return client
-
-
 def _pay(world: ChannelWorld, url: str, plugin: CairnChannelScheme, n: int) -> list[httpx.Response]:
     async def run() -> list[httpx.Response]:
         out = []
-        async with x402HttpxClient(_official_client(world, plugin), timeout=30) as http:
+        async with x402HttpxClient(official_client(world, plugin), timeout=30) as http:
             for _ in range(n):
                 out.append(await http.post(url, json=CHAT))
         return out

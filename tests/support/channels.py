@@ -15,6 +15,7 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from sqlalchemy import Engine
 from web3 import Web3
+from x402 import x402Client
 
 from backend.api.app import run_migrations
 from backend.api.settings import ApiSettings
@@ -227,3 +228,15 @@ class GatewayProcess:
         except Exception:
             self.proc.kill()
             self.proc.wait()
+
+
+def official_client(world: ChannelWorld, plugin: object) -> x402Client:
+    """The official `x402Client` with `plugin` (our batch-settlement scheme) registered for the world's
+    chain and spend controls that allow the RewardToken up to 10 prices a payment (client configuration)."""
+    client = x402Client()
+    client.register(f"eip155:{world.deployment.chain_id}", plugin)  # type: ignore[arg-type]
+    client.set_spend_controls({"allowed_assets": [{
+        "network": f"eip155:{world.deployment.chain_id}", "asset": world.token.address,
+        "max_amount_per_payment": str(10 * PRICE),
+    }]})  # fmt: skip
+    return client
