@@ -12,7 +12,7 @@
  * (`cairn.datasets`), the price paid and the decoded PAYMENT-RESPONSE.
  */
 import uPlot from "uplot";
-import { createPublicClient, custom, parseAbi, type Address } from "viem";
+import { parseAbi, type Address } from "viem";
 import { ApiError, getJSON } from "../api/client";
 import { chainClock } from "../lib/clock";
 import {
@@ -20,6 +20,7 @@ import {
   type PaymentRequired, type SettleResponse,
 } from "../lib/x402";
 import { signer } from "../wallet/wallet";
+import { contract, reader } from "../wallet/contracts";
 import { routes } from "../api/routes";
 import type { PaymentList } from "../api/types";
 import { chainDate, short, tokens, withWei } from "../lib/format";
@@ -30,16 +31,6 @@ import { loadChannels, mountChannels } from "./channels";
 
 const tokenAbi = parseAbi(["function balanceOf(address account) view returns (uint256)"]);
 
-function contract(name: string): Address {
-  const addr = state.health?.contracts[name];
-  if (!addr) throw new Error(`The API does not list a ${name} contract.`);
-  return addr as Address;
-}
-
-function reader() {
-  if (!state.wallet) throw new Error("Connect a wallet first.");
-  return createPublicClient({ transport: custom(state.wallet.provider) });
-}
 
 const COLOURS = ["#2f6f4f", "#8a4f9e", "#c2662d", "#2d6fc2", "#9e2f4f"];
 let spendChart: uPlot | null = null;

@@ -25,7 +25,7 @@
  *   through another contract has no recoverable config: it is listed without actions.
  */
 import {
-  createPublicClient, custom, decodeFunctionData, pad, parseAbi, parseAbiItem, parseUnits, toHex,
+  decodeFunctionData, pad, parseAbi, parseAbiItem, parseUnits, toHex,
   type Address, type Hex,
 } from "viem";
 import { ApiError, getJSON } from "../api/client";
@@ -38,6 +38,7 @@ import { state } from "../state";
 import { $, busy, cell, el, showError } from "../ui/dom";
 import { describe } from "../ui/errors";
 import { signer } from "../wallet/wallet";
+import { contract, reader } from "../wallet/contracts";
 
 const SCHEME = "batch-settlement";
 
@@ -86,16 +87,6 @@ export interface ChannelConfig {
 /** Recovered configs by channel id (ids are per router and chain: a hash over its EIP-712 domain). */
 const configs = new Map<string, ChannelConfig>();
 
-function contract(name: string): Address {
-  const addr = state.health?.contracts[name];
-  if (!addr) throw new Error(`The API does not list a ${name} contract.`);
-  return addr as Address;
-}
-
-function reader() {
-  if (!state.wallet) throw new Error("Connect a wallet first.");
-  return createPublicClient({ transport: custom(state.wallet.provider) });
-}
 
 /** A decimal amount of tokens (18 decimals) typed in a field, as wei; a readable error otherwise. */
 function parseTokens(text: string, what: string): bigint {

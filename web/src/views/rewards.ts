@@ -13,7 +13,7 @@
  * server's relayer sends `claimFor`, the tokens go to the account), followed through `GET /v1/relays/{id}`.
  */
 import uPlot from "uplot";
-import { createPublicClient, custom, parseAbi, type Address } from "viem";
+import { parseAbi, type Address } from "viem";
 import { getJSON, postJSON } from "../api/client";
 import { routes } from "../api/routes";
 import type { Account, EpochList, MyClaims, MyRewards, RelayReceipt } from "../api/types";
@@ -21,6 +21,7 @@ import { chainDate, short, tokens, withWei } from "../lib/format";
 import { $, busy, cell, el, showError } from "../ui/dom";
 import { signedInAs, state } from "../state";
 import { signer } from "../wallet/wallet";
+import { contract, reader } from "../wallet/contracts";
 
 const distributorAbi = parseAbi([
   "function claim(uint256 cumulativeAmount, bytes32[] proof) returns (uint256)",
@@ -38,16 +39,6 @@ interface ProofAnswer {
   claimable_now: boolean;
 }
 
-function contract(name: string): Address {
-  const addr = state.health?.contracts[name];
-  if (!addr) throw new Error(`The API does not list a ${name} contract.`);
-  return addr as Address;
-}
-
-function reader() {
-  if (!state.wallet) throw new Error("Connect a wallet first.");
-  return createPublicClient({ transport: custom(state.wallet.provider) });
-}
 
 async function balance(address: Address): Promise<bigint> {
   return reader().readContract({
