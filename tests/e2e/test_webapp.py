@@ -646,9 +646,10 @@ CONTRIBUTIONS_PAGE = 20  # web/src/views/contribute.ts CONTRIBUTIONS_PAGE
 
 
 def test_signed_in_contributor_list_follows_next_cursor(tmp_path: Path, browser: Any) -> None:
-    """An account with more datasets than one page of `GET /v1/me/contributions` (registered in one
-    `registerDatasets`, so they share a block): the signed-in contributor view shows the first page, and
-    "Load more contributions" follows the API's `next_cursor` until every dataset is listed once."""
+    """An account with more datasets than one page (registered in one `registerDatasets`, so they share a
+    block): the contributor view shows the first page, and "Load more contributions" follows the API's
+    `next_cursor` until every dataset is listed once: the public `GET /v1/datasets?owner=` before sign-in,
+    then `GET /v1/me/contributions` signed in."""
     from playwright.sync_api import expect
 
     from cairn.core.registration import dataset_list_calls
@@ -675,11 +676,20 @@ def test_signed_in_contributor_list_follows_next_cursor(tmp_path: Path, browser:
             requested: list[str] = []
             page.on("request", lambda req: requested.append(req.url))
             connect(page)
-            sign_in(page, owner.address)
             body = page.locator("#my-contributions-body")
+            more = page.get_by_role("button", name="Load more contributions")
+            # connected, not signed in: the public pages of GET /v1/datasets?owner= are followed the same way
+            expect(body).to_have_attribute("data-source", "public", timeout=60_000)
+            expect(body.locator("tr")).to_have_count(CONTRIBUTIONS_PAGE, timeout=60_000)
+            more.click()
+            expect(body.locator("tr")).to_have_count(count)
+            expect(more).to_be_hidden()
+            public = [body.locator("tr").nth(i).get_attribute("data-content-hash") for i in range(count)]
+            assert sorted(public) == sorted(hashes), public
+            assert any("/v1/datasets?" in u and "cursor=" in u for u in requested), requested
+            sign_in(page, owner.address)
             expect(body).to_have_attribute("data-source", "me")
             expect(body.locator("tr")).to_have_count(CONTRIBUTIONS_PAGE, timeout=60_000)
-            more = page.get_by_role("button", name="Load more contributions")
             expect(more).to_be_visible()
             more.click()
             expect(body.locator("tr")).to_have_count(count)

@@ -10,10 +10,10 @@ import type { TypedDataDefinition } from "viem";
 import { ApiError, getJSON, postJSON, putBytes } from "../api/client";
 import { routes } from "../api/routes";
 import type {
-  Account,
   ContentStored,
   Contribution,
   Dataset,
+  DatasetPage,
   MyContributions,
   RelayReceipt,
   Score,
@@ -319,16 +319,20 @@ export async function loadContributions(address: string | null, more = false): P
       contributionsCursor = page.next;
       body.dataset.source = "me";
     } else {
-      const a = await getJSON<Account>(routes.account(address));
-      const datasets = a.datasets.slice(0, 50);
+      // not signed in as it: the public keyset pages of GET /v1/datasets?owner=, "Load more" follows them
+      const params = new URLSearchParams({ owner: address, limit: String(CONTRIBUTIONS_PAGE) });
+      if (more && contributionsCursor) params.set("cursor", contributionsCursor);
+      const page = await getJSON<DatasetPage>(routes.datasets(params));
       const scores = await Promise.all(
-        datasets.map((d) =>
+        page.items.map((d) =>
           getJSON<Contribution>(routes.contribution(d.content_hash)).then((c) => c.score).catch(() => null),
         ),
       );
       if (mine !== contributionsLoad) return;
-      body.replaceChildren(...datasets.map((d, i) => contributionRow(d, scores[i] === null ? "—" : scored(scores[i]!))));
-      contributionsCursor = null;
+      const rows = page.items.map((d, i) => contributionRow(d, scores[i] === null ? "—" : scored(scores[i]!)));
+      if (more) body.append(...rows);
+      else body.replaceChildren(...rows);
+      contributionsCursor = page.next_cursor;
       body.dataset.source = "public";
     }
     moreButton.hidden = contributionsCursor === null;
