@@ -112,6 +112,26 @@ def reject(reason: str, message: str, extra: dict[str, Any] | None = None) -> Pa
     return PaymentRejectedError(f"invalid_batch_settlement_evm_{reason}", message, extra=extra)
 
 
+def _select_state(sqlite: bool) -> Any:
+    """The channel row's read that takes its lock: FOR UPDATE on PostgreSQL (SQLite: BEGIN IMMEDIATE)."""
+    return text(_SELECT_STATE + ("" if sqlite else " FOR UPDATE"))
+
+
+@contextlib.contextmanager
+def _transaction(conn: Connection, immediate: bool) -> Iterator[Connection]:
+    """One write transaction on `conn`, committed on success and rolled back on any exception. `immediate`
+    (SQLite): take the database's write lock at the start (BEGIN IMMEDIATE), so the reads that follow are
+    already under it."""
+    if immediate:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    try:
+        yield conn
+        conn.commit()
+    except BaseException:
+        conn.rollback()
+        raise
+
+
 class BatchSettlementScheme:
     """`Scheme` for x402 `batch-settlement` on the PaymentRouter.
 
@@ -177,7 +197,7 @@ class BatchSettlementScheme:
             "assetTransferMethod": "eip3009",
         }
         self._channel_id = functools.lru_cache(maxsize=65536)(self.domain.channel_id)  # two keccaks saved
-        self._select = text(_SELECT_STATE + ("" if self.sqlite else " FOR UPDATE"))
+        self._select = _select_state(self.sqlite)
 
     # --- Scheme -------------------------------------------------------------------------------------
     def requirement(self, charge: Charge) -> dict[str, Any]:
@@ -202,17 +222,10 @@ class BatchSettlementScheme:
             raise reject("payload", "the batch-settlement payload must be an object")
         config, channel_id, max_claimable, signature = self.verify(inner)
         price = charge.amount
-        with self._connection() as conn:
-            if self.sqlite:
-                conn.exec_driver_sql("BEGIN IMMEDIATE")
-            try:
-                charged, requests, onchain, request_id = self._charge(
-                    conn, config, channel_id, max_claimable, signature, charge
-                )
-                conn.commit()
-            except BaseException:
-                conn.rollback()
-                raise
+        with self._connection() as conn, _transaction(conn, self.sqlite):
+            charged, requests, onchain, request_id = self._charge(
+                conn, config, channel_id, max_claimable, signature, charge
+            )
         return Accepted(
             scheme=SCHEME,
             payer=_checksum(config.payer),
@@ -256,13 +269,8 @@ class BatchSettlementScheme:
 
     def _delete_requests(self, ids: list[int]) -> None:
         marks, params = in_clause("r", ids)
-        with self._connection() as conn:
-            try:
-                conn.execute(text(f"DELETE FROM channel_request WHERE id IN {marks}"), params)
-                conn.commit()
-            except BaseException:
-                conn.rollback()
-                raise
+        with self._connection() as conn, _transaction(conn, immediate=False):  # the DELETE locks
+            conn.execute(text(f"DELETE FROM channel_request WHERE id IN {marks}"), params)
 
     def void(self, accepted: Accepted, reason: str) -> dict[str, Any] | None:
         """Release a failed request's charge: under the channel's lock, its in-flight row goes and the
@@ -271,18 +279,11 @@ class BatchSettlementScheme:
         all the same: a check, not a path the claimer takes). Already released as stale by the claimer:
         nothing more to release. The stored voucher still covers the lower total."""
         x = accepted.extra
-        with self._connection() as conn:
-            if self.sqlite:
-                conn.exec_driver_sql("BEGIN IMMEDIATE")
-            try:
-                charged = release(
-                    conn, self._select, self.chain_id, x["channelId"], x["modelId"], x["requestId"],
-                    accepted.amount,
-                )  # fmt: skip
-                conn.commit()
-            except BaseException:
-                conn.rollback()
-                raise
+        with self._connection() as conn, _transaction(conn, self.sqlite):
+            charged = release(
+                conn, self._select, self.chain_id, x["channelId"], x["modelId"], x["requestId"],
+                accepted.amount,
+            )  # fmt: skip
         if charged is None:
             return None
         return {
@@ -517,19 +518,10 @@ def release_stale(engine: Engine, chain_id: int, before: int) -> int:
     (its API process was killed mid-request, or it ran past the serve timeout): as `void`, one locked
     transaction per request. Returns how many were released."""
     sqlite = engine.dialect.name == "sqlite"
-    select = text(_SELECT_STATE + ("" if sqlite else " FOR UPDATE"))
+    select = _select_state(sqlite)
     with engine.connect() as conn:
         stale = list(conn.execute(_STALE_REQUESTS, {"chain": chain_id, "before": before}))
-    done = 0
     for request_id, channel_id, model_id, amount in stale:
-        with engine.connect() as conn:
-            if sqlite:
-                conn.exec_driver_sql("BEGIN IMMEDIATE")
-            try:
-                release(conn, select, chain_id, str(channel_id), str(model_id), int(request_id), int(amount))
-                conn.commit()
-            except BaseException:
-                conn.rollback()
-                raise
-        done += 1
-    return done
+        with engine.connect() as conn, _transaction(conn, sqlite):
+            release(conn, select, chain_id, str(channel_id), str(model_id), int(request_id), int(amount))
+    return len(stale)
